@@ -1,0 +1,53 @@
+"""A dataset ready for evaluation: inputs as float32 arrays, labels optional."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from core.spec import Task
+
+
+@dataclass
+class Dataset:
+    #: Inputs, shape (N, *sample_shape), float32 (or the dtype the model wants).
+    x: np.ndarray
+    #: Labels (N,) int64 for classification, (N,) or (N, k) float32 for regression; None if unlabelled.
+    y: np.ndarray | None
+    #: The task as far as the data can tell; the engine refines it with the model's outputs.
+    task: Task
+    spec: str  # e.g. "builtin:digits"
+    class_names: list[str] | None = None
+    preprocessing: str = "none"
+    #: A calibration pool that does not overlap x (e.g. the train split); None: draw from x.
+    calibration: np.ndarray | None = None
+    #: Per-sample image shape for showing inputs (e.g. (8, 8) or (H, W, 3)); None if not images.
+    image_shape: tuple[int, ...] | None = None
+    notes: list[str] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return int(self.x.shape[0])
+
+    def calibration_samples(self, n: int, seed: int = 0) -> np.ndarray:
+        """Up to ``n`` samples for calibrating static quantization, drawn reproducibly."""
+        pool = self.calibration if self.calibration is not None and len(self.calibration) else self.x
+        n = min(n, len(pool))
+        rng = np.random.default_rng(seed)
+        idx = np.sort(rng.choice(len(pool), size=n, replace=False))
+        return pool[idx]
+
+    def info(self) -> dict[str, Any]:
+        """The ``dataset`` block of the result JSON."""
+        return {
+            "spec": self.spec,
+            "samples": len(self),
+            "task": self.task.value,
+            "classes": len(self.class_names) if self.class_names else None,
+            "class_names": self.class_names,
+            "sample_shape": list(self.x.shape[1:]),
+            "preprocessing": self.preprocessing,
+            "has_labels": self.y is not None,
+            "notes": list(self.notes),
+        }

@@ -1,0 +1,240 @@
+"""What a study is asked to do: frozen dataclasses, choices as enums.
+
+A ``StudySpec`` is everything the engine needs; the window edits one, the
+command line parses one, and a saved project file is one written as JSON.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from dataclasses import asdict, dataclass, field
+from enum import Enum
+from typing import Any
+
+from core.errors import BadInput
+
+
+class Task(str, Enum):
+    AUTO = "auto"
+    CLASSIFICATION = "classification"
+    REGRESSION = "regression"
+    #: No labels: only fidelity against the baseline and latency are measured.
+    UNLABELLED = "unlabelled"
+
+
+class DatasetKind(str, Enum):
+    BUILTIN = "builtin"
+    NPZ = "npz"
+    CSV = "csv"
+    FOLDER = "folder"
+    SYNTHETIC = "synthetic"
+
+
+class TimingMode(str, Enum):
+    #: Stop when the 95 % interval of the median is within +-3 %.
+    QUICK = "quick"
+    #: Stop when it is within +-1 %, or at the sample cap.
+    THOROUGH = "thorough"
+
+
+class Device(str, Enum):
+    CPU = "cpu"
+    CUDA = "cuda"
+
+
+@dataclass(frozen=True)
+class Preprocess:
+    """How images from a folder become model input; shown to the user."""
+
+    size: tuple[int, int] | None = None  # (height, width); None: the model's input size
+    channels: int | None = None  # 1 or 3; None: the model's channel count
+    scale: float = 1.0 / 255.0
+    mean: tuple[float, ...] = (0.0,)
+    std: tuple[float, ...] = (1.0,)
+    preset: str = "unit"  # "unit" (0..1), "imagenet", "custom"
+
+    @classmethod
+    def imagenet(cls) -> Preprocess:
+        return cls(mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225), preset="imagenet")
+
+    def describe(self) -> str:
+        size = f"{self.size[0]}x{self.size[1]}" if self.size else "model input size"
+        if self.preset == "imagenet":
+            norm = "ImageNet mean/std"
+        elif self.preset == "unit":
+            norm = "pixels scaled to 0..1"
+        else:
+            norm = f"x*{self.scale:g}, mean {list(self.mean)}, std {list(self.std)}"
+        return f"resize to {size}, {norm}"
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    kind: DatasetKind
+    location: str = ""  # builtin name, file/folder path, or sample count for synthetic
+    label_column: str | None = None  # csv only; default is the last column
+    task: Task = Task.AUTO
+    preprocess: Preprocess | None = None  # folder only; None means the default preset
+    limit: int | None = None  # evaluate at most this many samples
+
+    @classmethod
+    def parse(cls, text: str) -> DatasetSpec:
+        """Parse ``builtin:digits``, ``npz:PATH``, ``csv:PATH``, ``folder:PATH``, ``synthetic:N``."""
+        kind_text, sep, rest = text.partition(":")
+        try:
+            kind = DatasetKind(kind_text.strip().lower())
+        except ValueError:
+            kinds = ", ".join(k.value for k in DatasetKind)
+            raise BadInput(
+                f"--dataset {text!r}: unknown dataset kind {kind_text!r} (use one of {kinds}, e.g. builtin:digits)."
+            ) from None
+        if not sep or not rest:
+            raise BadInput(f"--dataset {text!r}: missing the part after '{kind.value}:'.")
+        label_column = None
+        if kind is DatasetKind.CSV and "#label=" in rest:
+            rest, _, label_column = rest.partition("#label=")
+        if kind is DatasetKind.SYNTHETIC:
+            try:
+                n = int(rest)
+            except ValueError:
+                raise BadInput(f"--dataset {text!r}: synthetic needs a sample count, e.g. synthetic:256.") from None
+            if n <= 0:
+                raise BadInput(f"--dataset {text!r}: the sample count must be positive.")
+        return cls(kind=kind, location=rest, label_column=label_column or None)
+
+    def describe(self) -> str:
+        text = f"{self.kind.value}:{self.location}"
+        if self.label_column:
+            text += f"#label={self.label_column}"
+        return text
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    path: str
+    #: Architecture for a bare state dict: "demo" or "torchvision:NAME".
+    arch: str | None = None
+    #: The user explicitly trusted this file to contain code (TorchScript, pickled modules).
+    trusted: bool = False
+
+
+@dataclass(frozen=True)
+class SchemeSpec:
+    """A scheme id with its parameters, e.g. ``ort-int8-static:samples=100``."""
+
+    id: str
+    params: tuple[tuple[str, str], ...] = ()
+
+    @classmethod
+    def parse(cls, text: str) -> SchemeSpec:
+        scheme_id, _, rest = text.strip().partition(":")
+        params: list[tuple[str, str]] = []
+        if rest:
+            for item in rest.split(","):
+                key, eq, value = item.partition("=")
+                if not eq or not key.strip():
+                    raise BadInput(f"--scheme {text!r}: parameter {item!r} is not written as key=value.")
+                params.append((key.strip(), value.strip()))
+        if not scheme_id:
+            raise BadInput(f"--scheme {text!r}: the scheme id is empty.")
+        return cls(id=scheme_id, params=tuple(params))
+
+    def param(self, key: str, default: str | None = None) -> str | None:
+        for k, v in self.params:
+            if k == key:
+                return v
+        return default
+
+    @property
+    def label(self) -> str:
+        if not self.params:
+            return self.id
+        return self.id + ":" + ",".join(f"{k}={v}" for k, v in self.params)
+
+
+@dataclass(frozen=True)
+class VariantSpec:
+    """One row of the comparison: a scheme applied to the model, or a file made elsewhere."""
+
+    scheme: SchemeSpec | None = None
+    path: str | None = None  # an already-quantized file of the same model
+    trusted: bool = False
+
+    def __post_init__(self) -> None:
+        if (self.scheme is None) == (self.path is None):
+            raise ValueError("a VariantSpec has either a scheme or a path")
+
+    @property
+    def label(self) -> str:
+        if self.scheme is not None:
+            return self.scheme.label
+        return "file:" + os.path.basename(self.path or "")
+
+
+def default_threads() -> int:
+    """Leave one core to the window and the rest of the machine."""
+    return max(1, (os.cpu_count() or 2) - 1)
+
+
+@dataclass(frozen=True)
+class TimingSpec:
+    threads: int | None = None  # None: default_threads()
+    mode: TimingMode = TimingMode.QUICK
+    batch_size: int = 1
+    warmup_runs: int = 5
+    warmup_s: float = 0.1
+    min_samples: int = 30
+    max_samples: int = 5000
+    max_time_s: float = 2.0
+    #: Aim for about this many ms between LatencySamples events.
+    report_every_ms: float = 50.0
+
+    @property
+    def resolved_threads(self) -> int:
+        return self.threads if self.threads else default_threads()
+
+    @property
+    def target_ci_rel(self) -> float:
+        return 0.03 if self.mode is TimingMode.QUICK else 0.01
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    """Verdict thresholds (DESIGN.md defaults); fractions, not percent."""
+
+    accuracy_drop_good: float = 0.01
+    accuracy_drop_bad: float = 0.05
+    size_reduction_good: float = 0.50
+    latency_reduction_good: float = 0.30
+    #: Slower than the baseline by more than this is "bad" for speed.
+    latency_increase_bad: float = 0.10
+
+
+def _new_study_id() -> str:
+    return uuid.uuid4().hex[:12]
+
+
+@dataclass(frozen=True)
+class StudySpec:
+    model: ModelSpec
+    dataset: DatasetSpec
+    variants: tuple[VariantSpec, ...] = ()
+    timing: TimingSpec = TimingSpec()
+    thresholds: Thresholds = Thresholds()
+    device: Device = Device.CPU
+    seed: int = 0
+    study_id: str = field(default_factory=_new_study_id)
+
+    def to_dict(self) -> dict[str, Any]:
+        return _plain(asdict(self))
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, Enum):
+        return value.value
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
