@@ -117,6 +117,8 @@ class ModelSpec:
     arch: str | None = None
     #: The user explicitly trusted this file to contain code (TorchScript, pickled modules).
     trusted: bool = False
+    #: Input shape with batch first, for formats that do not record it (TorchScript, state dicts).
+    input_shape: tuple[int, ...] | None = None
 
 
 @dataclass(frozen=True)

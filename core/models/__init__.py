@@ -1,0 +1,39 @@
+"""Model loading, by content: ``load_model(ModelSpec) -> LoadedModel``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from core.errors import BadInput
+from core.models.detect import FileKind, detect_file
+from core.models.loaded import LoadedModel, ModelFormat, TensorInfo
+from core.spec import ModelSpec
+
+__all__ = ["LoadedModel", "ModelFormat", "TensorInfo", "load_model", "detect_file", "FileKind"]
+
+
+def load_model(spec: ModelSpec) -> LoadedModel:
+    """Load the file ``spec.path`` whatever its extension says; BadInput names the file and the problem."""
+    path = Path(spec.path).expanduser()
+    kind = detect_file(path)
+    if kind is FileKind.ONNX:
+        from core.models.onnx_model import load_onnx
+
+        return load_onnx(path)
+    if kind in (FileKind.TORCH_ZIP, FileKind.TORCH_LEGACY):
+        from core.models.torch_model import load_state_dict_model
+
+        return load_state_dict_model(path, spec.arch, spec.input_shape)
+    if kind is FileKind.TORCHSCRIPT:
+        from core.models.torch_model import load_torchscript
+
+        return load_torchscript(path, spec.trusted, spec.input_shape)
+    if kind is FileKind.TORCH_EXPORT:
+        from core.models.torch_model import load_torch_export
+
+        return load_torch_export(path, spec.trusted, spec.input_shape)
+    if kind is FileKind.TFLITE:
+        from core.models.tflite_model import load_tflite
+
+        return load_tflite(path)
+    raise BadInput(f"{path}: unsupported model format {kind.value}.")

@@ -1,0 +1,266 @@
+"""The ``quantbench`` command: the window by default, ``run`` and ``schemes`` headless.
+
+Exit codes: 0 done; 2 bad input (one sentence on stderr, no traceback);
+1 internal error; 130 cancelled. Nothing heavy is imported before it is needed,
+so ``quantbench --help`` answers at once.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any, Sequence
+
+from core.errors import BadInput
+
+EXIT_OK, EXIT_INTERNAL, EXIT_BAD_INPUT, EXIT_CANCELLED = 0, 1, 2, 130
+_SUBCOMMANDS = ("run", "schemes")
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one sentence and exit code 2."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        sys.stderr.write(f"quantbench: {message} (see quantbench {self.prog.split()[-1] if ' ' in self.prog else ''} --help).\n".replace("  ", " "))
+        raise SystemExit(EXIT_BAD_INPUT)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="quantbench",
+        description="See what quantizing a model costs and buys. Without a subcommand, opens the window.",
+    )
+    parser.add_argument("--version", action="version", version="quantbench 0.1.0")
+    parser.add_argument("--demo", action="store_true", help="open the window on the bundled demo and start the study")
+    parser.add_argument("--screenshot", metavar="FILE.png", help="with --demo: render the finished window to FILE.png and exit")
+    parser.add_argument("model", nargs="?", help="a model file to open in the window")
+    sub = parser.add_subparsers(dest="command", parser_class=_Parser, metavar="{run,schemes}")
+
+    run = sub.add_parser("run", help="run a study headless and print the comparison table")
+    src = run.add_mutually_exclusive_group(required=True)
+    src.add_argument("--model", metavar="PATH", help="the trained model (ONNX, PyTorch state dict, TorchScript, torch.export, TFLite)")
+    src.add_argument("--demo", action="store_true", help="the bundled digits CNN on its test split with every scheme")
+    run.add_argument("--arch", help="architecture of a state dict: demo or torchvision:NAME")
+    run.add_argument("--input-shape", metavar="N,C,H,W", help="input shape when the file does not record it")
+    run.add_argument("--trust", action="append", default=[], metavar="FILE", help="run code in FILE (TorchScript, torch.export); only for files you trust")
+    run.add_argument("--scheme", action="append", default=[], metavar="ID[:k=v,...]", help="a scheme to apply (repeatable; see `quantbench schemes`)")
+    run.add_argument("--variant", action="append", default=[], metavar="PATH", help="an already-quantized file of the same model to compare (repeatable)")
+    run.add_argument("--dataset", metavar="SPEC", help="builtin:digits, npz:PATH, csv:PATH[#label=COL], folder:PATH or synthetic:N")
+    run.add_argument("--task", choices=["auto", "classification", "regression"], default="auto")
+    run.add_argument("--limit", type=int, metavar="N", help="evaluate at most N samples")
+    run.add_argument("--json", metavar="FILE", help="write the result contract (schema_version 1) to FILE")
+    run.add_argument("--threads", type=int, metavar="N", help="intra-op threads (default: all cores but one)")
+    run.add_argument("--timing", choices=["quick", "thorough"], default="quick", help="stopping rule: median CI within 3%% (quick) or 1%% (thorough)")
+    run.add_argument("--max-time", type=float, default=2.0, metavar="S", help="timing budget per variant in seconds (default 2)")
+    run.add_argument("--batch-size", type=int, default=1, metavar="N", help="samples per timed call (default 1)")
+    run.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
+    run.add_argument("--seed", type=int, default=0)
+    run.add_argument("--accuracy-good", type=float, default=1.0, metavar="PT", help="accuracy drop under PT points is good (default 1)")
+    run.add_argument("--accuracy-bad", type=float, default=5.0, metavar="PT", help="accuracy drop over PT points is bad (default 5)")
+    run.add_argument("--size-good", type=float, default=50.0, metavar="PCT", help="size reduced by PCT%% or more is good (default 50)")
+    run.add_argument("--speed-good", type=float, default=30.0, metavar="PCT", help="latency reduced by PCT%% or more is good (default 30)")
+    run.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
+
+    sub.add_parser("schemes", help="list the scheme catalogue with what each needs")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    wants_help = any(a in ("-h", "--help", "--version") for a in argv)
+    if not any(a in _SUBCOMMANDS for a in argv) and not wants_help:
+        from qtapp.app import main as window_main
+
+        return window_main(argv)
+    args = build_parser().parse_args(argv)
+    try:
+        if args.command == "schemes":
+            return _cmd_schemes()
+        if args.command == "run":
+            return _cmd_run(args)
+    except BadInput as exc:
+        sys.stderr.write(f"quantbench: {exc}\n")
+        return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        sys.stderr.write("quantbench: cancelled.\n")
+        return EXIT_CANCELLED
+    except Exception as exc:  # an internal error: still one line, plus where to look
+        sys.stderr.write(f"quantbench: internal error: {type(exc).__name__}: {exc}\n")
+        if os.environ.get("QUANTBENCH_DEBUG"):
+            raise
+        return EXIT_INTERNAL
+    build_parser().print_help()
+    return EXIT_OK
+
+
+def _cmd_schemes() -> int:
+    from core.schemes import catalogue
+
+    for scheme in catalogue():
+        info = scheme.info
+        print(f"{info.id:<22} {info.description}")
+        print(f"{'':<22} needs: {info.needs}")
+        for p in info.params:
+            choices = f" ({'|'.join(p.choices)})" if p.choices else ""
+            print(f"{'':<22}   {p.name}={p.default}{choices}: {p.help}")
+    return EXIT_OK
+
+
+def spec_from_args(args: argparse.Namespace) -> Any:
+    """Turn `quantbench run` options into a StudySpec; BadInput names the option at fault."""
+    from core.spec import (
+        DatasetSpec, Device, ModelSpec, SchemeSpec, StudySpec, Task, Thresholds, TimingMode, TimingSpec, VariantSpec,
+    )
+
+    trusted = {str(Path(t).expanduser().resolve()) for t in args.trust}
+    if args.threads is not None and args.threads < 1:
+        raise BadInput("--threads must be at least 1.")
+    if args.batch_size < 1:
+        raise BadInput("--batch-size must be at least 1.")
+    if args.max_time <= 0:
+        raise BadInput("--max-time must be positive.")
+    if args.limit is not None and args.limit < 1:
+        raise BadInput("--limit must be at least 1.")
+    timing = TimingSpec(
+        threads=args.threads, mode=TimingMode(args.timing), batch_size=args.batch_size, max_time_s=args.max_time
+    )
+    thresholds = Thresholds(
+        accuracy_drop_good=args.accuracy_good / 100, accuracy_drop_bad=args.accuracy_bad / 100,
+        size_reduction_good=args.size_good / 100, latency_reduction_good=args.speed_good / 100,
+    )
+    if args.demo:
+        from core.engine import DEMO_SCHEMES, demo_study_spec
+
+        base = demo_study_spec(timing)
+        model = base.model
+        dataset = base.dataset if not args.dataset else DatasetSpec.parse(args.dataset)
+        schemes = args.scheme or list(DEMO_SCHEMES[1:])
+    else:
+        shape = None
+        if args.input_shape:
+            try:
+                shape = tuple(int(d) for d in args.input_shape.split(","))
+            except ValueError:
+                raise BadInput(f"--input-shape {args.input_shape!r} must be integers separated by commas, e.g. 1,3,224,224.") from None
+        path = str(Path(args.model).expanduser())
+        model = ModelSpec(path=path, arch=args.arch, trusted=str(Path(path).resolve()) in trusted, input_shape=shape)
+        if not args.dataset:
+            raise BadInput("--dataset is required with --model (e.g. npz:val.npz, or synthetic:256 for latency only).")
+        dataset = DatasetSpec.parse(args.dataset)
+        from core.engine import DEMO_SCHEMES
+
+        schemes = args.scheme or list(DEMO_SCHEMES[1:])
+    dataset = _with(dataset, task=Task(args.task), limit=args.limit)
+    from core.schemes import get_scheme
+
+    variants = []
+    for text in schemes:
+        s = SchemeSpec.parse(text)
+        get_scheme(s.id)  # unknown ids are bad input before anything runs
+        if s.id != "fp32":
+            variants.append(VariantSpec(scheme=s))
+    for p in args.variant:
+        resolved = str(Path(p).expanduser().resolve())
+        if not Path(resolved).exists():
+            raise BadInput(f"--variant {p}: no such file.")
+        variants.append(VariantSpec(path=str(Path(p).expanduser()), trusted=resolved in trusted))
+    return StudySpec(
+        model=model, dataset=dataset, variants=tuple(variants), timing=timing, thresholds=thresholds,
+        device=Device(args.device), seed=args.seed,
+    )
+
+
+def _with(obj: Any, **changes: Any) -> Any:
+    from dataclasses import replace
+
+    return replace(obj, **changes)
+
+
+def _check_writable(option: str, path: str) -> Path:
+    out = Path(path).expanduser()
+    folder = out.parent if str(out.parent) else Path(".")
+    if out.is_dir():
+        raise BadInput(f"{option} {path} is a folder; give a file name.")
+    if not folder.exists():
+        raise BadInput(f"{option} {path}: the folder {folder} does not exist.")
+    if not os.access(folder, os.W_OK):
+        raise BadInput(f"{option} {path}: the folder {folder} is not writable.")
+    return out
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Write via a temporary file in the same folder, so a reader never sees half a file."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=str(path.parent))
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from core.cancel import CancelToken
+    from core.engine import run_study
+    from core.events import Progress, StudyFinished, StudyStarted, VariantFailed, VariantFinished, VariantStarted
+    from core.report import format_table
+
+    json_path = _check_writable("--json", args.json) if args.json else None
+    spec = spec_from_args(args)
+    cancel = CancelToken()
+    previous = signal.signal(signal.SIGINT, lambda *_: cancel.cancel())
+    finished = None
+    n_variants = 0
+    last_stage: tuple[str, str] | None = None
+    try:
+        for event in run_study(spec, cancel):
+            if isinstance(event, StudyStarted):
+                n_variants = len(event.variants)
+                _say(args, f"model {event.model['format']} {event.model['path']} ({event.model['params']:,} params); "
+                           f"dataset {event.dataset['spec']}: {event.dataset['samples']} samples, {event.dataset['task']}")
+                for label, notes in event.advice.items():
+                    for note in notes:
+                        _say(args, f"advice for {label}: {note}")
+            elif isinstance(event, VariantStarted):
+                _say(args, f"[{event.index + 1}/{n_variants}] {event.label}")
+                last_stage = None
+            elif isinstance(event, Progress):
+                key = (event.label, event.stage)
+                if key != last_stage:
+                    _say(args, f"    {event.message}")
+                    last_stage = key
+            elif isinstance(event, VariantFinished):
+                r = event.result
+                _say(args, f"    done: p50 {r.latency.p50:.3f} ms, {r.size_bytes:,} bytes" if r.latency else "    done")
+            elif isinstance(event, VariantFailed):
+                _say(args, f"    {event.error}")
+            elif isinstance(event, StudyFinished):
+                finished = event
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if finished is None:
+        return EXIT_INTERNAL
+    print(format_table(finished.result))
+    if json_path is not None:
+        write_atomic(json_path, json.dumps(finished.result.to_json_dict(), indent=1, allow_nan=False))
+        _say(args, f"wrote {json_path}")
+    return EXIT_CANCELLED if finished.cancelled else EXIT_OK
+
+
+def _say(args: argparse.Namespace, text: str) -> None:
+    if not args.quiet:
+        sys.stderr.write(text + "\n")
+        sys.stderr.flush()
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

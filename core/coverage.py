@@ -1,0 +1,119 @@
+"""Count what a scheme actually changed, on the graph that will really run."""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+# Compute ops by the arithmetic they run. Op types are matched without their domain.
+_INT_CONV = {"QLinearConv", "ConvInteger", "NhwcQLinearConv"}
+_FLOAT_CONV = {"Conv", "FusedConv", "ConvTranspose", "NhwcConv", "NhwcFusedConv"}
+_INT_MATMUL = {
+    "QLinearMatMul", "MatMulInteger", "DynamicQuantizeMatMul", "MatMulIntegerToFloat", "QGemm",
+    "MatMulNBits", "QAttention", "DynamicQuantizeLSTM", "QLinearAdd",
+}
+_FLOAT_MATMUL = {"MatMul", "Gemm", "FusedMatMul", "FusedGemm", "LSTM", "GRU", "Attention"}
+_CONVERSIONS = {
+    "QuantizeLinear", "DequantizeLinear", "DynamicQuantizeLinear", "Cast", "ReorderInput", "ReorderOutput",
+}
+
+
+def ort_graph_coverage(model_path: Path, threads: int, workdir: Path) -> dict[str, Any]:
+    """Op counts of the session's optimized graph for ``model_path`` (what ONNX Runtime will execute)."""
+    import onnx
+    import onnxruntime as ort
+
+    from core.runtimes.ort_runner import session_options
+
+    optimized = workdir / (model_path.stem + ".optimized.onnx")
+    try:
+        ort.InferenceSession(
+            str(model_path), sess_options=session_options(threads, optimized, "all"), providers=["CPUExecutionProvider"]
+        )
+        graph_note = "optimized graph (ORT_ENABLE_ALL)"
+    except Exception:  # some layout-specific graphs cannot be written out; the extended level always can
+        ort.InferenceSession(
+            str(model_path), sess_options=session_options(threads, optimized, "extended"), providers=["CPUExecutionProvider"]
+        )
+        graph_note = "optimized graph (ORT_ENABLE_EXTENDED)"
+    model = onnx.load(str(optimized), load_external_data=False)
+    counts = Counter(node.op_type for node in model.graph.node)
+    try:
+        optimized.unlink()
+        for extra in workdir.glob(optimized.name + "*.data"):
+            extra.unlink()
+    except OSError:
+        pass
+    return summarize_op_counts(dict(counts), graph_note)
+
+
+def onnx_file_op_counts(model_path: Path) -> dict[str, int]:
+    """Op counts of the ONNX file as written (before ONNX Runtime optimizes it)."""
+    import onnx
+
+    model = onnx.load(str(model_path), load_external_data=False)
+    return dict(Counter(node.op_type for node in model.graph.node))
+
+
+def summarize_op_counts(counts: dict[str, int], graph_note: str) -> dict[str, Any]:
+    int_conv = sum(v for k, v in counts.items() if k in _INT_CONV)
+    float_conv = sum(v for k, v in counts.items() if k in _FLOAT_CONV)
+    int_mm = sum(v for k, v in counts.items() if k in _INT_MATMUL)
+    float_mm = sum(v for k, v in counts.items() if k in _FLOAT_MATMUL)
+    conversions = {k: v for k, v in counts.items() if k in _CONVERSIONS}
+    transposes = counts.get("Transpose", 0)
+    compute = int_conv + float_conv + int_mm + float_mm
+    integer = int_conv + int_mm
+    parts = []
+    if int_conv + float_conv:
+        parts.append(f"{int_conv} of {int_conv + float_conv} Conv as integer kernels")
+    if int_mm + float_mm:
+        parts.append(f"{int_mm} of {int_mm + float_mm} MatMul/Gemm as integer kernels")
+    if conversions:
+        parts.append(", ".join(f"{v} {k}" for k, v in sorted(conversions.items())))
+    if transposes:
+        parts.append(f"{transposes} Transpose")
+    return {
+        "summary": "; ".join(parts) if parts else "no Conv/MatMul in the graph",
+        "graph": graph_note,
+        "ops": dict(sorted(counts.items())),
+        "integer_compute_ops": integer,
+        "float_compute_ops": compute - integer,
+        "conv_integer": int_conv,
+        "conv_float": float_conv,
+        "matmul_integer": int_mm,
+        "matmul_float": float_mm,
+        "conversions": sum(conversions.values()),
+        "transposes": transposes,
+        "integer_fraction": (integer / compute) if compute else None,
+    }
+
+
+def torch_module_coverage(module: Any) -> dict[str, Any]:
+    """Count layers of a PyTorch module by kind: quantized, sparse, float."""
+    kinds: Counter[str] = Counter()
+    quantized: Counter[str] = Counter()
+    for sub in module.modules():
+        name = type(sub).__name__
+        qualified = type(sub).__module__
+        if "quantized" in qualified:
+            quantized[name] += 1
+        elif name in ("Conv1d", "Conv2d", "Conv3d", "Linear", "LSTM", "GRU", "ConvTranspose2d"):
+            kinds[name] += 1
+    total_q = sum(quantized.values())
+    total_f = sum(kinds.values())
+    parts = []
+    if total_q:
+        parts.append(f"{total_q} of {total_q + total_f} layers quantized ({', '.join(f'{v} {k}' for k, v in sorted(quantized.items()))})")
+    if total_f:
+        parts.append(f"{total_f} stay float ({', '.join(f'{v} {k}' for k, v in sorted(kinds.items()))})")
+    return {
+        "summary": "; ".join(parts) if parts else "no Conv/Linear/RNN layers",
+        "graph": "PyTorch module tree",
+        "quantized_layers": total_q,
+        "float_layers": total_f,
+        "quantized": dict(quantized),
+        "float": dict(kinds),
+        "integer_fraction": total_q / (total_q + total_f) if total_q + total_f else None,
+    }

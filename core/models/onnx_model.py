@@ -1,0 +1,128 @@
+"""Load ONNX models, with external data checked to stay inside the model's folder."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from core.errors import BadInput
+from core.models.loaded import LoadedModel, ModelFormat, TensorInfo
+
+
+def load_onnx(path: Path) -> LoadedModel:
+    import onnx
+
+    try:
+        model = onnx.load(str(path), load_external_data=False)
+    except Exception as exc:  # protobuf decode errors have many types
+        raise BadInput(f"{path} could not be read as ONNX ({_first_line(exc)}); the file is truncated or not ONNX.") from None
+    if not model.HasField("graph") or not model.graph.node:
+        raise BadInput(f"{path} parses as protobuf but holds no ONNX graph.")
+    external_bytes = check_external_data(path, model)
+    try:
+        onnx.checker.check_model(str(path))
+    except Exception as exc:
+        raise BadInput(f"{path} fails the ONNX checker: {_first_line(exc)}.") from None
+
+    inits = {t.name for t in model.graph.initializer}
+    inputs = [_tensor_info(v) for v in model.graph.input if v.name not in inits]
+    outputs = [_tensor_info(v) for v in model.graph.output]
+    if not inputs:
+        raise BadInput(f"{path} has no graph inputs, so there is nothing to feed it.")
+    params = sum(_numel(t.dims) for t in model.graph.initializer)
+    opset = max((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), default=0)
+    notes = [f"opset {opset}", f"producer {model.producer_name or 'unknown'} {model.producer_version}".strip()]
+    if external_bytes:
+        notes.append(f"weights in external data ({external_bytes} bytes)")
+    return LoadedModel(
+        path=path,
+        format=ModelFormat.ONNX,
+        inputs=inputs,
+        outputs=outputs,
+        params=params,
+        file_bytes=path.stat().st_size + external_bytes,
+        handle=str(path),
+        notes=notes,
+    )
+
+
+def check_external_data(path: Path, model: object) -> int:
+    """Refuse external data that escapes the model's folder; return the external files' total size."""
+    from onnx.external_data_helper import ExternalDataInfo, uses_external_data
+
+    folder = path.resolve().parent
+    files: set[Path] = set()
+    for tensor in _all_tensors(model.graph):  # type: ignore[attr-defined]
+        if not uses_external_data(tensor):
+            continue
+        info = ExternalDataInfo(tensor)
+        location = info.location
+        if not location or os.path.isabs(location) or location.startswith(("/", "\\")) or ".." in Path(location).parts:
+            raise BadInput(
+                f"{path}: external data location {location!r} for tensor {tensor.name!r} must be a plain file name inside the model's folder."
+            )
+        target = path.parent / location
+        if target.is_symlink():
+            raise BadInput(f"{path}: external data file {location!r} is a symbolic link, which is refused.")
+        if not target.exists():
+            raise BadInput(f"{path}: external data file {location!r} for tensor {tensor.name!r} is missing.")
+        resolved = target.resolve()
+        if folder not in resolved.parents:
+            raise BadInput(f"{path}: external data file {location!r} resolves outside the model's folder.")
+        stat = target.stat()
+        if stat.st_nlink > 1:
+            raise BadInput(f"{path}: external data file {location!r} is a hard link, which is refused.")
+        needed = (info.offset or 0) + (info.length or 0)
+        if info.length is not None and needed > stat.st_size:
+            raise BadInput(
+                f"{path}: external data file {location!r} is {stat.st_size} bytes but tensor {tensor.name!r} needs {needed}."
+            )
+        files.add(resolved)
+    return sum(f.stat().st_size for f in files)
+
+
+def _all_tensors(graph: object) -> list:
+    """Initializers and constant-attribute tensors of a graph and all its subgraphs."""
+    found = list(graph.initializer)  # type: ignore[attr-defined]
+    for node in graph.node:  # type: ignore[attr-defined]
+        for attr in node.attribute:
+            if attr.HasField("t"):
+                found.append(attr.t)
+            found.extend(attr.tensors)
+            if attr.HasField("g"):
+                found.extend(_all_tensors(attr.g))
+            for sub in attr.graphs:
+                found.extend(_all_tensors(sub))
+    return found
+
+
+_ONNX_TO_NUMPY = {
+    1: "float32", 2: "uint8", 3: "int8", 4: "uint16", 5: "int16", 6: "int32", 7: "int64",
+    9: "bool", 10: "float16", 11: "float64", 12: "uint32", 13: "uint64", 16: "bfloat16",
+}
+
+
+def _tensor_info(value: object) -> TensorInfo:
+    ttype = value.type.tensor_type  # type: ignore[attr-defined]
+    dims: list[int | str | None] = []
+    if ttype.HasField("shape"):
+        for d in ttype.shape.dim:
+            if d.HasField("dim_value"):
+                dims.append(int(d.dim_value))
+            elif d.HasField("dim_param"):
+                dims.append(d.dim_param)
+            else:
+                dims.append(None)
+    return TensorInfo(name=value.name, shape=tuple(dims), dtype=_ONNX_TO_NUMPY.get(ttype.elem_type, f"onnx:{ttype.elem_type}"))  # type: ignore[attr-defined]
+
+
+def _numel(dims: object) -> int:
+    n = 1
+    for d in dims:  # type: ignore[attr-defined]
+        n *= int(d)
+    return n
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0].rstrip(".") if text else type(exc).__name__

@@ -1,0 +1,86 @@
+"""What a scheme is: a description the window and CLI can show, and a builder."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable
+
+import numpy as np
+
+from core.cancel import CancelToken
+from core.spec import Device, SchemeSpec
+
+if TYPE_CHECKING:
+    from core.models.loaded import LoadedModel
+    from core.runtimes.base import Runner
+
+
+@dataclass(frozen=True)
+class SchemeParam:
+    name: str
+    default: str
+    help: str
+    choices: tuple[str, ...] = ()  # empty: free text / number
+
+
+@dataclass(frozen=True)
+class SchemeInfo:
+    id: str
+    title: str
+    description: str  # one line, shown in `quantbench schemes` and as the window's tooltip
+    family: str  # "baseline", "pytorch", "onnxruntime", "pruning", "litert"
+    runtime: str  # runtime the variant runs in
+    needs_calibration: bool = False
+    is_float: bool = False  # a float variant (candidate for "fastest float")
+    params: tuple[SchemeParam, ...] = ()
+
+    @property
+    def needs(self) -> str:
+        parts = [f"runs in {self.runtime}"]
+        if self.needs_calibration:
+            parts.append("calibration samples from the dataset")
+        return ", ".join(parts)
+
+
+@dataclass
+class BuildContext:
+    """What a scheme may use while building a variant."""
+
+    workdir: Path  # a private folder for files this variant writes
+    threads: int
+    device: Device
+    cancel: CancelToken
+    #: Calibration inputs drawn from the dataset (n -> array); only for schemes that need it.
+    calibration: Callable[[int], np.ndarray]
+    #: progress(stage, done, total, message)
+    progress: Callable[[str, int, int, str], None]
+    #: Cache shared by the variants of one study (e.g. the float ONNX export).
+    shared: dict[str, Any] = field(default_factory=dict)
+    seed: int = 0
+
+
+@dataclass
+class BuiltVariant:
+    runner: Runner
+    size_bytes: int  # the serialized file a user would ship
+    artifact: Path | None  # that file
+    coverage: dict[str, Any]  # what the scheme actually changed (see core.coverage)
+    notes: list[str] = field(default_factory=list)
+
+
+class Scheme(ABC):
+    info: SchemeInfo
+
+    def applicability(self, model: LoadedModel) -> str | None:
+        """Why this scheme cannot apply to ``model``, or None if it can."""
+        return None
+
+    def advice(self, model: LoadedModel, env: dict[str, Any]) -> list[str]:
+        """Warnings shown before the run (e.g. known to be slow for this model on this CPU)."""
+        return []
+
+    @abstractmethod
+    def build(self, model: LoadedModel, spec: SchemeSpec, ctx: BuildContext) -> BuiltVariant:
+        """Make the variant and a runner for it; raise SchemeNotApplicable or BadInput with a reason."""

@@ -1,0 +1,48 @@
+"""``fp32``: the model as loaded, in its own runtime: the row every other is compared with."""
+
+from __future__ import annotations
+
+from core.models.loaded import LoadedModel, ModelFormat
+from core.schemes.base import BuildContext, BuiltVariant, Scheme, SchemeInfo
+from core.spec import SchemeSpec
+
+
+def runner_for_loaded(model: LoadedModel, ctx: BuildContext):  # noqa: ANN201 - a Runner
+    """A runner for a model exactly as loaded from disk."""
+    if model.format is ModelFormat.ONNX:
+        from core.runtimes.ort_runner import OrtRunner
+
+        return OrtRunner(model.path, ctx.threads, ctx.device)
+    if model.format is ModelFormat.TFLITE:
+        from core.runtimes.litert_runner import LiteRTRunner
+
+        return LiteRTRunner(model.path, ctx.threads)
+    from core.runtimes.torch_runner import TorchRunner
+
+    return TorchRunner(model.handle, ctx.threads, ctx.device)
+
+
+class Fp32(Scheme):
+    info = SchemeInfo(
+        id="fp32",
+        title="Float baseline",
+        description="The model as loaded, in its own runtime; every other variant is compared with it.",
+        family="baseline",
+        runtime="the model's own",
+        is_float=True,
+    )
+
+    def build(self, model: LoadedModel, spec: SchemeSpec, ctx: BuildContext) -> BuiltVariant:
+        runner = runner_for_loaded(model, ctx)
+        if model.format is ModelFormat.ONNX:
+            from core.coverage import ort_graph_coverage
+
+            coverage = ort_graph_coverage(model.path, ctx.threads, ctx.workdir)
+        elif model.format.is_torch:
+            from core.coverage import torch_module_coverage
+
+            coverage = torch_module_coverage(model.handle)
+        else:
+            coverage = {"summary": "as loaded"}
+        coverage["summary"] = "as loaded: " + coverage["summary"]
+        return BuiltVariant(runner=runner, size_bytes=model.file_bytes, artifact=model.path, coverage=coverage)

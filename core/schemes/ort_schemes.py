@@ -1,0 +1,351 @@
+"""ONNX Runtime schemes: float export, dynamic and static int8, float16."""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from core.errors import BadInput, SchemeNotApplicable
+from core.models.loaded import LoadedModel, ModelFormat
+from core.schemes.base import BuildContext, BuiltVariant, Scheme, SchemeInfo, SchemeParam
+from core.schemes.onnx_export import ensure_onnx
+from core.spec import SchemeSpec
+
+
+def _onnx_applicability(model: LoadedModel) -> str | None:
+    if model.format is ModelFormat.ONNX:
+        return None
+    if model.format.is_torch:
+        if any(not isinstance(d, int) for d in model.input.shape[1:]):
+            return "the input shape is unknown, so the model cannot be exported to ONNX (give --input-shape)"
+        return None
+    return f"{model.format.value} models cannot be converted to ONNX"
+
+
+def _finish(path: Path, ctx: BuildContext, extra: dict[str, Any] | None = None) -> BuiltVariant:
+    from core.coverage import ort_graph_coverage
+    from core.runtimes.ort_runner import OrtRunner
+
+    ctx.progress("building", 1, 1, "creating the ONNX Runtime session")
+    runner = OrtRunner(path, ctx.threads, ctx.device)
+    coverage = ort_graph_coverage(path, ctx.threads, ctx.workdir)
+    if extra:
+        coverage.update(extra)
+    return BuiltVariant(runner=runner, size_bytes=_file_size(path), artifact=path, coverage=coverage)
+
+
+def _file_size(path: Path) -> int:
+    """The model file plus any external data next to it."""
+    size = path.stat().st_size
+    data = path.with_name(path.name + ".data")
+    if data.exists():
+        size += data.stat().st_size
+    return size
+
+
+def _preprocessed(src: Path, ctx: BuildContext) -> Path:
+    """ORT's quant_pre_process (shape inference + graph optimization), once per study."""
+    cached = ctx.shared.get("onnx_preprocessed")
+    if cached is not None:
+        return Path(cached)
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    out = ctx.workdir.parent / "preprocessed_fp32.onnx"
+    try:
+        _quiet(quant_pre_process, str(src), str(out), skip_symbolic_shape=False)
+    except Exception:
+        # Symbolic shape inference fails on some graphs; ONNX shape inference alone still helps.
+        _quiet(quant_pre_process, str(src), str(out), skip_symbolic_shape=True)
+    ctx.shared["onnx_preprocessed"] = str(out)
+    return out
+
+
+def _quiet(fn: Any, *args: Any, **kwargs: Any) -> Any:
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return fn(*args, **kwargs)
+    finally:
+        root.setLevel(level)
+
+
+def _is_conv_heavy(model: LoadedModel) -> tuple[int, int]:
+    """(convolutions, matmuls) in the model, from the ONNX file or the module tree."""
+    if model.format is ModelFormat.ONNX:
+        from core.coverage import onnx_file_op_counts
+
+        counts = onnx_file_op_counts(Path(model.path))
+        return counts.get("Conv", 0), counts.get("MatMul", 0) + counts.get("Gemm", 0)
+    if model.format.is_torch and model.handle is not None:
+        convs = sum(1 for m in model.handle.modules() if type(m).__name__.startswith("Conv"))
+        lin = sum(1 for m in model.handle.modules() if type(m).__name__ == "Linear")
+        return convs, lin
+    return 0, 0
+
+
+class OnnxFp32(Scheme):
+    info = SchemeInfo(
+        id="onnx-fp32",
+        title="ONNX Runtime float32",
+        description="The PyTorch model exported to ONNX and run in ONNX Runtime (float32, graph optimizations on).",
+        family="onnxruntime",
+        runtime="onnxruntime",
+        is_float=True,
+    )
+
+    def applicability(self, model: LoadedModel) -> str | None:
+        if model.format is ModelFormat.ONNX:
+            return "the model is already ONNX: its fp32 row is the ONNX Runtime float baseline"
+        return _onnx_applicability(model)
+
+    def build(self, model: LoadedModel, spec: SchemeSpec, ctx: BuildContext) -> BuiltVariant:
+        reason = self.applicability(model)
+        if reason:
+            raise SchemeNotApplicable(reason)
+        ctx.progress("building", 0, 1, "exporting to ONNX")
+        return _finish(ensure_onnx(model, ctx), ctx)
+
+
+class OrtInt8Dynamic(Scheme):
+    info = SchemeInfo(
+        id="ort-int8-dynamic",
+        title="ONNX Runtime dynamic int8",
+        description="Weights int8, activations quantized at run time per call (no calibration); best on MatMul-heavy models.",
+        family="onnxruntime",
+        runtime="onnxruntime",
+        params=(SchemeParam("per_channel", "false", "per-channel weight scales", ("true", "false")),),
+    )
+
+    def applicability(self, model: LoadedModel) -> str | None:
+        return _onnx_applicability(model)
+
+    def advice(self, model: LoadedModel, env: dict[str, Any]) -> list[str]:
+        convs, mms = _is_conv_heavy(model)
+        if convs and convs >= mms:
+            return [
+                f"dynamic int8 on a convolutional network ({convs} Conv) is usually slower than float: "
+                "ConvInteger kernels re-quantize activations every call; prefer ort-int8-static"
+            ]
+        return []
+
+    def build(self, model: LoadedModel, spec: SchemeSpec, ctx: BuildContext) -> BuiltVariant:
+        from onnxruntime.quantization import QuantType, quantize_dynamic
+
+        reason = self.applicability(model)
+        if reason:
+            raise SchemeNotApplicable(reason)
+        ctx.progress("building", 0, 2, "preparing the float graph")
+        src = _preprocessed(ensure_onnx(model, ctx), ctx)
+        out = ctx.workdir / "ort_int8_dynamic.onnx"
+        ctx.progress("building", 1, 2, "quantizing weights to int8")
+        _quiet(
+            quantize_dynamic, str(src), str(out), weight_type=QuantType.QInt8,
+            per_channel=_bool(spec, "per_channel", False),
+        )
+        return _finish(out, ctx)
+
+
+class OrtFp16(Scheme):
+    info = SchemeInfo(
+        id="ort-fp16",
+        title="ONNX Runtime float16",
+        description="Weights and compute in float16 with float32 inputs and outputs kept; halves the file.",
+        family="onnxruntime",
+        runtime="onnxruntime",
+        is_float=True,
+    )
+
+    def applicability(self, model: LoadedModel) -> str | None:
+        return _onnx_applicability(model)
+
+    def advice(self, model: LoadedModel, env: dict[str, Any]) -> list[str]:
+        flags = env.get("cpu_flags", {})
+        if env.get("device", "cpu") == "cpu" and not flags.get("avx512_fp16") and not flags.get("amx_fp16"):
+            return [
+                "this CPU has no native float16 arithmetic: ONNX Runtime runs many fp16 ops through float32 "
+                "with Cast nodes around them, so expect a smaller file but no speed-up (often a slow-down)"
+            ]
+        return []
+
+    def build(self, model: LoadedModel, spec: SchemeSpec, ctx: BuildContext) -> BuiltVariant:
+        import onnx
+        from onnxconverter_common import float16
+
+        reason = self.applicability(model)
+        if reason:
+            raise SchemeNotApplicable(reason)
+        ctx.progress("building", 0, 2, "exporting to ONNX")
+        src = ensure_onnx(model, ctx)
+        ctx.progress("building", 1, 2, "converting weights to float16")
+        fp32 = onnx.load(str(src))
+        fp16 = _quiet(float16.convert_float_to_float16, fp32, keep_io_types=True)
+        out = ctx.workdir / "ort_fp16.onnx"
+        onnx.save(fp16, str(out))
+        return _finish(out, ctx)
+
+
+class _CalibrationReader:
+    """Feeds calibration samples one at a time and reports progress as ORT pulls them."""
+
+    def __init__(self, name: str, samples: np.ndarray, ctx: BuildContext, label: str) -> None:
+        self._name = name
+        self._samples = samples
+        self._ctx = ctx
+        self._label = label
+        self._i = 0
+
+    def get_next(self) -> dict[str, np.ndarray] | None:
+        self._ctx.cancel.raise_if_cancelled()
+        if self._i >= len(self._samples):
+            return None
+        sample = self._samples[self._i : self._i + 1]
+        self._i += 1
+        total = len(self._samples)
+        if self._i == total or self._i % max(1, total // 20) == 0:
+            self._ctx.progress("calibrating", self._i, total, f"calibrating {self._label} {self._i}/{total}")
+        return {self._name: sample}
+
+    def rewind(self) -> None:
+        self._i = 0
+
+
+class OrtInt8Static(Scheme):
+    info = SchemeInfo(
+        id="ort-int8-static",
+        title="ONNX Runtime static int8",
+        description="Weights and activations int8 with scales calibrated on dataset samples (QDQ, u8 activations, "
+        "per-channel s8 weights: the fast choice on x86).",
+        family="onnxruntime",
+        runtime="onnxruntime",
+        needs_calibration=True,
+        params=(
+            SchemeParam("samples", "200", "calibration samples drawn from the dataset"),
+            SchemeParam("calibration", "minmax", "how activation ranges are chosen", ("minmax", "entropy", "percentile")),
+            SchemeParam("format", "qdq", "QDQ pairs or fused QOperator nodes", ("qdq", "qoperator")),
+            SchemeParam("per_channel", "true", "per-channel weight scales", ("true", "false")),
+            SchemeParam("activations", "u8", "activation type", ("u8", "s8")),
+            SchemeParam("weights", "s8", "weight type", ("s8", "u8")),
+            SchemeParam("exclude", "", "node names or op types kept in float, separated by ';'"),
+        ),
+    )
+
+    def applicability(self, model: LoadedModel) -> str | None:
+        return _onnx_applicability(model)
+
+    def advice(self, model: LoadedModel, env: dict[str, Any]) -> list[str]:
+        flags = env.get("cpu_flags", {})
+        notes = []
+        if not (flags.get("avx512_vnni") or flags.get("avx_vnni") or flags.get("amx_int8")):
+            notes.append("this CPU has no VNNI/AMX int8 instructions: integer kernels gain less over float here")
+        return notes
+
+    def build(self, model: LoadedModel, spec: SchemeSpec, ctx: BuildContext) -> BuiltVariant:
+        from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
+
+        reason = self.applicability(model)
+        if reason:
+            raise SchemeNotApplicable(reason)
+        opts = _static_options(spec)
+        ctx.progress("building", 0, 3, "preparing the float graph (quant_pre_process)")
+        src = _preprocessed(ensure_onnx(model, ctx), ctx)
+        samples = ctx.calibration(opts["samples"])
+        if len(samples) == 0:
+            raise BadInput("ort-int8-static: the dataset gave no calibration samples.")
+        import onnxruntime as ort
+
+        input_name = ort.InferenceSession(str(src), providers=["CPUExecutionProvider"]).get_inputs()[0].name
+        reader = _CalibrationReader(input_name, samples.astype(np.float32), ctx, spec.label)
+        exclude_nodes, exclude_types = _exclusions(src, opts["exclude"])
+        op_types = None
+        if exclude_types:
+            from core.coverage import onnx_file_op_counts
+
+            op_types = [t for t in onnx_file_op_counts(src) if t not in exclude_types]
+        out = ctx.workdir / "ort_int8_static.onnx"
+        types = {"u8": QuantType.QUInt8, "s8": QuantType.QInt8}
+        _quiet(
+            quantize_static,
+            str(src),
+            str(out),
+            reader,
+            quant_format=QuantFormat.QDQ if opts["format"] == "qdq" else QuantFormat.QOperator,
+            activation_type=types[opts["activations"]],
+            weight_type=types[opts["weights"]],
+            per_channel=opts["per_channel"],
+            calibrate_method={
+                "minmax": CalibrationMethod.MinMax,
+                "entropy": CalibrationMethod.Entropy,
+                "percentile": CalibrationMethod.Percentile,
+            }[opts["calibration"]],
+            nodes_to_exclude=exclude_nodes or None,
+            op_types_to_quantize=op_types,
+            extra_options={"CalibMovingAverage": False},
+        )
+        extra = {
+            "calibration_samples": int(len(samples)),
+            "calibration": opts["calibration"],
+            "format": opts["format"],
+            "activations": opts["activations"],
+            "weights": opts["weights"],
+            "per_channel": opts["per_channel"],
+        }
+        return _finish(out, ctx, extra)
+
+
+def _bool(spec: SchemeSpec, key: str, default: bool) -> bool:
+    value = spec.param(key)
+    if value is None:
+        return default
+    if value.lower() in ("1", "true", "yes", "on"):
+        return True
+    if value.lower() in ("0", "false", "no", "off"):
+        return False
+    raise BadInput(f"--scheme {spec.label}: {key} must be true or false, not {value!r}.")
+
+
+def _static_options(spec: SchemeSpec) -> dict[str, Any]:
+    known = {p.name: p for p in OrtInt8Static.info.params}
+    for key, _ in spec.params:
+        if key not in known:
+            raise BadInput(f"--scheme {spec.label}: unknown parameter {key!r} (known: {', '.join(known)}).")
+    opts: dict[str, Any] = {}
+    for name, param in known.items():
+        value = spec.param(name, param.default) or param.default
+        if param.choices and value not in param.choices:
+            raise BadInput(f"--scheme {spec.label}: {name} must be one of {', '.join(param.choices)}, not {value!r}.")
+        opts[name] = value
+    try:
+        opts["samples"] = int(opts["samples"])
+    except ValueError:
+        raise BadInput(f"--scheme {spec.label}: samples must be a whole number, not {opts['samples']!r}.") from None
+    if opts["samples"] <= 0:
+        raise BadInput(f"--scheme {spec.label}: samples must be positive.")
+    opts["per_channel"] = _bool(spec, "per_channel", True)
+    return opts
+
+
+def _exclusions(src: Path, text: str) -> tuple[list[str], set[str]]:
+    """Split ``exclude=`` into node names and op types present in the graph."""
+    if not text:
+        return [], set()
+    import onnx
+
+    graph = onnx.load(str(src), load_external_data=False).graph
+    names = {n.name for n in graph.node}
+    types = {n.op_type for n in graph.node}
+    nodes, op_types = [], set()
+    for item in filter(None, (t.strip() for t in text.split(";"))):
+        if item in types:
+            op_types.add(item)
+        elif item in names:
+            nodes.append(item)
+        else:
+            raise BadInput(f"exclude={item!r} is neither a node name nor an op type of the model.")
+    return nodes, op_types

@@ -1,0 +1,23 @@
+"""The scheme catalogue: ids are part of the command-line contract."""
+
+from __future__ import annotations
+
+from core.errors import BadInput
+from core.schemes.base import Scheme
+
+
+def catalogue() -> list[Scheme]:
+    """Every scheme, in the order the window and `quantbench schemes` list them."""
+    from core.schemes.baseline import Fp32
+    from core.schemes.ort_schemes import OnnxFp32, OrtFp16, OrtInt8Dynamic, OrtInt8Static
+    from core.schemes.torch_schemes import TorchInt8Dynamic
+
+    return [Fp32(), OnnxFp32(), TorchInt8Dynamic(), OrtInt8Dynamic(), OrtInt8Static(), OrtFp16()]
+
+
+def get_scheme(scheme_id: str) -> Scheme:
+    for scheme in catalogue():
+        if scheme.info.id == scheme_id:
+            return scheme
+    known = ", ".join(s.info.id for s in catalogue())
+    raise BadInput(f"--scheme {scheme_id!r} is not a known scheme (known: {known}; see `quantbench schemes`).")

@@ -1,0 +1,222 @@
+"""Latency histograms of every variant, stacked, on one shared x-axis.
+
+All variants use the same bin edges, so bars line up across rows. Each row is
+a step-mode filled curve (several times faster to paint than bar items) with
+p50 and p99 marked; rows are created once per study and then only fed new
+counts with ``setData``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import Qt
+
+from qtapp.charts.style import TICK_POINT_SIZE, TITLE_POINT_SIZE, set_axis_label, style_axes, with_alpha
+from qtapp.palette import VariantPalette
+from qtapp.theme import Theme
+
+BINS = 60
+AXIS_WIDTH = 48  # fixed so every row's plot area starts at the same x
+CAPTION_WIDTH = 230
+
+
+@dataclass
+class _Row:
+    plot: pg.PlotItem
+    curve: pg.PlotDataItem
+    p50_line: pg.InfiniteLine
+    p99_line: pg.InfiniteLine
+    caption: pg.LabelItem
+    samples: np.ndarray
+    p50: float | None = None
+    p99: float | None = None
+    counts: np.ndarray | None = None
+    caption_text: str = ""
+    shown: tuple[float | None, float | None] = (None, None)  # the p50/p99 on screen
+
+
+class LatencyHistogram(pg.GraphicsLayoutWidget):
+    """One row per variant; ``update_variant`` then ``redraw`` (from a timer)."""
+
+    def __init__(self, palette: VariantPalette, theme: Theme, parent=None) -> None:
+        super().__init__(parent=parent)
+        self._palette = palette
+        self._theme = theme
+        self._rows: dict[str, _Row] = {}
+        self._range: tuple[float, float] | None = None
+        self._edges = np.linspace(0.0, 1.0, BINS + 1)
+        self._dirty: set[str] = set()
+        self.setBackground(theme.plot_bg)
+        self.ci.layout.setVerticalSpacing(2)
+
+    # --- building (once per study) ------------------------------------
+    def set_variants(self, labels: list[str]) -> None:
+        self.clear()
+        self._rows = {}
+        self._range = None
+        self._dirty = set()
+        first: pg.PlotItem | None = None
+        for i, label in enumerate(labels):
+            caption = self.addLabel(row=i, col=0, justify="left")
+            caption.setFixedWidth(CAPTION_WIDTH)
+            plot = self.addPlot(row=i, col=1)
+            plot.setMenuEnabled(False)
+            plot.setMouseEnabled(x=True, y=False)
+            plot.hideButtons()
+            plot.getAxis("left").setWidth(AXIS_WIDTH)
+            plot.setLimits(yMin=0)
+            for side in ("left", "bottom"):
+                plot.getAxis(side).enableAutoSIPrefix(False)
+            if first is None:
+                first = plot
+            else:
+                plot.setXLink(first)
+            color = self._palette.hex(label)
+            curve = plot.plot(
+                [0.0, 1.0], [0.0], stepMode="center", fillLevel=0,
+                pen=pg.mkPen(color, width=2), brush=with_alpha(color, 120),
+            )
+            # Only the top row names its lines; the rows below use the same solid/dashed code.
+            named = i == 0
+            p50 = pg.InfiniteLine(angle=90, label="p50" if named else None,
+                                  labelOpts={"position": 0.85, "color": self._theme.plot_fg})
+            p99 = pg.InfiniteLine(angle=90, label="p99" if named else None,
+                                  labelOpts={"position": 0.85, "color": self._theme.plot_fg})
+            for line in (p50, p99):
+                line.setVisible(False)
+                plot.addItem(line, ignoreBounds=True)
+            row = _Row(plot, curve, p50, p99, caption, np.empty(0))
+            self._rows[label] = row
+            self._style_row(row)
+            self._set_caption(label, row)
+            last = i == len(labels) - 1
+            plot.getAxis("bottom").setStyle(showValues=last)
+            if last:
+                set_axis_label(plot, "bottom", "latency per call (ms)", self._theme)
+
+    def _style_row(self, row: _Row) -> None:
+        style_axes(row.plot, self._theme, grid=False)
+        row.plot.showGrid(x=True, y=False, alpha=self._theme.grid_alpha)
+        for line, style in ((row.p50_line, Qt.PenStyle.SolidLine), (row.p99_line, Qt.PenStyle.DashLine)):
+            line.setPen(pg.mkPen(self._theme.plot_fg, width=2, style=style))
+            if line.label is not None:
+                line.label.setColor(self._theme.plot_fg)
+
+    # --- feeding -------------------------------------------------------
+    def update_variant(self, label: str, samples: np.ndarray, p50: float | None = None, p99: float | None = None) -> None:
+        """New samples (all of them, not only the latest) and, once final, the engine's p50/p99."""
+        row = self._rows.get(label)
+        if row is None:
+            return
+        row.samples = np.asarray(samples, dtype=np.float64)
+        row.p50, row.p99 = p50, p99
+        self._dirty.add(label)
+
+    def redraw(self) -> None:
+        """Recount the dirty rows (all rows if the shared range grew) and update items in place."""
+        if not self._dirty:
+            return
+        if self._grow_range():
+            self._dirty = {label for label, row in self._rows.items() if row.samples.size}
+        for label in self._dirty:
+            self._draw_row(label, self._rows[label])
+        self._dirty = set()
+
+    def _grow_range(self) -> bool:
+        filled = [r.samples for r in self._rows.values() if r.samples.size]
+        if not filled:
+            return False
+        lo = min(float(s.min()) for s in filled)
+        # The top of the range is the largest p99.5, so one stray spike cannot squash every row;
+        # samples above it are counted in the last bin.
+        hi = max(float(np.percentile(s, 99.5)) for s in filled)
+        if self._range is not None:
+            lo, hi = min(lo, self._range[0]), max(hi, self._range[1])
+            if (lo, hi) == self._range or (lo >= self._range[0] and hi <= self._range[1]):
+                return False
+        lo, hi = _nice_range(lo, hi)
+        self._range = (lo, hi)
+        self._edges = np.linspace(lo, hi, BINS + 1)
+        first = next(iter(self._rows.values()))
+        first.plot.setXRange(lo, hi, padding=0.02)
+        return True
+
+    def _draw_row(self, label: str, row: _Row) -> None:
+        if not row.samples.size:
+            return
+        lo, hi = self._edges[0], self._edges[-1]
+        counts, _ = np.histogram(np.clip(row.samples, lo, hi), bins=self._edges)
+        row.counts = counts
+        row.curve.setData(self._edges, counts)
+        p50 = row.p50 if row.p50 is not None else float(np.percentile(row.samples, 50))
+        p99 = row.p99 if row.p99 is not None else float(np.percentile(row.samples, 99))
+        row.p50_line.setValue(p50)
+        row.p99_line.setValue(p99)
+        row.p50_line.setVisible(True)
+        row.p99_line.setVisible(True)
+        row.plot.setYRange(0, max(1, int(counts.max())) * 1.15, padding=0)
+        row.shown = (p50, p99)
+        self._set_caption(label, row, p50, p99)
+
+    def _set_caption(self, label: str, row: _Row, p50: float | None = None, p99: float | None = None) -> None:
+        if p50 is not None and p99 is not None:
+            stats = f"p50 {_ms(p50)} · p99 {_ms(p99)} ms"
+        else:
+            stats = "waiting for samples"
+        row.caption_text = f"{label}\n{stats}"
+        color = self._palette.hex(label)
+        row.caption.setText(
+            f"<span style='color:{color}; font-weight:bold; font-size:{TITLE_POINT_SIZE}pt'>{label}</span><br>"
+            f"<span style='color:{self._theme.plot_fg}; font-size:{TICK_POINT_SIZE}pt'>{stats}</span>"
+        )
+
+    # --- theme ---------------------------------------------------------
+    def apply_theme(self, theme: Theme) -> None:
+        self._theme = theme
+        self.setBackground(theme.plot_bg)
+        for label, row in self._rows.items():
+            self._style_row(row)
+            self._set_caption(label, row, *row.shown)
+            if row.plot.getAxis("bottom").labelText:
+                set_axis_label(row.plot, "bottom", "latency per call (ms)", theme)
+
+    # --- reading (tests, screenshots) ----------------------------------
+    def edges(self) -> np.ndarray:
+        return self._edges.copy()
+
+    def counts(self, label: str) -> np.ndarray:
+        row = self._rows[label]
+        return np.zeros(BINS, dtype=int) if row.counts is None else row.counts.copy()
+
+    def marks(self, label: str) -> tuple[float, float]:
+        row = self._rows[label]
+        return float(row.p50_line.value()), float(row.p99_line.value())
+
+    def caption(self, label: str) -> str:
+        return self._rows[label].caption_text
+
+    def labels(self) -> list[str]:
+        return list(self._rows)
+
+
+def _nice_range(lo: float, hi: float) -> tuple[float, float]:
+    """Round outwards to a step that gives round tick values; never a zero-width range."""
+    if hi <= lo:
+        hi = lo + max(abs(lo) * 0.1, 1e-3)
+    span = hi - lo
+    step = 10 ** math.floor(math.log10(span / 10))
+    return max(0.0, math.floor(lo / step) * step), math.ceil(hi / step) * step
+
+
+def _ms(value: float) -> str:
+    if value >= 100:
+        return f"{value:.0f}"
+    if value >= 10:
+        return f"{value:.1f}"
+    if value >= 1:
+        return f"{value:.2f}"
+    return f"{value:.3f}"
