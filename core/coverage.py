@@ -66,10 +66,14 @@ def summarize_op_counts(counts: dict[str, int], graph_note: str) -> dict[str, An
     compute = int_conv + float_conv + int_mm + float_mm
     integer = int_conv + int_mm
     parts = []
-    if int_conv + float_conv:
-        parts.append(f"{int_conv} of {int_conv + float_conv} Conv as integer kernels")
-    if int_mm + float_mm:
-        parts.append(f"{int_mm} of {int_mm + float_mm} MatMul/Gemm as integer kernels")
+    if integer == 0:
+        if compute:
+            parts.append(f"all {compute} Conv/MatMul/Gemm in float ({float_conv} Conv, {float_mm} MatMul/Gemm)")
+    else:
+        if int_conv + float_conv:
+            parts.append(f"{int_conv} of {int_conv + float_conv} Conv as integer kernels")
+        if int_mm + float_mm:
+            parts.append(f"{int_mm} of {int_mm + float_mm} MatMul/Gemm as integer kernels")
     if conversions:
         parts.append(", ".join(f"{v} {k}" for k, v in sorted(conversions.items())))
     if transposes:
@@ -97,6 +101,8 @@ def torch_module_coverage(module: Any) -> dict[str, Any]:
     for sub in module.modules():
         name = type(sub).__name__
         qualified = type(sub).__module__
+        if "PackedParams" in name:
+            continue  # the weight container of a quantized Linear, not a layer of its own
         if "quantized" in qualified:
             quantized[name] += 1
         elif name in ("Conv1d", "Conv2d", "Conv3d", "Linear", "LSTM", "GRU", "ConvTranspose2d"):

@@ -440,6 +440,10 @@ def _final_verdicts(results: list[VariantResult], spec: StudySpec, task: Task) -
     for r in results:
         if r.ok:
             _verdict(state, r, fastest)
+    base = results[0]
+    if base.verdict is not None and base.latency is not None and fastest:
+        # Eager PyTorch float is often a weak baseline: show how it compares with the fastest float too.
+        base.verdict.speedup_vs_fastest_float = fastest / base.latency.p50
 
 
 def _safe_name(label: str) -> str:

@@ -134,7 +134,9 @@ def regression_metrics(y_true: np.ndarray, pred: np.ndarray) -> dict[str, float 
 
     Both arrays are flattened, so (N, 1) predictions against (N,) targets work;
     multi-output targets are scored over all their values together. R² is
-    ``None`` when it is undefined (fewer than two values).
+    ``None`` when it is undefined (fewer than two values). NaN or infinite
+    predictions raise ``ValueError`` with a sentence saying how many: there is
+    no honest error figure for them.
     """
     from sklearn.metrics import mean_absolute_error, mean_squared_error, r2_score
 
@@ -142,8 +144,9 @@ def regression_metrics(y_true: np.ndarray, pred: np.ndarray) -> dict[str, float 
     p = np.asarray(pred, dtype=np.float64).reshape(-1)
     if y.shape != p.shape:
         raise ValueError(f"{y.size} target values but {p.size} predicted values")
-    if not np.all(np.isfinite(p)):
-        raise ValueError("the predictions contain NaN or infinite values")
+    bad = int(np.count_nonzero(~np.isfinite(p)))
+    if bad:
+        raise ValueError(f"{bad} predicted values are NaN or infinite, so MSE, MAE and R² cannot be computed")
     r2 = float(r2_score(y, p)) if y.size >= 2 else None
     return {
         "mse": float(mean_squared_error(y, p)),

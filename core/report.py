@@ -33,10 +33,10 @@ def _quality(v: VariantResult, task: str) -> tuple[str, str]:
     m = v.metrics or {}
     if "accuracy" in m:
         drop = v.verdict.accuracy_drop if v.verdict and v.verdict.accuracy_drop is not None else None
-        return f"{m['accuracy'] * 100:.2f}%", ("-" if drop is None else f"{-drop * 100:+.2f} pt")
+        return f"{m['accuracy'] * 100:.2f}%", ("-" if drop is None else f"{0.0 - drop * 100:+.2f} pt")
     if "mse" in m:
         drop = v.verdict.accuracy_drop if v.verdict and v.verdict.accuracy_drop is not None else None
-        return f"{m['mse']:.3g}", ("-" if drop is None else f"R2 {-drop * 100:+.2f} pt")
+        return f"{m['mse']:.3g}", ("-" if drop is None else f"R2 {0.0 - drop * 100:+.2f} pt")
     return "-", "-"
 
 
@@ -44,11 +44,11 @@ def format_table(study: StudyResult) -> str:
     """The comparison table, then coverage, advice and failures, one line each."""
     task = study.dataset.get("task", "")
     quality_head = "MSE" if task == "regression" else "Accuracy"
-    headers = ["Variant", "Runtime", quality_head, "vs base", "p50 ms", "p99 ms", "Speed-up", "Size", "Size vs base", "Agree", "SQNR dB", "Verdict"]
+    headers = ["Variant", "Runtime", quality_head, "vs base", "p50 ms", "p99 ms", "Speed-up", "vs best float", "Size", "Size vs base", "Agree", "SQNR dB", "Verdict"]
     rows: list[list[str]] = []
     for v in study.results:
         if v.status is not VariantStatus.OK:
-            rows.append([v.label, v.runtime or "-", "-", "-", "-", "-", "-", "-", "-", "-", "-", v.status.value.upper()])
+            rows.append([v.label, v.runtime or "-", "-", "-", "-", "-", "-", "-", "-", "-", "-", "-", v.status.value.upper()])
             continue
         quality, change = _quality(v, task)
         fid = v.fidelity or {}
@@ -63,6 +63,9 @@ def format_table(study: StudyResult) -> str:
             speed = f"{verdict.speedup:.2f}x"
         elif v.label == "fp32":
             speed = "1.00x"
+        vs_float = "-"
+        if verdict and verdict.speedup_vs_fastest_float is not None:
+            vs_float = f"{verdict.speedup_vs_fastest_float:.2f}x"
         p50 = _ms(v.latency.p50 if v.latency else None)
         if v.latency and v.latency.noisy:
             p50 += "~"
@@ -74,6 +77,7 @@ def format_table(study: StudyResult) -> str:
             p50,
             _ms(v.latency.p99 if v.latency else None),
             speed,
+            vs_float,
             human_bytes(v.size_bytes),
             _pct(size_change) if v.label != "fp32" else "(base)",
             "-" if agree is None else f"{agree * 100:.1f}%",

@@ -52,7 +52,9 @@ def load_builtin(spec: DatasetSpec, model_input: TensorInfo | None = None) -> Da
         return _digits(spec, model_input)
     if name in ("iris", "wine", "breast_cancer", "diabetes"):
         return _tabular(name, spec, model_input)
-    raise BadInput(f"{spec.describe()}: unknown built-in dataset {spec.location!r} (use one of {', '.join(BUILTIN_NAMES)}).")
+    raise BadInput(
+        f"{spec.describe()}: unknown built-in dataset {spec.location!r} (use one of {', '.join(BUILTIN_NAMES)})."
+    )
 
 
 def _digits(spec: DatasetSpec, model_input: TensorInfo | None) -> Dataset:

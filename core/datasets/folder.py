@@ -58,7 +58,8 @@ def load_folder(spec: DatasetSpec, model_input: TensorInfo | None = None, limit:
     """Decode every image under ``spec.location`` into a float32 batch shaped for ``model_input``.
 
     With ``limit``, images are taken round-robin across classes so a short run still sees
-    every class; they keep the class-by-class order in the result.
+    every class; they keep the class-by-class order in the result. Without a model input
+    the batch is channels-first with ``preprocess.channels`` (default 3) channels.
     """
     text = spec.describe()
     root = Path(spec.location).expanduser()
@@ -74,7 +75,7 @@ def load_folder(spec: DatasetSpec, model_input: TensorInfo | None = None, limit:
     if skipped:
         example = skipped[0].relative_to(root).as_posix()
         notes.append(f"Skipped {len(skipped)} file(s) without an image suffix, e.g. {example}.")
-    height, width = _target_size(layout, files, root, text, notes)
+    height, width = _target_size(layout, spec.preprocess, files, root, text, notes)
     pre = _resolve_preprocess(spec.preprocess, layout.channels, (height, width), text)
 
     x = np.empty((len(files), *layout.sample_shape(height, width)), dtype=np.float32)
@@ -172,8 +173,10 @@ def _flat_layout(n: int, pre: Preprocess | None, model_input: TensorInfo, text: 
 
 
 def _target_size(
-    layout: _Layout, files: list[tuple[Path, int]], root: Path, text: str, notes: list[str]
+    layout: _Layout, pre: Preprocess | None, files: list[tuple[Path, int]], root: Path, text: str, notes: list[str]
 ) -> tuple[int, int]:
+    if pre is not None and pre.size is not None:
+        return pre.size
     if layout.size is not None:
         return layout.size
     sizes = {_image_size(path, root, text) for path, _ in files}

@@ -42,13 +42,19 @@ def load_npz(spec: DatasetSpec, model_input: TensorInfo | None = None) -> Datase
 
 
 def _read_arrays(path: Path, text: str) -> tuple[np.ndarray, np.ndarray | None]:
+    with path.open("rb") as f:
+        magic = f.read(6)
+    # Checked first: numpy would otherwise try any other file as a pickle and blame that.
+    if not (magic.startswith(b"PK") or magic == b"\x93NUMPY"):
+        raise BadInput(f"{text}: not a numpy .npz or .npy file.")
     try:
         loaded = np.load(path, allow_pickle=False)
     except ValueError as exc:
-        # numpy says "allow_pickle=False" when a bare .npy holds objects.
-        if "pickle" in str(exc):
-            raise BadInput(f"{text}: the array holds Python objects, which are refused because loading them can run code.") from None
-        raise BadInput(f"{text}: not a numpy .npz or .npy file.") from None
+        if "allow_pickle" in str(exc):
+            raise BadInput(
+                f"{text}: the array holds Python objects, which are refused because loading them can run code."
+            ) from None
+        raise BadInput(f"{text}: not a readable numpy .npz or .npy file.") from None
     except (OSError, EOFError, zipfile.BadZipFile):
         raise BadInput(f"{text}: not a readable numpy .npz or .npy file.") from None
     if isinstance(loaded, np.ndarray):
@@ -65,7 +71,7 @@ def _member(archive: np.lib.npyio.NpzFile, key: str, text: str) -> np.ndarray:
     try:
         return archive[key]
     except ValueError as exc:
-        if "pickle" in str(exc):
+        if "allow_pickle" in str(exc):
             raise BadInput(
                 f"{text}: array '{key}' holds Python objects, which are refused because loading them can run code."
             ) from None

@@ -103,7 +103,7 @@ class LatencyHistogram(pg.GraphicsLayoutWidget):
         row.plot.showGrid(x=True, y=False, alpha=self._theme.grid_alpha)
         for line, style in ((row.p50_line, Qt.PenStyle.SolidLine), (row.p99_line, Qt.PenStyle.DashLine)):
             line.setPen(pg.mkPen(self._theme.plot_fg, width=2, style=style))
-            if line.label is not None:
+            if getattr(line, "label", None) is not None:
                 line.label.setColor(self._theme.plot_fg)
 
     # --- feeding -------------------------------------------------------

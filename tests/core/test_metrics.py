@@ -111,6 +111,11 @@ def test_regression_metrics_by_hand() -> None:
     assert m["r2"] == pytest.approx(0.75)
 
 
+def test_regression_nonfinite_predictions_are_an_error() -> None:
+    with pytest.raises(ValueError, match="1 predicted values are NaN"):
+        regression_metrics(np.zeros(3), np.array([0.0, np.nan, 1.0]))
+
+
 def test_regression_size_mismatch_is_an_error() -> None:
     with pytest.raises(ValueError):
         regression_metrics(np.zeros(4), np.zeros(5))

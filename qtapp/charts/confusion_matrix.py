@@ -1,0 +1,225 @@
+"""One confusion matrix per variant on one colour scale, or each against the baseline.
+
+In "counts" mode every matrix shares the levels 0..largest cell, so a darker
+cell means the same count everywhere. In "difference" mode each variant shows
+its matrix minus the baseline's, coloured by harm: red where it makes more
+mistakes (fewer on the diagonal, more off it), blue where it makes fewer.
+Cells carry their numbers while the class count is small enough to read.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import QRectF
+from PySide6.QtGui import QColor
+
+from qtapp.charts.style import TICK_POINT_SIZE, TITLE_POINT_SIZE, contrast_text, set_axis_label, style_axes, tick_font
+from qtapp.palette import VariantPalette
+from qtapp.theme import Theme
+
+COUNTS = "counts"
+DIFFERENCE = "difference"
+MAX_LABELLED_CLASSES = 12  # beyond this the numbers no longer fit their cells
+
+
+def _counts_map(theme: Theme) -> pg.ColorMap:
+    low = theme.plot_bg
+    high = "#08306b" if theme.name == "light" else "#6cb6ff"
+    mid = "#6baed6" if theme.name == "light" else "#2a5d8f"
+    return pg.ColorMap([0.0, 0.35, 1.0], [QColor(low), QColor(mid), QColor(high)])
+
+
+def _harm_map(theme: Theme) -> pg.ColorMap:
+    return pg.ColorMap([0.0, 0.5, 1.0], [QColor("#2166ac"), QColor(theme.plot_bg), QColor("#b2182b")])
+
+
+@dataclass
+class _Panel:
+    plot: pg.PlotItem
+    image: pg.ImageItem
+    texts: list[list[pg.TextItem]] = field(default_factory=list)
+    matrix: np.ndarray | None = None
+    shown: np.ndarray | None = None  # what the cells display in the current mode
+    failed: bool = False
+
+
+class ConfusionMatrices(pg.GraphicsLayoutWidget):
+    def __init__(self, palette: VariantPalette, theme: Theme, parent=None) -> None:
+        super().__init__(parent=parent)
+        self._palette = palette
+        self._theme = theme
+        self._panels: dict[str, _Panel] = {}
+        self._class_names: list[str] | None = None
+        self._mode = COUNTS
+        self.setBackground(theme.plot_bg)
+
+    # --- building ------------------------------------------------------
+    def set_variants(self, labels: list[str], class_names: list[str] | None = None) -> None:
+        self.clear()
+        self._panels = {}
+        self._class_names = class_names
+        columns = max(1, min(len(labels), math.ceil(math.sqrt(len(labels) * 1.5))))
+        for i, label in enumerate(labels):
+            plot = self.addPlot(row=i // columns, col=i % columns)
+            plot.setMenuEnabled(False)
+            plot.setMouseEnabled(x=False, y=False)
+            plot.hideButtons()
+            plot.setAspectLocked(True)
+            plot.getViewBox().invertY(True)
+            image = pg.ImageItem(axisOrder="row-major")
+            plot.addItem(image)
+            self._panels[label] = _Panel(plot, image)
+            self._style_panel(label)
+
+    def _style_panel(self, label: str) -> None:
+        panel = self._panels[label]
+        style_axes(panel.plot, self._theme, grid=False)
+        set_axis_label(panel.plot, "bottom", "predicted", self._theme)
+        set_axis_label(panel.plot, "left", "true", self._theme)
+        for side in ("left", "bottom"):  # after setLabel, which shows the axis again
+            panel.plot.showAxis(side, not panel.failed)
+        panel.plot.setTitle(self._title(label, panel), color=self._palette.hex(label), size=f"{TITLE_POINT_SIZE}pt",
+                            bold=True)
+
+    def _title(self, label: str, panel: _Panel) -> str:
+        if panel.failed:
+            return f"{label}: failed"
+        if self._mode == DIFFERENCE:
+            if self._is_baseline(label):
+                return f"{label} (baseline counts)"
+            same = panel.shown is not None and not panel.shown.any()
+            return f"{label} − baseline: identical" if same else f"{label} − baseline"
+        return label
+
+    def _is_baseline(self, label: str) -> bool:
+        return bool(self._panels) and label == next(iter(self._panels))
+
+    # --- feeding -------------------------------------------------------
+    def set_matrix(self, label: str, matrix: list[list[int]] | np.ndarray | None) -> None:
+        """The variant's confusion matrix (rows: true class, columns: predicted); None if it failed."""
+        panel = self._panels.get(label)
+        if panel is None:
+            return
+        panel.failed = matrix is None
+        panel.matrix = None if matrix is None else np.asarray(matrix, dtype=np.int64)
+        if panel.matrix is not None and not panel.texts:
+            self._make_cells(panel, panel.matrix.shape[0])
+        self._style_panel(label)
+
+    def set_mode(self, mode: str) -> None:
+        if mode not in (COUNTS, DIFFERENCE):
+            raise ValueError(f"unknown confusion matrix mode {mode!r}")
+        self._mode = mode
+        for label in self._panels:
+            self._style_panel(label)
+        self.redraw()
+
+    def mode(self) -> str:
+        return self._mode
+
+    def _make_cells(self, panel: _Panel, n: int) -> None:
+        ticks = [(i, name) for i, name in enumerate(self._class_names or [str(k) for k in range(n)])][:n]
+        step = max(1, n // 10)
+        shown_ticks = [t for t in ticks if t[0] % step == 0]
+        for side in ("bottom", "left"):
+            panel.plot.getAxis(side).setTicks([shown_ticks, []])
+        if n > MAX_LABELLED_CLASSES:
+            return
+        font = tick_font()
+        font.setPointSize(TICK_POINT_SIZE if n <= 10 else TICK_POINT_SIZE - 2)
+        for r in range(n):
+            row = []
+            for c in range(n):
+                text = pg.TextItem("", anchor=(0.5, 0.5))
+                text.setFont(font)
+                text.setPos(c, r)
+                panel.plot.addItem(text)
+                row.append(text)
+            panel.texts.append(row)
+
+    # --- drawing -------------------------------------------------------
+    def redraw(self) -> None:
+        matrices = [p.matrix for p in self._panels.values() if p.matrix is not None]
+        if not matrices:
+            return
+        top = max(1, max(int(m.max()) for m in matrices))
+        base = next(iter(self._panels.values())).matrix
+        harms = {}
+        if self._mode == DIFFERENCE and base is not None:
+            for label, p in self._panels.items():
+                if p.matrix is not None and not self._is_baseline(label) and p.matrix.shape == base.shape:
+                    harms[label] = _harm(p.matrix, base)
+        spread = max([1] + [int(np.abs(h).max()) for h in harms.values()])
+        counts_map, harm_map = _counts_map(self._theme), _harm_map(self._theme)
+        for label, p in self._panels.items():
+            if p.matrix is None:
+                p.image.clear()
+                p.shown = None
+                for row in p.texts:
+                    for t in row:
+                        t.setText("")
+                continue
+            if label in harms:
+                diff = p.matrix - base  # type: ignore[operator]
+                p.shown = diff
+                p.image.setImage(harms[label].astype(float), levels=(-spread, spread),
+                                 lut=harm_map.getLookupTable(nPts=256), rect=_cells_rect(p.matrix))
+                self._write_cells(p, diff, harms[label], harm_map, -spread, spread, signed=True)
+            else:
+                p.shown = p.matrix
+                p.image.setImage(p.matrix.astype(float), levels=(0, top),
+                                 lut=counts_map.getLookupTable(nPts=256), rect=_cells_rect(p.matrix))
+                self._write_cells(p, p.matrix, p.matrix, counts_map, 0, top, signed=False)
+            if self._mode == DIFFERENCE:
+                p.plot.setTitle(self._title(label, p), color=self._palette.hex(label), size=f"{TITLE_POINT_SIZE}pt",
+                                bold=True)
+
+    def _write_cells(self, p: _Panel, values: np.ndarray, colour_values: np.ndarray, cmap: pg.ColorMap,
+                     lo: float, hi: float, signed: bool) -> None:
+        for r, row in enumerate(p.texts):
+            for c, text in enumerate(row):
+                v = int(values[r, c])
+                if signed:
+                    label = "" if v == 0 else f"{v:+d}"
+                else:
+                    label = str(v) if v else ""
+                cell = cmap.map((colour_values[r, c] - lo) / (hi - lo), mode="qcolor")
+                text.setText(label, color=contrast_text(cell))
+
+    # --- theme ---------------------------------------------------------
+    def apply_theme(self, theme: Theme) -> None:
+        self._theme = theme
+        self.setBackground(theme.plot_bg)
+        for label in self._panels:
+            self._style_panel(label)
+        self.redraw()
+
+    # --- reading -------------------------------------------------------
+    def cells(self, label: str) -> np.ndarray | None:
+        """The numbers the panel of ``label`` shows (counts, or the difference to the baseline)."""
+        shown = self._panels[label].shown
+        return None if shown is None else shown.copy()
+
+    def cell_text(self, label: str, row: int, col: int) -> str:
+        return self._panels[label].texts[row][col].toPlainText()
+
+    def labels(self) -> list[str]:
+        return list(self._panels)
+
+
+def _cells_rect(matrix: np.ndarray) -> QRectF:
+    # Pixel i covers [i - 0.5, i + 0.5), so ticks and numbers sit at the cell centres.
+    rows, cols = matrix.shape
+    return QRectF(-0.5, -0.5, cols, rows)
+
+
+def _harm(matrix: np.ndarray, base: np.ndarray) -> np.ndarray:
+    """Positive where the variant is worse than the baseline: fewer hits on the diagonal, more misses off it."""
+    diff = (matrix - base).astype(np.int64)
+    harm = diff.copy()
+    np.fill_diagonal(harm, -np.diag(diff))
+    return harm
