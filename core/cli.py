@@ -19,7 +19,7 @@ from typing import Any, Sequence
 from core.errors import BadInput
 
 EXIT_OK, EXIT_INTERNAL, EXIT_BAD_INPUT, EXIT_CANCELLED = 0, 1, 2, 130
-_SUBCOMMANDS = ("run", "schemes")
+_SUBCOMMANDS = ("run", "schemes", "history", "show", "export", "compare")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -30,7 +30,7 @@ class _Parser(argparse.ArgumentParser):
         raise SystemExit(EXIT_BAD_INPUT)
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(window: bool = True) -> argparse.ArgumentParser:
     parser = _Parser(
         prog="quantbench",
         description="See what quantizing a model costs and buys. Without a subcommand, opens the window.",
@@ -38,8 +38,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version="quantbench 0.1.0")
     parser.add_argument("--demo", action="store_true", help="open the window on the bundled demo and start the study")
     parser.add_argument("--screenshot", metavar="FILE.png", help="with --demo: render the finished window to FILE.png and exit")
-    parser.add_argument("model", nargs="?", help="a model file to open in the window")
-    sub = parser.add_subparsers(dest="command", parser_class=_Parser, metavar="{run,schemes}")
+    if window:  # without a subcommand; before one, it would swallow the subcommand's name (`show ID`)
+        parser.add_argument("model", nargs="?", help="a model file to open in the window")
+    sub = parser.add_subparsers(dest="command", parser_class=_Parser, metavar="{run,schemes,history,show,export,compare}")
 
     run = sub.add_parser("run", help="run a study headless and print the comparison table")
     src = run.add_mutually_exclusive_group(required=True)
@@ -65,8 +66,14 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--size-good", type=float, default=50.0, metavar="PCT", help="size reduced by PCT%% or more is good (default 50)")
     run.add_argument("--speed-good", type=float, default=30.0, metavar="PCT", help="latency reduced by PCT%% or more is good (default 30)")
     run.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
+    run.add_argument("--in-process", action="store_true", help="run the engine in this process (no crash isolation)")
+    run.add_argument("--hang-timeout", type=float, default=600.0, metavar="S", help="end a runtime that reports nothing for S seconds (default 600)")
 
     sub.add_parser("schemes", help="list the scheme catalogue with what each needs")
+    from core import cli_history
+
+    cli_history.add_run_options(run, src)
+    cli_history.add_commands(sub)
     return parser
 
 
@@ -77,12 +84,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         from qtapp.app import main as window_main
 
         return window_main(argv)
-    args = build_parser().parse_args(argv)
+    args = build_parser(window=not any(a in _SUBCOMMANDS for a in argv)).parse_args(argv)
     try:
         if args.command == "schemes":
             return _cmd_schemes()
         if args.command == "run":
             return _cmd_run(args)
+        from core.cli_history import dispatch
+
+        code = dispatch(args)
+        if code is not None:
+            return code
     except BadInput as exc:
         sys.stderr.write(f"quantbench: {exc}\n")
         return EXIT_BAD_INPUT
@@ -211,18 +223,28 @@ def write_atomic(path: Path, text: str) -> None:
 def _cmd_run(args: argparse.Namespace) -> int:
     from core.cancel import CancelToken
     from core.engine import run_study
+    from core.isolation import run_study_isolated
     from core.events import Progress, StudyFinished, StudyStarted, VariantFailed, VariantFinished, VariantStarted
     from core.report import format_table
+    from core.cli_history import RunExtras
 
     json_path = _check_writable("--json", args.json) if args.json else None
-    spec = spec_from_args(args)
+    extras = RunExtras(args)  # --html, --spec, --save-spec, --save-variants, the history
+    spec = extras.load_spec() or spec_from_args(args)
+    extras.begin(spec)
     cancel = CancelToken()
     previous = signal.signal(signal.SIGINT, lambda *_: cancel.cancel())
     finished = None
     n_variants = 0
     last_stage: tuple[str, str] | None = None
     try:
-        for event in run_study(spec, cancel):
+        if args.in_process:
+            events = run_study(spec, cancel, workdir=extras.workdir)
+        else:
+            # A runtime that crashes or hangs on this file ends only the child process.
+            events = run_study_isolated(spec, cancel, hang_timeout_s=args.hang_timeout, **extras.isolation_options())
+        for event in events:
+            extras.handle(event)
             if isinstance(event, StudyStarted):
                 n_variants = len(event.variants)
                 _say(args, f"model {event.model['format']} {event.model['path']} ({event.model['params']:,} params); "
@@ -247,12 +269,14 @@ def _cmd_run(args: argparse.Namespace) -> int:
                 finished = event
     finally:
         signal.signal(signal.SIGINT, previous)
+        extras.close()
     if finished is None:
         return EXIT_INTERNAL
     print(format_table(finished.result))
     if json_path is not None:
         write_atomic(json_path, json.dumps(finished.result.to_json_dict(), indent=1, allow_nan=False))
         _say(args, f"wrote {json_path}")
+    extras.finish(finished.result)
     return EXIT_CANCELLED if finished.cancelled else EXIT_OK
 
 

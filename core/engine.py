@@ -8,6 +8,7 @@ the study goes on.
 
 from __future__ import annotations
 
+import os
 import queue
 import tempfile
 import threading
@@ -101,6 +102,7 @@ def _run(spec: StudySpec, cancel: CancelToken, workdir: Path) -> Iterator[Event]
     env = environment_info(threads)
     env["device"] = spec.device.value
     env["timing_mode"] = spec.timing.mode.value
+    env["pid"] = os.getpid()  # the process that measures (a child when isolated)
     plan = _plan(spec, model)
     advice = {p.label: p.scheme.advice(model, env) for p in plan if p.scheme is not None and not p.skip_reason}
 

@@ -223,10 +223,9 @@ class StudyState:
         self.result = ev.result
         self.cancelled = ev.cancelled
         self.finished = True
+        # The final results are authoritative: verdicts are recomputed once every variant is known.
         for r in ev.result.results:
-            known = self.variants.get(r.label)
-            if known is None or known.result is None:
-                self._set_result(r)
+            self._set_result(r)
         self._stop_unfinished(Phase.CANCELLED if ev.cancelled else Phase.FAILED, None)
         self._changes.finished = True
 

@@ -9,10 +9,21 @@ from core.schemes.base import Scheme
 def catalogue() -> list[Scheme]:
     """Every scheme, in the order the window and `quantbench schemes` list them."""
     from core.schemes.baseline import Fp32
+    from core.schemes.ort_int4 import OrtInt4Weight
     from core.schemes.ort_schemes import OnnxFp32, OrtFp16, OrtInt8Dynamic, OrtInt8Static
+    from core.schemes.pruning import PruneChannels, PruneL1
+    from core.schemes.torch_precision import TorchBf16, TorchFp16
     from core.schemes.torch_schemes import TorchInt8Dynamic
+    from core.schemes.torch_static import TorchInt8Static
+    from core.schemes.torch_weight_only import TorchInt8WeightOnly
 
-    return [Fp32(), OnnxFp32(), TorchInt8Dynamic(), OrtInt8Dynamic(), OrtInt8Static(), OrtFp16()]
+    # Baselines, then PyTorch (float, int8), pruning, then ONNX Runtime (int8, float16, int4).
+    return [
+        Fp32(), OnnxFp32(),
+        TorchFp16(), TorchBf16(), TorchInt8Dynamic(), TorchInt8Static(), TorchInt8WeightOnly(),
+        PruneL1(), PruneChannels(),
+        OrtInt8Dynamic(), OrtInt8Static(), OrtFp16(), OrtInt4Weight(),
+    ]
 
 
 def get_scheme(scheme_id: str) -> Scheme:

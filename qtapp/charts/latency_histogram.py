@@ -20,8 +20,8 @@ from qtapp.palette import VariantPalette
 from qtapp.theme import Theme
 
 BINS = 60
-AXIS_WIDTH = 48  # fixed so every row's plot area starts at the same x
-CAPTION_WIDTH = 230
+AXIS_WIDTH = 8  # fixed so every row's plot area starts at the same x
+CAPTION_WIDTH = 200
 
 
 @dataclass
@@ -37,6 +37,7 @@ class _Row:
     counts: np.ndarray | None = None
     caption_text: str = ""
     shown: tuple[float | None, float | None] = (None, None)  # the p50/p99 on screen
+    failed: bool = False
 
 
 class LatencyHistogram(pg.GraphicsLayoutWidget):
@@ -67,7 +68,9 @@ class LatencyHistogram(pg.GraphicsLayoutWidget):
             plot.setMenuEnabled(False)
             plot.setMouseEnabled(x=True, y=False)
             plot.hideButtons()
+            # Counts per bin say little across rows of different sample counts; the shape does.
             plot.getAxis("left").setWidth(AXIS_WIDTH)
+            plot.getAxis("left").setStyle(showValues=False, tickLength=0)
             plot.setLimits(yMin=0)
             for side in ("left", "bottom"):
                 plot.getAxis(side).enableAutoSIPrefix(False)
@@ -116,6 +119,17 @@ class LatencyHistogram(pg.GraphicsLayoutWidget):
         row.p50, row.p99 = p50, p99
         self._dirty.add(label)
 
+    def set_failed(self, label: str) -> None:
+        """The variant failed before (or while) timing: an empty row that says so."""
+        row = self._rows.get(label)
+        if row is None:
+            return
+        row.samples, row.counts, row.failed = np.empty(0), None, True
+        row.curve.setData([0.0, 1.0], [0.0])
+        row.p50_line.setVisible(False)
+        row.p99_line.setVisible(False)
+        self._set_caption(label, row)
+
     def redraw(self) -> None:
         """Recount the dirty rows (all rows if the shared range grew) and update items in place."""
         if not self._dirty:
@@ -163,8 +177,10 @@ class LatencyHistogram(pg.GraphicsLayoutWidget):
         self._set_caption(label, row, p50, p99)
 
     def _set_caption(self, label: str, row: _Row, p50: float | None = None, p99: float | None = None) -> None:
-        if p50 is not None and p99 is not None:
-            stats = f"p50 {_ms(p50)} · p99 {_ms(p99)} ms"
+        if row.failed:
+            stats = "failed: no timing"
+        elif p50 is not None and p99 is not None:
+            stats = f"p50 {_ms(p50)} · p99 {_ms(p99)}"
         else:
             stats = "waiting for samples"
         row.caption_text = f"{label}\n{stats}"

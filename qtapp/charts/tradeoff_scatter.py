@@ -10,13 +10,14 @@ from __future__ import annotations
 import math
 
 import pyqtgraph as pg
+from PySide6.QtCore import QRectF
 
-from qtapp.charts.style import bold_font, set_axis_label, style_axes, with_alpha
+from qtapp.charts.style import TICK_POINT_SIZE, bold_font, set_axis_label, style_axes, with_alpha
 from qtapp.palette import VariantPalette
 from qtapp.theme import Theme
 
-MIN_BUBBLE_PX = 14
-MAX_BUBBLE_PX = 54
+MIN_BUBBLE_PX = 12
+MAX_BUBBLE_PX = 42
 
 
 class TradeoffScatter(pg.PlotWidget):
@@ -27,6 +28,7 @@ class TradeoffScatter(pg.PlotWidget):
         self._labels: list[str] = []
         self._points: dict[str, tuple[float, float, int]] = {}  # label -> (latency ms, y, bytes)
         self._tags: dict[str, pg.TextItem] = {}
+        self._bubbles: dict[str, float] = {}
         self._y_name = "accuracy (%)"
         self._scatter = pg.ScatterPlotItem(pxMode=True)
         plot = self.getPlotItem()
@@ -35,6 +37,9 @@ class TradeoffScatter(pg.PlotWidget):
         for side in ("left", "bottom"):
             plot.getAxis(side).enableAutoSIPrefix(False)
         plot.addItem(self._scatter)
+        plot.disableAutoRange()
+        plot.getViewBox().sigRangeChanged.connect(self._place_tags)
+        plot.getViewBox().sigResized.connect(self._place_tags)
         self.apply_theme(theme)
 
     def set_variants(self, labels: list[str], task: str = "classification") -> None:
@@ -46,8 +51,8 @@ class TradeoffScatter(pg.PlotWidget):
         self._tags = {}
         self._y_name = "MSE (lower is better)" if task == "regression" else "accuracy (%)"
         for label in labels:
-            tag = pg.TextItem(label, anchor=(0, 1.0), color=self._palette.hex(label))
-            tag.setFont(bold_font())
+            tag = pg.TextItem(label, anchor=(0, 0.5), color=self._palette.hex(label))
+            tag.setFont(bold_font(TICK_POINT_SIZE))
             tag.setVisible(False)
             plot.addItem(tag)
             self._tags[label] = tag
@@ -73,14 +78,49 @@ class TradeoffScatter(pg.PlotWidget):
                 "data": label,
             })
         self._scatter.setData(spots)
-        for label, tag in self._tags.items():
-            if label in self._points:
-                x, y, _ = self._points[label]
-                tag.setPos(x, y)
-                tag.setVisible(True)
-            else:
-                tag.setVisible(False)
+        self._bubbles = {label: spot["size"] for label, spot in zip(labels, spots)}
         self._fit(labels)
+        self._place_tags()
+
+    def _place_tags(self, *_args) -> None:
+        """Put each name tag beside its bubble where it covers no other tag or bubble.
+
+        Candidates are right, left, above and below the bubble, in that order;
+        positions depend on the zoom, so this runs again whenever the view changes.
+        """
+        vb = self.getPlotItem().getViewBox()
+        px_w, px_h = vb.viewPixelSize()
+        if not px_w or not px_h:
+            return
+        bubbles = []
+        for label, (x, y, _) in self._points.items():
+            r = self._bubbles.get(label, MIN_BUBBLE_PX) / 2
+            centre = vb.mapViewToScene(pg.Point(x, y))
+            bubbles.append((label, QRectF(centre.x() - r, centre.y() - r, 2 * r, 2 * r)))
+        view = vb.mapRectToScene(vb.boundingRect())
+        taken: list[QRectF] = []
+        for label, tag in self._tags.items():
+            if label not in self._points:
+                tag.setVisible(False)
+                continue
+            x, y, _ = self._points[label]
+            r = self._bubbles.get(label, MIN_BUBBLE_PX) / 2 + 4
+            others = [rect for name, rect in bubbles if name != label]
+            choice = None
+            for anchor, dx, dy in (((0, 0.5), r, 0), ((1, 0.5), -r, 0), ((0.5, 1), 0, -r), ((0.5, 0), 0, r)):
+                tag.setAnchor(anchor)
+                tag.setPos(x + dx * px_w, y - dy * abs(px_h))
+                tag.setVisible(True)
+                box = tag.mapRectToScene(tag.boundingRect())
+                if view.contains(box) and not any(box.intersects(o) for o in taken + others):
+                    choice = box
+                    break
+            if choice is None:  # crowded everywhere: the side of the plot with more room
+                right = x < sum(vb.viewRange()[0]) / 2
+                tag.setAnchor((0, 0.5) if right else (1, 0.5))
+                tag.setPos(x + (r if right else -r) * px_w, y)
+                choice = tag.mapRectToScene(tag.boundingRect())
+            taken.append(choice)
 
     def _fit(self, labels: list[str]) -> None:
         if not labels:

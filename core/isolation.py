@@ -1,0 +1,239 @@
+"""Run a study in a spawned child process and stream its events back.
+
+A segfault, abort, out-of-memory kill or hang inside a runtime then ends only the
+child: the driver (the window's QThread or the command line) gets every event the
+child sent before it died, then a ``VariantFailed`` for the variant that was
+running with the reason, and a ``StudyFinished`` holding the variants already
+finished. ``run_study_isolated`` has the same shape as ``core.engine.run_study``,
+so a driver can use either.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+import traceback
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Iterator
+
+from core.cancel import CancelToken
+from core.errors import BadInput, Cancelled
+from core.events import (
+    Event,
+    StudyFinished,
+    StudyStarted,
+    VariantFailed,
+    VariantFinished,
+    VariantStarted,
+)
+from core.result import StudyResult, VariantResult, VariantStatus
+from core.spec import StudySpec
+
+#: After Cancel, the child gets this long to stop on its own before it is killed.
+KILL_AFTER_S = 3.0
+#: Before its first event the child imports torch/onnxruntime and loads the model: allow at least this.
+STARTUP_ALLOWANCE_S = 60.0
+_POLL_S = 0.02
+
+
+class ChildCrashed(BadInput):
+    """The child process died before the study could start (e.g. loading the model crashed it)."""
+
+
+def run_study_isolated(
+    spec: StudySpec,
+    cancel: CancelToken | None = None,
+    *,
+    hang_timeout_s: float | None = None,
+    kill_after_s: float = KILL_AFTER_S,
+    log_dir: Path | None = None,
+) -> Iterator[Event]:
+    """Like ``run_study``, but the engine runs in a spawned child process.
+
+    ``hang_timeout_s``: when the child sends nothing for this long, it is
+    treated as hung and killed (None: wait for ever; the user can cancel).
+    """
+    import multiprocessing as mp
+
+    cancel = cancel or CancelToken()
+    ctx = mp.get_context("spawn")
+    receiver, sender = ctx.Pipe(duplex=False)
+    # Cancel travels down its own pipe, not a multiprocessing.Event: an Event whose waiter
+    # died can block set() for ever, and a closed pipe also tells the child its parent is gone.
+    control_in, control_out = ctx.Pipe(duplex=False)
+    log_path = str(log_dir / "child-faults.log") if log_dir else None
+    proc = ctx.Process(target=_child_main, args=(spec, sender, control_in, log_path), name="quantbench-study", daemon=True)
+    proc.start()
+    sender.close()
+    control_in.close()
+
+    def request_stop() -> None:
+        try:
+            control_out.send("stop")
+        except (BrokenPipeError, OSError):
+            pass  # the child is already gone
+
+    tracker = _Tracker(spec)
+    cancel_at: float | None = None
+    last_message = time.monotonic()
+    end_reason: str | None = None
+    try:
+        while True:
+            if cancel.cancelled and cancel_at is None:
+                request_stop()
+                cancel_at = time.monotonic()
+            if cancel_at is not None and time.monotonic() - cancel_at > kill_after_s and proc.is_alive():
+                proc.kill()
+                end_reason = f"it did not stop within {kill_after_s:g} s of Cancel and was ended"
+            if receiver.poll(_POLL_S):
+                try:
+                    kind, payload = receiver.recv()
+                except (EOFError, OSError):
+                    break
+                last_message = time.monotonic()
+                if kind == "event":
+                    tracker.see(payload)
+                    yield payload
+                    if isinstance(payload, StudyFinished):
+                        return
+                elif kind == "bad_input":
+                    raise BadInput(payload)
+                elif kind == "error":
+                    raise RuntimeError(payload)
+                continue
+            if not proc.is_alive():
+                # Drain what the child sent just before it exited.
+                if receiver.poll(0):
+                    continue
+                break
+            limit = hang_timeout_s
+            if limit is not None and tracker.started is None:
+                limit = max(limit, STARTUP_ALLOWANCE_S)
+            if limit is not None and time.monotonic() - last_message > limit:
+                proc.kill()
+                end_reason = f"it sent nothing for {limit:g} s (hung) and was ended"
+                break
+    finally:
+        if proc.is_alive():
+            request_stop()
+            proc.join(kill_after_s)
+            if proc.is_alive():
+                proc.kill()
+        proc.join(1.0)
+        receiver.close()
+        control_out.close()
+
+    reason = end_reason or _exit_reason(proc.exitcode)
+    if tracker.started is None:
+        if cancel.cancelled:
+            raise Cancelled("the study was cancelled before it started")
+        raise ChildCrashed(f"{spec.model.path} could not be opened: the runtime process {reason}.")
+    yield from tracker.finish(reason, cancelled=cancel.cancelled)
+
+
+def _exit_reason(code: int | None) -> str:
+    if code is None:
+        return "stopped answering"
+    if code < 0:
+        try:
+            name = signal.Signals(-code).name
+        except ValueError:
+            name = f"signal {-code}"
+        why = {
+            "SIGSEGV": "crashed (segmentation fault)",
+            "SIGABRT": "aborted",
+            "SIGKILL": "was killed (out of memory, or ended by the system)",
+            "SIGBUS": "crashed (bus error)",
+            "SIGFPE": "crashed (arithmetic fault)",
+            "SIGILL": "crashed (illegal instruction: the library may need a newer CPU)",
+        }.get(name, f"ended by {name}")
+        return f"{why}"
+    return f"exited with code {code}"
+
+
+class _Tracker:
+    """Remembers what the child reported, to close the study honestly if it dies."""
+
+    def __init__(self, spec: StudySpec) -> None:
+        self.spec = spec
+        self.started: StudyStarted | None = None
+        self.current: VariantStarted | None = None
+        self.results: list[VariantResult] = []
+        self.t0 = time.perf_counter()
+        self.created = datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+    def see(self, event: Event) -> None:
+        if isinstance(event, StudyStarted):
+            self.started = event
+        elif isinstance(event, VariantStarted):
+            self.current = event
+        elif isinstance(event, (VariantFinished, VariantFailed)):
+            self.results.append(event.result)
+            self.current = None
+
+    def finish(self, reason: str, cancelled: bool) -> Iterator[Event]:
+        started = self.started
+        assert started is not None
+        if self.current is not None:
+            label = self.current.label
+            message = f"{label}: the runtime process {reason} while this variant was running."
+            failed = VariantResult(
+                label=label, scheme=self.current.scheme, status=VariantStatus.FAILED,
+                error=message, error_stage="running",
+            )
+            self.results.append(failed)
+            yield VariantFailed(self.spec.study_id, label, "running", message, failed)
+        status = "cancelled" if cancelled else "failed"
+        study = StudyResult(
+            study_id=self.spec.study_id,
+            created=self.created,
+            status=status,
+            model=started.model,
+            dataset=started.dataset,
+            environment=started.environment,
+            timing={"threads": started.environment.get("threads")},
+            spec=self.spec.to_dict(),
+            results=self.results,
+            duration_s=round(time.perf_counter() - self.t0, 3),
+        )
+        yield StudyFinished(self.spec.study_id, study, cancelled=cancelled)
+
+
+def _child_main(spec: StudySpec, conn: Any, control: Any, log_path: str | None) -> None:
+    """Entry point of the spawned process: run the engine, send every event."""
+    import faulthandler
+    import threading
+
+    if log_path:
+        os.makedirs(os.path.dirname(log_path), exist_ok=True)
+        faulthandler.enable(open(log_path, "a"))  # noqa: SIM115 - must stay open until the process dies
+    else:
+        faulthandler.enable()
+    # The parent decides about Ctrl-C; the child stops through the cancel event.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+    from core.engine import run_study
+
+    token = CancelToken()
+
+    def watch() -> None:
+        try:
+            control.recv()
+        except (EOFError, OSError):
+            pass  # the parent closed the pipe or died: stop as well
+        token.cancel()
+
+    threading.Thread(target=watch, daemon=True).start()
+    try:
+        for event in run_study(spec, token):
+            conn.send(("event", event))
+    except BadInput as exc:
+        conn.send(("bad_input", str(exc)))
+    except Cancelled:
+        pass
+    except Exception as exc:  # reported to the driver with its traceback
+        conn.send(("error", f"{type(exc).__name__}: {exc}\n{traceback.format_exc()}"))
+    finally:
+        conn.close()

@@ -1,0 +1,109 @@
+"""Start the window: ``quantbench [MODEL] [--demo] [--screenshot FILE.png] [--theme dark]``.
+
+``--screenshot`` runs the study (the demo's, or the one the panels describe),
+renders the finished window to a PNG and exits; it works with
+``QT_QPA_PLATFORM=offscreen``, so a headless machine can make the images.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from PySide6.QtCore import QTimer
+from PySide6.QtWidgets import QApplication
+
+SCREENSHOT_MIN_SIZE = (1280, 800)
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="quantbench", description="Open the QuantBench window.")
+    parser.add_argument("model", nargs="?", help="a model file to open")
+    parser.add_argument("--arch", help="architecture of a PyTorch state dict, e.g. torchvision:resnet18")
+    parser.add_argument("--demo", action="store_true", help="open the bundled demo and start its study")
+    parser.add_argument("--screenshot", metavar="FILE", help="run the study, save the finished window as a PNG, exit")
+    parser.add_argument("--size", default="1600x1000", help="window size for --screenshot, WIDTHxHEIGHT (min 1280x800)")
+    parser.add_argument("--theme", choices=("light", "dark"), default="light")
+    parser.add_argument("--max-time", type=float, metavar="S", help="time each variant for at most S seconds")
+    return parser.parse_args(list(argv) if argv is not None else None)
+
+
+def _window_size(text: str) -> tuple[int, int]:
+    try:
+        w, h = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise SystemExit(f"quantbench: --size {text!r}: write it as WIDTHxHEIGHT, e.g. 1600x1000.") from None
+    return max(w, SCREENSHOT_MIN_SIZE[0]), max(h, SCREENSHOT_MIN_SIZE[1])
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Open the window; returns the process exit code (0 ok, 1 the study failed, 2 bad input)."""
+    args = parse_args(argv if argv is not None else sys.argv[1:])
+    if args.screenshot and not (args.demo or args.model):
+        print("quantbench: --screenshot needs --demo or a model to study.", file=sys.stderr)
+        return 2
+    size = _window_size(args.size)
+
+    from qtapp.main_window import MainWindow
+    from qtapp.theme import apply_theme, theme_named
+
+    app = QApplication.instance() or QApplication([sys.argv[0] if sys.argv else "quantbench"])
+    assert isinstance(app, QApplication)
+    app.setApplicationName("QuantBench")
+    app.setOrganizationName("QuantBench")
+    theme = theme_named(args.theme)
+    apply_theme(app, theme)
+    window = MainWindow(theme)
+    if args.max_time:
+        window.run_panel.max_time.setValue(args.max_time)
+    window.resize(*size)
+    window.show()
+
+    outcome = {"code": 0}
+    if args.screenshot:
+        _arrange_screenshot(window, args.screenshot, outcome)
+    if args.demo:
+        window.open_demo(start=True)
+    elif args.model:
+        window.model_panel.open_path(args.model, arch=args.arch)
+        if args.screenshot:
+            _start_when_ready(window, outcome)
+    code = app.exec()
+    return outcome["code"] or code
+
+
+def _arrange_screenshot(window, path: str, outcome: dict) -> None:
+    """When the study ends, give the charts a moment to paint, save the window, and quit."""
+
+    def done(running: bool) -> None:
+        if running:
+            return
+        if window.last_failure:
+            outcome["code"] = 1
+        QTimer.singleShot(300, save)
+
+    def save() -> None:
+        if not window.save_screenshot(path):
+            print(f"quantbench: could not write {path}.", file=sys.stderr)
+            outcome["code"] = 1
+        window.close()
+        QApplication.quit()
+
+    window.controller.running_changed.connect(done)
+
+
+def _start_when_ready(window, outcome: dict) -> None:
+    """For ``MODEL --screenshot``: run once the model and dataset have loaded (or give up on the reason)."""
+
+    def poll() -> None:
+        if window.model_panel.busy or window.dataset_panel.busy or not window.schemes_panel.rows:
+            QTimer.singleShot(100, poll)
+            return
+        if window.start_study() is None:
+            print(f"quantbench: cannot run: {window.blocker()}", file=sys.stderr)
+            outcome["code"] = 2
+            window.close()
+            QApplication.quit()
+
+    QTimer.singleShot(100, poll)

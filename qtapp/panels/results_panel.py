@@ -1,0 +1,214 @@
+"""Every variant side by side: the summary table over tabs of charts.
+
+The panel owns the StudyState. ``apply_events`` gets the events buffered since
+the last redraw (at most ~15 times a second), applies them, and updates only
+the chart items of the variants that changed.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import asdict
+
+import numpy as np
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QButtonGroup, QHBoxLayout, QLabel, QRadioButton, QSplitter, QStackedWidget, QTabWidget, QVBoxLayout, QWidget
+
+from core.events import Event
+from core.spec import Thresholds
+from qtapp.charts.confusion_matrix import COUNTS, DIFFERENCE, ConfusionMatrices
+from qtapp.charts.latency_histogram import LatencyHistogram
+from qtapp.charts.size_bars import SizeBars
+from qtapp.charts.tradeoff_scatter import TradeoffScatter
+from qtapp.palette import VariantPalette
+from qtapp.panels.flipped_panel import FlippedPanel
+from qtapp.panels.summary_table import SummaryTable
+from qtapp.study_state import StudyState
+from qtapp.theme import Theme
+
+
+class ResultsPanel(QWidget):
+    def __init__(self, palette: VariantPalette, theme: Theme, parent=None) -> None:
+        super().__init__(parent)
+        self.state = StudyState()
+        self._palette = palette
+        self._theme = theme
+        self._dataset_spec: str | None = None
+        self._dataset = None
+
+        self.table = SummaryTable(self.state, palette, theme, self)
+        self.histogram = LatencyHistogram(palette, theme)
+        self.sizes = SizeBars(palette, theme)
+        self.scatter = TradeoffScatter(palette, theme)
+        self.matrices = ConfusionMatrices(palette, theme)
+        self.flipped = FlippedPanel()
+        self.flipped.clear()
+
+        side = QSplitter(Qt.Orientation.Vertical)
+        side.addWidget(_titled("Size on disk", self.sizes))
+        side.addWidget(_titled("Accuracy against latency (bubble: file size)", self.scatter))
+        overview = QSplitter(Qt.Orientation.Horizontal)
+        overview.addWidget(_titled("Latency per call, every sample", self.histogram))
+        overview.addWidget(side)
+        overview.setStretchFactor(0, 3)
+        overview.setStretchFactor(1, 2)
+
+        self.matrix_page = QStackedWidget()
+        self.matrix_page.addWidget(self._matrix_tab())
+        self.no_matrix = QLabel("Confusion matrices are drawn for classification studies.")
+        self.no_matrix.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.no_matrix.setObjectName("mutedLabel")
+        self.matrix_page.addWidget(self.no_matrix)
+
+        self.tabs = QTabWidget()
+        self.tabs.addTab(overview, "Latency && size")
+        self.tabs.addTab(self.matrix_page, "Confusion matrices")
+        self.tabs.addTab(self.flipped, "Flipped samples")
+
+        self.header = QLabel("No study yet: set up the model, dataset and schemes on the left, then Run.")
+        self.header.setObjectName("studyTitle")
+        self.header.setWordWrap(True)
+        top = QWidget()
+        top_layout = QVBoxLayout(top)
+        top_layout.setContentsMargins(4, 4, 4, 0)
+        top_layout.addWidget(self.header)
+        top_layout.addWidget(self.table, 1)
+        self.splitter = QSplitter(Qt.Orientation.Vertical)
+        self.splitter.addWidget(top)
+        self.splitter.addWidget(self.tabs)
+        self.splitter.setStretchFactor(0, 0)
+        self.splitter.setStretchFactor(1, 1)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(self.splitter)
+
+    def _matrix_tab(self) -> QWidget:
+        page = QWidget()
+        counts = QRadioButton("Counts (one colour scale for all)")
+        diff = QRadioButton("Difference against the baseline (red: more mistakes)")
+        counts.setChecked(True)
+        self.matrix_mode = QButtonGroup(page)
+        self.matrix_mode.addButton(counts)
+        self.matrix_mode.addButton(diff)
+        counts.toggled.connect(lambda on: self.matrices.set_mode(COUNTS if on else DIFFERENCE))
+        self.show_difference = diff
+        self.show_counts = counts
+        row = QHBoxLayout()
+        row.addWidget(counts)
+        row.addWidget(diff)
+        row.addStretch(1)
+        layout = QVBoxLayout(page)
+        layout.addLayout(row)
+        layout.addWidget(self.matrices, 1)
+        return page
+
+    # --- feeding -------------------------------------------------------
+    def set_thresholds(self, thresholds: Thresholds) -> None:
+        self.table.set_thresholds(asdict(thresholds))
+
+    def set_dataset(self, spec: str, dataset) -> None:
+        """The loaded evaluation data (core Dataset), so flipped samples can show their inputs."""
+        self._dataset_spec, self._dataset = spec, dataset
+        self._feed_dataset()
+
+    def _feed_dataset(self) -> None:
+        ds = self._dataset
+        if ds is None or self.state.dataset.get("spec") != self._dataset_spec:
+            return
+        self.flipped.set_dataset(ds.x, ds.y, ds.class_names, ds.image_shape)
+
+    def apply_events(self, events: list[Event]) -> None:
+        for event in events:
+            self.state.apply(event)
+        changes = self.state.take_changes()
+        if not changes:
+            return
+        if changes.started:
+            self._new_study()
+        for label in changes.samples:
+            self._feed_samples(label)
+        for label in changes.results:
+            self._feed_result(label)
+        if changes.samples or changes.results:
+            self.histogram.redraw()
+        if changes.results:
+            self.sizes.redraw()
+            self.scatter.redraw()
+            self.matrices.redraw()
+        self.table.refresh(changes.status | changes.results | changes.samples)
+
+    def fail(self, message: str) -> None:
+        self.state.fail(message)
+        self.table.refresh(set(self.state.labels))
+
+    def _new_study(self) -> None:
+        labels = self.state.labels
+        self._palette.reset(labels)
+        self.table.reset()
+        self.table.fit_height()
+        self.histogram.set_variants(labels)
+        self.sizes.set_variants(labels)
+        self.scatter.set_variants(labels, self.state.task)
+        classification = self.state.task == "classification"
+        self.matrix_page.setCurrentIndex(0 if classification else 1)
+        self.matrices.set_variants(labels, self.state.dataset.get("class_names"))
+        self.flipped.clear()
+        self._feed_dataset()
+        self.header.setText(study_title(self.state.model, self.state.dataset, self.state.environment))
+
+    def _feed_samples(self, label: str) -> None:
+        v = self.state.variants[label]
+        final = v.result.latency if v.result is not None and v.result.ok else None
+        self.histogram.update_variant(label, v.samples.values, final.p50 if final else None, final.p99 if final else None)
+
+    def _feed_result(self, label: str) -> None:
+        v = self.state.variants[label]
+        r = v.result
+        self.sizes.set_size(label, v.size_bytes, failed=r is not None and not r.ok)
+        if r is None:
+            return
+        if not r.ok:
+            self.matrices.set_matrix(label, None)
+            self.histogram.set_failed(label)
+            return
+        self._feed_samples(label)
+        metrics = r.metrics or {}
+        if r.latency is not None and r.size_bytes is not None:
+            y = metrics.get("accuracy") if self.state.task == "classification" else metrics.get("mse")
+            if y is not None:
+                self.scatter.set_point(label, r.latency.p50, float(y), r.size_bytes)
+        if metrics.get("confusion_matrix") is not None:
+            self.matrices.set_matrix(label, np.asarray(metrics["confusion_matrix"]))
+        if v.index > 0:
+            self.flipped.set_flips(label, r.fidelity)
+
+    # --- theme ---------------------------------------------------------
+    def apply_theme(self, theme: Theme) -> None:
+        self._theme = theme
+        self.table.set_theme(theme)
+        for chart in (self.histogram, self.sizes, self.scatter, self.matrices):
+            chart.apply_theme(theme)
+
+
+def study_title(model: dict, dataset: dict, env: dict) -> str:
+    """One line naming what is compared, on what data, on which machine."""
+    name = os.path.basename(str(model.get("path", ""))) or "model"
+    parts = [f"{name} ({model.get('format', '?')}, {int(model.get('params') or 0):,} parameters)"]
+    data = f"{dataset.get('spec', '?')}: {int(dataset.get('samples') or 0):,} samples, {dataset.get('task', '?')}"
+    parts.append(data)
+    if env:
+        threads = env.get("threads")
+        parts.append(f"{env.get('cpu', 'CPU')}, {threads} thread{'s' if threads != 1 else ''}")
+    return "  ·  ".join(parts)
+
+
+def _titled(title: str, widget: QWidget) -> QWidget:
+    box = QWidget()
+    label = QLabel(title, box)
+    label.setObjectName("chartTitle")
+    layout = QVBoxLayout(box)
+    layout.setContentsMargins(4, 4, 4, 0)
+    layout.setSpacing(2)
+    layout.addWidget(label)
+    layout.addWidget(widget, 1)
+    return box

@@ -1,0 +1,170 @@
+"""Run and Cancel, timing and verdict settings, and the progress of the running study."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import Qt, QTimer, Signal
+from PySide6.QtWidgets import (
+    QComboBox,
+    QDoubleSpinBox,
+    QFormLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QLabel,
+    QProgressBar,
+    QPushButton,
+    QSpinBox,
+    QVBoxLayout,
+)
+
+from core.events import Event, StudyStarted
+from core.spec import Thresholds, TimingMode, TimingSpec, default_threads
+from qtapp.progress import StudyProgress
+
+
+def _percent_box(value: float, maximum: float, suffix: str, tip: str) -> QDoubleSpinBox:
+    box = QDoubleSpinBox()
+    box.setRange(0.0, maximum)
+    box.setDecimals(1)
+    box.setSingleStep(0.5)
+    box.setSuffix(suffix)
+    box.setValue(value)
+    box.setToolTip(tip)
+    return box
+
+
+class RunPanel(QGroupBox):
+    run_requested = Signal()
+    cancel_requested = Signal()
+
+    def __init__(self, parent=None) -> None:
+        super().__init__("Run", parent)
+        self._progress = StudyProgress()
+        self.mode = QComboBox(self)
+        self.mode.addItem("Quick (median ±3 %)", TimingMode.QUICK.value)
+        self.mode.addItem("Thorough (median ±1 %)", TimingMode.THOROUGH.value)
+        self.threads = QSpinBox(self)
+        self.threads.setRange(1, 256)
+        self.threads.setValue(default_threads())
+        self.threads.setToolTip("Intra-op threads for every runtime (one core is left to the window).")
+        self.max_time = QDoubleSpinBox(self)
+        self.max_time.setRange(0.1, 600.0)
+        self.max_time.setValue(TimingSpec().max_time_s)
+        self.max_time.setSuffix(" s")
+        self.max_time.setToolTip("Stop timing a variant after this long even if the median is not yet stable.")
+        d = Thresholds()
+        self.drop_good = _percent_box(d.accuracy_drop_good * 100, 100, " pt", "Accuracy drop under this is good.")
+        self.drop_bad = _percent_box(d.accuracy_drop_bad * 100, 100, " pt", "Accuracy drop over this is bad.")
+        self.size_good = _percent_box(d.size_reduction_good * 100, 100, " %", "A file this much smaller is good.")
+        self.speed_good = _percent_box(d.latency_reduction_good * 100, 100, " %", "Latency this much lower is good.")
+
+        form = QFormLayout()
+        form.addRow("Timing", self.mode)
+        form.addRow("Threads", self.threads)
+        form.addRow("Max time / variant", self.max_time)
+        form.addRow("Good: acc. drop <", self.drop_good)
+        form.addRow("Bad: acc. drop >", self.drop_bad)
+        form.addRow("Good: size −", self.size_good)
+        form.addRow("Good: latency −", self.speed_good)
+
+        self.run_button = QPushButton("Run study", self)
+        self.run_button.setObjectName("runButton")
+        self.run_button.setToolTip("Build, evaluate and time every variant (Ctrl+R).")
+        self.run_button.clicked.connect(self.run_requested)
+        self.cancel_button = QPushButton("Cancel", self)
+        self.cancel_button.setObjectName("cancelButton")
+        self.cancel_button.setToolTip("Stop the study; finished variants stay on screen (Esc).")
+        self.cancel_button.setEnabled(False)
+        self.cancel_button.clicked.connect(self.cancel_requested)
+        buttons = QHBoxLayout()
+        buttons.addWidget(self.run_button, 2)
+        buttons.addWidget(self.cancel_button, 1)
+
+        self.bar = QProgressBar(self)
+        self.bar.setRange(0, 1000)
+        self.bar.setValue(0)
+        self.bar.setFormat("%p %")
+        self.step = QLabel("", self)
+        self.step.setObjectName("stepLabel")
+        self.step.setWordWrap(True)
+        self.eta = QLabel("", self)
+        self.eta.setObjectName("mutedLabel")
+        self.eta.setAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+        self.blocker = QLabel("", self)
+        self.blocker.setObjectName("errorLabel")
+        self.blocker.setWordWrap(True)
+        step_row = QHBoxLayout()
+        step_row.addWidget(self.step, 1)
+        step_row.addWidget(self.eta)
+
+        # Time left keeps counting down between events (a long build sends none).
+        self._clock = QTimer(self)
+        self._clock.setInterval(1000)
+        self._clock.timeout.connect(self.refresh)
+
+        layout = QVBoxLayout(self)
+        layout.addLayout(form)
+        layout.addLayout(buttons)
+        layout.addWidget(self.bar)
+        layout.addLayout(step_row)
+        layout.addWidget(self.blocker)
+
+    # --- settings ------------------------------------------------------
+    def timing_spec(self) -> TimingSpec:
+        return TimingSpec(threads=self.threads.value(), mode=TimingMode(self.mode.currentData()), max_time_s=self.max_time.value())
+
+    def thresholds(self) -> Thresholds:
+        return Thresholds(
+            accuracy_drop_good=self.drop_good.value() / 100,
+            accuracy_drop_bad=max(self.drop_bad.value(), self.drop_good.value()) / 100,
+            size_reduction_good=self.size_good.value() / 100,
+            latency_reduction_good=self.speed_good.value() / 100,
+        )
+
+    # --- state ---------------------------------------------------------
+    def set_blocker(self, reason: str | None, running: bool) -> None:
+        """Enable Run only when nothing blocks it; say why otherwise."""
+        self.run_button.setEnabled(reason is None and not running)
+        self.run_button.setToolTip(reason or "Build, evaluate and time every variant (Ctrl+R).")
+        self.blocker.setText("" if running or reason is None else f"Cannot run yet: {reason}")
+        self.blocker.setVisible(bool(self.blocker.text()))
+
+    def set_running(self, running: bool) -> None:
+        self.cancel_button.setEnabled(running)
+        self.cancel_button.setText("Cancel")
+        if not running:
+            self._clock.stop()
+        if running:
+            self._clock.start()
+            self.run_button.setEnabled(False)
+            self.bar.setValue(0)
+            self.step.setText("starting")
+            self.eta.setText("")
+
+    def show_cancelling(self) -> None:
+        self.cancel_button.setEnabled(False)
+        self.cancel_button.setText("Cancelling…")
+        self.step.setText("cancelling: finishing the current step")
+
+    def show_failure(self, message: str) -> None:
+        self.step.setText(f"Stopped: {message}")
+        self.eta.setText("")
+
+    def start_progress(self, timing_max_s: float) -> None:
+        self._progress = StudyProgress(timing_max_s)
+
+    def apply_events(self, events: list[Event]) -> None:
+        for event in events:
+            if isinstance(event, StudyStarted):
+                self._progress = StudyProgress(self._progress.timing_max_s)
+            self._progress.apply(event)
+        self.refresh()
+
+    def refresh(self) -> None:
+        p = self._progress
+        self.bar.setValue(int(round(p.fraction * 1000)))
+        self.step.setText(p.step_text)
+        self.eta.setText(p.eta_text if not p.finished else f"{p.elapsed_s:.0f} s")
+
+    @property
+    def progress(self) -> StudyProgress:
+        return self._progress

@@ -1,0 +1,197 @@
+"""The scheme catalogue as a checklist: one line of explanation each, options, and why a scheme cannot apply."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import Signal
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QFormLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QPushButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from core.schemes.base import SchemeInfo, SchemeParam
+from qtapp.panels.compact import compact_combos
+from qtapp.panels.elided_label import ElidedLabel
+from core.spec import SchemeSpec
+
+
+class SchemeRow(QWidget):
+    """A checkbox, its one-line description, the reason it is disabled, and its options."""
+
+    toggled = Signal()
+
+    def __init__(self, info: SchemeInfo, parent=None) -> None:
+        super().__init__(parent)
+        self.info = info
+        self.baseline = info.family == "baseline"
+        self.check = QCheckBox(info.title or info.id, self)
+        self.check.setObjectName(f"scheme-{info.id}")
+        tip = f"{info.id}: {info.description}\nNeeds: {info.needs}"
+        self.check.setToolTip(tip)
+        self.check.toggled.connect(self._on_toggled)
+        # One line each keeps a long catalogue scannable; the whole sentence is the tooltip.
+        self.description = ElidedLabel(info.description, self)
+        self.description.setObjectName("mutedLabel")
+        self.description.setToolTip(tip)
+        self.reason = QLabel(self)
+        self.reason.setObjectName("errorLabel")
+        self.reason.setWordWrap(True)
+        self.reason.hide()
+        self.editors: dict[str, QComboBox | QLineEdit] = {}
+        self.options = QWidget(self)
+        form = QFormLayout(self.options)
+        form.setContentsMargins(24, 0, 0, 4)
+        for param in info.params:
+            editor = _editor_for(param, self.options)
+            self.editors[param.name] = editor
+            label = QLabel(param.name, self.options)
+            label.setToolTip(param.help)
+            form.addRow(label, editor)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 2, 0, 2)
+        layout.setSpacing(1)
+        layout.addWidget(self.check)
+        text = QVBoxLayout()
+        text.setContentsMargins(24, 0, 0, 0)
+        text.addWidget(self.description)
+        text.addWidget(self.reason)
+        layout.addLayout(text)
+        layout.addWidget(self.options)
+        if self.baseline:
+            self.check.setChecked(True)
+            self.check.setEnabled(False)
+            self.check.setToolTip(tip + "\nAlways included: every variant is compared with it.")
+        self.options.setVisible(False)
+
+    def _on_toggled(self, checked: bool) -> None:
+        self.options.setVisible(checked and bool(self.editors))
+        self.toggled.emit()
+
+    def set_reason(self, reason: str | None) -> None:
+        """Disable the row with ``reason`` (None enables it again)."""
+        if self.baseline:
+            return
+        self.reason.setText(f"Not available: {reason}" if reason else "")
+        self.reason.setVisible(bool(reason))
+        self.check.setEnabled(reason is None)
+        if reason:
+            self.check.setChecked(False)
+
+    def spec(self) -> SchemeSpec:
+        """The scheme with the options the user changed from their defaults."""
+        params = []
+        for param in self.info.params:
+            value = _value_of(self.editors[param.name])
+            if value != param.default:
+                params.append((param.name, value))
+        return SchemeSpec(self.info.id, tuple(params))
+
+    def set_params(self, params: tuple[tuple[str, str], ...]) -> None:
+        for param in self.info.params:
+            _set_value(self.editors[param.name], dict(params).get(param.name, param.default))
+
+
+def _editor_for(param: SchemeParam, parent: QWidget) -> QComboBox | QLineEdit:
+    if param.choices:
+        combo = QComboBox(parent)
+        combo.addItems(list(param.choices))
+        combo.setCurrentText(param.default)
+        combo.setToolTip(param.help)
+        return combo
+    edit = QLineEdit(param.default, parent)
+    edit.setToolTip(param.help)
+    return edit
+
+
+def _value_of(editor: QComboBox | QLineEdit) -> str:
+    return editor.currentText() if isinstance(editor, QComboBox) else editor.text().strip()
+
+
+def _set_value(editor: QComboBox | QLineEdit, value: str) -> None:
+    if isinstance(editor, QComboBox):
+        editor.setCurrentText(value)
+    else:
+        editor.setText(value)
+
+
+class SchemesPanel(QGroupBox):
+    selection_changed = Signal()
+
+    def __init__(self, parent=None) -> None:
+        super().__init__("Schemes", parent)
+        self.rows: dict[str, SchemeRow] = {}
+        self.status = QLabel("Loading the scheme catalogue…", self)
+        self.status.setObjectName("mutedLabel")
+        self.status.setWordWrap(True)
+        self._rows_box = QVBoxLayout()
+        self._rows_box.setSpacing(4)
+        all_button = QPushButton("All", self)
+        all_button.setToolTip("Tick every scheme that applies to this model.")
+        all_button.clicked.connect(lambda: self._check_all(True))
+        none_button = QPushButton("None", self)
+        none_button.clicked.connect(lambda: self._check_all(False))
+        buttons = QHBoxLayout()
+        buttons.addWidget(all_button)
+        buttons.addWidget(none_button)
+        buttons.addStretch(1)
+        layout = QVBoxLayout(self)
+        layout.addLayout(buttons)
+        layout.addWidget(self.status)
+        layout.addLayout(self._rows_box)
+
+    def set_catalogue(self, infos: list[SchemeInfo]) -> None:
+        for row in self.rows.values():
+            row.setParent(None)
+            row.deleteLater()
+        self.rows = {}
+        for info in infos:
+            row = SchemeRow(info, self)
+            row.toggled.connect(self.selection_changed)
+            self._rows_box.addWidget(row)
+            self.rows[info.id] = row
+        compact_combos(self)
+        self.status.setText("Open a model to see which schemes apply." if infos else "No schemes are available.")
+
+    def set_catalogue_error(self, message: str) -> None:
+        self.status.setText(f"The scheme catalogue could not be loaded: {message}")
+        self.status.setObjectName("errorLabel")
+        self.status.style().polish(self.status)  # the style sheet picks rules by object name
+
+    def set_applicability(self, reasons: dict[str, str | None] | None) -> None:
+        """Reasons per scheme id from the loaded model; None (no model) enables everything."""
+        for scheme_id, row in self.rows.items():
+            row.set_reason((reasons or {}).get(scheme_id))
+        if reasons is not None:
+            blocked = sum(1 for r in reasons.values() if r)
+            self.status.setText(
+                f"{blocked} of {len(self.rows)} schemes do not apply to this model." if blocked else
+                "Every scheme applies to this model."
+            )
+        self.selection_changed.emit()
+
+    def selected(self) -> list[SchemeSpec]:
+        """The ticked schemes (the baseline is always run by the engine and is left out)."""
+        return [row.spec() for row in self.rows.values() if row.check.isChecked() and not row.baseline]
+
+    def set_selected(self, specs: list[SchemeSpec]) -> None:
+        wanted = {s.id: s for s in specs}
+        for scheme_id, row in self.rows.items():
+            if row.baseline:
+                continue
+            spec = wanted.get(scheme_id)
+            if spec is not None:
+                row.set_params(spec.params)
+            row.check.setChecked(spec is not None and row.check.isEnabled())
+        self.selection_changed.emit()
+
+    def _check_all(self, checked: bool) -> None:
+        for row in self.rows.values():
+            if not row.baseline and row.check.isEnabled():
+                row.check.setChecked(checked)

@@ -1,0 +1,215 @@
+"""The comparison table: one row per variant, verdicts coloured, thresholds written below."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+
+from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelIndex, Qt
+from PySide6.QtGui import QBrush, QColor, QFont, QIcon, QPixmap
+from PySide6.QtCore import QSize
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QHeaderView,
+    QLabel,
+    QStyledItemDelegate,
+    QStyleOptionViewItem,
+    QTableView,
+    QVBoxLayout,
+    QWidget,
+)
+
+from core.result import Grade
+from core.spec import Thresholds
+from qtapp.palette import VariantPalette
+from qtapp.panels.summary_columns import columns_for, failure_text, thresholds_text, verdict_tooltip
+from qtapp.study_state import Phase, StudyState
+from qtapp.theme import Theme
+
+_Index = QModelIndex | QPersistentModelIndex
+TABLE_POINT_SIZE = 11
+VERDICT_COLUMN = 1
+FAILURE_COLUMN = 2  # a failed row's reason starts here and spans the rest of the row
+
+
+class SummaryModel(QAbstractTableModel):
+    """Reads the StudyState; ``refresh`` says which rows changed."""
+
+    def __init__(self, state: StudyState, palette: VariantPalette, theme: Theme, parent=None) -> None:
+        super().__init__(parent)
+        self._state = state
+        self._palette = palette
+        self._theme = theme
+        self._columns = columns_for("classification")
+        self._bold = QFont()
+        self._bold.setBold(True)
+
+    def reset(self) -> None:
+        self.beginResetModel()
+        self._columns = columns_for(self._state.task)
+        self.endResetModel()
+
+    def refresh(self, labels: set[str]) -> None:
+        for row, label in enumerate(self._state.labels):
+            if label in labels:
+                self.dataChanged.emit(self.index(row, 0), self.index(row, self.columnCount() - 1))
+
+    def set_theme(self, theme: Theme) -> None:
+        self._theme = theme
+        self.refresh(set(self._state.labels))
+
+    def rowCount(self, parent: _Index = QModelIndex()) -> int:
+        return 0 if parent.isValid() else len(self._state.variants)
+
+    def columnCount(self, parent: _Index = QModelIndex()) -> int:
+        return 0 if parent.isValid() else 1 + len(self._columns)
+
+    def headerData(self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole):
+        if orientation != Qt.Orientation.Horizontal:
+            return None
+        if role == Qt.ItemDataRole.DisplayRole:
+            return "Variant" if section == 0 else self._columns[section - 1].title
+        if role == Qt.ItemDataRole.ToolTipRole and section > 0:
+            return self._columns[section - 1].tooltip
+        return None
+
+    def is_failed_row(self, row: int) -> bool:
+        v = self._state.variants[self._state.labels[row]]
+        return v.phase is Phase.FAILED
+
+    def data(self, index: _Index, role: int = Qt.ItemDataRole.DisplayRole):
+        if not index.isValid():
+            return None
+        v = self._state.variants[self._state.labels[index.row()]]
+        base = self._state.baseline
+        col = index.column()
+        if col == 0:
+            return self._variant_cell(v, role)
+        if v.phase is Phase.FAILED and col == FAILURE_COLUMN:
+            # The view spans this cell over the row: the reason is the whole row.
+            if role == Qt.ItemDataRole.DisplayRole:
+                return failure_text(v)
+            if role == Qt.ItemDataRole.ForegroundRole:
+                return QBrush(QColor(self._theme.error_text))
+            if role == Qt.ItemDataRole.FontRole:
+                return self._bold
+            if role == Qt.ItemDataRole.ToolTipRole:
+                return failure_text(v)
+            return None
+        column = self._columns[col - 1]
+        text, grade = column.cell(v, base)
+        is_verdict = col == VERDICT_COLUMN
+        if role == Qt.ItemDataRole.DisplayRole:
+            return text
+        if role == Qt.ItemDataRole.TextAlignmentRole:
+            align = Qt.AlignmentFlag.AlignCenter if is_verdict else Qt.AlignmentFlag.AlignRight
+            return int(align | Qt.AlignmentFlag.AlignVCenter)
+        if role == Qt.ItemDataRole.BackgroundRole and grade is not None:
+            color = QColor(self._theme.grade_color(grade))
+            if not is_verdict:
+                color.setAlpha(70)  # a tint on the detail cells; the verdict cell is solid
+            return QBrush(color)
+        if role == Qt.ItemDataRole.ForegroundRole and is_verdict and grade is not None:
+            return QBrush(QColor(self._theme.grade_text_color(grade)))
+        if role == Qt.ItemDataRole.FontRole and (is_verdict or grade is not None):
+            return self._bold
+        if role == Qt.ItemDataRole.ToolTipRole:
+            if is_verdict:
+                return verdict_tooltip(v.result) or column.tooltip
+            return column.tooltip
+        return None
+
+    def _variant_cell(self, v, role: int):
+        if role == Qt.ItemDataRole.DisplayRole:
+            return v.label
+        if role == Qt.ItemDataRole.DecorationRole:
+            swatch = QPixmap(14, 14)
+            swatch.fill(self._palette.color(v.label))
+            return QIcon(swatch)
+        if role == Qt.ItemDataRole.FontRole:
+            return self._bold
+        if role == Qt.ItemDataRole.ToolTipRole:
+            r = v.result
+            parts = [v.label, f"scheme: {v.scheme or (r.scheme if r else '')}"]
+            if v.runtime or (r and r.runtime):
+                parts.append(f"runtime: {v.runtime or r.runtime}")  # type: ignore[union-attr]
+            if r is not None:
+                parts += r.notes + r.advice
+            parts += self._state.advice.get(v.label, [])
+            return "\n".join(parts)
+        return None
+
+    def text(self, row: int, col: int) -> str:
+        return str(self.data(self.index(row, col)) or "")
+
+
+class _FailureSpanDelegate(QStyledItemDelegate):
+    """Keeps a failed row's long reason (spanning the row) from widening its first column."""
+
+    def sizeHint(self, option: QStyleOptionViewItem, index: _Index) -> QSize:
+        hint = super().sizeHint(option, index)
+        model = index.model()
+        if index.column() == FAILURE_COLUMN and isinstance(model, SummaryModel) and model.is_failed_row(index.row()):
+            return QSize(0, hint.height())
+        return hint
+
+
+class SummaryTable(QWidget):
+    def __init__(self, state: StudyState, palette: VariantPalette, theme: Theme, parent=None) -> None:
+        super().__init__(parent)
+        self._state = state
+        self.model = SummaryModel(state, palette, theme, self)
+        self.view = QTableView(self)
+        self.view.setModel(self.model)
+        self.view.setItemDelegate(_FailureSpanDelegate(self.view))
+        self.view.setObjectName("summaryTable")
+        self.view.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.view.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.view.setAlternatingRowColors(True)
+        self.view.verticalHeader().setVisible(False)
+        self.view.verticalHeader().setDefaultSectionSize(30)
+        self.view.setWordWrap(False)
+        # One point smaller than the window so ten columns fit beside the setup column at 1280 px.
+        font = self.view.font()
+        font.setPointSize(TABLE_POINT_SIZE)
+        self.view.setFont(font)
+        self.view.horizontalHeader().setFont(font)
+        header = self.view.horizontalHeader()
+        header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        header.setStretchLastSection(True)
+        self.thresholds = QLabel(self)
+        self.thresholds.setObjectName("thresholdsLabel")
+        self.thresholds.setWordWrap(True)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(self.view)
+        layout.addWidget(self.thresholds)
+        self.set_thresholds(asdict(Thresholds()))
+
+    def reset(self) -> None:
+        self.model.reset()
+        self._update_spans()
+
+    def refresh(self, labels: set[str]) -> None:
+        self.model.refresh(labels)
+        self._update_spans()
+
+    def set_thresholds(self, thresholds: dict[str, float]) -> None:
+        self.thresholds.setText(thresholds_text(thresholds))
+
+    def set_theme(self, theme: Theme) -> None:
+        self.model.set_theme(theme)
+
+    def _update_spans(self) -> None:
+        columns = self.model.columnCount()
+        for row in range(self.model.rowCount()):
+            wanted = columns - FAILURE_COLUMN if self.model.is_failed_row(row) else 1
+            if self.view.columnSpan(row, FAILURE_COLUMN) != wanted:
+                self.view.setSpan(row, FAILURE_COLUMN, 1, wanted)
+
+    def fit_height(self) -> None:
+        """Show every row without a vertical scroll bar (one row per variant; a study has few)."""
+        rows = max(1, self.model.rowCount())
+        header = self.view.horizontalHeader().sizeHint().height()
+        scroll = self.view.horizontalScrollBar().sizeHint().height()
+        height = header + rows * self.view.verticalHeader().defaultSectionSize() + scroll + 2 * self.view.frameWidth()
+        self.view.setFixedHeight(min(height, 480))

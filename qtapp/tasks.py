@@ -1,0 +1,92 @@
+"""Short blocking jobs (loading a model or a dataset) run off the GUI thread.
+
+A job is a plain function; its return value or its error comes back to the GUI
+thread through a queued signal. Loading can take seconds (torch and ONNX
+Runtime imports, session creation) and holds the GIL in places, so it must
+never run in a slot.
+"""
+
+from __future__ import annotations
+
+import logging
+import weakref
+from collections.abc import Callable
+from typing import Any
+
+import shiboken6
+from PySide6.QtCore import QObject, QRunnable, Qt, QThreadPool, Signal, Slot
+
+from core.errors import QuantBenchError
+
+log = logging.getLogger(__name__)
+
+_runners: weakref.WeakSet[TaskRunner] = weakref.WeakSet()
+
+
+def busy_runners() -> list[TaskRunner]:
+    # A runner whose window was deleted has no pool left to be busy.
+    return [r for r in list(_runners) if shiboken6.isValid(r) and r.active()]
+
+
+class _Relay(QObject):
+    done = Signal(int, bool, object)  # job id, ok, result or message
+
+
+class _Job(QRunnable):
+    def __init__(self, job_id: int, fn: Callable[[], Any], relay: _Relay) -> None:
+        super().__init__()
+        self._job_id, self._fn, self._relay = job_id, fn, relay
+        self.setAutoDelete(True)
+
+    def run(self) -> None:
+        try:
+            result = self._fn()
+        except QuantBenchError as exc:
+            self._relay.done.emit(self._job_id, False, str(exc))
+        except Exception as exc:  # noqa: BLE001 - shown to the user instead of dying in a pool thread
+            log.exception("background job failed")
+            self._relay.done.emit(self._job_id, False, f"{type(exc).__name__}: {exc}")
+        else:
+            self._relay.done.emit(self._job_id, True, result)
+
+
+class TaskRunner(QObject):
+    """A private pool; ``submit`` returns a job id, the callbacks run in the GUI thread."""
+
+    def __init__(self, parent: QObject | None = None, max_threads: int = 2) -> None:
+        super().__init__(parent)
+        self._pool = QThreadPool(self)
+        self._pool.setMaxThreadCount(max_threads)
+        self._relay = _Relay(self)
+        self._relay.done.connect(self._deliver, Qt.ConnectionType.QueuedConnection)
+        self._callbacks: dict[int, tuple[Callable[[Any], None], Callable[[str], None]]] = {}
+        self._next_id = 0
+        _runners.add(self)
+
+    def submit(self, fn: Callable[[], Any], on_done: Callable[[Any], None], on_error: Callable[[str], None]) -> int:
+        self._next_id += 1
+        self._callbacks[self._next_id] = (on_done, on_error)
+        self._pool.start(_Job(self._next_id, fn, self._relay))
+        return self._next_id
+
+    def active(self) -> int:
+        return self._pool.activeThreadCount()
+
+    def pending(self) -> int:
+        """Jobs whose result has not been delivered yet."""
+        return len(self._callbacks)
+
+    def wait(self, timeout_ms: int = -1) -> bool:
+        """Block until every job has run (used when quitting)."""
+        return self._pool.waitForDone(timeout_ms)
+
+    @Slot(int, bool, object)
+    def _deliver(self, job_id: int, ok: bool, payload: object) -> None:
+        callbacks = self._callbacks.pop(job_id, None)
+        if callbacks is None:
+            return
+        on_done, on_error = callbacks
+        if ok:
+            on_done(payload)
+        else:
+            on_error(str(payload))

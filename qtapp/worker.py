@@ -1,0 +1,65 @@
+"""The thin adapter between the engine's generator and Qt signals.
+
+A StudyWorker is moved to a QThread by the controller. It iterates the engine
+and emits one signal per event (the engine already batches latency samples
+about every 50 ms, so the GUI thread is never flooded). It never touches a
+widget; everything it sends is plain data.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator
+
+from PySide6.QtCore import QObject, Signal, Slot
+
+from core.cancel import CancelToken
+from core.errors import BadInput, Cancelled, QuantBenchError
+from core.events import Event
+from core.spec import StudySpec
+
+log = logging.getLogger(__name__)
+
+RunStudy = Callable[[StudySpec, CancelToken], Iterator[Event]]
+
+
+def engine_run_study(spec: StudySpec, cancel: CancelToken) -> Iterator[Event]:
+    """The real engine, imported on first use so opening the window stays fast."""
+    from core.engine import run_study
+
+    return run_study(spec, cancel=cancel)
+
+
+class StudyWorker(QObject):
+    #: Every engine event, in the order the engine yielded it.
+    event_emitted = Signal(object)
+    #: The study stopped with an error before its StudyFinished (one human sentence).
+    study_failed = Signal(str)
+    #: Always the last signal, whatever happened.
+    finished = Signal()
+
+    def __init__(self, spec: StudySpec, cancel: CancelToken, run_study: RunStudy = engine_run_study) -> None:
+        super().__init__()
+        self._spec = spec
+        self._cancel = cancel
+        self._run_study = run_study
+
+    @Slot()
+    def run(self) -> None:
+        events: Iterator[Event] | None = None
+        try:
+            events = self._run_study(self._spec, self._cancel)
+            for event in events:
+                self.event_emitted.emit(event)
+        except Cancelled:
+            pass  # the engine may stop by raising; the controller already knows it asked to cancel
+        except (BadInput, QuantBenchError) as exc:
+            self.study_failed.emit(str(exc))
+        except Exception as exc:  # noqa: BLE001 - anything else is reported, never lost in a thread
+            log.exception("the study stopped with an internal error")
+            self.study_failed.emit(f"internal error: {type(exc).__name__}: {exc}")
+        finally:
+            close = getattr(events, "close", None)
+            if close is not None:
+                close()  # run the engine's cleanup (temporary files, sessions) now, in this thread
+            self.finished.emit()

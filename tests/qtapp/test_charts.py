@@ -1,0 +1,151 @@
+"""Each chart holds exactly the numbers it was given, updated in place."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from qtapp.charts.confusion_matrix import COUNTS, DIFFERENCE, ConfusionMatrices
+from qtapp.charts.latency_histogram import BINS, LatencyHistogram
+from qtapp.charts.size_bars import SizeBars, format_bytes, reduction_text
+from qtapp.charts.tradeoff_scatter import TradeoffScatter
+from qtapp.palette import BASELINE_COLOR, VariantPalette
+from qtapp.panels.flipped_panel import FlippedPanel, image_of
+from qtapp.theme import DARK, LIGHT
+
+LABELS = ["fp32", "int8", "fp16"]
+
+
+@pytest.fixture
+def palette():
+    p = VariantPalette()
+    p.reset(LABELS)
+    return p
+
+
+def test_palette_gives_each_variant_one_colour(palette):
+    assert palette.hex("fp32") == BASELINE_COLOR
+    assert len({palette.hex(label) for label in LABELS}) == len(LABELS)
+
+
+def test_histogram_counts_every_sample_on_shared_bins(qtbot, palette):
+    hist = LatencyHistogram(palette, LIGHT)
+    qtbot.addWidget(hist)
+    hist.set_variants(LABELS)
+    rng = np.random.default_rng(1)
+    samples = {"fp32": rng.normal(1.0, 0.05, 300), "int8": rng.normal(0.4, 0.02, 200)}
+    samples["int8"][0] = 50.0  # one spike far out: counted in the last bin, not dropped
+    for label, values in samples.items():
+        hist.update_variant(label, values)
+    hist.redraw()
+    for label, values in samples.items():
+        counts = hist.counts(label)
+        assert counts.shape == (BINS,) and counts.sum() == values.size
+    edges = hist.edges()
+    assert edges[0] <= samples["int8"].min() and edges[-1] >= np.percentile(samples["fp32"], 99.5)
+    assert hist.counts("int8")[-1] >= 1
+    p50, p99 = hist.marks("fp32")
+    assert p50 == pytest.approx(np.percentile(samples["fp32"], 50))
+    assert p99 == pytest.approx(np.percentile(samples["fp32"], 99))
+    assert hist.counts("fp16").sum() == 0
+
+
+def test_histogram_grows_in_place_and_takes_final_marks(qtbot, palette):
+    hist = LatencyHistogram(palette, LIGHT)
+    qtbot.addWidget(hist)
+    hist.set_variants(LABELS)
+    row_items = {label: hist._rows[label].curve for label in LABELS}
+    values = np.linspace(1.0, 2.0, 100)
+    hist.update_variant("fp32", values[:40])
+    hist.redraw()
+    hist.update_variant("fp32", values, p50=1.5, p99=1.99)
+    hist.redraw()
+    assert hist.counts("fp32").sum() == 100
+    assert hist.marks("fp32") == (1.5, 1.99)
+    assert "p50 1.50" in hist.caption("fp32")
+    assert all(hist._rows[label].curve is item for label, item in row_items.items())  # never rebuilt
+
+
+def test_histogram_failed_row_says_so(qtbot, palette):
+    hist = LatencyHistogram(palette, DARK)
+    qtbot.addWidget(hist)
+    hist.set_variants(LABELS)
+    hist.set_failed("int8")
+    assert "failed" in hist.caption("int8")
+
+
+def test_confusion_matrices_show_counts_and_difference(qtbot, palette):
+    view = ConfusionMatrices(palette, LIGHT)
+    qtbot.addWidget(view)
+    view.set_variants(LABELS, ["a", "b"])
+    base = np.array([[5, 1], [0, 6]])
+    int8 = np.array([[4, 2], [1, 5]])
+    view.set_matrix("fp32", base)
+    view.set_matrix("int8", int8)
+    view.set_matrix("fp16", None)  # failed
+    view.redraw()
+    np.testing.assert_array_equal(view.cells("int8"), int8)
+    assert view.cell_text("int8", 0, 1) == "2" and view.cell_text("fp32", 1, 0) == ""
+    assert view.cells("fp16") is None
+    # One colour scale: every image uses the largest cell of all matrices.
+    assert tuple(view._panels["int8"].image.levels) == (0, 6)
+    view.set_mode(DIFFERENCE)
+    np.testing.assert_array_equal(view.cells("int8"), int8 - base)
+    assert view.cell_text("int8", 0, 0) == "-1" and view.cell_text("int8", 1, 0) == "+1"
+    np.testing.assert_array_equal(view.cells("fp32"), base)  # the baseline keeps its counts
+    view.set_mode(COUNTS)
+    np.testing.assert_array_equal(view.cells("int8"), int8)
+
+
+def test_size_bars_length_and_saving(qtbot, palette):
+    bars = SizeBars(palette, LIGHT)
+    qtbot.addWidget(bars)
+    bars.set_variants(LABELS)
+    bars.set_size("fp32", 400_000)
+    bars.set_size("int8", 100_000)
+    bars.set_size("fp16", None, failed=True)
+    bars.redraw()
+    np.testing.assert_allclose(bars.bar_lengths_bytes(), [400_000, 100_000, 0])
+    assert bars.bar_text("int8") == "100 kB · −75 %"
+    assert bars.bar_text("fp32") == "400 kB · baseline"
+    assert bars.bar_text("fp16") == "failed"
+
+
+def test_size_text_helpers():
+    assert format_bytes(1_500_000) == "1.5 MB" and format_bytes(999) == "999 B"
+    assert reduction_text(120, 100) == "+20 %" and reduction_text(100, 100) == "same size"
+
+
+def test_scatter_places_one_bubble_per_finished_variant(qtbot, palette):
+    scatter = TradeoffScatter(palette, LIGHT)
+    qtbot.addWidget(scatter)
+    scatter.set_variants(LABELS)
+    scatter.set_point("fp32", 1.0, 0.95, 400_000)
+    scatter.set_point("int8", 0.4, 0.93, 100_000)
+    scatter.redraw()
+    points = scatter.points()
+    assert set(points) == {"fp32", "int8"}
+    assert points["int8"][:2] == pytest.approx((0.4, 93.0))
+    assert points["fp32"][2] > points["int8"][2]  # bigger file, bigger bubble
+
+
+def test_image_of_accepts_channel_first_and_last():
+    assert image_of(np.zeros((1, 8, 8))).size().toTuple() == (8, 8)
+    assert image_of(np.random.rand(3, 10, 12)).size().toTuple() == (12, 10)
+    assert image_of(np.random.rand(10, 12, 3)).size().toTuple() == (12, 10)
+    assert image_of(np.random.rand(4)) is None  # tabular sample: no picture
+
+
+def test_flipped_panel_lists_flipped_samples_with_images(qtbot):
+    panel = FlippedPanel()
+    qtbot.addWidget(panel)
+    panel.clear()
+    x = np.random.default_rng(0).random((20, 1, 8, 8)).astype(np.float32)
+    y = np.arange(20) % 10
+    panel.set_dataset(x, y, [str(i) for i in range(10)], (8, 8))
+    panel.set_flips("int8", {"flipped": [3, 7], "flipped_count": 2})
+    panel.set_flips("fp16", {"flipped": [], "flipped_count": 0})
+    assert panel.shown_indices() == [3, 7] and panel.has_images()
+    assert panel.list.item(0).text().splitlines()[:2] == ["#3", "true 3"]
+    panel.show_variant("fp16")
+    assert panel.shown_indices() == [] and "same class" in panel.summary.text()
