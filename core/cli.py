@@ -102,7 +102,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.stderr.write("quantbench: cancelled.\n")
         return EXIT_CANCELLED
     except Exception as exc:  # an internal error: still one line, plus where to look
-        sys.stderr.write(f"quantbench: internal error: {type(exc).__name__}: {exc}\n")
+        from core.logs import log_exception
+
+        log = log_exception(exc, f"quantbench {' '.join(argv)}", getattr(args, "home", None))
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        sys.stderr.write(f"quantbench: internal error: {type(exc).__name__}: {first} (details in {log}).\n")
         if os.environ.get("QUANTBENCH_DEBUG"):
             raise
         return EXIT_INTERNAL
@@ -129,7 +133,16 @@ def spec_from_args(args: argparse.Namespace) -> Any:
         DatasetSpec, Device, ModelSpec, SchemeSpec, StudySpec, Task, Thresholds, TimingMode, TimingSpec, VariantSpec,
     )
 
-    trusted = {str(Path(t).expanduser().resolve()) for t in args.trust}
+    trusted = set()
+    if args.trust:
+        from core.trust import TrustList
+
+        trust_list = TrustList(getattr(args, "home", None))
+        for t in args.trust:
+            if not Path(t).expanduser().is_file():
+                raise BadInput(f"--trust {t}: no such file.")
+            trust_list.trust(Path(t).expanduser())  # remembered by content hash for later runs and the window
+            trusted.add(str(Path(t).expanduser().resolve()))
     if args.threads is not None and args.threads < 1:
         raise BadInput("--threads must be at least 1.")
     if args.batch_size < 1:

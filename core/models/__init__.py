@@ -16,6 +16,11 @@ def load_model(spec: ModelSpec) -> LoadedModel:
     """Load the file ``spec.path`` whatever its extension says; BadInput names the file and the problem."""
     path = Path(spec.path).expanduser()
     kind = detect_file(path)
+    trusted = spec.trusted
+    if kind in (FileKind.TORCHSCRIPT, FileKind.TORCH_EXPORT) and not trusted:
+        from core.trust import TrustList
+
+        trusted = TrustList().is_trusted(path)
     if kind is FileKind.ONNX:
         from core.models.onnx_model import load_onnx
 
@@ -27,11 +32,11 @@ def load_model(spec: ModelSpec) -> LoadedModel:
     if kind is FileKind.TORCHSCRIPT:
         from core.models.torch_model import load_torchscript
 
-        return load_torchscript(path, spec.trusted, spec.input_shape)
+        return load_torchscript(path, trusted, spec.input_shape)
     if kind is FileKind.TORCH_EXPORT:
         from core.models.torch_model import load_torch_export
 
-        return load_torch_export(path, spec.trusted, spec.input_shape)
+        return load_torch_export(path, trusted, spec.input_shape)
     if kind is FileKind.TFLITE:
         from core.models.tflite_model import load_tflite
 

@@ -12,6 +12,9 @@ from core.models.loaded import LoadedModel, ModelFormat, TensorInfo
 def load_onnx(path: Path) -> LoadedModel:
     import onnx
 
+    from core.models.limits import check_claim
+
+    check_claim(path, "reading the file", path.stat().st_size)
     try:
         model = onnx.load(str(path), load_external_data=False)
     except Exception as exc:  # protobuf decode errors have many types
@@ -19,6 +22,7 @@ def load_onnx(path: Path) -> LoadedModel:
     if not model.HasField("graph") or not model.graph.node:
         raise BadInput(f"{path} parses as protobuf but holds no ONNX graph.")
     external_bytes = check_external_data(path, model)
+    check_claim(path, "its weights", _declared_bytes(path, model))
     try:
         onnx.checker.check_model(str(path))
     except Exception as exc:
@@ -79,6 +83,29 @@ def check_external_data(path: Path, model: object) -> int:
             )
         files.add(resolved)
     return sum(f.stat().st_size for f in files)
+
+
+def _declared_bytes(path: Path, model: object) -> int:
+    """Bytes the initializers claim; a tensor whose stored data is shorter than its dims is refused."""
+    from onnx.external_data_helper import uses_external_data
+
+    from core.models.limits import check_dims
+
+    total = 0
+    for tensor in _all_tensors(model.graph):  # type: ignore[attr-defined]
+        n = check_dims(path, tensor.name, list(tensor.dims))
+        itemsize = _ITEMSIZE.get(tensor.data_type, 1)
+        claimed = n * itemsize
+        total += claimed
+        if tensor.HasField("raw_data") and not uses_external_data(tensor) and tensor.data_type in _ITEMSIZE:
+            if len(tensor.raw_data) != claimed:
+                raise BadInput(
+                    f"{path}: tensor {tensor.name!r} declares {claimed} bytes of data but holds {len(tensor.raw_data)}; the file is malformed."
+                )
+    return total
+
+
+_ITEMSIZE = {1: 4, 2: 1, 3: 1, 4: 2, 5: 2, 6: 4, 7: 8, 9: 1, 10: 2, 11: 8, 12: 4, 13: 8, 16: 2}
 
 
 def _all_tensors(graph: object) -> list:

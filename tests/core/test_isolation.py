@@ -93,3 +93,21 @@ def test_bad_input_in_the_child_reaches_the_driver_as_bad_input(tmp_path):
     spec = replace(_quick_spec(), model=ModelSpec(path=str(empty)), dataset=DatasetSpec.parse("synthetic:4"))
     with pytest.raises(BadInput, match="empty"):
         list(run_study_isolated(spec))
+
+
+def test_trust_is_remembered_by_file_hash_not_path(tmp_path):
+    import torch
+
+    from core.models import load_model
+    from core.trust import TrustList
+
+    module = torch.jit.script(torch.nn.Sequential(torch.nn.Linear(4, 2)))
+    first = tmp_path / "a.pt"
+    torch.jit.save(module, str(first))
+    with pytest.raises(BadInput, match="--trust"):
+        load_model(ModelSpec(path=str(first), input_shape=(1, 4)))
+    TrustList(tmp_path / "home").trust(first)
+    assert TrustList(tmp_path / "home").is_trusted(first)
+    # The same path with other bytes is not trusted.
+    torch.jit.save(torch.jit.script(torch.nn.Sequential(torch.nn.Linear(4, 3))), str(first))
+    assert not TrustList(tmp_path / "home").is_trusted(first)
