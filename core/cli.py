@@ -16,7 +16,7 @@ import tempfile
 from pathlib import Path
 from typing import Any, Sequence
 
-from core.errors import BadInput
+from core.errors import BadInput, Cancelled
 
 EXIT_OK, EXIT_INTERNAL, EXIT_BAD_INPUT, EXIT_CANCELLED = 0, 1, 2, 130
 _SUBCOMMANDS = ("run", "schemes", "history", "show", "export", "compare")
@@ -77,13 +77,18 @@ def build_parser(window: bool = True) -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
+def wants_window(argv: Sequence[str]) -> bool:
+    """True when the command line asks for the window rather than a headless subcommand."""
     wants_help = any(a in ("-h", "--help", "--version") for a in argv)
-    if not any(a in _SUBCOMMANDS for a in argv) and not wants_help:
-        from qtapp.app import main as window_main
+    return not wants_help and not any(a in _SUBCOMMANDS for a in argv)
 
-        return window_main(argv)
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """The headless commands. The console script (qtapp.launcher) opens the window itself."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if wants_window(argv):
+        sys.stderr.write("quantbench: the window is opened by the `quantbench` command; here use a subcommand such as `run`.\n")
+        return EXIT_BAD_INPUT
     args = build_parser(window=not any(a in _SUBCOMMANDS for a in argv)).parse_args(argv)
     try:
         if args.command == "schemes":
@@ -98,7 +103,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BadInput as exc:
         sys.stderr.write(f"quantbench: {exc}\n")
         return EXIT_BAD_INPUT
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, Cancelled):
         sys.stderr.write("quantbench: cancelled.\n")
         return EXIT_CANCELLED
     except Exception as exc:  # an internal error: still one line, plus where to look

@@ -380,7 +380,7 @@ def _given_options(args: argparse.Namespace) -> set[str]:
     """The `run` options whose value differs from the parser's default, i.e. the ones the user typed."""
     from core.cli import build_parser
 
-    defaults = vars(build_parser().parse_args(["run", "--spec", "-"]))
+    defaults = vars(build_parser(window=False).parse_args(["run", "--spec", "-"]))
     return {k for k, v in vars(args).items() if k in defaults and v != defaults[k] and k not in ("spec", "command")}
 
 

@@ -76,12 +76,29 @@ def run_study(
 ) -> Iterator[Event]:
     """Run ``spec``, yielding events; BadInput escapes only for problems found before any variant runs."""
     cancel = cancel or CancelToken()
-    if workdir is not None:
-        workdir.mkdir(parents=True, exist_ok=True)
-        yield from _run(spec, cancel, workdir)
-        return
-    with tempfile.TemporaryDirectory(prefix="quantbench-") as tmp:
-        yield from _run(spec, cancel, Path(tmp))
+    try:
+        if workdir is not None:
+            workdir.mkdir(parents=True, exist_ok=True)
+            yield from _run(spec, cancel, workdir)
+            return
+        with tempfile.TemporaryDirectory(prefix="quantbench-") as tmp:
+            yield from _run(spec, cancel, Path(tmp))
+    except Cancelled:
+        # Cancelled while the model or dataset was still loading: nothing ran, say so plainly.
+        yield StudyFinished(spec.study_id, _empty_result(spec, "cancelled"), cancelled=True)
+
+
+def _empty_result(spec: StudySpec, status: str) -> StudyResult:
+    return StudyResult(
+        study_id=spec.study_id,
+        created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        status=status,
+        model={"path": spec.model.path},
+        dataset={"spec": spec.dataset.describe()},
+        environment={},
+        timing={},
+        spec=spec.to_dict(),
+    )
 
 
 def _run(spec: StudySpec, cancel: CancelToken, workdir: Path) -> Iterator[Event]:
@@ -174,9 +191,18 @@ def _plan(spec: StudySpec, model: Any) -> list[_Planned]:
 
     plan = [_Planned("fp32", "fp32", get_scheme("fp32"), SchemeSpec("fp32"), None)]
     seen = {"fp32"}
+    seen_files: set[str] = set()
     for variant in spec.variants:
         label = variant.label
-        if label in seen:
+        if variant.path is not None:
+            resolved = str(Path(variant.path).expanduser().resolve())
+            if resolved in seen_files:
+                continue  # the same file twice is one row
+            seen_files.add(resolved)
+            n = 2
+            while label in seen:  # same file name in another folder: keep both rows, told apart
+                label, n = f"{variant.label} ({n})", n + 1
+        elif label in seen:
             continue
         seen.add(label)
         if variant.scheme is not None:

@@ -20,7 +20,7 @@ from typing import Any
 
 from core import svg_charts
 from core.report import human_bytes
-from core.result import Grade, StudyResult, VariantResult, VariantStatus
+from core.result import Grade, StudyResult, VariantResult
 
 
 @dataclass
@@ -190,22 +190,30 @@ def _bottom_line(rows: list[_Row]) -> str:
     return f"Recommended: <b>{escape(best.variant.label)}</b>: {escape(_gains(best.variant))}. Verdicts: {listing}."
 
 
-def _merit(r: _Row) -> tuple[int, float, float]:
+def _merit(r: _Row) -> tuple[bool, int, float, float]:
+    """Nothing graded bad first, then the most good grades, then speed, then size."""
     v = r.variant.verdict
     assert v is not None
-    goods = sum(g is Grade.GOOD for g in (v.accuracy, v.size, v.speed))
-    return goods, v.speedup or 0.0, v.size_reduction or 0.0
+    grades = (v.accuracy, v.size, v.speed)
+    return Grade.BAD not in grades, sum(g is Grade.GOOD for g in grades), v.speedup or 0.0, v.size_reduction or 0.0
 
 
 def _gains(v: VariantResult) -> str:
     verdict = v.verdict
+    if verdict is None:
+        return "no measurements"
+
+    def graded(text: str, grade: Grade) -> str:
+        return text + (" (bad)" if grade is Grade.BAD else "")
+
     parts = []
-    if verdict and verdict.speedup is not None:
-        parts.append(f"{_times(verdict.speedup)} the baseline's speed")
-    if verdict and verdict.size_reduction is not None:
-        parts.append(f"{verdict.size_reduction * 100:.0f} % smaller" if verdict.size_reduction >= 0 else f"{-verdict.size_reduction * 100:.0f} % larger")
-    if verdict and verdict.accuracy_drop is not None:
-        parts.append(f"{_metric_name(v)} {0.0 - verdict.accuracy_drop * 100:+.2f} pt")
+    if verdict.speedup is not None:
+        parts.append(graded(f"{_times(verdict.speedup)} the baseline's speed", verdict.speed))
+    if verdict.size_reduction is not None:
+        change = verdict.size_reduction * 100
+        parts.append(graded(f"{change:.0f} % smaller" if change >= 0 else f"{-change:.0f} % larger", verdict.size))
+    if verdict.accuracy_drop is not None:
+        parts.append(graded(f"{_metric_name(v)} {0.0 - verdict.accuracy_drop * 100:+.2f} pt", verdict.accuracy))
     return ", ".join(parts) or "no measurements"
 
 
@@ -225,7 +233,7 @@ def _card(r: _Row) -> str:
         lat = f"p50 {_ms(v.latency.p50)} ms" if v.latency else ""
         return (
             f'<div class="card">{head}{_badge("baseline" if r.is_baseline else "unknown")}</div>'
-            f"<p>{escape(_quality_text(v))}<br>{escape(human_bytes(v.size_bytes))}<br>{escape(lat)}</p></div>"
+            f"<p>{escape(_quality_text(v, r.is_baseline))}<br>{escape(human_bytes(v.size_bytes))}<br>{escape(lat)}</p></div>"
         )
     acc = "-" if verdict.accuracy_drop is None else f"{0.0 - verdict.accuracy_drop * 100:+.2f} pt"
     size = "-" if verdict.size_reduction is None else f"{-verdict.size_reduction * 100:+.1f} %"
@@ -287,7 +295,7 @@ def _charts(studies: list[StudyResult], rows: list[_Row]) -> str:
         if q is not None and r.variant.latency:
             points.append(svg_charts.TradeoffPoint(r.label, r.color, r.variant.latency.p50, q, r.variant.size_bytes, r.is_baseline))
     figures.append(_figure(
-        svg_charts.tradeoff_scatter(points, y_title),
+        svg_charts.tradeoff_scatter(points, y_title, y_max=100.0 if "%" in y_title else None),
         f"Trade-off: {y_title} against median latency; up and to the left is better, the outlined bubble is the baseline.",
     ))
     return "".join(figures)
@@ -354,7 +362,7 @@ def _results_table(rows: list[_Row]) -> str:
         verdict = v.verdict
         fid = v.fidelity or {}
         cells += [
-            escape(_quality_text(v)),
+            escape(_quality_text(v, r.is_baseline)),
             "(base)" if r.is_baseline else escape("-" if not verdict or verdict.accuracy_drop is None else f"{0.0 - verdict.accuracy_drop * 100:+.2f} pt"),
             escape(_ms(v.latency.p50) + ("~" if v.latency.noisy else "")) if v.latency else "-",
             escape(_ms(v.latency.p99)) if v.latency else "-",
@@ -525,7 +533,7 @@ def _metric_name(v: VariantResult) -> str:
     return "agreement"
 
 
-def _quality_text(v: VariantResult) -> str:
+def _quality_text(v: VariantResult, is_baseline: bool = False) -> str:
     m = v.metrics or {}
     if isinstance(m.get("accuracy"), (int, float)):
         return f"{m['accuracy'] * 100:.2f} %"
@@ -534,7 +542,7 @@ def _quality_text(v: VariantResult) -> str:
     f = v.fidelity or {}
     if isinstance(f.get("agreement"), (int, float)):
         return f"{f['agreement'] * 100:.1f} % agree"
-    return "-"
+    return "reference outputs" if is_baseline else "-"
 
 
 def _tensors(items: Any) -> str | None:

@@ -21,7 +21,7 @@ import socket
 import sqlite3
 import sys
 from collections.abc import Iterator
-from contextlib import closing, contextmanager
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -269,35 +269,34 @@ class StudyStore:
         prefix = study_id.strip()
         if not prefix:
             raise BadInput("the study id is empty (see quantbench history).")
+        if con.execute("SELECT 1 FROM studies WHERE id = ?", (prefix,)).fetchone():
+            return prefix
         escaped = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
         rows = con.execute(
             "SELECT id FROM studies WHERE id LIKE ? ESCAPE '\\' ORDER BY created DESC LIMIT 6", (escaped + "%",)
         ).fetchall()
-        exact = [r[0] for r in rows if r[0] == prefix]
-        if exact:
-            return exact[0]
         if not rows:
             raise BadInput(f"no study {prefix!r} in {self.path} (see quantbench history).")
         if len(rows) > 1:
             shown = ", ".join(r[0] for r in rows[:5])
-            raise BadInput(f"study id {prefix!r} is ambiguous: it starts {shown}{', ...' if len(rows) > 5 else ''}.")
+            raise BadInput(f"study id {prefix!r} is ambiguous: it matches {shown}{', ...' if len(rows) > 5 else ''}.")
         return rows[0][0]
 
     def _summary(self, con: sqlite3.Connection, row: tuple[Any, ...]) -> StudySummary:
         status = row[2]
-        if status == "running" and not _owner_alive(row[10], row[11], row[12], row[13]):
+        if status == "running" and not _owner_alive(row[10], row[11], row[12]):
             status = self._mark_interrupted(con, row[0])
         return StudySummary(
             id=row[0], created=row[1], status=status, name=row[3], note=row[4], model=row[5], model_format=row[6],
-            dataset=row[7], task=row[8], variants_planned=row[9], duration_s=row[14],
-            variants_finished=int(row[15] or 0), variants_ok=int(row[16] or 0),
+            dataset=row[7], task=row[8], variants_planned=row[9], duration_s=row[13],
+            variants_finished=int(row[14] or 0), variants_ok=int(row[15] or 0),
         )
 
     def _live_status(self, con: sqlite3.Connection, sid: str) -> str:
-        status, pid, start, boot, host = con.execute(
-            "SELECT status, pid, pid_start, boot_id, host FROM studies WHERE id = ?", (sid,)
+        status, pid, start, boot = con.execute(
+            "SELECT status, pid, pid_start, boot_id FROM studies WHERE id = ?", (sid,)
         ).fetchone()
-        if status == "running" and not _owner_alive(pid, start, boot, host):
+        if status == "running" and not _owner_alive(pid, start, boot):
             return self._mark_interrupted(con, sid)
         return status
 
@@ -379,7 +378,7 @@ class StudyStore:
 
 _SUMMARY_SQL = (
     "SELECT s.id, s.created, s.status, s.name, s.note, s.model_path, s.model_format, s.dataset_spec, s.task,"
-    " s.variants_planned, s.pid, s.pid_start, s.boot_id, s.host, s.duration_s,"
+    " s.variants_planned, s.pid, s.pid_start, s.boot_id, s.duration_s,"
     " COUNT(v.idx), SUM(v.status = 'ok')"
     " FROM studies s LEFT JOIN variants v ON v.study_id = s.id"
 )
@@ -522,9 +521,8 @@ def _process_start(pid: int) -> str:
     return fields[19] if fields and len(fields) > 19 else ""
 
 
-def _owner_alive(pid: int | None, start: str, boot: str, host: str) -> bool:
-    # The host is not trusted to identify the machine (containers get a new name each start); the boot id is.
-    del host
+def _owner_alive(pid: int | None, start: str, boot: str) -> bool:
+    # The boot id, not the host name, tells the machine and its uptime apart (containers rename hosts freely).
     if boot and boot != _boot_id():
         return False
     if not pid:

@@ -302,8 +302,13 @@ class TradeoffPoint:
     baseline: bool = False
 
 
-def tradeoff_scatter(points: list[TradeoffPoint], y_title: str, width: int = 900, height: int = 430) -> str:
-    """Quality against median latency (log), bubble area proportional to the file size."""
+def tradeoff_scatter(
+    points: list[TradeoffPoint], y_title: str, y_max: float | None = None, width: int = 900, height: int = 430
+) -> str:
+    """Quality against median latency (log), bubble area proportional to the file size.
+
+    ``y_max`` is the largest meaningful value (100 for a percentage): no tick is drawn above it.
+    """
     points = [p for p in points if p.p50_ms > 0 and math.isfinite(p.quality)]
     if not points:
         return _empty_chart("tradeoff", width, "No variant has both a quality score and a latency.")
@@ -315,6 +320,8 @@ def tradeoff_scatter(points: list[TradeoffPoint], y_title: str, width: int = 900
     qlo, qhi = min(p.quality for p in points), max(p.quality for p in points)
     pad = max((qhi - qlo) * 0.25, abs(qhi) * 0.004, 0.5)
     ylo, yhi = qlo - pad, qhi + pad
+    if y_max is not None and qhi <= y_max:
+        yhi = min(yhi, y_max + (yhi - ylo) * 0.08)  # room for the bubbles, not for values that cannot exist
     ys = lambda q: py1 - (py1 - py0) * (q - ylo) / (yhi - ylo)  # noqa: E731
     smax = max((p.size_bytes or 0) for p in points) or 1
 
@@ -323,10 +330,11 @@ def tradeoff_scatter(points: list[TradeoffPoint], y_title: str, width: int = 900
         x = xs(tick)
         parts.append(f'<line x1="{x:.1f}" y1="{py0}" x2="{x:.1f}" y2="{py1}" stroke="{GRID}"/>')
         parts.append(_text(x, py1 + 16, _fmt_number(tick), size=11, anchor="middle", fill=MUTED))
-    for tick in _linear_ticks(ylo, yhi):
+    yticks = [t for t in _linear_ticks(ylo, yhi) if y_max is None or t <= y_max + 1e-9]
+    for tick, text in zip(yticks, _tick_labels(yticks)):
         y = ys(tick)
         parts.append(f'<line x1="{px0}" y1="{y:.1f}" x2="{px1}" y2="{y:.1f}" stroke="{GRID}"/>')
-        parts.append(_text(px0 - 6, y + 4, _fmt_number(tick), size=11, anchor="end", fill=MUTED))
+        parts.append(_text(px0 - 6, y + 4, text, size=11, anchor="end", fill=MUTED))
     parts.append(f'<rect x="{px0}" y="{py0}" width="{px1 - px0}" height="{py1 - py0}" fill="none" stroke="{MUTED}"/>')
     parts.append(_text((px0 + px1) / 2, height - 26, "median latency, ms per call (log scale) — faster is left", size=12, anchor="middle", fill=MUTED))
     parts.append(_text(16, (py0 + py1) / 2, y_title, size=12, anchor="middle", fill=MUTED, rotate=True))
@@ -414,6 +422,15 @@ def _linear_ticks(lo: float, hi: float, target: int = 5) -> list[float]:
     step = next(m * mag for m in (1, 2, 2.5, 5, 10) if m * mag >= raw)
     start = math.ceil(lo / step) * step
     return [start + i * step for i in range(int((hi - start) / step + 1e-9) + 1)]
+
+
+def _tick_labels(ticks: list[float]) -> list[str]:
+    """The fewest decimals that keep every tick label distinct (99.2, 99.4, not 99, 99)."""
+    for decimals in range(5):
+        labels = [f"{t:.{decimals}f}" for t in ticks]
+        if len(set(labels)) == len(labels):
+            return labels
+    return [f"{t:g}" for t in ticks]
 
 
 def _fmt_number(v: float) -> str:

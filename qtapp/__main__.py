@@ -2,4 +2,6 @@
 
 from qtapp.app import main
 
-raise SystemExit(main())
+# Guarded: a study's child process (multiprocessing "spawn") imports this module again.
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -45,6 +45,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     size = _window_size(args.size)
 
+    from qtapp.gui_gc import GuiThreadGarbageCollector
     from qtapp.main_window import MainWindow
     from qtapp.theme import apply_theme, theme_named
 
@@ -52,6 +53,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     assert isinstance(app, QApplication)
     app.setApplicationName("QuantBench")
     app.setOrganizationName("QuantBench")
+    collector = GuiThreadGarbageCollector(app)
+    collector.start()
     theme = theme_named(args.theme)
     apply_theme(app, theme)
     window = MainWindow(theme)
@@ -70,6 +73,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.screenshot:
             _start_when_ready(window, outcome)
     code = app.exec()
+    collector.stop()
     return outcome["code"] or code
 
 

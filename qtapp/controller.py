@@ -56,8 +56,11 @@ class StudyController(QObject):
     def cancel_requested(self) -> bool:
         return self._cancel is not None and self._cancel.cancelled
 
-    def start(self, spec: StudySpec) -> str:
-        """Run ``spec`` in a new worker thread; returns the study id its events carry."""
+    def start(self, spec: StudySpec, run_study: RunStudy | None = None) -> str:
+        """Run ``spec`` in a new worker thread; returns the study id its events carry.
+
+        ``run_study`` replaces the controller's engine for this study (e.g. in-process or isolated).
+        """
         if self.running:
             raise RuntimeError("a study is already running; cancel it first")
         spec = replace(spec, study_id=uuid.uuid4().hex[:12])
@@ -65,7 +68,7 @@ class StudyController(QObject):
         self._cancel = CancelToken()
         thread = QThread()
         thread.setObjectName(f"study-{spec.study_id}")
-        worker = StudyWorker(spec, self._cancel, self._run_study)
+        worker = StudyWorker(spec, self._cancel, run_study or self._run_study)
         worker.moveToThread(thread)
         thread.started.connect(worker.run)
         worker.event_emitted.connect(self._on_event, Qt.ConnectionType.QueuedConnection)

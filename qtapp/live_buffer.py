@@ -12,7 +12,7 @@ from PySide6.QtCore import QObject, QTimer, Signal, Slot
 
 from core.events import Event, StudyFinished, StudyStarted
 
-REDRAW_INTERVAL_MS = 66
+REDRAW_INTERVAL_MS = 80  # 12.5 redraws a second at most
 
 
 class LiveBuffer(QObject):

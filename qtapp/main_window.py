@@ -21,7 +21,7 @@ from qtapp.panels.run_panel import RunPanel
 from qtapp.panels.schemes_panel import SchemesPanel
 from qtapp.tasks import TaskRunner
 from qtapp.theme import LIGHT, Theme, apply_theme, theme_named
-from qtapp.worker import RunStudy, engine_run_study
+from qtapp.worker import RunStudy, engine_run_study, isolated_run_study
 
 SETUP_WIDTH = 390
 
@@ -32,14 +32,16 @@ def setup_width(window_width: int) -> int:
 
 
 class MainWindow(QMainWindow):
-    def __init__(self, theme: Theme = LIGHT, run_study: RunStudy = engine_run_study) -> None:
+    def __init__(self, theme: Theme = LIGHT, run_study: RunStudy | None = None) -> None:
+        """``run_study`` fixes the engine (tests pass a fake); None lets the Run panel choose."""
         super().__init__()
         self.setWindowTitle("QuantBench")
         self.setAcceptDrops(True)
         self.theme = theme
         self.palette_ = VariantPalette()
         self.tasks = TaskRunner(self)
-        self.controller = StudyController(run_study, self)
+        self._run_study = run_study
+        self.controller = StudyController(run_study or engine_run_study, self)
         self.buffer = LiveBuffer(parent=self)
         self._close_when_stopped = False
         self._last_failure: str | None = None
@@ -195,7 +197,10 @@ class MainWindow(QMainWindow):
         self.buffer.clear()
         self.results.set_thresholds(spec.thresholds)
         self.run_panel.start_progress(spec.timing.max_time_s)
-        study_id = self.controller.start(spec)
+        engine = self._run_study
+        if engine is None:
+            engine = isolated_run_study if self.run_panel.isolated.isChecked() else engine_run_study
+        study_id = self.controller.start(spec, engine)
         self.statusBar().showMessage("Study running. Esc cancels; finished variants stay on screen.")
         return study_id
 

@@ -24,10 +24,18 @@ RunStudy = Callable[[StudySpec, CancelToken], Iterator[Event]]
 
 
 def engine_run_study(spec: StudySpec, cancel: CancelToken) -> Iterator[Event]:
-    """The real engine, imported on first use so opening the window stays fast."""
+    """The engine in this process (in the worker thread); imported on first use so the window opens fast."""
     from core.engine import run_study
 
     return run_study(spec, cancel=cancel)
+
+
+def isolated_run_study(spec: StudySpec, cancel: CancelToken) -> Iterator[Event]:
+    """The engine in a child process: a crashing runtime cannot take the window down, and the
+    window's own Python work does not compete with the timing loop for the interpreter lock."""
+    from core.isolation import run_study_isolated
+
+    return run_study_isolated(spec, cancel)
 
 
 class StudyWorker(QObject):

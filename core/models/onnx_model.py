@@ -50,6 +50,21 @@ def load_onnx(path: Path) -> LoadedModel:
     )
 
 
+def external_data_files(path: Path) -> set[Path]:
+    """The external data files an ONNX file (written by us or checked already) references."""
+    import onnx
+    from onnx.external_data_helper import ExternalDataInfo, uses_external_data
+
+    model = onnx.load(str(path), load_external_data=False)
+    files = set()
+    for tensor in _all_tensors(model.graph):
+        if uses_external_data(tensor):
+            target = path.parent / ExternalDataInfo(tensor).location
+            if target.exists():
+                files.add(target.resolve())
+    return files
+
+
 def check_external_data(path: Path, model: object) -> int:
     """Refuse external data that escapes the model's folder; return the external files' total size."""
     from onnx.external_data_helper import ExternalDataInfo, uses_external_data

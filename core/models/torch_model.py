@@ -26,7 +26,11 @@ def load_state_dict_model(path: Path, arch: str | None, input_shape: tuple[int, 
             "(demo, or torchvision:NAME such as torchvision:resnet18)."
         )
     module = build_architecture(arch)
-    result = module.load_state_dict(state, strict=False)
+    try:
+        result = module.load_state_dict(state, strict=False)
+    except RuntimeError as exc:
+        mismatch = next((ln.strip() for ln in str(exc).splitlines() if "size mismatch" in ln), _first_line(exc))
+        raise BadInput(f"{path} does not fit architecture {arch!r}: {mismatch.rstrip('.')}.") from None
     problems = []
     if result.missing_keys:
         problems.append(f"missing {len(result.missing_keys)} keys such as {result.missing_keys[0]!r}")

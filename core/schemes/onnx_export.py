@@ -32,7 +32,7 @@ def export_torch_to_onnx(model: LoadedModel, path: Path) -> None:
     import torch
 
     sample = model.input.shape[1:]
-    if any(not isinstance(d, int) for d in sample):
+    if not sample or any(not isinstance(d, int) for d in sample):
         raise BadInput(f"{model.path}: the input shape is unknown, so the model cannot be exported to ONNX; give --input-shape.")
     example = torch.zeros((1, *sample), dtype=torch.float32)
     module = model.handle

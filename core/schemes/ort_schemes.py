@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import logging
 import warnings
 from pathlib import Path
@@ -20,7 +22,7 @@ def _onnx_applicability(model: LoadedModel) -> str | None:
     if model.format is ModelFormat.ONNX:
         return None
     if model.format.is_torch:
-        if any(not isinstance(d, int) for d in model.input.shape[1:]):
+        if len(model.input.shape) < 2 or any(not isinstance(d, int) for d in model.input.shape[1:]):
             return "the input shape is unknown, so the model cannot be exported to ONNX (give --input-shape)"
         return None
     return f"{model.format.value} models cannot be converted to ONNX"
@@ -39,12 +41,10 @@ def _finish(path: Path, ctx: BuildContext, extra: dict[str, Any] | None = None) 
 
 
 def _file_size(path: Path) -> int:
-    """The model file plus any external data next to it."""
-    size = path.stat().st_size
-    data = path.with_name(path.name + ".data")
-    if data.exists():
-        size += data.stat().st_size
-    return size
+    """The model file plus every external data file it references."""
+    from core.models.onnx_model import external_data_files
+
+    return path.stat().st_size + sum(f.stat().st_size for f in external_data_files(path))
 
 
 def _preprocessed(src: Path, ctx: BuildContext) -> Path:
@@ -65,11 +65,12 @@ def _preprocessed(src: Path, ctx: BuildContext) -> Path:
 
 
 def _quiet(fn: Any, *args: Any, **kwargs: Any) -> Any:
+    """Run an onnxruntime.quantization call without its logging, warnings and prints on stdout."""
     root = logging.getLogger()
     level = root.level
     root.setLevel(logging.ERROR)
     try:
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
             warnings.simplefilter("ignore")
             return fn(*args, **kwargs)
     finally:

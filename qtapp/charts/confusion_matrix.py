@@ -10,14 +10,15 @@ Cells carry their numbers while the class count is small enough to read.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QRectF
 from PySide6.QtGui import QColor
 
-from qtapp.charts.style import TICK_POINT_SIZE, TITLE_POINT_SIZE, contrast_text, set_axis_label, style_axes, tick_font
+from qtapp.charts.cell_labels import CellLabels, contrast_colors
+from qtapp.charts.style import TICK_POINT_SIZE, TITLE_POINT_SIZE, set_axis_label, style_axes, tick_font
 from qtapp.palette import VariantPalette
 from qtapp.theme import Theme
 
@@ -41,7 +42,7 @@ def _harm_map(theme: Theme) -> pg.ColorMap:
 class _Panel:
     plot: pg.PlotItem
     image: pg.ImageItem
-    texts: list[list[pg.TextItem]] = field(default_factory=list)
+    labels: CellLabels | None = None
     matrix: np.ndarray | None = None
     shown: np.ndarray | None = None  # what the cells display in the current mode
     failed: bool = False
@@ -53,27 +54,37 @@ class ConfusionMatrices(pg.GraphicsLayoutWidget):
         self._palette = palette
         self._theme = theme
         self._panels: dict[str, _Panel] = {}
+        self._order: list[str] = []
+        self._columns = 1
         self._class_names: list[str] | None = None
         self._mode = COUNTS
         self.setBackground(theme.plot_bg)
 
     # --- building ------------------------------------------------------
     def set_variants(self, labels: list[str], class_names: list[str] | None = None) -> None:
+        """Forget the last study. A variant's panel is made when its matrix arrives, which spreads the
+        cost of building plots over the study instead of freezing the window when it starts."""
         self.clear()
         self._panels = {}
+        self._order = list(labels)
         self._class_names = class_names
-        columns = max(1, min(len(labels), math.ceil(math.sqrt(len(labels) * 1.5))))
-        for i, label in enumerate(labels):
-            plot = self.addPlot(row=i // columns, col=i % columns)
-            plot.setMenuEnabled(False)
-            plot.setMouseEnabled(x=False, y=False)
-            plot.hideButtons()
-            plot.setAspectLocked(True)
-            plot.getViewBox().invertY(True)
-            image = pg.ImageItem(axisOrder="row-major")
-            plot.addItem(image)
-            self._panels[label] = _Panel(plot, image)
-            self._style_panel(label)
+        self._columns = max(1, min(len(labels), math.ceil(math.sqrt(len(labels) * 1.5))))
+
+    def _panel(self, label: str) -> _Panel | None:
+        if label in self._panels:
+            return self._panels[label]
+        if label not in self._order:
+            return None
+        i = self._order.index(label)
+        plot = self.addPlot(row=i // self._columns, col=i % self._columns, enableMenu=False)
+        plot.setMouseEnabled(x=False, y=False)
+        plot.hideButtons()
+        plot.setAspectLocked(True)
+        plot.getViewBox().invertY(True)
+        image = pg.ImageItem(axisOrder="row-major")
+        plot.addItem(image)
+        self._panels[label] = _Panel(plot, image)
+        return self._panels[label]
 
     def _style_panel(self, label: str) -> None:
         panel = self._panels[label]
@@ -96,17 +107,17 @@ class ConfusionMatrices(pg.GraphicsLayoutWidget):
         return label
 
     def _is_baseline(self, label: str) -> bool:
-        return bool(self._panels) and label == next(iter(self._panels))
+        return bool(self._order) and label == self._order[0]
 
     # --- feeding -------------------------------------------------------
     def set_matrix(self, label: str, matrix: list[list[int]] | np.ndarray | None) -> None:
         """The variant's confusion matrix (rows: true class, columns: predicted); None if it failed."""
-        panel = self._panels.get(label)
+        panel = self._panel(label)
         if panel is None:
             return
         panel.failed = matrix is None
         panel.matrix = None if matrix is None else np.asarray(matrix, dtype=np.int64)
-        if panel.matrix is not None and not panel.texts:
+        if panel.matrix is not None and panel.labels is None:
             self._make_cells(panel, panel.matrix.shape[0])
         self._style_panel(label)
 
@@ -122,24 +133,17 @@ class ConfusionMatrices(pg.GraphicsLayoutWidget):
         return self._mode
 
     def _make_cells(self, panel: _Panel, n: int) -> None:
-        ticks = [(i, name) for i, name in enumerate(self._class_names or [str(k) for k in range(n)])][:n]
-        step = max(1, n // 10)
-        shown_ticks = [t for t in ticks if t[0] % step == 0]
+        names = self._class_names if self._class_names and len(self._class_names) == n else [str(k) for k in range(n)]
+        step = max(1, n // 10)  # at most about ten tick labels per axis
+        ticks = [(i, name) for i, name in enumerate(names) if i % step == 0]
         for side in ("bottom", "left"):
-            panel.plot.getAxis(side).setTicks([shown_ticks, []])
+            panel.plot.getAxis(side).setTicks([ticks, []])
         if n > MAX_LABELLED_CLASSES:
             return
         font = tick_font()
         font.setPointSize(TICK_POINT_SIZE if n <= 10 else TICK_POINT_SIZE - 2)
-        for r in range(n):
-            row = []
-            for c in range(n):
-                text = pg.TextItem("", anchor=(0.5, 0.5))
-                text.setFont(font)
-                text.setPos(c, r)
-                panel.plot.addItem(text)
-                row.append(text)
-            panel.texts.append(row)
+        panel.labels = CellLabels(font)
+        panel.plot.addItem(panel.labels)
 
     # --- drawing -------------------------------------------------------
     def redraw(self) -> None:
@@ -147,7 +151,8 @@ class ConfusionMatrices(pg.GraphicsLayoutWidget):
         if not matrices:
             return
         top = max(1, max(int(m.max()) for m in matrices))
-        base = next(iter(self._panels.values())).matrix
+        base_panel = self._panels.get(self._order[0]) if self._order else None
+        base = base_panel.matrix if base_panel is not None else None
         harms = {}
         if self._mode == DIFFERENCE and base is not None:
             for label, p in self._panels.items():
@@ -159,9 +164,8 @@ class ConfusionMatrices(pg.GraphicsLayoutWidget):
             if p.matrix is None:
                 p.image.clear()
                 p.shown = None
-                for row in p.texts:
-                    for t in row:
-                        t.setText("")
+                if p.labels is not None:
+                    p.labels.set_cells([], [])
                 continue
             if label in harms:
                 diff = p.matrix - base  # type: ignore[operator]
@@ -180,15 +184,14 @@ class ConfusionMatrices(pg.GraphicsLayoutWidget):
 
     def _write_cells(self, p: _Panel, values: np.ndarray, colour_values: np.ndarray, cmap: pg.ColorMap,
                      lo: float, hi: float, signed: bool) -> None:
-        for r, row in enumerate(p.texts):
-            for c, text in enumerate(row):
-                v = int(values[r, c])
-                if signed:
-                    label = "" if v == 0 else f"{v:+d}"
-                else:
-                    label = str(v) if v else ""
-                cell = cmap.map((colour_values[r, c] - lo) / (hi - lo), mode="qcolor")
-                text.setText(label, color=contrast_text(cell))
+        if p.labels is None:
+            return
+        if signed:
+            texts = [["" if v == 0 else f"{v:+d}" for v in row] for row in values.tolist()]
+        else:
+            texts = [[str(v) if v else "" for v in row] for row in values.tolist()]
+        cells = cmap.map(np.clip((colour_values - lo) / (hi - lo), 0.0, 1.0), mode="byte")
+        p.labels.set_cells(texts, contrast_colors(cells))
 
     # --- theme ---------------------------------------------------------
     def apply_theme(self, theme: Theme) -> None:
@@ -201,14 +204,18 @@ class ConfusionMatrices(pg.GraphicsLayoutWidget):
     # --- reading -------------------------------------------------------
     def cells(self, label: str) -> np.ndarray | None:
         """The numbers the panel of ``label`` shows (counts, or the difference to the baseline)."""
+        if label not in self._panels:
+            return None
         shown = self._panels[label].shown
         return None if shown is None else shown.copy()
 
     def cell_text(self, label: str, row: int, col: int) -> str:
-        return self._panels[label].texts[row][col].toPlainText()
+        labels = self._panels[label].labels
+        return "" if labels is None else labels.text(row, col)
 
     def labels(self) -> list[str]:
-        return list(self._panels)
+        """The variants that have a panel so far, in study order."""
+        return [label for label in self._order if label in self._panels]
 
 
 def _cells_rect(matrix: np.ndarray) -> QRectF:

@@ -38,6 +38,7 @@ class _Row:
     caption_text: str = ""
     shown: tuple[float | None, float | None] = (None, None)  # the p50/p99 on screen
     failed: bool = False
+    extent: tuple[float, float] | None = None  # (min, p99.5) of the samples
 
 
 class LatencyHistogram(pg.GraphicsLayoutWidget):
@@ -56,6 +57,10 @@ class LatencyHistogram(pg.GraphicsLayoutWidget):
 
     # --- building (once per study) ------------------------------------
     def set_variants(self, labels: list[str]) -> None:
+        """One row per label; the rows of an identical label list (a re-run) are reused."""
+        if list(self._rows) == list(labels):
+            self._reuse_rows()
+            return
         self.clear()
         self._rows = {}
         self._range = None
@@ -64,8 +69,7 @@ class LatencyHistogram(pg.GraphicsLayoutWidget):
         for i, label in enumerate(labels):
             caption = self.addLabel(row=i, col=0, justify="left")
             caption.setFixedWidth(CAPTION_WIDTH)
-            plot = self.addPlot(row=i, col=1)
-            plot.setMenuEnabled(False)
+            plot = self.addPlot(row=i, col=1, enableMenu=False)
             plot.setMouseEnabled(x=True, y=False)
             plot.hideButtons()
             # Counts per bin say little across rows of different sample counts; the shape does.
@@ -100,6 +104,17 @@ class LatencyHistogram(pg.GraphicsLayoutWidget):
             plot.getAxis("bottom").setStyle(showValues=last)
             if last:
                 set_axis_label(plot, "bottom", "latency per call (ms)", self._theme)
+
+    def _reuse_rows(self) -> None:
+        self._range = None
+        self._dirty = set()
+        for label, row in self._rows.items():
+            row.samples, row.counts, row.failed, row.shown = np.empty(0), None, False, (None, None)
+            row.p50 = row.p99 = None
+            row.curve.setData([0.0, 1.0], [0.0])
+            row.p50_line.setVisible(False)
+            row.p99_line.setVisible(False)
+            self._set_caption(label, row)
 
     def _style_row(self, row: _Row) -> None:
         style_axes(row.plot, self._theme, grid=False)
@@ -141,13 +156,17 @@ class LatencyHistogram(pg.GraphicsLayoutWidget):
         self._dirty = set()
 
     def _grow_range(self) -> bool:
-        filled = [r.samples for r in self._rows.values() if r.samples.size]
-        if not filled:
+        for label in self._dirty:
+            row = self._rows[label]
+            if row.samples.size:
+                # The top of the range is the largest p99.5, so one stray spike cannot squash
+                # every row; samples above it are counted in the last bin.
+                row.extent = (float(row.samples.min()), float(np.percentile(row.samples, 99.5)))
+        extents = [r.extent for r in self._rows.values() if r.extent is not None and r.samples.size]
+        if not extents:
             return False
-        lo = min(float(s.min()) for s in filled)
-        # The top of the range is the largest p99.5, so one stray spike cannot squash every row;
-        # samples above it are counted in the last bin.
-        hi = max(float(np.percentile(s, 99.5)) for s in filled)
+        lo = min(e[0] for e in extents)
+        hi = max(e[1] for e in extents)
         if self._range is not None:
             lo, hi = min(lo, self._range[0]), max(hi, self._range[1])
             if (lo, hi) == self._range or (lo >= self._range[0] and hi <= self._range[1]):
@@ -172,18 +191,27 @@ class LatencyHistogram(pg.GraphicsLayoutWidget):
         row.p99_line.setValue(p99)
         row.p50_line.setVisible(True)
         row.p99_line.setVisible(True)
-        row.plot.setYRange(0, max(1, int(counts.max())) * 1.15, padding=0)
+        # Rescale y only when the tallest bin outgrows the view or shrinks well below it:
+        # every range change re-lays out the axis, and streaming counts change every redraw.
+        top = max(1, int(counts.max()))
+        shown_top = row.plot.getViewBox().viewRange()[1][1]
+        if top > shown_top or top < 0.6 * shown_top:
+            row.plot.setYRange(0, top * 1.25, padding=0)
         row.shown = (p50, p99)
         self._set_caption(label, row, p50, p99)
 
-    def _set_caption(self, label: str, row: _Row, p50: float | None = None, p99: float | None = None) -> None:
+    def _set_caption(self, label: str, row: _Row, p50: float | None = None, p99: float | None = None,
+                     force: bool = False) -> None:
         if row.failed:
             stats = "failed: no timing"
         elif p50 is not None and p99 is not None:
             stats = f"p50 {_ms(p50)} · p99 {_ms(p99)}"
         else:
             stats = "waiting for samples"
-        row.caption_text = f"{label}\n{stats}"
+        text = f"{label}\n{stats}"
+        if text == row.caption_text and not force:
+            return  # re-laying out a label is not free; most redraws leave the numbers unchanged
+        row.caption_text = text
         color = self._palette.hex(label)
         row.caption.setText(
             f"<span style='color:{color}; font-weight:bold; font-size:{TITLE_POINT_SIZE}pt'>{label}</span><br>"
@@ -196,7 +224,7 @@ class LatencyHistogram(pg.GraphicsLayoutWidget):
         self.setBackground(theme.plot_bg)
         for label, row in self._rows.items():
             self._style_row(row)
-            self._set_caption(label, row, *row.shown)
+            self._set_caption(label, row, *row.shown, force=True)
             if row.plot.getAxis("bottom").labelText:
                 set_axis_label(row.plot, "bottom", "latency per call (ms)", theme)
 

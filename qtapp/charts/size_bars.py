@@ -51,7 +51,7 @@ def _bar_words(index: int, size: int | None, baseline: int | None, failed: bool)
 
 class SizeBars(pg.PlotWidget):
     def __init__(self, palette: VariantPalette, theme: Theme, parent=None) -> None:
-        super().__init__(parent=parent)
+        super().__init__(parent=parent, enableMenu=False)
         self._palette = palette
         self._theme = theme
         self._labels: list[str] = []
@@ -61,7 +61,6 @@ class SizeBars(pg.PlotWidget):
         self._scale = 1e6
         self._bars = pg.BarGraphItem(x0=[], y=[], height=BAR_HEIGHT, width=[])
         plot = self.getPlotItem()
-        plot.setMenuEnabled(False)
         plot.setMouseEnabled(x=False, y=False)
         plot.hideButtons()
         plot.getViewBox().invertY(True)

@@ -22,7 +22,7 @@ MAX_BUBBLE_PX = 42
 
 class TradeoffScatter(pg.PlotWidget):
     def __init__(self, palette: VariantPalette, theme: Theme, parent=None) -> None:
-        super().__init__(parent=parent)
+        super().__init__(parent=parent, enableMenu=False)
         self._palette = palette
         self._theme = theme
         self._labels: list[str] = []
@@ -32,7 +32,6 @@ class TradeoffScatter(pg.PlotWidget):
         self._y_name = "accuracy (%)"
         self._scatter = pg.ScatterPlotItem(pxMode=True)
         plot = self.getPlotItem()
-        plot.setMenuEnabled(False)
         plot.hideButtons()
         for side in ("left", "bottom"):
             plot.getAxis(side).enableAutoSIPrefix(False)

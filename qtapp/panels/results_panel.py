@@ -135,11 +135,12 @@ class ResultsPanel(QWidget):
             self.sizes.redraw()
             self.scatter.redraw()
             self.matrices.redraw()
-        self.table.refresh(changes.status | changes.results | changes.samples)
+        self.table.refresh(changes.status | changes.results | changes.samples,
+                           resize=bool(changes.results) or changes.finished)
 
     def fail(self, message: str) -> None:
         self.state.fail(message)
-        self.table.refresh(set(self.state.labels))
+        self.table.refresh(set(self.state.labels), resize=True)
 
     def _new_study(self) -> None:
         labels = self.state.labels

@@ -40,18 +40,29 @@ class SummaryModel(QAbstractTableModel):
         self._palette = palette
         self._theme = theme
         self._columns = columns_for("classification")
+        self._cells: dict[str, list] = {}
         self._bold = QFont()
         self._bold.setBold(True)
 
     def reset(self) -> None:
         self.beginResetModel()
         self._columns = columns_for(self._state.task)
+        self._cells = {}
         self.endResetModel()
 
     def refresh(self, labels: set[str]) -> None:
         for row, label in enumerate(self._state.labels):
             if label in labels:
+                self._cells.pop(label, None)
                 self.dataChanged.emit(self.index(row, 0), self.index(row, self.columnCount() - 1))
+
+    def _cell(self, label: str, col: int):
+        # Views ask for every role of every cell on each paint; format a row once per change.
+        row = self._cells.get(label)
+        if row is None:
+            v, base = self._state.variants[label], self._state.baseline
+            row = self._cells[label] = [column.cell(v, base) for column in self._columns]
+        return row[col - 1]
 
     def set_theme(self, theme: Theme) -> None:
         self._theme = theme
@@ -79,8 +90,8 @@ class SummaryModel(QAbstractTableModel):
     def data(self, index: _Index, role: int = Qt.ItemDataRole.DisplayRole):
         if not index.isValid():
             return None
-        v = self._state.variants[self._state.labels[index.row()]]
-        base = self._state.baseline
+        label = self._state.labels[index.row()]
+        v = self._state.variants[label]
         col = index.column()
         if col == 0:
             return self._variant_cell(v, role)
@@ -96,7 +107,7 @@ class SummaryModel(QAbstractTableModel):
                 return failure_text(v)
             return None
         column = self._columns[col - 1]
-        text, grade = column.cell(v, base)
+        text, grade = self._cell(label, col)
         is_verdict = col == VERDICT_COLUMN
         if role == Qt.ItemDataRole.DisplayRole:
             return text
@@ -174,7 +185,9 @@ class SummaryTable(QWidget):
         self.view.setFont(font)
         self.view.horizontalHeader().setFont(font)
         header = self.view.horizontalHeader()
-        header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        # Sized to the contents when results change, not on every live latency update:
+        # measuring every cell 15 times a second is what "ResizeToContents" would do.
+        header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
         header.setStretchLastSection(True)
         self.thresholds = QLabel(self)
         self.thresholds.setObjectName("thresholdsLabel")
@@ -188,10 +201,14 @@ class SummaryTable(QWidget):
     def reset(self) -> None:
         self.model.reset()
         self._update_spans()
+        self.view.resizeColumnsToContents()
 
-    def refresh(self, labels: set[str]) -> None:
+    def refresh(self, labels: set[str], resize: bool = False) -> None:
+        """Redraw the rows of ``labels``; ``resize`` refits the columns (when results arrived)."""
         self.model.refresh(labels)
         self._update_spans()
+        if resize:
+            self.view.resizeColumnsToContents()
 
     def set_thresholds(self, thresholds: dict[str, float]) -> None:
         self.thresholds.setText(thresholds_text(thresholds))

@@ -82,7 +82,8 @@ BAD_INPUTS: dict[str, Callable[[Path, Path, Path], tuple[list[str], str]]] = {
     ),
     "empty model": _empty_model,
     "unknown scheme": lambda tmp, model, data: (
-        ["--model", str(model), "--dataset", f"npz:{data}", "--scheme", "int3-magic"], "'int3-magic' is not a known scheme"
+        ["--model", str(model), "--dataset", f"npz:{data}", "--scheme", "int3-magic"],
+        "'int3-magic' is not a known scheme",
     ),
     "bad scheme option": lambda tmp, model, data: (
         ["--model", str(model), "--dataset", f"npz:{data}", "--scheme", "ort-int8-static:samples"], "key=value"

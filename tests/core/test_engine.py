@@ -232,7 +232,10 @@ def test_failing_variants_do_not_sink_the_study(
     broken = _broken_onnx(tmp_path / "broken.onnx")
     spec = _spec(
         tiny_onnx, tiny_npz,
-        VariantSpec(path=str(other)), VariantSpec(path=str(broken)), _scheme("torch-int8-dynamic"), _scheme("ort-int8-dynamic"),
+        VariantSpec(path=str(other)),
+        VariantSpec(path=str(broken)),
+        _scheme("torch-int8-dynamic"),
+        _scheme("ort-int8-dynamic"),
     )
 
     events = list(run_study(spec))
@@ -262,11 +265,6 @@ def test_failing_variants_do_not_sink_the_study(
     json.dumps(result.to_json_dict(), allow_nan=False)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: core/engine.py:179 _plan drops a --variant whose label 'file:<basename>' was seen before, "
-    "so a second file with the same name in another folder silently disappears from the study",
-)
 def test_two_variant_files_with_the_same_name_both_run(tmp_path: Path, tiny_onnx: Path, tiny_npz: Path) -> None:
     import shutil
 
@@ -275,7 +273,8 @@ def test_two_variant_files_with_the_same_name_both_run(tmp_path: Path, tiny_onnx
         shutil.copyfile(tiny_onnx, tmp_path / folder / "model.onnx")
     spec = _spec(
         tiny_onnx, tiny_npz,
-        VariantSpec(path=str(tmp_path / "run_a" / "model.onnx")), VariantSpec(path=str(tmp_path / "run_b" / "model.onnx")),
+        VariantSpec(path=str(tmp_path / "run_a" / "model.onnx")),
+        VariantSpec(path=str(tmp_path / "run_b" / "model.onnx")),
     )
     assert len(_finished(list(run_study(spec))).result.results) == 3
 
@@ -335,11 +334,6 @@ def test_cancel_from_another_thread_while_timing(tiny_onnx: Path, tiny_npz: Path
     assert any(isinstance(e, LatencySamples) for e in events)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: core/engine.py:97 raise_if_cancelled() lets Cancelled escape run_study before StudyStarted; "
-    "the CLI then reports 'internal error' (exit 1) instead of 130 for a Ctrl-C during model loading",
-)
 def test_a_study_cancelled_before_it_starts_finishes_cancelled(tiny_onnx: Path, tiny_npz: Path) -> None:
     token = CancelToken()
     token.cancel()

@@ -10,6 +10,7 @@ import os
 import subprocess
 import sys
 import warnings
+from dataclasses import replace
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -203,3 +204,59 @@ def test_quantbench_home_environment_variable(tmp_path: Path) -> None:
                          text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     assert out.stdout.startswith(f"No studies yet in {tmp_path / 'qbhome' / 'history.sqlite3'}")
+
+
+def test_project_paths_are_relative_to_the_project_file(tmp_path: Path) -> None:
+    from core.project import load_spec
+    from core.spec import DatasetKind
+
+    folder = tmp_path / "project"
+    folder.mkdir()
+    (folder / "study.json").write_text(json.dumps({"quantbench_project": 1, "spec": {
+        "model": {"path": "models/net.onnx"},
+        "dataset": {"kind": "npz", "location": "data/val.npz", "limit": 32},
+        "variants": [{"scheme": {"id": "ort-int8-static", "params": [["samples", "50"]]}}, {"path": "/abs/other.onnx"}],
+        "timing": {"mode": "thorough", "max_time_s": 1.5},
+        "thresholds": {"accuracy_drop_good": 0.02},
+    }}))
+    spec = load_spec(folder / "study.json")
+    assert spec.model.path == str(folder / "models" / "net.onnx")
+    assert (spec.dataset.kind, spec.dataset.location, spec.dataset.limit) == (DatasetKind.NPZ, str(folder / "data" / "val.npz"), 32)
+    assert spec.variants[0].scheme.label == "ort-int8-static:samples=50"
+    assert spec.variants[1].path == "/abs/other.onnx"
+    assert spec.timing.mode.value == "thorough" and spec.timing.max_time_s == 1.5
+    assert spec.thresholds.accuracy_drop_good == 0.02 and spec.thresholds.accuracy_drop_bad == 0.05
+
+
+def test_a_newer_project_file_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "p.json").write_text(json.dumps({"quantbench_project": 2, "spec": {}}))
+    code, _, err = _run(capsys, "run", "--spec", str(tmp_path / "p.json"))
+    assert code == 2 and "newer QuantBench (project version 2" in err
+
+
+def test_the_reproduce_command_rebuilds_the_same_spec(first: SimpleNamespace, tmp_path: Path) -> None:
+    """The command printed in reports, parsed by `quantbench run`, gives back the study's spec."""
+    import shlex
+
+    from core.cli import build_parser, spec_from_args
+    from core.project import load_spec, reproduce_command, save_spec
+
+    spec = load_spec(first.spec)
+    spec = replace(spec, thresholds=replace(spec.thresholds, size_reduction_good=0.4), seed=3)
+    argv = shlex.split(reproduce_command(spec.to_dict()))
+    assert argv[:2] == ["quantbench", "run"]
+    rebuilt = spec_from_args(build_parser(window=False).parse_args(argv[1:]))
+    strip = lambda s: {k: v for k, v in s.to_dict().items() if k != "study_id"}  # noqa: E731
+    assert strip(rebuilt) == strip(spec)
+    save_spec(rebuilt, tmp_path / "again.json")
+    assert strip(load_spec(tmp_path / "again.json")) == strip(spec)
+
+
+def test_saved_variants_with_crash_isolation(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The default run builds in a child process; its variants must land in DIR all the same."""
+    out = tmp_path / "variants"
+    code, _, err = _run(capsys, "run", "--demo", "--quiet", "--threads", "1", "--max-time", "0.05", "--limit", "20",
+                        "--scheme", "fp32", "--scheme", "ort-fp16", "--home", str(tmp_path / "home"),
+                        "--save-variants", str(out))
+    assert code == 0, err
+    assert sorted(p.name for p in out.iterdir()) == ["ort-fp16.onnx", "ort-fp16.quantbench.json"]

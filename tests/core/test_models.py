@@ -154,11 +154,6 @@ def test_state_dict_with_wrong_keys_is_refused(state_dict_file: Path) -> None:
     assert "does not fit architecture 'demo'" in message
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: core/models/torch_model.py:29 load_state_dict(strict=False) still raises RuntimeError "
-    "on a shape mismatch; it escapes as an internal error instead of BadInput",
-)
 def test_state_dict_with_wrong_shapes_is_refused(tmp_path: Path) -> None:
     import torch
 

@@ -224,11 +224,6 @@ def test_torch_dynamic_int8_needs_a_linear_layer(tiny_torch_loaded: Any) -> None
     assert "no Linear" in get_scheme("torch-int8-dynamic").applicability(convs_only)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: core/schemes/ort_schemes.py:23 (and onnx_export.py:35) test only shape[1:], which is empty for the "
-    "('batch',) placeholder of an unknown input shape, so the scheme claims to apply and the export then fails",
-)
 def test_an_unknown_input_shape_blocks_the_onnx_export(tiny_torch_loaded: Any) -> None:
     from dataclasses import replace
 

@@ -18,7 +18,7 @@ import pytest
 from core.errors import BadInput
 from core.events import StudyFinished, StudyStarted, VariantFailed, VariantFinished
 from core.result import VariantResult, VariantStatus
-from core.spec import DatasetSpec, SchemeSpec, TimingSpec, VariantSpec
+from core.spec import SchemeSpec, TimingSpec, VariantSpec
 from core.store import DB_NAME, ENV_HOME, StudyRecorder, StudyStore, resolve_home
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -267,7 +267,7 @@ def test_ids_by_unique_prefix_and_editing(tmp_path: Path) -> None:
     _begin(store, "abc111000000", os.getpid(), "2026-01-01T00:00:00+00:00")
     _begin(store, "abc222000000", os.getpid(), "2026-01-02T00:00:00+00:00")
     assert store.resolve_id("abc1") == "abc111000000"
-    with pytest.raises(BadInput, match="ambiguous: it starts abc222000000, abc111000000"):
+    with pytest.raises(BadInput, match="ambiguous: it matches abc222000000, abc111000000"):
         store.resolve_id("abc")
     with pytest.raises(BadInput, match="no study 'zz'"):
         store.load_study("zz")

@@ -28,6 +28,17 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(pytest.mark.qt_log_ignore(*IGNORED_QT_MESSAGES))
 
 
+@pytest.fixture(scope="session", autouse=True)
+def gui_thread_gc(qapp):
+    """As in the application: cycles are collected in the GUI thread only."""
+    from qtapp.gui_gc import GuiThreadGarbageCollector
+
+    collector = GuiThreadGarbageCollector()
+    collector.start()
+    yield
+    collector.stop()
+
+
 @pytest.fixture(autouse=True)
 def private_settings(tmp_path: Path):
     """Recent files and other QSettings go to a temporary folder, not the user's."""

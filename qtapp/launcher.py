@@ -1,0 +1,25 @@
+"""The ``quantbench`` console script: the window, or a headless subcommand.
+
+Headless commands go to ``core.cli`` without importing Qt, so ``quantbench run``
+works (and ``quantbench --help`` answers at once) on a machine with no display.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from core import cli
+
+    args = list(sys.argv[1:] if argv is None else argv)
+    if cli.wants_window(args):
+        from qtapp.app import main as window_main
+
+        return window_main(args)
+    return cli.main(args)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
