@@ -229,6 +229,7 @@ def write_atomic(path: Path, text: str) -> None:
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             fh.write(text)
+        os.chmod(tmp, 0o644)  # mkstemp makes owner-only files; a report is meant to be shared
         os.replace(tmp, path)
     except BaseException:
         try:

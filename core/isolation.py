@@ -49,6 +49,7 @@ def run_study_isolated(
     hang_timeout_s: float | None = None,
     kill_after_s: float = KILL_AFTER_S,
     log_dir: Path | None = None,
+    workdir: Path | None = None,
 ) -> Iterator[Event]:
     """Like ``run_study``, but the engine runs in a spawned child process.
 
@@ -64,7 +65,7 @@ def run_study_isolated(
     # died can block set() for ever, and a closed pipe also tells the child its parent is gone.
     control_in, control_out = ctx.Pipe(duplex=False)
     log_path = str(log_dir / "child-faults.log") if log_dir else None
-    proc = ctx.Process(target=_child_main, args=(spec, sender, control_in, log_path), name="quantbench-study", daemon=True)
+    proc = ctx.Process(target=_child_main, args=(spec, sender, control_in, log_path, workdir), name="quantbench-study", daemon=True)
     proc.start()
     sender.close()
     control_in.close()
@@ -201,7 +202,7 @@ class _Tracker:
         yield StudyFinished(self.spec.study_id, study, cancelled=cancelled)
 
 
-def _child_main(spec: StudySpec, conn: Any, control: Any, log_path: str | None) -> None:
+def _child_main(spec: StudySpec, conn: Any, control: Any, log_path: str | None, workdir: Path | None = None) -> None:
     """Entry point of the spawned process: run the engine, send every event."""
     import faulthandler
     import threading
@@ -227,7 +228,7 @@ def _child_main(spec: StudySpec, conn: Any, control: Any, log_path: str | None) 
 
     threading.Thread(target=watch, daemon=True).start()
     try:
-        for event in run_study(spec, token):
+        for event in run_study(spec, token, workdir=workdir):
             conn.send(("event", event))
     except BadInput as exc:
         conn.send(("bad_input", str(exc)))

@@ -412,8 +412,10 @@ def verdict(
     more, bad when it rises by more than ``latency_increase_bad``, else acceptable.
 
     Overall: BAD if accuracy is bad, or if size and speed are both bad (it costs
-    more and buys nothing); otherwise UNKNOWN if accuracy is unknown; GOOD if
-    accuracy is good and size or speed is good; ACCEPTABLE otherwise.
+    more and buys nothing); otherwise UNKNOWN if accuracy is unknown. With
+    accuracy good: when one of size/speed is bad, ACCEPTABLE if the other is
+    good (a trade), else BAD; GOOD if size or speed is good; ACCEPTABLE
+    otherwise. With accuracy acceptable: ACCEPTABLE.
     """
     drop, drop_kind = _accuracy_drop(task, baseline_metrics, metrics, agreement)
     acc_grade, acc_reason = _grade_accuracy(drop, drop_kind, thresholds)
@@ -536,6 +538,13 @@ def _overall(acc: Grade, size: Grade, speed: Grade) -> tuple[Grade, str]:
         return Grade.BAD, "overall bad: it is both larger and slower than the baseline"
     if acc is Grade.UNKNOWN:
         return Grade.UNKNOWN, "overall unknown: accuracy could not be judged"
+    if acc is Grade.GOOD and Grade.BAD in (size, speed):
+        # A clear gain on one axis does not excuse a clear loss on the other.
+        cost = "slower" if speed is Grade.BAD else "larger"
+        gain = "smaller" if speed is Grade.BAD else "faster"
+        if (size if speed is Grade.BAD else speed) is Grade.GOOD:
+            return Grade.ACCEPTABLE, f"overall acceptable: keeps accuracy and is {gain}, but clearly {cost} than the baseline"
+        return Grade.BAD, f"overall bad: keeps accuracy but is clearly {cost} and not clearly {gain}"
     if acc is Grade.GOOD and (size is Grade.GOOD or speed is Grade.GOOD):
         gains = " and ".join(name for name, g in (("smaller", size), ("faster", speed)) if g is Grade.GOOD)
         return Grade.GOOD, f"overall good: keeps accuracy and is clearly {gains}"

@@ -54,6 +54,8 @@ class ConfusionMatrices(pg.GraphicsLayoutWidget):
         self._palette = palette
         self._theme = theme
         self._panels: dict[str, _Panel] = {}
+        self._pending: dict[str, np.ndarray | None] = {}
+        self._stale = False
         self._order: list[str] = []
         self._columns = 1
         self._class_names: list[str] | None = None
@@ -66,6 +68,7 @@ class ConfusionMatrices(pg.GraphicsLayoutWidget):
         cost of building plots over the study instead of freezing the window when it starts."""
         self.clear()
         self._panels = {}
+        self._pending = {}
         self._order = list(labels)
         self._class_names = class_names
         self._columns = max(1, min(len(labels), math.ceil(math.sqrt(len(labels) * 1.5))))
@@ -111,12 +114,24 @@ class ConfusionMatrices(pg.GraphicsLayoutWidget):
 
     # --- feeding -------------------------------------------------------
     def set_matrix(self, label: str, matrix: list[list[int]] | np.ndarray | None) -> None:
-        """The variant's confusion matrix (rows: true class, columns: predicted); None if it failed."""
+        """The variant's confusion matrix (rows: true class, columns: predicted); None if it failed.
+
+        While the view is hidden (another tab is showing) the matrix is only kept: building
+        plots and writing cells then waits until the view is shown or read.
+        """
+        self._pending[label] = None if matrix is None else np.asarray(matrix, dtype=np.int64)
+
+    def _apply_pending(self) -> None:
+        pending, self._pending = self._pending, {}
+        for label, matrix in pending.items():
+            self._apply_matrix(label, matrix)
+
+    def _apply_matrix(self, label: str, matrix: np.ndarray | None) -> None:
         panel = self._panel(label)
         if panel is None:
             return
         panel.failed = matrix is None
-        panel.matrix = None if matrix is None else np.asarray(matrix, dtype=np.int64)
+        panel.matrix = matrix
         if panel.matrix is not None and panel.labels is None:
             self._make_cells(panel, panel.matrix.shape[0])
         self._style_panel(label)
@@ -125,6 +140,7 @@ class ConfusionMatrices(pg.GraphicsLayoutWidget):
         if mode not in (COUNTS, DIFFERENCE):
             raise ValueError(f"unknown confusion matrix mode {mode!r}")
         self._mode = mode
+        self._apply_pending()
         for label in self._panels:
             self._style_panel(label)
         self.redraw()
@@ -147,6 +163,22 @@ class ConfusionMatrices(pg.GraphicsLayoutWidget):
 
     # --- drawing -------------------------------------------------------
     def redraw(self) -> None:
+        if not self.isVisible():
+            self._stale = True
+            return
+        self._sync()
+
+    def showEvent(self, event) -> None:
+        super().showEvent(event)
+        if self._stale:
+            self._sync()
+
+    def _sync(self) -> None:
+        self._stale = False
+        self._apply_pending()
+        self._draw()
+
+    def _draw(self) -> None:
         matrices = [p.matrix for p in self._panels.values() if p.matrix is not None]
         if not matrices:
             return
@@ -202,19 +234,26 @@ class ConfusionMatrices(pg.GraphicsLayoutWidget):
         self.redraw()
 
     # --- reading -------------------------------------------------------
+    def _sync_if_stale(self) -> None:
+        if self._stale or self._pending:
+            self._sync()
+
     def cells(self, label: str) -> np.ndarray | None:
         """The numbers the panel of ``label`` shows (counts, or the difference to the baseline)."""
+        self._sync_if_stale()
         if label not in self._panels:
             return None
         shown = self._panels[label].shown
         return None if shown is None else shown.copy()
 
     def cell_text(self, label: str, row: int, col: int) -> str:
+        self._sync_if_stale()
         labels = self._panels[label].labels
         return "" if labels is None else labels.text(row, col)
 
     def labels(self) -> list[str]:
         """The variants that have a panel so far, in study order."""
+        self._sync_if_stale()
         return [label for label in self._order if label in self._panels]
 
 

@@ -43,6 +43,7 @@ class FlippedPanel(QWidget):
         self._y: np.ndarray | None = None
         self._class_names: list[str] | None = None
         self._image_shape: tuple[int, ...] | None = None
+        self._stale = False
         self.variant = QComboBox(self)
         self.variant.currentIndexChanged.connect(self._show_current)
         self.summary = QLabel(self)
@@ -95,6 +96,19 @@ class FlippedPanel(QWidget):
             self.variant.setCurrentIndex(i)
 
     def _show_current(self) -> None:
+        # Thumbnails cost real time; while another tab is showing, draw them when this one is shown.
+        if not self.isVisible():
+            self._stale = True
+            return
+        self._fill()
+
+    def showEvent(self, event) -> None:
+        super().showEvent(event)
+        if self._stale:
+            self._fill()
+
+    def _fill(self) -> None:
+        self._stale = False
         self.list.clear()
         label = self.variant.currentData()
         if label is None:
@@ -143,7 +157,11 @@ class FlippedPanel(QWidget):
 
     # --- reading -------------------------------------------------------
     def shown_indices(self) -> list[int]:
+        if self._stale:
+            self._fill()
         return [int(self.list.item(i).data(Qt.ItemDataRole.UserRole)) for i in range(self.list.count())]
 
     def has_images(self) -> bool:
+        if self._stale:
+            self._fill()
         return self.list.count() > 0 and not self.list.item(0).icon().isNull()
