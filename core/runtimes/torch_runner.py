@@ -35,8 +35,15 @@ class TorchRunner:
             out = next(iter(out.values()))
         return out
 
+    def _pin_threads(self) -> None:
+        # With OpenMP the thread count belongs to the calling thread: a runner built in one
+        # thread and run in another would otherwise run a default-sized team, whose barriers
+        # stall for a scheduler slice (about 90 ms) whenever the cores are busy.
+        self._torch.set_num_threads(self.threads)
+
     def predict(self, x: np.ndarray) -> np.ndarray:
         torch = self._torch
+        self._pin_threads()
         chunks = []
         with torch.inference_mode():
             for start in range(0, len(x), _EVAL_BATCH):
@@ -46,6 +53,7 @@ class TorchRunner:
 
     def prepare_call(self, x: np.ndarray) -> Callable[[], object]:
         torch = self._torch
+        self._pin_threads()
         tensor = self._tensor(x)
         module = self.module
         if self.device.type == "cuda":
