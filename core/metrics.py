@@ -413,9 +413,8 @@ def verdict(
 
     Overall: BAD if accuracy is bad, or if size and speed are both bad (it costs
     more and buys nothing); otherwise UNKNOWN if accuracy is unknown. With
-    accuracy good: when one of size/speed is bad, ACCEPTABLE if the other is
-    good (a trade), else BAD; GOOD if size or speed is good; ACCEPTABLE
-    otherwise. With accuracy acceptable: ACCEPTABLE.
+    accuracy good: ACCEPTABLE when one of size/speed is bad (a trade at best);
+    GOOD if size or speed is good; ACCEPTABLE otherwise. With accuracy acceptable: ACCEPTABLE.
     """
     drop, drop_kind = _accuracy_drop(task, baseline_metrics, metrics, agreement)
     acc_grade, acc_reason = _grade_accuracy(drop, drop_kind, thresholds)
@@ -541,10 +540,7 @@ def _overall(acc: Grade, size: Grade, speed: Grade) -> tuple[Grade, str]:
     if acc is Grade.GOOD and Grade.BAD in (size, speed):
         # A clear gain on one axis does not excuse a clear loss on the other.
         cost = "slower" if speed is Grade.BAD else "larger"
-        gain = "smaller" if speed is Grade.BAD else "faster"
-        if (size if speed is Grade.BAD else speed) is Grade.GOOD:
-            return Grade.ACCEPTABLE, f"overall acceptable: keeps accuracy and is {gain}, but clearly {cost} than the baseline"
-        return Grade.BAD, f"overall bad: keeps accuracy but is clearly {cost} and not clearly {gain}"
+        return Grade.ACCEPTABLE, f"overall acceptable: keeps accuracy, but is clearly {cost} than the baseline"
     if acc is Grade.GOOD and (size is Grade.GOOD or speed is Grade.GOOD):
         gains = " and ".join(name for name, g in (("smaller", size), ("faster", speed)) if g is Grade.GOOD)
         return Grade.GOOD, f"overall good: keeps accuracy and is clearly {gains}"
