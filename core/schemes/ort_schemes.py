@@ -167,7 +167,7 @@ class OrtFp16(Scheme):
         return _onnx_applicability(model)
 
     def advice(self, model: LoadedModel, env: dict[str, Any]) -> list[str]:
-        flags = env.get("cpu_flags", {})
+        flags = env.get("flags") or env.get("cpu_flags") or {}
         if env.get("device", "cpu") == "cpu" and not flags.get("avx512_fp16") and not flags.get("amx_fp16"):
             return [
                 "this CPU has no native float16 arithmetic: ONNX Runtime runs many fp16 ops through float32 "
@@ -241,7 +241,7 @@ class OrtInt8Static(Scheme):
         return _onnx_applicability(model)
 
     def advice(self, model: LoadedModel, env: dict[str, Any]) -> list[str]:
-        flags = env.get("cpu_flags", {})
+        flags = env.get("flags") or env.get("cpu_flags") or {}
         notes = []
         if not (flags.get("avx512_vnni") or flags.get("avx_vnni") or flags.get("amx_int8")):
             notes.append("this CPU has no VNNI/AMX int8 instructions: integer kernels gain less over float here")
