@@ -268,6 +268,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
                 n_variants = len(event.variants)
                 _say(args, f"model {event.model['format']} {event.model['path']} ({event.model['params']:,} params); "
                            f"dataset {event.dataset['spec']}: {event.dataset['samples']} samples, {event.dataset['task']}")
+                for note in event.model.get("notes", []):
+                    _say(args, f"model: {note}")
                 for label, notes in event.advice.items():
                     for note in notes:
                         _say(args, f"advice for {label}: {note}")

@@ -265,6 +265,10 @@ def _run_variant(
         stage = "timing"
         yield from _time(state, planned.label, built.runner, result)
         _verdict(state, result)
+        if state.baseline is not None and state.baseline.ok and planned.label != "fp32":
+            from core.explain import explain_slowdown
+
+            result.explanation = explain_slowdown(result, state.baseline)
         if planned.label == "fp32":
             state.baseline = result
     except Cancelled:
@@ -355,12 +359,10 @@ def _build_file_variant(state: _StudyState, variant: VariantSpec, ctx: Any) -> A
         from core.coverage import ort_graph_coverage
 
         coverage = ort_graph_coverage(loaded.path, ctx.threads, ctx.workdir)
-    elif loaded.format.is_torch:
-        from core.coverage import torch_module_coverage
-
-        coverage = torch_module_coverage(loaded.handle)
     else:
-        coverage = {"summary": f"{loaded.format.value} file"}
+        from core.schemes.baseline import loaded_coverage
+
+        coverage = loaded_coverage(loaded)
     return BuiltVariant(
         runner=runner_for_loaded(loaded, ctx), size_bytes=loaded.file_bytes, artifact=loaded.path, coverage=coverage
     )

@@ -13,6 +13,8 @@ from core.result import VariantResult
 
 #: Op types whose presence means activations are quantized again on every call.
 _DYNAMIC_QUANT_OPS = ("DynamicQuantizeLinear", "ConvInteger", "MatMulInteger", "DynamicQuantizeMatMul")
+#: Conversion op names in ONNX and TFLite graphs, in the order they are listed.
+_CONVERSION_OPS = ("QuantizeLinear", "DequantizeLinear", "DynamicQuantizeLinear", "Cast", "QUANTIZE", "DEQUANTIZE", "CAST")
 
 
 def explain_slowdown(result: VariantResult, baseline: VariantResult) -> list[str]:
@@ -76,7 +78,9 @@ def _conversions(cov: dict[str, Any], base_cov: dict[str, Any]) -> list[str]:
             f"{casts} Cast nodes inserted: ops without a float16 kernel on this device run in float32 "
             "with conversions around them"
         ]
-    return [f"{added} conversions inserted (QuantizeLinear/DequantizeLinear/Cast) that the baseline does not run"]
+    kinds = [k for k in _CONVERSION_OPS if ops.get(k)]
+    named = f" ({', '.join(kinds)})" if kinds else ""
+    return [f"{added} conversions between integer and float inserted{named} that the baseline does not run"]
 
 
 def _transposes(cov: dict[str, Any], base_cov: dict[str, Any]) -> list[str]:

@@ -97,6 +97,8 @@ def format_table(study: StudyResult) -> str:
             details.append(f"  {v.label}: {v.coverage['summary']}")
         for note in v.advice:
             details.append(f"  {v.label}: advice: {note}")
+        for note in v.explanation:
+            details.append(f"  {v.label}: why slower: {note}")
         for note in v.notes:
             details.append(f"  {v.label}: note: {note}")
         if v.verdict and v.verdict.reasons and v.label != "fp32":
@@ -105,6 +107,9 @@ def format_table(study: StudyResult) -> str:
     if details:
         out += "\n\nWhat each variant changed, and why its verdict:\n" + "\n".join(details)
     env = study.environment
+    for note in study.model.get("notes") or []:
+        if "untrained" in note or "quantiz" in note or "scale" in note:
+            out += f"\n\nmodel: {note}"
     out += (
         f"\n\n{study.model.get('format')} model {study.model.get('path')} | dataset {study.dataset.get('spec')} "
         f"({study.dataset.get('samples')} samples, {task}) | {env.get('cpu', '?')} | threads {study.timing.get('threads')} "

@@ -76,6 +76,8 @@ class VariantResult:
     verdict: Verdict | None = None
     notes: list[str] = field(default_factory=list)
     advice: list[str] = field(default_factory=list)
+    #: Why the variant came out slower than the baseline, read from its coverage.
+    explanation: list[str] = field(default_factory=list)
     build_s: float | None = None
     source_path: str | None = None
     is_float: bool = False
@@ -143,6 +145,7 @@ def variant_to_json(v: VariantResult, include_samples: bool = True) -> dict[str,
         "verdict": _plain(asdict(v.verdict)) if v.verdict else None,
         "notes": list(v.notes),
         "advice": list(v.advice),
+        "explanation": list(v.explanation),
         "build_s": v.build_s,
         "source_path": v.source_path,
         "is_float": v.is_float,
@@ -182,6 +185,7 @@ def variant_from_json(d: dict[str, Any]) -> VariantResult:
         verdict=verdict,
         notes=list(d.get("notes") or []),
         advice=list(d.get("advice") or []),
+        explanation=list(d.get("explanation") or []),
         build_s=d.get("build_s"),
         source_path=d.get("source_path"),
         is_float=bool(d.get("is_float", False)),

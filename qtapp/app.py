@@ -58,9 +58,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     theme = theme_named(args.theme)
     apply_theme(app, theme)
     window = MainWindow(theme)
+    # The end of a study is a quiet moment for the full garbage collection the timer never does.
+    window.controller.running_changed.connect(lambda running: running or collector.collect_all())
     if args.max_time:
         window.run_panel.max_time.setValue(args.max_time)
     window.resize(*size)
+    window.closed.connect(app.quit)
     window.show()
 
     outcome = {"code": 0}
@@ -73,6 +76,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.screenshot:
             _start_when_ready(window, outcome)
     code = app.exec()
+    # Normally the window only closes once its threads are done; make sure before Python tears down.
+    window.controller.shutdown()
+    window.tasks.wait()
     collector.stop()
     return outcome["code"] or code
 
@@ -91,8 +97,7 @@ def _arrange_screenshot(window, path: str, outcome: dict) -> None:
         if not window.save_screenshot(path):
             print(f"quantbench: could not write {path}.", file=sys.stderr)
             outcome["code"] = 1
-        window.close()
-        QApplication.quit()
+        window.close()  # closes (and quits) once the study's thread has wound down
 
     window.controller.running_changed.connect(done)
 
@@ -108,6 +113,5 @@ def _start_when_ready(window, outcome: dict) -> None:
             print(f"quantbench: cannot run: {window.blocker()}", file=sys.stderr)
             outcome["code"] = 2
             window.close()
-            QApplication.quit()
 
     QTimer.singleShot(100, poll)

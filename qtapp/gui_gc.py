@@ -7,20 +7,19 @@ which Qt reports as warnings or punishes with a crash. So automatic collection
 is switched off and a GUI-thread timer collects instead.
 
 A full (oldest-generation) pass over the objects torch and ONNX Runtime create
-can take a few hundred milliseconds, which would freeze the window; so the
-objects alive after a collection are frozen out of later passes (``gc.freeze``)
-once the heavy libraries are loaded, and full passes are rare.
+can take a few hundred milliseconds, which would freeze the window while a study
+streams; so the timer only collects the young generations, and the owner asks
+for a full pass (``collect_all``) at a quiet moment, such as the end of a study.
+The survivors of a full pass are frozen out of later ones (``gc.freeze``).
 """
 
 from __future__ import annotations
 
 import gc
-import time
 
 from PySide6.QtCore import QObject, QTimer
 
 YOUNG_INTERVAL_MS = 250
-FULL_EVERY_S = 60.0
 
 
 class GuiThreadGarbageCollector(QObject):
@@ -30,7 +29,6 @@ class GuiThreadGarbageCollector(QObject):
         self._timer.setInterval(YOUNG_INTERVAL_MS)
         self._timer.timeout.connect(self.collect)
         self._threshold = gc.get_threshold()
-        self._last_full = time.monotonic()
         self._was_enabled = gc.isenabled()
 
     def start(self) -> None:
@@ -48,11 +46,8 @@ class GuiThreadGarbageCollector(QObject):
             gc.collect(0)
             if middle > self._threshold[1]:
                 gc.collect(1)
-        if time.monotonic() - self._last_full > FULL_EVERY_S:
-            self.collect_all()
 
     def collect_all(self) -> None:
         """A full pass, then freeze the survivors so later full passes stay short."""
         gc.collect()
         gc.freeze()
-        self._last_full = time.monotonic()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from PySide6.QtCore import Qt
+from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QKeySequence
 from PySide6.QtWidgets import QApplication, QFileDialog, QMainWindow, QScrollArea, QSplitter, QVBoxLayout, QWidget
 
@@ -32,6 +32,9 @@ def setup_width(window_width: int) -> int:
 
 
 class MainWindow(QMainWindow):
+    #: The window really closed (after any running study stopped).
+    closed = Signal()
+
     def __init__(self, theme: Theme = LIGHT, run_study: RunStudy | None = None) -> None:
         """``run_study`` fixes the engine (tests pass a fake); None lets the Run panel choose."""
         super().__init__()
@@ -121,6 +124,7 @@ class MainWindow(QMainWindow):
         self.controller.event_received.connect(self.buffer.push)
         self.controller.study_failed.connect(self._study_failed)
         self.controller.running_changed.connect(self._running_changed)
+        self.controller.threads_finished.connect(self._threads_finished)
         self.buffer.drained.connect(self._events_drained)
 
     # --- model, dataset, schemes ---------------------------------------
@@ -231,7 +235,9 @@ class MainWindow(QMainWindow):
             self.buffer.flush()
         self.run_panel.set_running(running)
         self._update_blocker()
-        if not running and self._close_when_stopped:
+
+    def _threads_finished(self) -> None:
+        if self._close_when_stopped:
             self.close()
 
     @property
@@ -318,7 +324,7 @@ class MainWindow(QMainWindow):
     # --- closing -------------------------------------------------------
     def closeEvent(self, event: QCloseEvent) -> None:
         """Mid-run: cancel, keep the window until the worker thread has finished, then close."""
-        if self.controller.running:
+        if self.controller.threads_alive:
             self._close_when_stopped = True
             self.cancel_study()
             self.statusBar().showMessage("Stopping the study before closing…")
@@ -326,4 +332,5 @@ class MainWindow(QMainWindow):
             return
         self.tasks.wait(30_000)  # a model still loading finishes; its result is dropped
         event.accept()
+        self.closed.emit()
 

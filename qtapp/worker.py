@@ -41,8 +41,8 @@ def isolated_run_study(spec: StudySpec, cancel: CancelToken) -> Iterator[Event]:
 class StudyWorker(QObject):
     #: Every engine event, in the order the engine yielded it.
     event_emitted = Signal(object)
-    #: The study stopped with an error before its StudyFinished (one human sentence).
-    study_failed = Signal(str)
+    #: The study stopped with an error before its StudyFinished: (study id, one human sentence).
+    study_failed = Signal(str, str)
     #: Always the last signal, whatever happened.
     finished = Signal()
 
@@ -62,10 +62,10 @@ class StudyWorker(QObject):
         except Cancelled:
             pass  # the engine may stop by raising; the controller already knows it asked to cancel
         except (BadInput, QuantBenchError) as exc:
-            self.study_failed.emit(str(exc))
+            self.study_failed.emit(self._spec.study_id, str(exc))
         except Exception as exc:  # noqa: BLE001 - anything else is reported, never lost in a thread
             log.exception("the study stopped with an internal error")
-            self.study_failed.emit(f"internal error: {type(exc).__name__}: {exc}")
+            self.study_failed.emit(self._spec.study_id, f"internal error: {type(exc).__name__}: {exc}")
         finally:
             close = getattr(events, "close", None)
             if close is not None:

@@ -94,6 +94,10 @@ def conform_to_input(x: np.ndarray, model_input: TensorInfo | None, spec_text: s
         if len(want) == 1 and len(have) > 1:
             return x.reshape(x.shape[0], -1)
         return x
+    if len(have) == 3 and len(want) == 3 and have == (want[2], want[0], want[1]) and want[2] != want[0]:
+        # Channels-first images for a channels-last model (TFLite): transpose, never reshape,
+        # or every pixel would land in the wrong place.
+        return np.ascontiguousarray(x.transpose(0, 2, 3, 1))
     have_n, want_n = math.prod(have), math.prod(want)  # type: ignore[arg-type]
     if have_n == want_n:
         return x.reshape((x.shape[0], *want))

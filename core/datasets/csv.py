@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from core.models.loaded import TensorInfo
 
 _DELIMITERS = ",;\t"
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 
 def load_csv(spec: DatasetSpec, model_input: TensorInfo | None = None) -> Dataset:
@@ -57,13 +58,20 @@ def _read_rows(path: Path, text: str) -> tuple[list[str] | None, list[tuple[int,
         content = path.read_text(encoding="utf-8-sig")
     except UnicodeDecodeError:
         raise BadInput(f"{text}: not a UTF-8 text file.") from None
+    if "\0" in content:
+        raise BadInput(f"{text}: not a text file (it contains NUL bytes).")
     lines = content.splitlines()
     first = next((line for line in lines if line.strip()), "")
     if not first:
         raise BadInput(f"{text}: the file is empty.")
     delimiter = max(_DELIMITERS, key=first.count)
     reader = csv.reader(lines, delimiter=delimiter)
-    rows = [(reader.line_num, [c.strip() for c in row]) for row in reader if any(c.strip() for c in row)]
+    try:
+        rows = [(reader.line_num, [c.strip() for c in row]) for row in reader if any(c.strip() for c in row)]
+    except csv.Error as exc:  # e.g. a field over csv's size limit
+        raise BadInput(f"{text}: line {reader.line_num} cannot be read as CSV ({exc}).") from None
+    if not rows:
+        raise BadInput(f"{text}: the file holds only separators, no values.")
     header = None
     # Empty cells do not make a header: a data row with a gap must be reported, not skipped.
     if any(c and not _is_number(c) for c in rows[0][1]):
@@ -95,7 +103,11 @@ def _label_index(spec: DatasetSpec, header: list[str] | None, width: int, text: 
     try:
         index = int(wanted)
     except ValueError:
-        where = f"columns are {', '.join(header)}" if header is not None else "the file has no header row"
+        if header is None:
+            where = "the file has no header row"
+        else:
+            shown = header[:12] + (["..."] if len(header) > 12 else [])  # a wide file must not swamp the message
+            where = f"columns are {', '.join(shown)}"
         raise BadInput(f"{text}: no label column named {wanted!r} ({where}).") from None
     if not -width <= index < width:
         raise BadInput(f"{text}: label column index {index} is out of range for {width} columns.")
@@ -109,12 +121,17 @@ def _to_numbers(rows: list[tuple[int, list[str]]], header: list[str] | None, tex
             try:
                 value = float(cell)
             except ValueError:
-                what = "is empty" if not cell else f"is {cell!r}, not a number"
+                what = "is empty" if not cell else f"is {_shown(cell)}, not a number"
                 raise BadInput(f"{text}: row {line}, {_column_name(c, header)} {what}.") from None
             if not math.isfinite(value):
                 raise BadInput(
-                    f"{text}: row {line}, {_column_name(c, header)} is {cell!r}; "
+                    f"{text}: row {line}, {_column_name(c, header)} is {_shown(cell)}; "
                     "missing or infinite values are not allowed."
+                )
+            if abs(value) > _FLOAT32_MAX:  # would become infinite in the float32 the models take
+                raise BadInput(
+                    f"{text}: row {line}, {_column_name(c, header)} is {_shown(cell)}, "
+                    "beyond the range of 32-bit floats."
                 )
             table[r, c] = value
     return table.astype(np.float32)
@@ -122,5 +139,10 @@ def _to_numbers(rows: list[tuple[int, list[str]]], header: list[str] | None, tex
 
 def _column_name(index: int, header: list[str] | None) -> str:
     if header is not None and header[index]:
-        return f"column {index + 1} ({header[index]!r})"
+        return f"column {index + 1} ({_shown(header[index])})"
     return f"column {index + 1}"
+
+
+def _shown(cell: str, limit: int = 40) -> str:
+    """A cell quoted for a message, shortened so a huge cell cannot swamp it."""
+    return repr(cell if len(cell) <= limit else cell[:limit] + "...")

@@ -78,7 +78,11 @@ def load_folder(spec: DatasetSpec, model_input: TensorInfo | None = None, limit:
     height, width = _target_size(layout, spec.preprocess, files, root, text, notes)
     pre = _resolve_preprocess(spec.preprocess, layout.channels, (height, width), text)
 
-    x = np.empty((len(files), *layout.sample_shape(height, width)), dtype=np.float32)
+    from core.models.limits import check_claim
+
+    shape = (len(files), *layout.sample_shape(height, width))
+    check_claim(text, f"{len(files)} images at {height}x{width}", math.prod(shape) * 4)
+    x = np.empty(shape, dtype=np.float32)
     for i, (path, _) in enumerate(files):
         pixels = _read_pixels(path, (height, width), layout.channels, root, text)
         x[i] = _arrange(pixels, layout.order)

@@ -44,9 +44,12 @@ def load_npz(spec: DatasetSpec, model_input: TensorInfo | None = None) -> Datase
 def _read_arrays(path: Path, text: str) -> tuple[np.ndarray, np.ndarray | None]:
     with path.open("rb") as f:
         magic = f.read(6)
+    if not magic:
+        raise BadInput(f"{text}: the file is empty (0 bytes).")
     # Checked first: numpy would otherwise try any other file as a pickle and blame that.
     if not (magic.startswith(b"PK") or magic == b"\x93NUMPY"):
         raise BadInput(f"{text}: not a numpy .npz or .npy file.")
+    _check_declared_sizes(path, magic == b"\x93NUMPY", text)
     try:
         loaded = np.load(path, allow_pickle=False)
     except ValueError as exc:
@@ -55,7 +58,8 @@ def _read_arrays(path: Path, text: str) -> tuple[np.ndarray, np.ndarray | None]:
                 f"{text}: the array holds Python objects, which are refused because loading them can run code."
             ) from None
         raise BadInput(f"{text}: not a readable numpy .npz or .npy file.") from None
-    except (OSError, EOFError, zipfile.BadZipFile):
+    # A damaged zip fails in many ways (bad names, unknown versions or methods, encryption flags).
+    except Exception:  # noqa: BLE001 - all of them mean the same to the user
         raise BadInput(f"{text}: not a readable numpy .npz or .npy file.") from None
     if isinstance(loaded, np.ndarray):
         return loaded, None
@@ -76,8 +80,59 @@ def _member(archive: np.lib.npyio.NpzFile, key: str, text: str) -> np.ndarray:
                 f"{text}: array '{key}' holds Python objects, which are refused because loading them can run code."
             ) from None
         raise BadInput(f"{text}: array '{key}' cannot be read ({exc}).") from None
-    except (OSError, EOFError, zipfile.BadZipFile):
+    except Exception:  # noqa: BLE001 - zlib, zipfile and numpy each report damage differently
         raise BadInput(f"{text}: array '{key}' is damaged and cannot be read.") from None
+
+
+def _check_declared_sizes(path: Path, bare: bool, text: str) -> None:
+    """Refuse arrays whose header claims more data than the file holds or memory allows.
+
+    numpy allocates the whole declared shape before reading, so a few bytes claiming
+    a petabyte array would otherwise end in an out-of-memory error instead of a message.
+    """
+    from core.models.limits import check_claim
+
+    total = 0
+    try:
+        if bare:
+            with path.open("rb") as fh:
+                total += _declared_nbytes(fh, path.stat().st_size, "x", text)
+        else:
+            with zipfile.ZipFile(path) as zf:
+                for info in zf.infolist():
+                    key = info.filename[:-4] if info.filename.endswith(".npy") else None
+                    if key in ("x", "y"):
+                        with zf.open(info) as fh:
+                            total += _declared_nbytes(fh, info.file_size, key, text)
+    except BadInput:
+        raise
+    except Exception:  # noqa: BLE001 - a damaged header or archive: np.load below says it plainly
+        return
+    check_claim(text, "loading its arrays", total)
+
+
+def _declared_nbytes(fh: object, stored: int, key: str, text: str) -> int:
+    """Bytes array ``key`` declares in its .npy header; BadInput when fewer are stored."""
+    import math
+
+    from numpy.lib import format as npy
+
+    version = npy.read_magic(fh)  # type: ignore[arg-type]
+    if version == (1, 0):
+        shape, _, dtype = npy.read_array_header_1_0(fh)  # type: ignore[arg-type]
+    else:
+        shape, _, dtype = npy.read_array_header_2_0(fh)  # type: ignore[arg-type]
+    if dtype.hasobject:
+        return 0  # refused as Python objects when loaded
+    declared = math.prod(shape) * dtype.itemsize
+    available = stored - fh.tell()  # type: ignore[attr-defined]
+    if declared > available:
+        dims = "x".join(str(d) for d in shape)
+        raise BadInput(
+            f"{text}: array '{key}' declares {dims} {dtype} values ({declared} bytes) but the file holds only "
+            f"{max(available, 0)} bytes of data; it is truncated or malformed."
+        )
+    return declared
 
 
 def _checked_inputs(x: np.ndarray, text: str) -> np.ndarray:

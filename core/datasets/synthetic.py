@@ -5,6 +5,7 @@ No labels, so only the agreement with the float baseline and the timings mean an
 
 from __future__ import annotations
 
+import math
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -45,6 +46,10 @@ def load_synthetic(spec: DatasetSpec, model_input: TensorInfo | None, seed: int 
             f"{text}: the model input '{model_input.name}' takes {wanted.name} values, whose valid range random "
             "data cannot guess; use a real dataset."
         )
+    from core.models.limits import check_claim
+
+    # A model may declare absurd input sizes; refuse them here rather than die allocating.
+    check_claim(text, f"{n} samples of {format_shape(shape)} values", n * math.prod(shape) * 4)
     rng = np.random.default_rng(seed)
     x = rng.standard_normal((n, *shape), dtype=np.float32)
     return Dataset(

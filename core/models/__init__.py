@@ -15,6 +15,10 @@ __all__ = ["LoadedModel", "ModelFormat", "TensorInfo", "load_model", "detect_fil
 def load_model(spec: ModelSpec) -> LoadedModel:
     """Load the file ``spec.path`` whatever its extension says; BadInput names the file and the problem."""
     path = Path(spec.path).expanduser()
+    if spec.path.strip().startswith("torchvision:") and not path.exists():
+        from core.models.torch_model import load_torchvision
+
+        return load_torchvision(spec.path.strip(), spec.input_shape)
     kind = detect_file(path)
     trusted = spec.trusted
     if kind in (FileKind.TORCHSCRIPT, FileKind.TORCH_EXPORT) and not trusted:

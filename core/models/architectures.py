@@ -3,11 +3,16 @@
 A state dict holds weights only, so the user names the network that owns them:
 ``demo`` (the bundled digits CNN) or ``torchvision:NAME`` for any torchvision
 classification model, built without weights (nothing is ever downloaded).
+``cached_pretrained_weights`` finds torchvision's published weights when they are
+already in the local torch hub cache.
 """
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
 from typing import TYPE_CHECKING
+from urllib.parse import urlparse
 
 from core.errors import BadInput
 from core.models.demo_arch import DEMO_INPUT_SHAPE, DEMO_NUM_CLASSES, build_demo_cnn
@@ -85,3 +90,30 @@ def default_input_shape(name: str) -> tuple[int, ...]:
         size = _TORCHVISION_INPUT_SIZE.get(_torchvision_name(name), 224)
         return (1, 3, size, size)
     raise _unknown(name)
+
+
+def cached_pretrained_weights(name: str) -> tuple[str, Path] | None:
+    """(weights name, file) of torchvision pretrained weights already in the local torch hub cache.
+
+    The default weights are preferred, then any other published set. Nothing is downloaded:
+    a weights file that is not on disk is simply not found.
+    """
+    import torch.hub
+    import torchvision.models
+
+    model_name = _torchvision_name(name.strip())
+    try:
+        enum = torchvision.models.get_model_weights(model_name)
+    except (ValueError, KeyError):
+        return None
+    members = list(enum)
+    default = getattr(enum, "DEFAULT", None)
+    if default in members:
+        members.remove(default)
+        members.insert(0, default)
+    folder = Path(torch.hub.get_dir()) / "checkpoints"
+    for weights in members:
+        path = folder / os.path.basename(urlparse(weights.url).path)
+        if path.is_file():
+            return f"{enum.__name__}.{weights.name}", path
+    return None

@@ -39,11 +39,14 @@ def detect_file(path: Path) -> FileKind:
         raise BadInput(f"{path} is an HTML/XML page (perhaps a download error page), not a model.")
     if head[4:8] == b"TFL3":
         return FileKind.TFLITE
+    other = _other_format(head, size)
+    if other:
+        raise BadInput(f"{path} is {other}, not a model format QuantBench reads.")
     if head.startswith(b"PK\x03\x04"):
         return _zip_kind(path)
     if head.startswith(_TORCH_LEGACY_MAGIC):
         return FileKind.TORCH_LEGACY
-    if head[:1] == b"\x80" and 2 <= head[1] <= 5:
+    if len(head) > 1 and head[0] == 0x80 and 2 <= head[1] <= 5:
         return FileKind.TORCH_LEGACY  # a bare pickle: torch.load decides whether it is safe
     if _looks_like_onnx(head):
         return FileKind.ONNX
@@ -60,7 +63,9 @@ def _zip_kind(path: Path) -> FileKind:
     try:
         with zipfile.ZipFile(path) as zf:
             names = zf.namelist()
-    except (zipfile.BadZipFile, OSError, EOFError):
+    # zipfile reports damage in many ways: bad names (UnicodeDecodeError), unknown versions
+    # or methods (NotImplementedError), bad sizes (ValueError, struct.error), besides BadZipFile.
+    except Exception:  # noqa: BLE001 - every way a damaged archive fails means the same thing here
         raise BadInput(f"{path} starts like a zip archive (PyTorch format) but is truncated or corrupt.") from None
     if any(n.endswith("/archive_format") or n == "archive_format" for n in names):
         return FileKind.TORCH_EXPORT
@@ -69,6 +74,34 @@ def _zip_kind(path: Path) -> FileKind:
     if any(n.endswith("data.pkl") for n in names):
         return FileKind.TORCH_ZIP
     raise BadInput(f"{path} is a zip archive but not a PyTorch, TorchScript or torch.export file.")
+
+
+#: Formats people mistake for models (or save under a model's name), by their first bytes.
+_OTHER_SIGNATURES = (
+    (b"\x89HDF\r\n\x1a\n", "an HDF5 file (a Keras .h5 model?)"),
+    (b"\x89PNG\r\n\x1a\n", "a PNG image"),
+    (b"\xff\xd8\xff", "a JPEG image"),
+    (b"GIF8", "a GIF image"),
+    (b"%PDF", "a PDF document"),
+    (b"\x1f\x8b", "gzip-compressed data (decompress it first)"),
+    (b"BZh", "bzip2-compressed data (decompress it first)"),
+    (b"\xfd7zXZ\x00", "xz-compressed data (decompress it first)"),
+    (b"7z\xbc\xaf\x27\x1c", "a 7-Zip archive"),
+    (b"\x7fELF", "a Linux executable or library"),
+    (b"MZ", "a Windows executable"),
+    (b"\x93NUMPY", "a numpy array file (a dataset, not a model)"),
+)
+
+
+def _other_format(head: bytes, size: int) -> str | None:
+    """What a file in a known non-model format is, or None."""
+    for magic, what in _OTHER_SIGNATURES:
+        if head.startswith(magic):
+            return what
+    # safetensors: an 8-byte little-endian header length, then the JSON header itself.
+    if len(head) >= 10 and head[8:10] == b'{"' and int.from_bytes(head[:8], "little") < size:
+        return "a safetensors file (save the state dict with torch.save to use it here)"
+    return None
 
 
 def _looks_like_onnx(head: bytes) -> bool:

@@ -24,16 +24,17 @@ def available_memory_bytes() -> int | None:
     return None
 
 
-def check_claim(path: Path, what: str, claimed_bytes: int) -> None:
-    """BadInput when ``claimed_bytes`` would not fit in the memory available."""
+def check_claim(where: Path | str, what: str, claimed_bytes: int) -> None:
+    """BadInput when ``claimed_bytes`` would not fit in the memory available; ``where`` names the file."""
     available = available_memory_bytes()
     if available is not None and claimed_bytes > available * MEMORY_SHARE:
         raise BadInput(
-            f"{path}: {what} needs {claimed_bytes / 2**30:.1f} GiB but only {available / 2**30:.1f} GiB of memory is free; refused."
+            f"{where}: {what} would need {claimed_bytes / 2**30:.1f} GiB but only {available / 2**30:.1f} GiB "
+            "of memory is free, so it is refused."
         )
 
 
-def check_dims(path: Path, name: str, dims: list[int] | tuple[int, ...]) -> int:
+def check_dims(path: Path | str, name: str, dims: list[int] | tuple[int, ...]) -> int:
     """Number of elements of a tensor whose declared dims are sane; BadInput otherwise."""
     n = 1
     for d in dims:

@@ -27,12 +27,15 @@ def load_onnx(path: Path) -> LoadedModel:
         onnx.checker.check_model(str(path))
     except Exception as exc:
         raise BadInput(f"{path} fails the ONNX checker: {_first_line(exc)}.") from None
+    check_custom_domains(path, model)
 
     inits = {t.name for t in model.graph.initializer}
     inputs = [_tensor_info(v) for v in model.graph.input if v.name not in inits]
     outputs = [_tensor_info(v) for v in model.graph.output]
     if not inputs:
         raise BadInput(f"{path} has no graph inputs, so there is nothing to feed it.")
+    for info in inputs + outputs:
+        _check_signature(path, info)
     params = sum(_numel(t.dims) for t in model.graph.initializer)
     opset = max((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), default=0)
     notes = [f"opset {opset}", f"producer {model.producer_name or 'unknown'} {model.producer_version}".strip()]
@@ -98,6 +101,46 @@ def check_external_data(path: Path, model: object) -> int:
             )
         files.add(resolved)
     return sum(f.stat().st_size for f in files)
+
+
+#: Operator domains ONNX Runtime implements itself; anything else needs a custom-op library.
+RUNTIME_DOMAINS = frozenset({
+    "", "ai.onnx", "ai.onnx.ml", "ai.onnx.preview", "ai.onnx.preview.training", "com.microsoft",
+    "com.microsoft.nchwc", "com.microsoft.experimental", "com.ms.internal.nhwc",
+})
+
+
+def check_custom_domains(path: Path, model: object) -> None:
+    """Refuse operators from domains the runtime does not implement (custom ops are code from elsewhere)."""
+    local = {(f.domain, f.name) for f in model.functions}  # type: ignore[attr-defined]
+    for node in _all_nodes(model.graph):  # type: ignore[attr-defined]
+        if node.domain not in RUNTIME_DOMAINS and (node.domain, node.op_type) not in local:
+            raise BadInput(
+                f"{path} uses operator {node.op_type!r} from the custom domain {node.domain!r}, which needs a "
+                "custom-op library that QuantBench does not load."
+            )
+
+
+def _all_nodes(graph: object) -> list:
+    found = list(graph.node)  # type: ignore[attr-defined]
+    for node in graph.node:  # type: ignore[attr-defined]
+        for attr in node.attribute:
+            if attr.HasField("g"):
+                found.extend(_all_nodes(attr.g))
+            for sub in attr.graphs:
+                found.extend(_all_nodes(sub))
+    return found
+
+
+def _check_signature(path: Path, info: TensorInfo) -> None:
+    """Refuse inputs/outputs that declare impossible sizes, before any dataset is shaped for them."""
+    from core.models.limits import check_claim, check_dims
+
+    known = [d for d in info.shape if isinstance(d, int)]
+    check_dims(path, info.name, known)
+    per_sample = [d for d in info.shape[1:] if isinstance(d, int)]
+    itemsize = 8 if info.dtype in ("float64", "int64", "uint64") else 4
+    check_claim(path, f"one sample of {info.name!r}", check_dims(path, info.name, per_sample) * itemsize)
 
 
 def _declared_bytes(path: Path, model: object) -> int:
@@ -166,5 +209,6 @@ def _numel(dims: object) -> int:
 
 
 def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0].rstrip(".") if text else type(exc).__name__
+    # The checker spreads one reason over several lines (the node printed in the middle): join them.
+    text = " ".join(str(exc).split())
+    return text.rstrip(".")[:240] if text else type(exc).__name__

@@ -73,15 +73,22 @@ def read_graph(path: Path) -> dict[str, Any]:
         tensors = [sub.Tensors(i) for i in range(sub.TensorsLength())]
         types = [type_names.get(t.Type(), str(t.Type())) for t in tensors]
         ops = []
+        weights: set[int] = set()
         for i in range(sub.OperatorsLength()):
             op = sub.Operators(i)
             ins = [int(j) for j in op.InputsAsNumpy()] if op.InputsLength() else []
+            name = op_names[op.OpcodeIndex()]
             ops.append({
-                "op": op_names[op.OpcodeIndex()],
+                "op": name,
                 "input_type": types[ins[0]] if ins and ins[0] >= 0 else None,
                 "weight_type": types[ins[1]] if len(ins) > 1 and ins[1] >= 0 else None,
             })
-        params = sum(_numel(t) for t in tensors if _is_constant(model, t))
+            for j in ins:
+                # Parameters: constants of the compute ops, and float constants anywhere (scales, offsets);
+                # integer constants of other ops are shapes, axes and paddings.
+                if j >= 0 and _is_constant(model, tensors[j]) and (name in COMPUTE_OPS or types[j].startswith("FLOAT")):
+                    weights.add(j)
+        params = sum(_numel(tensors[j]) for j in weights)
         version = model.Version()
     except BadInput:
         raise

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 from pathlib import Path
 from typing import Any
@@ -10,11 +11,12 @@ from core.errors import BadInput
 from core.models.loaded import LoadedModel, ModelFormat, TensorInfo
 
 _STATE_DICT_KEYS = ("state_dict", "model_state_dict", "model", "weights")
+#: The label an untrained network carries wherever the model is described.
+UNTRAINED_NOTE = "untrained: latency and size are meaningful, accuracy is not"
 
 
 def load_state_dict_model(path: Path, arch: str | None, input_shape: tuple[int, ...] | None) -> LoadedModel:
     """A ``torch.save``-d state dict paired with an architecture; loaded with ``weights_only=True``."""
-    import torch
 
     from core.models.architectures import build_architecture, default_input_shape
 
@@ -46,26 +48,103 @@ def load_state_dict_model(path: Path, arch: str | None, input_shape: tuple[int, 
 def safe_torch_load(path: Path) -> Any:
     """``torch.load`` with ``weights_only=True``, always; a refusal names the offending global."""
     import pickle
+    import warnings
 
     import torch
 
+    from core.models.limits import check_claim
+
+    check_claim(path, "reading the file", path.stat().st_size)
     # This variable would make torch ignore weights_only; a stranger's file must never get that.
     os.environ.pop("TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD", None)
     try:
-        return torch.load(str(path), map_location="cpu", weights_only=True, mmap=False)
+        with warnings.catch_warnings():
+            # torch warns about pickle protocols it did not write; the refusal below says what matters.
+            warnings.simplefilter("ignore")
+            return torch.load(str(path), map_location="cpu", weights_only=True, mmap=False)
     except pickle.UnpicklingError as exc:
-        raise BadInput(f"{path} was refused: {_weights_only_reason(exc)}; it is not loaded unsafely.") from None
-    except (RuntimeError, EOFError, ValueError, OSError, KeyError, IndexError) as exc:
+        raise BadInput(f"{path} was refused: {_weights_only_reason(path, exc)}; it is not loaded unsafely.") from None
+    except EOFError:
+        raise BadInput(f"{path} ends before its PyTorch data does; it is truncated.") from None
+    except Exception as exc:  # noqa: BLE001 - a damaged archive fails in many ways, all meaning the same
         raise BadInput(f"{path} could not be read as a PyTorch file ({_first_line(exc)}); it may be truncated.") from None
 
 
-def _weights_only_reason(exc: BaseException) -> str:
+def _weights_only_reason(path: Path, exc: BaseException) -> str:
+    """Why the safe unpickler said no, naming the global the file asks for; torch's own advice is left out."""
+    import re
+
     text = str(exc)
-    for line in text.splitlines():
-        line = line.strip()
-        if "Unsupported global" in line or "GLOBAL" in line:
-            return "it needs code to load (" + line.split("WeightsUnpickler error:")[-1].strip().rstrip(".") + ")"
+    named = re.search(r"GLOBAL ([\w.]+)", text)
+    # Protocol 4+ pickles fail on an opcode before reaching the global: find it in the pickle itself.
+    refused = [named.group(1)] if named else _refused_globals(path)
+    if refused:
+        name = refused[0]
+        if name.startswith(("torch.nn.", "__main__.")):
+            return f"it is a whole pickled model object (global {name}), which needs code to load; save its state_dict() instead"
+        return f"it needs code to load (global {name})"
+    operand = re.search(r"Unsupported operand (\d+)", text)
+    if operand:
+        return f"its pickle uses opcode {operand.group(1)}, which the weights-only loader does not accept, so it is damaged or holds more than weights"
     return "it holds something other than plain weights (" + _first_line(exc) + ")"
+
+
+def _refused_globals(path: Path) -> list[str]:
+    """Globals (module.name) referenced by the file's pickle that weights-only loading does not allow.
+
+    Reads the opcodes with ``pickletools`` only, which never imports or calls anything.
+    """
+    import io
+    import pickletools
+    import zipfile
+
+    try:
+        if zipfile.is_zipfile(path):
+            with zipfile.ZipFile(path) as zf:
+                member = next((n for n in zf.namelist() if n.endswith("data.pkl")), None)
+                data = zf.read(member)[: 1 << 24] if member else b""
+        else:
+            with path.open("rb") as fh:
+                data = fh.read(1 << 24)  # the pickles come first; tensor bytes follow
+    except Exception:  # noqa: BLE001 - only a diagnostic: the file is refused either way
+        return []
+    allowed = _allowed_globals()
+    found: list[str] = []
+    stream = io.BytesIO(data)
+    while stream.tell() < len(data) and not found:
+        strings: list[str] = []  # recent string pushes: STACK_GLOBAL takes its module and name from them
+        memo: dict[int, str | None] = {}
+        last: str | None = None
+        try:
+            for op, arg, _ in pickletools.genops(stream):
+                if op.name in ("GLOBAL", "INST"):
+                    found.append(str(arg).replace(" ", "."))
+                elif op.name == "STACK_GLOBAL" and len(strings) >= 2:
+                    found.append(f"{strings[-2]}.{strings[-1]}")
+                elif op.name == "MEMOIZE":
+                    memo[len(memo)] = last
+                elif op.name in ("PUT", "BINPUT", "LONG_BINPUT"):
+                    memo[int(arg)] = last
+                elif op.name in ("GET", "BINGET", "LONG_BINGET") and memo.get(int(arg)):
+                    strings.append(memo[int(arg)])  # type: ignore[arg-type]
+                is_text = "UNICODE" in op.name or op.name.endswith("STRING")
+                last = arg if is_text and isinstance(arg, str) else None
+                if last is not None:
+                    strings.append(last)
+        except Exception:  # noqa: BLE001 - the end of the pickles (tensor bytes), or damage
+            break
+        found = [g for g in found if g not in allowed]
+    return found
+
+
+def _allowed_globals() -> set[str]:
+    """What ``torch.load(weights_only=True)`` accepts (torch's private list; empty if it moved)."""
+    try:
+        from torch import _weights_only_unpickler
+
+        return set(_weights_only_unpickler._get_allowed_globals())
+    except Exception:  # noqa: BLE001
+        return set()
 
 
 def _unwrap_state_dict(path: Path, obj: Any) -> dict[str, Any]:
@@ -110,16 +189,157 @@ def load_torch_export(path: Path, trusted: bool, input_shape: tuple[int, ...] | 
     except Exception as exc:
         raise BadInput(f"{path} could not be loaded as a torch.export program ({_first_line(exc)}).") from None
     module = program.module()
+    exported_shape = _exported_input_shape(program)
     shape = input_shape
-    if shape is None:
-        example = program.example_inputs
-        if example and example[0]:
-            shape = tuple(example[0][0].shape)
-    return _torch_loaded(path, ModelFormat.TORCH_EXPORT, module, shape, None)
+    if shape is None and exported_shape is not None:
+        shape = tuple(d if isinstance(d, int) else 1 for d in exported_shape)
+    notes = []
+    if exported_shape and isinstance(exported_shape[0], int):
+        # The program guards its batch size: other batches run as chunks of that size.
+        module = fixed_batch_module(module, exported_shape[0])
+        notes.append(
+            f"the exported program fixes its batch at {exported_shape[0]}: larger batches run "
+            f"{exported_shape[0]} sample(s) at a time"
+        )
+    loaded = _torch_loaded(path, ModelFormat.TORCH_EXPORT, module, shape, None)
+    loaded.notes.extend(notes)
+    return loaded
+
+
+def _exported_input_shape(program: Any) -> tuple[int | str, ...] | None:
+    """The first user input's shape in an ExportedProgram: ints where static, names where symbolic."""
+    user_inputs = list(program.graph_signature.user_inputs)
+    if not user_inputs:
+        return None
+    for node in program.graph.nodes:
+        if node.op == "placeholder" and node.name == user_inputs[0]:
+            val = node.meta.get("val")
+            shape = getattr(val, "shape", None)
+            if shape is None:
+                return None
+            return tuple(d if isinstance(d, int) else str(d) for d in shape)
+    return None
+
+
+def fixed_batch_module(module: Any, batch: int) -> Any:
+    """Wrap ``module`` so any batch runs as chunks of ``batch`` (the last one zero-padded)."""
+    return _fixed_batch_class()(module, batch)
+
+
+@functools.cache
+def _fixed_batch_class() -> type:
+    import torch
+
+    class FixedBatch(torch.nn.Module):
+        """Runs a module whose batch size is fixed on batches of any size, chunk by chunk."""
+
+        def __init__(self, inner: torch.nn.Module, batch: int) -> None:
+            super().__init__()
+            self.inner = inner
+            self.batch = batch
+
+        def forward(self, x: torch.Tensor) -> Any:
+            n = x.shape[0]
+            if n == self.batch:
+                return self.inner(x)
+            outs = []
+            for start in range(0, n, self.batch):
+                part = x[start : start + self.batch]
+                short = self.batch - part.shape[0]
+                if short:
+                    part = torch.cat([part, part.new_zeros((short, *part.shape[1:]))])
+                out = self.inner(part)
+                outs.append(_trim(out, self.batch - short))
+            return _concat(outs)
+
+    return FixedBatch
+
+
+def _trim(out: Any, n: int) -> Any:
+    if isinstance(out, (tuple, list)):
+        return type(out)(_trim(o, n) for o in out)
+    if isinstance(out, dict):
+        return {k: _trim(v, n) for k, v in out.items()}
+    return out[:n]
+
+
+def _concat(outs: list[Any]) -> Any:
+    import torch
+
+    first = outs[0]
+    if isinstance(first, (tuple, list)):
+        return type(first)(_concat([o[i] for o in outs]) for i in range(len(first)))
+    if isinstance(first, dict):
+        return {k: _concat([o[k] for o in outs]) for k in first}
+    return torch.cat(outs)
+
+
+def load_torchvision(name: str, input_shape: tuple[int, ...] | None) -> LoadedModel:
+    """``torchvision:NAME`` without a weights file: pretrained weights from the local cache, else untrained.
+
+    Nothing is downloaded. An untrained network is labelled so: its latency and size are
+    real, its accuracy means nothing.
+    """
+    import torch
+
+    from core.models.architectures import build_architecture, cached_pretrained_weights, default_input_shape
+
+    arch = name.strip()
+    cached = cached_pretrained_weights(arch)
+    with torch.random.fork_rng():
+        torch.manual_seed(0)  # the same untrained weights every run, so studies compare
+        module = build_architecture(arch)
+    shape = tuple(input_shape) if input_shape else default_input_shape(arch)
+    if cached is not None:
+        weights_name, weights_path = cached
+        state = _unwrap_state_dict(weights_path, safe_torch_load(weights_path))
+        try:
+            module.load_state_dict(state, strict=True)
+        except RuntimeError as exc:
+            raise BadInput(f"{weights_path} (cached {weights_name}) does not fit {arch}: {_first_line(exc)}.") from None
+        module.eval()
+        loaded = _torch_loaded(weights_path, ModelFormat.TORCH_STATE_DICT, module, shape, arch)
+        loaded.notes.append(f"pretrained weights {weights_name} from the local torch cache ({weights_path})")
+        return loaded
+    module.eval()
+    loaded = _torch_loaded(
+        Path(arch), ModelFormat.TORCH_STATE_DICT, module, shape, arch, file_bytes=serialized_size(module.state_dict())
+    )
+    loaded.notes.insert(0, UNTRAINED_NOTE)
+    loaded.notes.append(
+        "randomly initialised (seed 0): no weights file was given and no pretrained weights are in the local "
+        "torch cache; give a state dict with --model FILE --arch " + arch
+    )
+    return loaded
+
+
+def serialized_size(obj: Any) -> int:
+    """Bytes ``torch.save`` would write for ``obj``, counted without keeping them."""
+    import torch
+
+    class _Counter:
+        def __init__(self) -> None:
+            self.n = 0
+
+        def write(self, data: bytes) -> int:
+            self.n += len(data)
+            return len(data)
+
+        def flush(self) -> None:
+            return None
+
+    sink = _Counter()
+    torch.save(obj, sink)  # type: ignore[arg-type]
+    return sink.n
 
 
 def _torch_loaded(
-    path: Path, fmt: ModelFormat, module: Any, input_shape: tuple[int, ...] | None, arch: str | None
+    path: Path,
+    fmt: ModelFormat,
+    module: Any,
+    input_shape: tuple[int, ...] | None,
+    arch: str | None,
+    file_bytes: int | None = None,
 ) -> LoadedModel:
     import torch
 
@@ -149,7 +369,7 @@ def _torch_loaded(
         inputs=inputs,
         outputs=outputs,
         params=params,
-        file_bytes=path.stat().st_size,
+        file_bytes=path.stat().st_size if file_bytes is None else file_bytes,
         handle=module,
         arch=arch,
         notes=notes,
@@ -157,5 +377,62 @@ def _torch_loaded(
 
 
 def _first_line(exc: BaseException) -> str:
+    import re
+
     text = str(exc).strip().splitlines()
-    return text[0].rstrip(".")[:200] if text else type(exc).__name__
+    if not text:
+        return type(exc).__name__
+    # PyTorch's C++ reader wraps the reason in "[enforce fail at file:line] ." and appends advice.
+    line = re.sub(r"^\[enforce fail at [^\]]*\]\s*\.?\s*", "", text[0])
+    for noise in (". This is an internal miniz error", "  (Could this error message be improved?"):
+        line = line.split(noise)[0]
+    return line.strip().rstrip(".")[:200] or type(exc).__name__
+
+
+#: aten ops that do a layer's arithmetic in float, and the int8 kernels that replace them.
+_FLOAT_COMPUTE_OPS = (
+    "conv1d", "conv2d", "conv3d", "convolution", "conv_transpose", "linear", "addmm", "mm", "bmm", "matmul", "lstm", "gru",
+)
+_INT_COMPUTE_PREFIXES = ("quantized.conv", "quantized.linear", "onednn.qconv", "onednn.qlinear", "quantized.matmul")
+
+
+def exported_graph_coverage(module: Any) -> dict[str, Any]:
+    """What the graph of a torch.export program computes in: float or int8 kernels, and q/dq conversions.
+
+    Counted on the call_function nodes of every GraphModule inside ``module`` (an exported
+    program's ``module()``, possibly wrapped for a fixed batch), which is what runs.
+    """
+    import torch
+
+    ops: dict[str, int] = {}
+    for sub in module.modules():
+        if isinstance(sub, torch.fx.GraphModule):
+            for node in sub.graph.nodes:
+                if node.op == "call_function":
+                    target = str(node.target)
+                    # "aten.conv2d.default" -> "conv2d"; other namespaces keep their full name.
+                    name = target.removeprefix("aten.").rsplit(".", 1)[0] if target.startswith("aten.") else target
+                    ops[name] = ops.get(name, 0) + 1
+    integer = sum(v for k, v in ops.items() if k.startswith(_INT_COMPUTE_PREFIXES))
+    floats = sum(v for k, v in ops.items() if k in _FLOAT_COMPUTE_OPS)
+    conversions = sum(v for k, v in ops.items() if "quantize_per" in k or "dequantize" in k)
+    total = integer + floats
+    if integer:
+        summary = f"{integer} of {total} conv/linear/matmul ops as int8 kernels"
+    elif total:
+        summary = f"all {total} conv/linear/matmul ops in float"
+    else:
+        summary = "no conv/linear/matmul ops in the graph"
+    if conversions:
+        summary += f"; {conversions} quantize/dequantize ops"
+    return {
+        "summary": summary,
+        "graph": "torch.export graph (call_function nodes)",
+        "ops": dict(sorted(ops.items())),
+        "integer_compute_ops": integer,
+        "float_compute_ops": floats,
+        "conversions": conversions,
+        "quantized_layers": integer,
+        "float_layers": floats,
+        "integer_fraction": integer / total if total else None,
+    }

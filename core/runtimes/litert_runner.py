@@ -12,8 +12,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
@@ -81,8 +82,9 @@ class LiteRTRunner:
             return x
         if len(want) == 3 and have == (want[2], want[0], want[1]) and want[2] != want[0]:
             return np.transpose(x, (0, 2, 3, 1))  # NCHW batch for an NHWC model
-        if int(np.prod(have)) == int(np.prod(want)) and (len(have) == 1 or want[-1] == 1 or have[0] == 1):
-            return x.reshape((x.shape[0], *want))  # flat samples, or a single channel on either side
+        same_order = [d for d in have if d != 1] == [d for d in want if d != 1]
+        if int(np.prod(have)) == int(np.prod(want)) and (len(have) == 1 or same_order):
+            return x.reshape((x.shape[0], *want))  # flat samples, or only unit axes (one channel) moved
         raise BadInput(
             f"{self.path.name}: samples of shape {list(have)} do not fit the model input {list(want)} per sample."
         )

@@ -22,6 +22,23 @@ def runner_for_loaded(model: LoadedModel, ctx: BuildContext):  # noqa: ANN201 - 
     return TorchRunner(model.handle, ctx.threads, ctx.device)
 
 
+def loaded_coverage(model: LoadedModel) -> dict:
+    """Coverage of a model file as it is (not for ONNX, which is counted on ORT's optimized graph)."""
+    if model.format is ModelFormat.TFLITE:
+        from core.models.tflite_model import tflite_coverage
+
+        return tflite_coverage(model.path)
+    if model.format is ModelFormat.TORCH_EXPORT:
+        from core.models.torch_model import exported_graph_coverage
+
+        return exported_graph_coverage(model.handle)
+    if model.format.is_torch:
+        from core.coverage import torch_module_coverage
+
+        return torch_module_coverage(model.handle)
+    return {"summary": f"{model.format.value} file"}
+
+
 class Fp32(Scheme):
     info = SchemeInfo(
         id="fp32",
@@ -38,11 +55,8 @@ class Fp32(Scheme):
             from core.coverage import ort_graph_coverage
 
             coverage = ort_graph_coverage(model.path, ctx.threads, ctx.workdir)
-        elif model.format.is_torch:
-            from core.coverage import torch_module_coverage
-
-            coverage = torch_module_coverage(model.handle)
         else:
-            coverage = {"summary": "as loaded"}
+            coverage = loaded_coverage(model)
+
         coverage["summary"] = "as loaded: " + coverage["summary"]
         return BuiltVariant(runner=runner, size_bytes=model.file_bytes, artifact=model.path, coverage=coverage)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import warnings
 from pathlib import Path
 
@@ -48,7 +50,8 @@ def export_torch_to_onnx(model: LoadedModel, path: Path) -> None:
                 dynamic_axes={"input": {0: "batch"}, "output": {0: "batch"}},
             )
     except Exception:
-        with warnings.catch_warnings():
+        # The dynamo exporter reports its progress on stdout, which is the comparison table's.
+        with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
             warnings.simplefilter("ignore")
             program = torch.onnx.export(
                 module, (example,), dynamo=True, input_names=["input"], output_names=["output"],

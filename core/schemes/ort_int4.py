@@ -70,6 +70,40 @@ def _drop_unused_initializers(graph: Any) -> None:
     graph.initializer.extend(keep)
 
 
+def matmul_weight_share(model: LoadedModel) -> float | None:
+    """The fraction of Conv/MatMul weights that sit in MatMul/Linear layers; None if unknown."""
+    if model.format.is_torch and model.handle is not None:
+        linear = conv = 0
+        for sub in model.handle.modules():
+            weight = getattr(sub, "weight", None)
+            size = int(weight.numel()) if weight is not None and hasattr(weight, "numel") else 0
+            if type(sub).__name__ == "Linear":
+                linear += size
+            elif type(sub).__name__.startswith("Conv"):
+                conv += size
+        return linear / (linear + conv) if linear + conv else None
+    if model.format is ModelFormat.ONNX:
+        import onnx
+
+        graph = onnx.load(str(model.path), load_external_data=False).graph
+        sizes = {t.name: _numel(t.dims) for t in graph.initializer}
+        weights = {"MatMul": 0, "Gemm": 0, "Conv": 0}
+        for node in graph.node:
+            if node.op_type in weights and len(node.input) > 1:
+                weights[node.op_type] += sizes.get(node.input[1], 0)
+        matmul = weights["MatMul"] + weights["Gemm"]
+        total = matmul + weights["Conv"]
+        return matmul / total if total else None
+    return None
+
+
+def _numel(dims: Any) -> int:
+    n = 1
+    for d in dims:
+        n *= int(d)
+    return n
+
+
 def _constant_matmuls(model: Any) -> int:
     inits = {t.name for t in model.graph.initializer}
     return sum(1 for n in model.graph.node if n.op_type in ("MatMul", "Gemm") and len(n.input) > 1 and n.input[1] in inits)
@@ -99,19 +133,19 @@ class OrtInt4Weight(Scheme):
         reason = _onnx_applicability(model)
         if reason:
             return reason
-        if model.format.is_torch and model.handle is not None:
-            if not any(type(m).__name__ in ("Linear", "MultiheadAttention") for m in model.handle.modules()):
-                return "the model has no Linear layer, so there is no MatMul weight to pack to 4 bits"
+        linear = ("Linear", "MultiheadAttention")
+        if model.format.is_torch and model.handle is not None and not any(
+            type(m).__name__ in linear for m in model.handle.modules()
+        ):
+            return "the model has no Linear layer, so there is no MatMul weight to pack to 4 bits"
         return None
 
     def advice(self, model: LoadedModel, env: dict[str, Any]) -> list[str]:
-        from core.schemes.ort_schemes import _is_conv_heavy
-
-        convs, matmuls = _is_conv_heavy(model)
-        if convs and convs >= matmuls:
+        share = matmul_weight_share(model)
+        if share is not None and share < 0.5:
             return [
-                f"int4 weight-only changes MatMul/Linear weights only: the {convs} convolutions stay float, "
-                "so expect little change in size or speed"
+                f"int4 weight-only changes MatMul/Linear weights only, {share:.0%} of this model's weights; "
+                "the convolutions stay float, so expect little change in size or speed"
             ]
         return []
 

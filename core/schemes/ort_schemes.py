@@ -54,6 +54,10 @@ def _preprocessed(src: Path, ctx: BuildContext) -> Path:
         return Path(cached)
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
+    from core.onnx_opset import MIN_OPSET_INT8_STATIC, ensure_opset
+
+    src = ensure_opset(src, MIN_OPSET_INT8_STATIC, ctx.workdir.parent, "ONNX Runtime int8 quantization", ctx.shared)
+
     out = ctx.workdir.parent / "preprocessed_fp32.onnx"
     try:
         _quiet(quant_pre_process, str(src), str(out), skip_symbolic_shape=False)

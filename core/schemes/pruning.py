@@ -70,7 +70,6 @@ class PruneL1(Scheme):
         "and dense kernels do not shrink: the coverage shows the sparsity reached and the compressed size.",
         family="pruning",
         runtime="pytorch",
-        is_float=True,
         params=(SchemeParam("sparsity", "0.5", "fraction of each layer's weights set to zero (0 to 0.95)"),),
     )
 
@@ -106,7 +105,7 @@ class PruneL1(Scheme):
         weights = sum(int(layer.weight.numel()) for _, layer in layers)
         all_params = sum(int(p.numel()) for p in module.parameters())
         size, path = save_state_dict_size(module, ctx, "prune_l1")
-        base_size, base_path = save_state_dict_size(model.handle, ctx, "float_reference")
+        _base_size, base_path = save_state_dict_size(model.handle, ctx, "float_reference")
         packed = compressed_size(path)  # type: ignore[arg-type]
         base_packed = compressed_size(base_path)  # type: ignore[arg-type]
         Path(base_path).unlink()  # type: ignore[arg-type]
@@ -175,18 +174,21 @@ class PruneChannels(Scheme):
         check_params(spec, self.info)
         ratio = fraction_param(spec, "ratio", 0.3, upper=0.9)
         int8 = spec.param("int8", "none") or "none"
-        samples = ctx.calibration(positive_int(spec, "samples", 200) if int8 == "static" else 1)
+        wanted = positive_int(spec, "samples", 200)
+        samples = ctx.calibration(wanted if int8 == "static" else 1)  # one sample is enough to trace
         if len(samples) == 0:
             raise BadInput(f"{spec.label}: the dataset gave no samples to trace the model with.")
         ctx.progress("building", 0, 2, "finding channel dependencies")
-        module, changes, kept_layer = prune_channels(model.handle, samples[:1], ratio)
+        module, changes, kept = prune_channels(model.handle, samples[:1], ratio)
         before = sum(int(p.numel()) for p in model.handle.parameters())
         after = sum(int(p.numel()) for p in module.parameters())
+        whole = f"output layer {kept[0]}" + (f" and recurrent {', '.join(kept[1:])}" if kept[1:] else "")
         coverage = {
             "summary": (
-                f"{len(changes)} layers lost channels ({ratio:.0%} requested; output layer {kept_layer} kept whole): "
+                f"{len(changes)} layers lost channels ({ratio:.0%} requested; {whole} kept whole): "
                 f"{before:,} -> {after:,} parameters ({1 - after / before:.1%} fewer)"
             ),
+            "kept_whole": kept,
             "graph": "PyTorch module tree",
             "pruned_layers": len(changes),
             "channels": {name: {"before": b, "after": a} for name, (b, a) in changes.items()},
@@ -238,8 +240,13 @@ def _output_layer(module: Any, example: Any) -> tuple[str, Any]:
     return order[-1]
 
 
-def prune_channels(handle: Any, sample: np.ndarray, ratio: float) -> tuple[Any, dict[str, tuple[int, int]], str]:
-    """A copy of ``handle`` with ``ratio`` of its channels removed; (module, {layer: (before, after)}, output layer)."""
+def prune_channels(
+    handle: Any, sample: np.ndarray, ratio: float
+) -> tuple[Any, dict[str, tuple[int, int]], list[str]]:
+    """A copy of ``handle`` with ``ratio`` of its channels removed.
+
+    Returns (module, {layer: (width before, after)}, [layers kept whole: the output layer, then recurrent ones]).
+    """
     import torch
     import torch_pruning as tp
 
@@ -247,11 +254,13 @@ def prune_channels(handle: Any, sample: np.ndarray, ratio: float) -> tuple[Any, 
     example = torch.from_numpy(np.ascontiguousarray(sample, dtype=np.float32))
     out_name, out_layer = _output_layer(module, example)
     widths = {name: _width(layer) for name, layer in _prunable_layers(module)}
+    # Recurrent layers keep their hidden size: torch-pruning cannot yet cut an LSTM's gates consistently.
+    recurrent = [m for m in module.modules() if isinstance(m, torch.nn.RNNBase)]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         pruner = tp.pruner.MagnitudePruner(
             module, example, importance=tp.importance.MagnitudeImportance(p=1), pruning_ratio=ratio,
-            ignored_layers=[out_layer],
+            ignored_layers=[out_layer, *recurrent],
         )
         pruner.step()
     changes = {
@@ -259,7 +268,8 @@ def prune_channels(handle: Any, sample: np.ndarray, ratio: float) -> tuple[Any, 
         for name, layer in _prunable_layers(module)
         if _width(layer) != widths[name]
     }
-    return module.eval(), changes, out_name
+    kept = [out_name] + [n for n, m in module.named_modules() if isinstance(m, torch.nn.RNNBase)]
+    return module.eval(), changes, kept
 
 
 def _width(layer: Any) -> int:
@@ -280,5 +290,6 @@ def _int8_on_top(module: Any, kind: str, samples: np.ndarray, ctx: BuildContext)
     int8_engine()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # torch.ao.quantization announces its move to torchao
-        qmodule = torch.ao.quantization.quantize_dynamic(module, {torch.nn.Linear, torch.nn.LSTM, torch.nn.GRU}, dtype=torch.qint8)
+        layers = {torch.nn.Linear, torch.nn.LSTM, torch.nn.GRU}
+        qmodule = torch.ao.quantization.quantize_dynamic(module, layers, dtype=torch.qint8)
     return qmodule, torch_module_coverage(qmodule)

@@ -21,8 +21,8 @@ def cpu_flags_of(env: dict[str, Any]) -> dict[str, bool]:
 
 
 def half_applicability(model: LoadedModel) -> str | None:
-    if model.format not in (ModelFormat.TORCH_STATE_DICT, ModelFormat.TORCHSCRIPT):
-        return "needs a PyTorch module whose weights can be cast (a state dict with its architecture, or TorchScript)"
+    if not model.format.is_torch or model.handle is None:
+        return "needs a PyTorch model (state dict with its architecture, TorchScript or torch.export)"
     return None
 
 
@@ -42,7 +42,9 @@ def dtype_coverage(module: Any, dtype_name: str) -> dict[str, Any]:
     half_params = sum(int(p.numel()) for p in module.parameters() if str(p.dtype).removeprefix("torch.") == dtype_name)
     n_layers, n_conv = sum(layers.values()), sum(converted.values())
     kinds = ", ".join(f"{v} {k}" for k, v in sorted(layers.items()))
-    summary = f"{n_conv} of {n_layers} layers in {dtype_name} ({kinds}); {half_params:,} of {total_params:,} parameters"
+    params = f"{half_params:,} of {total_params:,} parameters in {dtype_name}"
+    # Graph modules (TorchScript, torch.export) hide their layer types: the parameters still tell.
+    summary = f"{n_conv} of {n_layers} layers in {dtype_name} ({kinds}); {params}" if n_layers else params
     return {
         "summary": summary,
         "graph": "PyTorch module tree",

@@ -8,7 +8,7 @@ import warnings
 from core.errors import SchemeNotApplicable
 from core.models.loaded import LoadedModel, ModelFormat
 from core.schemes.base import BuildContext, BuiltVariant, Scheme, SchemeInfo
-from core.spec import SchemeSpec
+from core.spec import Device, SchemeSpec
 
 _DYNAMIC_TYPES = ("Linear", "LSTM", "GRU")
 
@@ -72,8 +72,12 @@ class TorchInt8Dynamic(Scheme):
             )
         size, path = save_state_dict_size(qmodule, ctx, "torch_int8_dynamic")
         coverage = torch_module_coverage(qmodule)
+        notes = []
+        if ctx.device is Device.CUDA:
+            notes.append("PyTorch's quantized kernels run on the CPU only, so this variant is measured on the CPU")
         return BuiltVariant(
-            runner=TorchRunner(qmodule, ctx.threads, ctx.device),
+            runner=TorchRunner(qmodule, ctx.threads, Device.CPU),
+            notes=notes,
             size_bytes=size,
             artifact=path,  # type: ignore[arg-type]
             coverage=coverage,

@@ -72,9 +72,8 @@ class _Partial:
 
     def prepare(self, module: Any, name: str) -> Any:
         """``module`` prepared for calibration, or with its children prepared where it cannot be traced."""
-        from torch.ao.quantization.quantize_fx import prepare_fx
-
         import torch
+        from torch.ao.quantization.quantize_fx import prepare_fx
 
         example = self.examples.get(name)
         if example is not None:
@@ -263,7 +262,7 @@ class TorchInt8Static(Scheme):
         ctx.progress("building", 1, 2, "converting to int8 kernels")
         size, path = save_state_dict_size(qmodule, ctx, "torch_int8_static")
         coverage = static_coverage(qmodule, left_float, untraceable, int8_engine())
-        coverage.update({"calibration_samples": int(len(samples)), "per_channel": per_channel})
+        coverage.update({"calibration_samples": len(samples), "per_channel": per_channel})
         notes = []
         if ctx.device is Device.CUDA:
             notes.append("timed on the CPU: PyTorch's int8 kernels have no CUDA implementation")

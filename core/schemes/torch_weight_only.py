@@ -14,6 +14,8 @@ from core.schemes.base import BuildContext, BuiltVariant, Scheme, SchemeInfo
 from core.spec import SchemeSpec
 
 _CONV = ("Conv1d", "Conv2d", "Conv3d", "ConvTranspose1d", "ConvTranspose2d")
+#: Layers with weights torchao's weight-only config leaves alone.
+_UNTOUCHED = (*_CONV, "LSTM", "GRU")
 
 
 def _quiet_torchao() -> Any:
@@ -39,10 +41,10 @@ def weight_only_coverage(module: Any) -> dict[str, Any]:
         weight = getattr(sub, "weight", None)
         if kind == "Linear" and weight is not None and type(weight).__name__ not in ("Parameter", "Tensor"):
             quantized += 1
-        elif kind == "Linear" or kind in _CONV:
+        elif kind == "Linear" or kind in _UNTOUCHED:
             floats[kind] += 1
     total = quantized + sum(floats.values())
-    parts = [f"{quantized} of {total} Linear/Conv layers with int8 weights (float activations, dequantized per call)"]
+    parts = [f"{quantized} of {total} layers with int8 weights (Linear only; float activations, dequantized per call)"]
     if floats:
         parts.append("left in float: " + ", ".join(f"{v} {k}" for k, v in sorted(floats.items())))
     return {

@@ -10,7 +10,10 @@ from __future__ import annotations
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QPointF, QRectF, Qt
-from PySide6.QtGui import QColor, QFont, QPainter
+from PySide6.QtGui import QColor, QFont, QFontMetricsF, QPainter
+
+
+MIN_POINT_SIZE = 7
 
 
 class CellLabels(pg.GraphicsObject):
@@ -33,6 +36,19 @@ class CellLabels(pg.GraphicsObject):
         self._font = font
         self.update()
 
+    def _fitted_font(self, cell_w: float, cell_h: float) -> QFont | None:
+        """The item's font, made smaller until the widest number fits a cell; None below 7 pt."""
+        widest = max((t for row in self._texts for t in row), key=len, default="")
+        font = QFont(self._font)
+        size = font.pointSizeF()
+        while size >= MIN_POINT_SIZE:
+            font.setPointSizeF(size)
+            metrics = QFontMetricsF(font)
+            if metrics.horizontalAdvance(widest) <= cell_w - 2 and metrics.height() <= cell_h:
+                return font
+            size -= 1
+        return None
+
     def text(self, row: int, col: int) -> str:
         return self._texts[row][col] if self._texts else ""
 
@@ -44,11 +60,12 @@ class CellLabels(pg.GraphicsObject):
             return
         transform = painter.transform()
         cell = transform.mapRect(QRectF(0, 0, 1, 1))
-        if abs(cell.width()) < 12 or abs(cell.height()) < 10:
+        font = self._fitted_font(abs(cell.width()), abs(cell.height()))
+        if font is None:
             return  # cells too small to hold a readable number
         painter.save()
         painter.resetTransform()
-        painter.setFont(self._font)
+        painter.setFont(font)
         half_w, half_h = abs(cell.width()) / 2, abs(cell.height()) / 2
         flags = int(Qt.AlignmentFlag.AlignCenter)
         for r, row in enumerate(self._texts):

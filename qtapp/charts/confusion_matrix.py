@@ -25,6 +25,7 @@ from qtapp.theme import Theme
 COUNTS = "counts"
 DIFFERENCE = "difference"
 MAX_LABELLED_CLASSES = 12  # beyond this the numbers no longer fit their cells
+MAX_COLUMNS = 3
 
 
 def _counts_map(theme: Theme) -> pg.ColorMap:
@@ -71,7 +72,15 @@ class ConfusionMatrices(pg.GraphicsLayoutWidget):
         self._pending = {}
         self._order = list(labels)
         self._class_names = class_names
-        self._columns = max(1, min(len(labels), math.ceil(math.sqrt(len(labels) * 1.5))))
+        self._columns = self.columns_for(len(labels))
+
+    @staticmethod
+    def columns_for(variants: int) -> int:
+        """Matrices per row: at most three, so each stays big enough to read its numbers."""
+        return max(1, min(variants, MAX_COLUMNS, math.ceil(math.sqrt(variants * 1.5))))
+
+    def rows_for(self, variants: int) -> int:
+        return math.ceil(variants / self.columns_for(variants)) if variants else 0
 
     def _panel(self, label: str) -> _Panel | None:
         if label in self._panels:

@@ -15,6 +15,7 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Qt
 
+from qtapp.charts.log_axis import LogMsAxis
 from qtapp.charts.style import TICK_POINT_SIZE, TITLE_POINT_SIZE, set_axis_label, style_axes, with_alpha
 from qtapp.palette import VariantPalette
 from qtapp.theme import Theme
@@ -22,6 +23,8 @@ from qtapp.theme import Theme
 BINS = 60
 AXIS_WIDTH = 8  # fixed so every row's plot area starts at the same x
 CAPTION_WIDTH = 200
+FAILED_ROW_PX = 34
+QWIDGETSIZE_MAX = 16_777_215
 
 
 @dataclass
@@ -42,7 +45,9 @@ class _Row:
 
 
 class LatencyHistogram(pg.GraphicsLayoutWidget):
-    """One row per variant; ``update_variant`` then ``redraw`` (from a timer)."""
+    """One row per variant; ``update_variant`` then ``redraw`` (from a timer).
+
+    The x-axis is logarithmic (log10 of ms, labelled in ms) with log-spaced bins."""
 
     def __init__(self, palette: VariantPalette, theme: Theme, parent=None) -> None:
         super().__init__(parent=parent)
@@ -50,7 +55,7 @@ class LatencyHistogram(pg.GraphicsLayoutWidget):
         self._theme = theme
         self._rows: dict[str, _Row] = {}
         self._range: tuple[float, float] | None = None
-        self._edges = np.linspace(0.0, 1.0, BINS + 1)
+        self._edges = np.geomspace(0.1, 1.0, BINS + 1)
         self._dirty: set[str] = set()
         self.setBackground(theme.plot_bg)
         self.ci.layout.setVerticalSpacing(2)
@@ -69,7 +74,7 @@ class LatencyHistogram(pg.GraphicsLayoutWidget):
         for i, label in enumerate(labels):
             caption = self.addLabel(row=i, col=0, justify="left")
             caption.setFixedWidth(CAPTION_WIDTH)
-            plot = self.addPlot(row=i, col=1, enableMenu=False)
+            plot = self.addPlot(row=i, col=1, enableMenu=False, axisItems={"bottom": LogMsAxis("bottom")})
             plot.setMouseEnabled(x=True, y=False)
             plot.hideButtons()
             # Counts per bin say little across rows of different sample counts; the shape does.
@@ -103,7 +108,7 @@ class LatencyHistogram(pg.GraphicsLayoutWidget):
             last = i == len(labels) - 1
             plot.getAxis("bottom").setStyle(showValues=last)
             if last:
-                set_axis_label(plot, "bottom", "latency per call (ms)", self._theme)
+                set_axis_label(plot, "bottom", "latency per call (ms, log scale)", self._theme)
 
     def _reuse_rows(self) -> None:
         self._range = None
@@ -114,6 +119,7 @@ class LatencyHistogram(pg.GraphicsLayoutWidget):
             row.curve.setData([0.0, 1.0], [0.0])
             row.p50_line.setVisible(False)
             row.p99_line.setVisible(False)
+            row.plot.setMaximumHeight(QWIDGETSIZE_MAX)
             self._set_caption(label, row)
 
     def _style_row(self, row: _Row) -> None:
@@ -143,6 +149,7 @@ class LatencyHistogram(pg.GraphicsLayoutWidget):
         row.curve.setData([0.0, 1.0], [0.0])
         row.p50_line.setVisible(False)
         row.p99_line.setVisible(False)
+        row.plot.setMaximumHeight(FAILED_ROW_PX)  # nothing to draw: leave the room to the others
         self._set_caption(label, row)
 
     def redraw(self) -> None:
@@ -171,12 +178,17 @@ class LatencyHistogram(pg.GraphicsLayoutWidget):
             lo, hi = min(lo, self._range[0]), max(hi, self._range[1])
             if (lo, hi) == self._range or (lo >= self._range[0] and hi <= self._range[1]):
                 return False
-        lo, hi = _nice_range(lo, hi)
+        lo, hi = _log_range(lo, hi)
         self._range = (lo, hi)
-        self._edges = np.linspace(lo, hi, BINS + 1)
+        # Bins of equal width on the log axis: equal resolution for fast and slow variants.
+        self._edges = np.geomspace(lo, hi, BINS + 1)
         first = next(iter(self._rows.values()))
-        first.plot.setXRange(lo, hi, padding=0.02)
+        first.plot.setXRange(math.log10(lo), math.log10(hi), padding=0.02)
         return True
+
+    @property
+    def _log_edges(self) -> np.ndarray:
+        return np.log10(self._edges)
 
     def _draw_row(self, label: str, row: _Row) -> None:
         if not row.samples.size:
@@ -184,11 +196,11 @@ class LatencyHistogram(pg.GraphicsLayoutWidget):
         lo, hi = self._edges[0], self._edges[-1]
         counts, _ = np.histogram(np.clip(row.samples, lo, hi), bins=self._edges)
         row.counts = counts
-        row.curve.setData(self._edges, counts)
+        row.curve.setData(self._log_edges, counts)
         p50 = row.p50 if row.p50 is not None else float(np.percentile(row.samples, 50))
         p99 = row.p99 if row.p99 is not None else float(np.percentile(row.samples, 99))
-        row.p50_line.setValue(p50)
-        row.p99_line.setValue(p99)
+        row.p50_line.setValue(math.log10(max(p50, lo)))
+        row.p99_line.setValue(math.log10(max(p99, lo)))
         row.p50_line.setVisible(True)
         row.p99_line.setVisible(True)
         # Rescale y only when the tallest bin outgrows the view or shrinks well below it:
@@ -226,7 +238,7 @@ class LatencyHistogram(pg.GraphicsLayoutWidget):
             self._style_row(row)
             self._set_caption(label, row, *row.shown, force=True)
             if row.plot.getAxis("bottom").labelText:
-                set_axis_label(row.plot, "bottom", "latency per call (ms)", theme)
+                set_axis_label(row.plot, "bottom", "latency per call (ms, log scale)", theme)
 
     # --- reading (tests, screenshots) ----------------------------------
     def edges(self) -> np.ndarray:
@@ -237,8 +249,9 @@ class LatencyHistogram(pg.GraphicsLayoutWidget):
         return np.zeros(BINS, dtype=int) if row.counts is None else row.counts.copy()
 
     def marks(self, label: str) -> tuple[float, float]:
+        """Where p50 and p99 are marked, in ms."""
         row = self._rows[label]
-        return float(row.p50_line.value()), float(row.p99_line.value())
+        return 10 ** float(row.p50_line.value()), 10 ** float(row.p99_line.value())
 
     def caption(self, label: str) -> str:
         return self._rows[label].caption_text
@@ -247,13 +260,12 @@ class LatencyHistogram(pg.GraphicsLayoutWidget):
         return list(self._rows)
 
 
-def _nice_range(lo: float, hi: float) -> tuple[float, float]:
-    """Round outwards to a step that gives round tick values; never a zero-width range."""
-    if hi <= lo:
-        hi = lo + max(abs(lo) * 0.1, 1e-3)
-    span = hi - lo
-    step = 10 ** math.floor(math.log10(span / 10))
-    return max(0.0, math.floor(lo / step) * step), math.ceil(hi / step) * step
+def _log_range(lo: float, hi: float) -> tuple[float, float]:
+    """Round outwards to tenths of a decade (so the bins stay put while samples trickle in)."""
+    lo = max(lo, 1e-6)
+    hi = max(hi, lo * 1.05)
+    step = 0.1
+    return 10 ** (math.floor(math.log10(lo) / step) * step), 10 ** (math.ceil(math.log10(hi) / step) * step)
 
 
 def _ms(value: float) -> str:

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import numpy as np
 import pyqtgraph as pg
+from PySide6.QtGui import QFontMetricsF
 
-from qtapp.charts.style import bold_font, contrast_text, set_axis_label, style_axes, with_alpha
+from qtapp.charts.style import bold_font, contrast_text, set_axis_label, style_axes, tick_font, with_alpha
 from qtapp.palette import VariantPalette
 from qtapp.theme import Theme
 
@@ -30,7 +31,7 @@ def reduction_text(size: int, baseline: int | None) -> str:
         return ""
     change = size / baseline - 1.0
     if abs(change) < 0.005:
-        return "same size"
+        return "±0 %"
     return f"{'−' if change < 0 else '+'}{abs(change) * 100:.0f} %"
 
 
@@ -59,6 +60,7 @@ class SizeBars(pg.PlotWidget):
         self._failed: set[str] = set()
         self._texts: dict[str, pg.TextItem] = {}
         self._scale = 1e6
+        self._points = 0  # font size of the bar texts
         self._bars = pg.BarGraphItem(x0=[], y=[], height=BAR_HEIGHT, width=[])
         plot = self.getPlotItem()
         plot.setMouseEnabled(x=False, y=False)
@@ -66,6 +68,8 @@ class SizeBars(pg.PlotWidget):
         plot.getViewBox().invertY(True)
         plot.getAxis("bottom").enableAutoSIPrefix(False)
         plot.addItem(self._bars)
+        # Font size and text placement depend on the plot's pixel size.
+        plot.getViewBox().sigResized.connect(self._view_resized)
         self.apply_theme(theme)
 
     def set_variants(self, labels: list[str]) -> None:
@@ -76,6 +80,7 @@ class SizeBars(pg.PlotWidget):
         self._sizes = {label: None for label in labels}
         self._failed = set()
         self._texts = {}
+        self._points = 0
         for i, label in enumerate(labels):
             text = pg.TextItem("", anchor=(0, 0.5), color=self._theme.plot_fg)
             text.setFont(bold_font())
@@ -102,25 +107,70 @@ class SizeBars(pg.PlotWidget):
         self._bars.setOpts(x0=np.zeros(len(lengths)), y=np.arange(len(lengths)), width=lengths, height=BAR_HEIGHT,
                            brushes=brushes, pens=pens)
         self._scale = scale
+        self._lengths = lengths
+        self._place_texts()
+        set_axis_label(self.getPlotItem(), "bottom", f"size on disk ({unit})", self._theme)
+        self._fit_fonts()
+
+    def _place_texts(self) -> None:
+        """Each bar's text inside the bar when it fits there, else just after it; the x-range
+        leaves room for the texts outside (it depends on the pixel width, so resizing re-runs it)."""
+        lengths = getattr(self, "_lengths", None)
+        if lengths is None or not self._labels:
+            return
         top = float(lengths.max()) if lengths.size and lengths.max() > 0 else 1.0
-        baseline = self._sizes.get(self._labels[0]) if self._labels else None
+        width_px = max(50.0, self.getPlotItem().getViewBox().width())
+        baseline = self._sizes.get(self._labels[0])
+        metrics = QFontMetricsF(bold_font(self._points or 12))
+        words = [_bar_words(i, self._sizes[label], baseline, label in self._failed) for i, label in enumerate(self._labels)]
+        pad_px = 6.0
+        text_px = [metrics.horizontalAdvance(w) + 2 * pad_px if w else 0.0 for w in words]
+        # A text goes inside its bar if it fits there; outside texts need the x-range to reach past
+        # their bar's end: span >= length / (1 - text share of the width). Widening the range
+        # shortens every bar, which may push more texts outside, so settle it in a few rounds.
+        span = top
+        for _ in range(len(words) + 1):
+            inside = [text_px[i] <= lengths[i] / span * width_px for i in range(len(words))]
+            wanted = top
+            for i in range(len(words)):
+                if not inside[i] and text_px[i]:
+                    share = min(0.9, text_px[i] / width_px)
+                    wanted = max(wanted, lengths[i] / (1.0 - share))
+            if wanted <= span:
+                break
+            span = wanted
+        unit_px = span / width_px
         for i, label in enumerate(self._labels):
-            size = self._sizes[label]
             text = self._texts[label]
-            words = _bar_words(i, size, baseline, label in self._failed)
-            # Long bars carry their text inside (in a colour that reads on the bar), short ones beside.
-            inside = lengths[i] > 0.55 * top
-            if inside:
+            if inside[i]:
                 text.setAnchor((1, 0.5))
-                text.setPos(lengths[i] - top * 0.015, i)
-                text.setText(words, color=contrast_text(with_alpha(self._palette.hex(label), 255)))
+                text.setPos(lengths[i] - pad_px * unit_px, i)
+                text.setText(words[i], color=contrast_text(with_alpha(self._palette.hex(label), 255)))
             else:
                 text.setAnchor((0, 0.5))
-                text.setPos(lengths[i] + top * 0.015, i)
-                text.setText(words, color=self._theme.plot_fg)
-        plot = self.getPlotItem()
-        set_axis_label(plot, "bottom", f"size on disk ({unit})", self._theme)
-        plot.setXRange(0, top * 1.04, padding=0)
+                text.setPos(lengths[i] + pad_px * unit_px, i)
+                text.setText(words[i], color=self._theme.plot_fg)
+        self.getPlotItem().setXRange(0, span * 1.02, padding=0)
+
+    def _view_resized(self, *_args) -> None:
+        self._fit_fonts()
+        self._place_texts()
+
+    def _fit_fonts(self) -> None:
+        """Text no taller than its bar: many variants in a short chart get smaller type."""
+        if not getattr(self, "_labels", None):  # resize events arrive during construction
+            return
+        bar_px = self.getPlotItem().getViewBox().height() / max(1, len(self._labels))
+        points = max(7, min(12, int(bar_px * 0.5)))
+        if points == self._points:
+            return
+        self._points = points
+        for text in self._texts.values():
+            text.setFont(bold_font(points))
+        self._place_texts()
+        axis_font = tick_font()
+        axis_font.setPointSize(min(points, 11))
+        self.getPlotItem().getAxis("left").setTickFont(axis_font)
 
     def apply_theme(self, theme: Theme) -> None:
         self._theme = theme

@@ -1,8 +1,9 @@
 """Accuracy (or error) against median latency, one bubble per variant, sized by the file.
 
 Up and to the left is better for accuracy; for regression the y-axis is the
-mean squared error and down-left is better. The scatter item and the name
-tags are made once per study and moved with ``setData``/``setPos``.
+mean squared error and down-left is better. Latency is on a log axis (variants
+often differ tenfold). The scatter item, the name tags and their leader lines
+are made once per study and moved with ``setData``/``setPos``.
 """
 
 from __future__ import annotations
@@ -12,65 +13,75 @@ import math
 import pyqtgraph as pg
 from PySide6.QtCore import QRectF
 
+from qtapp.charts.log_axis import LogMsAxis
 from qtapp.charts.style import TICK_POINT_SIZE, bold_font, set_axis_label, style_axes, with_alpha
 from qtapp.palette import VariantPalette
 from qtapp.theme import Theme
 
 MIN_BUBBLE_PX = 12
-MAX_BUBBLE_PX = 42
+MAX_BUBBLE_PX = 40
+#: How far (in tag heights) a tag may be moved up or down to find a free spot.
+MAX_TAG_SHIFT = 6
 
 
 class TradeoffScatter(pg.PlotWidget):
     def __init__(self, palette: VariantPalette, theme: Theme, parent=None) -> None:
-        super().__init__(parent=parent, enableMenu=False)
+        super().__init__(parent=parent, enableMenu=False, axisItems={"bottom": LogMsAxis("bottom")})
         self._palette = palette
         self._theme = theme
         self._labels: list[str] = []
         self._points: dict[str, tuple[float, float, int]] = {}  # label -> (latency ms, y, bytes)
         self._tags: dict[str, pg.TextItem] = {}
+        self._leaders: dict[str, pg.PlotCurveItem] = {}
         self._bubbles: dict[str, float] = {}
         self._y_name = "accuracy (%)"
         self._scatter = pg.ScatterPlotItem(pxMode=True)
         plot = self.getPlotItem()
         plot.hideButtons()
-        for side in ("left", "bottom"):
-            plot.getAxis(side).enableAutoSIPrefix(False)
+        plot.getAxis("left").enableAutoSIPrefix(False)
         plot.addItem(self._scatter)
         plot.disableAutoRange()
         plot.getViewBox().sigRangeChanged.connect(self._place_tags)
         plot.getViewBox().sigResized.connect(self._place_tags)
         self.apply_theme(theme)
 
+    @property
+    def _accuracy(self) -> bool:
+        return "accuracy" in self._y_name
+
     def set_variants(self, labels: list[str], task: str = "classification") -> None:
         plot = self.getPlotItem()
-        for tag in self._tags.values():
-            plot.removeItem(tag)
+        for item in [*self._tags.values(), *self._leaders.values()]:
+            plot.removeItem(item)
         self._labels = list(labels)
-        self._points = {}
-        self._tags = {}
+        self._points, self._tags, self._leaders = {}, {}, {}
         self._y_name = "MSE (lower is better)" if task == "regression" else "accuracy (%)"
         for label in labels:
-            tag = pg.TextItem(label, anchor=(0, 0.5), color=self._palette.hex(label))
+            color = self._palette.hex(label)
+            leader = pg.PlotCurveItem(pen=pg.mkPen(color, width=1))
+            leader.setVisible(False)
+            plot.addItem(leader)
+            tag = pg.TextItem(label, anchor=(0, 0.5), color=color)
             tag.setFont(bold_font(TICK_POINT_SIZE))
             tag.setVisible(False)
             plot.addItem(tag)
-            self._tags[label] = tag
+            self._tags[label], self._leaders[label] = tag, leader
         self.apply_theme(self._theme)
         self.redraw()
 
     def set_point(self, label: str, latency_ms: float, y: float, size_bytes: int) -> None:
         """y is accuracy as a fraction (shown in %) or, for regression, the MSE."""
-        if label in self._tags:
-            self._points[label] = (latency_ms, y * 100 if "accuracy" in self._y_name else y, size_bytes)
+        if label in self._tags and latency_ms > 0:
+            self._points[label] = (latency_ms, y * 100 if self._accuracy else y, size_bytes)
 
     def redraw(self) -> None:
         labels = [label for label in self._labels if label in self._points]
         biggest = max((self._points[label][2] for label in labels), default=1) or 1
         spots = []
         for label in labels:
-            x, y, size = self._points[label]
+            ms, y, size = self._points[label]
             spots.append({
-                "pos": (x, y),
+                "pos": (math.log10(ms), y),
                 "size": _bubble_px(size, biggest),
                 "brush": pg.mkBrush(with_alpha(self._palette.hex(label), 170)),
                 "pen": pg.mkPen(self._palette.hex(label), width=2),
@@ -81,74 +92,93 @@ class TradeoffScatter(pg.PlotWidget):
         self._fit(labels)
         self._place_tags()
 
+    def _fit(self, labels: list[str]) -> None:
+        if not labels:
+            return
+        xs = [math.log10(self._points[label][0]) for label in labels]
+        ys = [self._points[label][1] for label in labels]
+        x_pad = max((max(xs) - min(xs)) * 0.15, 0.1)
+        y_pad = max((max(ys) - min(ys)) * 0.3, abs(max(ys)) * 0.01, 0.5 if self._accuracy else 1e-6)
+        y_lo, y_hi = min(ys) - y_pad, max(ys) + 1.5 * y_pad
+        if self._accuracy:  # no room above 100 % or below 0 %: nothing can be there
+            y_lo, y_hi = max(y_lo, 0.0), min(y_hi, 100.0 + 0.3 * y_pad)
+        # Extra room on the right for the name tags.
+        self.getPlotItem().setXRange(min(xs) - x_pad, max(xs) + 2.5 * x_pad, padding=0)
+        self.getPlotItem().setYRange(y_lo, y_hi, padding=0)
+
     def _place_tags(self, *_args) -> None:
         """Put each name tag beside its bubble where it covers no other tag or bubble.
 
-        Candidates are right, left, above and below the bubble, in that order;
-        positions depend on the zoom, so this runs again whenever the view changes.
+        Tried in order: right, left, above, below the bubble, then right or left
+        shifted up or down step by step with a leader line back to the bubble.
+        Positions depend on the zoom, so this runs again whenever the view changes.
         """
         vb = self.getPlotItem().getViewBox()
         px_w, px_h = vb.viewPixelSize()
         if not px_w or not px_h:
             return
-        bubbles = []
-        for label, (x, y, _) in self._points.items():
-            r = self._bubbles.get(label, MIN_BUBBLE_PX) / 2
-            centre = vb.mapViewToScene(pg.Point(x, y))
-            bubbles.append((label, QRectF(centre.x() - r, centre.y() - r, 2 * r, 2 * r)))
+        px_h = abs(px_h)
         view = vb.mapRectToScene(vb.boundingRect())
+        bubbles = []
+        for label, (ms, y, _) in self._points.items():
+            r = self._bubbles.get(label, MIN_BUBBLE_PX) / 2
+            centre = vb.mapViewToScene(pg.Point(math.log10(ms), y))
+            bubbles.append((label, QRectF(centre.x() - r, centre.y() - r, 2 * r, 2 * r)))
         taken: list[QRectF] = []
         for label, tag in self._tags.items():
+            leader = self._leaders[label]
             if label not in self._points:
                 tag.setVisible(False)
+                leader.setVisible(False)
                 continue
-            x, y, _ = self._points[label]
+            ms, y, _ = self._points[label]
+            x = math.log10(ms)
             r = self._bubbles.get(label, MIN_BUBBLE_PX) / 2 + 4
             others = [rect for name, rect in bubbles if name != label]
-            choice = None
-            for anchor, dx, dy in (((0, 0.5), r, 0), ((1, 0.5), -r, 0), ((0.5, 1), 0, -r), ((0.5, 0), 0, r)):
+            tag.setVisible(True)
+            tag_h = tag.boundingRect().height() or 20
+            candidates = [((0, 0.5), r, 0.0), ((1, 0.5), -r, 0.0), ((0.5, 1), 0.0, r), ((0.5, 0), 0.0, -r)]
+            for k in range(1, MAX_TAG_SHIFT + 1):
+                for sign in (1, -1):
+                    candidates += [((0, 0.5), r, sign * k * tag_h), ((1, 0.5), -r, sign * k * tag_h)]
+            chosen = None
+            for anchor, dx, dy in candidates:
                 tag.setAnchor(anchor)
-                tag.setPos(x + dx * px_w, y - dy * abs(px_h))
-                tag.setVisible(True)
+                tag.setPos(x + dx * px_w, y + dy * px_h)
                 box = tag.mapRectToScene(tag.boundingRect())
                 if view.contains(box) and not any(box.intersects(o) for o in taken + others):
-                    choice = box
+                    chosen = (box, dx, dy)
                     break
-            if choice is None:  # crowded everywhere: the side of the plot with more room
-                right = x < sum(vb.viewRange()[0]) / 2
-                tag.setAnchor((0, 0.5) if right else (1, 0.5))
-                tag.setPos(x + (r if right else -r) * px_w, y)
-                choice = tag.mapRectToScene(tag.boundingRect())
-            taken.append(choice)
-
-    def _fit(self, labels: list[str]) -> None:
-        if not labels:
-            return
-        xs = [self._points[label][0] for label in labels]
-        ys = [self._points[label][1] for label in labels]
-        x_lo, x_hi = min(xs), max(xs)
-        y_lo, y_hi = min(ys), max(ys)
-        x_pad = max((x_hi - x_lo) * 0.25, x_hi * 0.1, 1e-3)
-        y_pad = max((y_hi - y_lo) * 0.3, abs(y_hi) * 0.01, 0.5 if "accuracy" in self._y_name else 1e-6)
-        # Extra room on the right and top for the name tags.
-        self.getPlotItem().setXRange(max(0.0, x_lo - x_pad), x_hi + 2 * x_pad, padding=0)
-        self.getPlotItem().setYRange(y_lo - y_pad, y_hi + 1.5 * y_pad, padding=0)
+            if chosen is None:  # crowded everywhere: right of the bubble, whatever it covers
+                tag.setAnchor((0, 0.5))
+                tag.setPos(x + r * px_w, y)
+                chosen = (tag.mapRectToScene(tag.boundingRect()), r, 0.0)
+            box, dx, dy = chosen
+            taken.append(box)
+            shifted = abs(dy) > r
+            if shifted:  # a thin line from the bubble to its displaced name
+                leader.setData([x, x + dx * px_w], [y, y + dy * px_h])
+            leader.setVisible(shifted)
 
     def apply_theme(self, theme: Theme) -> None:
         self._theme = theme
         self.setBackground(theme.plot_bg)
         plot = self.getPlotItem()
-        set_axis_label(plot, "bottom", "median latency (ms)", theme)
+        set_axis_label(plot, "bottom", "median latency (ms, log scale)", theme)
         set_axis_label(plot, "left", self._y_name, theme)
         style_axes(plot, theme)
 
     # --- reading -------------------------------------------------------
     def points(self) -> dict[str, tuple[float, float, float]]:
-        """label -> (x, y, bubble px) as drawn."""
+        """label -> (latency ms, y, bubble px) as drawn."""
         out = {}
         for spot in self._scatter.points():
-            out[spot.data()] = (float(spot.pos().x()), float(spot.pos().y()), float(spot.size()))
+            out[spot.data()] = (10 ** float(spot.pos().x()), float(spot.pos().y()), float(spot.size()))
         return out
+
+    def tag_boxes(self) -> dict[str, QRectF]:
+        """Scene rectangles of the visible name tags (to check they do not overlap)."""
+        return {label: tag.mapRectToScene(tag.boundingRect()) for label, tag in self._tags.items() if tag.isVisible()}
 
 
 def _bubble_px(size: int, biggest: int) -> float:

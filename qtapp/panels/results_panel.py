@@ -12,7 +12,18 @@ from dataclasses import asdict
 
 import numpy as np
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QButtonGroup, QHBoxLayout, QLabel, QRadioButton, QSplitter, QStackedWidget, QTabWidget, QVBoxLayout, QWidget
+from PySide6.QtWidgets import (
+    QButtonGroup,
+    QHBoxLayout,
+    QLabel,
+    QRadioButton,
+    QScrollArea,
+    QSplitter,
+    QStackedWidget,
+    QTabWidget,
+    QVBoxLayout,
+    QWidget,
+)
 
 from core.events import Event
 from core.spec import Thresholds
@@ -21,10 +32,17 @@ from qtapp.charts.latency_histogram import LatencyHistogram
 from qtapp.charts.size_bars import SizeBars
 from qtapp.charts.tradeoff_scatter import TradeoffScatter
 from qtapp.palette import VariantPalette
+from qtapp.panels.elided_label import ElidedLabel
 from qtapp.panels.flipped_panel import FlippedPanel
 from qtapp.panels.summary_table import SummaryTable
 from qtapp.study_state import StudyState
 from qtapp.theme import Theme
+
+# Smallest readable sizes of the charts (pixels); below them the tab scrolls.
+HIST_ROW_PX = 46
+SIZE_ROW_PX = 24
+SCATTER_MIN_PX = 220
+MATRIX_PX = 300
 
 
 class ResultsPanel(QWidget):
@@ -44,12 +62,12 @@ class ResultsPanel(QWidget):
         self.flipped = FlippedPanel()
         self.flipped.clear()
 
-        side = QSplitter(Qt.Orientation.Vertical)
-        side.addWidget(_titled("Size on disk", self.sizes))
-        side.addWidget(_titled("Accuracy against latency (bubble: file size)", self.scatter))
+        self.side = QSplitter(Qt.Orientation.Vertical)
+        self.side.addWidget(_titled("Size on disk", self.sizes))
+        self.side.addWidget(_titled("Accuracy against latency (bubble: file size)", self.scatter))
         overview = QSplitter(Qt.Orientation.Horizontal)
         overview.addWidget(_titled("Latency per call, every sample", self.histogram))
-        overview.addWidget(side)
+        overview.addWidget(self.side)
         overview.setStretchFactor(0, 3)
         overview.setStretchFactor(1, 2)
 
@@ -61,13 +79,15 @@ class ResultsPanel(QWidget):
         self.matrix_page.addWidget(self.no_matrix)
 
         self.tabs = QTabWidget()
-        self.tabs.addTab(overview, "Latency && size")
+        # Charts keep a readable size; when the window is too small for them, the tab scrolls.
+        self.tabs.addTab(_scrolling(overview), "Latency && size")
         self.tabs.addTab(self.matrix_page, "Confusion matrices")
         self.tabs.addTab(self.flipped, "Flipped samples")
 
-        self.header = QLabel("No study yet: set up the model, dataset and schemes on the left, then Run.")
+        # One line each, shortened with "…" when narrow (the tooltip has it all): wrapping lines
+        # would change the table's height under it.
+        self.header = ElidedLabel("No study yet: set up the model, dataset and schemes on the left, then Run.")
         self.header.setObjectName("studyTitle")
-        self.header.setWordWrap(True)
         top = QWidget()
         top_layout = QVBoxLayout(top)
         top_layout.setContentsMargins(4, 4, 4, 0)
@@ -99,7 +119,7 @@ class ResultsPanel(QWidget):
         row.addStretch(1)
         layout = QVBoxLayout(page)
         layout.addLayout(row)
-        layout.addWidget(self.matrices, 1)
+        layout.addWidget(_scrolling(self.matrices), 1)
         return page
 
     # --- feeding -------------------------------------------------------
@@ -137,6 +157,8 @@ class ResultsPanel(QWidget):
             self.matrices.redraw()
         self.table.refresh(changes.status | changes.results | changes.samples,
                            resize=bool(changes.results) or changes.finished)
+        if changes.finished:
+            self._show_most_flipped()
 
     def fail(self, message: str) -> None:
         self.state.fail(message)
@@ -147,6 +169,7 @@ class ResultsPanel(QWidget):
         self._palette.reset(labels)
         self.table.reset()
         self.table.fit_height()
+        self._fit_splitters(len(labels))
         self.histogram.set_variants(labels)
         self.sizes.set_variants(labels)
         self.scatter.set_variants(labels, self.state.task)
@@ -155,7 +178,28 @@ class ResultsPanel(QWidget):
         self.matrices.set_variants(labels, self.state.dataset.get("class_names"))
         self.flipped.clear()
         self._feed_dataset()
-        self.header.setText(study_title(self.state.model, self.state.dataset, self.state.environment))
+        title = study_title(self.state.model, self.state.dataset, self.state.environment)
+        self.header.setText(title)
+        self.header.setToolTip(title)
+
+    def _fit_splitters(self, variants: int) -> None:
+        """Give the table every row it needs and the charts a readable height per variant."""
+        total = sum(self.splitter.sizes())
+        top = self.splitter.widget(0).sizeHint().height()
+        self.splitter.setSizes([top, max(1, total - top)])
+        self.histogram.setMinimumHeight(HIST_ROW_PX * variants + 50)
+        self.sizes.setMinimumHeight(SIZE_ROW_PX * variants + 60)
+        self.scatter.setMinimumHeight(SCATTER_MIN_PX)
+        self.matrices.setMinimumHeight(self.matrices.rows_for(variants) * MATRIX_PX)
+        side = sum(self.side.sizes())
+        bars = SIZE_ROW_PX * variants + 90
+        self.side.setSizes([bars, max(SCATTER_MIN_PX, side - bars)])
+
+    def _show_most_flipped(self) -> None:
+        """Open the flipped-samples view on the variant that changed the most predictions."""
+        counts = {r.label: int((r.fidelity or {}).get("flipped_count") or 0) for r in self.state.finished_results()}
+        if counts and max(counts.values()) > 0:
+            self.flipped.show_variant(max(counts, key=lambda label: counts[label]))
 
     def _feed_samples(self, label: str) -> None:
         v = self.state.variants[label]
@@ -201,6 +245,14 @@ def study_title(model: dict, dataset: dict, env: dict) -> str:
         threads = env.get("threads")
         parts.append(f"{env.get('cpu', 'CPU')}, {threads} thread{'s' if threads != 1 else ''}")
     return "  ·  ".join(parts)
+
+
+def _scrolling(widget: QWidget) -> QScrollArea:
+    area = QScrollArea()
+    area.setWidget(widget)
+    area.setWidgetResizable(True)
+    area.setFrameShape(QScrollArea.Shape.NoFrame)
+    return area
 
 
 def _titled(title: str, widget: QWidget) -> QWidget:

@@ -106,7 +106,8 @@ def speedup(v: VariantState, base: VariantState | None) -> Cell:
     r = v.result
     if _is_baseline(v) or r is None or not r.ok or r.verdict is None or r.verdict.speedup is None:
         return ("", None)
-    return (f"{r.verdict.speedup:.2f}×", r.verdict.speed)
+    value = r.verdict.speedup
+    return (f"{value:.1f}×" if value >= 10 else f"{value:.2f}×", r.verdict.speed)
 
 
 def size(v: VariantState, base: VariantState | None) -> Cell:
@@ -117,7 +118,7 @@ def size(v: VariantState, base: VariantState | None) -> Cell:
     if _is_baseline(v) or base is None or base.size_bytes is None:
         return (text, None)
     grade = v.result.verdict.size if v.result is not None and v.result.verdict else None
-    return (f"{text} ({reduction_text(v.size_bytes, base.size_bytes)})", grade)
+    return (f"{text} {reduction_text(v.size_bytes, base.size_bytes)}", grade)
 
 
 def agreement(v: VariantState, base: VariantState | None) -> Cell:
@@ -150,7 +151,7 @@ def verdict(v: VariantState, base: VariantState | None) -> Cell:
 # The verdict comes first: on a narrow screen the detail columns scroll, the verdict never does.
 VERDICT = Column("Verdict", "Overall grade; hover for the reasons. Thresholds below the table.", verdict)
 TIMING_AND_SIZE = (
-    Column("p50 / p99 ms", "Median and 99th-percentile latency of one call (live estimate while timing).", latency),
+    Column("p50/p99 ms", "Median and 99th-percentile latency of one call (live estimate while timing).", latency),
     Column("Speed", "Speed-up: baseline median latency divided by this variant's.", speedup),
     Column("Size", "Bytes on disk of the file a user would ship (change against the baseline).", size),
 )
@@ -187,8 +188,11 @@ def columns_for(task: str) -> tuple[Column, ...]:
 
 
 def failure_text(v: VariantState) -> str:
+    """The reason a variant failed, as one sentence starting with what failed."""
     stage = v.error_stage or (v.result.error_stage if v.result else None)
-    reason = v.error or (v.result.error if v.result else None) or "unknown error"
+    reason = (v.error or (v.result.error if v.result else None) or "unknown error").strip()
+    if reason.startswith(f"{v.label} "):
+        return reason[len(v.label) + 1 :]  # the engine already wrote "LABEL failed while STAGE: ..."
     return f"failed while {stage}: {reason}" if stage else f"failed: {reason}"
 
 
@@ -207,6 +211,6 @@ def thresholds_text(th: dict[str, float]) -> str:
     speed_good = th.get("latency_reduction_good", 0.3) * 100
     slower_bad = th.get("latency_increase_bad", 0.1) * 100
     return (
-        f"Verdict — GOOD: accuracy drop < {good_drop:g} pt, size −{size_good:g} % or more, "
-        f"latency −{speed_good:g} % or more.  BAD: drop > {bad_drop:g} pt or over {slower_bad:g} % slower."
+        f"GOOD: accuracy drop < {good_drop:g} pt, size −{size_good:g} % or more, latency −{speed_good:g} % "
+        f"or more · BAD: drop > {bad_drop:g} pt or > {slower_bad:g} % slower · else ACCEPTABLE"
     )

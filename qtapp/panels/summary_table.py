@@ -21,12 +21,15 @@ from PySide6.QtWidgets import (
 from core.result import Grade
 from core.spec import Thresholds
 from qtapp.palette import VariantPalette
+from qtapp.panels.elided_label import ElidedLabel
 from qtapp.panels.summary_columns import columns_for, failure_text, thresholds_text, verdict_tooltip
 from qtapp.study_state import Phase, StudyState
 from qtapp.theme import Theme
 
 _Index = QModelIndex | QPersistentModelIndex
 TABLE_POINT_SIZE = 11
+MAX_VARIANT_PX = 200
+ROW_PX = 27
 VERDICT_COLUMN = 1
 FAILURE_COLUMN = 2  # a failed row's reason starts here and spans the rest of the row
 
@@ -177,8 +180,9 @@ class SummaryTable(QWidget):
         self.view.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self.view.setAlternatingRowColors(True)
         self.view.verticalHeader().setVisible(False)
-        self.view.verticalHeader().setDefaultSectionSize(30)
+        self.view.verticalHeader().setDefaultSectionSize(ROW_PX)
         self.view.setWordWrap(False)
+        self.view.setTextElideMode(Qt.TextElideMode.ElideMiddle)
         # One point smaller than the window so ten columns fit beside the setup column at 1280 px.
         font = self.view.font()
         font.setPointSize(TABLE_POINT_SIZE)
@@ -189,9 +193,8 @@ class SummaryTable(QWidget):
         # measuring every cell 15 times a second is what "ResizeToContents" would do.
         header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
         header.setStretchLastSection(True)
-        self.thresholds = QLabel(self)
+        self.thresholds = ElidedLabel("", self)
         self.thresholds.setObjectName("thresholdsLabel")
-        self.thresholds.setWordWrap(True)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(self.view)
@@ -201,17 +204,26 @@ class SummaryTable(QWidget):
     def reset(self) -> None:
         self.model.reset()
         self._update_spans()
-        self.view.resizeColumnsToContents()
+        self._fit_columns()
 
     def refresh(self, labels: set[str], resize: bool = False) -> None:
         """Redraw the rows of ``labels``; ``resize`` refits the columns (when results arrived)."""
         self.model.refresh(labels)
         self._update_spans()
         if resize:
-            self.view.resizeColumnsToContents()
+            self._fit_columns()
+
+    def _fit_columns(self) -> None:
+        self.view.resizeColumnsToContents()
+        # Long labels (a scheme with parameters, a file name) are shortened in the middle;
+        # the tooltip has them whole.
+        if self.view.columnWidth(0) > MAX_VARIANT_PX:
+            self.view.setColumnWidth(0, MAX_VARIANT_PX)
 
     def set_thresholds(self, thresholds: dict[str, float]) -> None:
-        self.thresholds.setText(thresholds_text(thresholds))
+        text = thresholds_text(thresholds)
+        self.thresholds.setText(text)
+        self.thresholds.setToolTip(text)
 
     def set_theme(self, theme: Theme) -> None:
         self.model.set_theme(theme)

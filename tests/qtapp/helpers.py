@@ -16,9 +16,11 @@ def fake_spec() -> StudySpec:
 
 
 def close_window(qtbot, window) -> None:
-    """Close like a user does and wait for the study thread and background jobs to end."""
+    """Close like a user does, wait for the study threads and background jobs, then delete the window."""
     window.close()
-    qtbot.waitUntil(lambda: not window.controller.running, timeout=30_000)
+    qtbot.waitUntil(lambda: not window.controller.threads_alive, timeout=30_000)
     window.close()
     window.tasks.wait(30_000)
     qtbot.waitUntil(lambda: window.tasks.pending() == 0, timeout=30_000)
+    window.deleteLater()
+    qtbot.wait(10)

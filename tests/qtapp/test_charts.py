@@ -113,7 +113,7 @@ def test_size_bars_length_and_saving(qtbot, palette):
 
 def test_size_text_helpers():
     assert format_bytes(1_500_000) == "1.5 MB" and format_bytes(999) == "999 B"
-    assert reduction_text(120, 100) == "+20 %" and reduction_text(100, 100) == "same size"
+    assert reduction_text(120, 100) == "+20 %" and reduction_text(100, 100) == "±0 %"
 
 
 def test_scatter_places_one_bubble_per_finished_variant(qtbot, palette):

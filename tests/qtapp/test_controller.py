@@ -66,6 +66,7 @@ def test_signal_order_through_the_thread(qtbot):
             assert event.result.label == current
             current = None
     assert events.count(VariantStarted) == 6 and events.count(VariantFailed) == 1
+    qtbot.waitUntil(lambda: not controller.threads_alive, timeout=5_000)
     assert not controller.running and not live_threads()
 
 
@@ -91,6 +92,7 @@ def test_each_start_gets_a_new_study_id(qtbot):
         with qtbot.waitSignal(controller.running_changed, timeout=10_000, check_params_cb=lambda r: r is False):
             ids.append(controller.start(spec))
     assert ids[0] != ids[1] and spec.study_id not in ids
+    qtbot.waitUntil(lambda: not controller.threads_alive, timeout=5_000)
 
 
 def test_cancel_mid_run_stops_within_a_second_and_keeps_finished_variants(qtbot):
@@ -106,6 +108,7 @@ def test_cancel_mid_run_stops_within_a_second_and_keeps_finished_variants(qtbot)
     final = [e for e in seen if isinstance(e, StudyFinished)]
     assert len(final) == 1 and final[0].cancelled
     assert [r.label for r in final[0].result.results] == ["fp32"]
+    qtbot.waitUntil(lambda: not controller.threads_alive, timeout=5_000)
 
 
 def test_shutdown_blocks_until_the_thread_is_gone(qtbot):
@@ -114,7 +117,7 @@ def test_shutdown_blocks_until_the_thread_is_gone(qtbot):
     qtbot.wait(50)
     assert controller.running
     assert controller.shutdown(timeout_ms=5_000)
-    assert not controller.running and not live_threads()
+    assert not controller.threads_alive and not live_threads()
 
 
 def test_engine_error_becomes_study_failed(qtbot):
@@ -148,3 +151,24 @@ def test_start_twice_is_refused(qtbot):
     with pytest.raises(RuntimeError):
         controller.start(replace(fake_spec()))
     assert controller.shutdown()
+
+
+def test_a_new_study_may_start_while_the_last_thread_winds_down(qtbot):
+    def slow_to_close(spec, cancel):
+        try:
+            yield from fake_run_study(spec, cancel)
+        finally:
+            time.sleep(0.3)  # like the engine's child process exiting after its last event
+
+    controller = StudyController(slow_to_close)
+    seen = _record(controller)
+    first = controller.start(fake_spec())
+    qtbot.waitUntil(lambda: not controller.running, timeout=10_000)
+    assert controller.threads_alive  # ended, but its thread is still closing
+    assert any(isinstance(e, StudyFinished) and e.study_id == first for e in seen)
+    second = controller.start(fake_spec())
+    with qtbot.waitSignal(controller.threads_finished, timeout=10_000):
+        pass
+    assert not controller.running and not controller.threads_alive and not live_threads()
+    finished = [e.study_id for e in seen if isinstance(e, StudyFinished)]
+    assert finished == [first, second]

@@ -23,8 +23,9 @@ pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
 @pytest.fixture
 def window(qtbot):
+    # Not qtbot.addWidget: pytest-qt would delete the window before this fixture's teardown,
+    # with the study possibly still running; close_window stops it the way a user would.
     win = MainWindow(LIGHT)
-    qtbot.addWidget(win)
     win.resize(1280, 800)
     win.show()
     yield win
@@ -102,6 +103,9 @@ def test_cancel_mid_run_keeps_finished_variants(qtbot, window):
     qtbot.keyClick(window, Qt.Key.Key_Escape)  # the Cancel shortcut
     qtbot.waitUntil(lambda: not window.controller.running, timeout=1_000)
     assert time.monotonic() - asked < 1.0
+    assert window.run_panel.run_button.isEnabled()
+    # The engine's process then closes; the thread ends shortly after.
+    qtbot.waitUntil(lambda: not window.controller.threads_alive, timeout=10_000)
     state = window.results.state
     assert state.cancelled
     done = [label for label, v in state.variants.items() if v.phase is Phase.OK]
@@ -118,10 +122,13 @@ def test_closing_mid_run_cancels_and_waits_for_the_thread(qtbot, window):
     seen = _events(window)
     window.open_demo(start=True, spec=demo_study_spec(FAST_TIMING))
     qtbot.waitUntil(lambda: any(isinstance(e, StudyStarted) for e in seen), timeout=60_000)
+    closed = []
+    window.closed.connect(lambda: closed.append(True))
     window.close()
-    assert window.isVisible()  # kept open until the worker has stopped
-    qtbot.waitUntil(lambda: not window.isVisible(), timeout=5_000)
-    assert not window.controller.running and not live_threads()
+    assert window.isVisible() and not closed  # kept open until the worker has stopped
+    qtbot.waitUntil(lambda: not window.isVisible(), timeout=10_000)
+    assert closed == [True]
+    assert not window.controller.threads_alive and not live_threads()
     assert any(isinstance(e, StudyFinished) and e.cancelled for e in seen)
 
 

@@ -1,0 +1,174 @@
+"""6. INT8 done right: ort-int8-static with its defaults against onnx-fp32, one thread.
+
+For torchvision ResNet-18 and MobileNetV2 (untrained: speed does not depend on
+the weights' values), the product's own schemes build both variants exactly
+as a study would (``get_scheme("onnx-fp32")`` and ``get_scheme("ort-int8-static")``
+with default options: QDQ, u8 activations, per-channel s8 weights, MinMax, after
+``quant_pre_process``), calibrated on standard-normal inputs. Reported:
+
+- speed-up = onnx-fp32 median ÷ int8 median at one intra-op thread, median of
+  interleaved rounds (goal ≥ 2× on a CPU with VNNI);
+- the fraction of convolutions running as integer kernels in the session's
+  optimized graph (``core.coverage``; goal ≥ 95 %);
+- size ratio = fp32 file ÷ int8 file (goal ≥ 3.5×);
+- the achieved share of the CPU's int8 peak: (2 × multiply-accumulates of the
+  Conv and Linear layers, counted with forward hooks) ÷ int8 median, over the
+  one-core peak for AVX-512 VNNI and for AMX (see ``int8_peak_ops_per_s``).
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from tests.perf.common import cpu_mhz, interleaved, ratio_summary, save_state_dict, torchvision_model
+
+THREADS = 1
+MODELS = ("resnet18", "mobilenet_v2")
+INPUT = (1, 3, 224, 224)
+
+#: int8 operations (one multiply-accumulate = 2) per cycle per core.
+#: AVX-512 VNNI: VPDPBUSD does 16 lanes × 4 u8·s8 products = 64 MACs; server cores with two
+#: 512-bit FMA units (ports 0 and 5) issue two a cycle: 128 MACs = 256 ops.
+#: AVX-VNNI (256-bit): half of that, 128 ops. AMX-INT8: TDPBUSD on the tile unit, 1024 MACs
+#: a cycle = 2048 ops (Intel's figure for Sapphire/Emerald Rapids).
+OPS_PER_CYCLE = {"avx512_vnni": 256, "avx_vnni": 128, "amx_int8": 2048}
+
+
+def int8_peak_ops_per_s(flags: dict[str, bool], mhz: float | None, cores: int) -> dict[str, float]:
+    """Peak int8 ops/s of ``cores`` cores at ``mhz`` for every int8 instruction set the CPU has."""
+    if not mhz:
+        return {}
+    raw = {"avx512_vnni": "avx512_vnni", "avx_vnni": "avx_vnni", "amx_int8": "amx_int8"}
+    return {name: cores * mhz * 1e6 * OPS_PER_CYCLE[name] for name, flag in raw.items() if flags.get(flag)}
+
+
+def count_macs(module: Any, shape: tuple[int, ...]) -> int:
+    """Multiply-accumulates of every Conv2d and Linear layer for one forward pass on ``shape``."""
+    import torch
+
+    total = 0
+
+    def conv_hook(m: Any, _inp: Any, out: Any) -> None:
+        nonlocal total
+        kh, kw = m.kernel_size
+        total += out.numel() * (m.in_channels // m.groups) * kh * kw
+
+    def linear_hook(m: Any, inp: Any, _out: Any) -> None:
+        nonlocal total
+        total += inp[0].numel() // m.in_features * m.in_features * m.out_features
+
+    handles = []
+    for sub in module.modules():
+        if isinstance(sub, torch.nn.Conv2d):
+            handles.append(sub.register_forward_hook(conv_hook))
+        elif isinstance(sub, torch.nn.Linear):
+            handles.append(sub.register_forward_hook(linear_hook))
+    with torch.inference_mode():
+        module(torch.zeros(shape))
+    for h in handles:
+        h.remove()
+    return total
+
+
+def _build(name: str, root: Path, samples: int) -> dict[str, Any]:
+    from core.cancel import CancelToken
+    from core.models import load_model
+    from core.schemes import get_scheme
+    from core.schemes.base import BuildContext
+    from core.spec import Device, ModelSpec, SchemeSpec
+
+    module = torchvision_model(name)
+    macs = count_macs(module, INPUT)
+    weights = save_state_dict(module, root / f"{name}.pt")
+    model = load_model(ModelSpec(path=str(weights), arch=f"torchvision:{name}"))
+    rng = np.random.default_rng(0)
+    shared: dict[str, Any] = {}
+
+    def ctx(label: str) -> BuildContext:
+        workdir = root / name / label
+        workdir.mkdir(parents=True, exist_ok=True)
+        return BuildContext(
+            workdir=workdir, threads=THREADS, device=Device.CPU, cancel=CancelToken(),
+            calibration=lambda n: rng.standard_normal((n, *INPUT[1:]), dtype=np.float32),
+            progress=lambda *_: None, shared=shared,
+        )
+
+    fp32 = get_scheme("onnx-fp32").build(model, SchemeSpec("onnx-fp32"), ctx("onnx-fp32"))
+    int8 = get_scheme("ort-int8-static").build(
+        model, SchemeSpec("ort-int8-static", (("samples", str(samples)),)), ctx("ort-int8-static")
+    )
+    return {"fp32": fp32, "int8": int8, "macs": macs}
+
+
+def _speedup(fp32: Any, int8: Any, rounds: int, max_time_s: float) -> dict[str, Any]:
+    from core.spec import TimingMode, TimingSpec
+    from core.timing import LatencyHarness
+
+    x = np.random.default_rng(1).standard_normal(INPUT, dtype=np.float32)
+    calls = {"fp32": fp32.runner.prepare_call(x), "int8": int8.runner.prepare_call(x)}
+    spec = TimingSpec(threads=THREADS, mode=TimingMode.QUICK, max_time_s=max_time_s, warmup_runs=3)
+
+    def side(key: str) -> Any:
+        def measure() -> float:
+            return float(np.median(LatencyHarness(calls[key], spec).measure().samples_ms))
+
+        return measure
+
+    fp32_ms, int8_ms = interleaved(side("fp32"), side("int8"), rounds)
+    return {**ratio_summary(fp32_ms, int8_ms), "fp32_median_ms": float(np.median(fp32_ms)),
+            "int8_median_ms": float(np.median(int8_ms))}
+
+
+def run(quick: bool) -> dict[str, Any]:
+    from core.environment import cpu_flags
+
+    samples = 32 if quick else 200
+    rounds = 5 if quick else 11
+    max_time_s = 1.0 if quick else 2.0
+    mhz, mhz_source = cpu_mhz()
+    peaks = int8_peak_ops_per_s(cpu_flags(), mhz, THREADS)
+    out: dict[str, Any] = {
+        "threads": THREADS,
+        "int8_peak": {
+            "cpu_mhz": mhz, "cpu_mhz_source": mhz_source, "cores": THREADS,
+            "ops_per_cycle_per_core": {k: OPS_PER_CYCLE[k] for k in peaks},
+            "peak_ops_per_s": peaks,
+            "formula": "peak = cores x clock x int8 ops per cycle per core (1 MAC = 2 ops)",
+        },
+    }
+    with tempfile.TemporaryDirectory(prefix="qb-perf-int8-") as tmp:
+        for name in MODELS:
+            built = _build(name, Path(tmp), samples)
+            fp32, int8 = built["fp32"], built["int8"]
+            speed = _speedup(fp32, int8, rounds, max_time_s)
+            cov = int8.coverage
+            convs = cov.get("conv_integer", 0) + cov.get("conv_float", 0)
+            conv_fraction = cov.get("conv_integer", 0) / convs if convs else None
+            ops_per_s = 2 * built["macs"] / (speed["int8_median_ms"] / 1e3)
+            out[f"int8_speedup_{name}"] = speed["ratio"]
+            out[f"int8_conv_fraction_{name}"] = conv_fraction
+            out[f"size_ratio_{name}"] = fp32.size_bytes / int8.size_bytes
+            out[f"int8_{name}"] = {
+                **speed,
+                "fp32_bytes": fp32.size_bytes,
+                "int8_bytes": int8.size_bytes,
+                "int8_coverage": cov.get("summary"),
+                "fp32_coverage": fp32.coverage.get("summary"),
+                "macs": built["macs"],
+                "int8_ops_per_s": ops_per_s,
+                "peak_fraction": {k: ops_per_s / v for k, v in peaks.items()},
+                "calibration_samples": samples,
+            }
+            for b in (fp32, int8):
+                b.runner.close()
+    return out
+
+
+if __name__ == "__main__":
+    from tests.perf.runner import child_main
+
+    child_main(run)

@@ -1,0 +1,65 @@
+"""The numbers the suite must report, with the goal each one is held to (issue #6)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Goal:
+    key: str
+    title: str
+    low: float | None = None  # the value must be at least this
+    high: float | None = None  # and at most this
+    unit: str = ""
+
+    def met(self, value: Any) -> bool | None:
+        """True/False against the goal; None when the value is missing or the key has no goal."""
+        if not isinstance(value, (int, float)) or isinstance(value, bool):
+            return None
+        if self.low is None and self.high is None:
+            return None
+        return (self.low is None or value >= self.low) and (self.high is None or value <= self.high)
+
+    def describe(self) -> str:
+        if self.low is not None and self.high is not None:
+            return f"{self.low:g}–{self.high:g}{self.unit}"
+        if self.high is not None:
+            return f"≤ {self.high:g}{self.unit}"
+        if self.low is not None:
+            return f"≥ {self.low:g}{self.unit}"
+        return "reported"
+
+
+GOALS: tuple[Goal, ...] = (
+    Goal("harness_overhead_ratio_1ms", "Harness ÷ bare loop, ~1 ms model", high=1.01),
+    Goal("harness_overhead_ratio_50us", "Harness ÷ bare loop, ~50 µs model", high=1.05),
+    Goal("torch_timer_agreement_ratio", "Harness ÷ torch.utils.benchmark.Timer", low=0.97, high=1.03),
+    Goal("gui_interference_ratio_p50", "Window live ÷ headless, median", high=1.02),
+    Goal("gui_interference_ratio_p99", "Window live ÷ headless, p99", high=1.25),
+    Goal("gui_timer_lateness_p99_ms", "GUI timer lateness p99 while streaming", high=5.0, unit=" ms"),
+    Goal("gui_longest_stall_ms", "GUI longest stall while streaming", high=50.0, unit=" ms"),
+    Goal("chart_redraw_p99_ms", "Chart redraw p99, 10⁵ samples × 6 variants", high=16.0, unit=" ms"),
+    Goal("first_histogram_s", "quantbench --demo to first histogram", high=3.0, unit=" s"),
+    Goal("int8_speedup_resnet18", "ort-int8-static ÷ onnx-fp32 speed, ResNet-18, 1 thread", low=2.0, unit="×"),
+    Goal("int8_speedup_mobilenet_v2", "ort-int8-static ÷ onnx-fp32 speed, MobileNetV2, 1 thread", low=2.0, unit="×"),
+    Goal("int8_conv_fraction_resnet18", "Convolutions as integer kernels, ResNet-18", low=0.95),
+    Goal("int8_conv_fraction_mobilenet_v2", "Convolutions as integer kernels, MobileNetV2", low=0.95),
+    Goal("size_ratio_resnet18", "fp32 file ÷ int8 file, ResNet-18", low=3.5, unit="×"),
+    Goal("size_ratio_mobilenet_v2", "fp32 file ÷ int8 file, MobileNetV2", low=3.5, unit="×"),
+    Goal("peak_rss_mb_resnet50", "Peak RSS, ResNet-50 study (fp32 + static int8)", unit=" MB"),
+)
+
+#: Keys the JSON must hold (the issue's list); the suite reports which are missing.
+REQUIRED_KEYS = (
+    "harness_overhead_ratio_1ms", "harness_overhead_ratio_50us", "torch_timer_agreement_ratio",
+    "gui_interference_ratio_p50", "gui_interference_ratio_p99", "gui_timer_lateness_p99_ms", "gui_longest_stall_ms",
+    "chart_redraw_p99_ms", "first_histogram_s", "int8_speedup_resnet18", "int8_speedup_mobilenet_v2",
+    "int8_conv_fraction_resnet18", "size_ratio_resnet18", "peak_rss_mb_resnet50", "cpu", "threads",
+)
+
+
+def verdicts(result: dict[str, Any]) -> dict[str, bool | None]:
+    """For every goal key: met (True), missed (False) or not measured / no goal (None)."""
+    return {g.key: g.met(result.get(g.key)) for g in GOALS}

@@ -1,0 +1,49 @@
+"""The entry points: ``quantbench --demo --screenshot``, ``python -m qtapp``, and a light first import."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from PySide6.QtGui import QImage
+
+from qtapp.app import main
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_demo_screenshot_renders_the_finished_study(qapp, tmp_path):
+    target = tmp_path / "demo.png"
+    code = main(["--demo", "--screenshot", str(target), "--max-time", "0.2", "--size", "1280x800"])
+    assert code == 0
+    image = QImage(str(target))
+    assert not image.isNull()
+    assert image.width() >= 1280 and image.height() >= 800
+
+
+def test_screenshot_needs_something_to_study(capsys):
+    assert main(["--screenshot", "x.png"]) == 2
+    assert "--screenshot needs --demo or a model" in capsys.readouterr().err
+
+
+def test_python_m_qtapp_help_exits_cleanly():
+    out = subprocess.run([sys.executable, "-m", "qtapp", "--help"], cwd=REPO, capture_output=True, text=True,
+                         timeout=60, env={**os.environ, "QT_QPA_PLATFORM": "offscreen"})
+    assert out.returncode == 0 and "--screenshot" in out.stdout
+
+
+def test_opening_the_window_does_not_import_heavy_libraries():
+    code = (
+        "import sys\n"
+        "from PySide6.QtWidgets import QApplication\n"
+        "app = QApplication([])\n"
+        "from qtapp.main_window import MainWindow\n"
+        "heavy = [m for m in ('torch', 'onnxruntime', 'onnx', 'sklearn') if m in sys.modules]\n"
+        "print(','.join(heavy) or 'none')\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=60,
+                         env={**os.environ, "QT_QPA_PLATFORM": "offscreen"})
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "none"
