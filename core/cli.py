@@ -218,8 +218,14 @@ def _check_writable(option: str, path: str) -> Path:
         raise BadInput(f"{option} {path} is a folder; give a file name.")
     if not folder.exists():
         raise BadInput(f"{option} {path}: the folder {folder} does not exist.")
-    if not os.access(folder, os.W_OK):
-        raise BadInput(f"{option} {path}: the folder {folder} is not writable.")
+    if not folder.is_dir():
+        raise BadInput(f"{option} {path}: {folder} is not a folder.")
+    try:
+        # os.access cannot see read-only mounts (and always says yes to root): really try.
+        with tempfile.NamedTemporaryFile(dir=str(folder), prefix=".quantbench-check-"):
+            pass
+    except OSError:
+        raise BadInput(f"{option} {path}: the folder {folder} is not writable.") from None
     return out
 
 

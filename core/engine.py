@@ -114,6 +114,10 @@ def _run(spec: StudySpec, cancel: CancelToken, workdir: Path) -> Iterator[Event]
     cancel.raise_if_cancelled()
     dataset = load_dataset(spec.dataset, model.input, seed=spec.seed)
     check_dataset_fits(dataset, model.inputs, model.outputs)
+    if len(dataset) < spec.timing.batch_size:
+        raise BadInput(
+            f"{spec.dataset.describe()}: the dataset has {len(dataset)} samples, fewer than the timing batch size {spec.timing.batch_size}."
+        )
     task = _resolve_task(spec, dataset.task, dataset.y, model)
     dataset.task = task
     env = environment_info(threads)

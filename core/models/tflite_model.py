@@ -168,11 +168,13 @@ def _interpreter_details(path: Path) -> dict[str, list[dict[str, Any]]]:
 
     try:
         interpreter = Interpreter(model_path=str(path), num_threads=1)
+        inputs, outputs = interpreter.get_input_details(), interpreter.get_output_details()
+    except UnicodeDecodeError:
+        raise BadInput(f"{path} has tensor names that are not valid text; the TFLite file is damaged.") from None
     except (ValueError, RuntimeError) as exc:
         text = str(exc).strip().splitlines()
         reason = text[0][:200] if text else type(exc).__name__
         raise BadInput(f"{path} could not be opened by the LiteRT interpreter ({reason}).") from None
-    inputs, outputs = interpreter.get_input_details(), interpreter.get_output_details()
     if not inputs or not outputs:
         raise BadInput(f"{path} has no inputs or no outputs.")
     return {"inputs": inputs, "outputs": outputs}

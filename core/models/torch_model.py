@@ -67,7 +67,8 @@ def safe_torch_load(path: Path) -> Any:
     except EOFError:
         raise BadInput(f"{path} ends before its PyTorch data does; it is truncated.") from None
     except Exception as exc:  # noqa: BLE001 - a damaged archive fails in many ways, all meaning the same
-        raise BadInput(f"{path} could not be read as a PyTorch file ({_first_line(exc)}); it may be truncated.") from None
+        reason = _first_line(exc)
+        raise BadInput(f"{path} could not be read as a PyTorch file ({reason}); it may be truncated.") from None
 
 
 def _weights_only_reason(path: Path, exc: BaseException) -> str:
@@ -81,11 +82,17 @@ def _weights_only_reason(path: Path, exc: BaseException) -> str:
     if refused:
         name = refused[0]
         if name.startswith(("torch.nn.", "__main__.")):
-            return f"it is a whole pickled model object (global {name}), which needs code to load; save its state_dict() instead"
+            return (
+                f"it is a whole pickled model object (global {name}), which needs code to load; "
+                "save its state_dict() instead"
+            )
         return f"it needs code to load (global {name})"
     operand = re.search(r"Unsupported operand (\d+)", text)
     if operand:
-        return f"its pickle uses opcode {operand.group(1)}, which the weights-only loader does not accept, so it is damaged or holds more than weights"
+        return (
+            f"its pickle uses opcode {operand.group(1)}, which the weights-only loader does not accept, "
+            "so it is damaged or holds more than weights"
+        )
     return "it holds something other than plain weights (" + _first_line(exc) + ")"
 
 
@@ -102,7 +109,10 @@ def _refused_globals(path: Path) -> list[str]:
         if zipfile.is_zipfile(path):
             with zipfile.ZipFile(path) as zf:
                 member = next((n for n in zf.namelist() if n.endswith("data.pkl")), None)
-                data = zf.read(member)[: 1 << 24] if member else b""
+                if member is None:
+                    return []
+                with zf.open(member) as fh:
+                    data = fh.read(1 << 24)  # a bounded read: the member may claim any size
         else:
             with path.open("rb") as fh:
                 data = fh.read(1 << 24)  # the pickles come first; tensor bytes follow

@@ -43,6 +43,8 @@ QUICK = TimingSpec(threads=1, max_time_s=0.05, min_samples=3, max_samples=50, wa
 #: What the dataset cases feed: the hand-written MLP of conftest (64 values in, 10 classes out).
 MLP_INPUT = TensorInfo("x", ("batch", 64), "float32")
 CANARY = "canary"
+#: Every model extension a user might pick; the format is read from the bytes, never from these.
+EXTENSIONS = (".onnx", ".pt", ".pth", ".pt2", ".tflite")
 #: Where ``os.system`` lives on this platform ("posix" here), as a refused pickle names it.
 SYSTEM_GLOBAL = f"{os.system.__module__}.system"
 
@@ -255,7 +257,9 @@ def state_dict_with_wrong_shapes(tmp: Path, kit: SimpleNamespace) -> Made:
 # ONNX graphs written by hand: x [batch, 4] -> one node -> y [batch, 4].
 
 
-def _onnx(path: Path, nodes: list[Any], initializers: list[Any] = (), x_dims: list[Any] | None = None, **kw: Any) -> Path:
+def _onnx(
+    path: Path, nodes: list[Any], initializers: list[Any] = (), x_dims: list[Any] | None = None, **kw: Any
+) -> Path:
     import onnx
     from onnx import TensorProto, helper
 
@@ -536,20 +540,11 @@ def json_into_a_read_only_folder(tmp: Path, kit: SimpleNamespace) -> Made:
 
 # ----------------------------------------------------------------------------- the corpus
 
-_ENGINE_BATCH = (
-    "core/engine.py:_run checks the timing batch size only inside each variant (_time), so every variant fails "
-    "instead of one BadInput before the study starts"
-)
-_CLI_PARENT_FILE = (
-    "core/cli.py:_check_writable accepts a parent that is a file; the study then runs and the write fails as an "
-    "internal error"
-)
-_TFLITE_NAMES = "core/models/tflite_model.py:_interpreter_details lets UnicodeDecodeError from tensor names escape"
 _needs_tflite = pytest.mark.skipif(not SHARED_TFLITE.is_file(), reason="the shared TFLite models are not here")
 
 CASES = [
     # Empty, truncated and random-byte files under every extension.
-    *[Case(f"empty{ext}", "model", empty(ext), "is empty (0 bytes)") for ext in (".onnx", ".pt", ".pth", ".pt2", ".tflite")],
+    *[Case(f"empty{ext}", "model", empty(ext), "is empty (0 bytes)") for ext in EXTENSIONS],
     Case("truncated.onnx", "model", truncated_onnx, "could not be read as ONNX"),
     Case("truncated.pt", "model", truncated_zip_pt, "truncated or corrupt"),
     Case("truncated.pth", "model", truncated_legacy_pth, "it is truncated"),
@@ -557,12 +552,12 @@ CASES = [
     Case("truncated.tflite", "model", truncated_tflite, "TFLite", (_needs_tflite,)),
     *[
         Case(f"random{ext}", "model", random_bytes(ext, seed), "not a model format QuantBench reads")
-        for seed, ext in enumerate((".onnx", ".pt", ".pth", ".pt2", ".tflite", ".bin"))
+        for seed, ext in enumerate((*EXTENSIONS, ".bin"))
     ],
     Case("tflite-of-a-few-bytes", "model", tflite_of_a_few_bytes, "TFLite"),
     Case(
         "tflite-non-utf8-tensor-name", "model", tflite_with_a_non_utf8_tensor_name, "TFLite",
-        (_needs_tflite, pytest.mark.xfail(raises=UnicodeDecodeError, strict=True, reason=_TFLITE_NAMES)),
+        (_needs_tflite,),
     ),
     Case("git-lfs-pointer", "model", lfs_pointer, "Git LFS pointer"),
     Case("html-error-page", "model", html_error_page, "HTML"),
@@ -619,15 +614,9 @@ CASES = [
     Case("synthetic-absurd-input", "dataset", synthetic_for_an_absurd_input, "of memory is free"),
     # A model and a dataset that do not fit together.
     Case("labels-out-of-range", "study", labels_out_of_range, "labels run from 0 to 15"),
-    Case(
-        "dataset-smaller-than-batch", "study", dataset_smaller_than_a_batch, "fewer than the timing batch size 8",
-        (pytest.mark.xfail(strict=True, reason=_ENGINE_BATCH),),
-    ),
+    Case("dataset-smaller-than-batch", "study", dataset_smaller_than_a_batch, "fewer than the timing batch size 8"),
     # Where results go.
-    Case(
-        "json-parent-is-a-file", "output", json_into_a_file_as_folder, "is not a folder",
-        (pytest.mark.xfail(strict=True, reason=_CLI_PARENT_FILE),),
-    ),
+    Case("json-parent-is-a-file", "output", json_into_a_file_as_folder, "is not a folder"),
     Case("json-onto-a-folder", "output", json_onto_a_folder, "is a folder"),
     Case("html-missing-folder", "output", html_into_a_missing_folder, "does not exist"),
     Case("json-read-only-folder", "output", json_into_a_read_only_folder, "not writable"),
@@ -651,7 +640,7 @@ def _tree(root: Path) -> list[tuple[str, int]]:
     return sorted((p.relative_to(root).as_posix(), p.stat().st_size if p.is_file() else -1) for p in root.rglob("*"))
 
 
-def _refuse(case: Case, made: Made, tmp: Path, capsys: pytest.CaptureFixture[str]) -> str:
+def _refuse(case: Case, made: Made, capsys: pytest.CaptureFixture[str]) -> str:
     """Feed ``made`` to the public API the case's kind uses; the BadInput message (or CLI stderr line)."""
     if case.kind == "model":
         with pytest.raises(BadInput) as info:
@@ -692,7 +681,7 @@ def test_each_bad_input_is_refused_with_one_clear_sentence(
     made = case.build(tmp_path, kit)
     before = _tree(tmp_path)
 
-    message = _refuse(case, made, tmp_path, capsys)
+    message = _refuse(case, made, capsys)
 
     assert case.expect in message, message
     assert made.names in message, "the message names the file"
