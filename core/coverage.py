@@ -11,7 +11,12 @@ _INT_CONV = {"QLinearConv", "ConvInteger", "NhwcQLinearConv"}
 _FLOAT_CONV = {"Conv", "FusedConv", "ConvTranspose", "NhwcConv", "NhwcFusedConv"}
 _INT_MATMUL = {
     "QLinearMatMul", "MatMulInteger", "DynamicQuantizeMatMul", "MatMulIntegerToFloat", "QGemm",
-    "MatMulNBits", "QAttention", "DynamicQuantizeLSTM", "QLinearAdd",
+    "MatMulNBits", "QAttention", "DynamicQuantizeLSTM",
+}
+# Integer element-wise and pooling kernels: not compute-heavy, but they keep data in int8 between layers.
+_INT_OTHER = {
+    "QLinearAdd", "QLinearMul", "QLinearGlobalAveragePool", "QLinearAveragePool", "QLinearConcat",
+    "QLinearSigmoid", "QLinearLeakyRelu", "QLinearSoftmax", "QLinearReduceMean", "QLinearWhere", "QLinearPool",
 }
 _FLOAT_MATMUL = {"MatMul", "Gemm", "FusedMatMul", "FusedGemm", "LSTM", "GRU", "Attention"}
 _CONVERSIONS = {
@@ -61,6 +66,7 @@ def summarize_op_counts(counts: dict[str, int], graph_note: str) -> dict[str, An
     float_conv = sum(v for k, v in counts.items() if k in _FLOAT_CONV)
     int_mm = sum(v for k, v in counts.items() if k in _INT_MATMUL)
     float_mm = sum(v for k, v in counts.items() if k in _FLOAT_MATMUL)
+    int_other = sum(v for k, v in counts.items() if k in _INT_OTHER)
     conversions = {k: v for k, v in counts.items() if k in _CONVERSIONS}
     transposes = counts.get("Transpose", 0)
     compute = int_conv + float_conv + int_mm + float_mm
@@ -74,6 +80,8 @@ def summarize_op_counts(counts: dict[str, int], graph_note: str) -> dict[str, An
             parts.append(f"{int_conv} of {int_conv + float_conv} Conv as integer kernels")
         if int_mm + float_mm:
             parts.append(f"{int_mm} of {int_mm + float_mm} MatMul/Gemm as integer kernels")
+    if int_other:
+        parts.append(f"{int_other} element-wise/pooling ops in integer")
     if conversions:
         parts.append(", ".join(f"{v} {k}" for k, v in sorted(conversions.items())))
     if transposes:
@@ -88,6 +96,7 @@ def summarize_op_counts(counts: dict[str, int], graph_note: str) -> dict[str, An
         "conv_float": float_conv,
         "matmul_integer": int_mm,
         "matmul_float": float_mm,
+        "integer_other_ops": int_other,
         "conversions": sum(conversions.values()),
         "transposes": transposes,
         "integer_fraction": (integer / compute) if compute else None,

@@ -72,6 +72,7 @@ class Window:
         self.window.resize(1600, 1000)
         self.window.show()
         self.events: list[tuple[float, Any]] = []
+        self.last_cpu_share = 0.0
         self.window.controller.event_received.connect(lambda e: self.events.append((time.perf_counter(), e)))
         self.wait_until(lambda: not self.window.tasks.pending(), 60.0)
 
@@ -90,9 +91,12 @@ class Window:
 
         self.window.run_panel.isolated.setChecked(isolated)
         self.events.clear()
+        wall, cpu = time.perf_counter(), time.process_time()
         if self.window.start_study(spec) is None:
             raise RuntimeError("the window refused to start the study")
         self.wait_until(lambda: not self.window.controller.running, timeout_s)
+        #: Cores this process (GUI thread + the study's QThread) kept busy while the study ran.
+        self.last_cpu_share = (time.process_time() - cpu) / (time.perf_counter() - wall)
         finished = [e for _, e in self.events if isinstance(e, StudyFinished)]
         if not finished:
             raise RuntimeError(f"the study in the window ended without a result: {self.window.last_failure}")
@@ -162,12 +166,16 @@ def interference(win: Window, tmp: Path, rounds: int, timing_s: float, isolated:
     p99_window: list[float] = []
     p99_headless: list[float] = []
     detail: list[dict[str, Any]] = []
+    shares: list[float] = []
     for window_first in alternating(rounds):
         order = ("window", "headless") if window_first else ("headless", "window")
         got: dict[str, dict[str, tuple[float, float, int]]] = {}
         for side in order:
-            result = win.run_study(spec, isolated) if side == "window" else headless(spec, isolated)
-            got[side] = _latencies(result)
+            if side == "window":
+                got[side] = _latencies(win.run_study(spec, isolated))
+                shares.append(win.last_cpu_share)
+            else:
+                got[side] = _latencies(headless(spec, isolated))
         for label, (w50, w99, wn) in got["window"].items():
             h50, h99, hn = got["headless"][label]
             p50_window.append(w50)
@@ -180,6 +188,7 @@ def interference(win: Window, tmp: Path, rounds: int, timing_s: float, isolated:
         "p50": ratio_summary(p50_window, p50_headless),
         "p99": ratio_summary(p99_window, p99_headless),
         "engine": "spawned child (core.isolation)" if isolated else "worker thread in the window's process",
+        "window_process_cpu_share": float(np.median(shares)),
         "study": f"demo CNN (ONNX) and a copy of it, synthetic:64, {timing_s:g} s timing each, {THREADS} thread",
         "runs": detail,
     }
@@ -257,6 +266,7 @@ def responsiveness(win: Window, spec: Any, isolated: bool) -> dict[str, Any]:
         "ticks": len(gaps_ms),
         "samples_streamed": samples,
         "harness_block_size": block,
+        "window_process_cpu_share": win.last_cpu_share,
         "engine": "spawned child (core.isolation)" if isolated else "worker thread in the window's process",
     }
 

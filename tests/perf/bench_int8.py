@@ -126,7 +126,7 @@ def _speedup(fp32: Any, int8: Any, rounds: int, max_time_s: float) -> dict[str, 
 def run(quick: bool) -> dict[str, Any]:
     from core.environment import cpu_flags
 
-    samples = 32 if quick else 200
+    samples = 16 if quick else 200
     rounds = 5 if quick else 11
     max_time_s = 1.0 if quick else 2.0
     mhz, mhz_source = cpu_mhz()
