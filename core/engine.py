@@ -125,7 +125,11 @@ def _run(spec: StudySpec, cancel: CancelToken, workdir: Path) -> Iterator[Event]
     env["timing_mode"] = spec.timing.mode.value
     env["pid"] = os.getpid()  # the process that measures (a child when isolated)
     plan = _plan(spec, model)
-    advice = {p.label: p.scheme.advice(model, env) for p in plan if p.scheme is not None and not p.skip_reason}
+    advice = {
+        p.label: p.scheme.advice_for(model, env, p.scheme_spec)
+        for p in plan
+        if p.scheme is not None and p.scheme_spec is not None and not p.skip_reason
+    }
 
     model_info = model.info()
     dataset_info = dataset.info()

@@ -104,6 +104,19 @@ def has_vnni(flags: dict[str, bool] | None = None) -> bool:
     return bool(flags.get("avx512_vnni") or flags.get("avx_vnni"))
 
 
+def cpu_flags_of(env: dict[str, Any]) -> dict[str, bool]:
+    """The CPU feature flags in an ``environment_info`` dict (``flags``; ``cpu_flags`` is accepted too)."""
+    return dict(env.get("flags") or env.get("cpu_flags") or {})
+
+
+def has_int8_dot(flags: dict[str, bool]) -> bool:
+    """True when int8 kernels have dedicated dot-product hardware (VNNI, AMX, or Arm dotprod)."""
+    return has_vnni(flags) or bool(flags.get("amx_int8") or flags.get("dotprod"))
+
+
+NO_INT8_DOT_ADVICE = "this CPU has no VNNI/AMX int8 instructions: integer kernels gain less over float here"
+
+
 def package_versions() -> dict[str, str | None]:
     """Installed versions of the libraries whose behaviour shapes the results (None: absent)."""
     return {name: _version(dists) for name, dists in PACKAGES.items()}

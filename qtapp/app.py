@@ -52,6 +52,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     app = QApplication.instance() or QApplication([sys.argv[0] if sys.argv else "quantbench"])
     assert isinstance(app, QApplication)
     app.setApplicationName("QuantBench")
+    # The window quits the loop itself once its study threads are done ("closed"). Qt's own quit
+    # on the last window closing would arrive as a posted event, possibly after exec() returned,
+    # and then end every event loop started later in this process (tests run main() in-process).
+    quit_on_close = app.quitOnLastWindowClosed()
+    app.setQuitOnLastWindowClosed(False)
     app.setOrganizationName("QuantBench")
     collector = GuiThreadGarbageCollector(app)
     collector.start()
@@ -74,17 +79,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     elif args.model:
         window.model_panel.open_path(args.model, arch=args.arch)
         if args.screenshot:
-            _start_when_ready(window, outcome)
+            window.start_when_ready()
     code = app.exec()
     # Normally the window only closes once its threads are done; make sure before Python tears down.
     window.controller.shutdown()
     window.tasks.wait()
     collector.stop()
+    app.setQuitOnLastWindowClosed(quit_on_close)
     return outcome["code"] or code
 
 
 def _arrange_screenshot(window, path: str, outcome: dict) -> None:
-    """When the study ends, give the charts a moment to paint, save the window, and quit."""
+    """When the study ends (or cannot start), give the charts a moment to paint, save the window, quit."""
 
     def done(running: bool) -> None:
         if running:
@@ -93,6 +99,11 @@ def _arrange_screenshot(window, path: str, outcome: dict) -> None:
             outcome["code"] = 1
         QTimer.singleShot(300, save)
 
+    def refused(reason: str) -> None:
+        print(f"quantbench: cannot run: {reason}", file=sys.stderr)
+        outcome["code"] = 2
+        save()
+
     def save() -> None:
         if not window.save_screenshot(path):
             print(f"quantbench: could not write {path}.", file=sys.stderr)
@@ -100,18 +111,4 @@ def _arrange_screenshot(window, path: str, outcome: dict) -> None:
         window.close()  # closes (and quits) once the study's thread has wound down
 
     window.controller.running_changed.connect(done)
-
-
-def _start_when_ready(window, outcome: dict) -> None:
-    """For ``MODEL --screenshot``: run once the model and dataset have loaded (or give up on the reason)."""
-
-    def poll() -> None:
-        if window.model_panel.busy or window.dataset_panel.busy or not window.schemes_panel.rows:
-            QTimer.singleShot(100, poll)
-            return
-        if window.start_study() is None:
-            print(f"quantbench: cannot run: {window.blocker()}", file=sys.stderr)
-            outcome["code"] = 2
-            window.close()
-
-    QTimer.singleShot(100, poll)
+    window.start_refused.connect(refused)

@@ -34,6 +34,8 @@ def setup_width(window_width: int) -> int:
 class MainWindow(QMainWindow):
     #: The window really closed (after any running study stopped).
     closed = Signal()
+    #: A study asked for with ``start_when_ready`` could not start (the reason).
+    start_refused = Signal(str)
 
     def __init__(self, theme: Theme = LIGHT, run_study: RunStudy | None = None) -> None:
         """``run_study`` fixes the engine (tests pass a fake); None lets the Run panel choose."""
@@ -50,6 +52,8 @@ class MainWindow(QMainWindow):
         self._last_failure: str | None = None
         #: Schemes to tick once the catalogue and the model are in (the demo's selection).
         self._wanted_schemes: list | None = None
+        #: A study waiting for the panels to finish loading: (spec or None,).
+        self._pending_start: tuple[StudySpec | None] | None = None
 
         self.model_panel = ModelPanel(self.tasks)
         self.dataset_panel = DatasetPanel(self.tasks)
@@ -57,10 +61,22 @@ class MainWindow(QMainWindow):
         self.run_panel = RunPanel()
         self.results = ResultsPanel(self.palette_, theme)
 
+        self.setCentralWidget(self._build_layout())
+        self._setup_sized_by_user = False
+        self.splitter.splitterMoved.connect(self._splitter_moved)
+        self._make_actions()
+        self._wire()
+        self.tasks.submit(loading.load_catalogue, self._catalogue_loaded, self._catalogue_failed)
+        self._update_blocker()
+        self.statusBar().showMessage("Open a model (Ctrl+O), drop one on the window, or open the demo (Ctrl+D).")
+
+    # --- layout --------------------------------------------------------
+    def _build_layout(self) -> QSplitter:
+        """Setup panels in a scrolling column with Run pinned below it, results on the right."""
         setup = QWidget()
         column = QVBoxLayout(setup)
         column.setContentsMargins(4, 4, 4, 4)
-        for panel in (self.model_panel, self.dataset_panel, self.schemes_panel, self.run_panel):
+        for panel in (self.model_panel, self.dataset_panel, self.schemes_panel, self.run_panel.settings):
             column.addWidget(panel)
         column.addStretch(1)
         compact_combos(setup)
@@ -71,20 +87,19 @@ class MainWindow(QMainWindow):
         # Never narrower than what the setup panels need: they would be clipped, not wrapped.
         scroll.setMinimumWidth(setup.minimumSizeHint().width() + scroll.verticalScrollBar().sizeHint().width() + 4)
         self.setup_area = scroll
+        # Run, Cancel and the progress stay in sight below the scrolling setup.
+        left = QWidget()
+        left_column = QVBoxLayout(left)
+        left_column.setContentsMargins(0, 0, 0, 0)
+        left_column.addWidget(scroll, 1)
+        left_column.addWidget(self.run_panel)
         self.splitter = QSplitter(Qt.Orientation.Horizontal)
-        self.splitter.addWidget(scroll)
+        self.splitter.addWidget(left)
         self.splitter.addWidget(self.results)
         self.splitter.setStretchFactor(1, 1)
         self.splitter.setSizes([SETUP_WIDTH, 1200])
         self.splitter.setCollapsible(1, False)
-        self.setCentralWidget(self.splitter)
-        self._setup_sized_by_user = False
-        self.splitter.splitterMoved.connect(self._splitter_moved)
-        self._make_actions()
-        self._wire()
-        self.tasks.submit(loading.load_catalogue, self._catalogue_loaded, self.schemes_panel.set_catalogue_error)
-        self._update_blocker()
-        self.statusBar().showMessage("Open a model (Ctrl+O), drop one on the window, or open the demo (Ctrl+D).")
+        return self.splitter
 
     # --- wiring --------------------------------------------------------
     def _make_actions(self) -> None:
@@ -100,7 +115,7 @@ class MainWindow(QMainWindow):
 
         file_menu = self.menuBar().addMenu("&File")
         self.open_action = action(file_menu, "&Open model…", self.model_panel.choose_file, QKeySequence.StandardKey.Open)
-        self.demo_action = action(file_menu, "Open &demo", self.open_demo, QKeySequence("Ctrl+D"))
+        self.demo_action = action(file_menu, "Open &demo", lambda: self.open_demo(), QKeySequence("Ctrl+D"))
         action(file_menu, "Add &variant file…", self.model_panel.choose_variant_file, QKeySequence("Ctrl+Shift+O"))
         file_menu.addSeparator()
         action(file_menu, "Save &screenshot…", self._save_screenshot_dialog, QKeySequence("Ctrl+Shift+S"))
@@ -134,6 +149,11 @@ class MainWindow(QMainWindow):
         if load is not None:
             self.schemes_panel.set_applicability(load.applicability)
         self._apply_wanted_schemes()
+        self._try_pending_start()
+
+    def _catalogue_failed(self, message: str) -> None:
+        self.schemes_panel.set_catalogue_error(message)
+        self._try_pending_start()
 
     def _model_changed(self, load) -> None:
         self.dataset_panel.set_model(None if load is None else load.model)
@@ -142,6 +162,8 @@ class MainWindow(QMainWindow):
             self.statusBar().showMessage(f"Loaded {load.spec.path}")
             self._apply_wanted_schemes()
         self._update_blocker()
+        if load is not None or not self.model_panel.busy:
+            self._try_pending_start()
 
     def _apply_wanted_schemes(self) -> None:
         # Both the catalogue and the model load in the background, in either order.
@@ -155,6 +177,8 @@ class MainWindow(QMainWindow):
         if load is not None:
             self.results.set_dataset(load.dataset.spec, load.dataset)
         self._update_blocker()
+        if not self.dataset_panel.busy:
+            self._try_pending_start()
 
     def blocker(self) -> str | None:
         """Why Run is disabled (None: it is enabled)."""
@@ -245,8 +269,8 @@ class MainWindow(QMainWindow):
         return self._last_failure
 
     # --- demo ----------------------------------------------------------
-    def open_demo(self, start: bool = False, spec: StudySpec | None = None) -> str | None:
-        """Load the bundled demo into the panels; with ``start``, run its study now."""
+    def open_demo(self, start: bool = False, spec: StudySpec | None = None) -> None:
+        """Load the bundled demo into the panels; with ``start``, run its study once they are loaded."""
         from core.demo import DEMO_DATASET
         from core.spec import DatasetSpec
 
@@ -259,7 +283,30 @@ class MainWindow(QMainWindow):
         if spec is not None:
             self._wanted_schemes = [v.scheme for v in spec.variants if v.scheme is not None]
             self._apply_wanted_schemes()
-        return self.start_study(spec) if start and spec is not None else None
+        if start:
+            self.start_when_ready(spec)
+
+    def start_when_ready(self, spec: StudySpec | None = None) -> None:
+        """Start the study (``spec``, or what the panels describe) once the model, dataset and
+        scheme catalogue have loaded and checked out, as Run would. Loading first also keeps
+        the window's own loading off the CPU while the study is being timed.
+        """
+        self._pending_start = (spec,)
+        self._try_pending_start()
+
+    def _try_pending_start(self) -> None:
+        if self._pending_start is None:
+            return
+        if self.model_panel.busy or self.dataset_panel.busy or self.schemes_panel.loading:
+            return  # still loading; called again when each load ends
+        (spec,) = self._pending_start
+        self._pending_start = None
+        reason = self.blocker()
+        if reason is None and self.start_study(spec) is not None:
+            return
+        reason = reason or "a study is already running"
+        self.statusBar().showMessage(f"Cannot run: {reason}")
+        self.start_refused.emit(reason)
 
     # --- drag and drop -------------------------------------------------
     def dragEnterEvent(self, event: QDragEnterEvent) -> None:

@@ -84,11 +84,8 @@ class VariantState:
     def status_text(self) -> str:
         """Short status for the table while the variant is not finished."""
         if self.phase is Phase.RUNNING:
-            if self.stage == "timing":
-                return f"timing {len(self.samples)}"
-            if self.total:
-                return f"{self.stage} {self.done}/{self.total}"
-            return self.stage or "starting"
+            # One word: the counts are in the progress line under Run.
+            return f"{self.stage or 'starting'}…"
         return self.phase.value
 
 

@@ -9,6 +9,8 @@ never run in a slot.
 from __future__ import annotations
 
 import logging
+import os
+import threading
 import weakref
 from collections.abc import Callable
 from typing import Any
@@ -19,6 +21,8 @@ from PySide6.QtCore import QObject, QRunnable, Qt, QThreadPool, Signal, Slot
 from core.errors import QuantBenchError
 
 log = logging.getLogger(__name__)
+
+BACKGROUND_NICE = 5  # gently: a busy machine must not starve the loading altogether
 
 _runners: weakref.WeakSet[TaskRunner] = weakref.WeakSet()
 
@@ -39,6 +43,7 @@ class _Job(QRunnable):
         self.setAutoDelete(True)
 
     def run(self) -> None:
+        _lower_priority()
         try:
             result = self._fn()
         except QuantBenchError as exc:
@@ -48,6 +53,14 @@ class _Job(QRunnable):
             self._relay.done.emit(self._job_id, False, f"{type(exc).__name__}: {exc}")
         else:
             self._relay.done.emit(self._job_id, True, result)
+
+
+def _lower_priority() -> None:
+    """Nice this pool thread: loading for display must not steal CPU from a study being timed."""
+    try:
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), BACKGROUND_NICE)
+    except (AttributeError, OSError):
+        pass  # not Linux, or not allowed: run at normal priority
 
 
 class TaskRunner(QObject):

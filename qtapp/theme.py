@@ -28,6 +28,7 @@ class Theme:
     alt_base: str
     text: str
     muted: str  # secondary text
+    disabled: str  # text of disabled controls: clearly fainter than muted text
     border: str
     accent: str
     plot_bg: str
@@ -54,6 +55,7 @@ LIGHT = Theme(
     alt_base="#f1f4f8",
     text="#1a1a1a",
     muted="#555555",
+    disabled="#a3a3a3",
     border="#c4c4c4",
     accent="#0a64c8",
     plot_bg="#ffffff",
@@ -72,6 +74,7 @@ DARK = Theme(
     alt_base="#2e3136",
     text="#ececec",
     muted="#a8a8a8",
+    disabled="#686b70",
     border="#4a4d52",
     accent="#4aa3ff",
     plot_bg="#1b1c1f",
@@ -113,7 +116,7 @@ def _palette(theme: Theme) -> QPalette:
     for role, color in roles.items():
         p.setColor(role, QColor(color))
     for role in (QPalette.ColorRole.WindowText, QPalette.ColorRole.Text, QPalette.ColorRole.ButtonText):
-        p.setColor(QPalette.ColorGroup.Disabled, role, QColor(theme.muted))
+        p.setColor(QPalette.ColorGroup.Disabled, role, QColor(theme.disabled))
     return p
 
 

@@ -81,6 +81,10 @@ class Scheme(ABC):
         """Warnings shown before the run (e.g. known to be slow for this model on this CPU)."""
         return []
 
+    def advice_for(self, model: LoadedModel, env: dict[str, Any], spec: SchemeSpec) -> list[str]:
+        """``advice`` for these parameters; schemes whose options change the picture override it."""
+        return self.advice(model, env)
+
     @abstractmethod
     def build(self, model: LoadedModel, spec: SchemeSpec, ctx: BuildContext) -> BuiltVariant:
         """Make the variant and a runner for it; raise SchemeNotApplicable or BadInput with a reason."""

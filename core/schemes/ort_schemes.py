@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 
+from core.environment import NO_INT8_DOT_ADVICE, cpu_flags_of, has_int8_dot
 from core.errors import BadInput, SchemeNotApplicable
 from core.models.loaded import LoadedModel, ModelFormat
 from core.schemes.base import BuildContext, BuiltVariant, Scheme, SchemeInfo, SchemeParam
@@ -171,7 +172,7 @@ class OrtFp16(Scheme):
         return _onnx_applicability(model)
 
     def advice(self, model: LoadedModel, env: dict[str, Any]) -> list[str]:
-        flags = env.get("flags") or env.get("cpu_flags") or {}
+        flags = cpu_flags_of(env)
         if env.get("device", "cpu") == "cpu" and not flags.get("avx512_fp16") and not flags.get("amx_fp16"):
             return [
                 "this CPU has no native float16 arithmetic: ONNX Runtime runs many fp16 ops through float32 "
@@ -245,10 +246,23 @@ class OrtInt8Static(Scheme):
         return _onnx_applicability(model)
 
     def advice(self, model: LoadedModel, env: dict[str, Any]) -> list[str]:
-        flags = env.get("flags") or env.get("cpu_flags") or {}
         notes = []
-        if not (flags.get("avx512_vnni") or flags.get("avx_vnni") or flags.get("amx_int8")):
-            notes.append("this CPU has no VNNI/AMX int8 instructions: integer kernels gain less over float here")
+        flags = cpu_flags_of(env)
+        if not has_int8_dot(flags):
+            notes.append(NO_INT8_DOT_ADVICE)
+        return notes
+
+    def advice_for(self, model: LoadedModel, env: dict[str, Any], spec: SchemeSpec) -> list[str]:
+        notes = self.advice(model, env)
+        machine = str(env.get("machine", "")).lower()
+        if spec.param("activations", "u8") == "s8" and machine in ("x86_64", "amd64", "i686", ""):
+            notes.append(
+                "signed int8 activations on x86: ONNX Runtime's integer convolutions are built for u8 activations, "
+                "and with s8 some may stay float between QuantizeLinear/DequantizeLinear pairs, which can be slower "
+                "than float; the coverage line after the run shows how many; u8 is the safe choice here"
+            )
+        if spec.param("format", "qdq") == "qoperator":
+            notes.append("QOperator format fixes the kernels at export; QDQ lets ONNX Runtime fuse what this CPU runs best")
         return notes
 
     def build(self, model: LoadedModel, spec: SchemeSpec, ctx: BuildContext) -> BuiltVariant:

@@ -15,9 +15,7 @@ from core.spec import SchemeSpec
 _LAYER_TYPES = ("Conv1d", "Conv2d", "Conv3d", "ConvTranspose1d", "ConvTranspose2d", "Linear", "LSTM", "GRU", "Embedding")
 
 
-def cpu_flags_of(env: dict[str, Any]) -> dict[str, bool]:
-    """The CPU feature flags in an advice ``env`` (``cpu_flags``, or ``flags`` as environment_info names them)."""
-    return dict(env.get("cpu_flags") or env.get("flags") or {})
+from core.environment import cpu_flags_of  # noqa: E402,F401 - re-exported for the other schemes
 
 
 def half_applicability(model: LoadedModel) -> str | None:

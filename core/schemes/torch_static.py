@@ -234,12 +234,13 @@ class TorchInt8Static(Scheme):
         return None
 
     def advice(self, model: LoadedModel, env: dict[str, Any]) -> list[str]:
+        from core.environment import NO_INT8_DOT_ADVICE, has_int8_dot
         from core.schemes.torch_precision import cpu_flags_of
 
         notes = []
         flags = cpu_flags_of(env)
-        if not (flags.get("avx512_vnni") or flags.get("avx_vnni") or flags.get("amx_int8") or flags.get("dotprod")):
-            notes.append("this CPU has no VNNI/AMX int8 instructions: integer kernels gain less over float here")
+        if not has_int8_dot(flags):
+            notes.append(NO_INT8_DOT_ADVICE)
         if env.get("device", "cpu") == "cuda":
             notes.append("PyTorch's int8 kernels run on the CPU only: this variant is timed on the CPU")
         return notes

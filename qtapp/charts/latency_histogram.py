@@ -92,12 +92,15 @@ class LatencyHistogram(pg.GraphicsLayoutWidget):
                 [0.0, 1.0], [0.0], stepMode="center", fillLevel=0,
                 pen=pg.mkPen(color, width=2), brush=with_alpha(color, 120),
             )
+            curve.setVisible(False)  # shown with the first samples
             # Only the top row names its lines; the rows below use the same solid/dashed code.
             named = i == 0
+            # Both names sit left of their line (the p99 line is often near the right edge),
+            # at different heights so they cannot collide when the lines are close.
             p50 = pg.InfiniteLine(angle=90, label="p50" if named else None,
-                                  labelOpts={"position": 0.85, "color": self._theme.plot_fg})
+                                  labelOpts={"position": 0.85, "color": self._theme.plot_fg, "anchors": [(1, 0.5), (1, 0.5)]})
             p99 = pg.InfiniteLine(angle=90, label="p99" if named else None,
-                                  labelOpts={"position": 0.85, "color": self._theme.plot_fg})
+                                  labelOpts={"position": 0.5, "color": self._theme.plot_fg, "anchors": [(1, 0.5), (1, 0.5)]})
             for line in (p50, p99):
                 line.setVisible(False)
                 plot.addItem(line, ignoreBounds=True)
@@ -116,7 +119,7 @@ class LatencyHistogram(pg.GraphicsLayoutWidget):
         for label, row in self._rows.items():
             row.samples, row.counts, row.failed, row.shown = np.empty(0), None, False, (None, None)
             row.p50 = row.p99 = None
-            row.curve.setData([0.0, 1.0], [0.0])
+            row.curve.setVisible(False)
             row.p50_line.setVisible(False)
             row.p99_line.setVisible(False)
             row.plot.setMaximumHeight(QWIDGETSIZE_MAX)
@@ -146,7 +149,7 @@ class LatencyHistogram(pg.GraphicsLayoutWidget):
         if row is None:
             return
         row.samples, row.counts, row.failed = np.empty(0), None, True
-        row.curve.setData([0.0, 1.0], [0.0])
+        row.curve.setVisible(False)
         row.p50_line.setVisible(False)
         row.p99_line.setVisible(False)
         row.plot.setMaximumHeight(FAILED_ROW_PX)  # nothing to draw: leave the room to the others
@@ -197,6 +200,7 @@ class LatencyHistogram(pg.GraphicsLayoutWidget):
         counts, _ = np.histogram(np.clip(row.samples, lo, hi), bins=self._edges)
         row.counts = counts
         row.curve.setData(self._log_edges, counts)
+        row.curve.setVisible(True)
         p50 = row.p50 if row.p50 is not None else float(np.percentile(row.samples, 50))
         p99 = row.p99 if row.p99 is not None else float(np.percentile(row.samples, 99))
         row.p50_line.setValue(math.log10(max(p50, lo)))

@@ -14,10 +14,11 @@ import pyqtgraph as pg
 from PySide6.QtCore import QRectF
 
 from qtapp.charts.log_axis import LogMsAxis
-from qtapp.charts.style import TICK_POINT_SIZE, bold_font, set_axis_label, style_axes, with_alpha
+from qtapp.charts.style import bold_font, set_axis_label, style_axes, with_alpha
 from qtapp.palette import VariantPalette
 from qtapp.theme import Theme
 
+TAG_POINT_SIZE = 10
 MIN_BUBBLE_PX = 12
 MAX_BUBBLE_PX = 40
 #: How far (in tag heights) a tag may be moved up or down to find a free spot.
@@ -35,7 +36,7 @@ class TradeoffScatter(pg.PlotWidget):
         self._leaders: dict[str, pg.PlotCurveItem] = {}
         self._bubbles: dict[str, float] = {}
         self._y_name = "accuracy (%)"
-        self._scatter = pg.ScatterPlotItem(pxMode=True)
+        self._scatter = pg.ScatterPlotItem(pxMode=True, hoverable=True, tip=self._tip)
         plot = self.getPlotItem()
         plot.hideButtons()
         plot.getAxis("left").enableAutoSIPrefix(False)
@@ -44,6 +45,11 @@ class TradeoffScatter(pg.PlotWidget):
         plot.getViewBox().sigRangeChanged.connect(self._place_tags)
         plot.getViewBox().sigResized.connect(self._place_tags)
         self.apply_theme(theme)
+
+    def _tip(self, x: float, y: float, data: object) -> str:
+        ms, value, size = self._points.get(str(data), (10**x, y, 0))
+        what = f"accuracy {value:.1f} %" if self._accuracy else f"MSE {value:.4g}"
+        return f"{data}\np50 {ms:.3g} ms · {what} · {size / 1e6:.2f} MB"
 
     @property
     def _accuracy(self) -> bool:
@@ -62,7 +68,7 @@ class TradeoffScatter(pg.PlotWidget):
             leader.setVisible(False)
             plot.addItem(leader)
             tag = pg.TextItem(label, anchor=(0, 0.5), color=color)
-            tag.setFont(bold_font(TICK_POINT_SIZE))
+            tag.setFont(bold_font(TAG_POINT_SIZE))
             tag.setVisible(False)
             plot.addItem(tag)
             self._tags[label], self._leaders[label] = tag, leader
@@ -149,10 +155,12 @@ class TradeoffScatter(pg.PlotWidget):
                 if view.contains(box) and not any(box.intersects(o) for o in taken + others):
                     chosen = (box, dx, dy)
                     break
-            if chosen is None:  # crowded everywhere: right of the bubble, whatever it covers
-                tag.setAnchor((0, 0.5))
-                tag.setPos(x + r * px_w, y)
-                chosen = (tag.mapRectToScene(tag.boundingRect()), r, 0.0)
+            if chosen is None:
+                # Crowded everywhere: no tag rather than one printed over others; the bubble
+                # keeps its colour (the same as in the table) and names itself on hover.
+                tag.setVisible(False)
+                leader.setVisible(False)
+                continue
             box, dx, dy = chosen
             taken.append(box)
             shifted = abs(dy) > r

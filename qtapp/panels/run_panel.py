@@ -34,20 +34,24 @@ def _percent_box(value: float, maximum: float, suffix: str, tip: str) -> QDouble
 
 
 class RunPanel(QGroupBox):
+    """Run, Cancel and the progress; ``settings`` (timing, verdict thresholds) is a separate box
+    the window puts with the other setup panels, so these controls can stay in sight."""
+
     run_requested = Signal()
     cancel_requested = Signal()
 
     def __init__(self, parent=None) -> None:
         super().__init__("Run", parent)
         self._progress = StudyProgress()
-        self.mode = QComboBox(self)
+        self.settings = QGroupBox("Timing and verdict")
+        self.mode = QComboBox(self.settings)
         self.mode.addItem("Quick (median ±3 %)", TimingMode.QUICK.value)
         self.mode.addItem("Thorough (median ±1 %)", TimingMode.THOROUGH.value)
-        self.threads = QSpinBox(self)
+        self.threads = QSpinBox(self.settings)
         self.threads.setRange(1, 256)
         self.threads.setValue(default_threads())
         self.threads.setToolTip("Intra-op threads for every runtime (one core is left to the window).")
-        self.max_time = QDoubleSpinBox(self)
+        self.max_time = QDoubleSpinBox(self.settings)
         self.max_time.setRange(0.1, 600.0)
         self.max_time.setValue(TimingSpec().max_time_s)
         self.max_time.setSuffix(" s")
@@ -58,14 +62,14 @@ class RunPanel(QGroupBox):
         self.size_good = _percent_box(d.size_reduction_good * 100, 100, " %", "A file this much smaller is good.")
         self.speed_good = _percent_box(d.latency_reduction_good * 100, 100, " %", "Latency this much lower is good.")
 
-        self.isolated = QCheckBox("Run in a separate process", self)
+        self.isolated = QCheckBox("Run in a separate process", self.settings)
         self.isolated.setChecked(True)
         self.isolated.setToolTip(
             "Safer and steadier: a crash in a runtime cannot close the window, and the window's redraws do not\n"
             "disturb the timing. Starting the process takes a few seconds."
         )
 
-        form = QFormLayout()
+        form = QFormLayout(self.settings)
         form.addRow("Timing", self.mode)
         form.addRow("Threads", self.threads)
         form.addRow("Max time / variant", self.max_time)
@@ -111,7 +115,6 @@ class RunPanel(QGroupBox):
         self._clock.timeout.connect(self.refresh)
 
         layout = QVBoxLayout(self)
-        layout.addLayout(form)
         layout.addLayout(buttons)
         layout.addWidget(self.bar)
         layout.addLayout(step_row)
@@ -172,7 +175,7 @@ class RunPanel(QGroupBox):
         p = self._progress
         self.bar.setValue(int(round(p.fraction * 1000)))
         self.step.setText(p.step_text)
-        self.eta.setText(p.eta_text if not p.finished else f"{p.elapsed_s:.0f} s")
+        self.eta.setText(p.eta_text if not p.finished else f"in {p.elapsed_s:.0f} s")
 
     @property
     def progress(self) -> StudyProgress:

@@ -127,6 +127,8 @@ class SchemesPanel(QGroupBox):
     def __init__(self, parent=None) -> None:
         super().__init__("Schemes", parent)
         self.rows: dict[str, SchemeRow] = {}
+        #: True until the catalogue has arrived (or failed to).
+        self.loading = True
         self.status = QLabel("Loading the scheme catalogue…", self)
         self.status.setObjectName("mutedLabel")
         self.status.setWordWrap(True)
@@ -147,6 +149,7 @@ class SchemesPanel(QGroupBox):
         layout.addLayout(self._rows_box)
 
     def set_catalogue(self, infos: list[SchemeInfo]) -> None:
+        self.loading = False
         for row in self.rows.values():
             row.setParent(None)
             row.deleteLater()
@@ -160,6 +163,7 @@ class SchemesPanel(QGroupBox):
         self.status.setText("Open a model to see which schemes apply." if infos else "No schemes are available.")
 
     def set_catalogue_error(self, message: str) -> None:
+        self.loading = False
         self.status.setText(f"The scheme catalogue could not be loaded: {message}")
         self.status.setObjectName("errorLabel")
         self.status.style().polish(self.status)  # the style sheet picks rules by object name

@@ -43,6 +43,11 @@ def _wait_idle(qtbot, window, timeout=60_000) -> None:
     qtbot.waitUntil(lambda: bool(window.schemes_panel.rows), timeout=timeout)
 
 
+def _wait_finished(qtbot, window, seen: list, timeout: int = 120_000) -> None:
+    qtbot.waitUntil(lambda: any(isinstance(e, StudyFinished) for e in seen), timeout=timeout)
+    qtbot.waitUntil(lambda: not window.controller.running, timeout=timeout)
+
+
 def _row(window, label: str) -> int:
     return window.results.state.labels.index(label)
 
@@ -52,8 +57,8 @@ def test_demo_study_end_to_end(qtbot, window):
     # A strongly pruned variant changes some predictions, so the flipped list has samples.
     spec = replace(spec, variants=spec.variants + (VariantSpec(scheme=SchemeSpec("prune-l1", (("sparsity", "0.6"),))),))
     seen = _events(window)
-    window.open_demo(start=True, spec=spec)
-    qtbot.waitUntil(lambda: not window.controller.running, timeout=120_000)
+    window.open_demo(start=True, spec=spec)  # starts once the panels have loaded
+    _wait_finished(qtbot, window, seen)
     _wait_idle(qtbot, window)
     final = [e for e in seen if isinstance(e, StudyFinished)]
     assert len(final) == 1 and not final[0].cancelled
@@ -137,8 +142,9 @@ def test_failing_variant_shows_as_a_failed_row(qtbot, window, tmp_path):
     broken.write_bytes(b"this is not a model")
     spec = replace(demo_study_spec(FAST_TIMING),
                    variants=(VariantSpec(path=str(broken)), VariantSpec(scheme=SchemeSpec("onnx-fp32"))))
+    seen = _events(window)
     window.open_demo(start=True, spec=spec)
-    qtbot.waitUntil(lambda: not window.controller.running, timeout=60_000)
+    _wait_finished(qtbot, window, seen)
     state = window.results.state
     label = VariantSpec(path=str(broken)).label
     assert state.variants[label].phase is Phase.FAILED

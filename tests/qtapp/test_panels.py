@@ -1,0 +1,98 @@
+"""The setup panels with real files: model info, scheme availability and options, variant files,
+recent models, drag and drop, themes."""
+
+from __future__ import annotations
+
+import pytest
+from helpers import close_window
+
+from core.demo import DEMO_ONNX, DEMO_WEIGHTS
+from core.spec import DatasetSpec, SchemeSpec
+from qtapp import recent_files
+from qtapp.main_window import MainWindow
+from qtapp.theme import DARK, LIGHT
+
+pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
+
+
+@pytest.fixture
+def window(qtbot):
+    win = MainWindow(LIGHT)
+    win.resize(1280, 800)
+    win.show()
+    yield win
+    close_window(qtbot, win)
+
+
+def _loaded(qtbot, window) -> None:
+    qtbot.waitUntil(lambda: not (window.model_panel.busy or window.dataset_panel.busy), timeout=60_000)
+    qtbot.waitUntil(lambda: bool(window.schemes_panel.rows), timeout=60_000)
+
+
+def test_onnx_model_shows_its_signature_and_disables_torch_schemes(qtbot, window):
+    window.model_panel.open_path(str(DEMO_ONNX))
+    _loaded(qtbot, window)
+    info = window.model_panel.info.text()
+    for part in ("onnx", "input [batch×1×8×8] float32", "logits [batch×10] float32", "226,570", "909 kB"):
+        assert part in info
+    rows = window.schemes_panel.rows
+    torch_row = rows["torch-int8-dynamic"]
+    assert not torch_row.check.isEnabled()
+    assert torch_row.reason.isVisible() and "PyTorch" in torch_row.reason.text()
+    assert rows["ort-int8-static"].check.isEnabled()
+    assert rows["fp32"].check.isChecked() and not rows["fp32"].check.isEnabled()  # always run
+    assert rows["ort-int8-static"].description.toolTip().startswith("ort-int8-static: ")
+
+
+def test_scheme_options_become_spec_parameters(qtbot, window):
+    window.model_panel.open_path(str(DEMO_ONNX))
+    window.dataset_panel.set_spec(DatasetSpec.parse("builtin:digits"))
+    _loaded(qtbot, window)
+    row = window.schemes_panel.rows["ort-int8-static"]
+    row.check.setChecked(True)
+    assert row.options.isVisible()
+    row.editors["calibration"].setCurrentText("entropy")
+    row.editors["samples"].setText("64")
+    assert window.schemes_panel.selected() == [SchemeSpec("ort-int8-static", (("samples", "64"), ("calibration", "entropy")))]
+    window.model_panel.add_variant_file(str(DEMO_ONNX))
+    spec = window.study_spec()
+    assert [v.label for v in spec.variants] == ["ort-int8-static:samples=64,calibration=entropy", "file:digits_cnn.onnx"]
+    assert spec.dataset == DatasetSpec.parse("builtin:digits")
+    # The panels can show a spec again (the demo uses this).
+    window.schemes_panel.set_selected([SchemeSpec("ort-fp16")])
+    assert [s.id for s in window.schemes_panel.selected()] == ["ort-fp16"]
+
+
+def test_recent_models_and_dropped_files(qtbot, window):
+    window.open_dropped([str(DEMO_WEIGHTS), str(DEMO_ONNX)])
+    assert window.model_panel.busy
+    _loaded(qtbot, window)
+    # A bare state dict needs its architecture: the panel reports it instead of guessing.
+    assert window.model_panel.problem() is not None
+    window.model_panel.arch.setCurrentText("demo")
+    window.model_panel.arch.lineEdit().editingFinished.emit()
+    _loaded(qtbot, window)
+    assert window.model_panel.problem() is None
+    assert [v.path for v in window.model_panel.variant_specs()] == [str(DEMO_ONNX)]
+    assert recent_files.recent_models()[0] == (str(DEMO_WEIGHTS), "demo")
+    window.model_panel._fill_recent()
+    actions = window.model_panel.recent_menu.actions()
+    assert actions[0].text() == "digits_cnn.pt  (demo)"
+
+
+def test_dark_theme_reaches_the_charts(qtbot, window):
+    window.set_theme("dark")
+    assert window.dark_action.isChecked()
+    assert window.results.sizes.backgroundBrush().color().name() == DARK.plot_bg
+    assert window.results.histogram.backgroundBrush().color().name() == DARK.plot_bg
+    window.set_theme("light")
+    assert window.results.sizes.backgroundBrush().color().name() == LIGHT.plot_bg
+
+
+def test_a_study_that_cannot_start_says_why(qtbot, window):
+    refused = []
+    window.start_refused.connect(refused.append)
+    window.start_when_ready()  # no model opened
+    qtbot.waitUntil(lambda: bool(refused), timeout=60_000)
+    assert refused == ["open a model first"]
+    assert not window.controller.running
