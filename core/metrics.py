@@ -190,12 +190,16 @@ def fidelity(baseline: np.ndarray, variant: np.ndarray, classification: bool) ->
     out.update(_error_stats(b2[finite_rows], v2[finite_rows]))
     if classification:
         threshold = _binary_threshold(b2) if b2.shape[1] == 1 else None
-        same = predicted_labels(b2, threshold) == predicted_labels(v2, threshold)
-        same &= finite_rows
+        base_pred = predicted_labels(b2, threshold)
+        var_pred = predicted_labels(v2, threshold)
+        same = (base_pred == var_pred) & finite_rows
         flipped = np.flatnonzero(~same)
         out["agreement"] = float(same.mean()) if n else None
         out["flipped"] = [int(i) for i in flipped]
         out["flipped_count"] = int(flipped.size)
+        # What each flipped sample was and became, aligned with ``flipped`` (for the window's list).
+        out["flipped_from"] = [int(base_pred[i]) for i in flipped]
+        out["flipped_to"] = [int(var_pred[i]) for i in flipped]
     return out
 
 

@@ -130,6 +130,7 @@ class MainWindow(QMainWindow):
         action(view_menu, "Show/hide &setup", self.toggle_setup, QKeySequence("Ctrl+B"))
 
     def _wire(self) -> None:
+        self.model_panel.demo_button.clicked.connect(lambda: self.open_demo())
         self.model_panel.model_changed.connect(self._model_changed)
         self.model_panel.variants_changed.connect(self._update_blocker)
         self.dataset_panel.dataset_changed.connect(self._dataset_changed)
@@ -270,19 +271,16 @@ class MainWindow(QMainWindow):
 
     # --- demo ----------------------------------------------------------
     def open_demo(self, start: bool = False, spec: StudySpec | None = None) -> None:
-        """Load the bundled demo into the panels; with ``start``, run its study once they are loaded."""
-        from core.demo import DEMO_DATASET
-        from core.spec import DatasetSpec
-
-        if spec is None and start:
+        """Show the bundled demo study in the panels (model, data, schemes); with ``start``, run it
+        once they are loaded. ``spec`` replaces the demo's own study (tests shorten its timing)."""
+        if spec is None:
             from core.engine import demo_study_spec
 
             spec = demo_study_spec(self.run_panel.timing_spec())
         self.model_panel.open_demo()
-        self.dataset_panel.set_spec(spec.dataset if spec is not None else DatasetSpec.parse(DEMO_DATASET))
-        if spec is not None:
-            self._wanted_schemes = [v.scheme for v in spec.variants if v.scheme is not None]
-            self._apply_wanted_schemes()
+        self.dataset_panel.set_spec(spec.dataset)
+        self._wanted_schemes = [v.scheme for v in spec.variants if v.scheme is not None]
+        self._apply_wanted_schemes()
         if start:
             self.start_when_ready(spec)
 

@@ -121,8 +121,9 @@ class FlippedPanel(QWidget):
             return
         more = f"; the first {MAX_SHOWN} shown" if len(indices) > MAX_SHOWN else ""
         self.summary.setText(f"{count} samples predicted differently from the baseline{more}.")
-        base_pred = fidelity.get("baseline_predictions")
-        var_pred = fidelity.get("flipped_predictions")
+        # Optional: the two predicted classes of each flipped sample, aligned with "flipped".
+        base_pred = fidelity.get("flipped_from")
+        var_pred = fidelity.get("flipped_to")
         for k, index in enumerate(indices[:MAX_SHOWN]):
             item = QListWidgetItem(self._caption(index, k, base_pred, var_pred))
             icon = self._icon(index)

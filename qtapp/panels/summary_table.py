@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict
 
 from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelIndex, Qt
-from PySide6.QtGui import QBrush, QColor, QFont, QIcon, QPixmap
+from PySide6.QtGui import QBrush, QColor, QFont, QFontMetrics, QIcon, QPixmap
 from PySide6.QtCore import QSize
 from PySide6.QtWidgets import (
     QAbstractItemView,
@@ -180,7 +180,7 @@ class SummaryTable(QWidget):
         self.view.verticalHeader().setVisible(False)
         self.view.verticalHeader().setDefaultSectionSize(ROW_PX)
         self.view.setWordWrap(False)
-        self.view.setTextElideMode(Qt.TextElideMode.ElideMiddle)
+        self.view.setTextElideMode(Qt.TextElideMode.ElideRight)
         # One point smaller than the window so ten columns fit beside the setup column at 1280 px.
         font = self.view.font()
         font.setPointSize(TABLE_POINT_SIZE)
@@ -190,7 +190,7 @@ class SummaryTable(QWidget):
         # Sized to the contents when results change, not on every live latency update:
         # measuring every cell 15 times a second is what "ResizeToContents" would do.
         header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
-        header.setStretchLastSection(True)
+        header.setStretchLastSection(False)
         self.thresholds = ElidedLabel("", self)
         self.thresholds.setObjectName("thresholdsLabel")
         layout = QVBoxLayout(self)
@@ -213,10 +213,31 @@ class SummaryTable(QWidget):
 
     def _fit_columns(self) -> None:
         self.view.resizeColumnsToContents()
-        # Long labels (a scheme with parameters, a file name) are shortened in the middle;
-        # the tooltip has them whole.
-        if self.view.columnWidth(0) > MAX_VARIANT_PX:
-            self.view.setColumnWidth(0, MAX_VARIANT_PX)
+        # When the columns do not fit, long labels (a scheme with parameters, a file name) give
+        # way first, shortened in the middle; the tooltip has them whole.
+        widths = [self.view.columnWidth(c) for c in range(self.model.columnCount())]
+        free = self.view.viewport().width() - sum(widths)
+        if free < 0 and widths and widths[0] > MAX_VARIANT_PX:
+            self.view.setColumnWidth(0, max(MAX_VARIANT_PX, widths[0] + free))
+        elif free > 0 and len(widths) > FAILURE_COLUMN:
+            # A failed row's reason spans the detail columns; give it the spare width it needs.
+            needed = max((self._text_px(r, FAILURE_COLUMN) for r in range(self.model.rowCount())
+                          if self.model.is_failed_row(r)), default=0)
+            short = min(needed - sum(widths[FAILURE_COLUMN:]), free)
+            if short > 0:  # spread over the spanned columns, so no single one looks odd
+                spanned = range(FAILURE_COLUMN, len(widths))
+                extra = -(-short // len(spanned))
+                for c in spanned:
+                    self.view.setColumnWidth(c, widths[c] + extra)
+
+    def _text_px(self, row: int, col: int) -> int:
+        font = QFont(self.view.font())
+        font.setBold(True)
+        return QFontMetrics(font).horizontalAdvance(self.model.text(row, col)) + 16
+
+    def resizeEvent(self, event) -> None:
+        super().resizeEvent(event)
+        self._fit_columns()
 
     def set_thresholds(self, thresholds: dict[str, float]) -> None:
         text = thresholds_text(thresholds)

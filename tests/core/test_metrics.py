@@ -158,6 +158,7 @@ def test_fidelity_agreement_and_flipped_indices() -> None:
     assert f["agreement"] == pytest.approx(3 / 5)
     assert f["flipped"] == [1, 4]
     assert f["flipped_count"] == 2
+    assert f["flipped_from"] == [1, 0] and f["flipped_to"] == [2, 1]
 
 
 def test_fidelity_nonfinite_outputs_are_reported() -> None:

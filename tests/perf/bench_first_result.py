@@ -22,14 +22,15 @@ CHILD = "tests.perf.first_result_child"
 
 
 def _window_run(mode: str = "window") -> dict[str, float]:
-    got = run_child(["-m", CHILD, mode], timeout_s=180.0, env={"QT_QPA_PLATFORM": "offscreen"})
+    got = run_child(["-m", CHILD, mode], timeout_s=120.0, env={"QT_QPA_PLATFORM": "offscreen"})
     try:
-        marks = last_json_line(got["stdout"])["marks"]
+        printed = last_json_line(got["stdout"])
     except ValueError:
         raise RuntimeError(f"the window run printed no marks (rc {got['rc']}): {got['stderr'][-800:]}") from None
+    marks = printed["marks"]
     t0 = got["started_monotonic"]
     if "first_histogram" not in marks:
-        raise RuntimeError("the window closed before a histogram was painted")
+        raise RuntimeError(f"no histogram was painted: {printed.get('error') or 'the window closed first'}")
 
     def since_start(key: str) -> float | None:
         return marks[key] - t0 if key in marks else None

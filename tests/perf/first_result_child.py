@@ -8,8 +8,9 @@ Linux, so the parent can subtract the moment it started this process):
 - ``event_loop``: the window exists and Qt's event loop has started;
 - ``study_start``: the window hands the study to its controller;
 - ``<EventName>``: the first engine event of each kind reaching the window;
-- ``first_histogram``: the first paint of the latency histogram after a row
-  got samples — the first result on screen. Then the window is closed.
+- ``first_histogram``: the first paint of the latency histogram once a row
+  has counts (``LatencyHistogram.counts``) — the first result on screen. Then
+  the window is closed.
 
 ``window-in-thread`` is the same with "Run in a separate process" unticked,
 which shows what the study's child process costs before the first result.
@@ -34,7 +35,8 @@ import os  # noqa: E402
 import sys  # noqa: E402
 from typing import Any  # noqa: E402
 
-#: The window is closed this long after the first histogram; a hard exit after EXIT_AFTER_S.
+#: After the first histogram the window is closed (which cancels the study); if the process
+#: has not ended this long after that, it exits hard.
 EXIT_AFTER_S = 30.0
 
 
@@ -43,24 +45,29 @@ def _window(in_thread: bool) -> dict[str, Any]:
     from PySide6.QtWidgets import QApplication
 
     from qtapp import launcher
-    from qtapp.charts.latency_histogram import LatencyHistogram
     from qtapp.controller import StudyController
     from qtapp.live_buffer import LiveBuffer
     from qtapp.main_window import MainWindow
 
     marks: dict[str, float] = {"python": T_PYTHON, "imports_done": time.monotonic()}
-    state: dict[str, Any] = {"drawn": False, "window": None}
+    state: dict[str, Any] = {"window": None}
 
     original_init = MainWindow.__init__
     original_push = LiveBuffer.push
-    original_draw_row = LatencyHistogram._draw_row
     original_start = StudyController.start
+
+    def has_counts() -> bool:
+        window = state["window"]
+        if window is None:
+            return False
+        histogram = window.results.histogram
+        return any(histogram.counts(label).sum() > 0 for label in histogram.labels())
 
     class PaintWatch(QObject):
         def eventFilter(self, obj: QObject, event: QEvent) -> bool:  # noqa: N802 - Qt's name
-            if event.type() == QEvent.Type.Paint and state["drawn"] and "first_histogram" not in marks:
+            if event.type() == QEvent.Type.Paint and "first_histogram" not in marks and has_counts():
                 marks["first_histogram"] = time.monotonic()
-                QTimer.singleShot(0, finish)
+                QTimer.singleShot(0, lambda: finish())
             return False
 
     watch = PaintWatch()
@@ -71,6 +78,11 @@ def _window(in_thread: bool) -> dict[str, Any]:
         marks["window_created"] = time.monotonic()
         if in_thread:
             self.run_panel.isolated.setChecked(False)
+        # A study that fails, or ends without a histogram, ends the run at once (with the reason).
+        self.controller.study_failed.connect(lambda message: finish(f"the study failed: {message}"))
+        self.controller.running_changed.connect(
+            lambda running: None if running or "first_histogram" in marks else finish("the study ended with no samples")
+        )
         self.results.histogram.viewport().installEventFilter(watch)
         QTimer.singleShot(0, lambda: marks.setdefault("event_loop", time.monotonic()))
 
@@ -84,23 +96,22 @@ def _window(in_thread: bool) -> dict[str, Any]:
         marks.setdefault("study_start", time.monotonic())
         return original_start(self, *args, **kwargs)
 
-    def draw_row(self: LatencyHistogram, label: str, row: Any) -> None:
-        original_draw_row(self, label, row)
-        if row.samples.size:
-            state["drawn"] = True
-
-    def finish() -> None:
-        sys.stdout.write("\n" + json.dumps({"marks": marks}) + "\n")
+    def finish(error: str | None = None) -> None:
+        if state.get("finished"):
+            return
+        state["finished"] = True
+        sys.stdout.write("\n" + json.dumps({"marks": marks, "error": error}) + "\n")
         sys.stdout.flush()
+        QTimer.singleShot(int(EXIT_AFTER_S * 1000), lambda: os._exit(0))
         window = state["window"]
         if window is not None:
-            window.close()  # cancels the study and closes once its thread has stopped
-        QTimer.singleShot(int(EXIT_AFTER_S * 1000), lambda: os._exit(0))
-        QApplication.instance().quit()
+            # Cancels the study and closes once its thread has stopped; the last window closing quits.
+            window.close()
+        else:
+            QApplication.instance().quit()
 
     MainWindow.__init__ = init  # type: ignore[method-assign]
     LiveBuffer.push = push  # type: ignore[method-assign]
-    LatencyHistogram._draw_row = draw_row  # type: ignore[method-assign]
     StudyController.start = start  # type: ignore[method-assign]
     launcher.main(["--demo"])
     return {"marks": marks}

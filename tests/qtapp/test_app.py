@@ -47,3 +47,28 @@ def test_opening_the_window_does_not_import_heavy_libraries():
                          env={**os.environ, "QT_QPA_PLATFORM": "offscreen"})
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "none"
+
+
+def test_closing_mid_study_exits_cleanly():
+    """The whole program: close the window while samples stream; it must cancel, wait, exit 0."""
+    code = (
+        "import sys\n"
+        "from PySide6.QtCore import QTimer\n"
+        "import qtapp.main_window as mw\n"
+        "class ClosingWindow(mw.MainWindow):\n"
+        "    def __init__(self, *args, **kwargs):\n"
+        "        super().__init__(*args, **kwargs)\n"
+        "        self.asked = False\n"
+        "        self.controller.event_received.connect(self.close_once)\n"
+        "    def close_once(self, event):\n"
+        "        if type(event).__name__ == 'LatencySamples' and not self.asked:\n"
+        "            self.asked = True\n"
+        "            QTimer.singleShot(0, self.close)\n"
+        "mw.MainWindow = ClosingWindow\n"
+        "from qtapp.app import main\n"
+        "sys.exit(main(['--demo', '--max-time', '5']))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120,
+                         env={**os.environ, "QT_QPA_PLATFORM": "offscreen"})
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "Destroyed while thread" not in out.stderr

@@ -149,3 +149,8 @@ def test_flipped_panel_lists_flipped_samples_with_images(qtbot):
     assert panel.list.item(0).text().splitlines()[:2] == ["#3", "true 3"]
     panel.show_variant("fp16")
     assert panel.shown_indices() == [] and "same class" in panel.summary.text()
+    # With the predicted classes (when the engine provides them) the caption says what changed.
+    panel.set_flips("int8", {"flipped": [3], "flipped_count": 1, "flipped_from": [3], "flipped_to": [8]})
+    panel.show_variant("int8")
+    assert panel.shown_indices() == [3]
+    assert panel.list.item(0).text().splitlines() == ["#3", "true 3", "3 → 8"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 from helpers import close_window
+from PySide6.QtCore import Qt
 
 from core.demo import DEMO_ONNX, DEMO_WEIGHTS
 from core.spec import DatasetSpec, SchemeSpec
@@ -12,7 +13,6 @@ from qtapp import recent_files
 from qtapp.main_window import MainWindow
 from qtapp.theme import DARK, LIGHT
 
-pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
 
 @pytest.fixture
@@ -96,3 +96,14 @@ def test_a_study_that_cannot_start_says_why(qtbot, window):
     qtbot.waitUntil(lambda: bool(refused), timeout=60_000)
     assert refused == ["open a model first"]
     assert not window.controller.running
+
+
+def test_open_demo_button_sets_up_the_demo_study(qtbot, window):
+    from core.engine import DEMO_SCHEMES
+
+    qtbot.mouseClick(window.model_panel.demo_button, Qt.MouseButton.LeftButton)
+    _loaded(qtbot, window)
+    assert window.model_panel.loaded is not None
+    assert window.dataset_panel.dataset_spec() == DatasetSpec.parse("builtin:digits")
+    assert [s.id for s in window.schemes_panel.selected()] == list(DEMO_SCHEMES[1:])
+    assert window.run_panel.run_button.isEnabled()

@@ -18,7 +18,6 @@ from qtapp.main_window import MainWindow
 from qtapp.study_state import Phase
 from qtapp.theme import LIGHT
 
-pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
 
 @pytest.fixture
