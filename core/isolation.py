@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import signal
+import threading
 import time
 import traceback
 from datetime import datetime, timezone
@@ -56,19 +57,14 @@ def run_study_isolated(
     ``hang_timeout_s``: when the child sends nothing for this long, it is
     treated as hung and killed (None: wait for ever; the user can cancel).
     """
-    import multiprocessing as mp
-
     cancel = cancel or CancelToken()
-    ctx = mp.get_context("spawn")
-    receiver, sender = ctx.Pipe(duplex=False)
-    # Cancel travels down its own pipe, not a multiprocessing.Event: an Event whose waiter
-    # died can block set() for ever, and a closed pipe also tells the child its parent is gone.
-    control_in, control_out = ctx.Pipe(duplex=False)
     log_path = str(log_dir / "child-faults.log") if log_dir else None
-    proc = ctx.Process(target=_child_main, args=(spec, sender, control_in, log_path, workdir), name="quantbench-study", daemon=True)
-    proc.start()
-    sender.close()
-    control_in.close()
+    child = _take_warm_child(log_path) or _Child.spawn(log_path)
+    proc, receiver, control_out = child.proc, child.receiver, child.control
+    try:
+        control_out.send(("run", spec, workdir))
+    except (BrokenPipeError, OSError):
+        pass  # the child died while waiting; handled below like any other death
 
     def request_stop() -> None:
         try:
@@ -154,6 +150,76 @@ def _exit_reason(code: int | None) -> str:
     return f"exited with code {code}"
 
 
+class _Child:
+    """A spawned study process, possibly started ahead of time (see ``prewarm``)."""
+
+    def __init__(self, proc: Any, receiver: Any, control: Any, log_path: str | None) -> None:
+        self.proc, self.receiver, self.control, self.log_path = proc, receiver, control, log_path
+
+    @classmethod
+    def spawn(cls, log_path: str | None) -> _Child:
+        import multiprocessing as mp
+
+        ctx = mp.get_context("spawn")
+        receiver, sender = ctx.Pipe(duplex=False)
+        # Commands and Cancel travel down their own pipe, not a multiprocessing.Event: an Event whose
+        # waiter died can block set() for ever, and a closed pipe also tells the child its parent is gone.
+        control_in, control_out = ctx.Pipe(duplex=False)
+        proc = ctx.Process(target=_child_main, args=(sender, control_in, log_path), name="quantbench-study", daemon=True)
+        proc.start()
+        sender.close()
+        control_in.close()
+        return cls(proc, receiver, control_out, log_path)
+
+    def discard(self) -> None:
+        try:
+            self.control.close()
+        except OSError:
+            pass
+        self.proc.join(2.0)
+        if self.proc.is_alive():
+            self.proc.kill()
+
+
+_warm: _Child | None = None
+_warm_lock = threading.Lock()
+
+
+def prewarm(log_dir: Path | None = None) -> None:
+    """Start a study process now, so that it has imported the runtimes before the next study.
+
+    The window calls this at start-up and after each study: the next Run then skips the
+    seconds a fresh process spends importing torch and onnxruntime.
+    """
+    global _warm
+    log_path = str(log_dir / "child-faults.log") if log_dir else None
+    with _warm_lock:
+        if _warm is not None and _warm.proc.is_alive():
+            return
+        _warm = _Child.spawn(log_path)
+
+
+def discard_prewarmed() -> None:
+    """End the prewarmed process, if any (on shutdown)."""
+    global _warm
+    with _warm_lock:
+        child, _warm = _warm, None
+    if child is not None:
+        child.discard()
+
+
+def _take_warm_child(log_path: str | None) -> _Child | None:
+    global _warm
+    with _warm_lock:
+        child, _warm = _warm, None
+    if child is None:
+        return None
+    if child.proc.is_alive() and child.log_path == log_path:
+        return child
+    child.discard()
+    return None
+
+
 class _Tracker:
     """Remembers what the child reported, to close the study honestly if it dies."""
 
@@ -202,10 +268,9 @@ class _Tracker:
         yield StudyFinished(self.spec.study_id, study, cancelled=cancelled)
 
 
-def _child_main(spec: StudySpec, conn: Any, control: Any, log_path: str | None, workdir: Path | None = None) -> None:
-    """Entry point of the spawned process: run the engine, send every event."""
+def _child_main(conn: Any, control: Any, log_path: str | None) -> None:
+    """Entry point of the spawned process: import the runtimes, wait for a study, run it, send every event."""
     import faulthandler
-    import threading
 
     if log_path:
         os.makedirs(os.path.dirname(log_path), exist_ok=True)
@@ -217,6 +282,14 @@ def _child_main(spec: StudySpec, conn: Any, control: Any, log_path: str | None, 
 
     from core.engine import run_study
 
+    _import_runtimes()
+    try:
+        command = control.recv()
+    except (EOFError, OSError):
+        return  # the parent went away before asking for a study
+    if not (isinstance(command, tuple) and command and command[0] == "run"):
+        return
+    _, spec, workdir = command
     token = CancelToken()
 
     def watch() -> None:
@@ -238,3 +311,15 @@ def _child_main(spec: StudySpec, conn: Any, control: Any, log_path: str | None, 
         conn.send(("error", f"{type(exc).__name__}: {exc}\n{traceback.format_exc()}"))
     finally:
         conn.close()
+
+
+def _import_runtimes() -> None:
+    """What every study needs, imported while the process still waits for its study."""
+    import importlib
+
+    for name in ("numpy", "torch", "onnx", "onnxruntime", "sklearn.metrics", "core.metrics", "core.timing",
+                 "core.schemes.ort_schemes", "core.runtimes.torch_runner", "core.runtimes.ort_runner"):
+        try:
+            importlib.import_module(name)
+        except Exception:  # a missing optional runtime shows up later, with its own message
+            pass

@@ -111,3 +111,17 @@ def test_trust_is_remembered_by_file_hash_not_path(tmp_path):
     # The same path with other bytes is not trusted.
     torch.jit.save(torch.jit.script(torch.nn.Sequential(torch.nn.Linear(4, 3))), str(first))
     assert not TrustList(tmp_path / "home").is_trusted(first)
+
+
+def test_a_prewarmed_child_runs_the_next_study():
+    from core import isolation
+
+    isolation.prewarm()
+    warm_pid = isolation._warm.proc.pid
+    try:
+        events = list(run_study_isolated(_quick_spec()))
+    finally:
+        isolation.discard_prewarmed()
+    assert events[0].environment["pid"] == warm_pid
+    assert isinstance(events[-1], StudyFinished) and events[-1].result.results[0].ok
+    assert isolation._warm is None  # used up: the next study spawns (or prewarms) afresh
