@@ -51,11 +51,14 @@ def run_study_isolated(
     kill_after_s: float = KILL_AFTER_S,
     log_dir: Path | None = None,
     workdir: Path | None = None,
+    prewarm_next: bool = False,
 ) -> Iterator[Event]:
     """Like ``run_study``, but the engine runs in a spawned child process.
 
     ``hang_timeout_s``: when the child sends nothing for this long, it is
     treated as hung and killed (None: wait for ever; the user can cancel).
+    ``prewarm_next``: once this study's process has ended, start the next one
+    (the window does; a one-shot command line does not need it).
     """
     cancel = cancel or CancelToken()
     log_path = str(log_dir / "child-faults.log") if log_dir else None
@@ -121,6 +124,8 @@ def run_study_isolated(
         proc.join(1.0)
         receiver.close()
         control_out.close()
+        if prewarm_next:
+            prewarm(log_dir)
 
     reason = end_reason or _exit_reason(proc.exitcode)
     if tracker.started is None:

@@ -45,9 +45,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     size = _window_size(args.size)
 
+    from qtapp.errors import ErrorReporter, enable_fault_log, setup_app_logging
     from qtapp.gui_gc import GuiThreadGarbageCollector
     from qtapp.main_window import MainWindow
     from qtapp.theme import apply_theme, theme_named
+
+    # First of all, so that even a native crash while the window is built leaves a trace.
+    setup_app_logging()
+    enable_fault_log()
 
     app = QApplication.instance() or QApplication([sys.argv[0] if sys.argv else "quantbench"])
     assert isinstance(app, QApplication)
@@ -62,7 +67,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     collector.start()
     theme = theme_named(args.theme)
     apply_theme(app, theme)
+    # A study process that imports torch and onnxruntime while the user looks at the window:
+    # Run then starts measuring at once instead of after seconds of imports.
+    from core.isolation import discard_prewarmed, prewarm
+    from core.logs import log_dir
+
+    prewarm(log_dir())
     window = MainWindow(theme)
+    reporter = ErrorReporter(window)
+    reporter.install()
     # The end of a study is a quiet moment for the full garbage collection the timer never does.
     window.controller.running_changed.connect(lambda running: running or collector.collect_all())
     if args.max_time:
@@ -80,12 +93,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         window.model_panel.open_path(args.model, arch=args.arch)
         if args.screenshot:
             window.start_when_ready()
-    code = app.exec()
-    # Normally the window only closes once its threads are done; make sure before Python tears down.
-    window.controller.shutdown()
-    window.tasks.wait()
-    collector.stop()
-    app.setQuitOnLastWindowClosed(quit_on_close)
+    try:
+        code = app.exec()
+    finally:
+        # Normally the window only closes once its threads are done; make sure before Python tears down.
+        window.controller.shutdown()
+        window.tasks.wait()
+        discard_prewarmed()
+        reporter.uninstall()
+        collector.stop()
+        app.setQuitOnLastWindowClosed(quit_on_close)
     return outcome["code"] or code
 
 
