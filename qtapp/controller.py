@@ -22,6 +22,7 @@ from PySide6.QtCore import QObject, Qt, QThread, Signal, Slot
 from core.cancel import CancelToken
 from core.events import Event, StudyFinished
 from core.spec import StudySpec
+from qtapp.errors import first_line, log_study_failure
 from qtapp.worker import RunStudy, StudyWorker, engine_run_study
 
 #: Strong references to every thread a controller started, until it has finished. A QThread
@@ -133,7 +134,13 @@ class StudyController(QObject):
     def _on_failed(self, study_id: str, message: str) -> None:
         if self._current is None or study_id != self._current.study_id:
             return
-        self.study_failed.emit(message)
+        # Logged whatever the cause; an error from the child process carries its traceback,
+        # which belongs in the log, not in the one line the window shows.
+        log_path = log_study_failure(study_id, message)
+        shown = first_line(message)
+        if shown != message.strip():
+            shown = f"{shown} (the details are in {log_path})"
+        self.study_failed.emit(shown)
         self._end_current()
 
     def _end_current(self) -> None:

@@ -22,6 +22,7 @@ from qtapp.panels.schemes_panel import SchemesPanel
 from qtapp.tasks import TaskRunner
 from qtapp.theme import LIGHT, Theme, apply_theme, theme_named
 from qtapp.worker import RunStudy, engine_run_study, isolated_run_study
+from qtapp.window_history import HistoryController
 
 SETUP_WIDTH = 390
 
@@ -118,6 +119,10 @@ class MainWindow(QMainWindow):
         self.demo_action = action(file_menu, "Open &demo", lambda: self.open_demo(), QKeySequence("Ctrl+D"))
         action(file_menu, "Add &variant file…", self.model_panel.choose_variant_file, QKeySequence("Ctrl+Shift+O"))
         file_menu.addSeparator()
+        # The History dock, project files, reports and saved variants; it records every study run here.
+        self.history = HistoryController(self)
+        self.history.add_file_actions(file_menu)
+        file_menu.addSeparator()
         action(file_menu, "Save &screenshot…", self._save_screenshot_dialog, QKeySequence("Ctrl+Shift+S"))
         action(file_menu, "&Quit", self.close, QKeySequence.StandardKey.Quit)
         study_menu = self.menuBar().addMenu("&Study")
@@ -128,6 +133,7 @@ class MainWindow(QMainWindow):
         self.dark_action.setChecked(self.theme.name == "dark")
         action(view_menu, "&Difference against baseline", self._toggle_difference, QKeySequence("Ctrl+E"))
         action(view_menu, "Show/hide &setup", self.toggle_setup, QKeySequence("Ctrl+B"))
+        self.history.add_view_actions(view_menu)
 
     def _wire(self) -> None:
         self.model_panel.demo_button.clicked.connect(lambda: self.open_demo())
@@ -229,6 +235,8 @@ class MainWindow(QMainWindow):
         engine = self._run_study
         if engine is None:
             engine = isolated_run_study if self.run_panel.isolated.isChecked() else engine_run_study
+        # Recorded in the history; the built-in engines also keep the variants they build.
+        engine = self.history.recording.wrap(engine, keep_variants=self._run_study is None)
         study_id = self.controller.start(spec, engine)
         self.statusBar().showMessage("Study running. Esc cancels; finished variants stay on screen.")
         return study_id

@@ -22,6 +22,17 @@ _VARIANT_COLORS = (
 )
 
 
+def variant_color(index: int) -> str:
+    """The colour of the ``index``-th variant after the baseline.
+
+    The fixed set first; past it (a comparison of several studies) hues spaced by
+    the golden angle at a mid lightness, so no two variants share a colour."""
+    if index < len(_VARIANT_COLORS):
+        return _VARIANT_COLORS[index]
+    hue = (index - len(_VARIANT_COLORS)) * 137.508 + 15.0
+    return QColor.fromHsl(int(hue) % 360, 170, 105).name()
+
+
 class VariantPalette:
     """Maps variant labels to colours in the order the study announced them."""
 
@@ -32,13 +43,13 @@ class VariantPalette:
         """Assign colours for a new study; the first label is the baseline."""
         self._colors = {}
         for i, label in enumerate(labels):
-            self._colors[label] = BASELINE_COLOR if i == 0 else _VARIANT_COLORS[(i - 1) % len(_VARIANT_COLORS)]
+            self._colors[label] = BASELINE_COLOR if i == 0 else variant_color(i - 1)
 
     def hex(self, label: str) -> str:
         if label not in self._colors:
             # A label the study did not announce (should not happen): give it the next free colour.
             used = len(self._colors)
-            self._colors[label] = _VARIANT_COLORS[max(0, used - 1) % len(_VARIANT_COLORS)]
+            self._colors[label] = variant_color(max(0, used - 1))
         return self._colors[label]
 
     def color(self, label: str, alpha: int = 255) -> QColor:

@@ -120,6 +120,8 @@ class StudyState:
         self.finished = False
         self.cancelled = False
         self.error: str | None = None
+        #: label -> the label of its baseline, where it is not the first variant (a comparison of studies).
+        self.baselines: dict[str, str] = {}
         self._changes = Changes()
 
     # --- reading -------------------------------------------------------
@@ -130,6 +132,16 @@ class StudyState:
     @property
     def baseline(self) -> VariantState | None:
         return next(iter(self.variants.values()), None)
+
+    def baseline_for(self, label: str) -> VariantState | None:
+        """The variant ``label`` is measured against (None: it is a baseline itself)."""
+        base = self.variants.get(self.baselines.get(label, "")) or self.baseline
+        return None if base is None or base.label == label else base
+
+    def set_baselines(self, baselines: dict[str, str]) -> None:
+        """Measure each variant against its own study's baseline (a comparison); every row changes."""
+        self.baselines = dict(baselines)
+        self._changes.status.update(self.variants)
 
     @property
     def task(self) -> str:

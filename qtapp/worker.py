@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 from PySide6.QtCore import QObject, Signal, Slot
 
@@ -23,19 +24,23 @@ log = logging.getLogger(__name__)
 RunStudy = Callable[[StudySpec, CancelToken], Iterator[Event]]
 
 
-def engine_run_study(spec: StudySpec, cancel: CancelToken) -> Iterator[Event]:
-    """The engine in this process (in the worker thread); imported on first use so the window opens fast."""
+def engine_run_study(spec: StudySpec, cancel: CancelToken, workdir: Path | None = None) -> Iterator[Event]:
+    """The engine in this process (in the worker thread); imported on first use so the window opens fast.
+
+    ``workdir``: where the variants are built (None: a temporary folder removed at the end)."""
     from core.engine import run_study
 
-    return run_study(spec, cancel=cancel)
+    return run_study(spec, cancel=cancel, workdir=workdir)
 
 
-def isolated_run_study(spec: StudySpec, cancel: CancelToken) -> Iterator[Event]:
+def isolated_run_study(spec: StudySpec, cancel: CancelToken, workdir: Path | None = None) -> Iterator[Event]:
     """The engine in a child process: a crashing runtime cannot take the window down, and the
-    window's own Python work does not compete with the timing loop for the interpreter lock."""
+    window's own Python work does not compete with the timing loop for the interpreter lock.
+    A native crash of the child leaves its faulthandler trace in the log folder."""
     from core.isolation import run_study_isolated
+    from core.logs import log_dir
 
-    return run_study_isolated(spec, cancel)
+    return run_study_isolated(spec, cancel, workdir=workdir, log_dir=log_dir())
 
 
 class StudyWorker(QObject):

@@ -17,6 +17,7 @@ import pyqtgraph as pg
 from PySide6.QtCore import QRectF
 from PySide6.QtGui import QColor
 
+from qtapp.chart_export import install_export_menu
 from qtapp.charts.cell_labels import CellLabels, contrast_colors
 from qtapp.charts.style import TICK_POINT_SIZE, TITLE_POINT_SIZE, set_axis_label, style_axes, tick_font
 from qtapp.palette import VariantPalette
@@ -62,6 +63,7 @@ class ConfusionMatrices(pg.GraphicsLayoutWidget):
         self._class_names: list[str] | None = None
         self._mode = COUNTS
         self.setBackground(theme.plot_bg)
+        install_export_menu(self, "confusion-matrices")
 
     # --- building ------------------------------------------------------
     def set_variants(self, labels: list[str], class_names: list[str] | None = None) -> None:

@@ -15,6 +15,7 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Qt
 
+from qtapp.chart_export import install_export_menu
 from qtapp.charts.log_axis import LogMsAxis
 from qtapp.charts.style import TICK_POINT_SIZE, TITLE_POINT_SIZE, set_axis_label, style_axes, with_alpha
 from qtapp.palette import VariantPalette
@@ -59,6 +60,7 @@ class LatencyHistogram(pg.GraphicsLayoutWidget):
         self._dirty: set[str] = set()
         self.setBackground(theme.plot_bg)
         self.ci.layout.setVerticalSpacing(2)
+        install_export_menu(self, "latency-histogram")
 
     # --- building (once per study) ------------------------------------
     def set_variants(self, labels: list[str]) -> None:

@@ -10,6 +10,7 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6.QtGui import QFontMetricsF
 
+from qtapp.chart_export import install_export_menu
 from qtapp.charts.style import bold_font, contrast_text, set_axis_label, style_axes, tick_font, with_alpha
 from qtapp.palette import VariantPalette
 from qtapp.theme import Theme
@@ -53,6 +54,7 @@ def _bar_words(index: int, size: int | None, baseline: int | None, failed: bool)
 class SizeBars(pg.PlotWidget):
     def __init__(self, palette: VariantPalette, theme: Theme, parent=None) -> None:
         super().__init__(parent=parent, enableMenu=False)
+        install_export_menu(self, "size-on-disk")
         self._palette = palette
         self._theme = theme
         self._labels: list[str] = []

@@ -13,6 +13,7 @@ import math
 import pyqtgraph as pg
 from PySide6.QtCore import QRectF
 
+from qtapp.chart_export import install_export_menu
 from qtapp.charts.log_axis import LogMsAxis
 from qtapp.charts.style import bold_font, set_axis_label, style_axes, with_alpha
 from qtapp.palette import VariantPalette
@@ -28,6 +29,7 @@ MAX_TAG_SHIFT = 6
 class TradeoffScatter(pg.PlotWidget):
     def __init__(self, palette: VariantPalette, theme: Theme, parent=None) -> None:
         super().__init__(parent=parent, enableMenu=False, axisItems={"bottom": LogMsAxis("bottom")})
+        install_export_menu(self, "accuracy-vs-latency")
         self._palette = palette
         self._theme = theme
         self._labels: list[str] = []

@@ -1,4 +1,10 @@
-"""Choose the model (file, drag and drop, recent list, demo) and extra variant files; show what it is."""
+"""Choose the model (file, drag and drop, recent list, demo) and extra variant files; show what it is.
+
+A file that contains code (TorchScript, torch.export) opens only once the user
+trusted it: the panel asks (``ask_trust``, a seam tests answer in place of the
+user), remembers the answer by content hash in the trust list, and its "Trust
+this file" box always shows the trust list's answer for the current file.
+"""
 
 from __future__ import annotations
 
@@ -25,6 +31,7 @@ from core.spec import ModelSpec, VariantSpec
 from qtapp import loading, recent_files
 from qtapp.charts.size_bars import format_bytes
 from qtapp.tasks import TaskRunner
+from qtapp.trust_dialog import CODE_KINDS, AskTrust, TrustRequest, ask_trust, trust_file, trust_request
 
 MODEL_FILTER = "Models (*.onnx *.pt *.pth *.bin *.tflite *.ts *.pt2 *.ep);;All files (*)"
 ARCH_CHOICES = ("", "demo", "torchvision:resnet18", "torchvision:mobilenet_v3_small", "torchvision:resnet50")
@@ -43,6 +50,10 @@ class ModelPanel(QGroupBox):
         self._generation = 0  # bumped per load, so a superseded load's answer is ignored
         self._loading = False
         self._path: str | None = None
+        #: What the current file holds, when it holds code (None: plain data, or not known yet).
+        self._code: TrustRequest | None = None
+        #: Shows the trust confirmation; tests replace it to answer without a dialog.
+        self.ask_trust: AskTrust = ask_trust
         self.setAcceptDrops(True)
 
         self.open_button = QPushButton("Open…", self)
@@ -71,9 +82,13 @@ class ModelPanel(QGroupBox):
         self.arch.lineEdit().setPlaceholderText("state dicts only, e.g. torchvision:resnet18")
         self.arch.activated.connect(self._reload)
         self.arch.lineEdit().editingFinished.connect(self._reload)
-        self.trusted = QCheckBox("Trust this file (it may run code)", self)
-        self.trusted.setToolTip("TorchScript and torch.export files can run code when loaded; only tick for files you made or trust.")
-        self.trusted.toggled.connect(self._reload)
+        self.trusted = QCheckBox("Trust this file (it runs code when opened)", self)
+        self.trusted.setToolTip(
+            "TorchScript and torch.export files run code when loaded; trust only files you made or trust.\n"
+            "Trust is remembered for these exact bytes. Untick to stop trusting the file."
+        )
+        self.trusted.toggled.connect(self._trust_toggled)
+        self.trusted.hide()  # shown for files that contain code
         self.info = QLabel(self)
         self.info.setWordWrap(True)
         self.info.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
@@ -81,6 +96,11 @@ class ModelPanel(QGroupBox):
         self.error.setObjectName("errorLabel")
         self.error.setWordWrap(True)
         self.error.hide()
+
+        self.variant_error = QLabel(self)
+        self.variant_error.setObjectName("errorLabel")
+        self.variant_error.setWordWrap(True)
+        self.variant_error.hide()
 
         self.variant_list = QListWidget(self)
         self.variant_list.setMaximumHeight(58)
@@ -105,6 +125,7 @@ class ModelPanel(QGroupBox):
         layout.addWidget(self.error)
         layout.addWidget(QLabel("Extra variant files", self))
         layout.addWidget(self.variant_list)
+        layout.addWidget(self.variant_error)
         layout.addLayout(variant_buttons)
 
     # --- state ---------------------------------------------------------
@@ -149,13 +170,16 @@ class ModelPanel(QGroupBox):
         self.open_path(str(DEMO_WEIGHTS), arch=DEMO_ARCH)
 
     def open_path(self, path: str, arch: str | None = None, trusted: bool = False) -> None:
-        """Load ``path`` in the background; ``model_changed`` fires when it is done."""
+        """Load ``path`` in the background; ``model_changed`` fires when it is done.
+
+        ``trusted``: the user already trusted this file elsewhere (e.g. ``--trust`` on the
+        command line): it is added to the trust list instead of asking again.
+        """
         self._path = os.path.abspath(path)
         self._set_arch(arch or "")
-        self.trusted.blockSignals(True)
-        self.trusted.setChecked(trusted)
-        self.trusted.blockSignals(False)
-        self._start_load()
+        self._code = None
+        self._show_trust(None)
+        self._start_load(trust_first=trusted)
 
     def _set_arch(self, arch: str) -> None:
         self.arch.blockSignals(True)
@@ -169,10 +193,12 @@ class ModelPanel(QGroupBox):
         self._start_load()
 
     def _spec(self) -> ModelSpec:
+        # Trust is not a spec flag: the loader (and a study's child process) checks the trust
+        # list by content hash, so a file changed after it was trusted is refused there too.
         arch = self.arch.currentText().strip() or None
-        return ModelSpec(path=self._path or "", arch=arch, trusted=self.trusted.isChecked())
+        return ModelSpec(path=self._path or "", arch=arch)
 
-    def _start_load(self) -> None:
+    def _start_load(self, trust_first: bool = False) -> None:
         spec = self._spec()
         self._load = None
         self.error.hide()
@@ -183,20 +209,87 @@ class ModelPanel(QGroupBox):
         self.model_changed.emit(None)
         generation = self._generation
         self._tasks.submit(
-            lambda: loading.load_model(spec),
+            lambda: _inspect_and_load(spec, trust_first),
             lambda result: self._loaded(generation, result),
             lambda message: self._failed(generation, message),
         )
 
-    def _loaded(self, generation: int, result: loading.ModelLoad) -> None:
+    def _loaded(self, generation: int, result: tuple[TrustRequest | None, loading.ModelLoad | None]) -> None:
         if generation != self._generation:
             return  # superseded by a later open
+        code, load = result
+        self._code = code
+        self._show_trust(code)
+        if load is None:
+            assert code is not None  # only a file with code stops to ask
+            self.info.setText("Waiting for your answer: this file contains code.")
+            self.ask_trust(self.window(), code, lambda ok: self._answered(generation, code, ok))
+            return
         self._loading = False
-        self._load = result
+        self._load = load
         self.error.hide()
-        self.info.setText(describe_model(result.model.info()))
-        recent_files.remember_model(result.spec.path, result.spec.arch)
-        self.model_changed.emit(result)
+        self.info.setText(describe_model(load.model.info()))
+        recent_files.remember_model(load.spec.path, load.spec.arch)
+        self.model_changed.emit(load)
+
+    def _answered(self, generation: int, code: TrustRequest, accepted: bool) -> None:
+        """The user's answer about the current file; nothing is loaded unless they trusted it."""
+        if generation != self._generation:
+            return  # another file was opened meanwhile
+        if not accepted:
+            self._show_trust(code)
+            self._failed(generation, f"{code.path} was not opened: it contains code and you did not trust it "
+                                     "(tick “Trust this file” to be asked again).")
+            return
+        self._trust_then_load(code)
+
+    def _trust_then_load(self, code: TrustRequest) -> None:
+        self._generation += 1
+        generation = self._generation
+        self._loading = True
+        self.info.setText("Loading…")
+        self._tasks.submit(
+            lambda: trust_file(code),  # hashes the file again: off the GUI thread
+            lambda _none: self._start_load() if generation == self._generation else None,
+            lambda message: self._failed(generation, message),
+        )
+
+    def _trust_toggled(self, checked: bool) -> None:
+        code = self._code
+        if code is None or checked == code.trusted:
+            return
+        if checked:
+            self._show_trust(code)  # ticked only once the user confirms in the dialog
+            self._generation += 1
+            generation = self._generation
+            self._loading = True
+            self.ask_trust(self.window(), code, lambda ok: self._answered(generation, code, ok))
+            return
+        self._generation += 1
+        generation = self._generation
+        self._load = None
+        self._loading = True
+        self.model_changed.emit(None)
+        self._tasks.submit(
+            lambda: _revoke(code),
+            lambda revoked: self._revoked(generation, revoked),
+            lambda message: self._failed(generation, message),
+        )
+
+    def _revoked(self, generation: int, code: TrustRequest) -> None:
+        if generation != self._generation:
+            return
+        self._code = code
+        self._show_trust(code)
+        self._failed(generation, f"{code.path} is no longer trusted, so it was closed "
+                                 "(tick “Trust this file” to open it again).")
+
+    def _show_trust(self, code: TrustRequest | None) -> None:
+        """The box mirrors the trust list for the current file; hidden for files without code."""
+        self.trusted.blockSignals(True)
+        self.trusted.setChecked(code is not None and code.trusted)
+        self.trusted.blockSignals(False)
+        self.trusted.setVisible(code is not None)
 
     def _failed(self, generation: int, message: str) -> None:
         if generation != self._generation:
@@ -229,10 +322,49 @@ class ModelPanel(QGroupBox):
             self.add_variant_file(path)
 
     def add_variant_file(self, path: str) -> None:
+        """Add a file to compare; one that contains code is added only once the user trusted it."""
+        from core.errors import BadInput
+        from core.models.detect import detect_file
+
         path = os.path.abspath(path)
-        for i in range(self.variant_list.count()):
-            if self.variant_list.item(i).data(Qt.ItemDataRole.UserRole) == path:
+        if path in self._variant_paths():
+            return
+        self.variant_error.hide()
+        try:
+            kind = detect_file(Path(path))  # reads a few bytes: cheap enough for the GUI thread
+        except BadInput as exc:
+            self._variant_refused(str(exc))
+            return
+        if kind not in CODE_KINDS:
+            self._append_variant(path)
+            return
+        self._tasks.submit(lambda: trust_request(path), lambda code: self._variant_inspected(path, code),
+                           self._variant_refused)
+
+    def _variant_inspected(self, path: str, code: TrustRequest | None) -> None:
+        if code is None or code.trusted:
+            self._append_variant(path)
+            return
+
+        def answered(accepted: bool) -> None:
+            if not accepted:
+                self._variant_refused(f"{code.path} was not added: it contains code and you did not trust it.")
                 return
+            self._tasks.submit(lambda: trust_file(code), lambda _none: self._append_variant(code.path),
+                               self._variant_refused)
+
+        self.ask_trust(self.window(), code, answered)
+
+    def _variant_refused(self, message: str) -> None:
+        self.variant_error.setText(message)
+        self.variant_error.show()
+
+    def _variant_paths(self) -> list[str]:
+        return [self.variant_list.item(i).data(Qt.ItemDataRole.UserRole) for i in range(self.variant_list.count())]
+
+    def _append_variant(self, path: str) -> None:
+        if path in self._variant_paths():
+            return
         self.variant_list.addItem(os.path.basename(path))
         item = self.variant_list.item(self.variant_list.count() - 1)
         item.setData(Qt.ItemDataRole.UserRole, path)
@@ -240,9 +372,35 @@ class ModelPanel(QGroupBox):
         self.variants_changed.emit()
 
     def _remove_selected_variant(self) -> None:
+        self.variant_error.hide()
         for item in self.variant_list.selectedItems():
             self.variant_list.takeItem(self.variant_list.row(item))
         self.variants_changed.emit()
+
+
+def _inspect_and_load(spec: ModelSpec, trust_first: bool) -> tuple[TrustRequest | None, loading.ModelLoad | None]:
+    """In the background: what the file holds and, unless it is code nobody trusted yet, its load.
+
+    Returns (the file's code status or None, the load or None when the user must be asked first).
+    """
+    from dataclasses import replace
+
+    code = trust_request(spec.path) if Path(spec.path).is_file() else None
+    if code is not None and not code.trusted:
+        if not trust_first:
+            return code, None  # nothing of the file runs before the user said yes
+        trust_file(code)
+        code = replace(code, trusted=True)
+    return code, loading.load_model(spec)
+
+
+def _revoke(code: TrustRequest) -> TrustRequest:
+    from dataclasses import replace
+
+    from core.trust import TrustList
+
+    TrustList().revoke(code.path)
+    return replace(code, trusted=False)
 
 
 def describe_model(info: dict) -> str:

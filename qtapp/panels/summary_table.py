@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict
 
 from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelIndex, Qt
-from PySide6.QtGui import QBrush, QColor, QFont, QFontMetrics, QIcon, QPixmap
+from PySide6.QtGui import QAction, QBrush, QColor, QFont, QFontMetrics, QGuiApplication, QIcon, QKeySequence, QPixmap
 from PySide6.QtCore import QSize
 from PySide6.QtWidgets import (
     QAbstractItemView,
@@ -61,7 +61,7 @@ class SummaryModel(QAbstractTableModel):
         # Views ask for every role of every cell on each paint; format a row once per change.
         row = self._cells.get(label)
         if row is None:
-            v, base = self._state.variants[label], self._state.baseline
+            v, base = self._state.variants[label], self._state.baseline_for(label)
             row = self._cells[label] = [column.cell(v, base) for column in self._columns]
         return row[col - 1]
 
@@ -153,6 +153,19 @@ class SummaryModel(QAbstractTableModel):
     def text(self, row: int, col: int) -> str:
         return str(self.data(self.index(row, col)) or "")
 
+    def as_text(self) -> str:
+        """The table as tab-separated text: a header line, then one line per variant.
+
+        A failed row holds its reason in place of the numbers, as on screen."""
+        columns = self.columnCount()
+        header = [str(self.headerData(c, Qt.Orientation.Horizontal)) for c in range(columns)]
+        lines = ["\t".join(header)]
+        for row in range(self.rowCount()):
+            last = FAILURE_COLUMN + 1 if self.is_failed_row(row) else columns
+            cells = [self.text(row, c).replace("\t", " ").replace("\n", " ") for c in range(last)]
+            lines.append("\t".join(cells))
+        return "\n".join(lines) + "\n"
+
 
 class _FailureSpanDelegate(QStyledItemDelegate):
     """Keeps a failed row's long reason (spanning the row) from widening its first column."""
@@ -191,6 +204,12 @@ class SummaryTable(QWidget):
         # measuring every cell 15 times a second is what "ResizeToContents" would do.
         header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
         header.setStretchLastSection(False)
+        self.copy_action = QAction("&Copy table as text", self.view)
+        self.copy_action.setShortcut(QKeySequence.StandardKey.Copy)
+        self.copy_action.setShortcutContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
+        self.copy_action.triggered.connect(self.copy_text)
+        self.view.addAction(self.copy_action)
+        self.view.setContextMenuPolicy(Qt.ContextMenuPolicy.ActionsContextMenu)
         self.thresholds = ElidedLabel("", self)
         self.thresholds.setObjectName("thresholdsLabel")
         layout = QVBoxLayout(self)
@@ -238,6 +257,12 @@ class SummaryTable(QWidget):
     def resizeEvent(self, event) -> None:
         super().resizeEvent(event)
         self._fit_columns()
+
+    def copy_text(self) -> str:
+        """Put the whole table on the clipboard as tab-separated text (pastes into a spreadsheet)."""
+        text = self.model.as_text()
+        QGuiApplication.clipboard().setText(text)
+        return text
 
     def set_thresholds(self, thresholds: dict[str, float]) -> None:
         text = thresholds_text(thresholds)

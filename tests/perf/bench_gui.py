@@ -376,38 +376,53 @@ def run(quick: bool) -> dict[str, Any]:
     timing_s = 1.0 if quick else 2.0
     stream_s = 2.0 if quick else 4.0
     out: dict[str, Any] = {"threads": THREADS}
+    errors: list[str] = []
+
+    def part(name: str, measure: Any) -> None:
+        # One part failing (say, a study that cannot start) still leaves the others' numbers.
+        try:
+            out.update(measure())
+        except Exception as exc:  # reported with the part's name; the suite marks the benchmark failed
+            errors.append(f"{name}: {type(exc).__name__}: {exc}")
+
+    def interference_part(isolated: bool) -> dict[str, Any]:
+        got = interference(win, tmp, rounds, timing_s, isolated)
+        suffix = "" if isolated else "_in_thread"
+        return {
+            f"gui_interference{suffix}_ratio_p50": got["p50"]["ratio"],
+            f"gui_interference{suffix}_ratio_p99": got["p99"]["ratio"],
+            f"gui_interference{suffix}": got,
+        }
+
+    def responsiveness_part(isolated: bool) -> dict[str, Any]:
+        got = responsiveness(win, _streaming_spec(tmp, stream_s), isolated)
+        suffix = "" if isolated else "_in_thread"
+        return {
+            f"gui_timer_lateness{suffix}_p99_ms": got["timer_lateness_p99_ms"],
+            f"gui_longest_stall{suffix}_ms": got["longest_stall_ms"],
+            f"gui_responsiveness{suffix}": got,
+        }
+
+    def redraw_part() -> dict[str, Any]:
+        got = chart_redraw(win)
+        return {"chart_redraw_p99_ms": got["chart_redraw_p99_ms"], "chart_redraw": got}
+
     win = Window()
     try:
         with tempfile.TemporaryDirectory(prefix="qb-perf-gui-") as name:
             tmp = Path(name)
             # One untimed study first: the window's own lazy imports and first layout stay out of the rounds.
-            win.run_study(_demo_spec(tmp, 0.2), isolated=True)
-
-            iso = interference(win, tmp, rounds, timing_s, isolated=True)
-            out["gui_interference_ratio_p50"] = iso["p50"]["ratio"]
-            out["gui_interference_ratio_p99"] = iso["p99"]["ratio"]
-            out["gui_interference"] = iso
+            part("warm-up", lambda: (win.run_study(_demo_spec(tmp, 0.2), isolated=True), {})[1])
+            part("interference", lambda: interference_part(True))
             if not quick:
-                thread = interference(win, tmp, rounds, timing_s, isolated=False)
-                out["gui_interference_in_thread_ratio_p50"] = thread["p50"]["ratio"]
-                out["gui_interference_in_thread_ratio_p99"] = thread["p99"]["ratio"]
-                out["gui_interference_in_thread"] = thread
-
-            spec = _streaming_spec(tmp, stream_s)
-            iso_r = responsiveness(win, spec, isolated=True)
-            thread_r = responsiveness(win, spec, isolated=False)
-        out["gui_timer_lateness_p99_ms"] = iso_r["timer_lateness_p99_ms"]
-        out["gui_longest_stall_ms"] = iso_r["longest_stall_ms"]
-        out["gui_responsiveness"] = iso_r
-        out["gui_timer_lateness_in_thread_p99_ms"] = thread_r["timer_lateness_p99_ms"]
-        out["gui_longest_stall_in_thread_ms"] = thread_r["longest_stall_ms"]
-        out["gui_responsiveness_in_thread"] = thread_r
-
-        redraw = chart_redraw(win)
-        out["chart_redraw_p99_ms"] = redraw["chart_redraw_p99_ms"]
-        out["chart_redraw"] = redraw
+                part("interference in thread", lambda: interference_part(False))
+            part("responsiveness", lambda: responsiveness_part(True))
+            part("responsiveness in thread", lambda: responsiveness_part(False))
+        part("chart redraw", redraw_part)
     finally:
         win.close()
+    if errors:
+        out["error"] = "; ".join(errors)
     return out
 
 
