@@ -154,7 +154,7 @@ class OrtInt4Weight(Scheme):
 
         from core.schemes.onnx_export import ensure_onnx
         from core.schemes.ort_schemes import _finish, _quiet
-        from core.schemes.torch_static import bool_param, check_params
+        from core.schemes.params import bool_param, check_params
 
         reason = self.applicability(model)
         if reason:

@@ -16,6 +16,7 @@ from core.errors import BadInput, SchemeNotApplicable
 from core.models.loaded import LoadedModel, ModelFormat
 from core.schemes.base import BuildContext, BuiltVariant, Scheme, SchemeInfo, SchemeParam
 from core.schemes.onnx_export import ensure_onnx
+from core.schemes.params import bool_param, check_params, positive_int
 from core.spec import SchemeSpec
 
 
@@ -153,7 +154,7 @@ class OrtInt8Dynamic(Scheme):
         ctx.progress("building", 1, 2, "quantizing weights to int8")
         _quiet(
             quantize_dynamic, str(src), str(out), weight_type=QuantType.QInt8,
-            per_channel=_bool(spec, "per_channel", False),
+            per_channel=bool_param(spec, "per_channel", False),
         )
         return _finish(out, ctx)
 
@@ -318,35 +319,11 @@ class OrtInt8Static(Scheme):
         return _finish(out, ctx, extra)
 
 
-def _bool(spec: SchemeSpec, key: str, default: bool) -> bool:
-    value = spec.param(key)
-    if value is None:
-        return default
-    if value.lower() in ("1", "true", "yes", "on"):
-        return True
-    if value.lower() in ("0", "false", "no", "off"):
-        return False
-    raise BadInput(f"--scheme {spec.label}: {key} must be true or false, not {value!r}.")
-
-
 def _static_options(spec: SchemeSpec) -> dict[str, Any]:
-    known = {p.name: p for p in OrtInt8Static.info.params}
-    for key, _ in spec.params:
-        if key not in known:
-            raise BadInput(f"--scheme {spec.label}: unknown parameter {key!r} (known: {', '.join(known)}).")
-    opts: dict[str, Any] = {}
-    for name, param in known.items():
-        value = spec.param(name, param.default) or param.default
-        if param.choices and value not in param.choices:
-            raise BadInput(f"--scheme {spec.label}: {name} must be one of {', '.join(param.choices)}, not {value!r}.")
-        opts[name] = value
-    try:
-        opts["samples"] = int(opts["samples"])
-    except ValueError:
-        raise BadInput(f"--scheme {spec.label}: samples must be a whole number, not {opts['samples']!r}.") from None
-    if opts["samples"] <= 0:
-        raise BadInput(f"--scheme {spec.label}: samples must be positive.")
-    opts["per_channel"] = _bool(spec, "per_channel", True)
+    check_params(spec, OrtInt8Static.info)
+    opts: dict[str, Any] = {p.name: spec.param(p.name, p.default) or p.default for p in OrtInt8Static.info.params}
+    opts["samples"] = positive_int(spec, "samples", 200)
+    opts["per_channel"] = bool_param(spec, "per_channel", True)
     return opts
 
 

@@ -87,7 +87,7 @@ class PruneL1(Scheme):
 
         from core.runtimes.torch_runner import TorchRunner
         from core.schemes.torch_schemes import save_state_dict_size
-        from core.schemes.torch_static import check_params
+        from core.schemes.params import check_params
 
         reason = self.applicability(model)
         if reason:
@@ -166,7 +166,7 @@ class PruneChannels(Scheme):
     def build(self, model: LoadedModel, spec: SchemeSpec, ctx: BuildContext) -> BuiltVariant:
         from core.runtimes.torch_runner import TorchRunner
         from core.schemes.torch_schemes import save_state_dict_size
-        from core.schemes.torch_static import check_params, positive_int
+        from core.schemes.params import check_params, positive_int
 
         reason = self.applicability(model)
         if reason:
