@@ -198,8 +198,21 @@ class OrtFp16(Scheme):
         return _finish(out, ctx)
 
 
+#: Calibration runs in chunks of at most this many samples: ORT keeps a chunk's activations, then folds
+#: them into running ranges (min-max) or histograms (entropy, percentile), so memory stays bounded.
+CALIBRATION_CHUNK = 16
+
+
+def calibration_chunk(n: int, limit: int = CALIBRATION_CHUNK) -> int:
+    """The largest chunk size <= limit that divides n (ONNX Runtime requires an exact division)."""
+    return max(k for k in range(1, min(limit, n) + 1) if n % k == 0)
+
+
 class _CalibrationReader:
-    """Feeds calibration samples one at a time and reports progress as ORT pulls them."""
+    """Feeds calibration samples one at a time and reports progress as ORT pulls them.
+
+    ``set_range`` and ``__len__`` let ONNX Runtime calibrate chunk by chunk (CalibStridedMinMax).
+    """
 
     def __init__(self, name: str, samples: np.ndarray, ctx: BuildContext, label: str) -> None:
         self._name = name
@@ -207,10 +220,17 @@ class _CalibrationReader:
         self._ctx = ctx
         self._label = label
         self._i = 0
+        self._end = len(samples)
+
+    def __len__(self) -> int:
+        return len(self._samples)
+
+    def set_range(self, start_index: int, end_index: int) -> None:
+        self._i, self._end = start_index, min(end_index, len(self._samples))
 
     def get_next(self) -> dict[str, np.ndarray] | None:
         self._ctx.cancel.raise_if_cancelled()
-        if self._i >= len(self._samples):
+        if self._i >= self._end:
             return None
         sample = self._samples[self._i : self._i + 1]
         self._i += 1
@@ -220,7 +240,7 @@ class _CalibrationReader:
         return {self._name: sample}
 
     def rewind(self) -> None:
-        self._i = 0
+        self._i, self._end = 0, len(self._samples)
 
 
 class OrtInt8Static(Scheme):
@@ -306,7 +326,7 @@ class OrtInt8Static(Scheme):
             }[opts["calibration"]],
             nodes_to_exclude=exclude_nodes or None,
             op_types_to_quantize=op_types,
-            extra_options={"CalibMovingAverage": False},
+            extra_options={"CalibMovingAverage": False, "CalibStridedMinMax": calibration_chunk(len(samples))},
         )
         extra = {
             "calibration_samples": int(len(samples)),

@@ -263,3 +263,27 @@ def test_cancelling_stops_calibration(onnx_loaded: Any, make_ctx: Callable[..., 
     with pytest.raises(Cancelled):
         _build(onnx_loaded, "ort-int8-static:samples=8", make_ctx, cancel=token)
 
+
+
+def test_chunked_calibration_gives_the_same_ranges_as_one_pass(
+    onnx_loaded: Any, make_ctx: Callable[..., Any], tiny_x: np.ndarray, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Calibrating in chunks bounds memory; for min-max it must not change a single scale."""
+    import onnx
+    from onnx import numpy_helper
+
+    from core.schemes import ort_schemes
+
+    assert ort_schemes.calibration_chunk(200) == 10 and ort_schemes.calibration_chunk(32) == 16
+    assert ort_schemes.calibration_chunk(7) == 7 and ort_schemes.calibration_chunk(17) == 1
+
+    def scales(built: Any) -> dict[str, np.ndarray]:
+        graph = onnx.load(str(built.artifact)).graph
+        return {t.name: numpy_helper.to_array(t) for t in graph.initializer if t.name.endswith("_scale")}
+
+    a = scales(_build(onnx_loaded, "ort-int8-static:samples=32", make_ctx)[0])  # read now: builds share a folder
+    monkeypatch.setattr(ort_schemes, "calibration_chunk", lambda n, limit=16: n)  # one pass over all samples
+    b = scales(_build(onnx_loaded, "ort-int8-static:samples=32", make_ctx)[0])
+    assert a.keys() == b.keys() and len(a) > 4
+    for name in a:
+        np.testing.assert_array_equal(a[name], b[name])
