@@ -25,6 +25,7 @@ class StudyStarted(Event):
     variants: list[str]  # labels, baseline first
     environment: dict[str, Any]
     advice: dict[str, list[str]] = field(default_factory=dict)  # label -> warnings before the run
+    timing: dict[str, Any] = field(default_factory=dict)  # threads, mode, model/dataset load seconds
 
 
 @dataclass

@@ -41,6 +41,9 @@ class LatencyStats:
     block_size: int = 1  # calls per timed block (sub-millisecond models)
     first_ms: float | None = None  # the very first inference, reported apart
     batch_size: int = 1
+    warmup_runs: int | None = None  # calls made to warm up before the samples
+    warmup_ms: float | None = None  # time those calls took
+    stop_reason: str | None = None  # converged | max_samples | max_time
 
 
 @dataclass
