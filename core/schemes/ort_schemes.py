@@ -200,7 +200,7 @@ class OrtFp16(Scheme):
 
 #: Calibration runs in chunks of at most this many samples: ORT keeps a chunk's activations, then folds
 #: them into running ranges (min-max) or histograms (entropy, percentile), so memory stays bounded.
-CALIBRATION_CHUNK = 16
+CALIBRATION_CHUNK = 4
 
 
 def calibration_chunk(n: int, limit: int = CALIBRATION_CHUNK) -> int:

@@ -23,7 +23,6 @@ runs, so nothing this process holds is counted.
 from __future__ import annotations
 
 import tempfile
-from pathlib import Path
 from typing import Any
 
 from tests.perf.common import last_json_line, mem_available_mb, run_child
@@ -63,7 +62,9 @@ def _growth(runs: list[dict[str, Any]], input_mb: float) -> dict[str, Any]:
 
 def run(quick: bool) -> dict[str, Any]:
     study_samples = 16 if quick else TARGET_SAMPLES
-    sizes = ["2", "10"] if quick else ["4", "20"]
+    # Both sizes are several calibration chunks (core.schemes.ort_schemes.CALIBRATION_CHUNK), so
+    # the slope shows whether memory grows with the sample count or stays at one chunk's worth.
+    sizes = ["8", "24"] if quick else ["16", "64"]
     # Entropy and percentile share ORT's histogram collection; quick mode measures one of them.
     methods = ("minmax", "entropy") if quick else METHODS
     available = mem_available_mb() or 4096.0
