@@ -15,6 +15,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     args = list(sys.argv[1:] if argv is None else argv)
     if cli.wants_window(args):
+        # Start the study process first: it imports torch and onnxruntime while Qt starts here.
+        from core.isolation import prewarm
+        from core.logs import log_dir
+
+        prewarm(log_dir())
         from qtapp.app import main as window_main
 
         return window_main(args)
