@@ -290,11 +290,9 @@ class MainWindow(QMainWindow):
         self._wanted_schemes = [v.scheme for v in spec.variants if v.scheme is not None]
         self._apply_wanted_schemes()
         if start:
-            # The bundled demo is known to fit, and its study process checks it again anyway:
-            # start at once rather than after the panels' own loading (torch, scikit-learn), so
-            # the first histogram arrives about a second after the window appears.
-            if self.start_study(spec) is None:
-                self.start_when_ready(spec)
+            # Not at once: the panels' own loading (torch, scikit-learn) would share the CPU with
+            # the first variants' timing and double the baseline's latency on a 2-core machine.
+            self.start_when_ready(spec)
 
     def start_when_ready(self, spec: StudySpec | None = None) -> None:
         """Start the study (``spec``, or what the panels describe) once the model, dataset and
