@@ -21,6 +21,8 @@ import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+
+from tests.shared_data import SHARED_DATA
 from types import SimpleNamespace
 from typing import Any
 
@@ -38,7 +40,7 @@ from core.result import VariantStatus
 from core.spec import DatasetSpec, ModelSpec, SchemeSpec, StudySpec, TimingSpec, VariantSpec
 
 REPO = Path(__file__).resolve().parents[2]
-SHARED_TFLITE = Path("/work/shared/data/hello_world_float.tflite")
+SHARED_TFLITE = SHARED_DATA / "hello_world_float.tflite"
 QUICK = TimingSpec(threads=1, max_time_s=0.05, min_samples=3, max_samples=50, warmup_runs=1, warmup_s=0.0)
 #: What the dataset cases feed: the hand-written MLP of conftest (64 values in, 10 classes out).
 MLP_INPUT = TensorInfo("x", ("batch", 64), "float32")

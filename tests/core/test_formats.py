@@ -1,7 +1,7 @@
 """Model formats beyond state dicts and ONNX: TFLite/LiteRT, torch.export, old ONNX opsets, torchvision by name.
 
 The TFLite tests use two real third-party models (a float and an int8 sine regressor,
-/work/shared/data or $QUANTBENCH_SHARED_DATA) and small graphs written here with the
+../shared/data beside the checkout, or $QUANTBENCH_SHARED_DATA) and small graphs written here with the
 TFLite flatbuffer schema that ships with ai-edge-litert.
 """
 
@@ -10,6 +10,8 @@ from __future__ import annotations
 import os
 import warnings
 from pathlib import Path
+
+from tests.shared_data import SHARED_DATA
 from typing import Any
 
 import numpy as np
@@ -19,7 +21,7 @@ from core.errors import BadInput, SchemeNotApplicable
 from core.models.loaded import ModelFormat
 from core.spec import ModelSpec
 
-SHARED_DATA = Path(os.environ.get("QUANTBENCH_SHARED_DATA", "/work/shared/data"))
+
 SINE_FLOAT = SHARED_DATA / "hello_world_float.tflite"
 SINE_INT8 = SHARED_DATA / "hello_world_int8.tflite"
 needs_sine = pytest.mark.skipif(not SINE_INT8.exists(), reason="the shared TFLite sine models are not present")

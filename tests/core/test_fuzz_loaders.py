@@ -13,6 +13,8 @@ from __future__ import annotations
 import io
 from collections.abc import Callable
 from pathlib import Path
+
+from tests.shared_data import SHARED_DATA
 from types import SimpleNamespace
 from typing import Any
 
@@ -29,7 +31,7 @@ from core.models.loaded import LoadedModel
 from core.result import VariantStatus
 from core.spec import DatasetSpec, ModelSpec, StudySpec, TimingSpec, VariantSpec
 
-SHARED = Path("/work/shared/data")
+SHARED = SHARED_DATA
 TFLITE_MODELS = sorted(SHARED.glob("*.tflite")) if SHARED.is_dir() else []
 FUZZ = settings(
     max_examples=80,
