@@ -7,7 +7,6 @@ TFLite flatbuffer schema that ships with ai-edge-litert.
 
 from __future__ import annotations
 
-import os
 import warnings
 from pathlib import Path
 
