@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from PySide6.QtCore import QPoint, QRectF, QSize, Qt
+from PySide6.QtCore import QObject, QPoint, QRectF, QSize, Qt, Slot
 from PySide6.QtGui import QImage, QPainter, QRegion
 from PySide6.QtWidgets import QFileDialog, QGraphicsView, QMenu, QMessageBox, QWidget
 
@@ -59,24 +59,52 @@ def save_svg(view: QGraphicsView, path: str | Path, title: str = "") -> None:
     painter.end()
 
 
-def export_menu(view: QGraphicsView, name: str, parent: QWidget | None = None) -> QMenu:
-    """The chart's context menu: Save as PNG…, Save as SVG…. ``name`` is the default file name."""
-    menu = QMenu(parent or view)
-    menu.addAction("Save as &PNG…", lambda: _ask_and_save(view, name, "png"))
-    menu.addAction("Save as &SVG…", lambda: _ask_and_save(view, name, "svg"))
-    return menu
+class ChartExporter(QObject):
+    """A chart's context menu (Save as PNG…, Save as SVG…); a child of the chart.
 
+    Its slots are methods, not lambdas holding the chart: a Python closure kept by a
+    connection would tie the chart into a reference cycle, and deleting a Qt object
+    from the cycle collector can happen at any moment (and deadlock in Qt's locks)."""
 
-def install_export_menu(view: QGraphicsView, name: str) -> None:
-    """Right-clicking the chart offers to save it (pyqtgraph's own menus are off in these charts)."""
-    view.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
+    def __init__(self, view: QGraphicsView, name: str) -> None:
+        super().__init__(view)
+        self.name = name
+        view.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
+        view.customContextMenuRequested.connect(self.show_menu)
 
-    def show(pos: QPoint) -> None:
-        menu = export_menu(view, name)
-        menu.exec(view.mapToGlobal(pos))
+    def view(self) -> QGraphicsView:
+        return self.parent()  # type: ignore[return-value]
+
+    def menu(self) -> QMenu:
+        menu = QMenu(self.view())
+        menu.addAction("Save as &PNG…", self.ask_png)
+        menu.addAction("Save as &SVG…", self.ask_svg)
+        return menu
+
+    @Slot(QPoint)
+    def show_menu(self, pos: QPoint) -> None:
+        menu = self.menu()
+        menu.exec(self.view().mapToGlobal(pos))
         menu.deleteLater()
 
-    view.customContextMenuRequested.connect(show)
+    @Slot()
+    def ask_png(self) -> None:
+        _ask_and_save(self.view(), self.name, "png")
+
+    @Slot()
+    def ask_svg(self) -> None:
+        _ask_and_save(self.view(), self.name, "svg")
+
+
+def install_export_menu(view: QGraphicsView, name: str) -> ChartExporter:
+    """Right-clicking the chart offers to save it (pyqtgraph's own menus are off in these charts);
+    ``name`` is the default file name."""
+    return ChartExporter(view, name)
+
+
+def exporter_of(view: QGraphicsView) -> ChartExporter | None:
+    """The chart's exporter, if it has one."""
+    return view.findChild(ChartExporter)
 
 
 def _ask_and_save(view: QGraphicsView, name: str, kind: str) -> None:

@@ -35,10 +35,10 @@ def report_kind(path: str, selected_filter: str = "") -> str:
 def load_studies(ids: list[str], fallback: Any = None) -> tuple[list[Any], dict[str, str]]:
     """The studies ``ids`` from the history, with their names; ``fallback`` (a StudyResult) stands in
     for a study the history could not give (recording had failed)."""
-    from core.store import StudyStore
+    from qtapp.recording import open_store
 
     try:
-        store = StudyStore()
+        store = open_store()
         summaries = [store.summary(i) for i in ids]
         studies = [store.load_study(s.id) for s in summaries]
     except BadInput:

@@ -24,6 +24,7 @@ from __future__ import annotations
 import logging
 import os
 import shutil
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -40,6 +41,20 @@ log = logging.getLogger(__name__)
 
 #: Studies whose built variants stay on disk for "Save quantized variants…".
 KEEP_STUDIES = 5
+
+
+_opening = threading.Lock()
+
+
+def open_store() -> Any:
+    """The history (core.store.StudyStore) for any of the window's threads.
+
+    Opened one at a time: two first openings of a new history race in SQLite (turning
+    WAL on needs the file to itself) and one fails with "database is locked"."""
+    from core.store import StudyStore
+
+    with _opening:
+        return StudyStore()
 
 
 def home() -> Path:
@@ -123,6 +138,8 @@ class StudyRecording(QObject):
                 close()  # the engine's own cleanup first: it may still be writing into the work folder
             if saver is not None:
                 saver.close()
+                if not saver.saved:  # nothing built to keep (a failed or cancelled start)
+                    shutil.rmtree(saver.dest, ignore_errors=True)
             if recorder is not None and recorder.study_id is not None and not recorder.finished:
                 try:
                     recorder.abandon(ending)
@@ -132,9 +149,9 @@ class StudyRecording(QObject):
 
     def _open_recorder(self, spec: StudySpec) -> Any:
         try:
-            from core.store import StudyRecorder, StudyStore
+            from core.store import StudyRecorder
 
-            return StudyRecorder(StudyStore(), spec=spec, pid=self.pid)
+            return StudyRecorder(open_store(), spec=spec, pid=self.pid)
         except Exception as exc:  # noqa: BLE001 - a broken history never stops a study
             self._failed(exc)
             return None

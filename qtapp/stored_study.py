@@ -93,7 +93,7 @@ def best_verdict(result: StudyResult) -> str:
     if not graded:
         return ""
     best = min(graded, key=lambda r: _GRADE_ORDER.index(r.verdict.overall))  # type: ignore[union-attr]
-    return f"{best.verdict.overall.value} ({best.label})"  # type: ignore[union-attr]
+    return f"{best.verdict.overall.value.upper()} ({best.label})"  # type: ignore[union-attr]
 
 
 def local_time(created: str) -> str:

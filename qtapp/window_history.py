@@ -27,7 +27,8 @@ from qtapp.recording import StudyRecording, forget_variants
 from qtapp.stored_study import Comparison, compare, local_time, replay_events
 
 PROJECT_FILTER = "QuantBench study (*.quantbench.json *.json)"
-REFRESH_DELAY_MS = 250  # several store writes in a row make one list reload
+REFRESH_DELAY_MS = 250
+DOCK_HEIGHT = 190  # several store writes in a row make one list reload
 
 
 class HistoryController(QObject):
@@ -49,6 +50,7 @@ class HistoryController(QObject):
         self.shown_ids: list[str] = []
         self.comparison: Comparison | None = None
         self._stale = True
+        self._sized = False
         self._refresh = QTimer(self)
         self._refresh.setSingleShot(True)
         self._refresh.setInterval(REFRESH_DELAY_MS)
@@ -58,7 +60,7 @@ class HistoryController(QObject):
     def _wire(self) -> None:
         w = self.window
         self.recording.store_failed.connect(self._store_failed)
-        self.recording.recorded.connect(lambda _id: self.refresh_soon())
+        self.recording.recorded.connect(self._recorded)
         self.dock.visibilityChanged.connect(self._dock_shown)
         self.panel.open_requested.connect(self.open_study)
         self.panel.compare_requested.connect(self.compare_studies)
@@ -66,6 +68,7 @@ class HistoryController(QObject):
         self.panel.deleted.connect(self._deleted)
         w.controller.event_received.connect(self._event)
         w.controller.running_changed.connect(self._running_changed)
+        w.closed.connect(self._refresh.stop)  # no list reload queued behind a closed window
 
     # --- menus ---------------------------------------------------------
     def add_file_actions(self, menu: QMenu) -> None:
@@ -116,6 +119,9 @@ class HistoryController(QObject):
             self.refresh_soon()
 
     # --- the list ------------------------------------------------------
+    def _recorded(self, _study_id: str) -> None:
+        self.refresh_soon()
+
     def refresh_soon(self) -> None:
         """Reload the list shortly if it is on screen; else when it is next shown."""
         self._stale = True
@@ -127,6 +133,10 @@ class HistoryController(QObject):
         self.panel.refresh()
 
     def _dock_shown(self, visible: bool) -> None:
+        if visible and not self._sized:
+            # A short strip under the results the first time; the user may drag it taller.
+            self._sized = True
+            self.window.resizeDocks([self.dock], [DOCK_HEIGHT], Qt.Orientation.Vertical)
         if visible and self._stale:
             self._refresh_now()
 
@@ -166,6 +176,8 @@ class HistoryController(QObject):
         results = self.window.results
         self._replay(comparison.result)
         results.state.set_baselines(comparison.baselines)
+        results.sizes.set_baselines(comparison.baselines)
+        results.sizes.redraw()
         results.table.refresh(set(results.state.labels), resize=True)
         results.header.setText(comparison.header())
         results.header.setToolTip(comparison.header())
@@ -192,9 +204,9 @@ class HistoryController(QObject):
     def rerun(self, study_id: str) -> None:
         """Load a stored study's setup into the panels and run it again (a new study)."""
         def job():
-            from core.store import StudyStore
+            from qtapp.recording import open_store
 
-            return checked_trust(StudyStore().load_spec(study_id))
+            return checked_trust(open_store().load_spec(study_id))
 
         def loaded(spec: StudySpec) -> None:
             self.show_spec(spec)

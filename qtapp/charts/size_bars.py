@@ -61,6 +61,7 @@ class SizeBars(pg.PlotWidget):
         self._sizes: dict[str, int | None] = {}
         self._failed: set[str] = set()
         self._texts: dict[str, pg.TextItem] = {}
+        self._baselines: dict[str, str] = {}  # label -> its baseline, where not the first bar (a comparison)
         self._scale = 1e6
         self._points = 0  # font size of the bar texts
         self._bars = pg.BarGraphItem(x0=[], y=[], height=BAR_HEIGHT, width=[])
@@ -79,6 +80,7 @@ class SizeBars(pg.PlotWidget):
         for text in self._texts.values():
             plot.removeItem(text)
         self._labels = list(labels)
+        self._baselines = {}
         self._sizes = {label: None for label in labels}
         self._failed = set()
         self._texts = {}
@@ -91,6 +93,10 @@ class SizeBars(pg.PlotWidget):
         plot.getAxis("left").setTicks([[(i, label) for i, label in enumerate(labels)], []])
         plot.setYRange(-0.6, max(0, len(labels) - 1) + 0.6, padding=0)
         self.redraw()
+
+    def set_baselines(self, baselines: dict[str, str]) -> None:
+        """Each bar's change is against its own baseline (studies compared side by side); then ``redraw``."""
+        self._baselines = dict(baselines)
 
     def set_size(self, label: str, size_bytes: int | None, failed: bool = False) -> None:
         if label not in self._sizes:
@@ -122,9 +128,8 @@ class SizeBars(pg.PlotWidget):
             return
         top = float(lengths.max()) if lengths.size and lengths.max() > 0 else 1.0
         width_px = max(50.0, self.getPlotItem().getViewBox().width())
-        baseline = self._sizes.get(self._labels[0])
         metrics = QFontMetricsF(bold_font(self._points or 12))
-        words = [_bar_words(i, self._sizes[label], baseline, label in self._failed) for i, label in enumerate(self._labels)]
+        words = [self._words(i, label) for i, label in enumerate(self._labels)]
         pad_px = 6.0
         text_px = [metrics.horizontalAdvance(w) + 2 * pad_px if w else 0.0 for w in words]
         # A text goes inside its bar if it fits there; outside texts need the x-range to reach past
@@ -153,6 +158,11 @@ class SizeBars(pg.PlotWidget):
                 text.setPos(lengths[i] + pad_px * unit_px, i)
                 text.setText(words[i], color=self._theme.plot_fg)
         self.getPlotItem().setXRange(0, span * 1.02, padding=0)
+
+    def _words(self, index: int, label: str) -> str:
+        base = self._baselines.get(label, self._labels[0])
+        index = 0 if base == label else max(index, 1)
+        return _bar_words(index, self._sizes[label], self._sizes.get(base), label in self._failed)
 
     def _view_resized(self, *_args) -> None:
         self._fit_fonts()

@@ -51,9 +51,9 @@ _DetailsCache = dict[str, tuple[str, int, str, str]]
 
 def load_rows(cache: _DetailsCache) -> tuple[list[HistoryRow], _DetailsCache]:
     """Read the history (in a background thread); ``cache`` spares re-reading unchanged studies."""
-    from core.store import StudyStore
+    from qtapp.recording import open_store
 
-    store = StudyStore()
+    store = open_store()
     rows: list[HistoryRow] = []
     fresh: _DetailsCache = {}
     for s in store.list_studies():
@@ -113,7 +113,7 @@ class HistoryPanel(QWidget):
         self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
         self.table.horizontalHeader().setStretchLastSection(True)
         self.table.itemSelectionChanged.connect(self._update_buttons)
-        self.table.itemDoubleClicked.connect(lambda _item: self.open_selected())
+        self.table.itemDoubleClicked.connect(self._double_clicked)
 
         self.open_button = self._button("&Open", "Show the study in the results view, as it ran (double-click).", self.open_selected)
         self.compare_button = self._button("&Compare", "Show the selected studies side by side (select two or more).", self.compare_selected)
@@ -248,6 +248,9 @@ class HistoryPanel(QWidget):
         self.delete_button.setEnabled(bool(ids) and not running)
 
     # --- asking the window ---------------------------------------------
+    def _double_clicked(self, _item: QTableWidgetItem) -> None:
+        self.open_selected()
+
     def open_selected(self) -> None:
         ids = self.selected_ids()
         if len(ids) == 1 and not self._busy:
@@ -310,9 +313,9 @@ class HistoryPanel(QWidget):
 
     def _edit(self, change, then=None) -> None:
         def job():
-            from core.store import StudyStore
+            from qtapp.recording import open_store
 
-            return change(StudyStore())
+            return change(open_store())
 
         def done(result) -> None:
             self._edits -= 1

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict
+from dataclasses import asdict, replace
 
 from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelIndex, Qt
 from PySide6.QtGui import QAction, QBrush, QColor, QFont, QFontMetrics, QGuiApplication, QIcon, QKeySequence, QPixmap
@@ -62,6 +62,8 @@ class SummaryModel(QAbstractTableModel):
         row = self._cells.get(label)
         if row is None:
             v, base = self._state.variants[label], self._state.baseline_for(label)
+            if base is None and v.index > 0:
+                v = replace(v, index=0)  # another study's baseline, in a comparison: shown as a baseline
             row = self._cells[label] = [column.cell(v, base) for column in self._columns]
         return row[col - 1]
 

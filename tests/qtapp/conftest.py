@@ -36,6 +36,10 @@ def gui_thread_gc(qapp):
     collector = GuiThreadGarbageCollector()
     collector.start()
     yield
+    # Collect the session's cycles here, from plain Python. Re-enabled automatic collection
+    # would run them later, possibly inside a Qt object's destructor (the collector's own),
+    # where deleting more Qt objects can deadlock on Qt's connection locks.
+    collector.collect_all()
     collector.stop()
 
 

@@ -19,7 +19,7 @@ from core.engine import demo_study_spec
 from core.events import StudyFinished
 from core.project import load_spec, save_spec
 from core.spec import SchemeSpec, VariantSpec
-from qtapp.chart_export import PNG_SCALE, export_menu, save_png, save_svg
+from qtapp.chart_export import PNG_SCALE, exporter_of, save_png, save_svg
 from qtapp.main_window import MainWindow
 from qtapp.theme import LIGHT
 
@@ -63,9 +63,10 @@ def test_every_chart_saves_as_png_and_svg(qtbot, finished, tmp_path, chart):
         window.results.tabs.setCurrentIndex(1)
         qtbot.wait(50)
     view = getattr(window.results, chart)
-    menu = export_menu(view, chart)
+    menu = exporter_of(view).menu()
     assert [a.text() for a in menu.actions()] == ["Save as &PNG…", "Save as &SVG…"]
     assert view.contextMenuPolicy() is Qt.ContextMenuPolicy.CustomContextMenu
+    menu.deleteLater()
 
     png = tmp_path / f"{chart}.png"
     save_png(view, png)

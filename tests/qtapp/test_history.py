@@ -73,7 +73,7 @@ def test_studies_are_recorded_listed_reopened_and_compared(qtbot, home):
         assert _cell(panel, 1, VARIANTS) == "3/3" and _cell(panel, 0, VARIANTS) == "2/2"
         assert _cell(panel, 1, MODEL) == "digits_cnn.pt"
         graded = [r for r in a.results[1:] if r.verdict is not None]
-        assert _cell(panel, 1, BEST).split(" ")[0] in {r.verdict.overall.value for r in graded}
+        assert _cell(panel, 1, BEST).split(" ")[0] in {r.verdict.overall.value.upper() for r in graded}
         stored = StudyStore(home).load_study(a.study_id)
         assert [r.label for r in stored.results] == [r.label for r in a.results]
 
@@ -105,7 +105,19 @@ def test_studies_are_recorded_listed_reopened_and_compared(qtbot, home):
         assert "Comparing 2 studies" in results.header.text()
         # B's variant is measured against B's own baseline.
         assert results.state.baseline_for(f"{tb} / ort-int8-static").label == f"{tb} / fp32"
-        assert results.table.model.text(3, 1) == "baseline"
+        assert results.table.model.text(3, 1) == "baseline" and results.table.model.text(3, 3) == ""
+        assert results.sizes.bar_text(f"{tb} / fp32").endswith("baseline")
+
+        # Re-run B: its setup goes back into the panels and runs again as a new study.
+        panel.select_ids([b.study_id])
+        panel.rerun_button.click()
+        qtbot.waitUntil(lambda: window.controller.running, timeout=60_000)
+        qtbot.waitUntil(lambda: not window.controller.threads_alive, timeout=120_000)
+        qtbot.waitUntil(lambda: len(panel.rows) == 3 and _cell(panel, 0, STATUS) == "finished", timeout=20_000)
+        again = StudyStore(home).load_study(panel.rows[0].summary.id)
+        assert [r.label for r in again.results] == [r.label for r in b.results]
+        assert again.spec["timing"] == b.spec["timing"]
+        assert [s.id for s in window.schemes_panel.selected()] == ["ort-int8-static"]
     finally:
         close_window(qtbot, window)
 
