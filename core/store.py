@@ -349,7 +349,7 @@ class StudyStore:
                     if statement.strip():
                         con.execute(statement)
                 con.execute("INSERT INTO schema_version (version) VALUES (?)", (SCHEMA_VERSION,))
-            con.execute("PRAGMA journal_mode = WAL")
+            _enable_wal(con)
 
     def _check_schema(self, con: sqlite3.Connection) -> bool:
         """True when the file is a usable history; False when it is empty; BadInput otherwise."""
@@ -455,6 +455,22 @@ def _timing_of(spec: Any | None, env: dict[str, Any]) -> dict[str, Any]:
         "max_samples": t.max_samples,
         "device": spec.device.value,
     }
+
+
+def _enable_wal(con: sqlite3.Connection, attempts: int = 50) -> None:
+    """Switch a new history to WAL. The switch needs the file to itself and SQLite answers "busy"
+    at once rather than waiting, so a second process opening the same new history retries."""
+    import time
+
+    for attempt in range(attempts):
+        try:
+            con.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) and "busy" not in str(exc):
+                raise
+            time.sleep(0.02 * (attempt + 1))
+    con.execute("PRAGMA journal_mode = WAL")
 
 
 @contextmanager
