@@ -11,12 +11,21 @@ a committed row the moment it finishes, so a study killed with SIGKILL keeps
 every finished variant and is shown as "interrupted" once its process is gone.
 A file that is not a QuantBench history, is corrupt, or was written by a newer
 schema is refused with one clear sentence and never written to.
+
+Latency samples (10^5 and more per variant) are stored as raw little-endian
+float64 bytes in their own column, not inside the variant's JSON: encoding and
+decoding them as text took ~100 ms holding the interpreter lock, and the window
+records from its worker thread, so every variant's end froze the GUI thread for
+that long. Each variant's overall verdict has its own column as well, so the
+History list reads the best verdict without loading any study. Schema 1 files
+are upgraded in place on first opening (one transaction).
 """
 
 from __future__ import annotations
 
 import json
 import os
+from array import array
 import socket
 import sqlite3
 import sys
@@ -30,7 +39,7 @@ from typing import Any
 from core.errors import BadInput
 from core.result import StudyResult, VariantResult, variant_from_json, variant_to_json
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 DB_NAME = "history.sqlite3"
 ENV_HOME = "QUANTBENCH_HOME"
 #: Statuses a study can have; "running" becomes "interrupted" when its process is gone.
@@ -70,9 +79,17 @@ CREATE TABLE variants (
     label TEXT NOT NULL,
     status TEXT NOT NULL,
     result_json TEXT NOT NULL,
+    verdict TEXT NOT NULL DEFAULT '',
+    samples BLOB,
     PRIMARY KEY (study_id, idx)
 );
 """
+
+#: Schema 1 kept the samples inside result_json and had no verdict column.
+_UPGRADE_FROM_1 = (
+    "ALTER TABLE variants ADD COLUMN verdict TEXT NOT NULL DEFAULT ''",
+    "ALTER TABLE variants ADD COLUMN samples BLOB",
+)
 
 
 def resolve_home(home: Path | str | None = None) -> Path:
@@ -154,7 +171,7 @@ class StudyStore:
             ).fetchone()
             status = self._live_status(con, sid)
             variants = con.execute(
-                "SELECT result_json FROM variants WHERE study_id = ? ORDER BY idx", (sid,)
+                "SELECT result_json, samples FROM variants WHERE study_id = ? ORDER BY idx", (sid,)
             ).fetchall()
         return StudyResult(
             study_id=row[0],
@@ -165,9 +182,26 @@ class StudyStore:
             dataset=json.loads(row[5]),
             environment=json.loads(row[6]),
             timing=json.loads(row[7]),
-            results=[variant_from_json(json.loads(v[0])) for v in variants],
+            results=[_variant_from_row(v[0], v[1]) for v in variants],
             duration_s=row[8],
         )
+
+    def verdicts(self, study_id: str) -> list[tuple[str, str, str]]:
+        """(label, status, overall verdict or "") of each stored variant, in run order, without loading
+        the results: cheap enough for a list of every study."""
+        with self._connection() as con:
+            sid = self._resolve(con, study_id)
+            rows = con.execute(
+                "SELECT label, status, verdict FROM variants WHERE study_id = ? ORDER BY idx", (sid,)
+            ).fetchall()
+        return [(str(r[0]), str(r[1]), str(r[2] or "")) for r in rows]
+
+    def spec_dict(self, study_id: str) -> dict[str, Any]:
+        """The study's spec as stored (a plain dict; ``load_spec`` makes a StudySpec of it)."""
+        with self._connection() as con:
+            sid = self._resolve(con, study_id)
+            (spec_json,) = con.execute("SELECT spec_json FROM studies WHERE id = ?", (sid,)).fetchone()
+        return json.loads(spec_json)
 
     def load_spec(self, study_id: str) -> Any:
         """The study's StudySpec with a new id, to run it again."""
@@ -340,6 +374,7 @@ class StudyStore:
             raise BadInput(f"the history database {self.path} is a folder, not a file.")
         with self._connection() as con:
             if self._check_schema(con):
+                self._upgrade(con)
                 return
             with _transaction(con):
                 # Another process may have created it while this one waited for the lock.
@@ -350,6 +385,28 @@ class StudyStore:
                         con.execute(statement)
                 con.execute("INSERT INTO schema_version (version) VALUES (?)", (SCHEMA_VERSION,))
             _enable_wal(con)
+
+    def _upgrade(self, con: sqlite3.Connection) -> None:
+        """Bring an older schema up to this one, in one transaction (a crash leaves the old file intact)."""
+        (version,) = con.execute("SELECT MAX(version) FROM schema_version").fetchone()
+        if version >= SCHEMA_VERSION:
+            return
+        with _transaction(con):
+            (version,) = con.execute("SELECT MAX(version) FROM schema_version").fetchone()
+            if version >= SCHEMA_VERSION:
+                return  # another process upgraded it while this one waited for the lock
+            for statement in _UPGRADE_FROM_1:
+                con.execute(statement)
+            rows = con.execute("SELECT study_id, idx, result_json FROM variants").fetchall()
+            for study_id, idx, result_json in rows:
+                data = json.loads(result_json)
+                latency = data.get("latency_ms") or {}
+                samples = latency.pop("samples", None) or []
+                con.execute(
+                    "UPDATE variants SET result_json = ?, verdict = ?, samples = ? WHERE study_id = ? AND idx = ?",
+                    (_dumps(data), ((data.get("verdict") or {}).get("overall") or ""), _pack(samples), study_id, idx),
+                )
+            con.execute("INSERT INTO schema_version (version) VALUES (?)", (SCHEMA_VERSION,))
 
     def _check_schema(self, con: sqlite3.Connection) -> bool:
         """True when the file is a usable history; False when it is empty; BadInput otherwise."""
@@ -486,10 +543,42 @@ def _transaction(con: sqlite3.Connection) -> Iterator[None]:
 
 
 def _put_variant(con: sqlite3.Connection, study_id: str, index: int, result: VariantResult) -> None:
+    verdict = result.verdict.overall.value if result.verdict is not None else ""
     con.execute(
-        "INSERT OR REPLACE INTO variants (study_id, idx, label, status, result_json) VALUES (?, ?, ?, ?, ?)",
-        (study_id, index, result.label, result.status.value, _dumps(variant_to_json(result, include_samples=True))),
+        "INSERT OR REPLACE INTO variants (study_id, idx, label, status, result_json, verdict, samples)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?)",
+        (
+            study_id, index, result.label, result.status.value,
+            _dumps(variant_to_json(result, include_samples=False)), verdict, _pack(result.samples_ms),
+        ),
     )
+
+
+def _variant_from_row(result_json: str, samples: bytes | None) -> VariantResult:
+    result = variant_from_json(json.loads(result_json))
+    if samples:
+        result.samples_ms = _unpack(samples)
+    return result
+
+
+def _pack(samples: Any) -> bytes | None:
+    """Samples as little-endian float64 bytes (None when there are none)."""
+    if samples is None or len(samples) == 0:
+        return None
+    packed = array("d", samples)
+    if sys.byteorder != "little":
+        packed.byteswap()
+    return packed.tobytes()
+
+
+def _unpack(blob: bytes) -> list[float]:
+    if len(blob) % 8:
+        raise BadInput("a stored variant's latency samples are truncated; the history file is damaged.")
+    values = array("d")
+    values.frombytes(blob)
+    if sys.byteorder != "little":
+        values.byteswap()
+    return values.tolist()
 
 
 def _dumps(value: Any) -> str:

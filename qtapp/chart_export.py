@@ -13,7 +13,7 @@ from pathlib import Path
 
 from PySide6.QtCore import QObject, QPoint, QRectF, QSize, Qt, Slot
 from PySide6.QtGui import QImage, QPainter, QRegion
-from PySide6.QtWidgets import QFileDialog, QGraphicsView, QMenu, QMessageBox, QWidget
+from PySide6.QtWidgets import QFileDialog, QGraphicsItem, QGraphicsView, QMenu, QMessageBox, QWidget
 
 #: PNG pixels per on-screen pixel.
 PNG_SCALE = 2
@@ -25,7 +25,17 @@ def _paint(view: QGraphicsView, painter: QPainter) -> None:
     painter.setRenderHint(QPainter.RenderHint.Antialiasing)
     painter.setRenderHint(QPainter.RenderHint.TextAntialiasing)
     flags = QWidget.RenderFlag.DrawChildren | QWidget.RenderFlag.DrawWindowBackground
-    QWidget.render(view, painter, QPoint(), QRegion(), flags)
+    # Items cached as screen pixmaps (the histogram's axes) are drawn afresh: a cached pixmap
+    # would come out blurred in the 2x PNG and as an image inside the SVG.
+    cached = [item for item in view.scene().items() if item.cacheMode() != QGraphicsItem.CacheMode.NoCache]
+    modes = [item.cacheMode() for item in cached]
+    for item in cached:
+        item.setCacheMode(QGraphicsItem.CacheMode.NoCache)
+    try:
+        QWidget.render(view, painter, QPoint(), QRegion(), flags)
+    finally:
+        for item, mode in zip(cached, modes):
+            item.setCacheMode(mode)
 
 
 def save_png(view: QGraphicsView, path: str | Path, scale: int = PNG_SCALE) -> QSize:

@@ -89,11 +89,19 @@ def compare(studies: list[StudyResult], names: dict[str, str] | None = None) -> 
 
 def best_verdict(result: StudyResult) -> str:
     """The best overall grade among the study's measured variants, with who earned it ("" if none)."""
-    graded = [r for r in result.results[1:] if r.ok and r.verdict is not None and r.verdict.overall in _GRADE_ORDER]
+    return best_of_verdicts(
+        [(r.label, r.status.value, r.verdict.overall.value if r.verdict else "") for r in result.results]
+    )
+
+
+def best_of_verdicts(verdicts: list[tuple[str, str, str]]) -> str:
+    """The same from the store's (label, status, overall) rows, baseline first (``StudyStore.verdicts``)."""
+    order = [g.value for g in _GRADE_ORDER]
+    graded = [(label, overall) for label, status, overall in verdicts[1:] if status == "ok" and overall in order]
     if not graded:
         return ""
-    best = min(graded, key=lambda r: _GRADE_ORDER.index(r.verdict.overall))  # type: ignore[union-attr]
-    return f"{best.verdict.overall.value.upper()} ({best.label})"  # type: ignore[union-attr]
+    label, overall = min(graded, key=lambda lv: order.index(lv[1]))
+    return f"{overall.upper()} ({label})"
 
 
 def local_time(created: str) -> str:

@@ -1,7 +1,7 @@
 """The History panel: every recorded study, newest first, and what can be done with them.
 
-Reading the history (and each study's schemes and best verdict, which needs
-its stored variants) runs in the background; so do rename, note and delete,
+Reading the history (and each study's schemes and best verdict, read from the
+store's spec and verdict columns, never from the stored results) runs in the background; so do rename, note and delete,
 since every write to the store is synced to disk. The panel only asks: the
 window opens, compares or re-runs the studies it names.
 """
@@ -26,7 +26,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from qtapp.stored_study import best_verdict, local_time, model_name
+from qtapp.stored_study import best_of_verdicts, local_time, model_name
 from qtapp.tasks import TaskRunner
 
 COLUMNS = ("Model", "Dataset", "Date", "Schemes", "Variants", "Status", "Best verdict", "Name", "Note")
@@ -61,21 +61,22 @@ def load_rows(cache: _DetailsCache) -> tuple[list[HistoryRow], _DetailsCache]:
         if known is not None and known[:2] == (s.status, s.variants_finished):
             details = known
         else:
-            study = store.load_study(s.id)
-            details = (s.status, s.variants_finished, _schemes(study), best_verdict(study))
+            verdicts = store.verdicts(s.id)
+            schemes = _schemes(store.spec_dict(s.id), [label for label, _, _ in verdicts])
+            details = (s.status, s.variants_finished, schemes, best_of_verdicts(verdicts))
         fresh[s.id] = details
         rows.append(HistoryRow(s, details[2], details[3]))
     return rows, fresh
 
 
-def _schemes(study: Any) -> str:
-    """The variants the study planned (from its spec), else the ones it stored."""
+def _schemes(spec: dict[str, Any], labels: list[str]) -> str:
+    """The variants the study planned (from its spec), else the ones it stored (``labels``, baseline first)."""
     names = []
-    for v in (study.spec or {}).get("variants", []):
+    for v in (spec or {}).get("variants", []):
         scheme = v.get("scheme")
         names.append(scheme["id"] if scheme else "file:" + str(v.get("path", "")).rsplit("/", 1)[-1])
     if not names:
-        names = [r.label for r in study.results[1:]]
+        names = labels[1:]
     return ", ".join(names)
 
 

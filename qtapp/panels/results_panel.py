@@ -11,7 +11,7 @@ import os
 from dataclasses import asdict
 
 import numpy as np
-from PySide6.QtCore import Qt
+from PySide6.QtCore import Qt, QTimer
 from PySide6.QtWidgets import (
     QButtonGroup,
     QHBoxLayout,
@@ -43,6 +43,8 @@ HIST_ROW_PX = 46
 SIZE_ROW_PX = 24
 SCATTER_MIN_PX = 220
 MATRIX_PX = 300
+#: How long after the charts the table's live latency cells are refreshed (see apply_events).
+LIVE_TABLE_DELAY_MS = 20
 
 
 class ResultsPanel(QWidget):
@@ -55,6 +57,11 @@ class ResultsPanel(QWidget):
         self._dataset = None
 
         self.table = SummaryTable(self.state, palette, theme, self)
+        self._live_rows: set[str] = set()
+        self._live_timer = QTimer(self)
+        self._live_timer.setSingleShot(True)
+        self._live_timer.setInterval(LIVE_TABLE_DELAY_MS)
+        self._live_timer.timeout.connect(self.flush_live)
         self.histogram = LatencyHistogram(palette, theme)
         self.sizes = SizeBars(palette, theme)
         self.scatter = TradeoffScatter(palette, theme)
@@ -155,16 +162,34 @@ class ResultsPanel(QWidget):
             self.sizes.redraw()
             self.scatter.redraw()
             self.matrices.redraw()
-        self.table.refresh(changes.status | changes.results | changes.samples,
-                           resize=bool(changes.results) or changes.finished)
+        whole = changes.status | changes.results
+        self._live_rows -= whole
+        if whole or changes.finished:
+            self.table.refresh(whole, resize=bool(changes.results) or changes.finished)
+        if changes.samples - whole:
+            # The table's live latency is repainted a moment after the histogram, not in the same
+            # pass: two shorter stretches of work instead of one keep the GUI thread answering
+            # input within a few milliseconds while samples stream.
+            self._live_rows |= changes.samples - whole
+            if not self._live_timer.isActive():
+                self._live_timer.start()
         if changes.finished:
             self._show_most_flipped()
+
+    def flush_live(self) -> None:
+        """Refresh the table's live cells now (the timer would do it within LIVE_TABLE_DELAY_MS)."""
+        self._live_timer.stop()
+        rows, self._live_rows = self._live_rows & set(self.state.labels), set()
+        if rows:
+            self.table.refresh(rows, live=True)
 
     def fail(self, message: str) -> None:
         self.state.fail(message)
         self.table.refresh(set(self.state.labels), resize=True)
 
     def _new_study(self) -> None:
+        self._live_timer.stop()
+        self._live_rows = set()
         labels = self.state.labels
         self._palette.reset(labels)
         self.table.reset()

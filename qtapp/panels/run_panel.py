@@ -173,7 +173,14 @@ class RunPanel(QGroupBox):
 
     def refresh(self) -> None:
         p = self._progress
-        self.bar.setValue(int(round(p.fraction * 1000)))
+        value = int(round(p.fraction * 1000))
+        if value != self.bar.value():
+            # QProgressBar.setValue repaints at once (about 4 ms with the window's style, every
+            # redraw while a study streams). With updates off it only records the value; turning
+            # them back on schedules an ordinary update, painted with the charts in one pass.
+            self.bar.setUpdatesEnabled(False)
+            self.bar.setValue(value)
+            self.bar.setUpdatesEnabled(True)
         self.step.setText(p.step_text)
         self.eta.setText(p.eta_text if not p.finished else f"in {p.elapsed_s:.0f} s")
 

@@ -42,6 +42,7 @@ class SummaryModel(QAbstractTableModel):
         self._theme = theme
         self._columns = columns_for("classification")
         self._cells: dict[str, list] = {}
+        self._swatches: dict[str, QIcon] = {}
         self._bold = QFont()
         self._bold.setBold(True)
 
@@ -51,11 +52,22 @@ class SummaryModel(QAbstractTableModel):
         self._cells = {}
         self.endResetModel()
 
-    def refresh(self, labels: set[str]) -> None:
+    def refresh(self, labels: set[str], whole_rows: bool = False) -> None:
+        """Re-read the rows of ``labels``. Only the cells whose text or grade changed are
+        repainted (while a variant is timed that is one cell: its live latency), unless
+        ``whole_rows`` (the theme, the failure span or the row's tooltip may have changed)."""
+        last = self.columnCount() - 1
         for row, label in enumerate(self._state.labels):
-            if label in labels:
-                self._cells.pop(label, None)
-                self.dataChanged.emit(self.index(row, 0), self.index(row, self.columnCount() - 1))
+            if label not in labels:
+                continue
+            old = self._cells.pop(label, None)
+            if old is None or whole_rows or len(old) != last:
+                self.dataChanged.emit(self.index(row, 0), self.index(row, last))
+                continue
+            new = [self._cell(label, col) for col in range(1, last + 1)]
+            changed = [col for col, (a, b) in enumerate(zip(old, new), start=1) if a != b]
+            if changed:
+                self.dataChanged.emit(self.index(row, changed[0]), self.index(row, changed[-1]))
 
     def _cell(self, label: str, col: int):
         # Views ask for every role of every cell on each paint; format a row once per change.
@@ -69,7 +81,7 @@ class SummaryModel(QAbstractTableModel):
 
     def set_theme(self, theme: Theme) -> None:
         self._theme = theme
-        self.refresh(set(self._state.labels))
+        self.refresh(set(self._state.labels), whole_rows=True)
 
     def rowCount(self, parent: _Index = QModelIndex()) -> int:
         return 0 if parent.isValid() else len(self._state.variants)
@@ -132,13 +144,21 @@ class SummaryModel(QAbstractTableModel):
             return column.tooltip
         return None
 
+    def _swatch(self, label: str) -> QIcon:
+        # Asked for on every paint of the row; a pixmap per colour is made once.
+        color = self._palette.color(label)
+        icon = self._swatches.get(color.name())
+        if icon is None:
+            swatch = QPixmap(14, 14)
+            swatch.fill(color)
+            icon = self._swatches[color.name()] = QIcon(swatch)
+        return icon
+
     def _variant_cell(self, v, role: int):
         if role == Qt.ItemDataRole.DisplayRole:
             return v.label
         if role == Qt.ItemDataRole.DecorationRole:
-            swatch = QPixmap(14, 14)
-            swatch.fill(self._palette.color(v.label))
-            return QIcon(swatch)
+            return self._swatch(v.label)
         if role == Qt.ItemDataRole.FontRole:
             return self._bold
         if role == Qt.ItemDataRole.ToolTipRole:
@@ -225,9 +245,10 @@ class SummaryTable(QWidget):
         self._update_spans()
         self._fit_columns()
 
-    def refresh(self, labels: set[str], resize: bool = False) -> None:
-        """Redraw the rows of ``labels``; ``resize`` refits the columns (when results arrived)."""
-        self.model.refresh(labels)
+    def refresh(self, labels: set[str], resize: bool = False, live: bool = False) -> None:
+        """Redraw the rows of ``labels``; ``resize`` refits the columns (when results arrived);
+        ``live``: only their samples changed, so only the cells that read differently are repainted."""
+        self.model.refresh(labels, whole_rows=not live)
         self._update_spans()
         if resize:
             self._fit_columns()

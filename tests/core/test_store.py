@@ -219,7 +219,7 @@ def test_a_newer_schema_is_refused_and_left_untouched(tmp_path: Path) -> None:
         con.execute("UPDATE schema_version SET version = 7")
     con.close()
     before = _digest(tmp_path / DB_NAME)
-    with pytest.raises(BadInput, match=r"newer QuantBench \(history schema 7; this version reads up to 1\)"):
+    with pytest.raises(BadInput, match=r"newer QuantBench \(history schema 7; this version reads up to 2\)"):
         StudyStore(tmp_path)
     assert _digest(tmp_path / DB_NAME) == before
 
@@ -314,3 +314,74 @@ def test_recorder_ignores_events_of_another_study(tmp_path: Path, demo_run: tupl
     assert store.summary(spec.study_id).variants_finished == 0
     with pytest.raises(BadInput, match="already in the history"):
         StudyRecorder(store, spec=spec).handle(started)
+
+
+_SCHEMA_1 = """
+CREATE TABLE schema_version (version INTEGER NOT NULL);
+CREATE TABLE studies (
+    id TEXT PRIMARY KEY, created TEXT NOT NULL, status TEXT NOT NULL, name TEXT NOT NULL DEFAULT '',
+    note TEXT NOT NULL DEFAULT '', model_path TEXT NOT NULL DEFAULT '', model_format TEXT NOT NULL DEFAULT '',
+    dataset_spec TEXT NOT NULL DEFAULT '', task TEXT NOT NULL DEFAULT '', variants_planned INTEGER NOT NULL DEFAULT 0,
+    labels_json TEXT NOT NULL DEFAULT '[]', spec_json TEXT NOT NULL DEFAULT '{}', model_json TEXT NOT NULL DEFAULT '{}',
+    dataset_json TEXT NOT NULL DEFAULT '{}', environment_json TEXT NOT NULL DEFAULT '{}',
+    timing_json TEXT NOT NULL DEFAULT '{}', pid INTEGER, pid_start TEXT NOT NULL DEFAULT '',
+    boot_id TEXT NOT NULL DEFAULT '', host TEXT NOT NULL DEFAULT '', ended TEXT, duration_s REAL
+);
+CREATE INDEX studies_created ON studies (created);
+CREATE TABLE variants (
+    study_id TEXT NOT NULL REFERENCES studies (id) ON DELETE CASCADE, idx INTEGER NOT NULL, label TEXT NOT NULL,
+    status TEXT NOT NULL, result_json TEXT NOT NULL, PRIMARY KEY (study_id, idx)
+);
+"""
+
+
+def test_samples_are_stored_as_bytes_and_come_back_bit_identical(tmp_path: Path, demo_run: tuple) -> None:
+    spec, events = demo_run
+    recorder = StudyRecorder(StudyStore(tmp_path), spec=spec)
+    for event in events:
+        recorder.handle(event)
+    final = _final(events).result
+    with sqlite3.connect(tmp_path / DB_NAME) as con:
+        rows = con.execute("SELECT result_json, samples, verdict FROM variants ORDER BY idx").fetchall()
+    for (result_json, blob, verdict), variant in zip(rows, final.results):
+        assert "samples" not in (json.loads(result_json)["latency_ms"] or {})  # not as text any more
+        assert len(blob) == 8 * len(variant.samples_ms) > 0
+        assert verdict == variant.verdict.overall.value
+    loaded = StudyStore(tmp_path).load_study(spec.study_id)
+    for got, want in zip(loaded.results, final.results):
+        assert got.samples_ms == want.samples_ms  # float64 both ways: exact
+    assert StudyStore(tmp_path).verdicts(spec.study_id) == [
+        (v.label, v.status.value, v.verdict.overall.value) for v in final.results
+    ]
+
+
+def test_a_schema_1_history_is_upgraded_in_place(tmp_path: Path, demo_run: tuple) -> None:
+    from core.result import variant_to_json
+
+    spec, events = demo_run
+    final = _final(events).result
+    path = tmp_path / DB_NAME
+    with sqlite3.connect(path) as con:
+        con.executescript(_SCHEMA_1)
+        con.execute("INSERT INTO schema_version VALUES (1)")
+        con.execute(
+            "INSERT INTO studies (id, created, status, spec_json) VALUES (?, ?, 'finished', ?)",
+            (final.study_id, final.created, json.dumps(final.spec)),
+        )
+        for i, variant in enumerate(final.results):
+            con.execute(
+                "INSERT INTO variants VALUES (?, ?, ?, ?, ?)",
+                (final.study_id, i, variant.label, variant.status.value,
+                 json.dumps(variant_to_json(variant, include_samples=True))),
+            )
+    store = StudyStore(tmp_path)
+    with sqlite3.connect(path) as con:
+        assert con.execute("SELECT MAX(version) FROM schema_version").fetchone() == (2,)
+        assert con.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+    loaded = store.load_study(final.study_id)
+    assert [v.samples_ms for v in loaded.results] == [v.samples_ms for v in final.results]
+    assert [v.latency.p50 for v in loaded.results] == [v.latency.p50 for v in final.results]
+    assert store.verdicts(final.study_id) == [(v.label, v.status.value, v.verdict.overall.value) for v in final.results]
+    StudyStore(tmp_path)  # a second opening finds it current and changes nothing
+    with sqlite3.connect(path) as con:
+        assert con.execute("SELECT COUNT(*) FROM schema_version").fetchone() == (2,)

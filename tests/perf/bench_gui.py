@@ -340,6 +340,7 @@ def chart_redraw(win: Window, batches: int = 60) -> dict[str, Any]:
         totals[label] += len(chunk)
         t0, c0 = time.perf_counter(), time.thread_time()
         panel.apply_events([LatencySamples(sid, label, chunk, totals[label])])
+        panel.flush_live()  # the table's live cells too, which the window refreshes a moment later
         c1 = time.thread_time()
         win.window.repaint()
         elapsed = (time.perf_counter() - t0) * 1e3
