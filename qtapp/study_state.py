@@ -200,10 +200,11 @@ class StudyState:
 
     def _on_samples(self, ev: LatencySamples) -> None:
         v = self._variant(ev.label)
-        v.phase, v.stage = Phase.RUNNING, "timing"
+        if (v.phase, v.stage) != (Phase.RUNNING, "timing"):
+            v.phase, v.stage = Phase.RUNNING, "timing"
+            self._changes.status.add(v.label)  # its status reads "timing…" from now on
         v.samples.extend(ev.samples_ms)
         self._changes.samples.add(v.label)
-        self._changes.status.add(v.label)
 
     def _set_result(self, result: VariantResult) -> None:
         v = self._variant(result.label)

@@ -23,10 +23,12 @@ from qtapp.palette import VariantPalette
 from qtapp.theme import Theme
 
 BINS = 60
+GROWTH_MARGIN = 10 ** 0.15  # extra room when the shared range grows (0.15 decade)
 AXIS_WIDTH = 8  # fixed so every row's plot area starts at the same x
 CAPTION_WIDTH = 200
 FAILED_ROW_PX = 34
 QWIDGETSIZE_MAX = 16_777_215
+AXIS_TITLE = "latency per call (ms, log scale)"
 
 
 @dataclass
@@ -58,6 +60,7 @@ class LatencyHistogram(pg.GraphicsLayoutWidget):
         self._palette = palette
         self._theme = theme
         self._rows: dict[str, _Row] = {}
+        self._slots: list[_Row] = []  # every row built, by layout slot; beyond len(_rows): out of the layout
         self._range: tuple[float, float] | None = None
         self._edges = np.geomspace(0.1, 1.0, BINS + 1)
         self._dirty: set[str] = set()
@@ -67,62 +70,85 @@ class LatencyHistogram(pg.GraphicsLayoutWidget):
 
     # --- building (once per study) ------------------------------------
     def set_variants(self, labels: list[str]) -> None:
-        """One row per label; the rows of an identical label list (a re-run) are reused."""
+        """One row per label.
+
+        Rows are kept from study to study and only relabelled: building a pyqtgraph plot
+        costs 15-30 ms, so a new study of six variants used to freeze the window for a
+        fifth of a second as its samples began to stream (``prebuild`` makes them ahead,
+        when the window is idle). Row k always sits in layout slot k; rows a smaller
+        study does not need wait outside the layout."""
         if list(self._rows) == list(labels):
             self._reuse_rows()
             return
-        self.clear()
-        self._rows = {}
-        self._range = None
-        self._dirty = set()
-        first: pg.PlotItem | None = None
-        for i, label in enumerate(labels):
-            caption = self.addLabel(row=i, col=0, justify="left")
-            caption.setFixedWidth(CAPTION_WIDTH)
-            plot = self.addPlot(row=i, col=1, enableMenu=False, axisItems={"bottom": LogMsAxis("bottom")})
-            plot.setMouseEnabled(x=True, y=False)
-            plot.hideButtons()
-            # Counts per bin say little across rows of different sample counts; the shape does
-            # (each row is drawn relative to its tallest bin).
-            plot.getAxis("left").setWidth(AXIS_WIDTH)
-            plot.getAxis("left").setStyle(showValues=False, tickLength=0)
-            plot.setLimits(yMin=0)
-            plot.setYRange(0, 1.1, padding=0)
-            for side in ("left", "bottom"):
-                plot.getAxis(side).enableAutoSIPrefix(False)
-                # The bottom axis draws the x grid across the row, so each new count repainted it
-                # (0.7 ms a row, most of a streaming redraw). Cached as a pixmap it is only blitted,
-                # and drawn again when its range, size or style changes.
-                plot.getAxis(side).setCacheMode(QGraphicsItem.CacheMode.DeviceCoordinateCache)
-            if first is None:
-                first = plot
-            else:
-                plot.setXLink(first)
+        while len(self._slots) < len(labels):
+            self._slots.append(self._new_row(len(self._slots)))
+        used, spare = self._slots[: len(labels)], self._slots[len(labels) :]
+        for row in spare:
+            if row.plot in self.ci.items:
+                self.ci.removeItem(row.caption)
+                self.ci.removeItem(row.plot)
+        for slot, row in enumerate(used):
+            if row.plot not in self.ci.items:
+                self.ci.addItem(row.caption, row=slot, col=0)
+                self.ci.addItem(row.plot, row=slot, col=1)
+        self._rows = dict(zip(labels, used))
+        for slot, (label, row) in enumerate(self._rows.items()):
             color = self._palette.hex(label)
-            curve = plot.plot(
-                [0.0, 1.0], [0.0], stepMode="center", fillLevel=0,
-                pen=pg.mkPen(color, width=2), brush=with_alpha(color, 120),
-            )
-            curve.setVisible(False)  # shown with the first samples
-            # Only the top row names its lines; the rows below use the same solid/dashed code.
-            named = i == 0
-            # Both names sit left of their line (the p99 line is often near the right edge),
-            # at different heights so they cannot collide when the lines are close.
-            p50 = pg.InfiniteLine(angle=90, label="p50" if named else None,
-                                  labelOpts={"position": 0.85, "color": self._theme.plot_fg, "anchors": [(1, 0.5), (1, 0.5)]})
-            p99 = pg.InfiniteLine(angle=90, label="p99" if named else None,
-                                  labelOpts={"position": 0.5, "color": self._theme.plot_fg, "anchors": [(1, 0.5), (1, 0.5)]})
-            for line in (p50, p99):
-                line.setVisible(False)
-                plot.addItem(line, ignoreBounds=True)
-            row = _Row(plot, curve, p50, p99, caption, np.empty(0))
-            self._rows[label] = row
-            self._style_row(row)
-            self._set_caption(label, row)
-            last = i == len(labels) - 1
-            plot.getAxis("bottom").setStyle(showValues=last)
+            row.curve.setPen(pg.mkPen(color, width=2))
+            row.curve.setBrush(with_alpha(color, 120))
+            last = slot == len(labels) - 1
+            axis = row.plot.getAxis("bottom")
+            axis.setStyle(showValues=last)
             if last:
-                set_axis_label(plot, "bottom", "latency per call (ms, log scale)", self._theme)
+                set_axis_label(row.plot, "bottom", AXIS_TITLE, self._theme)
+            axis.showLabel(last)
+        self._reuse_rows()
+
+    def prebuild(self, rows: int) -> bool:
+        """Build one more spare row, up to ``rows``; False when there are that many (call it when idle,
+        so the first study's rows are ready before its samples stream)."""
+        if len(self._slots) >= rows:
+            return False
+        self._slots.append(self._new_row(len(self._slots)))
+        return len(self._slots) < rows
+
+    def _new_row(self, slot: int) -> _Row:
+        """The plot items of layout slot ``slot`` (``set_variants`` puts them in the layout)."""
+        caption = pg.LabelItem(justify="left")
+        caption.setFixedWidth(CAPTION_WIDTH)
+        plot = pg.PlotItem(enableMenu=False, axisItems={"bottom": LogMsAxis("bottom")})
+        plot.setMouseEnabled(x=True, y=False)
+        plot.hideButtons()
+        # Counts per bin say little across rows of different sample counts; the shape does
+        # (each row is drawn relative to its tallest bin).
+        plot.getAxis("left").setWidth(AXIS_WIDTH)
+        plot.getAxis("left").setStyle(showValues=False, tickLength=0)
+        plot.setLimits(yMin=0)
+        plot.setYRange(0, 1.1, padding=0)
+        for side in ("left", "bottom"):
+            plot.getAxis(side).enableAutoSIPrefix(False)
+            # The bottom axis draws the x grid across the row, so each new count repainted it
+            # (0.7 ms a row, most of a streaming redraw). Cached as a pixmap it is only blitted,
+            # and drawn again when its range, size or style changes.
+            plot.getAxis(side).setCacheMode(QGraphicsItem.CacheMode.DeviceCoordinateCache)
+        if slot > 0:
+            plot.setXLink(self._slots[0].plot)
+        curve = plot.plot([0.0, 1.0], [0.0], stepMode="center", fillLevel=0)
+        curve.setVisible(False)  # shown with the first samples
+        # Only the top row names its lines; the rows below use the same solid/dashed code.
+        named = slot == 0
+        # Both names sit left of their line (the p99 line is often near the right edge),
+        # at different heights so they cannot collide when the lines are close.
+        p50 = pg.InfiniteLine(angle=90, label="p50" if named else None,
+                              labelOpts={"position": 0.85, "color": self._theme.plot_fg, "anchors": [(1, 0.5), (1, 0.5)]})
+        p99 = pg.InfiniteLine(angle=90, label="p99" if named else None,
+                              labelOpts={"position": 0.5, "color": self._theme.plot_fg, "anchors": [(1, 0.5), (1, 0.5)]})
+        for line in (p50, p99):
+            line.setVisible(False)
+            plot.addItem(line, ignoreBounds=True)
+        row = _Row(plot, curve, p50, p99, caption, np.empty(0))
+        self._style_row(row)
+        return row
 
     def _reuse_rows(self) -> None:
         self._range = None
@@ -207,6 +233,11 @@ class LatencyHistogram(pg.GraphicsLayoutWidget):
             lo, hi = min(lo, self._range[0]), max(hi, self._range[1])
             if (lo, hi) == self._range or (lo >= self._range[0] and hi <= self._range[1]):
                 return False
+        if self._range is not None:
+            # Growing: leave room for the next few stragglers too. Every growth recounts every
+            # row and re-lays out the axes (the longest redraws while samples stream).
+            lo = lo / GROWTH_MARGIN if lo < self._range[0] else lo
+            hi = hi * GROWTH_MARGIN if hi > self._range[1] else hi
         lo, hi = _log_range(lo, hi)
         self._range = (lo, hi)
         # Bins of equal width on the log axis: equal resolution for fast and slow variants.
@@ -272,11 +303,13 @@ class LatencyHistogram(pg.GraphicsLayoutWidget):
     def apply_theme(self, theme: Theme) -> None:
         self._theme = theme
         self.setBackground(theme.plot_bg)
+        for row in self._slots[len(self._rows) :]:
+            self._style_row(row)
         for label, row in self._rows.items():
             self._style_row(row)
             self._set_caption(label, row, *row.shown, force=True)
             if row.plot.getAxis("bottom").labelText:
-                set_axis_label(row.plot, "bottom", "latency per call (ms, log scale)", theme)
+                set_axis_label(row.plot, "bottom", AXIS_TITLE, theme)
 
     # --- reading (tests, screenshots) ----------------------------------
     def edges(self) -> np.ndarray:

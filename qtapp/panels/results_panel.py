@@ -45,6 +45,11 @@ SCATTER_MIN_PX = 220
 MATRIX_PX = 300
 #: How long after the charts the table's live latency cells are refreshed (see apply_events).
 LIVE_TABLE_DELAY_MS = 20
+#: Between two queued chart updates: long enough for the first one's repaint to go through.
+JOB_GAP_MS = 2
+#: Histogram rows made while the window is idle (a study with more variants builds the rest).
+PREBUILT_ROWS = 8
+PREBUILD_GAP_MS = 30
 
 
 class ResultsPanel(QWidget):
@@ -62,6 +67,16 @@ class ResultsPanel(QWidget):
         self._live_timer.setSingleShot(True)
         self._live_timer.setInterval(LIVE_TABLE_DELAY_MS)
         self._live_timer.timeout.connect(self.flush_live)
+        self._jobs: list = []
+        self._job_timer = QTimer(self)
+        self._job_timer.setSingleShot(True)
+        self._job_timer.setInterval(JOB_GAP_MS)
+        self._job_timer.timeout.connect(self._next_job)
+        # The histogram's rows are built ahead, one per pass of an idle event loop.
+        self._prebuild_timer = QTimer(self)
+        self._prebuild_timer.setInterval(PREBUILD_GAP_MS)
+        self._prebuild_timer.timeout.connect(self._prebuild_row)
+        self._prebuild_timer.start()
         self.histogram = LatencyHistogram(palette, theme)
         self.sizes = SizeBars(palette, theme)
         self.scatter = TradeoffScatter(palette, theme)
@@ -158,14 +173,22 @@ class ResultsPanel(QWidget):
             self._feed_result(label)
         if changes.samples or changes.results:
             self.histogram.redraw()
-        if changes.results:
-            self.sizes.redraw()
-            self.scatter.redraw()
-            self.matrices.redraw()
         whole = changes.status | changes.results
         self._live_rows -= whole
-        if whole or changes.finished:
-            self.table.refresh(whole, resize=bool(changes.results) or changes.finished)
+        if whole:
+            self.table.refresh(whole)
+        if changes.results:
+            # A finished variant touches every chart and refits the table's columns: together
+            # 20-40 ms, enough to stall the window while the next variant streams. Each runs in
+            # its own pass of the event loop instead (with its repaint), a few ms at a time.
+            for job in (self.sizes.redraw, self.scatter.redraw, self.matrices.redraw, self.table.fit_columns):
+                if job not in self._jobs:
+                    self._jobs.append(job)
+        if changes.finished:
+            self.table.fit_columns()
+            self.run_pending()  # the study is over: nothing left to keep smooth
+        elif self._jobs and not self._job_timer.isActive():
+            self._job_timer.start()
         if changes.samples - whole:
             # The table's live latency is repainted a moment after the histogram, not in the same
             # pass: two shorter stretches of work instead of one keep the GUI thread answering
@@ -175,6 +198,23 @@ class ResultsPanel(QWidget):
                 self._live_timer.start()
         if changes.finished:
             self._show_most_flipped()
+
+    def _prebuild_row(self) -> None:
+        if self.state.labels or not self.histogram.prebuild(PREBUILT_ROWS):
+            self._prebuild_timer.stop()  # a study began (it builds what it needs) or all are built
+
+    def run_pending(self) -> None:
+        """Run every chart update still queued by ``apply_events`` now (tests, screenshots, the study's end)."""
+        self._job_timer.stop()
+        jobs, self._jobs = self._jobs, []
+        for job in jobs:
+            job()
+
+    def _next_job(self) -> None:
+        if self._jobs:
+            self._jobs.pop(0)()
+        if self._jobs:
+            self._job_timer.start()
 
     def flush_live(self) -> None:
         """Refresh the table's live cells now (the timer would do it within LIVE_TABLE_DELAY_MS)."""
@@ -186,8 +226,11 @@ class ResultsPanel(QWidget):
     def fail(self, message: str) -> None:
         self.state.fail(message)
         self.table.refresh(set(self.state.labels), resize=True)
+        self.run_pending()
 
     def _new_study(self) -> None:
+        self._job_timer.stop()
+        self._jobs = []  # the last study's updates: every chart is rebuilt below
         self._live_timer.stop()
         self._live_rows = set()
         labels = self.state.labels

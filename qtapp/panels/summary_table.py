@@ -253,6 +253,10 @@ class SummaryTable(QWidget):
         if resize:
             self._fit_columns()
 
+    def fit_columns(self) -> None:
+        """Size the columns to their contents (after results arrived)."""
+        self._fit_columns()
+
     def _fit_columns(self) -> None:
         self.view.resizeColumnsToContents()
         # When the columns do not fit, long labels (a scheme with parameters, a file name) give
