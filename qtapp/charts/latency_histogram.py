@@ -29,6 +29,7 @@ CAPTION_WIDTH = 200
 FAILED_ROW_PX = 34
 QWIDGETSIZE_MAX = 16_777_215
 AXIS_TITLE = "latency per call (ms, log scale)"
+Y_TOP = 1.1  # the tallest bin of a row is 1.0
 
 
 @dataclass
@@ -48,6 +49,7 @@ class _Row:
     extent: tuple[float, float] | None = None  # (min, p99.5) of the samples
     extent_n: int = 0  # samples already folded into ``extent``
     binned: int = 0  # samples already counted in ``counts`` (for the current edges)
+    heights: np.ndarray | None = None  # the bar heights on screen (counts / tallest)
 
 
 class LatencyHistogram(pg.GraphicsLayoutWidget):
@@ -124,7 +126,7 @@ class LatencyHistogram(pg.GraphicsLayoutWidget):
         plot.getAxis("left").setWidth(AXIS_WIDTH)
         plot.getAxis("left").setStyle(showValues=False, tickLength=0)
         plot.setLimits(yMin=0)
-        plot.setYRange(0, 1.1, padding=0)
+        plot.setYRange(0, Y_TOP, padding=0)
         for side in ("left", "bottom"):
             plot.getAxis(side).enableAutoSIPrefix(False)
             # The bottom axis draws the x grid across the row, so each new count repainted it
@@ -156,7 +158,7 @@ class LatencyHistogram(pg.GraphicsLayoutWidget):
         for label, row in self._rows.items():
             row.samples, row.counts, row.failed, row.shown = np.empty(0), None, False, (None, None)
             row.p50 = row.p99 = None
-            row.extent, row.extent_n, row.binned = None, 0, 0
+            row.extent, row.extent_n, row.binned, row.heights = None, 0, 0, None
             row.curve.setVisible(False)
             row.p50_line.setVisible(False)
             row.p99_line.setVisible(False)
@@ -191,7 +193,7 @@ class LatencyHistogram(pg.GraphicsLayoutWidget):
         if row is None:
             return
         row.samples, row.counts, row.failed = np.empty(0), None, True
-        row.extent, row.extent_n, row.binned = None, 0, 0
+        row.extent, row.extent_n, row.binned, row.heights = None, 0, 0, None
         row.curve.setVisible(False)
         row.p50_line.setVisible(False)
         row.p99_line.setVisible(False)
@@ -263,12 +265,19 @@ class LatencyHistogram(pg.GraphicsLayoutWidget):
         lo, hi = self._edges[0], self._edges[-1]
         new = row.samples[row.binned :]
         added, _ = np.histogram(np.clip(new, lo, hi), bins=self._edges)
-        counts = added if row.counts is None else row.counts + added
+        fresh = row.counts is None  # first counts, or counted again on new edges
+        counts = added if fresh else row.counts + added
         row.counts, row.binned = counts, row.samples.size
         # Each row is scaled to its tallest bin: rows of different sample counts compare by shape,
         # and a y-range that never moves spares re-laying out and repainting the axes while
         # the counts stream in.
-        row.curve.setData(self._log_edges, counts / max(1, int(counts.max())))
+        heights = counts / max(1, int(counts.max()))
+        # Once a few thousand samples are in, new ones move no bar by a whole pixel: the row is
+        # then left as it is on screen instead of being repainted for nothing.
+        px_per_unit = row.plot.getViewBox().height() / Y_TOP
+        if fresh or row.heights is None or float(np.abs(heights - row.heights).max()) * px_per_unit >= 0.5:
+            row.curve.setData(self._log_edges, heights)
+            row.heights = heights
         row.curve.setVisible(True)
         # While samples stream, the marks come from the counts (to within a bin); the engine's
         # exact p50/p99 replace them when the variant finishes.

@@ -21,6 +21,9 @@ from core.events import Event, StudyStarted
 from core.spec import Thresholds, TimingMode, TimingSpec, default_threads
 from qtapp.progress import StudyProgress
 
+#: How long after the charts the progress line is redrawn (see RunPanel.apply_events).
+PROGRESS_DELAY_MS = 40
+
 
 def _percent_box(value: float, maximum: float, suffix: str, tip: str) -> QDoubleSpinBox:
     box = QDoubleSpinBox()
@@ -113,6 +116,10 @@ class RunPanel(QGroupBox):
         self._clock = QTimer(self)
         self._clock.setInterval(1000)
         self._clock.timeout.connect(self.refresh)
+        self._later = QTimer(self)
+        self._later.setSingleShot(True)
+        self._later.setInterval(PROGRESS_DELAY_MS)
+        self._later.timeout.connect(self.refresh)
 
         layout = QVBoxLayout(self)
         layout.addLayout(buttons)
@@ -169,7 +176,12 @@ class RunPanel(QGroupBox):
             if isinstance(event, StudyStarted):
                 self._progress = StudyProgress(self._progress.timing_max_s)
             self._progress.apply(event)
-        self.refresh()
+        if self._progress.finished or any(isinstance(e, StudyStarted) for e in events):
+            self.refresh()
+        elif not self._later.isActive():
+            # Shown a moment after the charts drawn from the same events: the window's work per
+            # update comes in two short stretches, so the GUI thread answers input in between.
+            self._later.start()
 
     def refresh(self) -> None:
         p = self._progress

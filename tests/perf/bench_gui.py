@@ -276,6 +276,9 @@ def responsiveness(win: Window, spec: Any, isolated: bool) -> dict[str, Any]:
     if len(gaps_ms) < 20:
         raise RuntimeError(f"only {len(gaps_ms)} timer ticks while samples streamed")
     lateness = [max(0.0, g - TICK_MS) for g in gaps_ms]
+    # The worst gaps with the GUI thread's own CPU time in each: a late tick with little CPU
+    # of ours was waiting for a core (another process) or the interpreter lock (our other thread).
+    worst = sorted(zip(gaps_ms, busy_ms), reverse=True)[:8]
     samples = sum(r.latency.n for r in result.results if r.ok and r.latency)
     block = max((r.latency.block_size for r in result.results if r.ok and r.latency), default=1)
     return {
@@ -284,6 +287,7 @@ def responsiveness(win: Window, spec: Any, isolated: bool) -> dict[str, Any]:
         "longest_stall_ms": max(gaps_ms),
         "gui_thread_busy_p99_ms": percentile(busy_ms, 99),
         "gui_thread_busy_max_ms": max(busy_ms),
+        "worst_gaps_ms_with_gui_cpu_ms": [[round(g, 1), round(b, 1)] for g, b in worst],
         "ticks": len(gaps_ms),
         "samples_streamed": samples,
         "harness_block_size": block,

@@ -82,6 +82,48 @@ def test_histogram_grows_in_place_and_takes_final_marks(qtbot, palette):
     assert all(hist._rows[label].curve is item for label, item in row_items.items())  # never rebuilt
 
 
+def test_histogram_rows_are_kept_across_studies_and_relabelled(qtbot, palette):
+    hist = LatencyHistogram(palette, LIGHT)
+    qtbot.addWidget(hist)
+    assert hist.prebuild(2) and not hist.prebuild(2)  # one row per call, up to the count asked for
+    hist.set_variants(LABELS)
+    curves = [hist._rows[label].curve for label in LABELS]
+    hist.update_variant("int8", np.full(50, 0.4))
+    hist.redraw()
+    palette.reset(["a", "b"])
+    hist.set_variants(["a", "b"])  # a smaller study: the first two rows, relabelled and emptied
+    assert hist.labels() == ["a", "b"]
+    assert [hist._rows[label].curve for label in ("a", "b")] == curves[:2]
+    assert hist.counts("b").sum() == 0 and "waiting" in hist.caption("b")
+    assert hist._rows["b"].curve.opts["pen"].color().name() == palette.hex("b")
+    assert len(hist.ci.items) == 4  # two captions and two plots in the layout; the third row waits outside
+    palette.reset(LABELS)
+    hist.set_variants(LABELS)
+    assert [hist._rows[label].curve for label in LABELS] == curves and len(hist.ci.items) == 6
+
+
+def test_histogram_repaints_a_row_only_when_a_bar_moves_by_a_pixel(qtbot, palette):
+    hist = LatencyHistogram(palette, LIGHT)
+    qtbot.addWidget(hist)
+    hist.resize(800, 400)
+    hist.show()
+    hist.set_variants(LABELS)
+    rng = np.random.default_rng(3)
+    stream = rng.lognormal(0.0, 0.05, 40_000)
+    hist.update_variant("fp32", stream[:30_000])
+    hist.redraw()
+    shown = hist._rows["fp32"].curve.getData()[1].copy()
+    hist.update_variant("fp32", stream[:30_010])  # ten more samples of the same distribution
+    hist.redraw()
+    assert hist.counts("fp32").sum() == 30_010  # counted all the same
+    np.testing.assert_array_equal(hist._rows["fp32"].curve.getData()[1], shown)  # but nothing to repaint
+    shifted = np.concatenate([stream[:30_010], stream[30_010:] * 1.3])  # a second mode appears
+    hist.update_variant("fp32", shifted)
+    hist.redraw()
+    heights = hist._rows["fp32"].curve.getData()[1]
+    np.testing.assert_allclose(heights, hist.counts("fp32") / hist.counts("fp32").max())
+
+
 def test_histogram_failed_row_says_so(qtbot, palette):
     hist = LatencyHistogram(palette, DARK)
     qtbot.addWidget(hist)
