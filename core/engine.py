@@ -47,6 +47,9 @@ from core.spec import (
 #: The schemes of the bundled demo study, in table order (fp32 baseline first).
 DEMO_SCHEMES = ("fp32", "onnx-fp32", "torch-int8-dynamic", "ort-int8-dynamic", "ort-int8-static", "ort-fp16")
 _EVAL_CHUNK = 64
+#: The baseline is timed again for this long at the end of a study (see _recheck_baseline).
+RECHECK_S = 0.5
+RECHECK_MIN_SAMPLES = 30
 
 
 def demo_study_spec(timing: TimingSpec | None = None) -> StudySpec:
@@ -157,21 +160,32 @@ def _run(spec: StudySpec, cancel: CancelToken, workdir: Path) -> Iterator[Event]
     results: list[VariantResult] = []
     state = _StudyState(spec=spec, model=model, dataset=dataset, task=task, cancel=cancel, workdir=workdir)
     cancelled = False
-    for index, planned in enumerate(plan):
-        if cancel.cancelled:
-            cancelled = True
-            break
-        yield VariantStarted(spec.study_id, index, planned.label, planned.scheme_id)
-        try:
-            result = yield from _run_variant(state, planned, advice.get(planned.label, []))
-        except Cancelled:
-            cancelled = True
-            break
-        results.append(result)
-        if result.status is VariantStatus.OK:
-            yield VariantFinished(spec.study_id, result)
-        else:
-            yield VariantFailed(spec.study_id, result.label, result.error_stage or "", result.error or "", result)
+    try:
+        for index, planned in enumerate(plan):
+            if cancel.cancelled:
+                cancelled = True
+                break
+            yield VariantStarted(spec.study_id, index, planned.label, planned.scheme_id)
+            try:
+                result = yield from _run_variant(state, planned, advice.get(planned.label, []))
+            except Cancelled:
+                cancelled = True
+                break
+            results.append(result)
+            if result.status is VariantStatus.OK:
+                yield VariantFinished(spec.study_id, result)
+            else:
+                yield VariantFailed(spec.study_id, result.label, result.error_stage or "", result.error or "", result)
+        if not cancelled:
+            try:
+                recheck = yield from _recheck_baseline(state, results)
+            except Cancelled:
+                cancelled, recheck = True, None
+            if recheck is not None:
+                timing_info["baseline_recheck"] = recheck
+    finally:
+        if state.baseline_runner is not None:
+            state.baseline_runner.close()
 
     _final_verdicts(results, spec, task)
     study = StudyResult(
@@ -199,6 +213,7 @@ class _StudyState:
     workdir: Path
     baseline_out: np.ndarray | None = None
     baseline: VariantResult | None = None
+    baseline_runner: Any | None = None
     shared: dict[str, Any] | None = None
 
 
@@ -295,7 +310,10 @@ def _run_variant(
         _fail(result, stage, _describe_exception(exc))
     finally:
         if built is not None:
-            built.runner.close()
+            if planned.label == "fp32" and result.ok and state.baseline_runner is None:
+                state.baseline_runner = built.runner  # re-timed at the end (_recheck_baseline)
+            else:
+                built.runner.close()
     return result
 
 
@@ -448,6 +466,49 @@ def _time(state: _StudyState, label: str, runner: Any, result: VariantResult) ->
         result.notes.append(
             f"noisy timing: interquartile range is {result.latency.iqr_rel:.0%} of the median (over 10 %)"
         )
+
+
+def _recheck_baseline(state: _StudyState, results: list[VariantResult]) -> Generator[Event, None, dict[str, Any] | None]:
+    """Time the baseline again, briefly, once every variant has been timed.
+
+    Each variant is timed in its own stretch of time. On a shared or virtual
+    machine the CPU's speed can change between stretches (this project's own CI
+    machine toggles between two speeds 1.5x apart, every second or so), and then
+    a speed-up compares two different machines. Re-timing the baseline at the end
+    shows whether that happened: its median should match the first one. When it
+    moved by more than ``core.timing.DRIFT_LIMIT``, every variant carries a note saying so.
+    Returns the ``timing.baseline_recheck`` block (None when there is nothing to compare).
+    """
+    from dataclasses import replace as _replace
+
+    from core.timing import LatencyHarness, drift_note
+
+    base = state.baseline
+    timed = [r for r in results if r.ok and r.latency is not None and r is not base]
+    if state.baseline_runner is None or base is None or base.latency is None or not timed:
+        return None
+    spec = state.spec
+    timing = _replace(spec.timing, max_time_s=min(spec.timing.max_time_s, RECHECK_S), min_samples=RECHECK_MIN_SAMPLES)
+    yield Progress(spec.study_id, base.label, "re-checking", 0, 1, "re-timing the baseline: did the machine's speed change?")
+    x = state.dataset.x[: timing.batch_size]
+    harness = LatencyHarness(state.baseline_runner.prepare_call(x), timing, cancel=state.cancel)
+    for _ in harness.batches():
+        pass  # not streamed: the baseline's histogram shows its first timing
+    run = harness.run
+    if run.stop_reason == "cancelled":
+        raise Cancelled("the study was cancelled")
+    if not run.samples_ms:
+        return None
+    first = base.latency.p50
+    again = float(np.median(run.samples_ms))
+    change = again / first - 1 if first > 0 else 0.0
+    note = drift_note(first, again)
+    if note:
+        for r in results:
+            if r.ok:
+                r.notes.append(note)
+    return {"p50_ms": round(again, 6), "first_p50_ms": round(first, 6), "change": round(change, 4),
+            "samples": len(run.samples_ms), "drifted": note is not None}
 
 
 def _fastest_float_p50(results: list[VariantResult]) -> float | None:

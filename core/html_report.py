@@ -21,6 +21,7 @@ from typing import Any
 from core import svg_charts
 from core.report import human_bytes
 from core.result import Grade, StudyResult, VariantResult
+from core.timing import DRIFT_PREFIX, study_drift_warning
 
 
 @dataclass
@@ -132,6 +133,11 @@ def comparison_notes(studies: list[StudyResult], titles: dict[str, str]) -> list
                 f"{titles[s.study_id]} is {s.status}: it holds the {len(s.results)}{of} variants that finished; "
                 "verdicts against the fastest float variant cover only those."
             )
+    for s in studies:
+        drift = study_drift_warning(s.timing)
+        if drift:
+            prefix = f"{titles[s.study_id]}: " if len(studies) > 1 else ""
+            notes.append(f"{prefix}{drift[0].upper()}{drift[1:]}.")
     if len(studies) > 1:
         for key, what in (("cpu", "CPUs"), ("threads", "thread counts")):
             values = {str(s.environment.get(key)) for s in studies}
@@ -454,7 +460,7 @@ def _coverage(rows: list[_Row]) -> str:
         if v.params:
             lines.append(f"<li><b>parameters:</b> {escape(', '.join(f'{k}={x}' for k, x in v.params.items()))}</li>")
         lines += [f"<li><b>advice:</b> {escape(a)}</li>" for a in v.advice]
-        lines += [f"<li><b>note:</b> {escape(n)}</li>" for n in v.notes]
+        lines += [f"<li><b>note:</b> {escape(n)}</li>" for n in v.notes if not n.startswith(DRIFT_PREFIX)]
         if v.verdict and v.verdict.reasons and not r.is_baseline:
             lines.append(f"<li><b>verdict {escape(v.verdict.overall.value)}:</b> {escape('; '.join(v.verdict.reasons))}</li>")
         if lines:

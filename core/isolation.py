@@ -322,7 +322,7 @@ def _import_runtimes() -> None:
     """What every study needs, imported while the process still waits for its study."""
     import importlib
 
-    for name in ("numpy", "torch", "onnx", "onnxruntime", "sklearn.metrics", "core.metrics", "core.timing",
+    for name in ("numpy", "torch", "onnx", "onnxruntime", "core.metrics", "core.timing",
                  "core.schemes.ort_schemes", "core.runtimes.torch_runner", "core.runtimes.ort_runner"):
         try:
             importlib.import_module(name)

@@ -74,8 +74,6 @@ def classification_metrics(y_true: np.ndarray, scores: np.ndarray, n_classes: in
     does not count as a zero. Undefined precision/recall (nothing predicted or
     nothing true in a class) is 0.
     """
-    from sklearn.metrics import accuracy_score, confusion_matrix, precision_recall_fscore_support
-
     y = _as_labels(y_true)
     pred = predicted_labels(scores)
     if y.shape[0] != pred.shape[0]:
@@ -88,13 +86,22 @@ def classification_metrics(y_true: np.ndarray, scores: np.ndarray, n_classes: in
     n = max(int(n_classes), seen, 1)
     labels = list(range(n))
 
-    precision, recall, f1, support = precision_recall_fscore_support(
-        y, pred, labels=labels, average=None, zero_division=0
-    )
-    macro_p, macro_r, macro_f1, _ = precision_recall_fscore_support(y, pred, average="macro", zero_division=0)
-    matrix = confusion_matrix(y, pred, labels=labels)
+    # Computed here rather than with scikit-learn: importing sklearn.metrics costs about a
+    # second in every study process, and these are a few lines of counting (same definitions).
+    matrix = np.bincount(y * n + pred, minlength=n * n).reshape(n, n)
+    hits = np.diag(matrix).astype(np.float64)
+    predicted = matrix.sum(axis=0).astype(np.float64)
+    support = matrix.sum(axis=1)
+    precision = _safe_div(hits, predicted)
+    recall = _safe_div(hits, support.astype(np.float64))
+    f1 = _safe_div(2 * hits, predicted + support)
+    present = (support > 0) | (predicted > 0)  # the classes in the labels or the predictions
+    if present.any():
+        macro_p, macro_r, macro_f1 = (float(v[present].mean()) for v in (precision, recall, f1))
+    else:
+        macro_p = macro_r = macro_f1 = 0.0
     return {
-        "accuracy": float(accuracy_score(y, pred)),
+        "accuracy": float(np.mean(y == pred)) if y.size else 0.0,
         "precision_macro": float(macro_p),
         "recall_macro": float(macro_r),
         "f1_macro": float(macro_f1),
@@ -110,6 +117,13 @@ def classification_metrics(y_true: np.ndarray, scores: np.ndarray, n_classes: in
         ],
         "confusion_matrix": matrix.astype(int).tolist(),
     }
+
+
+def _safe_div(num: np.ndarray, den: np.ndarray) -> np.ndarray:
+    """num / den, 0 where den is 0 (scikit-learn's zero_division=0)."""
+    out = np.zeros_like(num, dtype=np.float64)
+    np.divide(num, den, out=out, where=den > 0)
+    return out
 
 
 def _class_count(scores: np.ndarray) -> int:
@@ -138,8 +152,6 @@ def regression_metrics(y_true: np.ndarray, pred: np.ndarray) -> dict[str, float 
     predictions raise ``ValueError`` with a sentence saying how many: there is
     no honest error figure for them.
     """
-    from sklearn.metrics import mean_absolute_error, mean_squared_error, r2_score
-
     y = np.asarray(y_true, dtype=np.float64).reshape(-1)
     p = np.asarray(pred, dtype=np.float64).reshape(-1)
     if y.shape != p.shape:
@@ -147,10 +159,16 @@ def regression_metrics(y_true: np.ndarray, pred: np.ndarray) -> dict[str, float 
     bad = int(np.count_nonzero(~np.isfinite(p)))
     if bad:
         raise ValueError(f"{bad} predicted values are NaN or infinite, so MSE, MAE and R² cannot be computed")
-    r2 = float(r2_score(y, p)) if y.size >= 2 else None
+    error = y - p
+    r2 = None
+    if y.size >= 2:
+        residual = float(np.sum(error**2))
+        total = float(np.sum((y - y.mean()) ** 2))
+        # A constant target: scikit-learn's rule (1 when predicted exactly, else 0).
+        r2 = 1.0 - residual / total if total > 0 else (1.0 if residual == 0 else 0.0)
     return {
-        "mse": float(mean_squared_error(y, p)),
-        "mae": float(mean_absolute_error(y, p)),
+        "mse": float(np.mean(error**2)),
+        "mae": float(np.mean(np.abs(error))),
         "r2": r2,
     }
 

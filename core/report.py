@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from core.result import StudyResult, VariantResult, VariantStatus
+from core.timing import study_drift_warning
 
 
 def human_bytes(n: int | None) -> str:
@@ -88,6 +89,7 @@ def format_table(study: StudyResult) -> str:
     lines = ["  ".join(h.ljust(w) for h, w in zip(headers, widths)), "  ".join("-" * w for w in widths)]
     lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths)) for r in rows]
 
+    drift = study_drift_warning(study.timing)
     details: list[str] = []
     for v in study.results:
         if v.status is not VariantStatus.OK:
@@ -100,12 +102,15 @@ def format_table(study: StudyResult) -> str:
         for note in v.explanation:
             details.append(f"  {v.label}: why slower: {note}")
         for note in v.notes:
-            details.append(f"  {v.label}: note: {note}")
+            if note != drift:  # said once for the whole study, below
+                details.append(f"  {v.label}: note: {note}")
         if v.verdict and v.verdict.reasons and v.label != "fp32":
             details.append(f"  {v.label}: verdict {v.verdict.overall.value}: " + "; ".join(v.verdict.reasons))
     out = "\n".join(lines)
     if details:
         out += "\n\nWhat each variant changed, and why its verdict:\n" + "\n".join(details)
+    if drift:
+        out += f"\n\nwarning: {drift}."
     env = study.environment
     for note in study.model.get("notes") or []:
         if "untrained" in note or "quantiz" in note or "scale" in note:

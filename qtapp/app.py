@@ -106,15 +106,29 @@ def main(argv: Sequence[str] | None = None) -> int:
     return outcome["code"] or code
 
 
+SCREENSHOT_SETTLE_S = 60.0
+
+
 def _arrange_screenshot(window, path: str, outcome: dict) -> None:
     """When the study ends (or cannot start), give the charts a moment to paint, save the window, quit."""
+
+    waited = {"s": 0.0}
 
     def done(running: bool) -> None:
         if running:
             return
         if window.last_failure:
             outcome["code"] = 1
-        QTimer.singleShot(300, save)
+        settle()
+
+    def settle() -> None:
+        # The panels may still be loading (the demo loads them after its study): wait for them,
+        # up to SCREENSHOT_SETTLE_S, so the picture shows the whole window filled in.
+        if window.tasks.pending() and waited["s"] < SCREENSHOT_SETTLE_S:
+            waited["s"] += 0.1
+            QTimer.singleShot(100, settle)
+        else:
+            QTimer.singleShot(300, save)
 
     def refused(reason: str) -> None:
         print(f"quantbench: cannot run: {reason}", file=sys.stderr)

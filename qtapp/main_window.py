@@ -266,6 +266,7 @@ class MainWindow(QMainWindow):
     def _running_changed(self, running: bool) -> None:
         if not running:
             self.buffer.flush()
+            self.tasks.release()  # the panels' loading held back while the demo study ran
         self.run_panel.set_running(running)
         self._update_blocker()
 
@@ -285,13 +286,19 @@ class MainWindow(QMainWindow):
             from core.engine import demo_study_spec
 
             spec = demo_study_spec(self.run_panel.timing_spec())
+        if start and not self.controller.running:
+            # The demo's study is known without loading anything, so it starts at once; the
+            # panels' own loading (torch and scikit-learn, two seconds of imports) waits until
+            # the study has ended instead of sharing the machine with its timing.
+            self.tasks.hold()
         self.model_panel.open_demo()
         self.dataset_panel.set_spec(spec.dataset)
         self._wanted_schemes = [v.scheme for v in spec.variants if v.scheme is not None]
         self._apply_wanted_schemes()
-        if start:
-            # Not at once: the panels' own loading (torch, scikit-learn) would share the CPU with
-            # the first variants' timing and double the baseline's latency on a 2-core machine.
+        if start and self.tasks.holding:
+            if self.start_study(spec) is None:
+                self.tasks.release()
+        elif start:
             self.start_when_ready(spec)
 
     def start_when_ready(self, spec: StudySpec | None = None) -> None:

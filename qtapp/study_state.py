@@ -189,6 +189,8 @@ class StudyState:
 
     def _on_progress(self, ev: Progress) -> None:
         v = self._variant(ev.label)
+        if v.result is not None:
+            return  # e.g. the baseline re-timed at the end of the study: it stays finished
         v.phase = Phase.RUNNING
         v.stage, v.done, v.total, v.message = ev.stage, ev.done, ev.total, ev.message
         self._changes.status.add(v.label)

@@ -74,13 +74,34 @@ class TaskRunner(QObject):
         self._relay.done.connect(self._deliver, Qt.ConnectionType.QueuedConnection)
         self._callbacks: dict[int, tuple[Callable[[Any], None], Callable[[str], None]]] = {}
         self._next_id = 0
+        self._held: list[_Job] | None = None  # jobs waiting for ``release`` (None: not holding)
         _runners.add(self)
 
     def submit(self, fn: Callable[[], Any], on_done: Callable[[Any], None], on_error: Callable[[str], None]) -> int:
         self._next_id += 1
         self._callbacks[self._next_id] = (on_done, on_error)
-        self._pool.start(_Job(self._next_id, fn, self._relay))
+        job = _Job(self._next_id, fn, self._relay)
+        if self._held is not None:
+            self._held.append(job)
+        else:
+            self._pool.start(job)
         return self._next_id
+
+    def hold(self) -> None:
+        """Queue the jobs submitted from now on until ``release`` (e.g. while a study is timed:
+        loading torch for a panel on the other core would share the machine with the timing)."""
+        if self._held is None:
+            self._held = []
+
+    def release(self) -> None:
+        """Start the held jobs, in the order they were submitted."""
+        held, self._held = self._held or [], None
+        for job in held:
+            self._pool.start(job)
+
+    @property
+    def holding(self) -> bool:
+        return self._held is not None
 
     def active(self) -> int:
         return self._pool.activeThreadCount()

@@ -114,6 +114,12 @@ class ResultsPanel(QWidget):
         top_layout = QVBoxLayout(top)
         top_layout.setContentsMargins(4, 4, 4, 0)
         top_layout.addWidget(self.header)
+        # Said above the table when the machine's speed changed during the study (the baseline,
+        # timed again at the end, moved): the speed-ups below compare two different machines.
+        self.drift = ElidedLabel("")
+        self.drift.setObjectName("errorLabel")
+        self.drift.hide()
+        top_layout.addWidget(self.drift)
         top_layout.addWidget(self.table, 1)
         self.splitter = QSplitter(Qt.Orientation.Vertical)
         self.splitter.addWidget(top)
@@ -185,6 +191,7 @@ class ResultsPanel(QWidget):
                 if job not in self._jobs:
                     self._jobs.append(job)
         if changes.finished:
+            self._show_drift()
             self.table.fit_columns()
             self.run_pending()  # the study is over: nothing left to keep smooth
         elif self._jobs and not self._job_timer.isActive():
@@ -231,6 +238,7 @@ class ResultsPanel(QWidget):
     def _new_study(self) -> None:
         self._job_timer.stop()
         self._jobs = []  # the last study's updates: every chart is rebuilt below
+        self.drift.hide()
         self._live_timer.stop()
         self._live_rows = set()
         labels = self.state.labels
@@ -249,6 +257,15 @@ class ResultsPanel(QWidget):
         title = study_title(self.state.model, self.state.dataset, self.state.environment)
         self.header.setText(title)
         self.header.setToolTip(title)
+
+    def _show_drift(self) -> None:
+        from core.timing import study_drift_warning
+
+        result = self.state.result
+        warning = study_drift_warning(result.timing) if result is not None else None
+        self.drift.setText(f"⚠ {warning[0].upper()}{warning[1:]}." if warning else "")
+        self.drift.setToolTip(self.drift.text())
+        self.drift.setVisible(bool(warning))
 
     def _fit_splitters(self, variants: int) -> None:
         """Give the table every row it needs and the charts a readable height per variant."""

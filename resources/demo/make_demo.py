@@ -119,12 +119,27 @@ def export_onnx(model: nn.Module, path: Path) -> None:
         )
 
 
+def write_digits_split() -> None:
+    """The fixed digits split as row indices (core.datasets.builtin.DIGITS_SPLIT_FILE), so loading
+    the digits needs no scikit-learn import; the same bytes on every run."""
+    import json
+
+    from core.datasets.builtin import DIGITS_SPLIT_FILE, _digits_arrays, sklearn_digits_split_indices
+
+    _, y = _digits_arrays()
+    train, test = sklearn_digits_split_indices(y)
+    text = json.dumps({"rows": len(y), "train": train.tolist(), "test": test.tolist()}, separators=(",", ":"))
+    DIGITS_SPLIT_FILE.write_text(text + "\n", encoding="utf-8")
+    print(f"wrote {DIGITS_SPLIT_FILE} ({len(train)} train, {len(test)} test)")
+
+
 def main() -> None:
     """Train, report test accuracy, and write the state dict and the ONNX file."""
     import torch
 
     from core.demo import DEMO_ONNX, DEMO_WEIGHTS
 
+    write_digits_split()
     model = train()
     print(f"test accuracy: {digits_test_accuracy(model):.4f}")
     DEMO_WEIGHTS.parent.mkdir(parents=True, exist_ok=True)

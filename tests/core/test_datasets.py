@@ -26,6 +26,8 @@ from core.errors import BadInput
 from core.models.loaded import TensorInfo
 from core.spec import DatasetKind, DatasetSpec, Preprocess, Task
 
+ROOT = Path(__file__).resolve().parents[2]
+
 REPO = Path(__file__).resolve().parents[2]
 
 
@@ -95,6 +97,39 @@ def test_builtin_digits_is_the_fixed_test_split() -> None:
     assert ds.task is Task.CLASSIFICATION
     assert 0.0 <= ds.x.min() and ds.x.max() == 1.0
     assert ds.info()["samples"] == 450 and ds.spec == "builtin:digits"
+
+
+def test_digits_without_scikit_learn_are_scikit_learns_split(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """The digits read from scikit-learn's data file with the committed split indices are exactly what
+    load_digits + train_test_split give; a missing split file falls back to scikit-learn."""
+    from sklearn.datasets import load_digits
+    from sklearn.model_selection import train_test_split
+
+    import core.datasets.builtin as builtin
+
+    digits = load_digits()
+    x = (digits.images.astype(np.float32) / 16.0)[:, None, :, :]
+    y = digits.target.astype(np.int64)
+    want = train_test_split(x, y, test_size=builtin.DIGITS_TEST_FRACTION, random_state=builtin.DIGITS_SPLIT_SEED, stratify=y)
+    x_train, y_train, x_test, y_test = builtin.digits_split()
+    for got, expected in zip((x_train, x_test, y_train, y_test), want):
+        np.testing.assert_array_equal(got, expected)
+    assert builtin.DIGITS_SPLIT_FILE.is_file() and builtin._sklearn_data_file("digits.csv.gz") is not None
+    monkeypatch.setattr(builtin, "DIGITS_SPLIT_FILE", tmp_path / "missing.json")
+    np.testing.assert_array_equal(builtin.digits_split()[2], want[1])
+
+
+def test_loading_the_digits_imports_no_scikit_learn() -> None:
+    code = (
+        "import sys\n"
+        "from core.datasets import load_dataset\n"
+        "from core.spec import DatasetSpec\n"
+        "ds = load_dataset(DatasetSpec.parse('builtin:digits'))\n"
+        "print(len(ds), sorted(m for m in sys.modules if m.split('.')[0] in ('sklearn', 'scipy')))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["450", "[]"]
 
 
 def test_builtin_digits_reshaped_for_a_flat_model() -> None:

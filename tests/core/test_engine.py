@@ -57,6 +57,8 @@ def _segments(events: list[Event]) -> list[list[Event]]:
     """The events of each variant, from its VariantStarted to its VariantFinished/VariantFailed."""
     segments: list[list[Event]] = []
     for event in events[1:-1]:
+        if isinstance(event, Progress) and event.stage == "re-checking":
+            break  # the baseline's re-timing at the end belongs to no variant's segment
         if isinstance(event, VariantStarted):
             segments.append([])
         segments[-1].append(event)
@@ -375,3 +377,73 @@ def test_a_regressor_gets_regression_metrics(tmp_path: Path, kit: SimpleNamespac
     assert set(expected) <= set(dynamic.metrics)
     assert "agreement" not in dynamic.fidelity and dynamic.fidelity["mae"] > 0
     json.dumps(result.to_json_dict(), allow_nan=False)
+
+
+# ----------------------------------------------------------------------------- the machine changing speed
+
+
+def test_the_baseline_is_timed_again_at_the_end(digits_study: tuple[StudySpec, list[Event]]) -> None:
+    _, events = digits_study
+    study = _finished(events).result
+    recheck = study.timing["baseline_recheck"]
+    baseline = study.results[0]
+    assert recheck["first_p50_ms"] == pytest.approx(baseline.latency.p50, rel=1e-5)
+    assert recheck["samples"] >= 30 and recheck["p50_ms"] > 0
+    assert recheck["change"] == pytest.approx(recheck["p50_ms"] / recheck["first_p50_ms"] - 1, abs=1e-3)
+    rechecks = [e for e in events if isinstance(e, Progress) and e.stage == "re-checking"]
+    assert len(rechecks) == 1 and rechecks[0].label == "fp32"
+    assert events.index(rechecks[0]) > max(i for i, e in enumerate(events) if isinstance(e, VariantFinished))
+
+
+def test_a_machine_that_slows_down_mid_study_is_reported(
+    monkeypatch: pytest.MonkeyPatch, tiny_onnx: Path, tiny_npz: Path, tmp_path: Path
+) -> None:
+    """The CPU gets slower after the baseline's first timing (as a shared machine does): the re-check
+    sees the baseline slower at the end, and every variant and the report say the speed-ups are suspect."""
+    import shutil
+
+    from core.report import format_table
+    from core.runtimes.ort_runner import OrtRunner
+
+    slow = {"on": False}
+    original = OrtRunner.prepare_call
+
+    def prepare_call(self: OrtRunner, x: np.ndarray) -> Any:
+        call = original(self, x)
+
+        def slowed() -> Any:
+            out = call()
+            if slow["on"]:
+                end = time.perf_counter() + 0.002  # two milliseconds more per call: a slower machine
+                while time.perf_counter() < end:
+                    pass
+            return out
+
+        return slowed
+
+    monkeypatch.setattr(OrtRunner, "prepare_call", prepare_call)
+    copy = tmp_path / "copy.onnx"
+    shutil.copyfile(tiny_onnx, copy)
+    spec = _spec(tiny_onnx, tiny_npz, VariantSpec(path=str(copy)))
+    events = []
+    for event in run_study(spec):
+        events.append(event)
+        if isinstance(event, VariantFinished) and event.result.label == "fp32":
+            slow["on"] = True
+    study = _finished(events).result
+    recheck = study.timing["baseline_recheck"]
+    assert recheck["drifted"] is True and recheck["change"] > 0.5
+    assert all(any("machine's speed changed" in n for n in r.notes) for r in study.results)
+    text = format_table(study)
+    assert text.count("machine's speed changed") == 1 and "warning:" in text
+
+
+def test_drift_notes_only_past_the_limit() -> None:
+    from core.timing import DRIFT_LIMIT, drift_note, study_drift_warning
+
+    assert drift_note(1.0, 1.0 + DRIFT_LIMIT * 0.9) is None
+    assert drift_note(1.0, 1.0 - DRIFT_LIMIT * 0.9) is None
+    assert "(+50%)" in drift_note(0.2, 0.3)
+    assert "(-50%)" in drift_note(0.4, 0.2)
+    assert study_drift_warning({}) is None
+    assert study_drift_warning({"baseline_recheck": {"first_p50_ms": 0.2, "p50_ms": 0.3}}) == drift_note(0.2, 0.3)

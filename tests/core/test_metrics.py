@@ -402,3 +402,35 @@ def test_baseline_verdict() -> None:
     assert {v.accuracy, v.size, v.speed, v.overall} == {Grade.BASELINE}
     assert v.speedup == 1.0
     assert v.thresholds == asdict(T)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_metrics_match_scikit_learn(seed: int) -> None:
+    """The counting done here gives scikit-learn's numbers, edge cases included: classes that never
+    occur, classes only predicted, a constant regression target."""
+    from sklearn import metrics as skm
+
+    rng = np.random.default_rng(seed)
+    n_classes = int(rng.integers(2, 12))
+    n = int(rng.integers(1, 300))
+    y = rng.integers(0, max(1, n_classes - 2), n)  # the top classes may never be true...
+    pred = np.where(rng.random(n) < 0.7, y, rng.integers(0, n_classes, n))  # ...but can be predicted
+    got = classification_metrics(y, pred, n_classes)
+    labels = list(range(n_classes))
+    p, r, f, s = skm.precision_recall_fscore_support(y, pred, labels=labels, average=None, zero_division=0)
+    mp, mr, mf, _ = skm.precision_recall_fscore_support(y, pred, average="macro", zero_division=0)
+    assert got["accuracy"] == pytest.approx(skm.accuracy_score(y, pred))
+    assert (got["precision_macro"], got["recall_macro"], got["f1_macro"]) == pytest.approx((mp, mr, mf))
+    assert [c["precision"] for c in got["per_class"]] == pytest.approx(list(p))
+    assert [c["recall"] for c in got["per_class"]] == pytest.approx(list(r))
+    assert [c["f1"] for c in got["per_class"]] == pytest.approx(list(f))
+    assert [c["support"] for c in got["per_class"]] == list(s)
+    assert got["confusion_matrix"] == skm.confusion_matrix(y, pred, labels=labels).tolist()
+
+    target = rng.normal(size=n) if seed % 3 else np.full(n, 2.5)
+    guess = target + rng.normal(scale=0.3, size=n) if seed % 2 else target.copy()
+    reg = regression_metrics(target, guess)
+    assert reg["mse"] == pytest.approx(skm.mean_squared_error(target, guess))
+    assert reg["mae"] == pytest.approx(skm.mean_absolute_error(target, guess))
+    if n >= 2:
+        assert reg["r2"] == pytest.approx(skm.r2_score(target, guess))

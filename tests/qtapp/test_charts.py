@@ -212,3 +212,33 @@ def test_flipped_panel_lists_flipped_samples_with_images(qtbot):
     panel.show_variant("int8")
     assert panel.shown_indices() == [3]
     assert panel.list.item(0).text().splitlines() == ["#3", "true 3", "3 → 8"]
+
+
+def test_results_panel_warns_when_the_machine_changed_speed(qtbot):
+    from dataclasses import replace
+
+    from fake_study import fake_run_study
+    from helpers import fake_spec
+
+    from core.events import StudyFinished
+    from core.timing import drift_note
+    from qtapp.panels.results_panel import ResultsPanel
+
+    events = list(fake_run_study(fake_spec()))
+    final = events[-1]
+    assert isinstance(final, StudyFinished)
+    base = final.result.results[0].latency.p50
+    def rechecked(factor: float) -> StudyFinished:
+        timing = {**final.result.timing, "baseline_recheck": {"first_p50_ms": base, "p50_ms": base * factor}}
+        return replace(final, result=replace(final.result, timing=timing))
+
+    palette = VariantPalette()
+    panel = ResultsPanel(palette, LIGHT)
+    qtbot.addWidget(panel)
+    panel.show()
+    panel.apply_events(events[:-1] + [rechecked(1.04)])
+    assert panel.drift.isHidden()
+    panel.apply_events(events[:-1] + [rechecked(1.6)])  # the same study again, on a restless machine
+    assert panel.drift.isVisible()
+    note = drift_note(base, base * 1.6)
+    assert panel.drift.text() == f"⚠ {note[0].upper()}{note[1:]}."
