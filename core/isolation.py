@@ -165,7 +165,7 @@ class _Child:
     def spawn(cls, log_path: str | None) -> _Child:
         import multiprocessing as mp
 
-        ctx = mp.get_context("spawn")
+        ctx = mp.get_context(_start_method())
         receiver, sender = ctx.Pipe(duplex=False)
         # Commands and Cancel travel down their own pipe, not a multiprocessing.Event: an Event whose
         # waiter died can block set() for ever, and a closed pipe also tells the child its parent is gone.
@@ -184,6 +184,19 @@ class _Child:
         self.proc.join(2.0)
         if self.proc.is_alive():
             self.proc.kill()
+
+
+def _start_method() -> str:
+    """"spawn": a fresh interpreter, safe whatever this process holds. Forking is only safe before
+    this process has started a second thread (Qt, a thread pool) or imported a runtime with its
+    own threads (torch, onnxruntime), so only the launcher's first prewarm can fork: on Linux, as
+    the very first thing the window does, it saves the new interpreter's start-up, a few tenths
+    of a second on the way to the demo's first result."""
+    import sys
+
+    if sys.platform == "linux" and threading.active_count() == 1 and not {"torch", "onnxruntime", "PySide6"} & set(sys.modules):
+        return "fork"
+    return "spawn"
 
 
 _warm: _Child | None = None
@@ -287,7 +300,7 @@ def _child_main(conn: Any, control: Any, log_path: str | None) -> None:
 
     from core.engine import run_study
 
-    _import_runtimes()
+    _import_runtimes(stop_early=control.poll)
     try:
         command = control.recv()
     except (EOFError, OSError):
@@ -318,12 +331,18 @@ def _child_main(conn: Any, control: Any, log_path: str | None) -> None:
         conn.close()
 
 
-def _import_runtimes() -> None:
-    """What every study needs, imported while the process still waits for its study."""
+def _import_runtimes(stop_early: Any = None) -> None:
+    """What every study needs, imported while the process still waits for its study.
+
+    ``stop_early()`` is asked between two modules: once a study has arrived, it starts at once
+    and imports the rest as it needs them (a study handed over right at launch, as the demo's
+    is, would otherwise wait a second for modules its first variant does not use)."""
     import importlib
 
-    for name in ("numpy", "torch", "onnx", "onnxruntime", "core.metrics", "core.timing",
-                 "core.schemes.ort_schemes", "core.runtimes.torch_runner", "core.runtimes.ort_runner"):
+    for name in ("numpy", "torch", "core.metrics", "core.timing", "core.runtimes.torch_runner", "onnx",
+                 "onnxruntime", "core.runtimes.ort_runner", "core.schemes.ort_schemes"):
+        if stop_early is not None and stop_early():
+            return
         try:
             importlib.import_module(name)
         except Exception:  # a missing optional runtime shows up later, with its own message

@@ -55,6 +55,8 @@ class MainWindow(QMainWindow):
         self._wanted_schemes: list | None = None
         #: A study waiting for the panels to finish loading: (spec or None,).
         self._pending_start: tuple[StudySpec | None] | None = None
+        #: Say "Loaded …" in the status bar when the model has loaded (not after the demo's study).
+        self._announce_load = True
 
         self.model_panel = ModelPanel(self.tasks)
         self.dataset_panel = DatasetPanel(self.tasks)
@@ -166,7 +168,9 @@ class MainWindow(QMainWindow):
         self.dataset_panel.set_model(None if load is None else load.model)
         self.schemes_panel.set_applicability(None if load is None else load.applicability)
         if load is not None:
-            self.statusBar().showMessage(f"Loaded {load.spec.path}")
+            if self._announce_load:
+                self.statusBar().showMessage(f"Loaded {load.spec.path}")
+            self._announce_load = True  # quiet once: a held load ends after the study it waited for
             self._apply_wanted_schemes()
         self._update_blocker()
         if load is not None or not self.model_panel.busy:
@@ -291,6 +295,7 @@ class MainWindow(QMainWindow):
             # panels' own loading (torch and scikit-learn, two seconds of imports) waits until
             # the study has ended instead of sharing the machine with its timing.
             self.tasks.hold()
+            self._announce_load = False  # the status bar will be saying how the study ended
         self.model_panel.open_demo()
         self.dataset_panel.set_spec(spec.dataset)
         self._wanted_schemes = [v.scheme for v in spec.variants if v.scheme is not None]

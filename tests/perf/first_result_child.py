@@ -16,8 +16,8 @@ Linux, so the parent can subtract the moment it started this process):
 which shows what the study's child process costs before the first result.
 
 ``python -m tests.perf.first_result_child engine`` runs the same demo study
-headless in this process (``core.engine.run_study``), importing torch, ONNX
-Runtime and scikit-learn first, one at a time, and times the steps the window
+headless in this process (``core.engine.run_study``), importing torch and ONNX
+Runtime first, one at a time, and times the steps the window
 waits through: each import, model and dataset load, the baseline's build (session init), evaluation, the first
 timed inference and the warm-up before the first samples.
 
@@ -123,7 +123,8 @@ def _engine() -> dict[str, Any]:
     steps: dict[str, float | None] = {"python_to_script_s": time.monotonic() - T_PYTHON}
     # Each heavy library the demo study needs, imported on its own so its cost is visible
     # (the engine would import them lazily inside model load, dataset load and build).
-    for name in ("torch", "onnxruntime", "sklearn", "core.engine"):
+    # scikit-learn is not among them: the digits and the metrics no longer need it.
+    for name in ("torch", "onnxruntime", "core.engine"):
         t = time.monotonic()
         importlib.import_module(name)
         steps[f"import_{name.replace('.', '_')}_s"] = time.monotonic() - t
