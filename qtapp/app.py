@@ -76,8 +76,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     window = MainWindow(theme)
     reporter = ErrorReporter(window)
     reporter.install()
-    # The end of a study is a quiet moment for the full garbage collection the timer never does.
+    # The end of a study is a quiet moment for the full garbage collection the timer never does,
+    # and for starting the next study process (the last one has ended), so the next Run is quick too.
     window.controller.running_changed.connect(lambda running: running or collector.collect_all())
+    if not args.screenshot:  # a screenshot run quits after its study: nothing to start
+        window.controller.threads_finished.connect(
+            lambda: window.run_panel.isolated.isChecked() and not window.closing and prewarm(log_dir())
+        )
     if args.max_time:
         window.run_panel.max_time.setValue(args.max_time)
     window.resize(*size)

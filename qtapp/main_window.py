@@ -389,6 +389,11 @@ class MainWindow(QMainWindow):
         self.splitter.setSizes([wanted, max(1, sum(sizes) - wanted)])
 
     # --- closing -------------------------------------------------------
+    @property
+    def closing(self) -> bool:
+        """Close was asked for while a study ran; the window closes once its thread has finished."""
+        return self._close_when_stopped
+
     def closeEvent(self, event: QCloseEvent) -> None:
         """Mid-run: cancel, keep the window until the worker thread has finished, then close."""
         if self.controller.threads_alive:

@@ -72,3 +72,36 @@ def test_closing_mid_study_exits_cleanly():
                          env={**os.environ, "QT_QPA_PLATFORM": "offscreen"})
     assert out.returncode == 0, out.stderr[-2000:]
     assert "Destroyed while thread" not in out.stderr
+
+
+def test_after_a_study_the_next_study_process_is_started_ahead():
+    """Once the demo's study has ended, the window starts the next study process, so the next Run
+    skips the imports; the process it used is gone."""
+    code = (
+        "import sys\n"
+        "from PySide6.QtCore import QTimer\n"
+        "import core.isolation as iso\n"
+        "import qtapp.main_window as mw\n"
+        "seen = {}\n"
+        "class Window(mw.MainWindow):\n"
+        "    def __init__(self, *args, **kwargs):\n"
+        "        super().__init__(*args, **kwargs)\n"
+        "        self.controller.event_received.connect(self.note)\n"
+        "        self.controller.threads_finished.connect(lambda: QTimer.singleShot(500, self.check))\n"
+        "    def note(self, event):\n"
+        "        if type(event).__name__ == 'StudyStarted':\n"
+        "            seen['study_pid'] = event.environment['pid']\n"
+        "    def check(self):\n"
+        "        warm = iso._warm\n"
+        "        print('warm', warm is not None and warm.proc.is_alive() and warm.proc.pid != seen['study_pid'])\n"
+        "        self.close()\n"
+        "mw.MainWindow = Window\n"
+        "from qtapp.app import main\n"
+        "code = main(['--demo', '--max-time', '0.2'])\n"
+        "print('warm after exit', iso._warm is not None)\n"
+        "sys.exit(code)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=180,
+                         env={**os.environ, "QT_QPA_PLATFORM": "offscreen"})
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "warm True" in out.stdout and "warm after exit False" in out.stdout, out.stdout
