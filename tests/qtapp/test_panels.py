@@ -107,3 +107,22 @@ def test_open_demo_button_sets_up_the_demo_study(qtbot, window):
     assert window.dataset_panel.dataset_spec() == DatasetSpec.parse("builtin:digits")
     assert [s.id for s in window.schemes_panel.selected()] == list(DEMO_SCHEMES[1:])
     assert window.run_panel.run_button.isEnabled()
+
+
+def test_held_jobs_wait_for_release_and_run_in_order(qtbot):
+    from qtapp.tasks import TaskRunner
+
+    tasks = TaskRunner(max_threads=1)
+    ran: list[str] = []
+    done: list[str] = []
+    tasks.hold()
+    for name in ("model", "dataset"):
+        tasks.submit(lambda name=name: ran.append(name) or name, done.append, done.append)
+    qtbot.wait(100)
+    assert ran == [] and tasks.pending() == 2 and tasks.holding  # nothing runs while held
+    tasks.release()
+    qtbot.waitUntil(lambda: len(done) == 2, timeout=5_000)
+    assert ran == ["model", "dataset"] == done and not tasks.holding and tasks.pending() == 0
+    tasks.submit(lambda: "later", done.append, done.append)  # not held any more: runs at once
+    qtbot.waitUntil(lambda: done[-1] == "later", timeout=5_000)
+    tasks.wait()
