@@ -289,3 +289,30 @@ def test_report_renders_in_headless_chromium(tmp_path: Path, html: str, study: S
     data = pdf.read_bytes()
     assert data.startswith(b"%PDF")
     assert len(re.findall(rb"/Type\s*/Page[^s]", data)) >= 3
+
+
+def test_a_machine_that_changed_speed_is_said_once_at_the_top(study: StudyResult) -> None:
+    from dataclasses import replace
+
+    from core.timing import DRIFT_PREFIX, drift_note
+
+    base = study.results[0].latency.p50
+
+    def rechecked(factor: float) -> StudyResult:
+        # This machine may have drifted in the fixture's own study: set the re-check explicitly.
+        note = drift_note(base, base * factor)
+        notes = [[n for n in r.notes if not n.startswith(DRIFT_PREFIX)] + ([note] if note else []) for r in study.results]
+        return replace(
+            study,
+            timing={**study.timing, "baseline_recheck": {"first_p50_ms": base, "p50_ms": base * factor}},
+            results=[replace(r, notes=n) for r, n in zip(study.results, notes)],
+        )
+
+    drifted, steady = rechecked(1.5), rechecked(1.02)
+    import html as html_lib
+
+    page = render_html([drifted])
+    text = html_lib.unescape(page)
+    assert text.count(DRIFT_PREFIX.capitalize()) == 1 and DRIFT_PREFIX not in text  # once, in the callout
+    assert 'class="callout"' in page
+    assert DRIFT_PREFIX.capitalize() not in html_lib.unescape(render_html([steady]))  # a steady study says nothing
