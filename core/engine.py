@@ -13,7 +13,7 @@ import queue
 import tempfile
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Generator, Iterator
@@ -50,6 +50,10 @@ _EVAL_CHUNK = 64
 #: The baseline is timed again for this long at the end of a study (see _recheck_baseline).
 RECHECK_S = 0.5
 RECHECK_MIN_SAMPLES = 30
+#: When the re-check moved: every variant timed again in this many interleaved rounds of PAIRED_BURST_S each.
+PAIRED_ROUNDS = 7
+PAIRED_BURST_S = 0.1
+PAIRED_MIN_SAMPLES = 10
 
 
 def demo_study_spec(timing: TimingSpec | None = None) -> StudySpec:
@@ -176,18 +180,25 @@ def _run(spec: StudySpec, cancel: CancelToken, workdir: Path) -> Iterator[Event]
                 yield VariantFinished(spec.study_id, result)
             else:
                 yield VariantFailed(spec.study_id, result.label, result.error_stage or "", result.error or "", result)
+        paired = None
         if not cancelled:
             try:
                 recheck = yield from _recheck_baseline(state, results)
+                if recheck is not None:
+                    timing_info["baseline_recheck"] = recheck
+                    if recheck["drifted"]:
+                        paired = yield from _paired_rounds(state, results)
+                        if paired is not None:
+                            timing_info["paired"] = paired
+                            _say_paired(results, recheck, paired["rounds"])
             except Cancelled:
-                cancelled, recheck = True, None
-            if recheck is not None:
-                timing_info["baseline_recheck"] = recheck
+                cancelled = True
     finally:
-        if state.baseline_runner is not None:
-            state.baseline_runner.close()
+        for runner in state.runners.values():
+            runner.close()
+        state.runners.clear()
 
-    _final_verdicts(results, spec, task)
+    _final_verdicts(results, spec, task, paired)
     study = StudyResult(
         study_id=spec.study_id,
         created=created,
@@ -213,7 +224,9 @@ class _StudyState:
     workdir: Path
     baseline_out: np.ndarray | None = None
     baseline: VariantResult | None = None
-    baseline_runner: Any | None = None
+    #: Every timed variant's runner, kept until the end of the study: the baseline is re-timed
+    #: then, and all of them again if the machine's speed changed (see _recheck_baseline).
+    runners: dict[str, Any] = field(default_factory=dict)
     shared: dict[str, Any] | None = None
 
 
@@ -310,8 +323,8 @@ def _run_variant(
         _fail(result, stage, _describe_exception(exc))
     finally:
         if built is not None:
-            if planned.label == "fp32" and result.ok and state.baseline_runner is None:
-                state.baseline_runner = built.runner  # re-timed at the end (_recheck_baseline)
+            if result.ok and result.latency is not None and planned.label not in state.runners:
+                state.runners[planned.label] = built.runner  # closed at the end of the study
             else:
                 built.runner.close()
     return result
@@ -485,13 +498,14 @@ def _recheck_baseline(state: _StudyState, results: list[VariantResult]) -> Gener
 
     base = state.baseline
     timed = [r for r in results if r.ok and r.latency is not None and r is not base]
-    if state.baseline_runner is None or base is None or base.latency is None or not timed:
+    runner = state.runners.get(base.label) if base is not None else None
+    if runner is None or base is None or base.latency is None or not timed:
         return None
     spec = state.spec
     timing = _replace(spec.timing, max_time_s=min(spec.timing.max_time_s, RECHECK_S), min_samples=RECHECK_MIN_SAMPLES)
     yield Progress(spec.study_id, base.label, "re-checking", 0, 1, "re-timing the baseline: did the machine's speed change?")
     x = state.dataset.x[: timing.batch_size]
-    harness = LatencyHarness(state.baseline_runner.prepare_call(x), timing, cancel=state.cancel)
+    harness = LatencyHarness(runner.prepare_call(x), timing, cancel=state.cancel)
     for _ in harness.batches():
         pass  # not streamed: the baseline's histogram shows its first timing
     run = harness.run
@@ -511,12 +525,75 @@ def _recheck_baseline(state: _StudyState, results: list[VariantResult]) -> Gener
             "samples": len(run.samples_ms), "drifted": note is not None}
 
 
+def _paired_rounds(state: _StudyState, results: list[VariantResult]) -> Generator[Event, None, dict[str, Any] | None]:
+    """Time every variant again in PAIRED_ROUNDS short interleaved rounds, for speed-ups the
+    machine's changes of speed cannot skew.
+
+    Run only when the baseline's re-check moved. In each round every variant is timed
+    for PAIRED_BURST_S, the order reversed from one round to the next, so the
+    baseline and each variant are measured within a second of each other. A
+    variant's paired speed-up is the median over rounds of baseline median ÷ its
+    median; its verdict's speed grade uses it. Each variant's own latency
+    figures and histogram stay those of its first timing.
+    Returns the ``timing.paired`` block.
+    """
+    from dataclasses import replace as _replace
+
+    from core.timing import LatencyHarness
+
+    base = state.baseline
+    labels = [r.label for r in results if r.ok and r.label in state.runners]
+    if base is None or base.label not in labels or len(labels) < 2:
+        return None
+    spec = state.spec
+    burst = _replace(spec.timing, max_time_s=PAIRED_BURST_S, min_samples=PAIRED_MIN_SAMPLES, warmup_runs=2, warmup_s=0.01)
+    x = state.dataset.x[: burst.batch_size]
+    calls = {label: state.runners[label].prepare_call(x) for label in labels}
+    medians: dict[str, list[float]] = {label: [] for label in labels}
+    for round_index in range(PAIRED_ROUNDS):
+        yield Progress(
+            spec.study_id, base.label, "re-checking", round_index, PAIRED_ROUNDS,
+            "the machine's speed changed: timing every variant again, in interleaved rounds",
+        )
+        order = labels if round_index % 2 == 0 else labels[::-1]
+        for label in order:
+            run = LatencyHarness(calls[label], burst, cancel=state.cancel).measure()
+            if run.stop_reason == "cancelled":
+                raise Cancelled("the study was cancelled")
+            medians[label].append(float(np.median(run.samples_ms)) if run.samples_ms else float("nan"))
+    speedups: dict[str, dict[str, float]] = {}
+    for label in labels:
+        ratios = [b / v for b, v in zip(medians[base.label], medians[label]) if v > 0 and b > 0]
+        if ratios:
+            speedups[label] = {"median": round(float(np.median(ratios)), 4), "min": round(min(ratios), 4),
+                               "max": round(max(ratios), 4)}
+    return {"rounds": PAIRED_ROUNDS, "burst_s": PAIRED_BURST_S, "speedup": speedups}
+
+
+def _say_paired(results: list[VariantResult], recheck: dict[str, Any], rounds: int) -> None:
+    """Replace each variant's drift note with the one saying the speed-ups were measured again."""
+    from core.timing import DRIFT_PREFIX, drift_note
+
+    note = drift_note(recheck["first_p50_ms"], recheck["p50_ms"], paired_rounds=rounds)
+    for r in results:
+        if r.ok:
+            r.notes = [n for n in r.notes if not n.startswith(DRIFT_PREFIX)] + ([note] if note else [])
+
+
 def _fastest_float_p50(results: list[VariantResult]) -> float | None:
     p50s = [r.latency.p50 for r in results if r.ok and r.is_float and r.latency is not None]
     return min(p50s) if p50s else None
 
 
-def _verdict(state: _StudyState, result: VariantResult, fastest: float | None = None) -> None:
+def _verdict(
+    state: _StudyState,
+    result: VariantResult,
+    fastest: float | None = None,
+    *,
+    paired_speedup: float | None = None,
+    paired_rounds: int | None = None,
+    fastest_paired: float | None = None,
+) -> None:
     from core.metrics import baseline_verdict, verdict
 
     thresholds = state.spec.thresholds
@@ -537,23 +614,34 @@ def _verdict(state: _StudyState, result: VariantResult, fastest: float | None = 
         fastest_float_p50=fastest if fastest is not None else _fastest_float_p50([base, result]),
         agreement=(result.fidelity or {}).get("agreement"),
         thresholds=thresholds,
+        paired_speedup=paired_speedup,
+        paired_rounds=paired_rounds,
+        paired_vs_fastest_float=(paired_speedup / fastest_paired) if paired_speedup and fastest_paired else None,
     )
 
 
-def _final_verdicts(results: list[VariantResult], spec: StudySpec, task: Task) -> None:
-    """Recompute verdicts once every float variant is known (speed-up vs the fastest float)."""
+def _final_verdicts(
+    results: list[VariantResult], spec: StudySpec, task: Task, paired: dict[str, Any] | None = None
+) -> None:
+    """Recompute verdicts once every float variant is known (speed-up vs the fastest float); with
+    ``paired`` (the machine changed speed), speeds come from the interleaved rounds."""
     if not results or not results[0].ok or results[0].label != "fp32":
         return
     fastest = _fastest_float_p50(results)
     state = _StudyState(spec=spec, model=None, dataset=None, task=task, cancel=CancelToken(), workdir=Path("."))
     state.baseline = results[0]
+    speedups = {label: s["median"] for label, s in ((paired or {}).get("speedup") or {}).items()}
+    floats = [speedups[r.label] for r in results if r.ok and r.is_float and r.label in speedups] + [1.0]
     for r in results:
         if r.ok:
-            _verdict(state, r, fastest)
+            _verdict(state, r, fastest, paired_speedup=speedups.get(r.label), paired_rounds=(paired or {}).get("rounds"),
+                     fastest_paired=max(floats))
     base = results[0]
     if base.verdict is not None and base.latency is not None and fastest:
         # Eager PyTorch float is often a weak baseline: show how it compares with the fastest float too.
-        base.verdict.speedup_vs_fastest_float = fastest / base.latency.p50
+        base.verdict.speedup_vs_fastest_float = (
+            1.0 / max(floats) if speedups else fastest / base.latency.p50
+        )
 
 
 def _safe_name(label: str) -> str:

@@ -421,6 +421,9 @@ def verdict(
     fastest_float_p50: float | None,
     agreement: float | None,
     thresholds: Thresholds,
+    paired_speedup: float | None = None,
+    paired_rounds: int | None = None,
+    paired_vs_fastest_float: float | None = None,
 ) -> Verdict:
     """Grade a variant against the baseline on accuracy, size and speed.
 
@@ -432,6 +435,9 @@ def verdict(
     bad when the variant is larger than the baseline, else acceptable.
     Speed: good when the median latency falls by ``latency_reduction_good`` or
     more, bad when it rises by more than ``latency_increase_bad``, else acceptable.
+    ``paired_speedup`` (baseline ÷ variant, median of ``paired_rounds`` interleaved
+    rounds, measured when the machine's speed changed during the study) replaces
+    the ratio of the two medians for the speed grade and the speed-ups.
 
     Overall: BAD if accuracy is bad, or if size and speed are both bad (it costs
     more and buys nothing); otherwise UNKNOWN if accuracy is unknown. With
@@ -442,8 +448,13 @@ def verdict(
     acc_grade, acc_reason = _grade_accuracy(drop, drop_kind, thresholds)
     size_reduction = _reduction(baseline_size, size)
     size_grade, size_reason = _grade_size(size_reduction, thresholds)
-    latency_reduction = _reduction(baseline_p50, p50)
-    speed_grade, speed_reason = _grade_speed(latency_reduction, baseline_p50, p50, thresholds)
+    if paired_speedup is not None and paired_speedup > 0:
+        latency_reduction = 1.0 - 1.0 / paired_speedup
+        where = f"{paired_speedup:.3g}x the baseline's speed over {paired_rounds or '?'} interleaved rounds"
+        speed_grade, speed_reason = _grade_speed(latency_reduction, baseline_p50, p50, thresholds, where)
+    else:
+        latency_reduction = _reduction(baseline_p50, p50)
+        speed_grade, speed_reason = _grade_speed(latency_reduction, baseline_p50, p50, thresholds)
     overall, overall_reason = _overall(acc_grade, size_grade, speed_grade)
     return Verdict(
         accuracy=acc_grade,
@@ -453,8 +464,10 @@ def verdict(
         accuracy_drop=drop,
         size_reduction=size_reduction,
         latency_reduction=latency_reduction,
-        speedup=_ratio(baseline_p50, p50),
-        speedup_vs_fastest_float=_ratio(fastest_float_p50, p50),
+        speedup=paired_speedup if paired_speedup is not None else _ratio(baseline_p50, p50),
+        speedup_vs_fastest_float=(
+            paired_vs_fastest_float if paired_speedup is not None else _ratio(fastest_float_p50, p50)
+        ),
         thresholds=asdict(thresholds),
         reasons=[acc_reason, size_reason, speed_reason, overall_reason],
     )
@@ -536,10 +549,12 @@ def _grade_size(reduction: float | None, t: Thresholds) -> tuple[Grade, str]:
     )
 
 
-def _grade_speed(reduction: float | None, base: float | None, p50: float | None, t: Thresholds) -> tuple[Grade, str]:
+def _grade_speed(
+    reduction: float | None, base: float | None, p50: float | None, t: Thresholds, where: str | None = None
+) -> tuple[Grade, str]:
     if reduction is None or base is None or p50 is None:
         return Grade.UNKNOWN, "speed unknown"
-    where = f"median {p50:.3g} ms vs {base:.3g} ms"
+    where = where or f"median {p50:.3g} ms vs {base:.3g} ms"
     if reduction >= t.latency_reduction_good:
         return Grade.GOOD, f"latency fell {_pct(reduction)}, {where} (good: {_pct(t.latency_reduction_good)} or more)"
     if -reduction > t.latency_increase_bad:
