@@ -13,7 +13,7 @@ import queue
 import tempfile
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Generator, Iterator
@@ -492,8 +492,6 @@ def _recheck_baseline(state: _StudyState, results: list[VariantResult]) -> Gener
     moved by more than ``core.timing.DRIFT_LIMIT``, every variant carries a note saying so.
     Returns the ``timing.baseline_recheck`` block (None when there is nothing to compare).
     """
-    from dataclasses import replace as _replace
-
     from core.timing import LatencyHarness, drift_note
 
     base = state.baseline
@@ -502,7 +500,7 @@ def _recheck_baseline(state: _StudyState, results: list[VariantResult]) -> Gener
     if runner is None or base is None or base.latency is None or not timed:
         return None
     spec = state.spec
-    timing = _replace(spec.timing, max_time_s=min(spec.timing.max_time_s, RECHECK_S), min_samples=RECHECK_MIN_SAMPLES)
+    timing = replace(spec.timing, max_time_s=min(spec.timing.max_time_s, RECHECK_S), min_samples=RECHECK_MIN_SAMPLES)
     yield Progress(spec.study_id, base.label, "re-checking", 0, 1, "re-timing the baseline: did the machine's speed change?")
     x = state.dataset.x[: timing.batch_size]
     harness = LatencyHarness(runner.prepare_call(x), timing, cancel=state.cancel)
@@ -537,8 +535,6 @@ def _paired_rounds(state: _StudyState, results: list[VariantResult]) -> Generato
     figures and histogram stay those of its first timing.
     Returns the ``timing.paired`` block.
     """
-    from dataclasses import replace as _replace
-
     from core.timing import LatencyHarness
 
     base = state.baseline
@@ -546,7 +542,7 @@ def _paired_rounds(state: _StudyState, results: list[VariantResult]) -> Generato
     if base is None or base.label not in labels or len(labels) < 2:
         return None
     spec = state.spec
-    burst = _replace(spec.timing, max_time_s=PAIRED_BURST_S, min_samples=PAIRED_MIN_SAMPLES, warmup_runs=2, warmup_s=0.01)
+    burst = replace(spec.timing, max_time_s=PAIRED_BURST_S, min_samples=PAIRED_MIN_SAMPLES, warmup_runs=2, warmup_s=0.01)
     x = state.dataset.x[: burst.batch_size]
     calls = {label: state.runners[label].prepare_call(x) for label in labels}
     medians: dict[str, list[float]] = {label: [] for label in labels}

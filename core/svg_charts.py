@@ -188,7 +188,7 @@ def confusion_matrices(items: list[ConfusionItem], class_names: list[str] | None
                 t = math.sqrt(count / vmax) if count > 0 else 0.0
                 fill = _mix("#ffffff", _DIAG_DARK if r == c else _OFF_DARK, t) if count else "#f6f8fa"
                 changed = ref is not None and ref[r][c] != count
-                stroke = f' stroke="{INK}" stroke-width="1.6"' if changed else f' stroke="#ffffff" stroke-width="0.5"'
+                stroke = f' stroke="{INK}" stroke-width="1.6"' if changed else ' stroke="#ffffff" stroke-width="0.5"'
                 x, y = gx + c * cell, gy + r * cell
                 parts.append(
                     f'<rect x="{x:.1f}" y="{y:.1f}" width="{cell:.1f}" height="{cell:.1f}" fill="{fill}"{stroke}'

@@ -7,7 +7,7 @@ from collections import Counter
 from typing import Any
 
 from core.errors import SchemeNotApplicable
-from core.models.loaded import LoadedModel, ModelFormat
+from core.models.loaded import LoadedModel
 from core.schemes.base import BuildContext, BuiltVariant, Scheme, SchemeInfo
 from core.spec import SchemeSpec
 
