@@ -298,6 +298,7 @@ class MainWindow(QMainWindow):
             self._announce_load = False  # the status bar will be saying how the study ended
         self.model_panel.open_demo()
         self.dataset_panel.set_spec(spec.dataset)
+        self.tasks.seal()  # only the demo's own loading waits; what the user opens next does not
         self._wanted_schemes = [v.scheme for v in spec.variants if v.scheme is not None]
         self._apply_wanted_schemes()
         if start and self.tasks.holding:

@@ -75,13 +75,14 @@ class TaskRunner(QObject):
         self._callbacks: dict[int, tuple[Callable[[Any], None], Callable[[str], None]]] = {}
         self._next_id = 0
         self._held: list[_Job] | None = None  # jobs waiting for ``release`` (None: not holding)
+        self._sealed = False  # holding, but no longer adding to what is held
         _runners.add(self)
 
     def submit(self, fn: Callable[[], Any], on_done: Callable[[Any], None], on_error: Callable[[str], None]) -> int:
         self._next_id += 1
         self._callbacks[self._next_id] = (on_done, on_error)
         job = _Job(self._next_id, fn, self._relay)
-        if self._held is not None:
+        if self._held is not None and not self._sealed:
             self._held.append(job)
         else:
             self._pool.start(job)
@@ -91,11 +92,17 @@ class TaskRunner(QObject):
         """Queue the jobs submitted from now on until ``release`` (e.g. while a study is timed:
         loading torch for a panel on the other core would share the machine with the timing)."""
         if self._held is None:
-            self._held = []
+            self._held, self._sealed = [], False
+
+    def seal(self) -> None:
+        """Keep what is held for ``release``, but run jobs submitted from now on at once (what the
+        user asks for next, say opening another model, must not wait for the study to end)."""
+        if self._held is not None:
+            self._sealed = True
 
     def release(self) -> None:
         """Start the held jobs, in the order they were submitted."""
-        held, self._held = self._held or [], None
+        held, self._held, self._sealed = self._held or [], None, False
         for job in held:
             self._pool.start(job)
 

@@ -125,4 +125,14 @@ def test_held_jobs_wait_for_release_and_run_in_order(qtbot):
     assert ran == ["model", "dataset"] == done and not tasks.holding and tasks.pending() == 0
     tasks.submit(lambda: "later", done.append, done.append)  # not held any more: runs at once
     qtbot.waitUntil(lambda: done[-1] == "later", timeout=5_000)
+    # Sealed: what is held keeps waiting, what comes next runs.
+    tasks.hold()
+    tasks.submit(lambda: "held", done.append, done.append)
+    tasks.seal()
+    tasks.submit(lambda: "user", done.append, done.append)
+    qtbot.waitUntil(lambda: done[-1] == "user", timeout=5_000)
+    qtbot.wait(100)
+    assert "held" not in done and tasks.holding
+    tasks.release()
+    qtbot.waitUntil(lambda: done[-1] == "held", timeout=5_000)
     tasks.wait()
