@@ -53,7 +53,7 @@ RECHECK_MIN_SAMPLES = 30
 #: When the re-check moved: every variant timed again in this many interleaved rounds of PAIRED_BURST_S each.
 PAIRED_ROUNDS = 7
 PAIRED_BURST_S = 0.1
-PAIRED_MIN_SAMPLES = 10
+PAIRED_MIN_SAMPLES = 5  # a slow model still gives a median per burst without stretching it
 
 
 def demo_study_spec(timing: TimingSpec | None = None) -> StudySpec:
