@@ -162,10 +162,10 @@ class _Child:
         self.proc, self.receiver, self.control, self.log_path = proc, receiver, control, log_path
 
     @classmethod
-    def spawn(cls, log_path: str | None) -> _Child:
+    def spawn(cls, log_path: str | None, allow_fork: bool = False) -> _Child:
         import multiprocessing as mp
 
-        ctx = mp.get_context(_start_method())
+        ctx = mp.get_context(_start_method() if allow_fork else "spawn")
         receiver, sender = ctx.Pipe(duplex=False)
         # Commands and Cancel travel down their own pipe, not a multiprocessing.Event: an Event whose
         # waiter died can block set() for ever, and a closed pipe also tells the child its parent is gone.
@@ -188,13 +188,14 @@ class _Child:
 
 def _start_method() -> str:
     """"spawn": a fresh interpreter, safe whatever this process holds. Forking is only safe before
-    this process has started a second thread (Qt, a thread pool) or imported a runtime with its
-    own threads (torch, onnxruntime), so only the launcher's first prewarm can fork: on Linux, as
-    the very first thing the window does, it saves the new interpreter's start-up, a few tenths
-    of a second on the way to the demo's first result."""
+    this process has started a second thread (Qt, a thread pool) or loaded a library with threads
+    of its own (numpy's BLAS, torch, onnxruntime), so only the launcher's first prewarm asks for it
+    (``prewarm(allow_fork=True)``): on Linux, as the very first thing the window does, it saves the
+    new interpreter's start-up, a few tenths of a second on the way to the demo's first result."""
     import sys
 
-    if sys.platform == "linux" and threading.active_count() == 1 and not {"torch", "onnxruntime", "PySide6"} & set(sys.modules):
+    heavy = {"numpy", "torch", "onnxruntime", "PySide6"}
+    if sys.platform == "linux" and threading.active_count() == 1 and not heavy & set(sys.modules):
         return "fork"
     return "spawn"
 
@@ -203,7 +204,7 @@ _warm: _Child | None = None
 _warm_lock = threading.Lock()
 
 
-def prewarm(log_dir: Path | None = None) -> None:
+def prewarm(log_dir: Path | None = None, allow_fork: bool = False) -> None:
     """Start a study process now, so that it has imported the runtimes before the next study.
 
     The window calls this at start-up and after each study: the next Run then skips the
@@ -214,7 +215,7 @@ def prewarm(log_dir: Path | None = None) -> None:
     with _warm_lock:
         if _warm is not None and _warm.proc.is_alive():
             return
-        _warm = _Child.spawn(log_path)
+        _warm = _Child.spawn(log_path, allow_fork=allow_fork)
 
 
 def discard_prewarmed() -> None:

@@ -19,7 +19,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         from core.isolation import prewarm
         from core.logs import log_dir
 
-        prewarm(log_dir())
+        prewarm(log_dir(), allow_fork=True)  # nothing with threads is loaded yet: a fork is safe and quick
         from qtapp.app import main as window_main
 
         return window_main(args)

@@ -124,3 +124,23 @@ def test_a_prewarmed_child_runs_the_next_study():
     assert events[0].environment["pid"] == warm_pid
     assert isinstance(events[-1], StudyFinished) and events[-1].result.results[0].ok
     assert isolation._warm is None  # used up: the next study spawns (or prewarms) afresh
+
+
+def test_only_an_untouched_process_may_fork_its_study_process() -> None:
+    """The launcher forks its first study process (quicker than a fresh interpreter) only while nothing
+    with threads of its own is loaded; everything else spawns."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    code = (
+        "from core.isolation import _start_method\n"
+        "print(_start_method())\n"
+        "import numpy\n"
+        "print(_start_method())\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], cwd=Path(__file__).resolve().parents[2], capture_output=True,
+                         text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    expected_first = "fork" if sys.platform == "linux" else "spawn"
+    assert out.stdout.split() == [expected_first, "spawn"]
