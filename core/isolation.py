@@ -177,13 +177,16 @@ class _Child:
         return cls(proc, receiver, control_out, log_path)
 
     def discard(self) -> None:
+        """End an unused process: closing its pipe ends it once it has imported its runtimes; one still
+        importing (the window quit right after a study started the next) is killed, since it holds nothing."""
         try:
             self.control.close()
         except OSError:
             pass
-        self.proc.join(2.0)
+        self.proc.join(DISCARD_WAIT_S)
         if self.proc.is_alive():
             self.proc.kill()
+            self.proc.join(1.0)
 
 
 def _start_method() -> str:
@@ -199,6 +202,9 @@ def _start_method() -> str:
         return "fork"
     return "spawn"
 
+
+#: How long an unused study process may take to end by itself before it is killed (see _Child.discard).
+DISCARD_WAIT_S = 0.3
 
 _warm: _Child | None = None
 _warm_lock = threading.Lock()
