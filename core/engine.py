@@ -190,7 +190,7 @@ def _run(spec: StudySpec, cancel: CancelToken, workdir: Path) -> Iterator[Event]
                         paired = yield from _paired_rounds(state, results)
                         if paired is not None:
                             timing_info["paired"] = paired
-                            _say_paired(results, recheck, paired["rounds"])
+                        _note_drift(results, recheck, paired["rounds"] if paired else None)
             except Cancelled:
                 cancelled = True
     finally:
@@ -488,11 +488,11 @@ def _recheck_baseline(state: _StudyState, results: list[VariantResult]) -> Gener
     machine the CPU's speed can change between stretches (this project's own CI
     machine toggles between two speeds 1.5x apart, every second or so), and then
     a speed-up compares two different machines. Re-timing the baseline at the end
-    shows whether that happened: its median should match the first one. When it
-    moved by more than ``core.timing.DRIFT_LIMIT``, every variant carries a note saying so.
+    shows whether that happened: its median should match the first one; "drifted"
+    when it moved by more than ``core.timing.DRIFT_LIMIT``.
     Returns the ``timing.baseline_recheck`` block (None when there is nothing to compare).
     """
-    from core.timing import LatencyHarness, drift_note
+    from core.timing import drift_note
 
     base = state.baseline
     timed = [r for r in results if r.ok and r.latency is not None and r is not base]
@@ -502,25 +502,14 @@ def _recheck_baseline(state: _StudyState, results: list[VariantResult]) -> Gener
     spec = state.spec
     timing = replace(spec.timing, max_time_s=min(spec.timing.max_time_s, RECHECK_S), min_samples=RECHECK_MIN_SAMPLES)
     yield Progress(spec.study_id, base.label, "re-checking", 0, 1, "re-timing the baseline: did the machine's speed change?")
-    x = state.dataset.x[: timing.batch_size]
-    harness = LatencyHarness(runner.prepare_call(x), timing, cancel=state.cancel)
-    for _ in harness.batches():
-        pass  # not streamed: the baseline's histogram shows its first timing
-    run = harness.run
-    if run.stop_reason == "cancelled":
-        raise Cancelled("the study was cancelled")
-    if not run.samples_ms:
+    # Not streamed: the baseline's histogram shows its first timing.
+    again, samples = _median_ms(runner.prepare_call(state.dataset.x[: timing.batch_size]), timing, state.cancel)
+    if not samples:
         return None
     first = base.latency.p50
-    again = float(np.median(run.samples_ms))
     change = again / first - 1 if first > 0 else 0.0
-    note = drift_note(first, again)
-    if note:
-        for r in results:
-            if r.ok:
-                r.notes.append(note)
     return {"p50_ms": round(again, 6), "first_p50_ms": round(first, 6), "change": round(change, 4),
-            "samples": len(run.samples_ms), "drifted": note is not None}
+            "samples": samples, "drifted": drift_note(first, again) is not None}
 
 
 def _paired_rounds(state: _StudyState, results: list[VariantResult]) -> Generator[Event, None, dict[str, Any] | None]:
@@ -535,8 +524,6 @@ def _paired_rounds(state: _StudyState, results: list[VariantResult]) -> Generato
     figures and histogram stay those of its first timing.
     Returns the ``timing.paired`` block.
     """
-    from core.timing import LatencyHarness
-
     base = state.baseline
     labels = [r.label for r in results if r.ok and r.label in state.runners]
     if base is None or base.label not in labels or len(labels) < 2:
@@ -551,12 +538,8 @@ def _paired_rounds(state: _StudyState, results: list[VariantResult]) -> Generato
             spec.study_id, base.label, "re-checking", round_index, PAIRED_ROUNDS,
             "the machine's speed changed: timing every variant again, in interleaved rounds",
         )
-        order = labels if round_index % 2 == 0 else labels[::-1]
-        for label in order:
-            run = LatencyHarness(calls[label], burst, cancel=state.cancel).measure()
-            if run.stop_reason == "cancelled":
-                raise Cancelled("the study was cancelled")
-            medians[label].append(float(np.median(run.samples_ms)) if run.samples_ms else float("nan"))
+        for label in labels if round_index % 2 == 0 else labels[::-1]:
+            medians[label].append(_median_ms(calls[label], burst, state.cancel)[0])
     speedups: dict[str, dict[str, float]] = {}
     for label in labels:
         ratios = [b / v for b, v in zip(medians[base.label], medians[label]) if v > 0 and b > 0]
@@ -566,14 +549,26 @@ def _paired_rounds(state: _StudyState, results: list[VariantResult]) -> Generato
     return {"rounds": PAIRED_ROUNDS, "burst_s": PAIRED_BURST_S, "speedup": speedups}
 
 
-def _say_paired(results: list[VariantResult], recheck: dict[str, Any], rounds: int) -> None:
-    """Replace each variant's drift note with the one saying the speed-ups were measured again."""
-    from core.timing import DRIFT_PREFIX, drift_note
+def _median_ms(call: Any, timing: TimingSpec, cancel: CancelToken) -> tuple[float, int]:
+    """(median ms per call, samples) of one harness run of ``call``; (nan, 0) without samples."""
+    from core.timing import LatencyHarness
 
-    note = drift_note(recheck["first_p50_ms"], recheck["p50_ms"], paired_rounds=rounds)
+    run = LatencyHarness(call, timing, cancel=cancel).measure()
+    if run.stop_reason == "cancelled":
+        raise Cancelled("the study was cancelled")
+    if not run.samples_ms:
+        return float("nan"), 0
+    return float(np.median(run.samples_ms)), len(run.samples_ms)
+
+
+def _note_drift(results: list[VariantResult], recheck: dict[str, Any], paired_rounds: int | None) -> None:
+    """Every measured variant says the machine's speed changed, and whether the speed-ups were re-measured."""
+    from core.timing import drift_note
+
+    note = drift_note(recheck["first_p50_ms"], recheck["p50_ms"], paired_rounds=paired_rounds)
     for r in results:
-        if r.ok:
-            r.notes = [n for n in r.notes if not n.startswith(DRIFT_PREFIX)] + ([note] if note else [])
+        if r.ok and note:
+            r.notes.append(note)
 
 
 def _fastest_float_p50(results: list[VariantResult]) -> float | None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from core.result import StudyResult, VariantResult, VariantStatus
-from core.timing import study_drift_warning
+from core.timing import DRIFT_PREFIX, study_drift_warning
 
 
 def human_bytes(n: int | None) -> str:
@@ -102,7 +102,7 @@ def format_table(study: StudyResult) -> str:
         for note in v.explanation:
             details.append(f"  {v.label}: why slower: {note}")
         for note in v.notes:
-            if note != drift:  # said once for the whole study, below
+            if not note.startswith(DRIFT_PREFIX):  # said once for the whole study, below
                 details.append(f"  {v.label}: note: {note}")
         if v.verdict and v.verdict.reasons and v.label != "fp32":
             details.append(f"  {v.label}: verdict {v.verdict.overall.value}: " + "; ".join(v.verdict.reasons))

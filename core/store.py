@@ -25,10 +25,10 @@ from __future__ import annotations
 
 import json
 import os
-from array import array
 import socket
 import sqlite3
 import sys
+from array import array
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
@@ -458,7 +458,12 @@ class StudyRecorder:
         self._labels: list[str] = []
 
     def handle(self, event: Any) -> None:
-        from core.events import StudyFinished, StudyStarted, VariantFailed, VariantFinished
+        from core.events import (
+            StudyFinished,
+            StudyStarted,
+            VariantFailed,
+            VariantFinished,
+        )
 
         if isinstance(event, StudyStarted):
             self._start(event)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
 from collections.abc import Sequence
 
 from PySide6.QtCore import QTimer
@@ -117,20 +118,20 @@ SCREENSHOT_SETTLE_S = 60.0
 def _arrange_screenshot(window, path: str, outcome: dict) -> None:
     """When the study ends (or cannot start), give the charts a moment to paint, save the window, quit."""
 
-    waited = {"s": 0.0}
+    deadline = {"at": 0.0}
 
     def done(running: bool) -> None:
         if running:
             return
         if window.last_failure:
             outcome["code"] = 1
+        deadline["at"] = time.monotonic() + SCREENSHOT_SETTLE_S
         settle()
 
     def settle() -> None:
         # The panels may still be loading (the demo loads them after its study): wait for them,
         # up to SCREENSHOT_SETTLE_S, so the picture shows the whole window filled in.
-        if window.tasks.pending() and waited["s"] < SCREENSHOT_SETTLE_S:
-            waited["s"] += 0.1
+        if window.tasks.pending() and time.monotonic() < deadline["at"]:
             QTimer.singleShot(100, settle)
         else:
             QTimer.singleShot(300, save)

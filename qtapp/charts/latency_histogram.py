@@ -18,7 +18,13 @@ from PySide6.QtWidgets import QGraphicsItem
 
 from qtapp.chart_export import install_export_menu
 from qtapp.charts.log_axis import LogMsAxis
-from qtapp.charts.style import TICK_POINT_SIZE, TITLE_POINT_SIZE, set_axis_label, style_axes, with_alpha
+from qtapp.charts.style import (
+    TICK_POINT_SIZE,
+    TITLE_POINT_SIZE,
+    set_axis_label,
+    style_axes,
+    with_alpha,
+)
 from qtapp.palette import VariantPalette
 from qtapp.theme import Theme
 
@@ -50,6 +56,17 @@ class _Row:
     extent_n: int = 0  # samples already folded into ``extent``
     binned: int = 0  # samples already counted in ``counts`` (for the current edges)
     heights: np.ndarray | None = None  # the bar heights on screen (counts / tallest)
+
+    def forget_counts(self) -> None:
+        """Count this row's samples again from scratch at the next redraw."""
+        self.counts, self.binned, self.extent, self.extent_n, self.heights = None, 0, None, 0, None
+
+    def clear(self, failed: bool) -> None:
+        """No samples and nothing drawn (a new study, or a variant that failed)."""
+        self.samples, self.failed = np.empty(0), failed
+        self.forget_counts()
+        for item in (self.curve, self.p50_line, self.p99_line):
+            item.setVisible(False)
 
 
 class LatencyHistogram(pg.GraphicsLayoutWidget):
@@ -156,12 +173,9 @@ class LatencyHistogram(pg.GraphicsLayoutWidget):
         self._range = None
         self._dirty = set()
         for label, row in self._rows.items():
-            row.samples, row.counts, row.failed, row.shown = np.empty(0), None, False, (None, None)
+            row.clear(failed=False)
+            row.shown = (None, None)
             row.p50 = row.p99 = None
-            row.extent, row.extent_n, row.binned, row.heights = None, 0, 0, None
-            row.curve.setVisible(False)
-            row.p50_line.setVisible(False)
-            row.p99_line.setVisible(False)
             row.plot.setMaximumHeight(QWIDGETSIZE_MAX)
             self._set_caption(label, row)
 
@@ -182,7 +196,7 @@ class LatencyHistogram(pg.GraphicsLayoutWidget):
         samples = np.asarray(samples, dtype=np.float64)
         if samples.size < row.binned or samples.size < row.extent_n:
             # Not the same stream grown longer: count this row again from scratch.
-            row.counts, row.binned, row.extent, row.extent_n = None, 0, None, 0
+            row.forget_counts()
         row.samples = samples
         row.p50, row.p99 = p50, p99
         self._dirty.add(label)
@@ -192,11 +206,7 @@ class LatencyHistogram(pg.GraphicsLayoutWidget):
         row = self._rows.get(label)
         if row is None:
             return
-        row.samples, row.counts, row.failed = np.empty(0), None, True
-        row.extent, row.extent_n, row.binned, row.heights = None, 0, 0, None
-        row.curve.setVisible(False)
-        row.p50_line.setVisible(False)
-        row.p99_line.setVisible(False)
+        row.clear(failed=True)
         row.plot.setMaximumHeight(FAILED_ROW_PX)  # nothing to draw: leave the room to the others
         self._set_caption(label, row)
 

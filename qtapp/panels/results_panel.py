@@ -192,7 +192,8 @@ class ResultsPanel(QWidget):
                     self._jobs.append(job)
         if changes.finished:
             self._show_drift()
-            self.table.fit_columns()
+            if self.table.fit_columns not in self._jobs:
+                self._jobs.append(self.table.fit_columns)
             self.run_pending()  # the study is over: nothing left to keep smooth
         elif self._jobs and not self._job_timer.isActive():
             self._job_timer.start()

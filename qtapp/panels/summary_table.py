@@ -243,7 +243,7 @@ class SummaryTable(QWidget):
     def reset(self) -> None:
         self.model.reset()
         self._update_spans()
-        self._fit_columns()
+        self.fit_columns()
 
     def refresh(self, labels: set[str], resize: bool = False, live: bool = False) -> None:
         """Redraw the rows of ``labels``; ``resize`` refits the columns (when results arrived);
@@ -251,13 +251,10 @@ class SummaryTable(QWidget):
         self.model.refresh(labels, whole_rows=not live)
         self._update_spans()
         if resize:
-            self._fit_columns()
+            self.fit_columns()
 
     def fit_columns(self) -> None:
         """Size the columns to their contents (after results arrived)."""
-        self._fit_columns()
-
-    def _fit_columns(self) -> None:
         self.view.resizeColumnsToContents()
         # When the columns do not fit, long labels (a scheme with parameters, a file name) give
         # way first, shortened in the middle; the tooltip has them whole.
@@ -283,7 +280,7 @@ class SummaryTable(QWidget):
 
     def resizeEvent(self, event) -> None:
         super().resizeEvent(event)
-        self._fit_columns()
+        self.fit_columns()
 
     def copy_text(self) -> str:
         """Put the whole table on the clipboard as tab-separated text (pastes into a spreadsheet)."""
