@@ -13,7 +13,7 @@ import queue
 import tempfile
 import threading
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Generator, Iterator
@@ -47,13 +47,6 @@ from core.spec import (
 #: The schemes of the bundled demo study, in table order (fp32 baseline first).
 DEMO_SCHEMES = ("fp32", "onnx-fp32", "torch-int8-dynamic", "ort-int8-dynamic", "ort-int8-static", "ort-fp16")
 _EVAL_CHUNK = 64
-#: The baseline is timed again for this long at the end of a study (see _recheck_baseline).
-RECHECK_S = 0.5
-RECHECK_MIN_SAMPLES = 30
-#: When the re-check moved: every variant timed again in this many interleaved rounds of PAIRED_BURST_S each.
-PAIRED_ROUNDS = 7
-PAIRED_BURST_S = 0.1
-PAIRED_MIN_SAMPLES = 5  # a slow model still gives a median per burst without stretching it
 
 
 def demo_study_spec(timing: TimingSpec | None = None) -> StudySpec:
@@ -182,17 +175,17 @@ def _run(spec: StudySpec, cancel: CancelToken, workdir: Path) -> Iterator[Event]
                 yield VariantFailed(spec.study_id, result.label, result.error_stage or "", result.error or "", result)
         paired = None
         if not cancelled:
+            from core.drift import guard_against_drift
+
             try:
-                recheck = yield from _recheck_baseline(state, results)
-                if recheck is not None:
-                    timing_info["baseline_recheck"] = recheck
-                    if recheck["drifted"]:
-                        paired = yield from _paired_rounds(state, results)
-                        if paired is not None:
-                            timing_info["paired"] = paired
-                        _note_drift(results, recheck, paired["rounds"] if paired else None)
+                x = dataset.x[: spec.timing.batch_size]
+                recheck, paired = yield from guard_against_drift(spec, state.baseline, results, state.runners, x, cancel)
             except Cancelled:
-                cancelled = True
+                cancelled, recheck = True, None
+            if recheck is not None:
+                timing_info["baseline_recheck"] = recheck
+            if paired is not None:
+                timing_info["paired"] = paired
     finally:
         for runner in state.runners.values():
             runner.close()
@@ -225,7 +218,7 @@ class _StudyState:
     baseline_out: np.ndarray | None = None
     baseline: VariantResult | None = None
     #: Every timed variant's runner, kept until the end of the study: the baseline is re-timed
-    #: then, and all of them again if the machine's speed changed (see _recheck_baseline).
+    #: then, and all of them again if the machine's speed changed (see core.drift).
     runners: dict[str, Any] = field(default_factory=dict)
     shared: dict[str, Any] | None = None
 
@@ -479,96 +472,6 @@ def _time(state: _StudyState, label: str, runner: Any, result: VariantResult) ->
         result.notes.append(
             f"noisy timing: interquartile range is {result.latency.iqr_rel:.0%} of the median (over 10 %)"
         )
-
-
-def _recheck_baseline(state: _StudyState, results: list[VariantResult]) -> Generator[Event, None, dict[str, Any] | None]:
-    """Time the baseline again, briefly, once every variant has been timed.
-
-    Each variant is timed in its own stretch of time. On a shared or virtual
-    machine the CPU's speed can change between stretches (this project's own CI
-    machine toggles between two speeds 1.5x apart, every second or so), and then
-    a speed-up compares two different machines. Re-timing the baseline at the end
-    shows whether that happened: its median should match the first one; "drifted"
-    when it moved by more than ``core.timing.DRIFT_LIMIT``.
-    Returns the ``timing.baseline_recheck`` block (None when there is nothing to compare).
-    """
-    from core.timing import drift_note
-
-    base = state.baseline
-    timed = [r for r in results if r.ok and r.latency is not None and r is not base]
-    runner = state.runners.get(base.label) if base is not None else None
-    if runner is None or base is None or base.latency is None or not timed:
-        return None
-    spec = state.spec
-    timing = replace(spec.timing, max_time_s=min(spec.timing.max_time_s, RECHECK_S), min_samples=RECHECK_MIN_SAMPLES)
-    yield Progress(spec.study_id, base.label, "re-checking", 0, 1, "re-timing the baseline: did the machine's speed change?")
-    # Not streamed: the baseline's histogram shows its first timing.
-    again, samples = _median_ms(runner.prepare_call(state.dataset.x[: timing.batch_size]), timing, state.cancel)
-    if not samples:
-        return None
-    first = base.latency.p50
-    change = again / first - 1 if first > 0 else 0.0
-    return {"p50_ms": round(again, 6), "first_p50_ms": round(first, 6), "change": round(change, 4),
-            "samples": samples, "drifted": drift_note(first, again) is not None}
-
-
-def _paired_rounds(state: _StudyState, results: list[VariantResult]) -> Generator[Event, None, dict[str, Any] | None]:
-    """Time every variant again in PAIRED_ROUNDS short interleaved rounds, for speed-ups the
-    machine's changes of speed cannot skew.
-
-    Run only when the baseline's re-check moved. In each round every variant is timed
-    for PAIRED_BURST_S, the order reversed from one round to the next, so the
-    baseline and each variant are measured within a second of each other. A
-    variant's paired speed-up is the median over rounds of baseline median ÷ its
-    median; its verdict's speed grade uses it. Each variant's own latency
-    figures and histogram stay those of its first timing.
-    Returns the ``timing.paired`` block.
-    """
-    base = state.baseline
-    labels = [r.label for r in results if r.ok and r.label in state.runners]
-    if base is None or base.label not in labels or len(labels) < 2:
-        return None
-    spec = state.spec
-    burst = replace(spec.timing, max_time_s=PAIRED_BURST_S, min_samples=PAIRED_MIN_SAMPLES, warmup_runs=2, warmup_s=0.01)
-    x = state.dataset.x[: burst.batch_size]
-    calls = {label: state.runners[label].prepare_call(x) for label in labels}
-    medians: dict[str, list[float]] = {label: [] for label in labels}
-    for round_index in range(PAIRED_ROUNDS):
-        yield Progress(
-            spec.study_id, base.label, "re-checking", round_index, PAIRED_ROUNDS,
-            "the machine's speed changed: timing every variant again, in interleaved rounds",
-        )
-        for label in labels if round_index % 2 == 0 else labels[::-1]:
-            medians[label].append(_median_ms(calls[label], burst, state.cancel)[0])
-    speedups: dict[str, dict[str, float]] = {}
-    for label in labels:
-        ratios = [b / v for b, v in zip(medians[base.label], medians[label]) if v > 0 and b > 0]
-        if ratios:
-            speedups[label] = {"median": round(float(np.median(ratios)), 4), "min": round(min(ratios), 4),
-                               "max": round(max(ratios), 4)}
-    return {"rounds": PAIRED_ROUNDS, "burst_s": PAIRED_BURST_S, "speedup": speedups}
-
-
-def _median_ms(call: Any, timing: TimingSpec, cancel: CancelToken) -> tuple[float, int]:
-    """(median ms per call, samples) of one harness run of ``call``; (nan, 0) without samples."""
-    from core.timing import LatencyHarness
-
-    run = LatencyHarness(call, timing, cancel=cancel).measure()
-    if run.stop_reason == "cancelled":
-        raise Cancelled("the study was cancelled")
-    if not run.samples_ms:
-        return float("nan"), 0
-    return float(np.median(run.samples_ms)), len(run.samples_ms)
-
-
-def _note_drift(results: list[VariantResult], recheck: dict[str, Any], paired_rounds: int | None) -> None:
-    """Every measured variant says the machine's speed changed, and whether the speed-ups were re-measured."""
-    from core.timing import drift_note
-
-    note = drift_note(recheck["first_p50_ms"], recheck["p50_ms"], paired_rounds=paired_rounds)
-    for r in results:
-        if r.ok and note:
-            r.notes.append(note)
 
 
 def _fastest_float_p50(results: list[VariantResult]) -> float | None:

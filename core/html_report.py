@@ -19,9 +19,9 @@ from pathlib import Path
 from typing import Any
 
 from core import svg_charts
+from core.drift import DRIFT_PREFIX, study_drift_warning
 from core.report import human_bytes
 from core.result import Grade, StudyResult, VariantResult
-from core.timing import DRIFT_PREFIX, study_drift_warning
 
 
 @dataclass

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from core.drift import DRIFT_PREFIX, study_drift_warning
 from core.result import StudyResult, VariantResult, VariantStatus
-from core.timing import DRIFT_PREFIX, study_drift_warning
 
 
 def human_bytes(n: int | None) -> str:

@@ -237,39 +237,3 @@ def pin_torch_threads(n: int) -> Iterator[None]:
         yield
     finally:
         torch.set_num_threads(previous)
-
-
-#: A baseline whose median moved by more than this between its first timing and the re-check at
-#: the end of the study (core.engine._recheck_baseline) makes the study's speed-ups suspect.
-DRIFT_LIMIT = 0.10
-DRIFT_PREFIX = "the machine's speed changed during the study"
-
-
-def drift_note(first_p50: float, again_p50: float, limit: float = DRIFT_LIMIT, paired_rounds: int | None = None) -> str | None:
-    """The warning for a baseline whose median moved by more than ``limit`` between its first
-    timing and the re-check at the end of the study; None when it held still. ``paired_rounds``:
-    the speed-ups were then measured again in that many interleaved rounds."""
-    if first_p50 <= 0 or again_p50 <= 0:
-        return None
-    change = again_p50 / first_p50 - 1
-    if abs(change) <= limit:
-        return None
-    said = (
-        f"{DRIFT_PREFIX}: the baseline's median was {first_p50:.4g} ms when first timed and {again_p50:.4g} ms at "
-        f"the end ({change:+.0%})"
-    )
-    if paired_rounds:
-        return (
-            f"{said}, so every variant was timed again in {paired_rounds} interleaved rounds and the speed-ups and "
-            "speed verdicts come from those; each variant's own latency figures are from its first timing"
-        )
-    return f"{said}, so speed-ups can be off by that much; run the study again, or on a quieter machine"
-
-
-def study_drift_warning(timing: dict) -> str | None:
-    """The drift warning of a finished study, from its ``timing.baseline_recheck`` block."""
-    recheck = (timing or {}).get("baseline_recheck") or {}
-    first, again = recheck.get("first_p50_ms"), recheck.get("p50_ms")
-    if not first or not again:
-        return None
-    return drift_note(float(first), float(again), paired_rounds=((timing or {}).get("paired") or {}).get("rounds"))

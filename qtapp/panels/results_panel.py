@@ -260,7 +260,7 @@ class ResultsPanel(QWidget):
         self.header.setToolTip(title)
 
     def _show_drift(self) -> None:
-        from core.timing import study_drift_warning
+        from core.drift import study_drift_warning
 
         result = self.state.result
         warning = study_drift_warning(result.timing) if result is not None else None

@@ -392,7 +392,7 @@ def test_the_baseline_is_timed_again_at_the_end(digits_study: tuple[StudySpec, l
     assert recheck["change"] == pytest.approx(recheck["p50_ms"] / recheck["first_p50_ms"] - 1, abs=1e-3)
     rechecks = [e for e in events if isinstance(e, Progress) and e.stage == "re-checking"]
     # One for the re-check; when this (restless) machine moved, one per round of timing every variant again.
-    from core.engine import PAIRED_ROUNDS
+    from core.drift import PAIRED_ROUNDS
 
     assert len(rechecks) == 1 + (PAIRED_ROUNDS if recheck["drifted"] else 0)
     assert {e.label for e in rechecks} == {"fp32"}
@@ -452,7 +452,7 @@ def test_a_machine_that_slows_down_mid_study_is_reported(
 
 
 def test_drift_notes_only_past_the_limit() -> None:
-    from core.timing import DRIFT_LIMIT, drift_note, study_drift_warning
+    from core.drift import DRIFT_LIMIT, drift_note, study_drift_warning
 
     assert drift_note(1.0, 1.0 + DRIFT_LIMIT * 0.9) is None
     assert drift_note(1.0, 1.0 - DRIFT_LIMIT * 0.9) is None

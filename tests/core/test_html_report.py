@@ -294,7 +294,7 @@ def test_report_renders_in_headless_chromium(tmp_path: Path, html: str, study: S
 def test_a_machine_that_changed_speed_is_said_once_at_the_top(study: StudyResult) -> None:
     from dataclasses import replace
 
-    from core.timing import DRIFT_PREFIX, drift_note
+    from core.drift import DRIFT_PREFIX, drift_note
 
     base = study.results[0].latency.p50
 

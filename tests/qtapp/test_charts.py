@@ -221,7 +221,7 @@ def test_results_panel_warns_when_the_machine_changed_speed(qtbot):
     from helpers import fake_spec
 
     from core.events import StudyFinished
-    from core.timing import drift_note
+    from core.drift import drift_note
     from qtapp.panels.results_panel import ResultsPanel
 
     events = list(fake_run_study(fake_spec()))

@@ -1,0 +1,170 @@
+"""Numbers a restless machine cannot skew: the baseline re-check and the paired rounds.
+
+Each variant is timed in its own stretch of time. A shared or virtual machine can
+change speed between stretches: this project's own 2-core VM flips between two
+speeds about 1.5x apart every second or so, even when idle. Then a speed-up
+compares two different machines. So once every variant has been timed, the
+engine (``guard_against_drift``) times the baseline again; when its median moved
+by more than DRIFT_LIMIT, it times every variant again in short interleaved
+rounds and the speed-ups and speed verdicts come from those. Both steps use the
+runners the engine kept open, and stop at the cancel token.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Generator
+from dataclasses import replace
+from typing import Any
+
+import numpy as np
+
+from core.cancel import CancelToken
+from core.errors import Cancelled
+from core.events import Event, Progress
+from core.result import VariantResult
+from core.spec import StudySpec, TimingSpec
+from core.timing import LatencyHarness
+
+#: The baseline is timed again for this long at the end of a study.
+RECHECK_S = 0.5
+RECHECK_MIN_SAMPLES = 30
+#: When the re-check moved: every variant timed again in this many interleaved rounds of PAIRED_BURST_S each.
+PAIRED_ROUNDS = 7
+PAIRED_BURST_S = 0.1
+PAIRED_MIN_SAMPLES = 5  # a slow model still gives a median per burst without stretching it
+
+#: A baseline whose median moved by more than this between its first timing and the re-check at
+#: the end of the study makes the study's speed-ups suspect.
+DRIFT_LIMIT = 0.10
+DRIFT_PREFIX = "the machine's speed changed during the study"
+
+
+def drift_note(first_p50: float, again_p50: float, limit: float = DRIFT_LIMIT, paired_rounds: int | None = None) -> str | None:
+    """The warning for a baseline whose median moved by more than ``limit`` between its first
+    timing and the re-check at the end of the study; None when it held still. ``paired_rounds``:
+    the speed-ups were then measured again in that many interleaved rounds."""
+    if first_p50 <= 0 or again_p50 <= 0:
+        return None
+    change = again_p50 / first_p50 - 1
+    if abs(change) <= limit:
+        return None
+    said = (
+        f"{DRIFT_PREFIX}: the baseline's median was {first_p50:.4g} ms when first timed and {again_p50:.4g} ms at "
+        f"the end ({change:+.0%})"
+    )
+    if paired_rounds:
+        return (
+            f"{said}, so every variant was timed again in {paired_rounds} interleaved rounds and the speed-ups and "
+            "speed verdicts come from those; each variant's own latency figures are from its first timing"
+        )
+    return f"{said}, so speed-ups can be off by that much; run the study again, or on a quieter machine"
+
+
+def study_drift_warning(timing: dict) -> str | None:
+    """The drift warning of a finished study, from its ``timing.baseline_recheck`` block."""
+    recheck = (timing or {}).get("baseline_recheck") or {}
+    first, again = recheck.get("first_p50_ms"), recheck.get("p50_ms")
+    if not first or not again:
+        return None
+    return drift_note(float(first), float(again), paired_rounds=((timing or {}).get("paired") or {}).get("rounds"))
+
+
+def guard_against_drift(
+    spec: StudySpec, base: VariantResult | None, results: list[VariantResult], runners: dict[str, Any], x: np.ndarray,
+    cancel: CancelToken,
+) -> Generator[Event, None, tuple[dict[str, Any] | None, dict[str, Any] | None]]:
+    """Re-check the baseline and, if it moved, time every variant again in interleaved rounds.
+
+    Returns the result's (``timing.baseline_recheck``, ``timing.paired``) blocks, either None;
+    a drift is noted on every measured variant."""
+    recheck = yield from _recheck_baseline(spec, base, results, runners, x, cancel)
+    if recheck is None or not recheck["drifted"] or base is None:
+        return recheck, None
+    paired = yield from _paired_rounds(spec, base, results, runners, x, cancel)
+    _note_drift(results, recheck, paired["rounds"] if paired else None)
+    return recheck, paired
+
+
+def _recheck_baseline(
+    spec: StudySpec, base: VariantResult | None, results: list[VariantResult], runners: dict[str, Any], x: np.ndarray,
+    cancel: CancelToken,
+) -> Generator[Event, None, dict[str, Any] | None]:
+    """Time the baseline again, briefly, once every variant has been timed.
+
+    Each variant is timed in its own stretch of time. On a shared or virtual
+    machine the CPU's speed can change between stretches (this project's own CI
+    machine toggles between two speeds 1.5x apart, every second or so), and then
+    a speed-up compares two different machines. Re-timing the baseline at the end
+    shows whether that happened: its median should match the first one; "drifted"
+    when it moved by more than DRIFT_LIMIT.
+    Returns the ``timing.baseline_recheck`` block (None when there is nothing to compare).
+    """
+    timed = [r for r in results if r.ok and r.latency is not None and r is not base]
+    runner = runners.get(base.label) if base is not None else None
+    if runner is None or base is None or base.latency is None or not timed:
+        return None
+    timing = replace(spec.timing, max_time_s=min(spec.timing.max_time_s, RECHECK_S), min_samples=RECHECK_MIN_SAMPLES)
+    yield Progress(spec.study_id, base.label, "re-checking", 0, 1, "re-timing the baseline: did the machine's speed change?")
+    # Not streamed: the baseline's histogram shows its first timing.
+    again, samples = _median_ms(runner.prepare_call(x), timing, cancel)
+    if not samples:
+        return None
+    first = base.latency.p50
+    change = again / first - 1 if first > 0 else 0.0
+    return {"p50_ms": round(again, 6), "first_p50_ms": round(first, 6), "change": round(change, 4),
+            "samples": samples, "drifted": drift_note(first, again) is not None}
+
+
+def _paired_rounds(
+    spec: StudySpec, base: VariantResult, results: list[VariantResult], runners: dict[str, Any], x: np.ndarray,
+    cancel: CancelToken,
+) -> Generator[Event, None, dict[str, Any] | None]:
+    """Time every variant again in PAIRED_ROUNDS short interleaved rounds, for speed-ups the
+    machine's changes of speed cannot skew.
+
+    Run only when the baseline's re-check moved. In each round every variant is timed
+    for PAIRED_BURST_S, the order reversed from one round to the next, so the
+    baseline and each variant are measured within a second of each other. A
+    variant's paired speed-up is the median over rounds of baseline median ÷ its
+    median; its verdict's speed grade uses it. Each variant's own latency
+    figures and histogram stay those of its first timing.
+    Returns the ``timing.paired`` block.
+    """
+    labels = [r.label for r in results if r.ok and r.label in runners]
+    if base.label not in labels or len(labels) < 2:
+        return None
+    burst = replace(spec.timing, max_time_s=PAIRED_BURST_S, min_samples=PAIRED_MIN_SAMPLES, warmup_runs=2, warmup_s=0.01)
+    calls = {label: runners[label].prepare_call(x) for label in labels}
+    medians: dict[str, list[float]] = {label: [] for label in labels}
+    for round_index in range(PAIRED_ROUNDS):
+        yield Progress(
+            spec.study_id, base.label, "re-checking", round_index, PAIRED_ROUNDS,
+            "the machine's speed changed: timing every variant again, in interleaved rounds",
+        )
+        for label in labels if round_index % 2 == 0 else labels[::-1]:
+            medians[label].append(_median_ms(calls[label], burst, cancel)[0])
+    speedups: dict[str, dict[str, float]] = {}
+    for label in labels:
+        ratios = [b / v for b, v in zip(medians[base.label], medians[label]) if v > 0 and b > 0]
+        if ratios:
+            speedups[label] = {"median": round(float(np.median(ratios)), 4), "min": round(min(ratios), 4),
+                               "max": round(max(ratios), 4)}
+    return {"rounds": PAIRED_ROUNDS, "burst_s": PAIRED_BURST_S, "speedup": speedups}
+
+
+def _median_ms(call: Any, timing: TimingSpec, cancel: CancelToken) -> tuple[float, int]:
+    """(median ms per call, samples) of one harness run of ``call``; (nan, 0) without samples."""
+    run = LatencyHarness(call, timing, cancel=cancel).measure()
+    if run.stop_reason == "cancelled":
+        raise Cancelled("the study was cancelled")
+    if not run.samples_ms:
+        return float("nan"), 0
+    return float(np.median(run.samples_ms)), len(run.samples_ms)
+
+
+def _note_drift(results: list[VariantResult], recheck: dict[str, Any], paired_rounds: int | None) -> None:
+    """Every measured variant says the machine's speed changed, and whether the speed-ups were re-measured."""
+    note = drift_note(recheck["first_p50_ms"], recheck["p50_ms"], paired_rounds=paired_rounds)
+    for r in results:
+        if r.ok and note:
+            r.notes.append(note)
