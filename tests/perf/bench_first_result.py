@@ -38,6 +38,7 @@ def _window_run(mode: str = "window") -> dict[str, float]:
     split = {
         "first_histogram_s": since_start("first_histogram"),
         "interpreter_start_s": since_start("python"),
+        "study_process_forked_s": since_start("prewarmed"),
         "window_on_screen_s": since_start("event_loop"),
         "study_handed_to_controller_s": since_start("study_start"),
         "study_started_event_s": since_start("StudyStarted"),
