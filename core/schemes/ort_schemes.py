@@ -16,6 +16,7 @@ from core.errors import BadInput, SchemeNotApplicable
 from core.models.loaded import LoadedModel, ModelFormat
 from core.schemes.base import BuildContext, BuiltVariant, Scheme, SchemeInfo, SchemeParam
 from core.schemes.onnx_export import ensure_onnx
+from core.schemes.ort_align import align_conv_channels, applies_here
 from core.schemes.params import bool_param, check_params, positive_int
 from core.spec import SchemeSpec
 
@@ -260,6 +261,12 @@ class OrtInt8Static(Scheme):
             SchemeParam("activations", "u8", "activation type", ("u8", "s8")),
             SchemeParam("weights", "s8", "weight type", ("s8", "u8")),
             SchemeParam("exclude", "", "node names or op types kept in float, separated by ';'"),
+            SchemeParam(
+                "align_channels", "true",
+                "on x86, pad convolutions whose input channels are not a multiple of 4 (an image network's first "
+                "layer) so ONNX Runtime runs them on its fused symmetric int8 kernel; same results",
+                ("true", "false"),
+            ),
         ),
     )
 
@@ -328,6 +335,10 @@ class OrtInt8Static(Scheme):
             op_types_to_quantize=op_types,
             extra_options={"CalibMovingAverage": False, "CalibStridedMinMax": calibration_chunk(len(samples))},
         )
+        aligned = []
+        if opts["align_channels"] and opts["activations"] == "u8" and opts["weights"] == "s8" and applies_here():
+            ctx.progress("building", 3, 3, "padding narrow convolutions for the symmetric int8 kernel")
+            aligned = align_conv_channels(out)
         extra = {
             "calibration_samples": int(len(samples)),
             "calibration": opts["calibration"],
@@ -335,8 +346,13 @@ class OrtInt8Static(Scheme):
             "activations": opts["activations"],
             "weights": opts["weights"],
             "per_channel": opts["per_channel"],
+            "channel_padded_convs": aligned,
         }
-        return _finish(out, ctx, extra)
+        built = _finish(out, ctx, extra)
+        if aligned:
+            widths = ", ".join(sorted({f"{a['input_channels']}→{a['padded_to']}" for a in aligned}))
+            built.coverage["summary"] += f"; {len(aligned)} Conv padded {widths} input channels for the fused int8 kernel"
+        return built
 
 
 def _static_options(spec: SchemeSpec) -> dict[str, Any]:
@@ -344,6 +360,7 @@ def _static_options(spec: SchemeSpec) -> dict[str, Any]:
     opts: dict[str, Any] = {p.name: spec.param(p.name, p.default) or p.default for p in OrtInt8Static.info.params}
     opts["samples"] = positive_int(spec, "samples", 200)
     opts["per_channel"] = bool_param(spec, "per_channel", True)
+    opts["align_channels"] = bool_param(spec, "align_channels", True)
     return opts
 
 
