@@ -36,8 +36,8 @@ def run(quick: bool) -> dict[str, Any]:
 
     # Many short rounds: on a shared machine the load changes within seconds, and each
     # per-round ratio should compare two measurements taken under the same load.
-    rounds = 21 if quick else 41
-    min_run_time = 0.25 if quick else 0.5
+    rounds = 61 if quick else 121
+    min_run_time = 0.1
     torch.manual_seed(0)
     runner = TorchRunner(torchvision_model("resnet18"), THREADS)
     call = runner.prepare_call(np.random.default_rng(0).standard_normal(INPUT, dtype=np.float32))
