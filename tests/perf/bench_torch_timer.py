@@ -1,10 +1,11 @@
 """2. Agreement with PyTorch's reference timer.
 
-One PyTorch model (an untrained torchvision ResNet-18 on 64×64 inputs, a few ms
-at one thread) is prepared once with ``TorchRunner.prepare_call``; the same
+One PyTorch model (an untrained torchvision ResNet-18 on 32×32 inputs, 5–8 ms
+at one thread here) is prepared once with ``TorchRunner.prepare_call``; the same
 zero-argument call is timed by QuantBench's ``LatencyHarness`` and by
 ``torch.utils.benchmark.Timer("call()").blocked_autorange()`` with the same
-thread count. Rounds alternate the order; the figure is the median of the
+thread count. Many short rounds (0.1 s a side, so that few of them straddle one of
+this VM's speed changes) alternate the order; the figure is the median of the
 per-round ratios QuantBench median ÷ Timer median. Goal: 0.97–1.03.
 
 The two medians are not quite the same statistic: the Timer's is the median of
