@@ -351,7 +351,9 @@ class OrtInt8Static(Scheme):
         built = _finish(out, ctx, extra)
         if aligned:
             widths = ", ".join(sorted({f"{a['input_channels']}→{a['padded_to']}" for a in aligned}))
-            built.coverage["summary"] += f"; {len(aligned)} Conv padded {widths} input channels for the fused int8 kernel"
+            built.coverage["summary"] += (
+                f"; {len(aligned)} Conv padded {widths} input channels for the fused int8 kernel"
+            )
         return built
 
 

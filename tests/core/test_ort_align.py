@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import pytest
@@ -86,7 +87,9 @@ def test_the_stem_is_padded_and_every_output_is_unchanged(
     np.testing.assert_array_equal(a, b)
 
 
-def test_a_shared_input_gets_a_padded_copy_per_convolution(rgb: Callable[..., Any], make_ctx: Callable[..., Any]) -> None:
+def test_a_shared_input_gets_a_padded_copy_per_convolution(
+    rgb: Callable[..., Any], make_ctx: Callable[..., Any]
+) -> None:
     model = rgb(two_stems=True)
     padded = _build(model, "ort-int8-static:samples=16", make_ctx)
     plain = _build(model, "ort-int8-static:samples=16,align_channels=false", make_ctx)
