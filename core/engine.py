@@ -530,6 +530,14 @@ def _final_verdicts(
         if r.ok:
             _verdict(state, r, fastest, paired_speedup=speedups.get(r.label), paired_rounds=(paired or {}).get("rounds"),
                      fastest_paired=max(floats))
+    if speedups:
+        from core.explain import explain_slowdown
+
+        # The first explanations compared two stretches of time the machine ran at different speeds.
+        rounds = (paired or {}).get("speedup") or {}
+        for r in results[1:]:
+            if r.ok and r.label in rounds:
+                r.explanation = explain_slowdown(r, results[0], rounds[r.label])
     base = results[0]
     if base.verdict is not None and base.latency is not None and fastest:
         # Eager PyTorch float is often a weak baseline: show how it compares with the fastest float too.

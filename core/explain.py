@@ -17,20 +17,39 @@ _DYNAMIC_QUANT_OPS = ("DynamicQuantizeLinear", "ConvInteger", "MatMulInteger", "
 _CONVERSION_OPS = ("QuantizeLinear", "DequantizeLinear", "DynamicQuantizeLinear", "Cast", "QUANTIZE", "DEQUANTIZE", "CAST")
 
 
-def explain_slowdown(result: VariantResult, baseline: VariantResult) -> list[str]:
-    """Likely causes, one sentence each, when ``result`` is slower than ``baseline``; [] otherwise."""
+def explain_slowdown(
+    result: VariantResult, baseline: VariantResult, paired: dict[str, float] | None = None
+) -> list[str]:
+    """Likely causes, one sentence each, when ``result`` is slower than ``baseline``; [] otherwise.
+
+    ``paired``: the variant's ``timing.paired`` speed-up ({median, min, max} of baseline ÷ variant over
+    interleaved rounds), when the machine changed speed during the study; it then decides whether
+    the variant is slower at all, since the two first timings may have met different machine speeds.
+    """
     if result.label == baseline.label or not result.ok or not baseline.ok:
         return []
-    if result.latency is None or baseline.latency is None or result.latency.p50 <= baseline.latency.p50:
+    if result.latency is None or baseline.latency is None:
         return []
-    slower = result.latency.p50 / baseline.latency.p50 - 1.0
-    lo, _ = result.latency.ci95_p50
-    _, base_hi = baseline.latency.ci95_p50
-    if lo <= base_hi:
-        return [
-            f"{slower:.0%} slower, but the 95 % intervals of the two medians overlap: the difference is within "
-            "timing noise"
-        ]
+    if paired:
+        if paired["median"] >= 1.0:
+            return []
+        slower = 1.0 / paired["median"] - 1.0
+        if paired["max"] >= 1.0:
+            return [
+                f"{slower:.0%} slower over the interleaved rounds, but in at least one round it was as fast as the "
+                "baseline: the difference is within timing noise"
+            ]
+    else:
+        if result.latency.p50 <= baseline.latency.p50:
+            return []
+        slower = result.latency.p50 / baseline.latency.p50 - 1.0
+        lo, _ = result.latency.ci95_p50
+        _, base_hi = baseline.latency.ci95_p50
+        if lo <= base_hi:
+            return [
+                f"{slower:.0%} slower, but the 95 % intervals of the two medians overlap: the difference is within "
+                "timing noise"
+            ]
     cov = result.coverage or {}
     base_cov = baseline.coverage or {}
     causes = (
