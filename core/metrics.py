@@ -334,6 +334,26 @@ def ci_half_width_rel(samples: Sequence[float]) -> float:
     return half / median
 
 
+def quantiles(values: np.ndarray, qs: Sequence[float]) -> list[float]:
+    """The ``qs`` percentiles (0-100) of a non-empty 1-D array, interpolated linearly between order
+    statistics exactly as ``np.percentile``'s default, found by a partial sort alone.
+
+    For the window, which asks for a few percentiles of thousands of samples many times a second:
+    ``np.percentile`` adds about 0.3 ms of overhead per call, and numpy 2.4 imports ``numpy.ma`` on
+    its first use, a 40 ms pause in the middle of the first live histogram.
+    """
+    x = np.asarray(values, dtype=np.float64).ravel()
+    pos = [q / 100.0 * (x.size - 1) for q in qs]
+    ranks = sorted({k for p in pos for k in (math.floor(p), math.ceil(p))})
+    part = np.partition(x, ranks)
+    out = []
+    for p in pos:
+        lo, hi = math.floor(p), math.ceil(p)
+        a, b = float(part[lo]), float(part[hi])
+        out.append(a + (b - a) * (p - lo))
+    return out
+
+
 def latency_stats(
     samples_ms: Sequence[float],
     *,

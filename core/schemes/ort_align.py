@@ -22,31 +22,41 @@ Measured on this machine: MobileNetV2 int8 ÷ float 1.83x -> 2.03x; ResNet-18
 
 from __future__ import annotations
 
+import math
 import platform
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-#: MLAS's x86 symmetric convolution kernels need channel counts that are multiples of this ...
+#: MLAS's x86 symmetric convolution kernels need input channels that are a multiple of this ...
 CHANNEL_MULTIPLE = 4
+#: ... output channels that are a multiple of 4 on AVX-512 and of 8 on AVX2 ...
+OUTPUT_MULTIPLE_AVX512, OUTPUT_MULTIPLE_AVX2 = 4, 8
 #: ... and at least this many output channels.
 MIN_OUTPUT_CHANNELS = 16
 
 
 def applies_here(machine: str | None = None) -> bool:
-    """Only x86 has these kernel conditions (ARM's symmetric kernels want >= 64 input channels)."""
-    return (machine or platform.machine()).lower() in ("x86_64", "amd64", "i686", "x86")
+    """Only 64-bit x86 has these kernels and conditions (ARM's symmetric kernels want >= 64 input
+    channels, so padding 3 to 4 would gain nothing there)."""
+    return (machine or platform.machine()).lower() in ("x86_64", "amd64")
 
 
-def align_conv_channels(path: Path) -> list[dict[str, Any]]:
+def output_multiple(flags: dict[str, bool]) -> int:
+    """The output-channel multiple MLAS's symmetric kernels need on a CPU with these flags."""
+    return OUTPUT_MULTIPLE_AVX512 if flags.get("avx512bw") else OUTPUT_MULTIPLE_AVX2
+
+
+def align_conv_channels(path: Path, out_multiple: int = OUTPUT_MULTIPLE_AVX2) -> list[dict[str, Any]]:
     """Rewrite the int8 model at ``path`` in place; one record per convolution padded.
 
     Handles both formats ONNX Runtime's quantizer writes: QDQ (``DequantizeLinear``
     pairs feeding a ``Conv``) and QOperator (``QLinearConv``). A convolution is
     padded only when it is ungrouped, its weights are int8 with zero points all 0
-    and used by it alone, its activations are u8, its output channels already suit
-    the kernel and only its input channels do not.
+    and used by it alone, its activations are u8 with one zero point, its output
+    channels already suit the kernel (at least 16, a multiple of ``out_multiple``)
+    and only its input channels do not.
     """
     import onnx
 
@@ -58,8 +68,12 @@ def align_conv_channels(path: Path) -> list[dict[str, Any]]:
     for node in graph.node:
         for name in node.input:
             uses[name] = uses.get(name, 0) + 1
+    for out in graph.output:  # a graph output is read too: its shape must not change
+        uses[out.name] = uses.get(out.name, 0) + 1
     graph_inputs = {i.name for i in graph.input}
     done: list[dict[str, Any]] = []
+    twinned: dict[int, Any] = {}  # shared DequantizeLinear nodes some Conv no longer reads
+    reshaped: set[str] = set()  # tensors whose channel count changed
     for node in list(graph.node):
         if _group(node) != 1 or node.domain not in ("", "ai.onnx"):
             continue
@@ -76,14 +90,29 @@ def align_conv_channels(path: Path) -> list[dict[str, Any]]:
             continue
         out_ch, in_ch = weight.shape[0], weight.shape[1]
         extra = (-in_ch) % CHANNEL_MULTIPLE
-        if extra == 0 or out_ch % CHANNEL_MULTIPLE or out_ch < MIN_OUTPUT_CHANNELS:
+        if extra == 0 or out_ch % out_multiple or out_ch < MIN_OUTPUT_CHANNELS:
             continue
         zeros = np.zeros((out_ch, extra, *weight.shape[2:]), dtype=weight.dtype)
         inits[site.weight].CopyFrom(_tensor(np.concatenate([weight, zeros], axis=1), site.weight))
         site.connect(graph, _insert_pad(graph, node, site, weight.ndim, extra))
+        if site.dequantize is not None:
+            reshaped.add(node.input[1])  # the dequantized weight
+            if site.shared:
+                twinned[id(site.dequantize)] = site.dequantize
+            else:
+                reshaped.add(site.dequantize.output[0])
         done.append({"node": node.name, "input_channels": int(in_ch), "padded_to": int(in_ch + extra)})
-    if done:
-        onnx.save(model, str(path))
+    if not done:
+        return done
+    read = {name for n in graph.node for name in n.input} | {o.name for o in graph.output}
+    for dq in twinned.values():  # every reader got its own padded copy: nothing needs this one
+        if dq.output[0] not in read:
+            graph.node.remove(dq)
+    # Shapes recorded for tensors that now have one more channel would contradict the graph.
+    kept = [v for v in graph.value_info if v.name not in reshaped]
+    del graph.value_info[:]
+    graph.value_info.extend(kept)
+    onnx.save(model, str(path))
     return done
 
 
@@ -141,9 +170,10 @@ def _zero_point_is_zero(inits: dict[str, Any], name: str | None) -> bool:
 
 
 def _is_u8(inits: dict[str, Any], name: str) -> bool:
+    """A u8 zero point with one value (a per-tensor activation zero point: the Pad's fill value)."""
     from onnx import TensorProto
 
-    return name in inits and inits[name].data_type == TensorProto.UINT8
+    return name in inits and inits[name].data_type == TensorProto.UINT8 and math.prod(inits[name].dims) == 1
 
 
 def _qdq_site(conv: Any, producers: dict[str, Any], inits: dict[str, Any], uses: dict[str, int]) -> _Site | None:

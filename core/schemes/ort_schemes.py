@@ -16,9 +16,9 @@ from core.errors import BadInput, SchemeNotApplicable
 from core.models.loaded import LoadedModel, ModelFormat
 from core.schemes.base import BuildContext, BuiltVariant, Scheme, SchemeInfo, SchemeParam
 from core.schemes.onnx_export import ensure_onnx
-from core.schemes.ort_align import align_conv_channels, applies_here
+from core.schemes.ort_align import align_conv_channels, applies_here, output_multiple
 from core.schemes.params import bool_param, check_params, positive_int
-from core.spec import SchemeSpec
+from core.spec import Device, SchemeSpec
 
 
 def _onnx_applicability(model: LoadedModel) -> str | None:
@@ -336,9 +336,12 @@ class OrtInt8Static(Scheme):
             extra_options={"CalibMovingAverage": False, "CalibStridedMinMax": calibration_chunk(len(samples))},
         )
         aligned = []
-        if opts["align_channels"] and opts["activations"] == "u8" and opts["weights"] == "s8" and applies_here():
+        if (opts["align_channels"] and opts["activations"] == "u8" and opts["weights"] == "s8"
+                and ctx.device is Device.CPU and applies_here()):
+            from core.environment import cpu_flags
+
             ctx.progress("building", 3, 3, "padding narrow convolutions for the symmetric int8 kernel")
-            aligned = align_conv_channels(out)
+            aligned = align_conv_channels(out, output_multiple(cpu_flags()))
         extra = {
             "calibration_samples": int(len(samples)),
             "calibration": opts["calibration"],

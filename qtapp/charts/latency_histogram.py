@@ -16,6 +16,7 @@ import pyqtgraph as pg
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QGraphicsItem
 
+from core.metrics import quantiles
 from qtapp.chart_export import install_export_menu
 from qtapp.charts.log_axis import LogMsAxis
 from qtapp.charts.style import (
@@ -232,7 +233,7 @@ class LatencyHistogram(pg.GraphicsLayoutWidget):
                 # The top of the range is the largest p99.5, so one stray spike cannot squash
                 # every row; samples above it are counted in the last bin. Only the samples that
                 # arrived since the last redraw are looked at.
-                lo, hi = float(new.min()), float(np.percentile(new, 99.5))
+                lo, hi = float(new.min()), quantiles(new, (99.5,))[0]
                 if row.extent is not None:
                     lo, hi = min(lo, row.extent[0]), max(hi, row.extent[1])
                 row.extent, row.extent_n = (lo, hi), row.samples.size

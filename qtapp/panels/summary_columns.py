@@ -8,8 +8,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-import numpy as np
-
+from core.metrics import quantiles
 from core.result import Grade, VariantResult
 from qtapp.charts.size_bars import format_bytes, reduction_text
 from qtapp.study_state import Phase, VariantState
@@ -100,7 +99,7 @@ def _latency(v: VariantState, q: int) -> float | None:
     if v.phase is Phase.RUNNING and len(v.samples):
         values = v.samples.values
         step = max(1, len(values) // LIVE_ESTIMATE_SAMPLES)
-        return float(np.percentile(values[::step], q))  # live estimate while timing
+        return quantiles(values[::step], (q,))[0]  # live estimate while timing
     return None
 
 

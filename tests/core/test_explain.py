@@ -53,11 +53,14 @@ def test_paired_rounds_decide_whether_a_variant_is_slower() -> None:
     # Timed one after the other the variant looks 40 % slower; in interleaved rounds it is not.
     slow_alone = variant("int8", 14.0, ort_cov(QLinearConv=45))
     assert explain_slowdown(slow_alone, BASE, {"median": 1.02, "min": 0.97, "max": 1.1}) == []
-    causes = explain_slowdown(slow_alone, BASE, {"median": 0.95, "min": 0.9, "max": 1.01})
+    causes = explain_slowdown(slow_alone, BASE, {"median": 0.98, "min": 0.9, "max": 1.01})
     assert causes == [
-        "5% slower over the interleaved rounds, but in at least one round it was as fast as the baseline: "
+        "2% slower over the interleaved rounds, within the ±3% such short rounds resolve: "
         "the difference is within timing noise"
     ]
+    # Slower beyond that, even if one round of seven was not: the causes, and the size of it.
+    causes = explain_slowdown(slow_alone, BASE, {"median": 0.8, "min": 0.7, "max": 1.0})
+    assert causes and "noise" not in " ".join(causes)
     # Looking faster alone, but slower in every round: the causes are looked for.
     fast_alone = variant("ort-int8-dynamic", 8.0, ort_cov(ConvInteger=45, DynamicQuantizeLinear=45))
     causes = explain_slowdown(fast_alone, BASE, {"median": 0.8, "min": 0.75, "max": 0.9})

@@ -19,6 +19,7 @@ from core.metrics import (
     latency_stats,
     median_ci,
     predicted_labels,
+    quantiles,
     regression_metrics,
     throughput_per_s,
     verdict,
@@ -434,3 +435,15 @@ def test_metrics_match_scikit_learn(seed: int) -> None:
     assert reg["mae"] == pytest.approx(skm.mean_absolute_error(target, guess))
     if n >= 2:
         assert reg["r2"] == pytest.approx(skm.r2_score(target, guess))
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 10, 1001, 20_000])
+def test_quantiles_match_numpy_percentile_exactly(n: int) -> None:
+    x = np.random.default_rng(n).lognormal(-3.0, 0.5, n)
+    qs = (0, 25, 50, 90, 99, 99.5, 100)
+    np.testing.assert_allclose(quantiles(x, qs), np.percentile(x, qs), rtol=0, atol=1e-15)
+
+
+def test_quantiles_interpolate_between_order_statistics() -> None:
+    # 1, 2, 3, 4 (shuffled): the median sits halfway between 2 and 3, p90 at 3.7.
+    assert quantiles(np.array([4.0, 1.0, 3.0, 2.0]), (50, 90, 0, 100)) == pytest.approx([2.5, 3.7, 1.0, 4.0])
