@@ -9,8 +9,10 @@ under ``QT_QPA_PLATFORM=offscreen``.
    the same number of samples) runs with the
    window showing it live — the window's default engine, a spawned child — and
    headless through ``core.isolation.run_study_isolated``, in alternating order.
-   Per round and variant: window p50 ÷ headless p50 and window p99 ÷ headless
-   p99; reported: the median over rounds and variants. The same is measured
+   Per round and variant: window p50 and p99, headless p50 and p99; reported:
+   the best (lowest) window figure over rounds and variants ÷ the best headless
+   one, with the median of per-round ratios beside it (see ``run``: the pairs
+   lie seconds apart, so this VM's changes of speed scatter per-round ratios). The same is measured
    for the in-thread engine (window unticked "Run in a separate process") against
    ``core.engine.run_study`` iterated in this thread, as extra keys (thorough
    mode only).
@@ -395,9 +397,16 @@ def run(quick: bool) -> dict[str, Any]:
     def interference_part(isolated: bool) -> dict[str, Any]:
         got = interference(win, tmp, rounds, timing_s, isolated)
         suffix = "" if isolated else "_in_thread"
+        # The reported figure is each side's best round ÷ the other's (``ratio_of_best``), not the median of
+        # per-round ratios the other benchmarks report. Their two sides alternate within 0.1-0.3 s; here each
+        # side is a whole study in its own process, and a window/headless pair lies 2-4 s apart, long enough
+        # for this VM to change speed (1.5x) between them: per-round ratios spread 0.44-1.97 and their median
+        # moved from 0.87 to 1.04 from run to run, while the best-of-rounds ratio stayed within 0.996-1.010
+        # (both are kept in the detail). With no load from the window, each side's best round is the same
+        # machine state; a window that slowed the study would slow its best round too.
         return {
-            f"gui_interference{suffix}_ratio_p50": got["p50"]["ratio"],
-            f"gui_interference{suffix}_ratio_p99": got["p99"]["ratio"],
+            f"gui_interference{suffix}_ratio_p50": got["p50"]["ratio_of_best"],
+            f"gui_interference{suffix}_ratio_p99": got["p99"]["ratio_of_best"],
             f"gui_interference{suffix}": got,
         }
 
