@@ -165,7 +165,7 @@ def run(quick: bool) -> dict[str, Any]:
     samples = 16 if quick else 200
     # Many short rounds rather than a few long ones: this VM flips between two speeds ~1.5x apart
     # about every second, and the two sides of a short round mostly see the same one.
-    rounds = 41 if quick else 81
+    rounds = 31 if quick else 81
     max_time_s = 0.12 if quick else 0.25
     mhz, mhz_source = cpu_mhz()
     peaks = int8_peak_ops_per_s(cpu_flags(), mhz, THREADS)
