@@ -4,9 +4,10 @@ Each variant is timed in its own stretch of time. A shared or virtual machine ca
 change speed between stretches: this project's own 2-core VM flips between two
 speeds about 1.5x apart every second or so, even when idle. Then a speed-up
 compares two different machines. So once every variant has been timed, the
-engine (``guard_against_drift``) times the baseline again; when its median moved
-by more than DRIFT_LIMIT, it times every variant again in short interleaved
-rounds and the speed-ups and speed verdicts come from those. Both steps use the
+engine (``guard_against_drift``) times the baseline again, and every other
+variant briefly; when a median moved by more than DRIFT_LIMIT, it times every
+variant again in short interleaved rounds and the speed-ups and speed verdicts
+come from those. Both steps use the
 runners the engine kept open, and stop at the cancel token.
 """
 
@@ -39,17 +40,20 @@ DRIFT_LIMIT = 0.10
 DRIFT_PREFIX = "the machine's speed changed during the study"
 
 
-def drift_note(first_p50: float, again_p50: float, limit: float = DRIFT_LIMIT, paired_rounds: int | None = None) -> str | None:
-    """The warning for a baseline whose median moved by more than ``limit`` between its first
-    timing and the re-check at the end of the study; None when it held still. ``paired_rounds``:
-    the speed-ups were then measured again in that many interleaved rounds."""
+def drift_note(
+    first_p50: float, again_p50: float, limit: float = DRIFT_LIMIT, paired_rounds: int | None = None,
+    subject: str = "the baseline",
+) -> str | None:
+    """The warning for a variant (the baseline unless ``subject`` names another) whose median moved by
+    more than ``limit`` between its first timing and the re-check at the end of the study; None when it
+    held still. ``paired_rounds``: the speed-ups were then measured again in that many interleaved rounds."""
     if first_p50 <= 0 or again_p50 <= 0:
         return None
     change = again_p50 / first_p50 - 1
     if abs(change) <= limit:
         return None
     said = (
-        f"{DRIFT_PREFIX}: the baseline's median was {first_p50:.4g} ms when first timed and {again_p50:.4g} ms at "
+        f"{DRIFT_PREFIX}: {subject}'s median was {first_p50:.4g} ms when first timed and {again_p50:.4g} ms at "
         f"the end ({change:+.0%})"
     )
     if paired_rounds:
@@ -63,17 +67,30 @@ def drift_note(first_p50: float, again_p50: float, limit: float = DRIFT_LIMIT, p
 def study_drift_warning(timing: dict) -> str | None:
     """The drift warning of a finished study, from its ``timing.baseline_recheck`` block."""
     recheck = (timing or {}).get("baseline_recheck") or {}
+    return recheck_note(recheck, ((timing or {}).get("paired") or {}).get("rounds"))
+
+
+def recheck_note(recheck: dict[str, Any], paired_rounds: int | None = None) -> str | None:
+    """The warning a ``timing.baseline_recheck`` block calls for: the baseline's own move, else the
+    variant that moved most (``moved``); None when everything held still."""
     first, again = recheck.get("first_p50_ms"), recheck.get("p50_ms")
-    if not first or not again:
+    if first and again:
+        note = drift_note(float(first), float(again), paired_rounds=paired_rounds)
+        if note:
+            return note
+    moved = recheck.get("moved")
+    figures = (recheck.get("variants") or {}).get(moved) if moved else None
+    if not figures:
         return None
-    return drift_note(float(first), float(again), paired_rounds=((timing or {}).get("paired") or {}).get("rounds"))
+    return drift_note(float(figures["first_p50_ms"]), float(figures["p50_ms"]), paired_rounds=paired_rounds,
+                      subject=str(moved))
 
 
 def guard_against_drift(
     spec: StudySpec, base: VariantResult | None, results: list[VariantResult], runners: dict[str, Any], x: np.ndarray,
     cancel: CancelToken,
 ) -> Generator[Event, None, tuple[dict[str, Any] | None, dict[str, Any] | None]]:
-    """Re-check the baseline and, if it moved, time every variant again in interleaved rounds.
+    """Re-check the baseline and every variant and, if one moved, time them all again in interleaved rounds.
 
     Returns the result's (``timing.baseline_recheck``, ``timing.paired``) blocks, either None;
     a drift is noted on every measured variant."""
@@ -89,30 +106,53 @@ def _recheck_baseline(
     spec: StudySpec, base: VariantResult | None, results: list[VariantResult], runners: dict[str, Any], x: np.ndarray,
     cancel: CancelToken,
 ) -> Generator[Event, None, dict[str, Any] | None]:
-    """Time the baseline again, briefly, once every variant has been timed.
+    """Time the baseline again (RECHECK_S), and every other variant for one short burst, once all
+    have been timed.
 
     Each variant is timed in its own stretch of time. On a shared or virtual
     machine the CPU's speed can change between stretches (this project's own CI
     machine toggles between two speeds 1.5x apart, every second or so), and then
-    a speed-up compares two different machines. Re-timing the baseline at the end
-    shows whether that happened: its median should match the first one; "drifted"
-    when it moved by more than DRIFT_LIMIT.
+    a speed-up compares two different machines. Re-timing at the end shows whether
+    that happened: each median should match its first one; "drifted" when the
+    baseline's, or any variant's (``moved``: the one that moved most), moved by
+    more than DRIFT_LIMIT.
     Returns the ``timing.baseline_recheck`` block (None when there is nothing to compare).
     """
-    timed = [r for r in results if r.ok and r.latency is not None and r is not base]
+    timed = [r for r in results if r.ok and r.latency is not None and r is not base and r.label in runners]
     runner = runners.get(base.label) if base is not None else None
     if runner is None or base is None or base.latency is None or not timed:
         return None
     timing = replace(spec.timing, max_time_s=min(spec.timing.max_time_s, RECHECK_S), min_samples=RECHECK_MIN_SAMPLES)
-    yield Progress(spec.study_id, base.label, "re-checking", 0, 1, "re-timing the baseline: did the machine's speed change?")
+    steps = 1 + len(timed)
+    yield Progress(spec.study_id, base.label, "re-checking", 0, steps,
+                   "re-timing the baseline: did the machine's speed change?")
     # Not streamed: the baseline's histogram shows its first timing.
     again, samples = _median_ms(runner.prepare_call(x), timing, cancel)
     if not samples:
         return None
     first = base.latency.p50
     change = again / first - 1 if first > 0 else 0.0
+    # The baseline can be back at its first speed by the end while a variant was timed at another
+    # (the machine changed speed and back): one short burst of every variant shows that too.
+    variants: dict[str, dict[str, float]] = {}
+    burst = _burst(spec.timing)
+    for i, r in enumerate(timed, start=1):
+        yield Progress(spec.study_id, base.label, "re-checking", i, steps,
+                       "re-timing every variant briefly: did the machine's speed change?")
+        v_again, n = _median_ms(runners[r.label].prepare_call(x), burst, cancel)
+        if n and r.latency.p50 > 0:
+            variants[r.label] = {"first_p50_ms": round(r.latency.p50, 6), "p50_ms": round(v_again, 6),
+                                 "change": round(v_again / r.latency.p50 - 1, 4)}
+    worst = max(variants, key=lambda label: abs(variants[label]["change"]), default=None)
+    moved = worst if worst is not None and abs(variants[worst]["change"]) > DRIFT_LIMIT else None
     return {"p50_ms": round(again, 6), "first_p50_ms": round(first, 6), "change": round(change, 4),
-            "samples": samples, "drifted": drift_note(first, again) is not None}
+            "samples": samples, "variants": variants, "moved": moved,
+            "drifted": drift_note(first, again) is not None or moved is not None}
+
+
+def _burst(timing: TimingSpec) -> TimingSpec:
+    """A short timing: PAIRED_BURST_S, a few samples at least, a brief warm-up (the runner is warm)."""
+    return replace(timing, max_time_s=PAIRED_BURST_S, min_samples=PAIRED_MIN_SAMPLES, warmup_runs=2, warmup_s=0.01)
 
 
 def _paired_rounds(
@@ -133,7 +173,7 @@ def _paired_rounds(
     labels = [r.label for r in results if r.ok and r.label in runners]
     if base.label not in labels or len(labels) < 2:
         return None
-    burst = replace(spec.timing, max_time_s=PAIRED_BURST_S, min_samples=PAIRED_MIN_SAMPLES, warmup_runs=2, warmup_s=0.01)
+    burst = _burst(spec.timing)
     calls = {label: runners[label].prepare_call(x) for label in labels}
     medians: dict[str, list[float]] = {label: [] for label in labels}
     for round_index in range(PAIRED_ROUNDS):
@@ -164,7 +204,7 @@ def _median_ms(call: Any, timing: TimingSpec, cancel: CancelToken) -> tuple[floa
 
 def _note_drift(results: list[VariantResult], recheck: dict[str, Any], paired_rounds: int | None) -> None:
     """Every measured variant says the machine's speed changed, and whether the speed-ups were re-measured."""
-    note = drift_note(recheck["first_p50_ms"], recheck["p50_ms"], paired_rounds=paired_rounds)
+    note = recheck_note(recheck, paired_rounds)
     for r in results:
         if r.ok and note:
             r.notes.append(note)

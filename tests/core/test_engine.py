@@ -391,10 +391,20 @@ def test_the_baseline_is_timed_again_at_the_end(digits_study: tuple[StudySpec, l
     assert recheck["samples"] >= 30 and recheck["p50_ms"] > 0
     assert recheck["change"] == pytest.approx(recheck["p50_ms"] / recheck["first_p50_ms"] - 1, abs=1e-3)
     rechecks = [e for e in events if isinstance(e, Progress) and e.stage == "re-checking"]
-    # One for the re-check; when this (restless) machine moved, one per round of timing every variant again.
+    # Every other variant is re-timed briefly too, against its own first median.
+    others = [r for r in study.results[1:] if r.ok and r.latency is not None]
+    assert set(recheck["variants"]) == {r.label for r in others}
+    for r in others:
+        figures = recheck["variants"][r.label]
+        assert figures["first_p50_ms"] == pytest.approx(r.latency.p50, rel=1e-5) and figures["p50_ms"] > 0
+    moved = [label for label, f in recheck["variants"].items() if abs(f["change"]) > 0.10]
+    assert (recheck["moved"] is not None) == bool(moved)
+    assert recheck["drifted"] == (abs(recheck["change"]) > 0.10 or bool(moved))
+    # One for the baseline and one per other variant; when this (restless) machine moved, one per round of
+    # timing every variant again.
     from core.drift import PAIRED_ROUNDS
 
-    assert len(rechecks) == 1 + (PAIRED_ROUNDS if recheck["drifted"] else 0)
+    assert len(rechecks) == 1 + len(others) + (PAIRED_ROUNDS if recheck["drifted"] else 0)
     assert {e.label for e in rechecks} == {"fp32"}
     assert events.index(rechecks[0]) > max(i for i, e in enumerate(events) if isinstance(e, VariantFinished))
     assert ("paired" in study.timing) == recheck["drifted"]
@@ -457,6 +467,51 @@ def test_a_machine_that_slows_down_mid_study_is_reported(
     assert copy_result.explanation == explain_slowdown(copy_result, base, by_rounds)
     if by_rounds["median"] >= 0.97:
         assert all("within timing noise" in cause for cause in copy_result.explanation)
+
+
+def test_a_machine_that_slows_down_and_recovers_is_caught_by_the_variants_recheck(
+    tiny_onnx: Path, tiny_npz: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The machine is slow only while the copy is first timed: the baseline's re-check at the end
+    matches its first timing, but the copy's own re-check does not, so the paired rounds still run."""
+    import shutil
+
+    from core.runtimes.ort_runner import OrtRunner
+
+    slow = {"on": False}
+    original = OrtRunner.prepare_call
+
+    def prepare_call(self: OrtRunner, x: np.ndarray) -> Any:
+        call = original(self, x)
+
+        def slowed() -> Any:
+            out = call()
+            if slow["on"]:
+                end = time.perf_counter() + 0.002
+                while time.perf_counter() < end:
+                    pass
+            return out
+
+        return slowed
+
+    monkeypatch.setattr(OrtRunner, "prepare_call", prepare_call)
+    copy = tmp_path / "copy.onnx"
+    shutil.copyfile(tiny_onnx, copy)
+    spec = _spec(tiny_onnx, tiny_npz, VariantSpec(path=str(copy)))
+    events = []
+    for event in run_study(spec):
+        events.append(event)
+        if isinstance(event, VariantFinished):
+            slow["on"] = event.result.label == "fp32"  # slow from the baseline's end to the copy's end
+    study = _finished(events).result
+    recheck = study.timing["baseline_recheck"]
+    base, copy_result = study.results
+    assert abs(recheck["change"]) < 0.5  # the baseline alone would not have noticed
+    assert recheck["moved"] == copy_result.label and recheck["variants"][copy_result.label]["change"] < -0.5
+    assert recheck["drifted"] and study.timing["paired"]["rounds"] == 7
+    assert copy_result.verdict.speedup == pytest.approx(1.0, abs=0.25)  # from the paired rounds
+    note = next(n for n in copy_result.notes if "machine's speed changed" in n)
+    assert f"{copy_result.label}'s median was" in note and "interleaved rounds" in note
 
 
 def test_drift_notes_only_past_the_limit() -> None:
