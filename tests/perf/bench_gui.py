@@ -381,7 +381,7 @@ def chart_redraw(win: Window, batches: int = 60) -> dict[str, Any]:
 def run(quick: bool) -> dict[str, Any]:
     # More, shorter rounds: this VM changes speed about every second, and a median over many
     # window/headless pairs is what stays put from run to run.
-    rounds = 15 if quick else 25
+    rounds = 11 if quick else 25
     timing_s = 0.3 if quick else 1.0
     stream_s = 2.0 if quick else 4.0
     out: dict[str, Any] = {"threads": THREADS}
