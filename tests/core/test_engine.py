@@ -410,14 +410,14 @@ def test_the_baseline_is_timed_again_at_the_end(digits_study: tuple[StudySpec, l
     assert ("paired" in study.timing) == recheck["drifted"]
 
 
-def test_a_machine_that_slows_down_mid_study_is_reported(
+@pytest.fixture
+def slowable_copy_study(
     monkeypatch: pytest.MonkeyPatch, tiny_onnx: Path, tiny_npz: Path, tmp_path: Path
-) -> None:
-    """The CPU gets slower after the baseline's first timing (as a shared machine does): the re-check
-    sees the baseline slower at the end, and every variant and the report say the speed-ups are suspect."""
+) -> tuple[StudySpec, dict[str, bool]]:
+    """A study of the tiny ONNX model and a copy of it, on a machine that ``slow["on"] = True`` makes
+    2 ms slower per ONNX Runtime call (as a shared machine changing speed does)."""
     import shutil
 
-    from core.report import format_table
     from core.runtimes.ort_runner import OrtRunner
 
     slow = {"on": False}
@@ -439,7 +439,17 @@ def test_a_machine_that_slows_down_mid_study_is_reported(
     monkeypatch.setattr(OrtRunner, "prepare_call", prepare_call)
     copy = tmp_path / "copy.onnx"
     shutil.copyfile(tiny_onnx, copy)
-    spec = _spec(tiny_onnx, tiny_npz, VariantSpec(path=str(copy)))
+    return _spec(tiny_onnx, tiny_npz, VariantSpec(path=str(copy))), slow
+
+
+def test_a_machine_that_slows_down_mid_study_is_reported(
+    slowable_copy_study: tuple[StudySpec, dict[str, bool]],
+) -> None:
+    """The CPU gets slower after the baseline's first timing (as a shared machine does): the re-check
+    sees the baseline slower at the end, and every variant and the report say the speed-ups are suspect."""
+    from core.report import format_table
+
+    spec, slow = slowable_copy_study
     events = []
     for event in run_study(spec):
         events.append(event)
@@ -470,34 +480,11 @@ def test_a_machine_that_slows_down_mid_study_is_reported(
 
 
 def test_a_machine_that_slows_down_and_recovers_is_caught_by_the_variants_recheck(
-    tiny_onnx: Path, tiny_npz: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    slowable_copy_study: tuple[StudySpec, dict[str, bool]],
 ) -> None:
     """The machine is slow only while the copy is first timed: the baseline's re-check at the end
     matches its first timing, but the copy's own re-check does not, so the paired rounds still run."""
-    import shutil
-
-    from core.runtimes.ort_runner import OrtRunner
-
-    slow = {"on": False}
-    original = OrtRunner.prepare_call
-
-    def prepare_call(self: OrtRunner, x: np.ndarray) -> Any:
-        call = original(self, x)
-
-        def slowed() -> Any:
-            out = call()
-            if slow["on"]:
-                end = time.perf_counter() + 0.002
-                while time.perf_counter() < end:
-                    pass
-            return out
-
-        return slowed
-
-    monkeypatch.setattr(OrtRunner, "prepare_call", prepare_call)
-    copy = tmp_path / "copy.onnx"
-    shutil.copyfile(tiny_onnx, copy)
-    spec = _spec(tiny_onnx, tiny_npz, VariantSpec(path=str(copy)))
+    spec, slow = slowable_copy_study
     events = []
     for event in run_study(spec):
         events.append(event)
