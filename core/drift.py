@@ -47,7 +47,7 @@ def drift_note(
     """The warning for a variant (the baseline unless ``subject`` names another) whose median moved by
     more than ``limit`` between its first timing and the re-check at the end of the study; None when it
     held still. ``paired_rounds``: the speed-ups were then measured again in that many interleaved rounds."""
-    if first_p50 <= 0 or again_p50 <= 0:
+    if not (first_p50 > 0 and again_p50 > 0):  # also None for NaN
         return None
     change = again_p50 / first_p50 - 1
     if abs(change) <= limit:
@@ -80,26 +80,32 @@ def recheck_note(recheck: dict[str, Any], paired_rounds: int | None = None) -> s
             return note
     moved = recheck.get("moved")
     figures = (recheck.get("variants") or {}).get(moved) if moved else None
-    if not figures:
-        return None
+    if not isinstance(figures, dict) or not figures.get("first_p50_ms") or not figures.get("p50_ms"):
+        return None  # nothing moved, or a damaged file
     return drift_note(float(figures["first_p50_ms"]), float(figures["p50_ms"]), paired_rounds=paired_rounds,
                       subject=str(moved))
 
 
 def guard_against_drift(
     spec: StudySpec, base: VariantResult | None, results: list[VariantResult], runners: dict[str, Any], x: np.ndarray,
-    cancel: CancelToken,
-) -> Generator[Event, None, tuple[dict[str, Any] | None, dict[str, Any] | None]]:
+    cancel: CancelToken, timing_info: dict[str, Any],
+) -> Generator[Event, None, dict[str, Any] | None]:
     """Re-check the baseline and every variant and, if one moved, time them all again in interleaved rounds.
 
-    Returns the result's (``timing.baseline_recheck``, ``timing.paired``) blocks, either None;
-    a drift is noted on every measured variant."""
+    The result's blocks go into ``timing_info`` as soon as each is complete (``baseline_recheck``,
+    then ``paired``), so a study cancelled during the paired rounds keeps its re-check and its
+    warning. Returns the ``paired`` block or None; a drift is noted on every measured variant."""
     recheck = yield from _recheck_baseline(spec, base, results, runners, x, cancel)
-    if recheck is None or not recheck["drifted"] or base is None:
-        return recheck, None
+    if recheck is None:
+        return None
+    timing_info["baseline_recheck"] = recheck
+    if not recheck["drifted"] or base is None:
+        return None
     paired = yield from _paired_rounds(spec, base, results, runners, x, cancel)
+    if paired is not None:
+        timing_info["paired"] = paired
     _note_drift(results, recheck, paired["rounds"] if paired else None)
-    return recheck, paired
+    return paired
 
 
 def _recheck_baseline(
@@ -127,7 +133,12 @@ def _recheck_baseline(
     yield Progress(spec.study_id, base.label, "re-checking", 0, steps,
                    "re-timing the baseline: did the machine's speed change?")
     # Not streamed: the baseline's histogram shows its first timing.
-    again, samples = _median_ms(runner.prepare_call(x), timing, cancel)
+    try:
+        again, samples = _median_ms(runner.prepare_call(x), timing, cancel)
+    except Cancelled:
+        raise
+    except Exception:  # a runtime that fails now: no re-check, and the first timings stand
+        return None
     if not samples:
         return None
     first = base.latency.p50
@@ -135,24 +146,38 @@ def _recheck_baseline(
     # The baseline can be back at its first speed by the end while a variant was timed at another
     # (the machine changed speed and back): one short burst of every variant shows that too.
     variants: dict[str, dict[str, float]] = {}
-    burst = _burst(spec.timing)
     for i, r in enumerate(timed, start=1):
         yield Progress(spec.study_id, base.label, "re-checking", i, steps,
-                       "re-timing every variant briefly: did the machine's speed change?")
-        v_again, n = _median_ms(runners[r.label].prepare_call(x), burst, cancel)
-        if n and r.latency.p50 > 0:
+                       f"re-timing {r.label} briefly: did the machine's speed change?")
+        try:
+            v_again, n = _median_ms(runners[r.label].prepare_call(x), _burst(spec.timing, r.latency.p50), cancel)
+        except Cancelled:
+            raise
+        except Exception:  # a runtime that fails now keeps its first timing; the study goes on
+            continue
+        if n and r.latency.p50 > 0 and v_again > 0:
             variants[r.label] = {"first_p50_ms": round(r.latency.p50, 6), "p50_ms": round(v_again, 6),
                                  "change": round(v_again / r.latency.p50 - 1, 4)}
-    worst = max(variants, key=lambda label: abs(variants[label]["change"]), default=None)
-    moved = worst if worst is not None and abs(variants[worst]["change"]) > DRIFT_LIMIT else None
-    return {"p50_ms": round(again, 6), "first_p50_ms": round(first, 6), "change": round(change, 4),
-            "samples": samples, "variants": variants, "moved": moved,
-            "drifted": drift_note(first, again) is not None or moved is not None}
+    # Whether the study drifted, and the warning, are read from the same stored figures.
+    moving = [label for label, f in variants.items() if drift_note(f["first_p50_ms"], f["p50_ms"]) is not None]
+    block: dict[str, Any] = {
+        "p50_ms": round(again, 6), "first_p50_ms": round(first, 6), "change": round(change, 4), "samples": samples,
+        "variants": variants, "moved": max(moving, key=lambda label: abs(variants[label]["change"]), default=None),
+    }
+    block["drifted"] = recheck_note(block) is not None
+    return block
 
 
-def _burst(timing: TimingSpec) -> TimingSpec:
-    """A short timing: PAIRED_BURST_S, a few samples at least, a brief warm-up (the runner is warm)."""
-    return replace(timing, max_time_s=PAIRED_BURST_S, min_samples=PAIRED_MIN_SAMPLES, warmup_runs=2, warmup_s=0.01)
+#: A burst lasts long enough for this many calls of the variant, up to MAX_BURST_S.
+BURST_CALLS = 6
+MAX_BURST_S = 2.0
+
+
+def _burst(timing: TimingSpec, p50_ms: float = 0.0) -> TimingSpec:
+    """A short timing: PAIRED_BURST_S (or, for a slow model, BURST_CALLS of its calls, up to MAX_BURST_S),
+    a brief warm-up (the runner is warm)."""
+    seconds = min(MAX_BURST_S, max(PAIRED_BURST_S, BURST_CALLS * p50_ms / 1000.0))
+    return replace(timing, max_time_s=seconds, min_samples=PAIRED_MIN_SAMPLES, warmup_runs=2, warmup_s=0.01)
 
 
 def _paired_rounds(
@@ -170,10 +195,12 @@ def _paired_rounds(
     figures and histogram stay those of its first timing.
     Returns the ``timing.paired`` block.
     """
-    labels = [r.label for r in results if r.ok and r.label in runners]
+    timed = {r.label: r for r in results if r.ok and r.label in runners and r.latency is not None}
+    labels = list(timed)
     if base.label not in labels or len(labels) < 2:
         return None
-    burst = _burst(spec.timing)
+    # One burst length for every variant: the slowest one's (see _burst), so that rounds stay comparable.
+    burst = _burst(spec.timing, max(r.latency.p50 for r in timed.values()))
     calls = {label: runners[label].prepare_call(x) for label in labels}
     medians: dict[str, list[float]] = {label: [] for label in labels}
     for round_index in range(PAIRED_ROUNDS):
@@ -182,14 +209,19 @@ def _paired_rounds(
             "the machine's speed changed: timing every variant again, in interleaved rounds",
         )
         for label in labels if round_index % 2 == 0 else labels[::-1]:
-            medians[label].append(_median_ms(calls[label], burst, cancel)[0])
+            try:
+                medians[label].append(_median_ms(calls[label], burst, cancel)[0])
+            except Cancelled:
+                raise
+            except Exception:  # a runtime failing now: this round has no figure for it
+                medians[label].append(float("nan"))
     speedups: dict[str, dict[str, float]] = {}
     for label in labels:
         ratios = [b / v for b, v in zip(medians[base.label], medians[label]) if v > 0 and b > 0]
         if ratios:
             speedups[label] = {"median": round(float(np.median(ratios)), 4), "min": round(min(ratios), 4),
                                "max": round(max(ratios), 4)}
-    return {"rounds": PAIRED_ROUNDS, "burst_s": PAIRED_BURST_S, "speedup": speedups}
+    return {"rounds": PAIRED_ROUNDS, "burst_s": burst.max_time_s, "speedup": speedups}
 
 
 def _median_ms(call: Any, timing: TimingSpec, cancel: CancelToken) -> tuple[float, int]:

@@ -335,14 +335,17 @@ def ci_half_width_rel(samples: Sequence[float]) -> float:
 
 
 def quantiles(values: np.ndarray, qs: Sequence[float]) -> list[float]:
-    """The ``qs`` percentiles (0-100) of a non-empty 1-D array, interpolated linearly between order
-    statistics exactly as ``np.percentile``'s default, found by a partial sort alone.
+    """The ``qs`` percentiles (0-100) of a non-empty array of finite numbers, interpolated linearly
+    between order statistics as ``np.percentile``'s default is (to within one unit in the last
+    place), found by a partial sort alone.
 
     For the window, which asks for a few percentiles of thousands of samples many times a second:
     ``np.percentile`` adds about 0.3 ms of overhead per call, and numpy 2.4 imports ``numpy.ma`` on
     its first use, a 40 ms pause in the middle of the first live histogram.
     """
     x = np.asarray(values, dtype=np.float64).ravel()
+    if any(not 0.0 <= q <= 100.0 for q in qs):
+        raise ValueError(f"percentiles must lie in 0-100, got {list(qs)}")
     pos = [q / 100.0 * (x.size - 1) for q in qs]
     ranks = sorted({k for p in pos for k in (math.floor(p), math.ceil(p))})
     part = np.partition(x, ranks)

@@ -206,6 +206,13 @@ class LatencyHistogram(pg.GraphicsLayoutWidget):
         row.p50, row.p99 = p50, p99
         self._dirty.add(label)
 
+    def settle_captions(self) -> None:
+        """Every row's caption shows what its lines show (a live caption lags by up to
+        LIVE_CAPTION_INTERVAL_S; a study cancelled mid-timing sends no final figures)."""
+        for label, row in self._rows.items():
+            if row.shown != (None, None) and not row.failed:
+                self._set_caption(label, row, *row.shown)
+
     def set_failed(self, label: str) -> None:
         """The variant failed before (or while) timing: an empty row that says so."""
         row = self._rows.get(label)

@@ -191,6 +191,7 @@ class ResultsPanel(QWidget):
                 if job not in self._jobs:
                     self._jobs.append(job)
         if changes.finished:
+            self.histogram.settle_captions()
             self._show_drift()
             if self.table.fit_columns not in self._jobs:
                 self._jobs.append(self.table.fit_columns)

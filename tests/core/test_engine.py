@@ -397,9 +397,11 @@ def test_the_baseline_is_timed_again_at_the_end(digits_study: tuple[StudySpec, l
     for r in others:
         figures = recheck["variants"][r.label]
         assert figures["first_p50_ms"] == pytest.approx(r.latency.p50, abs=1e-6) and figures["p50_ms"] > 0
-    moved = [label for label, f in recheck["variants"].items() if abs(f["change"]) > 0.10]
+    from core.drift import drift_note, recheck_note
+
+    moved = [label for label, f in recheck["variants"].items() if drift_note(f["first_p50_ms"], f["p50_ms"])]
     assert (recheck["moved"] is not None) == bool(moved)
-    assert recheck["drifted"] == (abs(recheck["change"]) > 0.10 or bool(moved))
+    assert recheck["drifted"] == (recheck_note(recheck) is not None)  # one source for the flag and the warning
     # One for the baseline and one per other variant; when this (restless) machine moved, one per round of
     # timing every variant again.
     from core.drift import PAIRED_ROUNDS
@@ -501,6 +503,55 @@ def test_a_machine_that_slows_down_and_recovers_is_caught_by_the_variants_rechec
     assert "interleaved rounds" in note
     if abs(recheck["change"]) <= 0.10:  # (this VM's own speed changes can move the baseline too)
         assert f"{copy_result.label}'s median was" in note
+
+
+def test_a_cancel_during_the_paired_rounds_keeps_the_recheck(
+    slowable_copy_study: tuple[StudySpec, dict[str, bool]],
+) -> None:
+    spec, slow = slowable_copy_study
+    token = CancelToken()
+    events = []
+    for event in run_study(spec, token):
+        events.append(event)
+        if isinstance(event, VariantFinished) and event.result.label == "fp32":
+            slow["on"] = True
+        if isinstance(event, Progress) and "interleaved rounds" in event.message:
+            token.cancel()
+    study = _finished(events).result
+    assert study.timing["baseline_recheck"]["drifted"] is True and "paired" not in study.timing
+    from core.drift import study_drift_warning
+
+    assert "speed-ups can be off" in study_drift_warning(study.timing)
+
+
+def test_a_runtime_failing_in_the_recheck_leaves_the_study_whole(
+    slowable_copy_study: tuple[StudySpec, dict[str, bool]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Once every variant has been timed, the copy's runtime starts failing: its re-check is skipped,
+    and the study still ends with both results."""
+    from core.runtimes.ort_runner import OrtRunner
+
+    spec, _ = slowable_copy_study
+    broken = {"on": False}
+    baseline_runner: list[int] = []
+    original = OrtRunner.prepare_call
+
+    def prepare_call(self: OrtRunner, x: np.ndarray) -> Any:
+        call = original(self, x)
+        baseline_runner[:] = baseline_runner or [id(self)]  # the baseline's runner is the first one used
+        if broken["on"] and id(self) != baseline_runner[0]:
+            raise RuntimeError("the runtime fell over")
+        return call
+
+    monkeypatch.setattr(OrtRunner, "prepare_call", prepare_call)
+    events = []
+    for event in run_study(spec):
+        events.append(event)
+        if isinstance(event, VariantFinished) and event.result.label != "fp32":
+            broken["on"] = True
+    study = _finished(events).result
+    assert [r.ok for r in study.results] == [True, True]
+    assert study.timing["baseline_recheck"]["variants"] == {}
 
 
 def test_drift_notes_only_past_the_limit() -> None:

@@ -82,6 +82,20 @@ def test_histogram_grows_in_place_and_takes_final_marks(qtbot, palette):
     assert all(hist._rows[label].curve is item for label, item in row_items.items())  # never rebuilt
 
 
+def test_a_live_caption_lags_but_settles(qtbot, palette):
+    hist = LatencyHistogram(palette, LIGHT)
+    qtbot.addWidget(hist)
+    hist.set_variants(LABELS)
+    hist.update_variant("fp32", np.full(100, 1.0))
+    hist.redraw()
+    first = hist.caption("fp32")
+    hist.update_variant("fp32", np.concatenate([np.full(100, 1.0), np.full(400, 3.0)]))
+    hist.redraw()  # within LIVE_CAPTION_INTERVAL_S: the lines move, the caption waits
+    assert hist.caption("fp32") == first and hist.marks("fp32")[0] > 2.0
+    hist.settle_captions()  # the study ended (say, cancelled) with no final figures
+    assert hist.caption("fp32") != first and "p50 1.00" not in hist.caption("fp32")
+
+
 def test_histogram_rows_are_kept_across_studies_and_relabelled(qtbot, palette):
     hist = LatencyHistogram(palette, LIGHT)
     qtbot.addWidget(hist)
