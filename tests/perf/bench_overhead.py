@@ -3,10 +3,11 @@
 Two ONNX models built in code (a ~1 ms and a ~50 µs MatMul chain) run in one
 ONNX Runtime session each, at one intra-op thread. Side A is the product's
 path: ``OrtRunner.prepare_call`` (IO binding) timed by ``LatencyHarness``
-under a quick ``TimingSpec``. Side B times ``session.run_with_iobinding`` on the
-same binding with two ``perf_counter_ns`` reads per call and nothing else. Each
-round measures both, alternating the order; the ratio reported is the median of
-the per-round ratios of medians. Goal: ≤ 1.01 (1 ms) and ≤ 1.05 (50 µs).
+(thorough rule, a fixed number of samples). Side B times
+``session.run_with_iobinding`` on the same binding with two ``perf_counter_ns``
+reads per call and nothing else. Both sides of a round time the same number of
+calls (about 0.15 s worth in quick mode); rounds alternate the order; the ratio
+reported is the median of the per-round ratios of medians. Goal: ≤ 1.01 (1 ms) and ≤ 1.05 (50 µs).
 """
 
 from __future__ import annotations
@@ -39,7 +40,15 @@ def _compare(path: Path, batch: int, width: int, rounds: int, max_time_s: float)
     def bare_call() -> None:
         session.run_with_iobinding(binding)
 
-    spec = TimingSpec(threads=THREADS, mode=TimingMode.THOROUGH, max_time_s=max_time_s, max_samples=20_000)
+    # Both sides of a round time the same number of calls, about max_time_s worth: equal exposure to
+    # whatever the machine does during the round (the harness stopping early on its own rule while the
+    # bare side ran a fixed 200 calls skewed rounds by a few % either way on this restless VM).
+    for _ in range(20):
+        bare_call()
+    per_call_ms = bare_loop_median_ms(bare_call, 50)
+    count = max(20, int(max_time_s * 1e3 / max(per_call_ms, 1e-6)))
+    spec = TimingSpec(threads=THREADS, mode=TimingMode.THOROUGH, max_time_s=max(10.0, 20 * max_time_s),
+                      min_samples=count, max_samples=count)
     runs: list[Any] = []
 
     def harness_side() -> float:
@@ -48,9 +57,9 @@ def _compare(path: Path, batch: int, width: int, rounds: int, max_time_s: float)
         return float(np.median(run.samples_ms))
 
     def bare_side() -> float:
-        # As many calls as the harness kept samples for (x its block size), at least 200.
+        # As many calls as the harness timed (its samples x its block size).
         last = runs[-1] if runs else None
-        calls = max(200, len(last.samples_ms) * last.block_size) if last else 500
+        calls = len(last.samples_ms) * last.block_size if last else count
         for _ in range(spec.warmup_runs):
             bare_call()
         return bare_loop_median_ms(bare_call, calls)
