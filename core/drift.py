@@ -95,7 +95,7 @@ def guard_against_drift(
     The result's blocks go into ``timing_info`` as soon as each is complete (``baseline_recheck``,
     then ``paired``), so a study cancelled during the paired rounds keeps its re-check and its
     warning. Returns the ``paired`` block or None; a drift is noted on every measured variant."""
-    recheck = yield from _recheck_baseline(spec, base, results, runners, x, cancel)
+    recheck = yield from _recheck(spec, base, results, runners, x, cancel)
     if recheck is None:
         return None
     timing_info["baseline_recheck"] = recheck
@@ -108,7 +108,7 @@ def guard_against_drift(
     return paired
 
 
-def _recheck_baseline(
+def _recheck(
     spec: StudySpec, base: VariantResult | None, results: list[VariantResult], runners: dict[str, Any], x: np.ndarray,
     cancel: CancelToken,
 ) -> Generator[Event, None, dict[str, Any] | None]:
@@ -133,12 +133,7 @@ def _recheck_baseline(
     yield Progress(spec.study_id, base.label, "re-checking", 0, steps,
                    "re-timing the baseline: did the machine's speed change?")
     # Not streamed: the baseline's histogram shows its first timing.
-    try:
-        again, samples = _median_ms(runner.prepare_call(x), timing, cancel)
-    except Cancelled:
-        raise
-    except Exception:  # a runtime that fails now: no re-check, and the first timings stand
-        return None
+    again, samples = _median_ms(_prepared(runner, x), timing, cancel)
     if not samples:
         return None
     first = base.latency.p50
@@ -149,12 +144,7 @@ def _recheck_baseline(
     for i, r in enumerate(timed, start=1):
         yield Progress(spec.study_id, base.label, "re-checking", i, steps,
                        f"re-timing {r.label} briefly: did the machine's speed change?")
-        try:
-            v_again, n = _median_ms(runners[r.label].prepare_call(x), _burst(spec.timing, r.latency.p50), cancel)
-        except Cancelled:
-            raise
-        except Exception:  # a runtime that fails now keeps its first timing; the study goes on
-            continue
+        v_again, n = _median_ms(_prepared(runners[r.label], x), _burst(spec.timing, r.latency.p50), cancel)
         if n and r.latency.p50 > 0 and v_again > 0:
             variants[r.label] = {"first_p50_ms": round(r.latency.p50, 6), "p50_ms": round(v_again, 6),
                                  "change": round(v_again / r.latency.p50 - 1, 4)}
@@ -201,7 +191,7 @@ def _paired_rounds(
         return None
     # One burst length for every variant: the slowest one's (see _burst), so that rounds stay comparable.
     burst = _burst(spec.timing, max(r.latency.p50 for r in timed.values()))
-    calls = {label: runners[label].prepare_call(x) for label in labels}
+    calls = {label: _prepared(runners[label], x) for label in labels}
     medians: dict[str, list[float]] = {label: [] for label in labels}
     for round_index in range(PAIRED_ROUNDS):
         yield Progress(
@@ -209,12 +199,7 @@ def _paired_rounds(
             "the machine's speed changed: timing every variant again, in interleaved rounds",
         )
         for label in labels if round_index % 2 == 0 else labels[::-1]:
-            try:
-                medians[label].append(_median_ms(calls[label], burst, cancel)[0])
-            except Cancelled:
-                raise
-            except Exception:  # a runtime failing now: this round has no figure for it
-                medians[label].append(float("nan"))
+            medians[label].append(_median_ms(calls[label], burst, cancel)[0])  # nan: no figure this round
     speedups: dict[str, dict[str, float]] = {}
     for label in labels:
         ratios = [b / v for b, v in zip(medians[base.label], medians[label]) if v > 0 and b > 0]
@@ -224,9 +209,25 @@ def _paired_rounds(
     return {"rounds": PAIRED_ROUNDS, "burst_s": burst.max_time_s, "speedup": speedups}
 
 
+def _prepared(runner: Any, x: np.ndarray) -> Any:
+    """``runner.prepare_call(x)``, or None when the runtime fails now (``_median_ms`` then gives nan)."""
+    try:
+        return runner.prepare_call(x)
+    except Exception:
+        return None
+
+
 def _median_ms(call: Any, timing: TimingSpec, cancel: CancelToken) -> tuple[float, int]:
-    """(median ms per call, samples) of one harness run of ``call``; (nan, 0) without samples."""
-    run = LatencyHarness(call, timing, cancel=cancel).measure()
+    """(median ms per call, samples) of one harness run of ``call``; (nan, 0) without samples, or
+    when the runtime fails now: that variant keeps its first timing and the study goes on."""
+    if call is None:
+        return float("nan"), 0
+    try:
+        run = LatencyHarness(call, timing, cancel=cancel).measure()
+    except Cancelled:
+        raise
+    except Exception:  # a runtime failing in the re-check must not sink the study's results
+        return float("nan"), 0
     if run.stop_reason == "cancelled":
         raise Cancelled("the study was cancelled")
     if not run.samples_ms:

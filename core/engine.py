@@ -522,7 +522,8 @@ def _final_verdicts(
     fastest = _fastest_float_p50(results)
     state = _StudyState(spec=spec, model=None, dataset=None, task=task, cancel=CancelToken(), workdir=Path("."))
     state.baseline = results[0]
-    speedups = {label: s["median"] for label, s in ((paired or {}).get("speedup") or {}).items()}
+    rounds = (paired or {}).get("speedup") or {}
+    speedups = {label: s["median"] for label, s in rounds.items()}
     floats = [speedups[r.label] for r in results if r.ok and r.is_float and r.label in speedups] + [1.0]
     for r in results:
         if r.ok:
@@ -532,7 +533,6 @@ def _final_verdicts(
         from core.explain import explain_slowdown
 
         # The first explanations compared two stretches of time the machine ran at different speeds.
-        rounds = (paired or {}).get("speedup") or {}
         for r in results[1:]:
             if r.ok and r.label in rounds:
                 r.explanation = explain_slowdown(r, results[0], rounds[r.label])

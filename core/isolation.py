@@ -10,6 +10,7 @@ so a driver can use either.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import threading
@@ -179,10 +180,8 @@ class _Child:
     def discard(self) -> None:
         """End an unused process: closing its pipe ends it once it has imported its runtimes; one still
         importing (the window quit right after a study started the next) is killed, since it holds nothing."""
-        try:
+        with contextlib.suppress(OSError):  # already closed: nothing to tell the process
             self.control.close()
-        except OSError:
-            pass
         self.proc.join(DISCARD_WAIT_S)
         if self.proc.is_alive():
             self.proc.kill()
@@ -331,7 +330,7 @@ def _child_main(conn: Any, control: Any, log_path: str | None) -> None:
     except BadInput as exc:
         conn.send(("bad_input", str(exc)))
     except Cancelled:
-        pass
+        pass  # the driver asked for the stop: it expects no further message
     except Exception as exc:  # reported to the driver with its traceback
         conn.send(("error", f"{type(exc).__name__}: {exc}\n{traceback.format_exc()}"))
     finally:

@@ -14,6 +14,12 @@ from qtapp.app import main
 REPO = Path(__file__).resolve().parents[2]
 
 
+def _run_script(code: str, timeout: float) -> subprocess.CompletedProcess:
+    """``python -c code`` in a fresh interpreter from the repository, offscreen: what a user's process sees."""
+    return subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=timeout,
+                          env={**os.environ, "QT_QPA_PLATFORM": "offscreen"})
+
+
 def test_demo_screenshot_renders_the_finished_study(qapp, tmp_path):
     target = tmp_path / "demo.png"
     code = main(["--demo", "--screenshot", str(target), "--max-time", "0.2", "--size", "1280x800"])
@@ -43,8 +49,7 @@ def test_opening_the_window_does_not_import_heavy_libraries():
         "heavy = [m for m in ('torch', 'onnxruntime', 'onnx', 'sklearn') if m in sys.modules]\n"
         "print(','.join(heavy) or 'none')\n"
     )
-    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=60,
-                         env={**os.environ, "QT_QPA_PLATFORM": "offscreen"})
+    out = _run_script(code, timeout=60)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "none"
 
@@ -68,8 +73,7 @@ def test_closing_mid_study_exits_cleanly():
         "from qtapp.app import main\n"
         "sys.exit(main(['--demo', '--max-time', '5']))\n"
     )
-    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120,
-                         env={**os.environ, "QT_QPA_PLATFORM": "offscreen"})
+    out = _run_script(code, timeout=120)
     assert out.returncode == 0, out.stderr[-2000:]
     assert "Destroyed while thread" not in out.stderr
 
@@ -101,7 +105,6 @@ def test_after_a_study_the_next_study_process_is_started_ahead():
         "print('warm after exit', iso._warm is not None)\n"
         "sys.exit(code)\n"
     )
-    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=180,
-                         env={**os.environ, "QT_QPA_PLATFORM": "offscreen"})
+    out = _run_script(code, timeout=180)
     assert out.returncode == 0, out.stderr[-2000:]
     assert "warm True" in out.stdout and "warm after exit False" in out.stdout, out.stdout
