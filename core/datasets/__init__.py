@@ -15,7 +15,7 @@ import numpy as np
 
 from core.datasets.base import Dataset
 from core.datasets.builtin import BUILTIN_NAMES
-from core.datasets.check import check_dataset_fits, describe_mismatch, infer_task
+from core.datasets.check import check_dataset_fits, describe_mismatch, infer_task, to_float32
 from core.errors import BadInput
 from core.spec import DatasetKind, DatasetSpec, Task
 
@@ -90,7 +90,7 @@ def _labels_for(task: Task, ds: Dataset, chosen: bool) -> np.ndarray | None:
     if y is None:
         raise BadInput(f"{text}: the task is {task.value} but the dataset has no labels.")
     if task is Task.REGRESSION:
-        return y.astype(np.float32, copy=False)
+        return to_float32(y, "y", text)
     how = "set to" if chosen else "detected as"
     if y.ndim != 1:
         raise BadInput(f"{text}: the task is {how} classification but the labels have several values per sample.")

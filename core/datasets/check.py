@@ -83,7 +83,7 @@ def conform_to_input(x: np.ndarray, model_input: TensorInfo | None, spec_text: s
     symbolic dimensions are left for ``describe_mismatch`` to judge, except a single symbolic
     feature dimension, for which samples are flattened.
     """
-    x = _cast_for(x, model_input)
+    x = _cast_for(x, model_input, spec_text)
     if model_input is None:
         return x
     want = tuple(model_input.sample_shape)
@@ -107,14 +107,36 @@ def conform_to_input(x: np.ndarray, model_input: TensorInfo | None, spec_text: s
     )
 
 
-def _cast_for(x: np.ndarray, model_input: TensorInfo | None) -> np.ndarray:
+def _cast_for(x: np.ndarray, model_input: TensorInfo | None, spec_text: str) -> np.ndarray:
     wanted = _model_dtype(model_input) if model_input is not None else None
     if wanted is not None and wanted.kind in "iu":
         if x.dtype.kind in "biu":
             return x.astype(wanted, copy=False)
         if x.dtype.kind == "f" and x.size and np.all(x == np.round(x)):
             return x.astype(wanted)
-    return x.astype(np.float32, copy=False)
+    return to_float32(x, "x", spec_text)
+
+
+def to_float32(values: np.ndarray, name: str, spec_text: str) -> np.ndarray:
+    """``values`` as float32; BadInput when finite values would become infinite in the cast.
+
+    float64 reaches about 1.8e308, float32 only 3.4e38: a larger value silently turns into
+    inf and poisons every metric of every variant, so it is reported before the run.
+    """
+    if values.dtype.kind != "f" or values.dtype.itemsize <= 4:
+        return values.astype(np.float32, copy=False)
+    with np.errstate(over="ignore"):  # the overflow is counted and reported below
+        cast = values.astype(np.float32)
+    if not np.all(np.isfinite(cast)):
+        # Counted in the cast itself: values just past the limit that round back to it are fine.
+        overflow = int(np.count_nonzero(np.isinf(cast) & np.isfinite(values)))
+        if overflow:
+            value, be = ("value", "is") if overflow == 1 else ("values", "are")
+            raise BadInput(
+                f"{spec_text}: {overflow} {value} of {name} {be} beyond float32's range "
+                "(±3.4e38) and would become infinite."
+            )
+    return cast
 
 
 def describe_mismatch(ds: Dataset, inputs: list[TensorInfo], outputs: list[TensorInfo]) -> str | None:

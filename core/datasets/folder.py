@@ -11,6 +11,7 @@ set from one run to the next without anyone noticing. Files without an image suf
 from __future__ import annotations
 
 import dataclasses
+import errno
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -101,8 +102,16 @@ def load_folder(spec: DatasetSpec, model_input: TensorInfo | None = None, limit:
 
 
 def _scan(root: Path, text: str) -> tuple[list[str], list[list[Path]], list[Path]]:
-    """Class names, each class's image files (sorted), and the files skipped as non-images."""
-    class_dirs = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    """Class names, each class's image files (sorted), and the files skipped as non-images.
+
+    Symbolic links are followed, for class folders as for image files, wherever they point;
+    a link whose target is missing (or a loop) is a BadInput rather than a silent skip, since
+    skipping a class would renumber the labels and skipping an image would shrink the set.
+    """
+    entries = [p for p in root.iterdir() if not p.name.startswith(".")]
+    for entry in entries:
+        _check_link(entry, root, text)
+    class_dirs = sorted(p for p in entries if p.is_dir())
     if not class_dirs:
         raise BadInput(f"{text}: no class sub-folders (put each class's images in a folder named after the class).")
     per_class: list[list[Path]] = []
@@ -111,13 +120,38 @@ def _scan(root: Path, text: str) -> tuple[list[str], list[list[Path]], list[Path
         images: list[Path] = []
         for path in sorted(class_dir.rglob("*")):
             relative = path.relative_to(class_dir).parts
-            if not path.is_file() or any(part.startswith(".") for part in relative):
+            if any(part.startswith(".") for part in relative):
+                continue
+            if path.suffix.lower() in IMAGE_SUFFIXES:
+                _check_link(path, root, text)
+            if not path.is_file():
                 continue
             (images if path.suffix.lower() in IMAGE_SUFFIXES else skipped).append(path)
         if not images:
             raise BadInput(f"{text}: class folder '{class_dir.name}' has no images.")
         per_class.append(images)
     return [d.name for d in class_dirs], per_class, skipped
+
+
+def _check_link(path: Path, root: Path, text: str) -> None:
+    """BadInput when ``path`` is a symbolic link that leads nowhere (a missing target or a loop)."""
+    if not path.is_symlink():
+        return
+    try:
+        path.stat()  # follows the link
+        return
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            why = "loops back on itself"
+        elif exc.errno in (errno.ENOENT, errno.ENOTDIR):
+            why = "does not exist"
+        else:
+            why = f"cannot be reached ({exc.strerror})"
+    try:
+        target = repr(str(path.readlink()))
+    except OSError:
+        target = "a target that cannot be read"
+    raise BadInput(f"{text}: '{path.relative_to(root).as_posix()}' is a symbolic link to {target}, which {why}.")
 
 
 def _take(per_class: list[list[Path]], limit: int | None) -> list[tuple[Path, int]]:

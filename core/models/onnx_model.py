@@ -30,6 +30,7 @@ def load_onnx(path: Path) -> LoadedModel:
     check_custom_domains(path, model)
 
     inits = {t.name for t in model.graph.initializer}
+    check_input_types(path, model, inits)
     inputs = [_tensor_info(v) for v in model.graph.input if v.name not in inits]
     outputs = [_tensor_info(v) for v in model.graph.output]
     if not inputs:
@@ -77,6 +78,7 @@ def check_external_data(path: Path, model: object) -> int:
     for tensor in _all_tensors(model.graph):  # type: ignore[attr-defined]
         if not uses_external_data(tensor):
             continue
+        _check_extent(path, tensor)  # before ExternalDataInfo, which fails on these with a bare ValueError
         info = ExternalDataInfo(tensor)
         location = info.location
         if not location or os.path.isabs(location) or location.startswith(("/", "\\")) or ".." in Path(location).parts:
@@ -94,6 +96,7 @@ def check_external_data(path: Path, model: object) -> int:
         stat = target.stat()
         if stat.st_nlink > 1:
             raise BadInput(f"{path}: external data file {location!r} is a hard link, which is refused.")
+        _check_length(path, tensor, info.length)
         needed = (info.offset or 0) + (info.length or 0)
         if info.length is not None and needed > stat.st_size:
             raise BadInput(
@@ -101,6 +104,35 @@ def check_external_data(path: Path, model: object) -> int:
             )
         files.add(resolved)
     return sum(f.stat().st_size for f in files)
+
+
+def _check_extent(path: Path, tensor: object) -> None:
+    """Refuse an external data ``offset`` or ``length`` that is not a whole number of bytes, zero or more."""
+    for entry in tensor.external_data:  # type: ignore[attr-defined]
+        if entry.key not in ("offset", "length"):
+            continue
+        what = f"{path}: external data {entry.key} {entry.value[:40]!r} of tensor {tensor.name!r}"  # type: ignore[attr-defined]
+        # Plain ASCII digits only: int() would also take signs, spaces, underscores and other scripts' digits.
+        if not (entry.value.isascii() and entry.value.isdigit()):
+            raise BadInput(f"{what} is not a whole number of bytes (zero or more).")
+        # int() refuses over 4300 digits with a bare ValueError; 20 digits already pass 2**63.
+        if len(entry.value) > 19:
+            raise BadInput(f"{what} has {len(entry.value)} digits, beyond the size of any file.")
+
+
+def _check_length(path: Path, tensor: object, length: int | None) -> None:
+    """Refuse an external data length that differs from what the tensor's dims need (ONNX Runtime would fail later)."""
+    from core.models.limits import check_dims
+
+    itemsize = _ITEMSIZE.get(tensor.data_type)  # type: ignore[attr-defined]
+    if length is None or itemsize is None:
+        return
+    claimed = check_dims(path, tensor.name, list(tensor.dims)) * itemsize  # type: ignore[attr-defined]
+    if length != claimed:
+        raise BadInput(
+            f"{path}: external data length {length} of tensor {tensor.name!r} does not match the {claimed} bytes "  # type: ignore[attr-defined]
+            "its dimensions need."
+        )
 
 
 #: Operator domains ONNX Runtime implements itself; anything else needs a custom-op library.
@@ -111,14 +143,62 @@ RUNTIME_DOMAINS = frozenset({
 
 
 def check_custom_domains(path: Path, model: object) -> None:
-    """Refuse operators from domains the runtime does not implement (custom ops are code from elsewhere)."""
+    """Refuse operators from domains the runtime does not implement (custom ops are code from elsewhere).
+
+    The main graph, its subgraphs and the bodies of the model's local functions are all
+    searched: ONNX Runtime inlines a function, so a custom op inside one fails the same way.
+    """
     local = {(f.domain, f.name) for f in model.functions}  # type: ignore[attr-defined]
-    for node in _all_nodes(model.graph):  # type: ignore[attr-defined]
-        if node.domain not in RUNTIME_DOMAINS and (node.domain, node.op_type) not in local:
-            raise BadInput(
-                f"{path} uses operator {node.op_type!r} from the custom domain {node.domain!r}, which needs a "
-                "custom-op library that QuantBench does not load."
-            )
+    places = [("", _all_nodes(model.graph))]  # type: ignore[attr-defined]
+    # A FunctionProto holds its body in .node like a graph, so _all_nodes walks it too.
+    places += [(f" (inside function {f.name!r})", _all_nodes(f)) for f in model.functions]  # type: ignore[attr-defined]
+    for where, nodes in places:
+        for node in nodes:
+            if node.domain not in RUNTIME_DOMAINS and (node.domain, node.op_type) not in local:
+                raise BadInput(
+                    f"{path} uses operator {node.op_type!r} from the custom domain {node.domain!r}{where}, which "
+                    "needs a custom-op library that QuantBench does not load."
+                )
+
+
+def check_input_types(path: Path, model: object, initializers: set[str]) -> None:
+    """Refuse graph inputs QuantBench cannot feed: strings, sequences, maps, optionals, sparse or exotic tensors.
+
+    Datasets are numeric arrays; such a model would only fail once the baseline runs.
+    """
+    from onnx import TensorProto
+
+    for value in model.graph.input:  # type: ignore[attr-defined]
+        if value.name in initializers:
+            continue
+        kind = value.type.WhichOneof("value")
+        if kind == "tensor_type":
+            elem = value.type.tensor_type.elem_type
+            if elem in _ONNX_TO_NUMPY:
+                continue
+            what = "a string tensor" if elem == TensorProto.STRING else _tensor_kind(elem)
+        else:
+            what = _VALUE_KINDS.get(kind or "", "of no declared type")
+        raise BadInput(f"{path}: input {value.name!r} is {what}; QuantBench feeds numeric tensors only.")
+
+
+#: How a graph input that is not a plain tensor is described in a refusal.
+_VALUE_KINDS = {
+    "sequence_type": "a sequence",
+    "map_type": "a map",
+    "optional_type": "an optional value",
+    "sparse_tensor_type": "a sparse tensor",
+}
+
+
+def _tensor_kind(elem: int) -> str:
+    from onnx import TensorProto
+
+    try:
+        name = TensorProto.DataType.Name(elem)
+    except ValueError:
+        return f"a tensor of unknown element type {elem}"
+    return "a tensor without an element type" if elem == TensorProto.UNDEFINED else f"a {name} tensor"
 
 
 def _all_nodes(graph: object) -> list:

@@ -60,6 +60,8 @@ def read_graph(path: Path) -> dict[str, Any]:
     """The first subgraph of a TFLite file: op names with their input types, and the parameter count."""
     from ai_edge_litert import schema_py_generated as schema
 
+    from core.models.tflite_check import check_tflite_structure
+
     data = path.read_bytes()
     if not schema.Model.ModelBufferHasIdentifier(data, 0):
         raise BadInput(f"{path} is not a TFLite flatbuffer (its identifier is not TFL3).")
@@ -67,6 +69,8 @@ def read_graph(path: Path) -> dict[str, Any]:
         model = schema.Model.GetRootAs(data, 0)
         if model.SubgraphsLength() < 1:
             raise BadInput(f"{path} is a TFLite file without any subgraph.")
+        # Before anything indexes by the file's numbers, and before the interpreter, which trusts them.
+        check_tflite_structure(path, model, schema)
         op_names = [_op_name(schema, model.OperatorCodes(i)) for i in range(model.OperatorCodesLength())]
         type_names = {v: k for k, v in vars(schema.TensorType).items() if not k.startswith("_")}
         sub = model.Subgraphs(0)
