@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import zipfile
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -18,6 +18,11 @@ from core.spec import DatasetSpec
 
 if TYPE_CHECKING:
     from core.models.loaded import TensorInfo
+
+#: What every .npy file starts with.
+_NPY_MAGIC = b"\x93NUMPY"
+#: The longest .npy header read (numpy's own ``max_header_size`` default); a longer one is refused unread.
+MAX_NPY_HEADER_BYTES = 10_000
 
 
 def load_npz(spec: DatasetSpec, model_input: TensorInfo | None = None) -> Dataset:
@@ -47,92 +52,179 @@ def _read_arrays(path: Path, text: str) -> tuple[np.ndarray, np.ndarray | None]:
     if not magic:
         raise BadInput(f"{text}: the file is empty (0 bytes).")
     # Checked first: numpy would otherwise try any other file as a pickle and blame that.
-    if not (magic.startswith(b"PK") or magic == b"\x93NUMPY"):
+    if not (magic.startswith(b"PK") or magic == _NPY_MAGIC):
         raise BadInput(f"{text}: not a numpy .npz or .npy file.")
-    _check_declared_sizes(path, magic == b"\x93NUMPY", text)
+    if magic == _NPY_MAGIC:
+        return _read_npy(path, text), None
+    return _read_npz(path, text)
+
+
+def _read_npy(path: Path, text: str) -> np.ndarray:
+    """A bare .npy file, once its header's claim fits the file and the memory free."""
+    from core.models.limits import check_claim
+
+    with path.open("rb") as fh:
+        shape, dtype, header_bytes = _npy_header(fh, "x", text)
+    declared = _check_data_length(shape, dtype, path.stat().st_size - header_bytes, "x", text, exact=False)
+    check_claim(text, "loading its arrays", _loading_cost("x", shape, dtype, declared))
     try:
-        loaded = np.load(path, allow_pickle=False)
-    except ValueError as exc:
-        if "allow_pickle" in str(exc):
-            raise BadInput(
-                f"{text}: the array holds Python objects, which are refused because loading them can run code."
-            ) from None
+        return np.load(path, allow_pickle=False)
+    except MemoryError:
+        raise
+    # A damaged file fails in many ways; all of them mean the same to the user.
+    except Exception:  # noqa: BLE001
         raise BadInput(f"{text}: not a readable numpy .npz or .npy file.") from None
-    # A damaged zip fails in many ways (bad names, unknown versions or methods, encryption flags).
+
+
+def _read_npz(path: Path, text: str) -> tuple[np.ndarray, np.ndarray | None]:
+    """``x`` and ``y`` from an .npz archive, each read only after every claim about it was checked.
+
+    The members are read here rather than through ``np.load``: numpy hands back the raw bytes of
+    any member that is not a .npy array (a whole bomb, read into memory, then a crash), and it
+    believes whatever the zip directory and the .npy header say. Here the directory's sizes
+    (``check_zip_member``), the header's shape against the member's length, and the total
+    against the memory free are all judged before a byte of array data is read.
+    """
+    from core.models.limits import check_claim, check_zip_member
+
+    try:
+        archive = zipfile.ZipFile(path)
+    # zipfile reports damage in many ways (bad names, unknown versions, bad sizes, BadZipFile).
     except Exception:  # noqa: BLE001 - all of them mean the same to the user
         raise BadInput(f"{text}: not a readable numpy .npz or .npy file.") from None
-    if isinstance(loaded, np.ndarray):
-        return loaded, None
-    with loaded:
-        keys = list(loaded.files)
-        if "x" not in keys:
-            found = ", ".join(repr(k) for k in keys) or "none"
+    with archive:
+        members = _members_by_key(archive)
+        if "x" not in members:
+            found = ", ".join(repr(n.removesuffix(".npy")) for n in archive.namelist()) or "none"
             raise BadInput(f"{text}: no array named 'x' (arrays found: {found}).")
-        return _member(loaded, "x", text), _member(loaded, "y", text) if "y" in keys else None
+        archive_bytes = path.stat().st_size
+        total = 0
+        for key, info in members.items():
+            check_zip_member(text, info, archive_bytes)
+            shape, dtype, header_bytes = _member_header(archive, info, key, text)
+            declared = _check_data_length(shape, dtype, info.file_size - header_bytes, key, text, exact=True)
+            total += _loading_cost(key, shape, dtype, declared)
+        check_claim(text, "loading its arrays", total)
+        x = _member(archive, members["x"], "x", text)
+        y = _member(archive, members["y"], "y", text) if "y" in members else None
+    return x, y
 
 
-def _member(archive: np.lib.npyio.NpzFile, key: str, text: str) -> np.ndarray:
+def _members_by_key(archive: zipfile.ZipFile) -> dict[str, zipfile.ZipInfo]:
+    """The members that hold ``x`` and ``y``, chosen as ``np.load`` would (``x.npy``, or a member named ``x``)."""
+    last = {info.filename: info for info in archive.infolist()}  # a repeated name: zipfile opens the last
+    names = {name.removesuffix(".npy"): name for name in last}
+    names.update({name: name for name in last})  # an exact name wins, as in numpy's NpzFile
+    return {key: last[names[key]] for key in ("x", "y") if key in names}
+
+
+def _member_header(
+    archive: zipfile.ZipFile, info: zipfile.ZipInfo, key: str, text: str
+) -> tuple[tuple[int, ...], np.dtype, int]:
+    """The .npy header of member ``info``; BadInput naming the member when it is not a .npy array."""
     try:
-        return archive[key]
-    except ValueError as exc:
-        if "allow_pickle" in str(exc):
-            raise BadInput(
-                f"{text}: array '{key}' holds Python objects, which are refused because loading them can run code."
-            ) from None
-        raise BadInput(f"{text}: array '{key}' cannot be read ({exc}).") from None
-    except Exception:  # noqa: BLE001 - zlib, zipfile and numpy each report damage differently
+        with archive.open(info) as fh:
+            head = fh.read(len(_NPY_MAGIC))
+            if head != _NPY_MAGIC:
+                what = "itself a zip archive" if head.startswith(b"PK") else "raw bytes"
+                raise BadInput(f"{text}: member {info.filename!r} (array '{key}') is {what}, not a .npy array.")
+            return _npy_header(fh, key, text, head)
+    except BadInput:
+        raise
+    # A damaged local header, a bad offset, an unreadable deflate stream.
+    except Exception:  # noqa: BLE001 - all of them mean the same to the user
         raise BadInput(f"{text}: array '{key}' is damaged and cannot be read.") from None
 
 
-def _check_declared_sizes(path: Path, bare: bool, text: str) -> None:
-    """Refuse arrays whose header claims more data than the file holds or memory allows.
+def _npy_header(fh: Any, key: str, text: str, head: bytes = b"") -> tuple[tuple[int, ...], np.dtype, int]:
+    """Shape, dtype and length in bytes of the .npy header ``fh`` starts with (after ``head``, already read).
 
-    numpy allocates the whole declared shape before reading, so a few bytes claiming
-    a petabyte array would otherwise end in an out-of-memory error instead of a message.
+    Read by hand up to its length field, so that a header claiming gigabytes is refused unread
+    (numpy reads the whole header before it checks its length).
     """
-    from core.models.limits import check_claim
-
-    total = 0
-    try:
-        if bare:
-            with path.open("rb") as fh:
-                total += _declared_nbytes(fh, path.stat().st_size, "x", text)
-        else:
-            with zipfile.ZipFile(path) as zf:
-                for info in zf.infolist():
-                    key = info.filename[:-4] if info.filename.endswith(".npy") else None
-                    if key in ("x", "y"):
-                        with zf.open(info) as fh:
-                            total += _declared_nbytes(fh, info.file_size, key, text)
-    except BadInput:
-        raise
-    except Exception:  # noqa: BLE001 - a damaged header or archive: np.load below says it plainly
-        return
-    check_claim(text, "loading its arrays", total)
-
-
-def _declared_nbytes(fh: object, stored: int, key: str, text: str) -> int:
-    """Bytes array ``key`` declares in its .npy header; BadInput when fewer are stored."""
-    import math
+    import io
+    import struct
+    import warnings
 
     from numpy.lib import format as npy
 
-    version = npy.read_magic(fh)  # type: ignore[arg-type]
-    if version == (1, 0):
-        shape, _, dtype = npy.read_array_header_1_0(fh)  # type: ignore[arg-type]
-    else:
-        shape, _, dtype = npy.read_array_header_2_0(fh)  # type: ignore[arg-type]
+    def bad(problem: str) -> BadInput:
+        return BadInput(f"{text}: array '{key}' has {problem}; it is not a readable .npy array.")
+
+    head += fh.read(len(_NPY_MAGIC) + 2 - len(head))
+    if len(head) < len(_NPY_MAGIC) + 2 or not head.startswith(_NPY_MAGIC):
+        raise bad("a damaged .npy signature")
+    major = head[len(_NPY_MAGIC)]
+    if major not in (1, 2, 3):
+        raise bad(f"an unknown .npy format version {major}")
+    width = 2 if major == 1 else 4
+    field = fh.read(width)
+    if len(field) < width:
+        raise bad("a truncated header")
+    length = struct.unpack("<H" if width == 2 else "<I", field)[0]
+    if length > MAX_NPY_HEADER_BYTES:
+        raise bad(f"a header of {length} bytes (numpy reads at most {MAX_NPY_HEADER_BYTES})")
+    body = fh.read(length)
+    if len(body) < length:
+        raise bad("a truncated header")
+    read_header = npy.read_array_header_1_0 if major == 1 else npy.read_array_header_2_0
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # numpy warns about headers written by Python 2
+            shape, _, dtype = read_header(io.BytesIO(field + body))
+    except Exception:  # noqa: BLE001 - numpy says "cannot parse header" in several ways
+        raise bad("a damaged header") from None
     if dtype.hasobject:
-        return 0  # refused as Python objects when loaded
-    declared = math.prod(shape) * dtype.itemsize
-    available = stored - fh.tell()  # type: ignore[attr-defined]
-    if declared > available:
-        dims = "x".join(str(d) for d in shape)
         raise BadInput(
-            f"{text}: array '{key}' declares {dims} {dtype} values ({declared} bytes) but the file holds only "
-            f"{max(available, 0)} bytes of data; it is truncated or malformed."
+            f"{text}: array '{key}' holds Python objects, which are refused because loading them can run code."
+        )
+    if any(d < 0 for d in shape):
+        raise bad(f"an impossible shape {shape}")
+    return tuple(int(d) for d in shape), dtype, len(head) + width + length
+
+
+def _check_data_length(
+    shape: tuple[int, ...], dtype: np.dtype, held: int, key: str, text: str, *, exact: bool
+) -> int:
+    """Bytes array ``key`` declares; BadInput when the ``held`` bytes after its header cannot be that array.
+
+    numpy allocates the whole declared shape before reading, so a few bytes claiming a
+    petabyte must be refused here. An .npz member must hold exactly its array (``exact``);
+    a bare .npy file may carry bytes after it, which numpy never reads.
+    """
+    import math
+
+    declared = math.prod(shape) * dtype.itemsize
+    if declared > held or (exact and declared != held):
+        values = f"{'x'.join(str(d) for d in shape)} {dtype} values" if shape else f"a single {dtype} value"
+        problem = "is truncated or malformed" if declared > held else "is malformed"
+        raise BadInput(
+            f"{text}: array '{key}' declares {values} ({declared} bytes) but the file holds "
+            f"{'only ' if declared > held else ''}{max(held, 0)} bytes of data for it; it {problem}."
         )
     return declared
+
+
+def _loading_cost(key: str, shape: tuple[int, ...], dtype: np.dtype, declared: int) -> int:
+    """Bytes loading an array takes: as stored, and for the inputs the float32 copy the models are fed."""
+    import math
+
+    if key != "x" or dtype.kind not in "biuf":
+        return declared
+    return declared + math.prod(shape) * (1 if dtype == np.float32 else 4)  # the NaN check's mask, or the copy
+
+
+def _member(archive: zipfile.ZipFile, info: zipfile.ZipInfo, key: str, text: str) -> np.ndarray:
+    """The array in member ``info``, whose header and sizes were already checked; zipfile stops at the declared size."""
+    from numpy.lib import format as npy
+
+    try:
+        with archive.open(info) as fh:
+            return npy.read_array(fh, allow_pickle=False)
+    except MemoryError:
+        raise
+    except Exception:  # noqa: BLE001 - zlib, zipfile (a bad CRC) and numpy each report damage differently
+        raise BadInput(f"{text}: array '{key}' is damaged and cannot be read.") from None
 
 
 def _checked_inputs(x: np.ndarray, text: str) -> np.ndarray:

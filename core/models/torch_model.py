@@ -50,11 +50,13 @@ def safe_torch_load(path: Path) -> Any:
     import pickle
     import warnings
 
-    import torch
-
     from core.models.limits import check_claim
 
     check_claim(path, "reading the file", path.stat().st_size)
+    _check_zip_sizes(path)  # before torch is even imported
+
+    import torch
+
     # This variable would make torch ignore weights_only; a stranger's file must never get that.
     os.environ.pop("TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD", None)
     try:
@@ -69,6 +71,33 @@ def safe_torch_load(path: Path) -> Any:
     except Exception as exc:  # noqa: BLE001 - a damaged archive fails in many ways, all meaning the same
         reason = _first_line(exc)
         raise BadInput(f"{path} could not be read as a PyTorch file ({reason}); it may be truncated.") from None
+
+
+def _check_zip_sizes(path: Path) -> None:
+    """Refuse a zip-format file whose members would inflate past what memory holds, before torch reads any.
+
+    torch.save writes every member stored (uncompressed), but PyTorch's reader also inflates
+    deflated ones, allocating each member's declared size and inflating it whole: a small
+    member declaring gigabytes (a decompression bomb) used to be inflated in full before torch
+    found that no tensor needed it. Its reader never goes past a member's declared size, so
+    the declared sizes, checked here from the zip directory alone, bound what loading costs.
+    """
+    import zipfile
+
+    from core.models.limits import check_claim, check_zip_member
+
+    with path.open("rb") as fh:
+        if fh.read(4) != b"PK\x03\x04":  # torch's own test for its zip format; legacy files are single pickles
+            return
+    try:
+        with zipfile.ZipFile(path) as zf:
+            infos = zf.infolist()
+    # zipfile reports damage in many ways (bad names, unknown versions, bad sizes, BadZipFile).
+    except Exception:  # noqa: BLE001 - every way a damaged archive fails means the same thing here
+        raise BadInput(f"{path} starts like a zip archive (PyTorch format) but is truncated or corrupt.") from None
+    archive_bytes = path.stat().st_size
+    total = sum(check_zip_member(path, info, archive_bytes) for info in infos)
+    check_claim(path, "unpacking its members", total)
 
 
 def _weights_only_reason(path: Path, exc: BaseException) -> str:
@@ -178,6 +207,7 @@ def load_torchscript(path: Path, trusted: bool, input_shape: tuple[int, ...] | N
             f"{path} is a TorchScript archive, which contains code that would run on this machine; "
             f"open it only if you trust it (--trust {path})."
         )
+    _check_zip_sizes(path)  # trusted code is still no licence to inflate a bomb
     try:
         module = torch.jit.load(str(path), map_location="cpu")
     except Exception as exc:
@@ -194,6 +224,7 @@ def load_torch_export(path: Path, trusted: bool, input_shape: tuple[int, ...] | 
             f"{path} is a torch.export program, which can carry code and custom ops; "
             f"open it only if you trust it (--trust {path})."
         )
+    _check_zip_sizes(path)
     try:
         program = torch.export.load(str(path))
     except Exception as exc:
