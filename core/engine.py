@@ -33,6 +33,7 @@ from core.events import (
     VariantFinished,
     VariantStarted,
 )
+from core.printable import printable
 from core.result import StudyResult, VariantResult, VariantStatus
 from core.spec import (
     DatasetSpec,
@@ -47,6 +48,8 @@ from core.spec import (
 #: The schemes of the bundled demo study, in table order (fp32 baseline first).
 DEMO_SCHEMES = ("fp32", "onnx-fp32", "torch-int8-dynamic", "ort-int8-dynamic", "ort-int8-static", "ort-fp16")
 _EVAL_CHUNK = 64
+#: An evaluation chunk grows while it takes less than this, and shrinks past four times it.
+_EVAL_CHUNK_S = 0.5
 
 
 def demo_study_spec(timing: TimingSpec | None = None) -> StudySpec:
@@ -173,6 +176,8 @@ def _run(spec: StudySpec, cancel: CancelToken, workdir: Path) -> Iterator[Event]
                 yield VariantFinished(spec.study_id, result)
             else:
                 yield VariantFailed(spec.study_id, result.label, result.error_stage or "", result.error or "", result)
+            if index == 0 and result.status is VariantStatus.FAILED:
+                break  # the model itself does not run: nothing can be compared with it
         paired = None
         if not cancelled:
             from core.drift import guard_against_drift
@@ -190,10 +195,11 @@ def _run(spec: StudySpec, cancel: CancelToken, workdir: Path) -> Iterator[Event]
         state.runners.clear()
 
     _final_verdicts(results, spec, task, paired)
+    baseline_failed = bool(results) and results[0].status is VariantStatus.FAILED
     study = StudyResult(
         study_id=spec.study_id,
         created=created,
-        status="cancelled" if cancelled else "finished",
+        status="cancelled" if cancelled else "failed" if baseline_failed else "finished",
         model=model_info,
         dataset=dataset_info,
         environment=env,
@@ -324,11 +330,19 @@ def _run_variant(
 def _fail(result: VariantResult, stage: str, message: str) -> None:
     result.status = VariantStatus.FAILED
     result.error_stage = stage
-    message = message.strip().rstrip(".")
+    message = printable(message.strip().rstrip("."))  # a runtime's words may quote the file
     result.error = f"{result.label} failed while {stage}: {message}."
 
 
 def _describe_exception(exc: BaseException) -> str:
+    from core.memory_limit import (
+        current_limit_bytes,
+        is_allocation_failure,
+        needed_more_than,
+    )
+
+    if is_allocation_failure(exc):
+        return needed_more_than(current_limit_bytes())
     lines = [ln.strip() for ln in str(exc).strip().splitlines() if ln.strip()]
     text = lines[0] if lines else ""
     if len(text) > 300:
@@ -410,11 +424,20 @@ def _evaluate(state: _StudyState, label: str, runner: Any) -> Generator[Event, N
     x = state.dataset.x
     total = len(x)
     chunks = []
-    for start in range(0, total, _EVAL_CHUNK):
+    # Chunks start at one sample and double while they stay short: a slow model still reports
+    # after every few calls, which is how the driver tells a slow study from a hung one.
+    size, start = 1, 0
+    while start < total:
         state.cancel.raise_if_cancelled()
-        chunks.append(runner.predict(x[start : start + _EVAL_CHUNK]))
-        done = min(total, start + _EVAL_CHUNK)
-        yield Progress(state.spec.study_id, label, "evaluating", done, total, f"evaluating {label} {done}/{total}")
+        t0 = time.perf_counter()
+        chunks.append(runner.predict(x[start : start + size]))
+        elapsed = time.perf_counter() - t0
+        start = min(total, start + size)
+        yield Progress(state.spec.study_id, label, "evaluating", start, total, f"evaluating {label} {start}/{total}")
+        if elapsed < _EVAL_CHUNK_S:
+            size = min(size * 2, _EVAL_CHUNK)
+        elif elapsed > 4 * _EVAL_CHUNK_S:
+            size = max(1, size // 2)
     out = np.concatenate(chunks, axis=0)
     if out.shape[0] != total:
         raise BadInput(f"the model returned {out.shape[0]} outputs for {total} inputs.")

@@ -14,12 +14,12 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from html import escape
 from pathlib import Path
 from typing import Any
 
 from core import svg_charts
 from core.drift import DRIFT_PREFIX, study_drift_warning
+from core.printable import markup_escape as escape
 from core.report import human_bytes
 from core.result import Grade, StudyResult, VariantResult
 

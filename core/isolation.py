@@ -24,15 +24,21 @@ from core.cancel import CancelToken
 from core.errors import BadInput, Cancelled
 from core.events import (
     Event,
+    Progress,
     StudyFinished,
     StudyStarted,
     VariantFailed,
     VariantFinished,
     VariantStarted,
 )
+from core.printable import printable
 from core.result import StudyResult, VariantResult, VariantStatus
 from core.spec import StudySpec
 
+#: The child exits with this code when loading the study ran into its memory ceiling.
+MEMORY_EXIT_CODE = 75
+#: ``run_study_isolated``'s default memory ceiling: ``core.memory_limit.default_limit_bytes()``.
+DEFAULT_MEMORY = object()
 #: After Cancel, the child gets this long to stop on its own before it is killed.
 KILL_AFTER_S = 3.0
 #: Before its first event the child imports torch/onnxruntime and loads the model: allow at least this.
@@ -53,20 +59,28 @@ def run_study_isolated(
     log_dir: Path | None = None,
     workdir: Path | None = None,
     prewarm_next: bool = False,
+    max_memory_bytes: int | None | object = DEFAULT_MEMORY,
 ) -> Iterator[Event]:
     """Like ``run_study``, but the engine runs in a spawned child process.
 
-    ``hang_timeout_s``: when the child sends nothing for this long, it is
-    treated as hung and killed (None: wait for ever; the user can cancel).
+    ``hang_timeout_s``: one step of the study (one inference, one build step, one
+    calibration batch) that reports nothing for this long is treated as hung and
+    its process is stopped (None: wait for ever; the user can cancel).
+    ``max_memory_bytes``: the child's memory ceiling (default: ``core.memory_limit``'s
+    share of physical memory; None: none). Past it the variant that asked fails
+    with "needed more than N GB"; this process is never limited.
     ``prewarm_next``: once this study's process has ended, start the next one
     (the window does; a one-shot command line does not need it).
     """
+    from core.memory_limit import default_limit_bytes
+
     cancel = cancel or CancelToken()
+    limit = default_limit_bytes() if max_memory_bytes is DEFAULT_MEMORY else max_memory_bytes
     log_path = str(log_dir / "child-faults.log") if log_dir else None
     child = _take_warm_child(log_path) or _Child.spawn(log_path)
     proc, receiver, control_out = child.proc, child.receiver, child.control
     try:
-        control_out.send(("run", spec, workdir))
+        control_out.send(("run", absolute_paths(spec), workdir, limit))
     except (BrokenPipeError, OSError):
         pass  # the child died while waiting; handled below like any other death
 
@@ -87,7 +101,7 @@ def run_study_isolated(
                 cancel_at = time.monotonic()
             if cancel_at is not None and time.monotonic() - cancel_at > kill_after_s and proc.is_alive():
                 proc.kill()
-                end_reason = f"it did not stop within {kill_after_s:g} s of Cancel and was ended"
+                end_reason = f"the study process did not stop within {kill_after_s:g} s of Cancel and was ended"
             if receiver.poll(_POLL_S):
                 try:
                     kind, payload = receiver.recv()
@@ -109,12 +123,12 @@ def run_study_isolated(
                 if receiver.poll(0):
                     continue
                 break
-            limit = hang_timeout_s
-            if limit is not None and tracker.started is None:
-                limit = max(limit, STARTUP_ALLOWANCE_S)
-            if limit is not None and time.monotonic() - last_message > limit:
+            hang_limit = hang_timeout_s
+            if hang_limit is not None and tracker.started is None:
+                hang_limit = max(hang_limit, STARTUP_ALLOWANCE_S)
+            if hang_limit is not None and time.monotonic() - last_message > hang_limit:
                 proc.kill()
-                end_reason = f"it sent nothing for {limit:g} s (hung) and was ended"
+                end_reason = tracker.hung(hang_limit)
                 break
     finally:
         if proc.is_alive():
@@ -125,20 +139,47 @@ def run_study_isolated(
         proc.join(1.0)
         receiver.close()
         control_out.close()
+        child.remove_private_folder()
         if prewarm_next:
             prewarm(log_dir)
 
-    reason = end_reason or _exit_reason(proc.exitcode)
+    reason = end_reason or "the study process " + _exit_reason(proc.exitcode, limit)
     if tracker.started is None:
         if cancel.cancelled:
             raise Cancelled("the study was cancelled before it started")
-        raise ChildCrashed(f"{spec.model.path} could not be opened: the runtime process {reason}.")
+        raise ChildCrashed(f"{printable(spec.model.path)} could not be opened: {reason}.")
     yield from tracker.finish(reason, cancelled=cancel.cancelled)
 
 
-def _exit_reason(code: int | None) -> str:
+def absolute_paths(spec: StudySpec) -> StudySpec:
+    """``spec`` with relative file paths made absolute, since the child works in a folder of its own.
+
+    Only paths that exist here are touched: ``torchvision:resnet18`` or a missing file stays as
+    written, and the loader names it as the user wrote it."""
+    from dataclasses import replace
+
+    def absolute(path: str | None) -> str | None:
+        if not path:
+            return path
+        p = Path(path).expanduser()
+        return str(Path(os.path.abspath(p))) if not p.is_absolute() and p.exists() else path
+
+    model = replace(spec.model, path=absolute(spec.model.path) or spec.model.path)
+    variants = tuple(replace(v, path=absolute(v.path)) if v.path else v for v in spec.variants)
+    dataset = spec.dataset
+    if dataset.location and Path(dataset.location).expanduser().exists():
+        dataset = replace(dataset, location=absolute(dataset.location) or dataset.location)
+    return replace(spec, model=model, variants=variants, dataset=dataset)
+
+
+def _exit_reason(code: int | None, memory_limit: int | None = None) -> str:
+    """How the study process ended, as a clause ("crashed (segmentation fault)")."""
     if code is None:
         return "stopped answering"
+    if code == MEMORY_EXIT_CODE:
+        from core.memory_limit import needed_more_than
+
+        return needed_more_than(memory_limit)
     if code < 0:
         try:
             name = signal.Signals(-code).name
@@ -157,25 +198,40 @@ def _exit_reason(code: int | None) -> str:
 
 
 class _Child:
-    """A spawned study process, possibly started ahead of time (see ``prewarm``)."""
+    """A spawned study process, possibly started ahead of time (see ``prewarm``).
 
-    def __init__(self, proc: Any, receiver: Any, control: Any, log_path: str | None) -> None:
+    It works in a private folder of its own (its current directory and TMPDIR), made here and
+    removed here once it has ended, however it ended: a runtime that drops a temporary file in
+    the current directory (ONNX Runtime's shape inference does) leaves nothing behind."""
+
+    def __init__(self, proc: Any, receiver: Any, control: Any, log_path: str | None, folder: str) -> None:
         self.proc, self.receiver, self.control, self.log_path = proc, receiver, control, log_path
+        self.folder = folder
 
     @classmethod
     def spawn(cls, log_path: str | None, allow_fork: bool = False) -> _Child:
         import multiprocessing as mp
+        import tempfile
 
         ctx = mp.get_context(_start_method() if allow_fork else "spawn")
         receiver, sender = ctx.Pipe(duplex=False)
         # Commands and Cancel travel down their own pipe, not a multiprocessing.Event: an Event whose
         # waiter died can block set() for ever, and a closed pipe also tells the child its parent is gone.
         control_in, control_out = ctx.Pipe(duplex=False)
-        proc = ctx.Process(target=_child_main, args=(sender, control_in, log_path), name="quantbench-study", daemon=True)
+        folder = tempfile.mkdtemp(prefix="quantbench-study-")
+        proc = ctx.Process(
+            target=_child_main, args=(sender, control_in, log_path, folder), name="quantbench-study", daemon=True
+        )
         proc.start()
         sender.close()
         control_in.close()
-        return cls(proc, receiver, control_out, log_path)
+        return cls(proc, receiver, control_out, log_path, folder)
+
+    def remove_private_folder(self) -> None:
+        """Delete the child's folder and whatever it left there (call once the child has ended)."""
+        import shutil
+
+        shutil.rmtree(self.folder, ignore_errors=True)
 
     def discard(self) -> None:
         """End an unused process: closing its pipe ends it once it has imported its runtimes; one still
@@ -186,6 +242,7 @@ class _Child:
         if self.proc.is_alive():
             self.proc.kill()
             self.proc.join(1.0)
+        self.remove_private_folder()
 
 
 def _start_method() -> str:
@@ -251,6 +308,8 @@ class _Tracker:
         self.spec = spec
         self.started: StudyStarted | None = None
         self.current: VariantStarted | None = None
+        #: The stage the running variant last reported ("building", "evaluating", "timing"...).
+        self.stage: str | None = None
         self.results: list[VariantResult] = []
         self.t0 = time.perf_counter()
         self.created = datetime.now(timezone.utc).isoformat(timespec="seconds")
@@ -259,17 +318,31 @@ class _Tracker:
         if isinstance(event, StudyStarted):
             self.started = event
         elif isinstance(event, VariantStarted):
-            self.current = event
+            self.current, self.stage = event, None
+        elif isinstance(event, Progress):
+            self.stage = event.stage
         elif isinstance(event, (VariantFinished, VariantFailed)):
             self.results.append(event.result)
             self.current = None
+
+    def hung(self, limit_s: float) -> str:
+        """Why the process was stopped after ``limit_s`` seconds without a word, as a clause."""
+        if self.started is None:
+            what = "loading the model and the dataset"
+        elif self.current is None:
+            what = "the end-of-study re-check"
+        else:
+            what = f"{self.stage or 'running'} {self.current.label}"
+        return (f"one step ({what}) did not finish within {limit_s:g} s, so the study process was stopped "
+                "(--hang-timeout changes this limit)")
 
     def finish(self, reason: str, cancelled: bool) -> Iterator[Event]:
         started = self.started
         assert started is not None
         if self.current is not None:
             label = self.current.label
-            message = f"{label}: the runtime process {reason} while this variant was running."
+            where = "" if f" {label})" in reason else " while this variant was running"
+            message = f"{printable(label)}: {reason}{where}."
             failed = VariantResult(
                 label=label, scheme=self.current.scheme, status=VariantStatus.FAILED,
                 error=message, error_stage="running",
@@ -292,13 +365,21 @@ class _Tracker:
         yield StudyFinished(self.spec.study_id, study, cancelled=cancelled)
 
 
-def _child_main(conn: Any, control: Any, log_path: str | None) -> None:
+def _child_main(conn: Any, control: Any, log_path: str | None, folder: str | None = None) -> None:
     """Entry point of the spawned process: import the runtimes, wait for a study, run it, send every event."""
     import faulthandler
 
+    if folder:
+        _work_in(folder)
+
     if log_path:
         os.makedirs(os.path.dirname(log_path), exist_ok=True)
-        faulthandler.enable(open(log_path, "a"))  # noqa: SIM115 - must stay open until the process dies
+        log = open(log_path, "a")  # noqa: SIM115 - must stay open until the process dies
+        faulthandler.enable(log)
+        # What runtimes print on their own (warnings, colour-coded log lines) goes to the log, not
+        # to the user's terminal: the driver reports everything that matters in its own words.
+        os.dup2(log.fileno(), 1)
+        os.dup2(log.fileno(), 2)
     else:
         faulthandler.enable()
     # The parent decides about Ctrl-C; the child stops through the cancel event.
@@ -313,7 +394,10 @@ def _child_main(conn: Any, control: Any, log_path: str | None) -> None:
         return  # the parent went away before asking for a study
     if not (isinstance(command, tuple) and command and command[0] == "run"):
         return
-    _, spec, workdir = command
+    _, spec, workdir, memory_limit = command
+    from core.memory_limit import apply_limit, is_allocation_failure
+
+    apply_limit(memory_limit)
     token = CancelToken()
 
     def watch() -> None:
@@ -332,9 +416,21 @@ def _child_main(conn: Any, control: Any, log_path: str | None) -> None:
     except Cancelled:
         pass  # the driver asked for the stop: it expects no further message
     except Exception as exc:  # reported to the driver with its traceback
+        if is_allocation_failure(exc):
+            conn.close()
+            os._exit(MEMORY_EXIT_CODE)  # loading the model or data ran into the ceiling: the driver says so
         conn.send(("error", f"{type(exc).__name__}: {exc}\n{traceback.format_exc()}"))
     finally:
         conn.close()
+
+
+def _work_in(folder: str) -> None:
+    """Make ``folder`` this process's current directory and its place for temporary files."""
+    import tempfile
+
+    os.chdir(folder)
+    os.environ["TMPDIR"] = folder
+    tempfile.tempdir = folder
 
 
 def _import_runtimes(stop_early: Any = None) -> None:

@@ -78,7 +78,8 @@ def spec_from_dict(d: dict[str, Any], base: Path | None = None, source: str = "t
         model = ModelSpec(
             path=_resolve(model_d["path"], base),
             arch=model_d.get("arch"),
-            trusted=bool(model_d.get("trusted", False)),
+            # A stored "trusted" is never read back: trust comes only from the user's trust list
+            # (core.trust), which drivers consult; a project file or history entry cannot grant it.
             input_shape=_int_tuple(model_d.get("input_shape")),
         )
         dataset = _dataset(dict(d["dataset"]), base)
@@ -135,7 +136,7 @@ def _variant(d: dict[str, Any], base: Path | None) -> VariantSpec:
         return VariantSpec(scheme=SchemeSpec(id=str(scheme["id"]), params=params))
     if not d.get("path"):
         raise ValueError("a variant needs a scheme or a path")
-    return VariantSpec(path=_resolve(d["path"], base), trusted=bool(d.get("trusted", False)))
+    return VariantSpec(path=_resolve(d["path"], base))  # never trusted from the file: see spec_from_dict
 
 
 def _timing(d: dict[str, Any]) -> TimingSpec:

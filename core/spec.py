@@ -13,6 +13,7 @@ from enum import Enum
 from typing import Any
 
 from core.errors import BadInput
+from core.printable import printable
 
 
 class Task(str, Enum):
@@ -171,7 +172,8 @@ class VariantSpec:
     def label(self) -> str:
         if self.scheme is not None:
             return self.scheme.label
-        return "file:" + os.path.basename(self.path or "")
+        # A display name taken from a file name: control characters written out (core.printable).
+        return "file:" + printable(os.path.basename(self.path or ""))
 
 
 def default_threads() -> int:

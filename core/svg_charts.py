@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from html import escape
+
+from core.printable import markup_escape as escape
 
 #: Same order as the window's palette (Okabe-Ito, yellow last); baselines are grey.
 BASELINE_COLORS = ("#7a7a7a", "#4d4d4d", "#a6a6a6", "#303030")

@@ -13,6 +13,7 @@ import json
 import os
 import tempfile
 from pathlib import Path
+from typing import Any
 
 _FILE = "trusted-files.json"
 
@@ -59,3 +60,25 @@ class TrustList:
         entries = self._read()
         if entries.pop(digest, None) is not None:
             self.path.write_text(json.dumps(entries, indent=1), encoding="utf-8")
+
+
+def with_trust_from_list(spec: Any, home: Path | str | None = None) -> Any:
+    """``spec`` (a StudySpec) with each file marked trusted exactly when the user's trust list holds its
+    current bytes, whatever the spec said.
+
+    Specs read back from a project file or the history never carry trust of their own; this is how a
+    re-run regains it, for files the user trusted, and only as long as those files are unchanged.
+    """
+    from dataclasses import replace
+
+    trust = TrustList(home)
+
+    def listed(path: str) -> bool:
+        try:
+            return trust.is_trusted(Path(path).expanduser())
+        except OSError:
+            return False  # missing or unreadable: loading it will say so
+
+    model = replace(spec.model, trusted=listed(spec.model.path))
+    variants = tuple(replace(v, trusted=listed(v.path)) if v.path else v for v in spec.variants)
+    return replace(spec, model=model, variants=variants)

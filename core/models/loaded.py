@@ -7,6 +7,8 @@ from enum import Enum
 from pathlib import Path
 from typing import Any
 
+from core.printable import printable
+
 
 class ModelFormat(str, Enum):
     ONNX = "onnx"
@@ -68,5 +70,5 @@ class LoadedModel:
             "file_bytes": self.file_bytes,
             "inputs": [{"name": t.name, "shape": list(t.shape), "dtype": t.dtype} for t in self.inputs],
             "outputs": [{"name": t.name, "shape": list(t.shape), "dtype": t.dtype} for t in self.outputs],
-            "notes": list(self.notes),
+            "notes": [printable(n) for n in self.notes],  # may quote the file's own metadata
         }

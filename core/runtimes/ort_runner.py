@@ -21,7 +21,10 @@ def session_options(threads: int, optimized_path: Path | None = None, level: str
     opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     # No busy-waiting between calls: the window and the rest of the machine keep their cores.
     opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    opts.log_severity_level = 3
+    # Fatal only: a failed run comes back as an exception we report in one sentence; ONNX Runtime's
+    # own log lines would reach the terminal raw (colour codes and all) beside it.
+    opts.log_severity_level = 4
+    ort.set_default_logger_severity(4)
     opts.graph_optimization_level = {
         "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL,
         "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,

@@ -5,9 +5,11 @@ from __future__ import annotations
 import contextlib
 import io
 import logging
+import os
+import threading
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import numpy as np
 
@@ -62,13 +64,31 @@ def _preprocessed(src: Path, ctx: BuildContext) -> Path:
     src = ensure_opset(src, MIN_OPSET_INT8_STATIC, ctx.workdir.parent, "ONNX Runtime int8 quantization", ctx.shared)
 
     out = ctx.workdir.parent / "preprocessed_fp32.onnx"
-    try:
-        _quiet(quant_pre_process, str(src), str(out), skip_symbolic_shape=False)
-    except Exception:
-        # Symbolic shape inference fails on some graphs; ONNX shape inference alone still helps.
-        _quiet(quant_pre_process, str(src), str(out), skip_symbolic_shape=True)
+    # Symbolic shape inference saves "sym_shape_infer_temp.onnx" in the current directory when it
+    # gives up: run it from the study's own folder (a study's child process already works in one).
+    with _current_directory(ctx.workdir.parent):
+        try:
+            _quiet(quant_pre_process, str(src.resolve()), str(out.resolve()), skip_symbolic_shape=False)
+        except Exception:
+            # Symbolic shape inference fails on some graphs; ONNX shape inference alone still helps.
+            _quiet(quant_pre_process, str(src.resolve()), str(out.resolve()), skip_symbolic_shape=True)
     ctx.shared["onnx_preprocessed"] = str(out)
     return out
+
+
+_cwd_lock = threading.Lock()
+
+
+@contextlib.contextmanager
+def _current_directory(folder: Path) -> Iterator[None]:
+    """Work in ``folder`` for a while (one such change at a time), then go back."""
+    with _cwd_lock:
+        previous = os.getcwd()
+        os.chdir(folder)
+        try:
+            yield
+        finally:
+            os.chdir(previous)
 
 
 def _quiet(fn: Any, *args: Any, **kwargs: Any) -> Any:
