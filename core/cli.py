@@ -12,11 +12,11 @@ import json
 import os
 import signal
 import sys
-import tempfile
 from pathlib import Path
 from typing import Any, Sequence
 
 from core.errors import BadInput, Cancelled
+from core.printable import PrintableStream, printable
 
 EXIT_OK, EXIT_INTERNAL, EXIT_BAD_INPUT, EXIT_CANCELLED = 0, 1, 2, 130
 _SUBCOMMANDS = ("run", "schemes", "history", "show", "export", "compare")
@@ -40,6 +40,7 @@ def build_parser(window: bool = True) -> argparse.ArgumentParser:
     parser.add_argument("--screenshot", metavar="FILE.png", help="with --demo: render the finished window to FILE.png and exit")
     if window:  # without a subcommand; before one, it would swallow the subcommand's name (`show ID`)
         parser.add_argument("model", nargs="?", help="a model file to open in the window")
+        add_safety_options(parser)
     sub = parser.add_subparsers(dest="command", parser_class=_Parser, metavar="{run,schemes,history,show,export,compare}")
 
     run = sub.add_parser("run", help="run a study headless and print the comparison table")
@@ -67,7 +68,7 @@ def build_parser(window: bool = True) -> argparse.ArgumentParser:
     run.add_argument("--speed-good", type=float, default=30.0, metavar="PCT", help="latency reduced by PCT%% or more is good (default 30)")
     run.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
     run.add_argument("--in-process", action="store_true", help="run the engine in this process (no crash isolation)")
-    run.add_argument("--hang-timeout", type=float, default=600.0, metavar="S", help="end a runtime that reports nothing for S seconds (default 600)")
+    add_safety_options(run)
 
     sub.add_parser("schemes", help="list the scheme catalogue with what each needs")
     from core import cli_history
@@ -75,6 +76,37 @@ def build_parser(window: bool = True) -> argparse.ArgumentParser:
     cli_history.add_run_options(run, src)
     cli_history.add_commands(sub)
     return parser
+
+
+#: A step of a study (one inference, a build step, a calibration batch) that reports nothing for this long is stopped.
+DEFAULT_HANG_TIMEOUT_S = 60.0
+
+
+def add_safety_options(parser: argparse.ArgumentParser) -> None:
+    """The ceilings a study's process runs under: the same options for `run` and the window."""
+    parser.add_argument(
+        "--max-memory", metavar="GB",
+        help="memory ceiling of the study's process, in GB or with a unit (e.g. 8, 512M); "
+             "default: half of this machine's memory",
+    )
+    parser.add_argument(
+        "--hang-timeout", type=float, default=DEFAULT_HANG_TIMEOUT_S, metavar="S",
+        help=f"stop a study whose current step (one inference, one build step) reports nothing for S seconds "
+             f"(default {DEFAULT_HANG_TIMEOUT_S:g})",
+    )
+
+
+def safety_limits(args: argparse.Namespace) -> dict[str, Any]:
+    """``run_study_isolated`` keyword arguments from --max-memory and --hang-timeout; BadInput names a bad value."""
+    from core.memory_limit import default_limit_bytes, parse_size
+
+    if args.hang_timeout <= 0:
+        raise BadInput("--hang-timeout must be a positive number of seconds.")
+    try:
+        memory = parse_size(args.max_memory) if args.max_memory else default_limit_bytes()
+    except ValueError as exc:
+        raise BadInput(str(exc)) from None
+    return {"hang_timeout_s": args.hang_timeout, "max_memory_bytes": memory}
 
 
 def wants_window(argv: Sequence[str]) -> bool:
@@ -89,6 +121,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     if wants_window(argv):
         sys.stderr.write("quantbench: the window is opened by the `quantbench` command; here use a subcommand such as `run`.\n")
         return EXIT_BAD_INPUT
+    # Whatever a file put into a message (an ANSI escape in a name, metadata, a runtime's error)
+    # is shown written out, never obeyed by the terminal.
+    streams = sys.stdout, sys.stderr
+    sys.stdout, sys.stderr = PrintableStream(sys.stdout), PrintableStream(sys.stderr)
+    if hasattr(signal, "SIGXFSZ"):
+        # Past a file-size limit (ulimit -f) a write should fail and be told in a sentence, not kill us.
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    try:
+        return _main(argv)
+    finally:
+        sys.stdout, sys.stderr = streams
+
+
+def _main(argv: list[str]) -> int:
     args = build_parser(window=not any(a in _SUBCOMMANDS for a in argv)).parse_args(argv)
     try:
         if args.command == "schemes":
@@ -101,7 +147,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if code is not None:
             return code
     except BadInput as exc:
-        sys.stderr.write(f"quantbench: {exc}\n")
+        sys.stderr.write(f"quantbench: {printable(exc)}\n")
         return EXIT_BAD_INPUT
     except (KeyboardInterrupt, Cancelled):
         sys.stderr.write("quantbench: cancelled.\n")
@@ -111,7 +157,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         log = log_exception(exc, f"quantbench {' '.join(argv)}", getattr(args, "home", None))
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-        sys.stderr.write(f"quantbench: internal error: {type(exc).__name__}: {first} (details in {log}).\n")
+        sys.stderr.write(f"quantbench: internal error: {type(exc).__name__}: {printable(first)} (details in {log}).\n")
         if os.environ.get("QUANTBENCH_DEBUG"):
             raise
         return EXIT_INTERNAL
@@ -212,37 +258,24 @@ def _with(obj: Any, **changes: Any) -> Any:
 
 
 def _check_writable(option: str, path: str) -> Path:
+    """The output file of ``option`` as a Path, once its folder is known to take a new file; else BadInput
+    (one sentence from core.files_io, the one writability check of every output)."""
+    from core.files_io import check_folder
+
     out = Path(path).expanduser()
     folder = out.parent if str(out.parent) else Path(".")
     if out.is_dir():
         raise BadInput(f"{option} {path} is a folder; give a file name.")
-    if not folder.exists():
-        raise BadInput(f"{option} {path}: the folder {folder} does not exist.")
-    if not folder.is_dir():
-        raise BadInput(f"{option} {path}: {folder} is not a folder.")
-    try:
-        # os.access cannot see read-only mounts (and always says yes to root): really try.
-        with tempfile.NamedTemporaryFile(dir=str(folder), prefix=".quantbench-check-"):
-            pass
-    except OSError:
-        raise BadInput(f"{option} {path}: the folder {folder} is not writable.") from None
+    check_folder(folder, f"{option} {path}: the folder")
     return out
 
 
 def write_atomic(path: Path, text: str) -> None:
-    """Write via a temporary file in the same folder, so a reader never sees half a file."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=str(path.parent))
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.chmod(tmp, 0o644)  # mkstemp makes owner-only files; a report is meant to be shared
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+    """Write via a temporary file in the same folder, so a reader never sees half a file; a write that fails
+    (disk full, read-only) leaves nothing behind and is BadInput "could not write PATH: REASON." (core.files_io)."""
+    from core.files_io import write_atomic as write
+
+    write(path, text)
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
@@ -254,6 +287,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from core.cli_history import RunExtras
 
     json_path = _check_writable("--json", args.json) if args.json else None
+    limits = safety_limits(args)
     extras = RunExtras(args)  # --html, --spec, --save-spec, --save-variants, the history
     spec = extras.load_spec() or spec_from_args(args)
     extras.begin(spec)
@@ -267,7 +301,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
             events = run_study(spec, cancel, workdir=extras.workdir)
         else:
             # A runtime that crashes or hangs on this file ends only the child process.
-            events = run_study_isolated(spec, cancel, hang_timeout_s=args.hang_timeout, **extras.isolation_options())
+            events = run_study_isolated(spec, cancel, **limits, **extras.isolation_options())
         for event in events:
             extras.handle(event)
             if isinstance(event, StudyStarted):
@@ -299,6 +333,9 @@ def _cmd_run(args: argparse.Namespace) -> int:
         extras.close()
     if finished is None:
         return EXIT_INTERNAL
+    failure = finished.result.baseline_failure()
+    if failure is not None:
+        raise BadInput(failure)  # a model that does not run is the file's problem: exit 2, one sentence
     print(format_table(finished.result))
     if json_path is not None:
         write_atomic(json_path, json.dumps(finished.result.to_json_dict(), indent=1, allow_nan=False))

@@ -3,8 +3,23 @@
 ``history`` lists the studies in the store, ``show`` prints one as a table,
 ``export`` writes its HTML/JSON/CSV report, ``compare`` sets several side by
 side. ``RunExtras`` gives ``run`` its project file (--spec/--save-spec), its
-history record, its saved variants and its HTML report. Recording never sinks
-a run: a store that cannot be written is a warning on stderr.
+history record, its saved variants and its HTML report.
+
+What a run does when something cannot be written (the disk fills up, a folder is
+read-only), as a user would expect it:
+
+- A folder that cannot take a file at all (the --json/--html/--save-spec folder,
+  --save-variants, and QuantBench's home unless --no-history) is refused before the
+  study runs: exit 2 and one sentence, nothing run for nothing.
+- The history is the run's record, not its result: when a write to it fails
+  midway (disk full, another program's lock for over a minute, a damaged file),
+  the study goes on, its table is printed and its files are written, and the
+  failure is one warning sentence on stderr; the exit code stays 0. The studies
+  recorded before, and this study's variants committed so far, stay readable.
+- A file the user asked for (--json, --html, a --save-variants variant) that cannot
+  be written ends the run with exit 2 and one sentence ("could not write
+  out.json: no space left on device (the disk is full)."), after the table is
+  printed and the other outputs are written; nothing half-written is left.
 """
 
 from __future__ import annotations
@@ -20,10 +35,11 @@ from typing import Any
 
 from core.cli import EXIT_OK, _check_writable, write_atomic
 from core.errors import BadInput
+from core.files_io import check_folder
 
 COMMANDS = ("history", "show", "export", "compare")
 #: `run` options that define what is compared: with --spec, the project file alone decides them.
-_SPEC_DEFINES = ("scheme", "variant", "dataset", "arch", "input_shape", "trust")
+_SPEC_DEFINES = ("scheme", "variant", "dataset", "arch", "input_shape")
 _HOME_HELP = "QuantBench's data folder holding the history (default: $QUANTBENCH_HOME, else the user data folder)"
 
 
@@ -267,9 +283,19 @@ class RunExtras:
         self.args = args
         self.html = _check_writable("--html", args.html) if args.html else None
         self.save_spec_path = _check_writable("--save-spec", args.save_spec) if args.save_spec else None
+        if not args.no_history:
+            from core.store import ENV_HOME, resolve_home
+
+            check_folder(
+                resolve_home(args.home), "QuantBench's home", create=True,
+                hint=f", so the study cannot be recorded: point {ENV_HOME} or --home to a writable folder, "
+                "or add --no-history",
+            )
         self.recorder: Any = None
         self.saver: Any = None
         self._warned = False
+        self._recording = False  # the study is in the history (its start was written)
+        self._save_failures_told = 0
 
     @property
     def workdir(self) -> Path | None:
@@ -298,19 +324,28 @@ class RunExtras:
                     f"--{dest.replace('_', '-')} cannot be combined with --spec: the project file defines the study "
                     "(edit it, or run without --spec)."
                 )
-        return _apply_overrides(load_spec(Path(self.args.spec)), self.args, given)
+        from core.trust import TrustList, with_trust_from_list
+
+        home = getattr(self.args, "home", None)
+        for path in self.args.trust:  # the user's own say-so, added to the list like any --trust
+            if not Path(path).expanduser().is_file():
+                raise BadInput(f"--trust {path}: no such file.")
+            TrustList(home).trust(Path(path).expanduser())
+        # The project file's own word on trust is never taken: only the user's trust list is.
+        spec = with_trust_from_list(load_spec(Path(self.args.spec)), home)
+        return _apply_overrides(spec, self.args, given)
 
     def begin(self, spec: Any) -> None:
-        """Save the project file, open the history and the variant folder, before the engine starts."""
+        """Open the variant folder, save the project file, open the history, before the engine starts."""
+        if self.args.save_variants:  # first: a folder it refuses leaves nothing written
+            from core.saved_variants import VariantSaver
+
+            self.saver = VariantSaver(Path(self.args.save_variants))
         if self.save_spec_path is not None:
             from core.project import save_spec
 
             save_spec(spec, self.save_spec_path)
             self._say(f"saved the study spec to {self.save_spec_path}")
-        if self.args.save_variants:
-            from core.saved_variants import VariantSaver
-
-            self.saver = VariantSaver(Path(self.args.save_variants))
         if not self.args.no_history:
             try:
                 from core.store import StudyRecorder, StudyStore
@@ -324,6 +359,7 @@ class RunExtras:
         if self.recorder is not None:
             try:
                 self.recorder.handle(event)
+                self._recording = self.recorder.study_id is not None
                 self._name_study(event)
             except Exception as exc:  # noqa: BLE001
                 self._store_failed(exc)
@@ -332,6 +368,10 @@ class RunExtras:
                 self.saver.handle(event)
             except OSError as exc:
                 self._say(f"quantbench: warning: could not save a variant to {self.args.save_variants} ({exc}).")
+            failures = list(self.saver.failed.values())
+            for why in failures[self._save_failures_told:]:  # the run ends with exit 2: say so early too
+                self._say(f"quantbench: warning: {why.rstrip('.')}; the study goes on.")
+            self._save_failures_told = len(failures)
 
     def close(self) -> None:
         """After the engine loop: a study that stopped before its end is marked interrupted; the work folder goes."""
@@ -344,20 +384,28 @@ class RunExtras:
             self.saver.close()
 
     def finish(self, result: Any) -> None:
-        """Write the HTML report and say where the study and the variants went."""
+        """Write the HTML report and say where the study and the variants went; then BadInput (exit 2) with
+        the first output that could not be written (the HTML report, a variant), if any."""
+        failure: str | None = None
         if self.html is not None:
             from core.html_report import render_html
 
             names = {result.study_id: self.args.name} if self.args.name else {}
-            write_atomic(self.html, render_html([result], names))
-            self._say(f"wrote {self.html}")
+            try:
+                write_atomic(self.html, render_html([result], names))
+                self._say(f"wrote {self.html}")
+            except BadInput as exc:
+                failure = str(exc)
         if self.saver is not None:
             for label, path in self.saver.saved.items():
                 self._say(f"saved {label} to {path}")
             for label, why in self.saver.skipped.items():
                 self._say(f"not saved: {label}: {why}")
+            failure = failure or next(iter(self.saver.failed.values()), None)
         if self.recorder is not None and self.recorder.finished:
             self._say(f"recorded as study {result.study_id} (quantbench show {result.study_id})")
+        if failure is not None:
+            raise BadInput(failure)
 
     def _name_study(self, event: Any) -> None:
         from core.events import StudyStarted
@@ -366,10 +414,13 @@ class RunExtras:
             self.recorder.store.rename(event.study_id, self.args.name)
 
     def _store_failed(self, exc: Exception) -> None:
+        """One warning sentence; the run goes on unrecorded (what was committed stays in the history)."""
         self.recorder = None
         if not self._warned:
             self._warned = True
-            sys.stderr.write(f"quantbench: warning: the study is not recorded in the history ({exc}); the run goes on.\n")
+            what = "the rest of the study is not recorded" if self._recording else "the study is not recorded"
+            why = str(exc).strip().rstrip(".") or type(exc).__name__
+            sys.stderr.write(f"quantbench: warning: {what} in the history ({why}); the run goes on.\n")
 
     def _say(self, text: str) -> None:
         if not self.args.quiet:

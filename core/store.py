@@ -12,6 +12,21 @@ every finished variant and is shown as "interrupted" once its process is gone.
 A file that is not a QuantBench history, is corrupt, or was written by a newer
 schema is refused with one clear sentence and never written to.
 
+Several processes write one history at once (two or three ``quantbench run`` and
+the window): every write is one ``BEGIN IMMEDIATE`` transaction, SQLite waits up
+to ``_BUSY_MS`` for the lock, and a transaction that still meets "busy" or
+"locked" (SQLite does not wait in every case, e.g. while another connection
+recovers the WAL or switches the journal mode) is rolled back and run again
+whole, with a growing, jittered pause, for up to ``_RETRY_S``. Opening races
+the same way (two processes creating or upgrading one new history) and is
+retried the same way, so "database is locked" never reaches the user.
+
+A write that fails for want of room (SQLITE_FULL; a file-size limit, which
+SQLite reports as an I/O error) or on a read-only file is rolled back, so the
+file keeps every study committed before, and it is BadInput with
+``core.files_io.could_not_write``'s sentence, e.g. "could not write the history
+database H/history.sqlite3: no space left on device (the disk is full)."
+
 Latency samples (10^5 and more per variant) are stored as raw little-endian
 float64 bytes in their own column, not inside the variant's JSON: encoding and
 decoding them as text took ~100 ms holding the interpreter lock, and the window
@@ -25,18 +40,21 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import socket
 import sqlite3
 import sys
+import time
 from array import array
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from core.errors import BadInput
+from core.files_io import DISK_FULL, could_not_write
 from core.result import StudyResult, VariantResult, variant_from_json, variant_to_json
 
 SCHEMA_VERSION = 2
@@ -44,7 +62,11 @@ DB_NAME = "history.sqlite3"
 ENV_HOME = "QUANTBENCH_HOME"
 #: Statuses a study can have; "running" becomes "interrupted" when its process is gone.
 STATUSES = ("running", "finished", "cancelled", "interrupted", "failed")
+#: SQLite's own wait for the write lock, per attempt.
 _BUSY_MS = 10_000
+#: How long a transaction that still meets "busy" is retried, in all, before the user is told.
+_RETRY_S = 60.0
+_T = TypeVar("_T")
 
 _SCHEMA = """
 CREATE TABLE schema_version (version INTEGER NOT NULL);
@@ -138,31 +160,40 @@ class StudyStore:
         self.home = resolve_home(home)
         self.path = self.home / DB_NAME
         self.logs_dir = self.home / "logs"
+        #: Transactions (or openings) run again because another connection held the database: a figure
+        #: for tests and logs; each one is invisible to the user.
+        self.retries = 0
         self._open()
 
     # ---- reading -------------------------------------------------------------------------------
 
     def list_studies(self) -> list[StudySummary]:
         """Every study, newest first; a "running" study whose process is gone is marked interrupted."""
-        with self._connection() as con:
+
+        def work(con: sqlite3.Connection) -> list[StudySummary]:
             rows = con.execute(_SUMMARY_SQL + " GROUP BY s.id ORDER BY s.created DESC, s.rowid DESC").fetchall()
             return [self._summary(con, row) for row in rows]
 
+        return self._run(work)
+
     def summary(self, study_id: str) -> StudySummary:
         """The list entry of one study (id or unique prefix)."""
-        with self._connection() as con:
+
+        def work(con: sqlite3.Connection) -> StudySummary:
             sid = self._resolve(con, study_id)
             row = con.execute(_SUMMARY_SQL + " WHERE s.id = ? GROUP BY s.id", (sid,)).fetchone()
             return self._summary(con, row)
 
+        return self._run(work)
+
     def resolve_id(self, study_id: str) -> str:
         """The full id of the one study whose id starts with ``study_id``; BadInput otherwise."""
-        with self._connection() as con:
-            return self._resolve(con, study_id)
+        return self._run(lambda con: self._resolve(con, study_id))
 
     def load_study(self, study_id: str) -> StudyResult:
         """The stored study with every variant finished so far, in run order."""
-        with self._connection() as con:
+
+        def work(con: sqlite3.Connection) -> tuple[Any, str, list[Any]]:
             sid = self._resolve(con, study_id)
             row = con.execute(
                 "SELECT id, created, status, spec_json, model_json, dataset_json, environment_json, timing_json,"
@@ -173,6 +204,9 @@ class StudyStore:
             variants = con.execute(
                 "SELECT result_json, samples FROM variants WHERE study_id = ? ORDER BY idx", (sid,)
             ).fetchall()
+            return row, status, variants
+
+        row, status, variants = self._run(work)
         return StudyResult(
             study_id=row[0],
             created=row[1],
@@ -189,27 +223,24 @@ class StudyStore:
     def verdicts(self, study_id: str) -> list[tuple[str, str, str]]:
         """(label, status, overall verdict or "") of each stored variant, in run order, without loading
         the results: cheap enough for a list of every study."""
-        with self._connection() as con:
+
+        def work(con: sqlite3.Connection) -> list[Any]:
             sid = self._resolve(con, study_id)
-            rows = con.execute(
+            return con.execute(
                 "SELECT label, status, verdict FROM variants WHERE study_id = ? ORDER BY idx", (sid,)
             ).fetchall()
-        return [(str(r[0]), str(r[1]), str(r[2] or "")) for r in rows]
+
+        return [(str(r[0]), str(r[1]), str(r[2] or "")) for r in self._run(work)]
 
     def spec_dict(self, study_id: str) -> dict[str, Any]:
         """The study's spec as stored (a plain dict; ``load_spec`` makes a StudySpec of it)."""
-        with self._connection() as con:
-            sid = self._resolve(con, study_id)
-            (spec_json,) = con.execute("SELECT spec_json FROM studies WHERE id = ?", (sid,)).fetchone()
-        return json.loads(spec_json)
+        return json.loads(self._spec_json(study_id)[1])
 
     def load_spec(self, study_id: str) -> Any:
         """The study's StudySpec with a new id, to run it again."""
         from core.project import spec_from_dict
 
-        with self._connection() as con:
-            sid = self._resolve(con, study_id)
-            (spec_json,) = con.execute("SELECT spec_json FROM studies WHERE id = ?", (sid,)).fetchone()
+        sid, spec_json = self._spec_json(study_id)
         return spec_from_dict(json.loads(spec_json), source=f"study {sid}")
 
     # ---- editing -------------------------------------------------------------------------------
@@ -222,13 +253,16 @@ class StudyStore:
 
     def delete(self, study_id: str) -> None:
         """Remove a study and its variants; a study still running is refused."""
-        with self._connection() as con:
+
+        def work(con: sqlite3.Connection) -> None:
             sid = self._resolve(con, study_id)
             if self._live_status(con, sid) == "running":
                 raise BadInput(f"study {sid} is still running; cancel it before deleting it.")
             with _transaction(con):
                 con.execute("DELETE FROM variants WHERE study_id = ?", (sid,))
                 con.execute("DELETE FROM studies WHERE id = ?", (sid,))
+
+        self._run(work)
 
     # ---- writing (used by StudyRecorder) ---------------------------------------------------------
 
@@ -246,58 +280,80 @@ class StudyStore:
         pid: int,
     ) -> None:
         """Insert a study as "running", owned by process ``pid``."""
-        with self._connection() as con, _transaction(con):
+        values = (
+            study_id, created, str(model.get("path", "")), str(model.get("format", "")),
+            str(dataset.get("spec", "")), str(dataset.get("task", "")), len(labels), _dumps(labels),
+            _dumps(spec), _dumps(model), _dumps(dataset), _dumps(environment), _dumps(timing),
+            pid, _process_start(pid), _boot_id(), socket.gethostname(),
+        )
+
+        def work(con: sqlite3.Connection) -> None:
             if con.execute("SELECT 1 FROM studies WHERE id = ?", (study_id,)).fetchone():
                 raise BadInput(f"study {study_id} is already in the history {self.path}; a new run needs a new id.")
             con.execute(
                 "INSERT INTO studies (id, created, status, model_path, model_format, dataset_spec, task,"
                 " variants_planned, labels_json, spec_json, model_json, dataset_json, environment_json, timing_json,"
                 " pid, pid_start, boot_id, host) VALUES (?, ?, 'running', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    study_id, created, str(model.get("path", "")), str(model.get("format", "")),
-                    str(dataset.get("spec", "")), str(dataset.get("task", "")), len(labels), _dumps(labels),
-                    _dumps(spec), _dumps(model), _dumps(dataset), _dumps(environment), _dumps(timing),
-                    pid, _process_start(pid), _boot_id(), socket.gethostname(),
-                ),
+                values,
             )
+
+        self._run(work, write=True)
 
     def add_variant(self, study_id: str, index: int, result: VariantResult) -> None:
         """Commit one finished (or failed) variant at once."""
-        with self._connection() as con, _transaction(con):
-            _put_variant(con, study_id, index, result)
+        row = _variant_row(study_id, index, result)
+        self._run(lambda con: _put_variant(con, row), write=True)
 
     def finish_study(self, result: StudyResult) -> None:
         """Store the final result (verdicts are recomputed at the end) and its status, in one transaction."""
-        with self._connection() as con, _transaction(con):
+        study = (
+            result.status, result.created, _dumps(result.spec), _dumps(result.model), _dumps(result.dataset),
+            _dumps(result.environment), _dumps(result.timing), result.duration_s,
+        )
+        # Encoded once, outside the lock: a retried transaction only writes again.
+        rows = [_variant_row(result.study_id, index, variant) for index, variant in enumerate(result.results)]
+
+        def work(con: sqlite3.Connection) -> None:
             exists = con.execute("SELECT 1 FROM studies WHERE id = ?", (result.study_id,)).fetchone()
             if exists is None:
                 raise BadInput(f"study {result.study_id} was never started in {self.path}.")
             con.execute(
                 "UPDATE studies SET status = ?, created = ?, spec_json = ?, model_json = ?, dataset_json = ?,"
                 " environment_json = ?, timing_json = ?, duration_s = ?, ended = ? WHERE id = ?",
-                (
-                    result.status, result.created, _dumps(result.spec), _dumps(result.model), _dumps(result.dataset),
-                    _dumps(result.environment), _dumps(result.timing), result.duration_s, _now(), result.study_id,
-                ),
+                (*study, _now(), result.study_id),
             )
             con.execute("DELETE FROM variants WHERE study_id = ?", (result.study_id,))
-            for index, variant in enumerate(result.results):
-                _put_variant(con, result.study_id, index, variant)
+            for row in rows:
+                _put_variant(con, row)
+
+        self._run(work, write=True)
 
     def set_status(self, study_id: str, status: str) -> None:
         """Set a study's status (e.g. "interrupted" when its driver stopped early)."""
         if status not in STATUSES:
             raise ValueError(f"unknown study status {status!r}")
-        with self._connection() as con, _transaction(con):
-            con.execute("UPDATE studies SET status = ?, ended = ? WHERE id = ?", (status, _now(), study_id))
+        self._run(
+            lambda con: con.execute("UPDATE studies SET status = ?, ended = ? WHERE id = ?", (status, _now(), study_id)),
+            write=True,
+        )
 
     # ---- internals -----------------------------------------------------------------------------
 
+    def _spec_json(self, study_id: str) -> tuple[str, str]:
+        def work(con: sqlite3.Connection) -> tuple[str, str]:
+            sid = self._resolve(con, study_id)
+            (spec_json,) = con.execute("SELECT spec_json FROM studies WHERE id = ?", (sid,)).fetchone()
+            return sid, spec_json
+
+        return self._run(work)
+
     def _set_column(self, study_id: str, column: str, value: str) -> None:
-        with self._connection() as con:
+        def work(con: sqlite3.Connection) -> None:
             sid = self._resolve(con, study_id)
             with _transaction(con):
                 con.execute(f"UPDATE studies SET {column} = ? WHERE id = ?", (value, sid))
+
+        self._run(work)
 
     def _resolve(self, con: sqlite3.Connection, study_id: str) -> str:
         prefix = study_id.strip()
@@ -340,51 +396,137 @@ class StudyStore:
             with _transaction(con):
                 con.execute("UPDATE studies SET status = 'interrupted' WHERE id = ? AND status = 'running'", (sid,))
         except sqlite3.OperationalError:
-            pass  # a read-only or busy database: the status is still reported right
+            pass  # a read-only, full or busy database: the status is still reported right, and stored next time
         return "interrupted"
 
-    @contextmanager
-    def _connection(self) -> Iterator[sqlite3.Connection]:
+    def _run(self, work: Callable[[sqlite3.Connection], _T], write: bool = False) -> _T:
+        """``work(con)`` on a fresh connection (inside one BEGIN IMMEDIATE transaction when ``write``), run
+        again whole, after a growing jittered pause, while SQLite answers "busy" or "locked"; any other
+        SQLite error is BadInput with one sentence naming the file. ``work`` must be safe to repeat: a
+        failed attempt is rolled back before the next.
+
+        A read on a full disk, where SQLite cannot make the WAL's shared-memory file, is tried once more
+        in exclusive locking mode, which keeps that index in memory: the history stays readable."""
+        deadline: float | None = None
+        pause = 0.005
+        exclusive = False
+        while True:
+            try:
+                con = self._connect(exclusive)
+                try:
+                    if not write:
+                        return work(con)
+                    with _transaction(con):
+                        return work(con)
+                finally:
+                    con.close()
+            except (sqlite3.IntegrityError, sqlite3.ProgrammingError, sqlite3.InterfaceError):
+                raise  # QuantBench's own mistake, not the file's
+            except sqlite3.DatabaseError as exc:
+                if not write and not exclusive and _no_room_for_index(exc):
+                    exclusive = True
+                    continue
+                if not _is_busy(exc):
+                    raise BadInput(self._failure(exc, write)) from None
+                now = time.monotonic()
+                deadline = deadline if deadline is not None else now + _RETRY_S
+                if now >= deadline:
+                    raise BadInput(
+                        f"the history database {self.path} stayed locked by another program for over "
+                        f"{_RETRY_S + _BUSY_MS / 1000:.3g} s; try again once it is done."
+                    ) from None
+                self.retries += 1
+                time.sleep(pause * (0.5 + random.random()))
+                pause = min(pause * 2, 0.5)
+
+    def _connect(self, exclusive: bool = False) -> sqlite3.Connection:
+        con = sqlite3.connect(self.path, timeout=_BUSY_MS / 1000, isolation_level=None)
         try:
-            con = sqlite3.connect(self.path, timeout=_BUSY_MS / 1000, isolation_level=None)
-        except sqlite3.Error as exc:
-            raise BadInput(f"the history database {self.path} cannot be opened ({exc}).") from None
-        try:
+            if exclusive:
+                con.execute("PRAGMA locking_mode = EXCLUSIVE")  # before the first read: no -shm file needed
             con.execute(f"PRAGMA busy_timeout = {_BUSY_MS}")
             # A commit must survive the process being killed right after it (SIGKILL mid-study).
             con.execute("PRAGMA synchronous = FULL")
-            yield con
-        except sqlite3.IntegrityError:
-            raise
-        except sqlite3.OperationalError as exc:
-            raise BadInput(f"the history database {self.path} cannot be used ({exc}).") from None
-        except sqlite3.DatabaseError as exc:
-            raise BadInput(_corrupt_message(self.path, exc)) from None
-        finally:
+        except BaseException:
             con.close()
+            raise
+        return con
+
+    def _failure(self, exc: sqlite3.DatabaseError, write: bool) -> str:
+        """One sentence for an SQLite error other than busy: the file, and what went wrong in words."""
+        code = (getattr(exc, "sqlite_errorcode", None) or 0) & 0xFF
+        name = getattr(exc, "sqlite_errorname", "") or ""
+        db = f"the history database {self.path}"
+        if code == _SQLITE_FULL:
+            return could_not_write(db, DISK_FULL)
+        if code == _SQLITE_IOERR:
+            if "READ" in name and write is False:
+                return f"could not read {db}: a disk input/output error."
+            return could_not_write(db, DISK_FULL if self._out_of_room() else "a disk input/output error")
+        if code == _SQLITE_READONLY:
+            return could_not_write(db, "the file or its folder is read-only")
+        if code == _SQLITE_CANTOPEN:
+            return f"{db} cannot be opened (check that its folder {self.home} can be read and written)."
+        if code in (_SQLITE_CORRUPT, _SQLITE_NOTADB) or not isinstance(exc, sqlite3.OperationalError):
+            return _corrupt_message(self.path, exc)
+        return f"{db} cannot be used ({exc})."
+
+    def _out_of_room(self) -> bool:
+        """After an I/O error: is it a full disk? SQLite says "full" for ENOSPC but "I/O error" for EFBIG
+        (a file-size limit), so look at the free space and at the limit."""
+        try:
+            st = os.statvfs(self.home)
+            if st.f_bavail * st.f_frsize < (1 << 20):
+                return True
+        except (OSError, AttributeError):
+            pass
+        try:
+            import resource
+
+            limit = resource.getrlimit(resource.RLIMIT_FSIZE)[0]
+        except (ImportError, OSError, ValueError):
+            return False
+        if limit == resource.RLIM_INFINITY:
+            return False
+        sizes = []
+        for suffix in ("", "-wal", "-journal"):
+            try:
+                sizes.append(os.path.getsize(str(self.path) + suffix))
+            except OSError:
+                pass
+        return any(size + (64 << 10) >= limit for size in sizes)
 
     def _open(self) -> None:
+        from core.files_io import os_reason
+
         if self.home.exists() and not self.home.is_dir():
             raise BadInput(f"QuantBench's home {self.home} is a file, not a folder (set {ENV_HOME} or --home).")
         try:
             self.home.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
-            raise BadInput(f"QuantBench's home {self.home} cannot be created ({exc.strerror}).") from None
+            raise BadInput(f"QuantBench's home {self.home} cannot be created ({os_reason(exc)}).") from None
         if self.path.is_dir():
             raise BadInput(f"the history database {self.path} is a folder, not a file.")
-        with self._connection() as con:
+        # Two processes may open a new (or old-schema) history at once: the whole preparation is retried.
+        self._run(self._prepare)
+
+    def _prepare(self, con: sqlite3.Connection) -> None:
+        """Check the file, turn WAL on, create the schema or upgrade it; safe to run again after "busy"."""
+        existing = self._check_schema(con)  # before anything is written: a foreign or damaged file stays untouched
+        if str(con.execute("PRAGMA journal_mode").fetchone()[0]).lower() != "wal":
+            # Persistent once set; the switch needs the file to itself for a moment (else "busy": retried).
+            con.execute("PRAGMA journal_mode = WAL")
+        if existing:
+            self._upgrade(con)
+            return
+        with _transaction(con):
+            # Another process may have created it while this one waited for the lock.
             if self._check_schema(con):
-                self._upgrade(con)
                 return
-            with _transaction(con):
-                # Another process may have created it while this one waited for the lock.
-                if self._check_schema(con):
-                    return
-                for statement in _SCHEMA.split(";"):
-                    if statement.strip():
-                        con.execute(statement)
-                con.execute("INSERT INTO schema_version (version) VALUES (?)", (SCHEMA_VERSION,))
-            _enable_wal(con)
+            for statement in _SCHEMA.split(";"):
+                if statement.strip():
+                    con.execute(statement)
+            con.execute("INSERT INTO schema_version (version) VALUES (?)", (SCHEMA_VERSION,))
 
     def _upgrade(self, con: sqlite3.Connection) -> None:
         """Bring an older schema up to this one, in one transaction (a crash leaves the old file intact)."""
@@ -519,43 +661,60 @@ def _timing_of(spec: Any | None, env: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _enable_wal(con: sqlite3.Connection, attempts: int = 50) -> None:
-    """Switch a new history to WAL. The switch needs the file to itself and SQLite answers "busy"
-    at once rather than waiting, so a second process opening the same new history retries."""
-    import time
+# SQLite's primary result codes (an exception's sqlite_errorcode & 0xFF).
+_SQLITE_BUSY, _SQLITE_LOCKED, _SQLITE_READONLY, _SQLITE_IOERR, _SQLITE_CORRUPT = 5, 6, 8, 10, 11
+_SQLITE_FULL, _SQLITE_CANTOPEN, _SQLITE_NOTADB = 13, 14, 26
 
-    for attempt in range(attempts):
-        try:
-            con.execute("PRAGMA journal_mode = WAL")
-            return
-        except sqlite3.OperationalError as exc:
-            if "locked" not in str(exc) and "busy" not in str(exc):
-                raise
-            time.sleep(0.02 * (attempt + 1))
-    con.execute("PRAGMA journal_mode = WAL")
+
+def _is_busy(exc: sqlite3.DatabaseError) -> bool:
+    """SQLITE_BUSY or SQLITE_LOCKED (any extended code): another connection holds what this one needs."""
+    code = getattr(exc, "sqlite_errorcode", None)
+    if code is not None:
+        return code & 0xFF in (_SQLITE_BUSY, _SQLITE_LOCKED)
+    text = str(exc).lower()
+    return "locked" in text or "busy" in text
+
+
+def _no_room_for_index(exc: sqlite3.DatabaseError) -> bool:
+    """SQLite could not create or grow the WAL's shared-memory index (a full disk, typically)."""
+    name = getattr(exc, "sqlite_errorname", "") or ""
+    code = (getattr(exc, "sqlite_errorcode", None) or 0) & 0xFF
+    return name.startswith("SQLITE_IOERR_SHM") or code == _SQLITE_FULL
 
 
 @contextmanager
 def _transaction(con: sqlite3.Connection) -> Iterator[None]:
-    # IMMEDIATE takes the write lock up front, so two writers queue on busy_timeout instead of deadlocking.
+    """One write transaction, committed whole or rolled back whole.
+
+    IMMEDIATE takes the write lock up front, so two writers queue on busy_timeout instead of
+    deadlocking. On any error, a disk-full one included, the transaction is rolled back (SQLite may
+    have rolled it back itself already) and the error goes on unchanged."""
     con.execute("BEGIN IMMEDIATE")
     try:
         yield
+        con.execute("COMMIT")
     except BaseException:
-        con.execute("ROLLBACK")
+        if con.in_transaction:
+            try:
+                con.execute("ROLLBACK")
+            except sqlite3.Error:
+                pass  # closing the connection rolls it back all the same; the first error is the one to report
         raise
-    con.execute("COMMIT")
 
 
-def _put_variant(con: sqlite3.Connection, study_id: str, index: int, result: VariantResult) -> None:
+def _variant_row(study_id: str, index: int, result: VariantResult) -> tuple[Any, ...]:
     verdict = result.verdict.overall.value if result.verdict is not None else ""
+    return (
+        study_id, index, result.label, result.status.value,
+        _dumps(variant_to_json(result, include_samples=False)), verdict, _pack(result.samples_ms),
+    )
+
+
+def _put_variant(con: sqlite3.Connection, row: tuple[Any, ...]) -> None:
     con.execute(
         "INSERT OR REPLACE INTO variants (study_id, idx, label, status, result_json, verdict, samples)"
         " VALUES (?, ?, ?, ?, ?, ?, ?)",
-        (
-            study_id, index, result.label, result.status.value,
-            _dumps(variant_to_json(result, include_samples=False)), verdict, _pack(result.samples_ms),
-        ),
+        row,
     )
 
 

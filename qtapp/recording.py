@@ -50,7 +50,8 @@ def open_store() -> Any:
     """The history (core.store.StudyStore) for any of the window's threads.
 
     Opened one at a time: two first openings of a new history race in SQLite (turning
-    WAL on needs the file to itself) and one fails with "database is locked"."""
+    WAL on needs the file to itself); the store retries the loser, and within the window
+    taking turns spares it the retries."""
     from core.store import StudyStore
 
     with _opening:
@@ -178,11 +179,15 @@ class StudyRecording(QObject):
             return None
 
     def _keep(self, saver: Any, event: Event) -> None:
+        told = len(saver.failed)
         try:
             saver.handle(event)
         except OSError as exc:
             log.warning("a variant could not be kept: %s", exc)
+        for why in list(saver.failed.values())[told:]:  # e.g. the disk is full: the study goes on
+            log.warning("a variant could not be kept: %s", why)
 
     def _failed(self, exc: Exception) -> None:
         log.warning("the study is not recorded in the history: %s", exc)
-        self.store_failed.emit(f"The study is not recorded in the history ({exc}); it goes on.")
+        why = str(exc).strip().rstrip(".") or type(exc).__name__  # one sentence, e.g. "could not write ...: the disk is full"
+        self.store_failed.emit(f"The study is not recorded in the history ({why}); it goes on.")
