@@ -27,6 +27,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--size", default="1600x1000", help="window size for --screenshot, WIDTHxHEIGHT (min 1280x800)")
     parser.add_argument("--theme", choices=("light", "dark"), default="light")
     parser.add_argument("--max-time", type=float, metavar="S", help="time each variant for at most S seconds")
+    from core.cli import add_safety_options
+
+    add_safety_options(parser)
     return parser.parse_args(list(argv) if argv is not None else None)
 
 
@@ -45,6 +48,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("quantbench: --screenshot needs --demo or a model to study.", file=sys.stderr)
         return 2
     size = _window_size(args.size)
+    from core.cli import safety_limits
+    from core.errors import BadInput
+    from core.printable import printable
+    from qtapp.worker import set_study_limits
+
+    try:
+        set_study_limits(**safety_limits(args))
+    except BadInput as exc:
+        print(f"quantbench: {printable(exc)}", file=sys.stderr)
+        return 2
 
     from qtapp.errors import ErrorReporter, enable_fault_log, setup_app_logging
     from qtapp.gui_gc import GuiThreadGarbageCollector

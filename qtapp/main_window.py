@@ -8,6 +8,7 @@ from PySide6.QtWidgets import QApplication, QFileDialog, QMainWindow, QScrollAre
 
 from core.errors import BadInput
 from core.events import Event, StudyFinished
+from core.printable import printable
 from core.spec import StudySpec, VariantSpec
 from qtapp import loading
 from qtapp.controller import StudyController
@@ -21,8 +22,8 @@ from qtapp.panels.run_panel import RunPanel
 from qtapp.panels.schemes_panel import SchemesPanel
 from qtapp.tasks import TaskRunner
 from qtapp.theme import LIGHT, Theme, apply_theme, theme_named
-from qtapp.worker import RunStudy, engine_run_study, isolated_run_study
 from qtapp.window_history import HistoryController
+from qtapp.worker import RunStudy, engine_run_study, isolated_run_study
 
 SETUP_WIDTH = 390
 
@@ -256,11 +257,16 @@ class MainWindow(QMainWindow):
         self.run_panel.apply_events(events)
         for event in events:
             if isinstance(event, StudyFinished):
+                failure = event.result.baseline_failure()
+                if failure is not None:  # the model itself does not run: said as the command line says it
+                    self._study_failed(failure)
+                    continue
                 word = "cancelled" if event.cancelled else "finished"
                 ok = sum(1 for r in event.result.results if r.ok)
                 self.statusBar().showMessage(f"Study {word}: {ok} of {len(event.result.results)} variants measured.")
 
     def _study_failed(self, message: str) -> None:
+        message = printable(message)  # it may quote a file name or a runtime's words
         self._last_failure = message
         self.buffer.flush()
         self.results.fail(message)

@@ -10,7 +10,6 @@ into the panels.
 
 from __future__ import annotations
 
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -329,24 +328,14 @@ class HistoryController(QObject):
 
 
 def checked_trust(spec: StudySpec) -> StudySpec:
-    """``spec`` with a file marked trusted only if the user trusted its current bytes.
+    """``spec`` with a file marked trusted only if the user's trust list holds its current bytes.
 
-    A project file (or an old study) saying "trusted" is not the user's say-so for
-    the file as it is now: the trust list remembers content hashes, and a file that
-    changed must be trusted again."""
-    from core.trust import TrustList
+    A project file or a stored study cannot grant trust (its own word is never read back); a
+    file the user trusted before is trusted again only while its bytes are unchanged, and the
+    model panel asks again for any other."""
+    from core.trust import with_trust_from_list
 
-    trust = TrustList()
-
-    def still(path: str, flag: bool) -> bool:
-        try:
-            return flag and trust.is_trusted(path)
-        except OSError:
-            return False
-
-    variants = tuple(replace(v, trusted=still(v.path, v.trusted)) if v.path else v for v in spec.variants)
-    model = replace(spec.model, trusted=still(spec.model.path, spec.model.trusted))
-    return replace(spec, model=model, variants=variants)
+    return with_trust_from_list(spec)
 
 
 def _show_run_settings(panel: Any, spec: StudySpec) -> None:

@@ -11,10 +11,12 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 from PySide6.QtCore import QObject, Signal, Slot
 
 from core.cancel import CancelToken
+from core.cli import DEFAULT_HANG_TIMEOUT_S
 from core.errors import BadInput, Cancelled, QuantBenchError
 from core.events import Event
 from core.spec import StudySpec
@@ -40,7 +42,18 @@ def isolated_run_study(spec: StudySpec, cancel: CancelToken, workdir: Path | Non
     from core.isolation import run_study_isolated
     from core.logs import log_dir
 
-    return run_study_isolated(spec, cancel, workdir=workdir, log_dir=log_dir())
+    return run_study_isolated(spec, cancel, workdir=workdir, log_dir=log_dir(), **_limits)
+
+
+#: The ceilings every isolated study of this window runs under: the command line's defaults
+#: (memory: the engine's default share) until ``set_study_limits`` is called.
+_limits: dict[str, Any] = {"hang_timeout_s": DEFAULT_HANG_TIMEOUT_S}
+
+
+def set_study_limits(*, hang_timeout_s: float | None, max_memory_bytes: int | None) -> None:
+    """The memory ceiling and hang limit of the window's study processes (``--max-memory``,
+    ``--hang-timeout`` on the window's command line)."""
+    _limits.update(hang_timeout_s=hang_timeout_s, max_memory_bytes=max_memory_bytes)
 
 
 class StudyWorker(QObject):

@@ -26,6 +26,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from core.printable import printable
 from qtapp.stored_study import best_of_verdicts, local_time, model_name
 from qtapp.tasks import TaskRunner
 
@@ -197,7 +198,7 @@ class HistoryPanel(QWidget):
                 NAME: s.name, NOTE: s.note.replace("\n", " "),
             }
             for col, text in texts.items():
-                item = QTableWidgetItem(text)
+                item = QTableWidgetItem(printable(text))  # names and notes come from files and users
                 item.setData(ID_ROLE, s.id)
                 item.setToolTip(self._tooltip(s, col, text))
                 self.table.setItem(i, col, item)

@@ -26,6 +26,7 @@ from PySide6.QtWidgets import (
 )
 
 from core.events import Event
+from core.printable import printable
 from core.spec import Thresholds
 from qtapp.charts.confusion_matrix import COUNTS, DIFFERENCE, ConfusionMatrices
 from qtapp.charts.latency_histogram import LatencyHistogram
@@ -256,7 +257,7 @@ class ResultsPanel(QWidget):
         self.matrices.set_variants(labels, self.state.dataset.get("class_names"))
         self.flipped.clear()
         self._feed_dataset()
-        title = study_title(self.state.model, self.state.dataset, self.state.environment)
+        title = printable(study_title(self.state.model, self.state.dataset, self.state.environment))
         self.header.setText(title)
         self.header.setToolTip(title)
 

@@ -18,6 +18,7 @@ from PySide6.QtWidgets import (
 )
 
 from core.events import Event, StudyStarted
+from core.printable import printable
 from core.spec import Thresholds, TimingMode, TimingSpec, default_threads
 from qtapp.progress import StudyProgress
 
@@ -144,7 +145,7 @@ class RunPanel(QGroupBox):
         """Enable Run only when nothing blocks it; say why otherwise."""
         self.run_button.setEnabled(reason is None and not running)
         self.run_button.setToolTip(reason or "Build, evaluate and time every variant (Ctrl+R).")
-        self.blocker.setText("" if running or reason is None else f"Cannot run yet: {reason}")
+        self.blocker.setText("" if running or reason is None else f"Cannot run yet: {printable(reason)}")
         self.blocker.setVisible(bool(self.blocker.text()))
 
     def set_running(self, running: bool) -> None:
@@ -165,7 +166,7 @@ class RunPanel(QGroupBox):
         self.step.setText("cancelling: finishing the current step")
 
     def show_failure(self, message: str) -> None:
-        self.step.setText(f"Stopped: {message}")
+        self.step.setText(f"Stopped: {printable(message)}")
         self.eta.setText("")
 
     def start_progress(self, timing_max_s: float) -> None:

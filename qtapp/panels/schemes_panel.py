@@ -17,9 +17,9 @@ from PySide6.QtWidgets import (
 )
 
 from core.schemes.base import SchemeInfo, SchemeParam
+from core.spec import SchemeSpec
 from qtapp.panels.compact import compact_combos
 from qtapp.panels.elided_label import ElidedLabel
-from core.spec import SchemeSpec
 
 
 class SchemeRow(QWidget):
