@@ -227,7 +227,7 @@ def test_a_segfault_in_the_runtime_ends_only_its_child(qtbot, window, home):
     assert model.text(state.labels.index("fp32"), 2).endswith("%")
     assert state.variants[running].phase is Phase.FAILED
     reason = model.text(state.labels.index(running), 2)
-    assert "the runtime process crashed (segmentation fault) while this variant was running" in reason
+    assert "the study process crashed (segmentation fault) while this variant was running" in reason
     # The child's own trace of the crash is in the log folder.
     faults = home / "logs" / "child-faults.log"
     qtbot.waitUntil(faults.exists, timeout=5_000)
