@@ -12,8 +12,9 @@ import json
 import os
 import signal
 import sys
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from core.errors import BadInput, Cancelled
 from core.printable import PrintableStream, printable
@@ -26,7 +27,8 @@ class _Parser(argparse.ArgumentParser):
     """argparse, but a usage error is one sentence and exit code 2."""
 
     def error(self, message: str) -> None:  # type: ignore[override]
-        sys.stderr.write(f"quantbench: {message} (see quantbench {self.prog.split()[-1] if ' ' in self.prog else ''} --help).\n".replace("  ", " "))
+        command = self.prog.split()[-1] if " " in self.prog else ""
+        sys.stderr.write(f"quantbench: {message} (see quantbench {command} --help).\n".replace("  ", " "))
         raise SystemExit(EXIT_BAD_INPUT)
 
 
@@ -37,35 +39,90 @@ def build_parser(window: bool = True) -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version="quantbench 0.1.0")
     parser.add_argument("--demo", action="store_true", help="open the window on the bundled demo and start the study")
-    parser.add_argument("--screenshot", metavar="FILE.png", help="with --demo: render the finished window to FILE.png and exit")
+    parser.add_argument(
+        "--screenshot", metavar="FILE.png", help="with --demo: render the finished window to FILE.png and exit"
+    )
     if window:  # without a subcommand; before one, it would swallow the subcommand's name (`show ID`)
         parser.add_argument("model", nargs="?", help="a model file to open in the window")
         add_safety_options(parser)
-    sub = parser.add_subparsers(dest="command", parser_class=_Parser, metavar="{run,schemes,history,show,export,compare}")
+    sub = parser.add_subparsers(
+        dest="command", parser_class=_Parser, metavar="{run,schemes,history,show,export,compare}"
+    )
 
     run = sub.add_parser("run", help="run a study headless and print the comparison table")
     src = run.add_mutually_exclusive_group(required=True)
-    src.add_argument("--model", metavar="PATH", help="the trained model (ONNX, PyTorch state dict, TorchScript, torch.export, TFLite)")
+    src.add_argument(
+        "--model",
+        metavar="PATH",
+        help="the trained model (ONNX, PyTorch state dict, TorchScript, torch.export, TFLite)",
+    )
     src.add_argument("--demo", action="store_true", help="the bundled digits CNN on its test split with every scheme")
     run.add_argument("--arch", help="architecture of a state dict: demo or torchvision:NAME")
     run.add_argument("--input-shape", metavar="N,C,H,W", help="input shape when the file does not record it")
-    run.add_argument("--trust", action="append", default=[], metavar="FILE", help="run code in FILE (TorchScript, torch.export); only for files you trust")
-    run.add_argument("--scheme", action="append", default=[], metavar="ID[:k=v,...]", help="a scheme to apply (repeatable; see `quantbench schemes`)")
-    run.add_argument("--variant", action="append", default=[], metavar="PATH", help="an already-quantized file of the same model to compare (repeatable)")
-    run.add_argument("--dataset", metavar="SPEC", help="builtin:digits, npz:PATH, csv:PATH[#label=COL], folder:PATH or synthetic:N")
+    run.add_argument(
+        "--trust",
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="run code in FILE (TorchScript, torch.export); only for files you trust",
+    )
+    run.add_argument(
+        "--scheme",
+        action="append",
+        default=[],
+        metavar="ID[:k=v,...]",
+        help="a scheme to apply (repeatable; see `quantbench schemes`)",
+    )
+    run.add_argument(
+        "--variant",
+        action="append",
+        default=[],
+        metavar="PATH",
+        help="an already-quantized file of the same model to compare (repeatable)",
+    )
+    run.add_argument(
+        "--dataset", metavar="SPEC", help="builtin:digits, npz:PATH, csv:PATH[#label=COL], folder:PATH or synthetic:N"
+    )
     run.add_argument("--task", choices=["auto", "classification", "regression"], default="auto")
     run.add_argument("--limit", type=int, metavar="N", help="evaluate at most N samples")
     run.add_argument("--json", metavar="FILE", help="write the result contract (schema_version 1) to FILE")
     run.add_argument("--threads", type=int, metavar="N", help="intra-op threads (default: all cores but one)")
-    run.add_argument("--timing", choices=["quick", "thorough"], default="quick", help="stopping rule: median CI within 3%% (quick) or 1%% (thorough)")
-    run.add_argument("--max-time", type=float, default=2.0, metavar="S", help="timing budget per variant in seconds (default 2)")
+    run.add_argument(
+        "--timing",
+        choices=["quick", "thorough"],
+        default="quick",
+        help="stopping rule: median CI within 3%% (quick) or 1%% (thorough)",
+    )
+    run.add_argument(
+        "--max-time", type=float, default=2.0, metavar="S", help="timing budget per variant in seconds (default 2)"
+    )
     run.add_argument("--batch-size", type=int, default=1, metavar="N", help="samples per timed call (default 1)")
     run.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
     run.add_argument("--seed", type=int, default=0)
-    run.add_argument("--accuracy-good", type=float, default=1.0, metavar="PT", help="accuracy drop under PT points is good (default 1)")
-    run.add_argument("--accuracy-bad", type=float, default=5.0, metavar="PT", help="accuracy drop over PT points is bad (default 5)")
-    run.add_argument("--size-good", type=float, default=50.0, metavar="PCT", help="size reduced by PCT%% or more is good (default 50)")
-    run.add_argument("--speed-good", type=float, default=30.0, metavar="PCT", help="latency reduced by PCT%% or more is good (default 30)")
+    run.add_argument(
+        "--accuracy-good",
+        type=float,
+        default=1.0,
+        metavar="PT",
+        help="accuracy drop under PT points is good (default 1)",
+    )
+    run.add_argument(
+        "--accuracy-bad", type=float, default=5.0, metavar="PT", help="accuracy drop over PT points is bad (default 5)"
+    )
+    run.add_argument(
+        "--size-good",
+        type=float,
+        default=50.0,
+        metavar="PCT",
+        help="size reduced by PCT%% or more is good (default 50)",
+    )
+    run.add_argument(
+        "--speed-good",
+        type=float,
+        default=30.0,
+        metavar="PCT",
+        help="latency reduced by PCT%% or more is good (default 30)",
+    )
     run.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
     run.add_argument("--in-process", action="store_true", help="run the engine in this process (no crash isolation)")
     add_safety_options(run)
@@ -119,7 +176,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     """The headless commands. The console script (qtapp.launcher) opens the window itself."""
     argv = list(sys.argv[1:] if argv is None else argv)
     if wants_window(argv):
-        sys.stderr.write("quantbench: the window is opened by the `quantbench` command; here use a subcommand such as `run`.\n")
+        sys.stderr.write(
+            "quantbench: the window is opened by the `quantbench` command; here use a subcommand such as `run`.\n"
+        )
         return EXIT_BAD_INPUT
     # Whatever a file put into a message (an ANSI escape in a name, metadata, a runtime's error)
     # is shown written out, never obeyed by the terminal.
@@ -180,28 +239,10 @@ def _cmd_schemes() -> int:
 
 def spec_from_args(args: argparse.Namespace) -> Any:
     """Turn `quantbench run` options into a StudySpec; BadInput names the option at fault."""
-    from core.spec import (
-        DatasetSpec, Device, ModelSpec, SchemeSpec, StudySpec, Task, Thresholds, TimingMode, TimingSpec, VariantSpec,
-    )
+    from core.spec import DatasetSpec, Device, ModelSpec, StudySpec, Task, Thresholds, TimingMode, TimingSpec
 
-    trusted = set()
-    if args.trust:
-        from core.trust import TrustList
-
-        trust_list = TrustList(getattr(args, "home", None))
-        for t in args.trust:
-            if not Path(t).expanduser().is_file():
-                raise BadInput(f"--trust {t}: no such file.")
-            trust_list.trust(Path(t).expanduser())  # remembered by content hash for later runs and the window
-            trusted.add(str(Path(t).expanduser().resolve()))
-    if args.threads is not None and args.threads < 1:
-        raise BadInput("--threads must be at least 1.")
-    if args.batch_size < 1:
-        raise BadInput("--batch-size must be at least 1.")
-    if args.max_time <= 0:
-        raise BadInput("--max-time must be positive.")
-    if args.limit is not None and args.limit < 1:
-        raise BadInput("--limit must be at least 1.")
+    trusted = _trust_files(args)
+    _check_run_numbers(args)
     timing = TimingSpec(
         threads=args.threads, mode=TimingMode(args.timing), batch_size=args.batch_size, max_time_s=args.max_time
     )
@@ -222,7 +263,9 @@ def spec_from_args(args: argparse.Namespace) -> Any:
             try:
                 shape = tuple(int(d) for d in args.input_shape.split(","))
             except ValueError:
-                raise BadInput(f"--input-shape {args.input_shape!r} must be integers separated by commas, e.g. 1,3,224,224.") from None
+                raise BadInput(
+                    f"--input-shape {args.input_shape!r} must be integers separated by commas, e.g. 1,3,224,224."
+                ) from None
         path = str(Path(args.model).expanduser())
         model = ModelSpec(path=path, arch=args.arch, trusted=str(Path(path).resolve()) in trusted, input_shape=shape)
         if not args.dataset:
@@ -232,7 +275,43 @@ def spec_from_args(args: argparse.Namespace) -> Any:
 
         schemes = args.scheme or list(DEMO_SCHEMES[1:])
     dataset = _with(dataset, task=Task(args.task), limit=args.limit)
+    return StudySpec(
+        model=model, dataset=dataset, variants=_variants_from_args(args, schemes, trusted), timing=timing,
+        thresholds=thresholds, device=Device(args.device), seed=args.seed,
+    )
+
+
+def _trust_files(args: argparse.Namespace) -> set[str]:
+    """Trust every --trust file (remembered for later runs) and return their resolved paths."""
+    trusted: set[str] = set()
+    if args.trust:
+        from core.trust import TrustList
+
+        trust_list = TrustList(getattr(args, "home", None))
+        for t in args.trust:
+            if not Path(t).expanduser().is_file():
+                raise BadInput(f"--trust {t}: no such file.")
+            trust_list.trust(Path(t).expanduser())  # remembered by content hash for later runs and the window
+            trusted.add(str(Path(t).expanduser().resolve()))
+    return trusted
+
+
+def _check_run_numbers(args: argparse.Namespace) -> None:
+    """BadInput for a numeric `quantbench run` option out of range."""
+    if args.threads is not None and args.threads < 1:
+        raise BadInput("--threads must be at least 1.")
+    if args.batch_size < 1:
+        raise BadInput("--batch-size must be at least 1.")
+    if args.max_time <= 0:
+        raise BadInput("--max-time must be positive.")
+    if args.limit is not None and args.limit < 1:
+        raise BadInput("--limit must be at least 1.")
+
+
+def _variants_from_args(args: argparse.Namespace, schemes: list[str], trusted: set[str]) -> tuple[Any, ...]:
+    """The VariantSpecs of the --scheme ids (fp32, the baseline, left out) and then the --variant files."""
     from core.schemes import get_scheme
+    from core.spec import SchemeSpec, VariantSpec
 
     variants = []
     for text in schemes:
@@ -245,10 +324,7 @@ def spec_from_args(args: argparse.Namespace) -> Any:
         if not Path(resolved).exists():
             raise BadInput(f"--variant {p}: no such file.")
         variants.append(VariantSpec(path=str(Path(p).expanduser()), trusted=resolved in trusted))
-    return StudySpec(
-        model=model, dataset=dataset, variants=tuple(variants), timing=timing, thresholds=thresholds,
-        device=Device(args.device), seed=args.seed,
-    )
+    return tuple(variants)
 
 
 def _with(obj: Any, **changes: Any) -> Any:
@@ -280,11 +356,11 @@ def write_atomic(path: Path, text: str) -> None:
 
 def _cmd_run(args: argparse.Namespace) -> int:
     from core.cancel import CancelToken
-    from core.engine import run_study
-    from core.isolation import run_study_isolated
-    from core.events import Progress, StudyFinished, StudyStarted, VariantFailed, VariantFinished, VariantStarted
-    from core.report import format_table
     from core.cli_history import RunExtras
+    from core.engine import run_study
+    from core.events import StudyFinished
+    from core.isolation import run_study_isolated
+    from core.report import format_table
 
     json_path = _check_writable("--json", args.json) if args.json else None
     limits = safety_limits(args)
@@ -294,8 +370,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     cancel = CancelToken()
     previous = signal.signal(signal.SIGINT, lambda *_: cancel.cancel())
     finished = None
-    n_variants = 0
-    last_stage: tuple[str, str] | None = None
+    printer = _ProgressPrinter(args)
     try:
         if args.in_process:
             events = run_study(spec, cancel, workdir=extras.workdir)
@@ -304,29 +379,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
             events = run_study_isolated(spec, cancel, **limits, **extras.isolation_options())
         for event in events:
             extras.handle(event)
-            if isinstance(event, StudyStarted):
-                n_variants = len(event.variants)
-                _say(args, f"model {event.model['format']} {event.model['path']} ({event.model['params']:,} params); "
-                           f"dataset {event.dataset['spec']}: {event.dataset['samples']} samples, {event.dataset['task']}")
-                for note in event.model.get("notes", []):
-                    _say(args, f"model: {note}")
-                for label, notes in event.advice.items():
-                    for note in notes:
-                        _say(args, f"advice for {label}: {note}")
-            elif isinstance(event, VariantStarted):
-                _say(args, f"[{event.index + 1}/{n_variants}] {event.label}")
-                last_stage = None
-            elif isinstance(event, Progress):
-                key = (event.label, event.stage)
-                if key != last_stage:
-                    _say(args, f"    {event.message}")
-                    last_stage = key
-            elif isinstance(event, VariantFinished):
-                r = event.result
-                _say(args, f"    done: p50 {r.latency.p50:.3f} ms, {r.size_bytes:,} bytes" if r.latency else "    done")
-            elif isinstance(event, VariantFailed):
-                _say(args, f"    {event.error}")
-            elif isinstance(event, StudyFinished):
+            printer.show(event)
+            if isinstance(event, StudyFinished):
                 finished = event
     finally:
         signal.signal(signal.SIGINT, previous)
@@ -342,6 +396,46 @@ def _cmd_run(args: argparse.Namespace) -> int:
         _say(args, f"wrote {json_path}")
     extras.finish(finished.result)
     return EXIT_CANCELLED if finished.cancelled else EXIT_OK
+
+
+class _ProgressPrinter:
+    """Writes a study's events to stderr as `quantbench run` goes (nothing with --quiet)."""
+
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.args = args
+        self.n_variants = 0
+        self.last_stage: tuple[str, str] | None = None  # a stage is shown once, not at every step
+
+    def show(self, event: Any) -> None:
+        from core.events import Progress, StudyStarted, VariantFailed, VariantFinished, VariantStarted
+
+        args = self.args
+        if isinstance(event, StudyStarted):
+            self.n_variants = len(event.variants)
+            self._study_started(event)
+        elif isinstance(event, VariantStarted):
+            _say(args, f"[{event.index + 1}/{self.n_variants}] {event.label}")
+            self.last_stage = None
+        elif isinstance(event, Progress):
+            key = (event.label, event.stage)
+            if key != self.last_stage:
+                _say(args, f"    {event.message}")
+                self.last_stage = key
+        elif isinstance(event, VariantFinished):
+            r = event.result
+            _say(args, f"    done: p50 {r.latency.p50:.3f} ms, {r.size_bytes:,} bytes" if r.latency else "    done")
+        elif isinstance(event, VariantFailed):
+            _say(args, f"    {event.error}")
+
+    def _study_started(self, event: Any) -> None:
+        args, model, dataset = self.args, event.model, event.dataset
+        _say(args, f"model {model['format']} {model['path']} ({model['params']:,} params); "
+                   f"dataset {dataset['spec']}: {dataset['samples']} samples, {dataset['task']}")
+        for note in model.get("notes", []):
+            _say(args, f"model: {note}")
+        for label, notes in event.advice.items():
+            for note in notes:
+                _say(args, f"advice for {label}: {note}")
 
 
 def _say(args: argparse.Namespace, text: str) -> None:

@@ -48,7 +48,9 @@ def add_run_options(run: argparse.ArgumentParser, source: Any) -> None:
     source.add_argument("--spec", metavar="FILE", help="run the study saved in a project file (see --save-spec)")
     run.add_argument("--html", metavar="FILE", help="write the self-contained HTML report to FILE")
     run.add_argument("--save-spec", metavar="FILE", help="save this study as a project file, to re-run with --spec")
-    run.add_argument("--save-variants", metavar="DIR", help="keep each built variant in DIR in its runtime's format, with a sidecar")
+    run.add_argument(
+        "--save-variants", metavar="DIR", help="keep each built variant in DIR in its runtime's format, with a sidecar"
+    )
     run.add_argument("--name", help="a name for the study in the history")
     run.add_argument("--home", metavar="DIR", help=_HOME_HELP)
     run.add_argument("--no-history", action="store_true", help="do not record the study in the history")
@@ -191,7 +193,8 @@ def format_comparison(studies: list[Any], names: dict[str, str]) -> str:
     from core.report import human_bytes
 
     titles = study_titles(studies, names)
-    headers = ["Study", "Variant", "Quality", "vs base", "p50 ms", "p99 ms", "Speed-up", "Size", "Size vs base", "Verdict"]
+    headers = ["Study", "Variant", "Quality", "vs base", "p50 ms", "p99 ms", "Speed-up", "Size", "Size vs base",
+               "Verdict"]
     rows = []
     for s in studies:
         for i, v in enumerate(s.results):
@@ -202,6 +205,12 @@ def format_comparison(studies: list[Any], names: dict[str, str]) -> str:
             m = v.metrics or {}
             quality = f"{m['accuracy'] * 100:.2f}%" if "accuracy" in m else (f"R2 {m['r2']:.4f}" if "r2" in m else "-")
             drop = verdict.accuracy_drop if verdict else None
+            speed = "1.00x" if i == 0 else "-"
+            if verdict and verdict.speedup is not None:
+                speed = f"{verdict.speedup:.2f}x"
+            size_change = (
+                "-" if not verdict or verdict.size_reduction is None else f"{-verdict.size_reduction * 100:+.1f}%"
+            )
             rows.append([
                 titles[s.study_id],
                 v.label,
@@ -209,16 +218,17 @@ def format_comparison(studies: list[Any], names: dict[str, str]) -> str:
                 "(base)" if i == 0 else ("-" if drop is None else f"{0.0 - drop * 100:+.2f} pt"),
                 _ms(v.latency.p50) + ("~" if v.latency.noisy else "") if v.latency else "-",
                 _ms(v.latency.p99) if v.latency else "-",
-                f"{verdict.speedup:.2f}x" if verdict and verdict.speedup is not None else ("1.00x" if i == 0 else "-"),
+                speed,
                 human_bytes(v.size_bytes),
-                "(base)" if i == 0 else ("-" if not verdict or verdict.size_reduction is None else f"{-verdict.size_reduction * 100:+.1f}%"),
+                "(base)" if i == 0 else size_change,
                 verdict.overall.value if verdict else "-",
             ])
     lines = [_table(headers, rows), ""]
     for s in studies:
         lines.append(
-            f"{titles[s.study_id]}: study {s.study_id}, {s.status}, {_local_time(s.created)} | {Path(str(s.model.get('path'))).name} "
-            f"| {s.dataset.get('spec')} ({s.dataset.get('samples')} samples) | {s.environment.get('cpu', '?')} "
+            f"{titles[s.study_id]}: study {s.study_id}, {s.status}, {_local_time(s.created)} "
+            f"| {Path(str(s.model.get('path'))).name} | {s.dataset.get('spec')} ({s.dataset.get('samples')} samples) "
+            f"| {s.environment.get('cpu', '?')} "
             f"| threads {s.timing.get('threads')}"
         )
     lines += [f"note: {n}" for n in comparison_notes(studies, titles)]
@@ -226,7 +236,9 @@ def format_comparison(studies: list[Any], names: dict[str, str]) -> str:
 
 
 def _targets(args: argparse.Namespace, required: bool = True) -> dict[str, Path]:
-    targets = {kind: _check_writable(f"--{kind}", value) for kind in ("html", "json", "csv") if (value := getattr(args, kind))}
+    targets = {
+        kind: _check_writable(f"--{kind}", value) for kind in ("html", "json", "csv") if (value := getattr(args, kind))
+    }
     if required and not targets:
         raise BadInput(f"{args.command} needs at least one of --html FILE, --json FILE or --csv FILE.")
     return targets
@@ -480,8 +492,11 @@ def _apply_overrides(spec: Any, args: argparse.Namespace, given: set[str]) -> An
 
 def _table(headers: list[str], rows: list[list[str]]) -> str:
     widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(headers)]
-    lines = ["  ".join(h.ljust(w) for h, w in zip(headers, widths)).rstrip(), "  ".join("-" * w for w in widths)]
-    lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows]
+    lines = [
+        "  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)).rstrip(),
+        "  ".join("-" * w for w in widths),
+    ]
+    lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows]
     return "\n".join(lines)
 
 

@@ -39,7 +39,9 @@ def ort_graph_coverage(model_path: Path, threads: int, workdir: Path) -> dict[st
         graph_note = "optimized graph (ORT_ENABLE_ALL)"
     except Exception:  # some layout-specific graphs cannot be written out; the extended level always can
         ort.InferenceSession(
-            str(model_path), sess_options=session_options(threads, optimized, "extended"), providers=["CPUExecutionProvider"]
+            str(model_path),
+            sess_options=session_options(threads, optimized, "extended"),
+            providers=["CPUExecutionProvider"],
         )
         graph_note = "optimized graph (ORT_ENABLE_EXTENDED)"
     model = onnx.load(str(optimized), load_external_data=False)
@@ -120,7 +122,8 @@ def torch_module_coverage(module: Any) -> dict[str, Any]:
     total_f = sum(kinds.values())
     parts = []
     if total_q:
-        parts.append(f"{total_q} of {total_q + total_f} layers quantized ({', '.join(f'{v} {k}' for k, v in sorted(quantized.items()))})")
+        quantized_kinds = ", ".join(f"{v} {k}" for k, v in sorted(quantized.items()))
+        parts.append(f"{total_q} of {total_q + total_f} layers quantized ({quantized_kinds})")
     if total_f:
         parts.append(f"{total_f} stay float ({', '.join(f'{v} {k}' for k, v in sorted(kinds.items()))})")
     return {

@@ -202,7 +202,7 @@ def _paired_rounds(
             medians[label].append(_median_ms(calls[label], burst, cancel)[0])  # nan: no figure this round
     speedups: dict[str, dict[str, float]] = {}
     for label in labels:
-        ratios = [b / v for b, v in zip(medians[base.label], medians[label]) if v > 0 and b > 0]
+        ratios = [b / v for b, v in zip(medians[base.label], medians[label], strict=True) if v > 0 and b > 0]
         if ratios:
             speedups[label] = {"median": round(float(np.median(ratios)), 4), "min": round(min(ratios), 4),
                                "max": round(max(ratios), 4)}

@@ -13,10 +13,11 @@ import queue
 import tempfile
 import threading
 import time
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Generator, Iterator
+from typing import Any
 
 import numpy as np
 
@@ -35,15 +36,7 @@ from core.events import (
 )
 from core.printable import printable
 from core.result import StudyResult, VariantResult, VariantStatus
-from core.spec import (
-    DatasetSpec,
-    ModelSpec,
-    SchemeSpec,
-    StudySpec,
-    Task,
-    TimingSpec,
-    VariantSpec,
-)
+from core.spec import DatasetSpec, ModelSpec, SchemeSpec, StudySpec, Task, TimingSpec, VariantSpec
 
 #: The schemes of the bundled demo study, in table order (fp32 baseline first).
 DEMO_SCHEMES = ("fp32", "onnx-fp32", "torch-int8-dynamic", "ort-int8-dynamic", "ort-int8-static", "ort-fp16")
@@ -94,7 +87,7 @@ def run_study(
 def _empty_result(spec: StudySpec, status: str) -> StudyResult:
     return StudyResult(
         study_id=spec.study_id,
-        created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        created=datetime.now(UTC).isoformat(timespec="seconds"),
         status=status,
         model={"path": spec.model.path},
         dataset={"spec": spec.dataset.describe()},
@@ -111,7 +104,7 @@ def _run(spec: StudySpec, cancel: CancelToken, workdir: Path) -> Iterator[Event]
     from core.models import load_model
 
     t_start = time.perf_counter()
-    created = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    created = datetime.now(UTC).isoformat(timespec="seconds")
     threads = spec.timing.resolved_threads
     t_load = time.perf_counter()
     model = load_model(spec.model)
@@ -123,7 +116,8 @@ def _run(spec: StudySpec, cancel: CancelToken, workdir: Path) -> Iterator[Event]
     check_dataset_fits(dataset, model.inputs, model.outputs)
     if len(dataset) < spec.timing.batch_size:
         raise BadInput(
-            f"{spec.dataset.describe()}: the dataset has {len(dataset)} samples, fewer than the timing batch size {spec.timing.batch_size}."
+            f"{spec.dataset.describe()}: the dataset has {len(dataset)} samples, "
+            f"fewer than the timing batch size {spec.timing.batch_size}."
         )
     task = _resolve_task(spec, dataset.task, dataset.y, model)
     dataset.task = task
@@ -296,8 +290,18 @@ def _run_variant(
         result.notes.extend(built.notes)
         result.source_path = str(built.artifact) if built.artifact else None
         if planned.scheme is None:
-            result.is_float = bool(built.coverage.get("integer_compute_ops", 0) == 0 and built.coverage.get("quantized_layers", 0) == 0)
-        yield VariantBuilt(spec.study_id, planned.label, built.size_bytes, built.coverage, result.build_s, result.runtime, list(built.notes))
+            result.is_float = bool(
+                built.coverage.get("integer_compute_ops", 0) == 0 and built.coverage.get("quantized_layers", 0) == 0
+            )
+        yield VariantBuilt(
+            spec.study_id,
+            planned.label,
+            built.size_bytes,
+            built.coverage,
+            result.build_s,
+            result.runtime,
+            list(built.notes),
+        )
 
         stage = "evaluating"
         out = yield from _evaluate(state, planned.label, built.runner)
@@ -335,11 +339,7 @@ def _fail(result: VariantResult, stage: str, message: str) -> None:
 
 
 def _describe_exception(exc: BaseException) -> str:
-    from core.memory_limit import (
-        current_limit_bytes,
-        is_allocation_failure,
-        needed_more_than,
-    )
+    from core.memory_limit import current_limit_bytes, is_allocation_failure, needed_more_than
 
     if is_allocation_failure(exc):
         return needed_more_than(current_limit_bytes())
@@ -406,7 +406,9 @@ def _build_file_variant(state: _StudyState, variant: VariantSpec, ctx: Any) -> A
     from core.schemes.baseline import runner_for_loaded
 
     base = state.spec.model
-    loaded = load_model(ModelSpec(path=variant.path or "", arch=base.arch, trusted=variant.trusted, input_shape=base.input_shape))
+    loaded = load_model(
+        ModelSpec(path=variant.path or "", arch=base.arch, trusted=variant.trusted, input_shape=base.input_shape)
+    )
     if loaded.format is ModelFormat.ONNX:
         from core.coverage import ort_graph_coverage
 
@@ -460,7 +462,9 @@ def _score(state: _StudyState, result: VariantResult, out: np.ndarray) -> None:
     if result.label == "fp32":
         state.baseline_out = out
     elif state.baseline_out is not None:
-        classification = task is Task.CLASSIFICATION or (task is Task.UNLABELLED and out.ndim == 2 and out.shape[-1] > 1)
+        classification = task is Task.CLASSIFICATION or (
+            task is Task.UNLABELLED and out.ndim == 2 and out.shape[-1] > 1
+        )
         result.fidelity = fidelity(state.baseline_out, out, classification)
 
 
@@ -483,7 +487,11 @@ def _time(state: _StudyState, label: str, runner: Any, result: VariantResult) ->
         raise Cancelled("the study was cancelled")
     result.samples_ms = list(run.samples_ms)
     result.latency = latency_stats(
-        run.samples_ms, block_size=run.block_size, first_ms=run.first_ms, batch_size=timing.batch_size, seed=state.spec.seed
+        run.samples_ms,
+        block_size=run.block_size,
+        first_ms=run.first_ms,
+        batch_size=timing.batch_size,
+        seed=state.spec.seed,
     )
     result.latency.warmup_runs = run.warmup_runs
     result.latency.warmup_ms = round(run.warmup_ms, 4)
@@ -550,8 +558,14 @@ def _final_verdicts(
     floats = [speedups[r.label] for r in results if r.ok and r.is_float and r.label in speedups] + [1.0]
     for r in results:
         if r.ok:
-            _verdict(state, r, fastest, paired_speedup=speedups.get(r.label), paired_rounds=(paired or {}).get("rounds"),
-                     fastest_paired=max(floats))
+            _verdict(
+                state,
+                r,
+                fastest,
+                paired_speedup=speedups.get(r.label),
+                paired_rounds=(paired or {}).get("rounds"),
+                fastest_paired=max(floats),
+            )
     if speedups:
         from core.explain import explain_slowdown
 

@@ -17,7 +17,9 @@ _DYNAMIC_QUANT_OPS = ("DynamicQuantizeLinear", "ConvInteger", "MatMulInteger", "
 #: the precision quick timing aims for (the 95 % interval of a median within ±3 %).
 PAIRED_NOISE = 0.03
 #: Conversion op names in ONNX and TFLite graphs, in the order they are listed.
-_CONVERSION_OPS = ("QuantizeLinear", "DequantizeLinear", "DynamicQuantizeLinear", "Cast", "QUANTIZE", "DEQUANTIZE", "CAST")
+_CONVERSION_OPS = (
+    "QuantizeLinear", "DequantizeLinear", "DynamicQuantizeLinear", "Cast", "QUANTIZE", "DEQUANTIZE", "CAST",
+)
 
 
 def explain_slowdown(
@@ -121,12 +123,18 @@ def _dynamic_quantization(cov: dict[str, Any]) -> list[str]:
             "call and are slower than float convolutions; static int8 avoids this"
         ]
     if found:
-        return ["activations are quantized on every call (dynamic int8): for small inputs that costs more than it saves"]
+        return [
+            "activations are quantized on every call (dynamic int8): for small inputs that costs more than it saves"
+        ]
     return []
 
 
 def _weight_only(cov: dict[str, Any]) -> list[str]:
-    n = int(cov.get("weight_only_layers") or 0) or int(cov.get("weight_only_ops") or 0) or int(cov.get("matmul_4bit") or 0)
+    n = (
+        int(cov.get("weight_only_layers") or 0)
+        or int(cov.get("weight_only_ops") or 0)
+        or int(cov.get("matmul_4bit") or 0)
+    )
     if n:
         return [
             f"weight-only quantization: {n} layers unpack their int weights back to float on every call while the "

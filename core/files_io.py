@@ -18,6 +18,7 @@ ignored) is reported like a full disk: to the user both mean "there is no room f
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import shutil
@@ -141,7 +142,5 @@ def stage_copy(src: Path, dst: Path) -> Path:
 
 
 def _remove(path: Path) -> None:
-    try:
+    with contextlib.suppress(OSError):
         os.unlink(path)
-    except OSError:
-        pass

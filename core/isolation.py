@@ -16,21 +16,14 @@ import signal
 import threading
 import time
 import traceback
-from datetime import datetime, timezone
+from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from core.cancel import CancelToken
 from core.errors import BadInput, Cancelled
-from core.events import (
-    Event,
-    Progress,
-    StudyFinished,
-    StudyStarted,
-    VariantFailed,
-    VariantFinished,
-    VariantStarted,
-)
+from core.events import Event, Progress, StudyFinished, StudyStarted, VariantFailed, VariantFinished, VariantStarted
 from core.printable import printable
 from core.result import StudyResult, VariantResult, VariantStatus
 from core.spec import StudySpec
@@ -78,17 +71,10 @@ def run_study_isolated(
     limit = default_limit_bytes() if max_memory_bytes is DEFAULT_MEMORY else max_memory_bytes
     log_path = str(log_dir / "child-faults.log") if log_dir else None
     child = _take_warm_child(log_path) or _Child.spawn(log_path)
-    proc, receiver, control_out = child.proc, child.receiver, child.control
-    try:
-        control_out.send(("run", absolute_paths(spec), workdir, limit))
-    except (BrokenPipeError, OSError):
-        pass  # the child died while waiting; handled below like any other death
-
-    def request_stop() -> None:
-        try:
-            control_out.send("stop")
-        except (BrokenPipeError, OSError):
-            pass  # the child is already gone
+    proc, receiver = child.proc, child.receiver
+    # If the child died while waiting, it is handled below like any other death.
+    with contextlib.suppress(BrokenPipeError, OSError):
+        child.control.send(("run", absolute_paths(spec), workdir, limit))
 
     tracker = _Tracker(spec)
     cancel_at: float | None = None
@@ -97,7 +83,7 @@ def run_study_isolated(
     try:
         while True:
             if cancel.cancelled and cancel_at is None:
-                request_stop()
+                child.request_stop()
                 cancel_at = time.monotonic()
             if cancel_at is not None and time.monotonic() - cancel_at > kill_after_s and proc.is_alive():
                 proc.kill()
@@ -108,38 +94,25 @@ def run_study_isolated(
                 except (EOFError, OSError):
                     break
                 last_message = time.monotonic()
-                if kind == "event":
-                    tracker.see(payload)
-                    yield payload
-                    if isinstance(payload, StudyFinished):
+                event = _event_from(kind, payload)
+                if event is not None:
+                    tracker.see(event)
+                    yield event
+                    if isinstance(event, StudyFinished):
                         return
-                elif kind == "bad_input":
-                    raise BadInput(payload)
-                elif kind == "error":
-                    raise RuntimeError(payload)
                 continue
             if not proc.is_alive():
                 # Drain what the child sent just before it exited.
                 if receiver.poll(0):
                     continue
                 break
-            hang_limit = hang_timeout_s
-            if hang_limit is not None and tracker.started is None:
-                hang_limit = max(hang_limit, STARTUP_ALLOWANCE_S)
+            hang_limit = _hang_limit(hang_timeout_s, tracker)
             if hang_limit is not None and time.monotonic() - last_message > hang_limit:
                 proc.kill()
                 end_reason = tracker.hung(hang_limit)
                 break
     finally:
-        if proc.is_alive():
-            request_stop()
-            proc.join(kill_after_s)
-            if proc.is_alive():
-                proc.kill()
-        proc.join(1.0)
-        receiver.close()
-        control_out.close()
-        child.remove_private_folder()
+        child.end(kill_after_s)
         if prewarm_next:
             prewarm(log_dir)
 
@@ -149,6 +122,25 @@ def run_study_isolated(
             raise Cancelled("the study was cancelled before it started")
         raise ChildCrashed(f"{printable(spec.model.path)} could not be opened: {reason}.")
     yield from tracker.finish(reason, cancelled=cancel.cancelled)
+
+
+def _event_from(kind: str, payload: Any) -> Event | None:
+    """The event in a message from the child; BadInput or RuntimeError for a failure it reported;
+    None for any other message."""
+    if kind == "event":
+        return payload
+    if kind == "bad_input":
+        raise BadInput(payload)
+    if kind == "error":
+        raise RuntimeError(payload)
+    return None
+
+
+def _hang_limit(hang_timeout_s: float | None, tracker: _Tracker) -> float | None:
+    """How long the child may stay silent before it counts as hung: longer before the study has started."""
+    if hang_timeout_s is not None and tracker.started is None:
+        return max(hang_timeout_s, STARTUP_ALLOWANCE_S)
+    return hang_timeout_s
 
 
 def absolute_paths(spec: StudySpec) -> StudySpec:
@@ -226,6 +218,25 @@ class _Child:
         sender.close()
         control_in.close()
         return cls(proc, receiver, control_out, log_path, folder)
+
+    def request_stop(self) -> None:
+        """Ask the child to stop the study (as Cancel does)."""
+        with contextlib.suppress(BrokenPipeError, OSError):  # the child may already be gone
+            self.control.send("stop")
+
+    def end(self, kill_after_s: float) -> None:
+        """Once a study is over: stop the child if it still runs (killing it after ``kill_after_s``),
+        close its pipes and remove its private folder."""
+        proc = self.proc
+        if proc.is_alive():
+            self.request_stop()
+            proc.join(kill_after_s)
+            if proc.is_alive():
+                proc.kill()
+        proc.join(1.0)
+        self.receiver.close()
+        self.control.close()
+        self.remove_private_folder()
 
     def remove_private_folder(self) -> None:
         """Delete the child's folder and whatever it left there (call once the child has ended)."""
@@ -312,7 +323,7 @@ class _Tracker:
         self.stage: str | None = None
         self.results: list[VariantResult] = []
         self.t0 = time.perf_counter()
-        self.created = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        self.created = datetime.now(UTC).isoformat(timespec="seconds")
 
     def see(self, event: Event) -> None:
         if isinstance(event, StudyStarted):
@@ -401,10 +412,8 @@ def _child_main(conn: Any, control: Any, log_path: str | None, folder: str | Non
     token = CancelToken()
 
     def watch() -> None:
-        try:
+        with contextlib.suppress(EOFError, OSError):  # the parent closed the pipe or died: stop as well
             control.recv()
-        except (EOFError, OSError):
-            pass  # the parent closed the pipe or died: stop as well
         token.cancel()
 
     threading.Thread(target=watch, daemon=True).start()
@@ -445,7 +454,5 @@ def _import_runtimes(stop_early: Any = None) -> None:
                  "onnxruntime", "core.runtimes.ort_runner", "core.schemes.ort_schemes"):
         if stop_early is not None and stop_early():
             return
-        try:
+        with contextlib.suppress(Exception):  # a missing optional runtime shows up later, with its own message
             importlib.import_module(name)
-        except Exception:  # a missing optional runtime shows up later, with its own message
-            pass

@@ -382,11 +382,8 @@ def latency_stats(
         raise ValueError("latency samples must be finite numbers")
     p25, p50, p75, p90, p99 = (float(v) for v in np.percentile(x, [25, 50, 75, 90, 99]))
     iqr = p75 - p25
-    if p50 > 0.0:
-        iqr_rel = iqr / p50
-    else:
-        # A zero median means a clock too coarse for the call; spread then is all noise.
-        iqr_rel = 0.0 if iqr == 0.0 else 1.0
+    # A zero median means a clock too coarse for the call; spread then is all noise.
+    iqr_rel = iqr / p50 if p50 > 0.0 else (0.0 if iqr == 0.0 else 1.0)
     return LatencyStats(
         p50=p50,
         p90=p90,

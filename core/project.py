@@ -66,7 +66,8 @@ def load_spec(path: Path) -> StudySpec:
     version = payload.get("quantbench_project", PROJECT_VERSION)
     if not isinstance(version, int) or version > PROJECT_VERSION:
         raise BadInput(
-            f"--spec {path}: written by a newer QuantBench (project version {version}; this one reads up to {PROJECT_VERSION})."
+            f"--spec {path}: written by a newer QuantBench "
+            f"(project version {version}; this one reads up to {PROJECT_VERSION})."
         )
     return spec_from_dict(payload["spec"], base=path.parent, source=f"--spec {path}")
 

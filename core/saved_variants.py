@@ -22,11 +22,12 @@ report; ``quantbench run`` then exits 2 once the study's other outputs are out.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import shutil
 import tempfile
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -102,11 +103,11 @@ class VariantSaver:
             if companions and not target.is_dir():
                 target.mkdir()
                 made_folder = True
-            for src, final in zip(sources, finals):
+            for src, final in zip(sources, finals, strict=True):
                 staged.append(stage_copy(src, final))
             sidecar = self._sidecar(result, source, model_file, finals, staged)
             staged.append(stage_text(sidecar_path, json.dumps(sidecar, indent=1) + "\n"))
-            for part, final in zip(staged, [*finals, sidecar_path]):
+            for part, final in zip(staged, [*finals, sidecar_path], strict=True):
                 part.replace(final)
         except (BadInput, OSError) as exc:
             for part in staged:
@@ -118,7 +119,9 @@ class VariantSaver:
             return
         self.saved[result.label] = target
 
-    def _sidecar(self, result: Any, source: Path, model_file: Path, finals: list[Path], staged: list[Path]) -> dict[str, Any]:
+    def _sidecar(
+        self, result: Any, source: Path, model_file: Path, finals: list[Path], staged: list[Path]
+    ) -> dict[str, Any]:
         return {
             "quantbench_variant": 1,
             "label": result.label,
@@ -130,10 +133,12 @@ class VariantSaver:
             "size_bytes": sum(p.stat().st_size for p in staged),
             "sha256": _sha256(staged[0]),
             "load": _LOAD_HINTS.get(source.suffix, ""),
-            "source_model": {k: self._study.get("model", {}).get(k) for k in ("path", "format", "arch", "params", "file_bytes")},
+            "source_model": {
+                k: self._study.get("model", {}).get(k) for k in ("path", "format", "arch", "params", "file_bytes")
+            },
             "dataset": self._study.get("dataset"),
             "study_id": self._study.get("study_id"),
-            "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "created": datetime.now(UTC).isoformat(timespec="seconds"),
             "quantbench_version": self._study.get("quantbench_version"),
             "coverage": result.coverage.get("summary", ""),
             "notes": list(result.notes),
@@ -141,10 +146,8 @@ class VariantSaver:
 
 
 def _remove(path: Path) -> None:
-    try:
+    with contextlib.suppress(OSError):
         path.unlink()
-    except OSError:
-        pass
 
 
 def _sha256(path: Path) -> str:

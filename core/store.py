@@ -38,6 +38,7 @@ are upgraded in place on first opening (one transaction).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import random
@@ -49,7 +50,7 @@ from array import array
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -333,7 +334,9 @@ class StudyStore:
         if status not in STATUSES:
             raise ValueError(f"unknown study status {status!r}")
         self._run(
-            lambda con: con.execute("UPDATE studies SET status = ?, ended = ? WHERE id = ?", (status, _now(), study_id)),
+            lambda con: con.execute(
+                "UPDATE studies SET status = ?, ended = ? WHERE id = ?", (status, _now(), study_id)
+            ),
             write=True,
         )
 
@@ -490,10 +493,8 @@ class StudyStore:
             return False
         sizes = []
         for suffix in ("", "-wal", "-journal"):
-            try:
+            with contextlib.suppress(OSError):
                 sizes.append(os.path.getsize(str(self.path) + suffix))
-            except OSError:
-                pass
         return any(size + (64 << 10) >= limit for size in sizes)
 
     def _open(self) -> None:
@@ -600,12 +601,7 @@ class StudyRecorder:
         self._labels: list[str] = []
 
     def handle(self, event: Any) -> None:
-        from core.events import (
-            StudyFinished,
-            StudyStarted,
-            VariantFailed,
-            VariantFinished,
-        )
+        from core.events import StudyFinished, StudyStarted, VariantFailed, VariantFinished
 
         if isinstance(event, StudyStarted):
             self._start(event)
@@ -695,10 +691,9 @@ def _transaction(con: sqlite3.Connection) -> Iterator[None]:
         con.execute("COMMIT")
     except BaseException:
         if con.in_transaction:
-            try:
+            # Closing the connection rolls it back all the same; the first error is the one to report.
+            with contextlib.suppress(sqlite3.Error):
                 con.execute("ROLLBACK")
-            except sqlite3.Error:
-                pass  # closing the connection rolls it back all the same; the first error is the one to report
         raise
 
 
@@ -751,7 +746,7 @@ def _dumps(value: Any) -> str:
 
 
 def _now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+    return datetime.now(UTC).isoformat(timespec="seconds")
 
 
 def _corrupt_message(path: Path, detail: object) -> str:

@@ -76,7 +76,9 @@ def latency_histograms(series: list[LatencySeries], bins: int = 60, width: int =
         x = scale(tick)
         parts.append(f'<line x1="{x:.1f}" y1="{top - 4}" x2="{x:.1f}" y2="{axis_y}" stroke="{GRID}" stroke-width="1"/>')
         parts.append(_text(x, axis_y + 16, _fmt_number(tick), size=11, anchor="middle", fill=MUTED))
-    parts.append(_text((x0 + x1) / 2, axis_y + 36, "milliseconds per call (log scale)", size=12, anchor="middle", fill=MUTED))
+    parts.append(
+        _text((x0 + x1) / 2, axis_y + 36, "milliseconds per call (log scale)", size=12, anchor="middle", fill=MUTED)
+    )
 
     for i, s in enumerate(series):
         y_top = top + i * (row_h + gap)
@@ -84,7 +86,8 @@ def latency_histograms(series: list[LatencySeries], bins: int = 60, width: int =
         counts, over, under = _histogram(s.samples_ms, edges)
         peak = max(counts) or 1
         parts.append(
-            f'<g data-variant="{escape(s.label)}" data-n="{len(s.samples_ms)}" data-binned="{sum(counts) + over + under}"'
+            f'<g data-variant="{escape(s.label)}" data-n="{len(s.samples_ms)}"'
+            f' data-binned="{sum(counts) + over + under}"'
             f' data-p50="{s.p50:.6g}" data-p99="{s.p99:.6g}">'
         )
         parts.append(f'<line x1="{x0}" y1="{base}" x2="{x1}" y2="{base}" stroke="{MUTED}" stroke-width="1"/>')
@@ -99,18 +102,30 @@ def latency_histograms(series: list[LatencySeries], bins: int = 60, width: int =
             if lo <= value <= hi:
                 x = scale(value)
                 parts.append(
-                    f'<line x1="{x:.1f}" y1="{y_top - 2}" x2="{x:.1f}" y2="{base}" stroke="{INK}" stroke-width="1.6"{dash}/>'
+                    f'<line x1="{x:.1f}" y1="{y_top - 2}" x2="{x:.1f}" y2="{base}"'
+                    f' stroke="{INK}" stroke-width="1.6"{dash}/>'
                 )
         if over:
             parts.append(_text(x1 + 2, base - 2, f"+{over}", size=10, anchor="start", fill=MUTED))
         parts.append(_swatch(8, y_top + 6, s.color))
         parts.append(_text(24, y_top + 16, _clip(s.label, 30), size=13, weight="600"))
-        parts.append(_text(24, y_top + 33, f"p50 {_fmt_ms(s.p50)} · p99 {_fmt_ms(s.p99)} ms · n={len(s.samples_ms)}", size=11, fill=MUTED))
+        parts.append(
+            _text(
+                24,
+                y_top + 33,
+                f"p50 {_fmt_ms(s.p50)} · p99 {_fmt_ms(s.p99)} ms · n={len(s.samples_ms)}",
+                size=11,
+                fill=MUTED,
+            )
+        )
         parts.append("</g>")
     ly = height - 10
     parts.append(f'<line x1="{x0}" y1="{ly - 4}" x2="{x0 + 22}" y2="{ly - 4}" stroke="{INK}" stroke-width="1.6"/>')
     parts.append(_text(x0 + 28, ly, "median (p50)", size=11, fill=MUTED))
-    parts.append(f'<line x1="{x0 + 130}" y1="{ly - 4}" x2="{x0 + 152}" y2="{ly - 4}" stroke="{INK}" stroke-width="1.6" stroke-dasharray="4 3"/>')
+    parts.append(
+        f'<line x1="{x0 + 130}" y1="{ly - 4}" x2="{x0 + 152}" y2="{ly - 4}"'
+        f' stroke="{INK}" stroke-width="1.6" stroke-dasharray="4 3"/>'
+    )
     parts.append(_text(x0 + 158, ly, "p99; +N: samples beyond the axis", size=11, fill=MUTED))
     parts.append("</svg>")
     return "".join(parts)
@@ -173,7 +188,9 @@ def confusion_matrices(items: list[ConfusionItem], class_names: list[str] | None
         total = sum(sum(r) for r in it.matrix)
         parts.append(f'<g data-variant="{escape(it.label)}" data-total="{total}" data-classes="{len(it.matrix)}">')
         parts.append(_swatch(ox, oy + 3, it.color))
-        parts.append(_text(ox + 16, oy + 13, _clip(it.label, int((block_w - 20) / (13 * _CHAR_W))), size=13, weight="600"))
+        parts.append(
+            _text(ox + 16, oy + 13, _clip(it.label, int((block_w - 20) / (13 * _CHAR_W))), size=13, weight="600")
+        )
         if it.accuracy is not None:
             parts.append(_text(ox + 16, oy + 29, f"accuracy {it.accuracy * 100:.2f} %", size=11, fill=MUTED))
         gx, gy = ox + margin, oy + 40 + margin
@@ -197,7 +214,16 @@ def confusion_matrices(items: list[ConfusionItem], class_names: list[str] | None
                 )
                 if count and k <= 20 and cell >= 12:
                     ink = "#ffffff" if t > 0.55 else INK
-                    parts.append(_text(x + cell / 2, y + cell / 2 + 3.5, str(count), size=min(11, cell * 0.45), anchor="middle", fill=ink))
+                    parts.append(
+                        _text(
+                            x + cell / 2,
+                            y + cell / 2 + 3.5,
+                            str(count),
+                            size=min(11, cell * 0.45),
+                            anchor="middle",
+                            fill=ink,
+                        )
+                    )
         parts.append("</g>")
     parts.append(_scale_legend(4, height - 52, vmax, any(it.reference is not None for it in items)))
     parts.append("</svg>")
@@ -210,11 +236,16 @@ def _scale_legend(x: float, y: float, vmax: int, outlined: bool) -> str:
         parts.append(_text(x + ox, y + 12, name, size=11, fill=MUTED))
         for i in range(10):
             t = math.sqrt((i + 1) / 10)
-            parts.append(f'<rect x="{x + ox + 62 + i * 10}" y="{y + 2}" width="10" height="12" fill="{_mix("#ffffff", dark, t)}"/>')
+            parts.append(
+                f'<rect x="{x + ox + 62 + i * 10}" y="{y + 2}" width="10" height="12"'
+                f' fill="{_mix("#ffffff", dark, t)}"/>'
+            )
         parts.append(_text(x + ox + 62, y + 28, "1", size=10, fill=MUTED))
         parts.append(_text(x + ox + 162, y + 28, str(vmax), size=10, anchor="end", fill=MUTED))
     if outlined:
-        parts.append(f'<rect x="{x + 410}" y="{y + 2}" width="12" height="12" fill="#ffffff" stroke="{INK}" stroke-width="1.6"/>')
+        parts.append(
+            f'<rect x="{x + 410}" y="{y + 2}" width="12" height="12" fill="#ffffff" stroke="{INK}" stroke-width="1.6"/>'
+        )
         parts.append(_text(x + 428, y + 12, "count differs from the baseline's", size=11, fill=MUTED))
     parts.append(_text(x, y + 42, "one colour scale for every matrix (square root of the count)", size=10, fill=MUTED))
     return "".join(parts)
@@ -240,7 +271,9 @@ def _top_confusions(items: list[ConfusionItem], class_names: list[str] | None, w
         parts.append(_text(ox + 16, oy + 13, _clip(it.label, 34), size=13, weight="600"))
         parts.append(_text(ox + 16, oy + 29, "most frequent confusions (true → predicted)", size=10, fill=MUTED))
         for i, (count, r, c) in enumerate(pairs):
-            label = f"{_clip(names[r] if r < len(names) else str(r), 14)} → {_clip(names[c] if c < len(names) else str(c), 14)}"
+            actual = _clip(names[r] if r < len(names) else str(r), 14)
+            predicted = _clip(names[c] if c < len(names) else str(c), 14)
+            label = f"{actual} → {predicted}"
             parts.append(_text(ox + 16, oy + 48 + i * line_h, f"{label}: {count}", size=11))
         if not pairs:
             parts.append(_text(ox + 16, oy + 48, "no confusions", size=11))
@@ -282,8 +315,12 @@ def size_bars(items: list[SizeItem], width: int = 900) -> str:
         change = "baseline" if it.reduction is None else f"{-it.reduction * 100:+.1f} %"
         parts.append(f'<g data-variant="{escape(it.label)}" data-bytes="{it.size_bytes}">')
         parts.append(_text(x0 - 8, y + bar_h / 2 + 4, _clip(it.label, 30), size=12, anchor="end"))
-        parts.append(f'<rect x="{x0}" y="{y}" width="{w:.1f}" height="{bar_h}" fill="{it.color}" fill-opacity="0.85" rx="2"/>')
-        parts.append(_text(x0 + w + 6, y + bar_h / 2 + 4, f"{_fmt_bytes(it.size_bytes)}  {change}", size=12, weight="600"))
+        parts.append(
+            f'<rect x="{x0}" y="{y}" width="{w:.1f}" height="{bar_h}" fill="{it.color}" fill-opacity="0.85" rx="2"/>'
+        )
+        parts.append(
+            _text(x0 + w + 6, y + bar_h / 2 + 4, f"{_fmt_bytes(it.size_bytes)}  {change}", size=12, weight="600")
+        )
         parts.append("</g>")
     parts.append(f'<line x1="{x0}" y1="{top - 2}" x2="{x0}" y2="{axis_y}" stroke="{MUTED}"/>')
     parts.append("</svg>")
@@ -332,12 +369,21 @@ def tradeoff_scatter(
         parts.append(f'<line x1="{x:.1f}" y1="{py0}" x2="{x:.1f}" y2="{py1}" stroke="{GRID}"/>')
         parts.append(_text(x, py1 + 16, _fmt_number(tick), size=11, anchor="middle", fill=MUTED))
     yticks = [t for t in _linear_ticks(ylo, yhi) if y_max is None or t <= y_max + 1e-9]
-    for tick, text in zip(yticks, _tick_labels(yticks)):
+    for tick, text in zip(yticks, _tick_labels(yticks), strict=True):
         y = ys(tick)
         parts.append(f'<line x1="{px0}" y1="{y:.1f}" x2="{px1}" y2="{y:.1f}" stroke="{GRID}"/>')
         parts.append(_text(px0 - 6, y + 4, text, size=11, anchor="end", fill=MUTED))
     parts.append(f'<rect x="{px0}" y="{py0}" width="{px1 - px0}" height="{py1 - py0}" fill="none" stroke="{MUTED}"/>')
-    parts.append(_text((px0 + px1) / 2, height - 26, "median latency, ms per call (log scale) — faster is left", size=12, anchor="middle", fill=MUTED))
+    parts.append(
+        _text(
+            (px0 + px1) / 2,
+            height - 26,
+            "median latency, ms per call (log scale) — faster is left",
+            size=12,
+            anchor="middle",
+            fill=MUTED,
+        )
+    )
     parts.append(_text(16, (py0 + py1) / 2, y_title, size=12, anchor="middle", fill=MUTED, rotate=True))
     parts.append(_text(px0, height - 6, "bubble area is proportional to the file size", size=10, fill=MUTED))
 
@@ -381,7 +427,9 @@ def _place_label(
     leader = ""
     if abs(best[1] + h / 2) > r + h:
         ex = bx if best[0] > 0 else bx + w
-        leader = f'<line x1="{x:.1f}" y1="{y:.1f}" x2="{ex:.1f}" y2="{by + h / 2:.1f}" stroke="{MUTED}" stroke-width="0.8"/>'
+        leader = (
+            f'<line x1="{x:.1f}" y1="{y:.1f}" x2="{ex:.1f}" y2="{by + h / 2:.1f}" stroke="{MUTED}" stroke-width="0.8"/>'
+        )
     return leader + _text(bx + 2, by + h - 3, text, size=11, weight="600")
 
 
@@ -458,7 +506,7 @@ def _mix(a: str, b: str, t: float) -> str:
     t = min(1.0, max(0.0, t))
     ca = [int(a[i : i + 2], 16) for i in (1, 3, 5)]
     cb = [int(b[i : i + 2], 16) for i in (1, 3, 5)]
-    return "#" + "".join(f"{round(x + (y - x) * t):02x}" for x, y in zip(ca, cb))
+    return "#" + "".join(f"{round(x + (y - x) * t):02x}" for x, y in zip(ca, cb, strict=True))
 
 
 def _clip(text: str, n: int) -> str:

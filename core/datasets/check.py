@@ -166,7 +166,7 @@ def _input_problem(ds: Dataset, inputs: list[TensorInfo]) -> str | None:
     info = inputs[0]
     want = tuple(info.sample_shape)
     have = tuple(ds.x.shape[1:])
-    fits = len(want) == len(have) and all(not _is_known(w) or w == h for w, h in zip(want, have))
+    fits = len(want) == len(have) and all(not _is_known(w) or w == h for w, h in zip(want, have, strict=True))
     if not fits:
         return (
             f"{ds.spec}: samples are {format_shape(have)} but the model input '{info.name}' "

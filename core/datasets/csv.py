@@ -87,14 +87,7 @@ def _parse(fh: Any, spec: DatasetSpec, text: str) -> tuple[np.ndarray, int | Non
     from core.models.limits import memory_budget_bytes
 
     lines = _lines(fh, text)
-    skipped = 0  # blank lines before the first one with text: csv's line numbers start after them
-    first = ""
-    for first in lines:
-        if first.strip():
-            break
-        skipped += 1
-    if not first.strip():
-        raise BadInput(f"{text}: the file is empty.")
+    first, skipped = _first_line_with_text(lines, text)
     delimiter = max(_DELIMITERS, key=first.count)
     reader = csv.reader(itertools.chain([first], lines), delimiter=delimiter)
     limit = spec.limit
@@ -124,13 +117,7 @@ def _parse(fh: Any, spec: DatasetSpec, text: str) -> tuple[np.ndarray, int | Non
             if limit is not None and rows >= limit:
                 stopped = True
                 break
-            if len(row) != width:
-                raise BadInput(f"{text}: row {line} has {len(row)} columns but the file has {width}.")
-            if limit is None and rows >= MAX_ROWS:
-                raise BadInput(
-                    f"{text}: the file has more than {MAX_ROWS:,} data rows (reading stopped at row {line}), more "
-                    "than QuantBench reads; pass --limit N to evaluate only its first N rows."
-                )
+            _check_row(row, width, rows, limit, line, text)
             chunk.append(_numbers(row, line, header, text))
             rows += 1
             if len(chunk) * width >= _CHUNK_VALUES:
@@ -148,6 +135,31 @@ def _parse(fh: Any, spec: DatasetSpec, text: str) -> tuple[np.ndarray, int | Non
     del chunk
     table = parts[0] if len(parts) == 1 else np.concatenate(parts)
     return table, label_at, stopped
+
+
+def _first_line_with_text(lines: Iterator[str], text: str) -> tuple[str, int]:
+    """The first line with text, read from ``lines``, and the number of blank lines before it
+    (csv's line numbers start after them); BadInput for a file with none."""
+    skipped = 0
+    first = ""
+    for first in lines:
+        if first.strip():
+            break
+        skipped += 1
+    if not first.strip():
+        raise BadInput(f"{text}: the file is empty.")
+    return first, skipped
+
+
+def _check_row(row: list[str], width: int, rows: int, limit: int | None, line: int, text: str) -> None:
+    """BadInput for a data row with the wrong number of columns, or one past MAX_ROWS without a limit."""
+    if len(row) != width:
+        raise BadInput(f"{text}: row {line} has {len(row)} columns but the file has {width}.")
+    if limit is None and rows >= MAX_ROWS:
+        raise BadInput(
+            f"{text}: the file has more than {MAX_ROWS:,} data rows (reading stopped at row {line}), more "
+            "than QuantBench reads; pass --limit N to evaluate only its first N rows."
+        )
 
 
 def _lines(fh: Any, text: str) -> Iterator[str]:

@@ -68,7 +68,9 @@ def check_dims(path: Path | str, name: str, dims: list[int] | tuple[int, ...]) -
     n = 1
     for d in dims:
         if d < 0 or d > MAX_DIM:
-            raise BadInput(f"{path}: tensor {name!r} declares an impossible dimension {d}; the file is malformed or hostile.")
+            raise BadInput(
+                f"{path}: tensor {name!r} declares an impossible dimension {d}; the file is malformed or hostile."
+            )
         n *= int(d)
         if n > MAX_DIM:
             raise BadInput(f"{path}: tensor {name!r} declares {n:.3g}+ elements; the file is malformed or hostile.")

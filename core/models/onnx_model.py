@@ -18,7 +18,9 @@ def load_onnx(path: Path) -> LoadedModel:
     try:
         model = onnx.load(str(path), load_external_data=False)
     except Exception as exc:  # protobuf decode errors have many types
-        raise BadInput(f"{path} could not be read as ONNX ({_first_line(exc)}); the file is truncated or not ONNX.") from None
+        raise BadInput(
+            f"{path} could not be read as ONNX ({_first_line(exc)}); the file is truncated or not ONNX."
+        ) from None
     if not model.HasField("graph") or not model.graph.node:
         raise BadInput(f"{path} parses as protobuf but holds no ONNX graph.")
     external_bytes = check_external_data(path, model)
@@ -83,7 +85,8 @@ def check_external_data(path: Path, model: object) -> int:
         location = info.location
         if not location or os.path.isabs(location) or location.startswith(("/", "\\")) or ".." in Path(location).parts:
             raise BadInput(
-                f"{path}: external data location {location!r} for tensor {tensor.name!r} must be a plain file name inside the model's folder."
+                f"{path}: external data location {location!r} for tensor {tensor.name!r} "
+                "must be a plain file name inside the model's folder."
             )
         target = path.parent / location
         if target.is_symlink():
@@ -100,7 +103,8 @@ def check_external_data(path: Path, model: object) -> int:
         needed = (info.offset or 0) + (info.length or 0)
         if info.length is not None and needed > stat.st_size:
             raise BadInput(
-                f"{path}: external data file {location!r} is {stat.st_size} bytes but tensor {tensor.name!r} needs {needed}."
+                f"{path}: external data file {location!r} is {stat.st_size} bytes "
+                f"but tensor {tensor.name!r} needs {needed}."
             )
         files.add(resolved)
     return sum(f.stat().st_size for f in files)
@@ -235,11 +239,16 @@ def _declared_bytes(path: Path, model: object) -> int:
         itemsize = _ITEMSIZE.get(tensor.data_type, 1)
         claimed = n * itemsize
         total += claimed
-        if tensor.HasField("raw_data") and not uses_external_data(tensor) and tensor.data_type in _ITEMSIZE:
-            if len(tensor.raw_data) != claimed:
-                raise BadInput(
-                    f"{path}: tensor {tensor.name!r} declares {claimed} bytes of data but holds {len(tensor.raw_data)}; the file is malformed."
-                )
+        if (
+            tensor.HasField("raw_data")
+            and not uses_external_data(tensor)
+            and tensor.data_type in _ITEMSIZE
+            and len(tensor.raw_data) != claimed
+        ):
+            raise BadInput(
+                f"{path}: tensor {tensor.name!r} declares {claimed} bytes of data "
+                f"but holds {len(tensor.raw_data)}; the file is malformed."
+            )
     return total
 
 
@@ -278,7 +287,8 @@ def _tensor_info(value: object) -> TensorInfo:
                 dims.append(d.dim_param)
             else:
                 dims.append(None)
-    return TensorInfo(name=value.name, shape=tuple(dims), dtype=_ONNX_TO_NUMPY.get(ttype.elem_type, f"onnx:{ttype.elem_type}"))  # type: ignore[attr-defined]
+    dtype = _ONNX_TO_NUMPY.get(ttype.elem_type, f"onnx:{ttype.elem_type}")  # type: ignore[attr-defined]
+    return TensorInfo(name=value.name, shape=tuple(dims), dtype=dtype)
 
 
 def _numel(dims: object) -> int:

@@ -130,7 +130,7 @@ def _subgraph_refs(schema: Any, op: Any) -> list[int]:
     return refs
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _ref_fields(cls: type) -> tuple[tuple[str, ...], tuple[str, ...]]:
     """Names of an options class's accessors that hold one subgraph index, and those that hold several."""
     names = [n for n in dir(cls) if not n.startswith("_")]
@@ -161,7 +161,7 @@ def _find_cycle(calls: dict[int, list[int]]) -> list[int] | None:
     return None
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _enum_names(enum: type) -> dict[int, str]:
     """Value -> name of a generated enum class (cached: it is asked once per operator)."""
     return {v: k for k, v in vars(enum).items() if not k.startswith("_")}

@@ -97,7 +97,9 @@ def read_graph(path: Path) -> dict[str, Any]:
     except BadInput:
         raise
     except Exception as exc:  # a damaged flatbuffer fails anywhere while walking it
-        raise BadInput(f"{path} could not be read as a TFLite model ({type(exc).__name__}); it may be truncated.") from None
+        raise BadInput(
+            f"{path} could not be read as a TFLite model ({type(exc).__name__}); it may be truncated."
+        ) from None
     return {"ops": ops, "params": params, "version": version}
 
 

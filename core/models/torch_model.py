@@ -432,7 +432,8 @@ def _first_line(exc: BaseException) -> str:
 
 #: aten ops that do a layer's arithmetic in float, and the int8 kernels that replace them.
 _FLOAT_COMPUTE_OPS = (
-    "conv1d", "conv2d", "conv3d", "convolution", "conv_transpose", "linear", "addmm", "mm", "bmm", "matmul", "lstm", "gru",
+    "conv1d", "conv2d", "conv3d", "convolution", "conv_transpose", "linear", "addmm", "mm", "bmm", "matmul", "lstm",
+    "gru",
 )
 _INT_COMPUTE_PREFIXES = ("quantized.conv", "quantized.linear", "onednn.qconv", "onednn.qlinear", "quantized.matmul")
 

@@ -35,7 +35,9 @@ def export_torch_to_onnx(model: LoadedModel, path: Path) -> None:
 
     sample = model.input.shape[1:]
     if not sample or any(not isinstance(d, int) for d in sample):
-        raise BadInput(f"{model.path}: the input shape is unknown, so the model cannot be exported to ONNX; give --input-shape.")
+        raise BadInput(
+            f"{model.path}: the input shape is unknown, so the model cannot be exported to ONNX; give --input-shape."
+        )
     example = torch.zeros((1, *sample), dtype=torch.float32)
     module = model.handle
     path.parent.mkdir(parents=True, exist_ok=True)

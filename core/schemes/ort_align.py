@@ -64,25 +64,13 @@ def align_conv_channels(path: Path, out_multiple: int = OUTPUT_MULTIPLE_AVX2) ->
     graph = model.graph
     inits = {t.name: t for t in graph.initializer}
     producers = {out: node for node in graph.node for out in node.output}
-    uses: dict[str, int] = {}
-    for node in graph.node:
-        for name in node.input:
-            uses[name] = uses.get(name, 0) + 1
-    for out in graph.output:  # a graph output is read too: its shape must not change
-        uses[out.name] = uses.get(out.name, 0) + 1
+    uses = _use_counts(graph)
     graph_inputs = {i.name for i in graph.input}
     done: list[dict[str, Any]] = []
     twinned: dict[int, Any] = {}  # shared DequantizeLinear nodes some Conv no longer reads
     reshaped: set[str] = set()  # tensors whose channel count changed
     for node in list(graph.node):
-        if _group(node) != 1 or node.domain not in ("", "ai.onnx"):
-            continue
-        if node.op_type == "Conv":
-            site = _qdq_site(node, producers, inits, uses)
-        elif node.op_type == "QLinearConv":
-            site = _qoperator_site(node, inits, uses)
-        else:
-            continue
+        site = _conv_site(node, producers, inits, uses)
         if site is None or site.weight in graph_inputs:
             continue
         weight = _int8_array(inits[site.weight])
@@ -114,6 +102,28 @@ def align_conv_channels(path: Path, out_multiple: int = OUTPUT_MULTIPLE_AVX2) ->
     graph.value_info.extend(kept)
     onnx.save(model, str(path))
     return done
+
+
+def _use_counts(graph: Any) -> dict[str, int]:
+    """How many times each tensor is read, by a node or as a graph output."""
+    uses: dict[str, int] = {}
+    for node in graph.node:
+        for name in node.input:
+            uses[name] = uses.get(name, 0) + 1
+    for out in graph.output:  # a graph output is read too: its shape must not change
+        uses[out.name] = uses.get(out.name, 0) + 1
+    return uses
+
+
+def _conv_site(node: Any, producers: dict[str, Any], inits: dict[str, Any], uses: dict[str, int]) -> _Site | None:
+    """The site of an ungrouped standard-domain convolution, QDQ or QOperator; None for any other node."""
+    if _group(node) != 1 or node.domain not in ("", "ai.onnx"):
+        return None
+    if node.op_type == "Conv":
+        return _qdq_site(node, producers, inits, uses)
+    if node.op_type == "QLinearConv":
+        return _qoperator_site(node, inits, uses)
+    return None
 
 
 class _Site:

@@ -106,7 +106,9 @@ def _numel(dims: Any) -> int:
 
 def _constant_matmuls(model: Any) -> int:
     inits = {t.name for t in model.graph.initializer}
-    return sum(1 for n in model.graph.node if n.op_type in ("MatMul", "Gemm") and len(n.input) > 1 and n.input[1] in inits)
+    return sum(
+        1 for n in model.graph.node if n.op_type in ("MatMul", "Gemm") and len(n.input) > 1 and n.input[1] in inits
+    )
 
 
 class OrtInt4Weight(Scheme):
@@ -191,7 +193,9 @@ class OrtInt4Weight(Scheme):
             + built.coverage["summary"]
         )
         if rewritten:
-            built.notes.append(f"{rewritten} Gemm (Linear) nodes rewritten as MatMul + Add so their weights can be packed")
+            built.notes.append(
+                f"{rewritten} Gemm (Linear) nodes rewritten as MatMul + Add so their weights can be packed"
+            )
         return built
 
 

@@ -8,8 +8,9 @@ import logging
 import os
 import threading
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 
@@ -145,7 +146,9 @@ class OrtInt8Dynamic(Scheme):
     info = SchemeInfo(
         id="ort-int8-dynamic",
         title="ONNX Runtime dynamic int8",
-        description="Weights int8, activations quantized at run time per call (no calibration); best on MatMul-heavy models.",
+        description=(
+            "Weights int8, activations quantized at run time per call (no calibration); best on MatMul-heavy models."
+        ),
         family="onnxruntime",
         runtime="onnxruntime",
         params=(SchemeParam("per_channel", "false", "per-channel weight scales", ("true", "false")),),
@@ -275,14 +278,17 @@ class OrtInt8Static(Scheme):
         needs_calibration=True,
         params=(
             SchemeParam("samples", "200", "calibration samples drawn from the dataset"),
-            SchemeParam("calibration", "minmax", "how activation ranges are chosen", ("minmax", "entropy", "percentile")),
+            SchemeParam(
+                "calibration", "minmax", "how activation ranges are chosen", ("minmax", "entropy", "percentile")
+            ),
             SchemeParam("format", "qdq", "QDQ pairs or fused QOperator nodes", ("qdq", "qoperator")),
             SchemeParam("per_channel", "true", "per-channel weight scales", ("true", "false")),
             SchemeParam("activations", "u8", "activation type", ("u8", "s8")),
             SchemeParam("weights", "s8", "weight type", ("s8", "u8")),
             SchemeParam("exclude", "", "node names or op types kept in float, separated by ';'"),
             SchemeParam(
-                "align_channels", "true",
+                "align_channels",
+                "true",
                 "on x86, pad convolutions whose input channels are not a multiple of 4 (an image network's first "
                 "layer) so ONNX Runtime runs them on its fused symmetric int8 kernel; same results",
                 ("true", "false"),
@@ -310,7 +316,9 @@ class OrtInt8Static(Scheme):
                 "than float; the coverage line after the run shows how many; u8 is the safe choice here"
             )
         if spec.param("format", "qdq") == "qoperator":
-            notes.append("QOperator format fixes the kernels at export; QDQ lets ONNX Runtime fuse what this CPU runs best")
+            notes.append(
+                "QOperator format fixes the kernels at export; QDQ lets ONNX Runtime fuse what this CPU runs best"
+            )
         return notes
 
     def build(self, model: LoadedModel, spec: SchemeSpec, ctx: BuildContext) -> BuiltVariant:

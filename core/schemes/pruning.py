@@ -86,8 +86,8 @@ class PruneL1(Scheme):
         from torch.nn.utils import prune
 
         from core.runtimes.torch_runner import TorchRunner
-        from core.schemes.torch_schemes import save_state_dict_size
         from core.schemes.params import check_params
+        from core.schemes.torch_schemes import save_state_dict_size
 
         reason = self.applicability(model)
         if reason:
@@ -165,8 +165,8 @@ class PruneChannels(Scheme):
 
     def build(self, model: LoadedModel, spec: SchemeSpec, ctx: BuildContext) -> BuiltVariant:
         from core.runtimes.torch_runner import TorchRunner
-        from core.schemes.torch_schemes import save_state_dict_size
         from core.schemes.params import check_params, positive_int
+        from core.schemes.torch_schemes import save_state_dict_size
 
         reason = self.applicability(model)
         if reason:

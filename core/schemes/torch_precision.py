@@ -12,7 +12,9 @@ from core.schemes.base import BuildContext, BuiltVariant, Scheme, SchemeInfo
 from core.spec import SchemeSpec
 
 #: Layers counted in the coverage line (the ones that hold nearly all weights and arithmetic).
-_LAYER_TYPES = ("Conv1d", "Conv2d", "Conv3d", "ConvTranspose1d", "ConvTranspose2d", "Linear", "LSTM", "GRU", "Embedding")
+_LAYER_TYPES = (
+    "Conv1d", "Conv2d", "Conv3d", "ConvTranspose1d", "ConvTranspose2d", "Linear", "LSTM", "GRU", "Embedding",
+)
 
 
 from core.environment import cpu_flags_of  # noqa: E402,F401 - re-exported for the other schemes

@@ -32,7 +32,9 @@ class TorchInt8Dynamic(Scheme):
     info = SchemeInfo(
         id="torch-int8-dynamic",
         title="PyTorch dynamic int8",
-        description="Linear/LSTM/GRU weights stored as int8, activations quantized on the fly per batch (eager PyTorch).",
+        description=(
+            "Linear/LSTM/GRU weights stored as int8, activations quantized on the fly per batch (eager PyTorch)."
+        ),
         family="pytorch",
         runtime="pytorch",
     )
@@ -51,7 +53,10 @@ class TorchInt8Dynamic(Scheme):
         convs = sum(1 for m in model.handle.modules() if type(m).__name__.startswith("Conv"))
         linears = sum(1 for m in model.handle.modules() if type(m).__name__ in _DYNAMIC_TYPES)
         if convs and convs >= linears:
-            return [f"dynamic int8 only touches Linear/LSTM/GRU: the {convs} convolutions stay float, so expect little speed-up"]
+            return [
+                f"dynamic int8 only touches Linear/LSTM/GRU: the {convs} convolutions stay float, "
+                "so expect little speed-up"
+            ]
         return []
 
     def build(self, model: LoadedModel, spec: SchemeSpec, ctx: BuildContext) -> BuiltVariant:

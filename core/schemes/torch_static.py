@@ -17,8 +17,8 @@ import numpy as np
 
 from core.errors import BadInput, SchemeNotApplicable
 from core.models.loaded import LoadedModel, ModelFormat
-from core.schemes.params import bool_param, check_params, positive_int
 from core.schemes.base import BuildContext, BuiltVariant, Scheme, SchemeInfo, SchemeParam
+from core.schemes.params import bool_param, check_params, positive_int
 from core.spec import Device, SchemeSpec
 
 _FLOAT_COMPUTE = ("Conv1d", "Conv2d", "Conv3d", "ConvTranspose1d", "ConvTranspose2d", "Linear")
@@ -157,7 +157,9 @@ def quantize_static_fx(
         with torch.inference_mode():
             for start in range(0, total, _CALIBRATION_BATCH):
                 ctx.cancel.raise_if_cancelled()
-                batch = torch.from_numpy(np.ascontiguousarray(samples[start : start + _CALIBRATION_BATCH], dtype=np.float32))
+                batch = torch.from_numpy(
+                    np.ascontiguousarray(samples[start : start + _CALIBRATION_BATCH], dtype=np.float32)
+                )
                 prepared(batch)
                 done = min(total, start + _CALIBRATION_BATCH)
                 ctx.progress("calibrating", done, total, f"calibrating {done}/{total}")
@@ -188,7 +190,9 @@ def static_coverage(
                     dequantize_steps += 1
     n_q = sum(quantized.values())
     total = n_q + len(floats)
-    parts = [f"{n_q} of {total} Conv/Linear as int8 kernels ({', '.join(f'{v} {k}' for k, v in sorted(quantized.items()))})"]
+    parts = [
+        f"{n_q} of {total} Conv/Linear as int8 kernels ({', '.join(f'{v} {k}' for k, v in sorted(quantized.items()))})"
+    ]
     if floats:
         shown = ", ".join(floats[:5]) + (f" and {len(floats) - 5} more" if len(floats) > 5 else "")
         parts.append(f"{len(floats)} left in float ({shown})")
@@ -197,7 +201,9 @@ def static_coverage(
         parts.append(f"{name}: {reason}")
     if untraceable:
         names = ", ".join(n for n, _ in untraceable)
-        parts.append(f"not traceable as a whole: {names} ({untraceable[0][1]}), so their parts were quantized one by one")
+        parts.append(
+            f"not traceable as a whole: {names} ({untraceable[0][1]}), so their parts were quantized one by one"
+        )
     return {
         "summary": "; ".join(parts),
         "graph": f"FX graph modules (quantized engine {engine})",

@@ -91,8 +91,8 @@ class TorchInt8WeightOnly(Scheme):
 
     def build(self, model: LoadedModel, spec: SchemeSpec, ctx: BuildContext) -> BuiltVariant:
         from core.runtimes.torch_runner import TorchRunner
-        from core.schemes.torch_schemes import save_state_dict_size
         from core.schemes.params import check_params
+        from core.schemes.torch_schemes import save_state_dict_size
 
         reason = self.applicability(model)
         if reason:

@@ -21,8 +21,6 @@ import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-
-from tests.shared_data import SHARED_DATA
 from types import SimpleNamespace
 from typing import Any
 
@@ -38,6 +36,7 @@ from core.models import load_model
 from core.models.loaded import TensorInfo
 from core.result import VariantStatus
 from core.spec import DatasetSpec, ModelSpec, SchemeSpec, StudySpec, TimingSpec, VariantSpec
+from tests.shared_data import SHARED_DATA
 
 REPO = Path(__file__).resolve().parents[2]
 SHARED_TFLITE = SHARED_DATA / "hello_world_float.tflite"

@@ -8,7 +8,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-
 REPO = Path(__file__).resolve().parents[2]
 CORE = REPO / "core"
 GUI = ("PySide6", "pyqtgraph", "qtapp", "shiboken6")

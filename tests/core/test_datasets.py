@@ -95,7 +95,7 @@ def test_builtin_digits_is_the_fixed_test_split() -> None:
     assert ds.class_names == [str(d) for d in range(10)]
     assert ds.image_shape == (8, 8)
     assert ds.task is Task.CLASSIFICATION
-    assert 0.0 <= ds.x.min() and ds.x.max() == 1.0
+    assert ds.x.min() >= 0.0 and ds.x.max() == 1.0
     assert ds.info()["samples"] == 450 and ds.spec == "builtin:digits"
 
 
@@ -110,9 +110,11 @@ def test_digits_without_scikit_learn_are_scikit_learns_split(monkeypatch: pytest
     digits = load_digits()
     x = (digits.images.astype(np.float32) / 16.0)[:, None, :, :]
     y = digits.target.astype(np.int64)
-    want = train_test_split(x, y, test_size=builtin.DIGITS_TEST_FRACTION, random_state=builtin.DIGITS_SPLIT_SEED, stratify=y)
+    want = train_test_split(
+        x, y, test_size=builtin.DIGITS_TEST_FRACTION, random_state=builtin.DIGITS_SPLIT_SEED, stratify=y
+    )
     x_train, y_train, x_test, y_test = builtin.digits_split()
-    for got, expected in zip((x_train, x_test, y_train, y_test), want):
+    for got, expected in zip((x_train, x_test, y_train, y_test), want, strict=True):
         np.testing.assert_array_equal(got, expected)
     assert builtin.DIGITS_SPLIT_FILE.is_file() and builtin._sklearn_data_file("digits.csv.gz") is not None
     monkeypatch.setattr(builtin, "DIGITS_SPLIT_FILE", tmp_path / "missing.json")
@@ -177,7 +179,7 @@ def test_builtin_diabetes_is_regression() -> None:
     assert ds.task is Task.REGRESSION
     assert ds.x.shape == (111, 10) and ds.x.dtype == np.float32
     assert ds.y is not None and ds.y.dtype == np.float32 and ds.y.shape == (111,)
-    assert 25.0 <= ds.y.min() and ds.y.max() <= 346.0
+    assert ds.y.min() >= 25.0 and ds.y.max() <= 346.0
     assert ds.class_names is None
 
 

@@ -254,9 +254,9 @@ from core.errors import BadInput
 from core.result import VariantResult, VariantStatus
 from core.store import StudyStore
 
-SAMPLES = %d
+""" + f"SAMPLES = {SAMPLES}\n" + """
 def samples(study, variant):
-    return [0.1 + 1e-6 * ((study * 31 + variant * 17 + j) %% 9973) for j in range(SAMPLES)]
+    return [0.1 + 1e-6 * ((study * 31 + variant * 17 + j) % 9973) for j in range(SAMPLES)]
 
 store = StudyStore(sys.argv[1])
 done, error = [], None
@@ -274,7 +274,7 @@ except BadInput as exc:
     error = str(exc)
 listed = len(StudyStore(sys.argv[1]).list_studies())  # still readable, the disk still full
 print(json.dumps({"done": done, "error": error, "listed": listed}))
-""" % SAMPLES
+"""
 
 
 def _two_studies(home: Path) -> None:
@@ -379,7 +379,9 @@ def test_a_read_only_quantbench_home_variable_is_refused_too(read_only: Path) ->
     done = _quantbench(*DEMO, env=dict(os.environ, QUANTBENCH_HOME=str(read_only / "sub")))
     assert done.returncode == 2
     line = _one_line(done.stderr)
-    assert line.startswith(f"quantbench: QuantBench's home {read_only / 'sub'} cannot be created (") and done.stdout == ""
+    assert (
+        line.startswith(f"quantbench: QuantBench's home {read_only / 'sub'} cannot be created (") and done.stdout == ""
+    )
 
 
 def test_a_read_only_home_with_no_history_runs(read_only: Path) -> None:

@@ -460,7 +460,9 @@ def test_a_machine_that_slows_down_mid_study_is_reported(
     study = _finished(events).result
     recheck = study.timing["baseline_recheck"]
     assert recheck["drifted"] is True and recheck["change"] > 0.5
-    assert all(any("machine's speed changed" in n and "interleaved rounds" in n for n in r.notes) for r in study.results)
+    assert all(
+        any("machine's speed changed" in n and "interleaved rounds" in n for n in r.notes) for r in study.results
+    )
     text = format_table(study)
     assert text.count("machine's speed changed") == 1 and "warning:" in text
     # Timed one after the other, the copy looks several times slower than the baseline (it ran on the

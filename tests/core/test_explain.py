@@ -94,11 +94,18 @@ def test_float16_casts_are_named_as_missing_fp16_kernels() -> None:
 
 def test_torch_static_names_the_modules_left_in_float() -> None:
     cov = {
-        "quantized_layers": 4, "float_layers": 1, "conversions": 4,
+        "quantized_layers": 4,
+        "float_layers": 1,
+        "conversions": 4,
         "not_quantized": [{"module": "head.rare", "reason": "left in float (never called on the calibration input)"}],
-        "untraceable": [{"module": "(model)", "reason": "not traceable: control flow"}, {"module": "head", "reason": "x"}],
+        "untraceable": [
+            {"module": "(model)", "reason": "not traceable: control flow"},
+            {"module": "head", "reason": "x"},
+        ],
     }
-    causes = explain_slowdown(variant("torch-int8-static", 3.0, cov, runtime="pytorch"), variant("fp32", 2.0, {}, "pytorch"))
+    causes = explain_slowdown(
+        variant("torch-int8-static", 3.0, cov, runtime="pytorch"), variant("fp32", 2.0, {}, "pytorch")
+    )
     assert causes[0] == "float islands: 1 of 5 layers stay in float between quantized ones"
     assert causes[1] == "4 conversions between integer and float inserted that the baseline does not run"
     assert "head.rare is not quantized: left in float (never called on the calibration input)" in causes
@@ -123,7 +130,9 @@ def test_without_a_cause_in_the_coverage_the_runtime_or_model_size_is_named() ->
     other_runtime = explain_slowdown(variant("onnx-fp32", 12.0, ort_cov(Conv=45, Gemm=1)), torch_base)
     assert other_runtime[0].startswith("it runs in onnxruntime and the baseline in pytorch")
     tiny_base = variant("fp32", 0.02, {}, "pytorch", half_width=0.001)
-    tiny = explain_slowdown(variant("torch-bf16", 0.03, {"converted_layers": 4}, "pytorch", half_width=0.001), tiny_base)
+    tiny = explain_slowdown(
+        variant("torch-bf16", 0.03, {"converted_layers": 4}, "pytorch", half_width=0.001), tiny_base
+    )
     assert tiny and "under 50 µs per call" in tiny[0]
     plain = explain_slowdown(variant("torch-bf16", 12.0, {"converted_layers": 4}, "pytorch"), torch_base)
     assert plain and "names no float islands" in plain[0]

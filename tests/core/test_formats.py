@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import warnings
 from pathlib import Path
-
-from tests.shared_data import SHARED_DATA
 from typing import Any
 
 import numpy as np
@@ -19,7 +17,7 @@ import pytest
 from core.errors import BadInput, SchemeNotApplicable
 from core.models.loaded import ModelFormat
 from core.spec import ModelSpec
-
+from tests.shared_data import SHARED_DATA
 
 SINE_FLOAT = SHARED_DATA / "hello_world_float.tflite"
 SINE_INT8 = SHARED_DATA / "hello_world_int8.tflite"
@@ -408,7 +406,9 @@ def test_torchvision_without_weights_is_labelled_untrained(tmp_path: Path, monke
     assert np.array_equal(first.numpy(), next(iter(again.handle.state_dict().values())).numpy())
 
 
-def test_torchvision_uses_pretrained_weights_already_in_the_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_torchvision_uses_pretrained_weights_already_in_the_cache(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     import torch
     import torchvision.models
 

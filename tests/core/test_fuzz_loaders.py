@@ -13,8 +13,6 @@ from __future__ import annotations
 import io
 from collections.abc import Callable
 from pathlib import Path
-
-from tests.shared_data import SHARED_DATA
 from types import SimpleNamespace
 from typing import Any
 
@@ -30,6 +28,7 @@ from core.models import detect_file, load_model
 from core.models.loaded import LoadedModel
 from core.result import VariantStatus
 from core.spec import DatasetSpec, ModelSpec, StudySpec, TimingSpec, VariantSpec
+from tests.shared_data import SHARED_DATA
 
 SHARED = SHARED_DATA
 TFLITE_MODELS = sorted(SHARED.glob("*.tflite")) if SHARED.is_dir() else []

@@ -32,7 +32,8 @@ def first(tmp_path_factory: pytest.TempPathFactory) -> SimpleNamespace:
     code = main([
         "run", "--demo", *FAST, "--limit", "60", "--home", str(ns.home), "--name", "first",
         "--scheme", "fp32", "--scheme", "ort-int8-dynamic", "--scheme", "torch-int8-dynamic",
-        "--save-spec", str(ns.spec), "--json", str(ns.json), "--html", str(ns.html), "--save-variants", str(ns.variants),
+        "--save-spec", str(ns.spec), "--json", str(ns.json), "--html", str(ns.html),
+        "--save-variants", str(ns.variants),
     ])
     assert code == 0
     ns.result = json.loads(ns.json.read_text())
@@ -86,7 +87,7 @@ def test_export_json_matches_the_run_and_csv_has_a_row_per_variant(
     assert json.loads(out_json.read_text()) == first.result
     rows = list(csv.DictReader(io.StringIO(out_csv.read_text())))
     assert [r["label"] for r in rows] == [r["label"] for r in first.result["results"]]
-    for row, res in zip(rows, first.result["results"]):
+    for row, res in zip(rows, first.result["results"], strict=True):
         assert row["study_id"] == first.id and row["study_name"] == "first"
         assert float(row["p50_ms"]) == res["latency_ms"]["p50"]
         assert float(row["accuracy"]) == res["metrics"]["accuracy"]
@@ -138,7 +139,9 @@ def test_spec_file_reruns_the_study_with_overrides_and_compare(
     assert code == 0 and "rerun" in out
 
 
-def test_spec_refuses_options_that_would_change_the_study(first: SimpleNamespace, capsys: pytest.CaptureFixture[str]) -> None:
+def test_spec_refuses_options_that_would_change_the_study(
+    first: SimpleNamespace, capsys: pytest.CaptureFixture[str]
+) -> None:
     code, _, err = _run(capsys, "run", "--spec", str(first.spec), "--scheme", "ort-fp16", "--home", str(first.home))
     assert code == 2
     assert err.startswith("quantbench: --scheme cannot be combined with --spec")
@@ -221,7 +224,11 @@ def test_project_paths_are_relative_to_the_project_file(tmp_path: Path) -> None:
     }}))
     spec = load_spec(folder / "study.json")
     assert spec.model.path == str(folder / "models" / "net.onnx")
-    assert (spec.dataset.kind, spec.dataset.location, spec.dataset.limit) == (DatasetKind.NPZ, str(folder / "data" / "val.npz"), 32)
+    assert (spec.dataset.kind, spec.dataset.location, spec.dataset.limit) == (
+        DatasetKind.NPZ,
+        str(folder / "data" / "val.npz"),
+        32,
+    )
     assert spec.variants[0].scheme.label == "ort-int8-static:samples=50"
     assert spec.variants[1].path == "/abs/other.onnx"
     assert spec.timing.mode.value == "thorough" and spec.timing.max_time_s == 1.5

@@ -138,7 +138,7 @@ def concurrent(tmp_path_factory: pytest.TempPathFactory) -> SimpleNamespace:
             reader.join(timeout=180)
     elapsed = time.monotonic() - started
     reports = []
-    for p, (out, err) in zip(procs, outputs):
+    for p, (out, err) in zip(procs, outputs, strict=True):
         assert p.returncode == 0, err
         reports.append(json.loads(out.strip().splitlines()[-1]))
     ns = SimpleNamespace(home=home, reports=reports, reads=reads, loads=loads, cli=cli, elapsed=elapsed)
@@ -220,7 +220,7 @@ def test_processes_opening_a_new_history_at_once_all_get_it(tmp_path: Path) -> N
     finally:
         for p in procs:
             p.kill()
-    for p, (out, err) in zip(procs, outputs):
+    for p, (out, err) in zip(procs, outputs, strict=True):
         assert p.returncode == 0, err
         report = json.loads(out.strip().splitlines()[-1])
         assert report["errors"] == [], report["errors"][0]

@@ -344,7 +344,9 @@ def test_npz_stored_header_claiming_a_huge_array(tmp_path: Path, name: str) -> N
 def test_npz_member_holding_more_than_its_header_declares(tmp_path: Path) -> None:
     spec = npz(tmp_path / "extra.npz", Member("x.npy", npy_header((4, 4)) + b"\0" * 4096))
     message = refusal("an .npz member longer than its array", "dataset", spec)
-    assert_one_sentence(message, tmp_path / "extra.npz", "declares 4x4 float32 values (64 bytes) but the file holds 4096")
+    assert_one_sentence(
+        message, tmp_path / "extra.npz", "declares 4x4 float32 values (64 bytes) but the file holds 4096"
+    )
 
 
 def test_npz_member_of_raw_bytes(tmp_path: Path) -> None:

@@ -37,7 +37,9 @@ def study(tmp_path_factory: pytest.TempPathFactory) -> StudyResult:
     spec = replace(
         spec,
         dataset=replace(spec.dataset, limit=80),
-        variants=tuple(VariantSpec(scheme=SchemeSpec(s)) for s in ("ort-int8-dynamic", "ort-fp16", "torch-int8-dynamic"))
+        variants=tuple(
+            VariantSpec(scheme=SchemeSpec(s)) for s in ("ort-int8-dynamic", "ort-fp16", "torch-int8-dynamic")
+        )
         + (VariantSpec(path=str(bad)),),
     )
     (finished,) = [e for e in run_study(spec) if isinstance(e, StudyFinished)]
@@ -181,7 +183,7 @@ def test_a_comparison_labels_variants_by_study_and_keeps_colours_per_scheme(stud
 def test_csv_has_one_row_per_variant(study: StudyResult) -> None:
     rows = list(csv.DictReader(io.StringIO(render_csv(study, {study.study_id: "digits int8"}))))
     assert [r["label"] for r in rows] == [v.label for v in study.results]
-    for row, v in zip(rows, study.results):
+    for row, v in zip(rows, study.results, strict=True):
         assert row["status"] == v.status.value and row["study_name"] == "digits int8"
         if v.ok:
             assert float(row["p50_ms"]) == v.latency.p50
@@ -233,7 +235,7 @@ def _chromium(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
 def _over(color: str, opacity: float, background: tuple[int, int, int]) -> tuple[int, int, int]:
     """What ``color`` at ``opacity`` looks like painted over ``background``."""
     rgb = [int(color[i : i + 2], 16) for i in (1, 3, 5)]
-    return tuple(round(b + (c - b) * opacity) for c, b in zip(rgb, background))  # type: ignore[return-value]
+    return tuple(round(b + (c - b) * opacity) for c, b in zip(rgb, background, strict=True))  # type: ignore[return-value]
 
 
 @pytest.mark.skipif(CHROMIUM is None, reason="headless Chromium is not installed (Debian: apt-get install chromium)")
@@ -301,11 +303,13 @@ def test_a_machine_that_changed_speed_is_said_once_at_the_top(study: StudyResult
     def rechecked(factor: float) -> StudyResult:
         # This machine may have drifted in the fixture's own study: set the re-check explicitly.
         note = drift_note(base, base * factor)
-        notes = [[n for n in r.notes if not n.startswith(DRIFT_PREFIX)] + ([note] if note else []) for r in study.results]
+        notes = [
+            [n for n in r.notes if not n.startswith(DRIFT_PREFIX)] + ([note] if note else []) for r in study.results
+        ]
         return replace(
             study,
             timing={**study.timing, "baseline_recheck": {"first_p50_ms": base, "p50_ms": base * factor}},
-            results=[replace(r, notes=n) for r, n in zip(study.results, notes)],
+            results=[replace(r, notes=n) for r, n in zip(study.results, notes, strict=True)],
         )
 
     drifted, steady = rechecked(1.5), rechecked(1.02)

@@ -194,5 +194,5 @@ def test_a_tensor_that_is_also_a_graph_output_keeps_its_shape(tmp_path: Path) ->
         p: ort.InferenceSession(str(p), providers=["CPUExecutionProvider"]).run(None, {"x": x}) for p in (plain, padded)
     }
     assert run[padded][1].shape == (1, *SHAPE)  # t, as the model promises
-    for a, b in zip(run[plain], run[padded]):
+    for a, b in zip(run[plain], run[padded], strict=True):
         np.testing.assert_array_equal(a, b)

@@ -325,15 +325,16 @@ def test_the_study_process_works_in_a_private_folder_removed_even_after_a_crash(
     spec = StudySpec(model=ModelSpec(path=str(model)), dataset=DatasetSpec.parse("synthetic:4"), timing=QUICK,
                      variants=(VariantSpec(scheme=SchemeSpec("ort-int8-static")),))
     folders = []
+    study_pid = None  # the study process's pid, from StudyStarted (which comes before any VariantStarted)
     for event in run_study_isolated(spec):
+        if isinstance(event, StudyStarted):
+            study_pid = event.environment["pid"]
         if isinstance(event, VariantStarted) and event.label == "ort-int8-static":
-            pid = event_pid
-            folder = Path(os.readlink(f"/proc/{pid}/cwd"))
+            assert study_pid is not None
+            folder = Path(os.readlink(f"/proc/{study_pid}/cwd"))
             folders.append(folder)
             (folder / "left-by-a-runtime.onnx").write_bytes(b"x")  # what a runtime drops in its cwd
-            os.kill(pid, signal.SIGKILL)
-        if isinstance(event, StudyStarted):
-            event_pid = event.environment["pid"]
+            os.kill(study_pid, signal.SIGKILL)
     assert folders and folders[0].name.startswith("quantbench-study-")
     assert not folders[0].exists()
 

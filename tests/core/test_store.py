@@ -94,7 +94,9 @@ def test_each_variant_is_committed_as_it_finishes(tmp_path: Path, demo_run: tupl
             done += 1
             # Another connection (as another process would) sees the variant before the next one starts.
             study = StudyStore(tmp_path).load_study(spec.study_id)
-            assert [r.label for r in study.results] == [e.result.label for e in events if isinstance(e, (VariantFinished, VariantFailed))][:done]
+            assert [r.label for r in study.results] == [
+                e.result.label for e in events if isinstance(e, (VariantFinished, VariantFailed))
+            ][:done]
             assert study.status == "running"  # this process, its writer, is alive
             if done == 2:
                 break
@@ -343,12 +345,12 @@ def test_samples_are_stored_as_bytes_and_come_back_bit_identical(tmp_path: Path,
     final = _final(events).result
     with sqlite3.connect(tmp_path / DB_NAME) as con:
         rows = con.execute("SELECT result_json, samples, verdict FROM variants ORDER BY idx").fetchall()
-    for (result_json, blob, verdict), variant in zip(rows, final.results):
+    for (result_json, blob, verdict), variant in zip(rows, final.results, strict=True):
         assert "samples" not in (json.loads(result_json)["latency_ms"] or {})  # not as text any more
         assert len(blob) == 8 * len(variant.samples_ms) > 0
         assert verdict == variant.verdict.overall.value
     loaded = StudyStore(tmp_path).load_study(spec.study_id)
-    for got, want in zip(loaded.results, final.results):
+    for got, want in zip(loaded.results, final.results, strict=True):
         assert got.samples_ms == want.samples_ms  # float64 both ways: exact
     assert StudyStore(tmp_path).verdicts(spec.study_id) == [
         (v.label, v.status.value, v.verdict.overall.value) for v in final.results

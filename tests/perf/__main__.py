@@ -102,7 +102,8 @@ def main(argv: list[str] | None = None) -> int:
         from tests.perf.report import machine_line, performance_table
 
         Path(args.markdown).write_text(
-            f"Measured on {machine_line(jsonable(result))}.\n\n{performance_table(jsonable(result))}\n", encoding="utf-8"
+            f"Measured on {machine_line(jsonable(result))}.\n\n{performance_table(jsonable(result))}\n",
+            encoding="utf-8",
         )
     print(f"[perf] wrote {out_path} in {result['wall_s']:.0f} s", file=sys.stderr)
     return 1 if failed else 0

@@ -31,6 +31,7 @@ under ``QT_QPA_PLATFORM=offscreen``.
 
 from __future__ import annotations
 
+import itertools
 import os
 import shutil
 import tempfile
@@ -270,7 +271,7 @@ def responsiveness(win: Window, spec: Any, isolated: bool) -> dict[str, Any]:
         win.window.controller.event_received.disconnect(watch)
     gaps_ms: list[float] = []
     busy_ms: list[float] = []
-    for a, b in zip(ticks, ticks[1:]):
+    for a, b in itertools.pairwise(ticks):
         if a is None or b is None:
             continue
         gaps_ms.append((b[0] - a[0]) * 1e3)
@@ -280,7 +281,7 @@ def responsiveness(win: Window, spec: Any, isolated: bool) -> dict[str, Any]:
     lateness = [max(0.0, g - TICK_MS) for g in gaps_ms]
     # The worst gaps with the GUI thread's own CPU time in each: a late tick with little CPU
     # of ours was waiting for a core (another process) or the interpreter lock (our other thread).
-    worst = sorted(zip(gaps_ms, busy_ms), reverse=True)[:8]
+    worst = sorted(zip(gaps_ms, busy_ms, strict=True), reverse=True)[:8]
     samples = sum(r.latency.n for r in result.results if r.ok and r.latency)
     block = max((r.latency.block_size for r in result.results if r.ok and r.latency), default=1)
     return {

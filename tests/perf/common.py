@@ -112,7 +112,7 @@ def ratio_summary(numerators: Sequence[float], denominators: Sequence[float]) ->
     other work only ever adds time, so each side's quietest round is its least
     disturbed one. It is a cross-check, not the reported figure.
     """
-    pairs = [(n, d) for n, d in zip(numerators, denominators) if d > 0]
+    pairs = [(n, d) for n, d in zip(numerators, denominators, strict=True) if d > 0]
     if not pairs:
         raise ValueError("no round gave a usable ratio")
     ratios = [n / d for n, d in pairs]

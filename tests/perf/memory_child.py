@@ -74,7 +74,10 @@ def _calibrate(workdir: Path, method: str, sizes: list[int]) -> dict[str, Any]:
 
     study = workdir / "study"
     model = load_model(ModelSpec(path=str(workdir / "resnet50.pt"), arch=ARCH))
-    shared = {"onnx_fp32": str(study / "exported_fp32.onnx"), "onnx_preprocessed": str(study / "preprocessed_fp32.onnx")}
+    shared = {
+        "onnx_fp32": str(study / "exported_fp32.onnx"),
+        "onnx_preprocessed": str(study / "preprocessed_fp32.onnx"),
+    }
     rng = np.random.default_rng(0)
     shape = tuple(model.input.shape[1:])
     scheme = get_scheme("ort-int8-static")
