@@ -53,20 +53,26 @@ def save_png(view: QGraphicsView, path: str | Path, scale: int = PNG_SCALE) -> Q
 
 def save_svg(view: QGraphicsView, path: str | Path, title: str = "") -> None:
     """Write the chart to ``path`` as SVG (vector lines and bars, text as text)."""
+    from PySide6.QtCore import QBuffer, QIODevice
     from PySide6.QtSvg import QSvgGenerator
 
     size = view.size()
+    # Drawn into memory, then written by Python: an unwritable path is an OSError that names the
+    # reason, where a generator writing the file itself has Qt warn "QPainter::begin(): Returned false".
+    buffer = QBuffer()
+    buffer.open(QIODevice.OpenModeFlag.WriteOnly)
     generator = QSvgGenerator()
-    generator.setFileName(str(path))
+    generator.setOutputDevice(buffer)
     generator.setSize(size)
     generator.setViewBox(QRectF(0, 0, size.width(), size.height()))
     generator.setTitle(title or "QuantBench chart")
     generator.setDescription("Exported from QuantBench")
     painter = QPainter()
     if not painter.begin(generator):
-        raise OSError(f"{path} could not be written")
+        raise OSError(f"{path} could not be drawn")
     _paint(view, painter)
     painter.end()
+    Path(path).write_bytes(bytes(buffer.data()))
 
 
 class ChartExporter(QObject):

@@ -37,12 +37,15 @@ class _Relay(QObject):
 
 
 class _Job(QRunnable):
-    def __init__(self, job_id: int, fn: Callable[[], Any], relay: _Relay) -> None:
+    def __init__(self, job_id: int, fn: Callable[[], Any], relay: _Relay,
+                 superseded: threading.Event | None = None) -> None:
         super().__init__()
-        self._job_id, self._fn, self._relay = job_id, fn, relay
+        self._job_id, self._fn, self._relay, self._superseded = job_id, fn, relay, superseded
         self.setAutoDelete(True)
 
     def run(self) -> None:
+        if self._superseded is not None and self._superseded.is_set():
+            return  # a newer job of the same name was submitted before this one started
         _lower_priority()
         try:
             result = self._fn()
@@ -76,12 +79,30 @@ class TaskRunner(QObject):
         self._next_id = 0
         self._held: list[_Job] | None = None  # jobs waiting for ``release`` (None: not holding)
         self._sealed = False  # holding, but no longer adding to what is held
+        #: name -> (job id, its "superseded" flag) of the latest job submitted under that name
+        self._latest: dict[str, tuple[int, threading.Event]] = {}
         _runners.add(self)
 
-    def submit(self, fn: Callable[[], Any], on_done: Callable[[Any], None], on_error: Callable[[str], None]) -> int:
+    def submit(self, fn: Callable[[], Any], on_done: Callable[[Any], None], on_error: Callable[[str], None],
+               replaces: str | None = None) -> int:
+        """Run ``fn`` in the pool; ``on_done(result)`` or ``on_error(message)`` follow in the GUI thread.
+
+        ``replaces`` names what the job computes (say "model"): a job submitted earlier under the
+        same name is superseded. It is skipped if it has not started yet, and its callbacks are
+        never called. Without it, a user clicking about queues every superseded load behind the
+        one they want, seconds each with two pool threads.
+        """
         self._next_id += 1
         self._callbacks[self._next_id] = (on_done, on_error)
-        job = _Job(self._next_id, fn, self._relay)
+        superseded = None
+        if replaces is not None:
+            previous = self._latest.get(replaces)
+            if previous is not None:
+                previous[1].set()
+                self._callbacks.pop(previous[0], None)
+            superseded = threading.Event()
+            self._latest[replaces] = (self._next_id, superseded)
+        job = _Job(self._next_id, fn, self._relay, superseded)
         if self._held is not None and not self._sealed:
             self._held.append(job)
         else:

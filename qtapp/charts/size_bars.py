@@ -112,8 +112,11 @@ class SizeBars(pg.PlotWidget):
         lengths = np.asarray([(self._sizes[label] or 0) / scale for label in self._labels], dtype=float)
         brushes = [pg.mkBrush(with_alpha(self._palette.hex(label), 230)) for label in self._labels]
         pens = [pg.mkPen(self._palette.hex(label)) for label in self._labels]
+        # pyqtgraph's BarGraphItem raises on empty ``pens`` (UnboundLocalError): a study with no
+        # variant, e.g. one stopped before its first from the history, has no bars and no colours.
+        colours = {"brushes": brushes, "pens": pens} if self._labels else {"brushes": None, "pens": None}
         self._bars.setOpts(x0=np.zeros(len(lengths)), y=np.arange(len(lengths)), width=lengths, height=BAR_HEIGHT,
-                           brushes=brushes, pens=pens)
+                           **colours)
         self._scale = scale
         self._lengths = lengths
         self._place_texts()

@@ -24,6 +24,7 @@ from PySide6.QtWidgets import (
 
 from core.datasets.builtin import BUILTIN_NAMES
 from core.errors import BadInput
+from core.printable import printable
 from core.spec import DatasetKind, DatasetSpec, Preprocess, Task
 from qtapp import loading
 from qtapp.tasks import TaskRunner
@@ -49,6 +50,7 @@ class DatasetPanel(QGroupBox):
         self._model = None
         self._load: loading.DatasetLoad | None = None
         self._loading = False
+        self._in_flight: tuple | None = None  # (spec, model) of the load under way
         self._generation = 0
         self._problem: str | None = None
 
@@ -174,6 +176,9 @@ class DatasetPanel(QGroupBox):
 
     # --- loading -------------------------------------------------------
     def reload(self, *_args) -> None:
+        if self._loading and self._in_flight is not None and self._in_flight[1] is self._model \
+                and self._in_flight[0] == self._spec_or_none():
+            return  # that very load is under way (a field lost focus, or was confirmed again)
         self._generation += 1
         generation = self._generation
         self._load = None
@@ -183,7 +188,7 @@ class DatasetPanel(QGroupBox):
         except BadInput as exc:
             self._loading = False
             self._problem = str(exc)
-            self.info.setText(str(exc))
+            self.info.setText(printable(exc))
             self.dataset_changed.emit(None)
             return
         self._loading = True
@@ -191,11 +196,19 @@ class DatasetPanel(QGroupBox):
         self.info.setText("Loading…")
         self.dataset_changed.emit(None)
         model = self._model
+        self._in_flight = (spec, model)
         self._tasks.submit(
             lambda: loading.load_dataset(spec, model),
             lambda result: self._loaded(generation, result),
             lambda message: self._failed(generation, message),
+            replaces="dataset",
         )
+
+    def _spec_or_none(self) -> DatasetSpec | None:
+        try:
+            return self.dataset_spec()
+        except BadInput:
+            return None
 
     def _loaded(self, generation: int, result: loading.DatasetLoad) -> None:
         if generation != self._generation:
@@ -218,7 +231,7 @@ class DatasetPanel(QGroupBox):
         self.dataset_changed.emit(None)
 
     def _show_error(self, message: str) -> None:
-        self.error.setText(message)
+        self.error.setText(printable(message))
         self.error.show()
 
     # --- widgets -------------------------------------------------------

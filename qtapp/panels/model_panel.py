@@ -27,6 +27,7 @@ from PySide6.QtWidgets import (
     QVBoxLayout,
 )
 
+from core.printable import markup_escape, printable
 from core.spec import ModelSpec, VariantSpec
 from qtapp import loading, recent_files
 from qtapp.charts.size_bars import format_bytes
@@ -49,6 +50,7 @@ class ModelPanel(QGroupBox):
         self._load: loading.ModelLoad | None = None
         self._generation = 0  # bumped per load, so a superseded load's answer is ignored
         self._loading = False
+        self._loading_spec: ModelSpec | None = None  # what the load under way is loading
         self._path: str | None = None
         #: What the current file holds, when it holds code (None: plain data, or not known yet).
         self._code: TrustRequest | None = None
@@ -188,7 +190,8 @@ class ModelPanel(QGroupBox):
 
     def _reload(self, *_args) -> None:
         current = self.model_spec()
-        if self._path is None or (current is not None and current == self._spec()):
+        # The field lost focus or was confirmed again: nothing to do if that model is loaded or loading.
+        if self._path is None or self._spec() in (current, self._loading_spec if self._loading else None):
             return
         self._start_load()
 
@@ -202,16 +205,18 @@ class ModelPanel(QGroupBox):
         spec = self._spec()
         self._load = None
         self.error.hide()
-        self.path_label.setText(spec.path)
+        self.path_label.setText(printable(spec.path))
         self.info.setText("Loading…")
         self._generation += 1
         self._loading = True
+        self._loading_spec = spec
         self.model_changed.emit(None)
         generation = self._generation
         self._tasks.submit(
             lambda: _inspect_and_load(spec, trust_first),
             lambda result: self._loaded(generation, result),
             lambda message: self._failed(generation, message),
+            replaces="model",
         )
 
     def _loaded(self, generation: int, result: tuple[TrustRequest | None, loading.ModelLoad | None]) -> None:
@@ -300,7 +305,7 @@ class ModelPanel(QGroupBox):
         self.model_changed.emit(None)
 
     def _show_error(self, message: str) -> None:
-        self.error.setText(message)
+        self.error.setText(printable(message))
         self.error.show()
 
     def _fill_recent(self) -> None:
@@ -309,9 +314,9 @@ class ModelPanel(QGroupBox):
         if not items:
             self.recent_menu.addAction("No recent models").setEnabled(False)
         for path, arch in items:
-            text = os.path.basename(path) + (f"  ({arch})" if arch else "")
+            text = printable(os.path.basename(path)) + (f"  ({arch})" if arch else "")
             action = self.recent_menu.addAction(text)
-            action.setToolTip(path)
+            action.setToolTip(printable(path))
             action.triggered.connect(lambda _=False, p=path, a=arch: self.open_path(p, arch=a))
 
     # --- variant files -------------------------------------------------
@@ -356,7 +361,7 @@ class ModelPanel(QGroupBox):
         self.ask_trust(self.window(), code, answered)
 
     def _variant_refused(self, message: str) -> None:
-        self.variant_error.setText(message)
+        self.variant_error.setText(printable(message))
         self.variant_error.show()
 
     def _variant_paths(self) -> list[str]:
@@ -365,10 +370,10 @@ class ModelPanel(QGroupBox):
     def _append_variant(self, path: str) -> None:
         if path in self._variant_paths():
             return
-        self.variant_list.addItem(os.path.basename(path))
+        self.variant_list.addItem(printable(os.path.basename(path)))
         item = self.variant_list.item(self.variant_list.count() - 1)
         item.setData(Qt.ItemDataRole.UserRole, path)
-        item.setToolTip(path)
+        item.setToolTip(printable(path))
         self.variants_changed.emit()
 
     def _remove_selected_variant(self) -> None:
@@ -420,4 +425,5 @@ def describe_model(info: dict) -> str:
         ("Parameters", f"{int(info.get('params') or 0):,}"),
         ("File size", format_bytes(int(info.get("file_bytes") or 0))),
     ]
-    return "<br>".join(f"<b>{k}</b>&nbsp; {v}" for k, v in rows)
+    # Names come from the file: control characters written out, markup shown as text.
+    return "<br>".join(f"<b>{k}</b>&nbsp; {markup_escape(v)}" for k, v in rows)
