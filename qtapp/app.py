@@ -27,7 +27,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--size", default="1600x1000", help="window size for --screenshot, WIDTHxHEIGHT (min 1280x800)")
     parser.add_argument("--theme", choices=("light", "dark"), default="light")
     parser.add_argument("--max-time", type=float, metavar="S", help="time each variant for at most S seconds")
-    from core.cli import add_safety_options
+    from core.cli.main import add_safety_options
 
     add_safety_options(parser)
     return parser.parse_args(list(argv) if argv is not None else None)
@@ -48,10 +48,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("quantbench: --screenshot needs --demo or a model to study.", file=sys.stderr)
         return 2
     size = _window_size(args.size)
-    from core.cli import safety_limits
+    from core.cli.main import safety_limits
     from core.errors import BadInput
     from core.printable import printable
-    from qtapp.worker import set_study_limits
+    from qtapp.threads.worker import set_study_limits
 
     try:
         set_study_limits(**safety_limits(args))
@@ -59,10 +59,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"quantbench: {printable(exc)}", file=sys.stderr)
         return 2
 
-    from qtapp.errors import ErrorReporter, enable_fault_log, setup_app_logging
-    from qtapp.gui_gc import GuiThreadGarbageCollector
-    from qtapp.main_window import MainWindow
-    from qtapp.theme import apply_theme, theme_named
+    from qtapp.threads.gui_gc import GuiThreadGarbageCollector
+    from qtapp.window.errors import ErrorReporter, enable_fault_log, setup_app_logging
+    from qtapp.window.main_window import MainWindow
+    from qtapp.window.theme import apply_theme, theme_named
 
     # First of all, so that even a native crash while the window is built leaves a trace.
     setup_app_logging()
@@ -83,8 +83,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     apply_theme(app, theme)
     # A study process that imports torch and onnxruntime while the user looks at the window:
     # Run then starts measuring at once instead of after seconds of imports.
-    from core.isolation import discard_prewarmed, prewarm
-    from core.logs import log_dir
+    from core.engine.isolation import discard_prewarmed, prewarm
+    from core.files.logs import log_dir
 
     prewarm(log_dir())
     window = MainWindow(theme)

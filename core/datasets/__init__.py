@@ -17,7 +17,7 @@ from core.datasets.base import Dataset
 from core.datasets.builtin import BUILTIN_NAMES
 from core.datasets.check import check_dataset_fits, describe_mismatch, infer_task, to_float32
 from core.errors import BadInput
-from core.spec import DatasetKind, DatasetSpec, Task
+from core.study.spec import DatasetKind, DatasetSpec, Task
 
 if TYPE_CHECKING:
     from core.models.loaded import TensorInfo

@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from core.spec import Task
+from core.study.spec import Task
 
 
 @dataclass

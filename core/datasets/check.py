@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from core.errors import BadInput
-from core.spec import Task
+from core.study.spec import Task
 
 if TYPE_CHECKING:
     from core.datasets.base import Dataset

@@ -20,7 +20,7 @@ import numpy as np
 from core.datasets.base import Dataset
 from core.datasets.check import conform_to_input, infer_task
 from core.errors import BadInput
-from core.spec import DatasetSpec, Task
+from core.study.spec import DatasetSpec, Task
 
 if TYPE_CHECKING:
     from core.models.loaded import TensorInfo

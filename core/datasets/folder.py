@@ -22,7 +22,7 @@ import numpy as np
 from core.datasets.base import Dataset
 from core.datasets.check import format_shape
 from core.errors import BadInput
-from core.spec import DatasetSpec, Preprocess, Task
+from core.study.spec import DatasetSpec, Preprocess, Task
 
 if TYPE_CHECKING:
     from PIL import Image as PILImage

@@ -14,7 +14,7 @@ import numpy as np
 from core.datasets.base import Dataset
 from core.datasets.check import conform_to_input, format_shape, infer_task
 from core.errors import BadInput
-from core.spec import DatasetSpec
+from core.study.spec import DatasetSpec
 
 if TYPE_CHECKING:
     from core.models.loaded import TensorInfo

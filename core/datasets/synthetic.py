@@ -13,7 +13,7 @@ import numpy as np
 from core.datasets.base import Dataset
 from core.datasets.check import INDEX_DTYPES, format_shape
 from core.errors import BadInput
-from core.spec import DatasetSpec, Task
+from core.study.spec import DatasetSpec, Task
 
 if TYPE_CHECKING:
     from core.models.loaded import TensorInfo

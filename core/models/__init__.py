@@ -7,7 +7,7 @@ from pathlib import Path
 from core.errors import BadInput
 from core.models.detect import FileKind, detect_file
 from core.models.loaded import LoadedModel, ModelFormat, TensorInfo
-from core.spec import ModelSpec
+from core.study.spec import ModelSpec
 
 __all__ = ["LoadedModel", "ModelFormat", "TensorInfo", "load_model", "detect_file", "FileKind"]
 
@@ -20,11 +20,8 @@ def load_model(spec: ModelSpec) -> LoadedModel:
 
         return load_torchvision(spec.path.strip(), spec.input_shape)
     kind = detect_file(path)
+    # Trust is the driver's word, taken from the user's trust list (core.files.trust); never read here.
     trusted = spec.trusted
-    if kind in (FileKind.TORCHSCRIPT, FileKind.TORCH_EXPORT) and not trusted:
-        from core.trust import TrustList
-
-        trusted = TrustList().is_trusted(path)
     if kind is FileKind.ONNX:
         from core.models.onnx_model import load_onnx
 

@@ -106,8 +106,8 @@ def read_graph(path: Path) -> dict[str, Any]:
 def tflite_coverage(path: Path) -> dict[str, Any]:
     """What a TFLite graph computes in: integer or float kernels, conversions and transposes.
 
-    The keys match ``core.coverage.summarize_op_counts`` so the table, the engine and
-    ``core.explain`` read TFLite variants like ONNX ones.
+    The keys match ``core.schemes.coverage.summarize_op_counts`` so the table, the engine and
+    ``core.engine.explain`` read TFLite variants like ONNX ones.
     """
     ops = read_graph(path)["ops"]
     counts = Counter(o["op"] for o in ops)

@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from core.spec import Device
+from core.study.spec import Device
 
 _EVAL_BATCH = 256
 

@@ -10,8 +10,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from core.cancel import CancelToken
-from core.spec import Device, SchemeSpec
+from core.study.cancel import CancelToken
+from core.study.spec import Device, SchemeSpec
 
 if TYPE_CHECKING:
     from core.models.loaded import LoadedModel
@@ -67,7 +67,7 @@ class BuiltVariant:
     runner: Runner
     size_bytes: int  # the serialized file a user would ship
     artifact: Path | None  # that file
-    coverage: dict[str, Any]  # what the scheme actually changed (see core.coverage)
+    coverage: dict[str, Any]  # what the scheme actually changed (see core.schemes.coverage)
     notes: list[str] = field(default_factory=list)
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from core.models.loaded import LoadedModel, ModelFormat
 from core.schemes.base import BuildContext, BuiltVariant, Scheme, SchemeInfo
-from core.spec import SchemeSpec
+from core.study.spec import SchemeSpec
 
 
 def runner_for_loaded(model: LoadedModel, ctx: BuildContext):  # noqa: ANN201 - a Runner
@@ -33,7 +33,7 @@ def loaded_coverage(model: LoadedModel) -> dict:
 
         return exported_graph_coverage(model.handle)
     if model.format.is_torch:
-        from core.coverage import torch_module_coverage
+        from core.schemes.coverage import torch_module_coverage
 
         return torch_module_coverage(model.handle)
     return {"summary": f"{model.format.value} file"}
@@ -52,7 +52,7 @@ class Fp32(Scheme):
     def build(self, model: LoadedModel, spec: SchemeSpec, ctx: BuildContext) -> BuiltVariant:
         runner = runner_for_loaded(model, ctx)
         if model.format is ModelFormat.ONNX:
-            from core.coverage import ort_graph_coverage
+            from core.schemes.coverage import ort_graph_coverage
 
             coverage = ort_graph_coverage(model.path, ctx.threads, ctx.workdir)
         else:

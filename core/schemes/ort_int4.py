@@ -14,7 +14,7 @@ from typing import Any
 from core.errors import BadInput, SchemeNotApplicable
 from core.models.loaded import LoadedModel, ModelFormat
 from core.schemes.base import BuildContext, BuiltVariant, Scheme, SchemeInfo, SchemeParam
-from core.spec import SchemeSpec
+from core.study.spec import SchemeSpec
 
 _BLOCK_SIZES = ("16", "32", "64", "128", "256")
 _QUANTIZER_LOGGER = "onnxruntime.quantization.matmul_nbits_quantizer"

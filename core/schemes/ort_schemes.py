@@ -14,14 +14,14 @@ from typing import Any
 
 import numpy as np
 
-from core.environment import NO_INT8_DOT_ADVICE, cpu_flags_of, has_int8_dot
 from core.errors import BadInput, SchemeNotApplicable
 from core.models.loaded import LoadedModel, ModelFormat
+from core.runtimes.environment import NO_INT8_DOT_ADVICE, cpu_flags_of, has_int8_dot
 from core.schemes.base import BuildContext, BuiltVariant, Scheme, SchemeInfo, SchemeParam
 from core.schemes.onnx_export import ensure_onnx
 from core.schemes.ort_align import align_conv_channels, applies_here, output_multiple
 from core.schemes.params import bool_param, check_params, positive_int
-from core.spec import Device, SchemeSpec
+from core.study.spec import Device, SchemeSpec
 
 
 def _onnx_applicability(model: LoadedModel) -> str | None:
@@ -35,8 +35,8 @@ def _onnx_applicability(model: LoadedModel) -> str | None:
 
 
 def _finish(path: Path, ctx: BuildContext, extra: dict[str, Any] | None = None) -> BuiltVariant:
-    from core.coverage import ort_graph_coverage
     from core.runtimes.ort_runner import OrtRunner
+    from core.schemes.coverage import ort_graph_coverage
 
     ctx.progress("building", 1, 1, "creating the ONNX Runtime session")
     runner = OrtRunner(path, ctx.threads, ctx.device)
@@ -60,7 +60,7 @@ def _preprocessed(src: Path, ctx: BuildContext) -> Path:
         return Path(cached)
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
-    from core.onnx_opset import MIN_OPSET_INT8_STATIC, ensure_opset
+    from core.schemes.onnx_opset import MIN_OPSET_INT8_STATIC, ensure_opset
 
     src = ensure_opset(src, MIN_OPSET_INT8_STATIC, ctx.workdir.parent, "ONNX Runtime int8 quantization", ctx.shared)
 
@@ -108,7 +108,7 @@ def _quiet(fn: Any, *args: Any, **kwargs: Any) -> Any:
 def _is_conv_heavy(model: LoadedModel) -> tuple[int, int]:
     """(convolutions, matmuls) in the model, from the ONNX file or the module tree."""
     if model.format is ModelFormat.ONNX:
-        from core.coverage import onnx_file_op_counts
+        from core.schemes.coverage import onnx_file_op_counts
 
         counts = onnx_file_op_counts(Path(model.path))
         return counts.get("Conv", 0), counts.get("MatMul", 0) + counts.get("Gemm", 0)
@@ -340,7 +340,7 @@ class OrtInt8Static(Scheme):
         exclude_nodes, exclude_types = _exclusions(src, opts["exclude"])
         op_types = None
         if exclude_types:
-            from core.coverage import onnx_file_op_counts
+            from core.schemes.coverage import onnx_file_op_counts
 
             op_types = [t for t in onnx_file_op_counts(src) if t not in exclude_types]
         out = ctx.workdir / "ort_int8_static.onnx"
@@ -366,7 +366,7 @@ class OrtInt8Static(Scheme):
         aligned = []
         if (opts["align_channels"] and opts["activations"] == "u8" and opts["weights"] == "s8"
                 and ctx.device is Device.CPU and applies_here()):
-            from core.environment import cpu_flags
+            from core.runtimes.environment import cpu_flags
 
             ctx.progress("building", 3, 3, "padding narrow convolutions for the symmetric int8 kernel")
             aligned = align_conv_channels(out, output_multiple(cpu_flags()))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from core.errors import BadInput
 from core.schemes.base import SchemeInfo
-from core.spec import SchemeSpec
+from core.study.spec import SchemeSpec
 
 
 def check_params(spec: SchemeSpec, info: SchemeInfo) -> None:

@@ -20,7 +20,7 @@ import numpy as np
 from core.errors import BadInput, SchemeNotApplicable
 from core.models.loaded import LoadedModel, ModelFormat
 from core.schemes.base import BuildContext, BuiltVariant, Scheme, SchemeInfo, SchemeParam
-from core.spec import Device, SchemeSpec
+from core.study.spec import Device, SchemeSpec
 
 _PRUNABLE = ("Conv1d", "Conv2d", "Conv3d", "Linear")
 _COMPRESS_CHUNK = 1 << 20
@@ -284,7 +284,7 @@ def _int8_on_top(module: Any, kind: str, samples: np.ndarray, ctx: BuildContext)
 
         qmodule, left, untraceable = quantize_static_fx(module, samples, True, ctx)
         return qmodule, static_coverage(qmodule, left, untraceable, int8_engine())
-    from core.coverage import torch_module_coverage
+    from core.schemes.coverage import torch_module_coverage
     from core.schemes.torch_static import int8_engine
 
     int8_engine()

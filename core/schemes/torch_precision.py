@@ -9,7 +9,7 @@ from typing import Any
 from core.errors import SchemeNotApplicable
 from core.models.loaded import LoadedModel
 from core.schemes.base import BuildContext, BuiltVariant, Scheme, SchemeInfo
-from core.spec import SchemeSpec
+from core.study.spec import SchemeSpec
 
 #: Layers counted in the coverage line (the ones that hold nearly all weights and arithmetic).
 _LAYER_TYPES = (
@@ -17,7 +17,7 @@ _LAYER_TYPES = (
 )
 
 
-from core.environment import cpu_flags_of  # noqa: E402,F401 - re-exported for the other schemes
+from core.runtimes.environment import cpu_flags_of  # noqa: E402,F401 - re-exported for the other schemes
 
 
 def half_applicability(model: LoadedModel) -> str | None:

@@ -8,7 +8,7 @@ import warnings
 from core.errors import SchemeNotApplicable
 from core.models.loaded import LoadedModel, ModelFormat
 from core.schemes.base import BuildContext, BuiltVariant, Scheme, SchemeInfo
-from core.spec import Device, SchemeSpec
+from core.study.spec import Device, SchemeSpec
 
 _DYNAMIC_TYPES = ("Linear", "LSTM", "GRU")
 
@@ -62,8 +62,8 @@ class TorchInt8Dynamic(Scheme):
     def build(self, model: LoadedModel, spec: SchemeSpec, ctx: BuildContext) -> BuiltVariant:
         import torch
 
-        from core.coverage import torch_module_coverage
         from core.runtimes.torch_runner import TorchRunner
+        from core.schemes.coverage import torch_module_coverage
 
         reason = self.applicability(model)
         if reason:

@@ -19,7 +19,7 @@ from core.errors import BadInput, SchemeNotApplicable
 from core.models.loaded import LoadedModel, ModelFormat
 from core.schemes.base import BuildContext, BuiltVariant, Scheme, SchemeInfo, SchemeParam
 from core.schemes.params import bool_param, check_params, positive_int
-from core.spec import Device, SchemeSpec
+from core.study.spec import Device, SchemeSpec
 
 _FLOAT_COMPUTE = ("Conv1d", "Conv2d", "Conv3d", "ConvTranspose1d", "ConvTranspose2d", "Linear")
 _CALIBRATION_BATCH = 32
@@ -241,7 +241,7 @@ class TorchInt8Static(Scheme):
         return None
 
     def advice(self, model: LoadedModel, env: dict[str, Any]) -> list[str]:
-        from core.environment import NO_INT8_DOT_ADVICE, has_int8_dot
+        from core.runtimes.environment import NO_INT8_DOT_ADVICE, has_int8_dot
         from core.schemes.torch_precision import cpu_flags_of
 
         notes = []

@@ -11,7 +11,7 @@ from typing import Any
 from core.errors import SchemeNotApplicable
 from core.models.loaded import LoadedModel, ModelFormat
 from core.schemes.base import BuildContext, BuiltVariant, Scheme, SchemeInfo
-from core.spec import SchemeSpec
+from core.study.spec import SchemeSpec
 
 _CONV = ("Conv1d", "Conv2d", "Conv3d", "ConvTranspose1d", "ConvTranspose2d")
 #: Layers with weights torchao's weight-only config leaves alone.

@@ -17,11 +17,11 @@ import pyqtgraph as pg
 from PySide6.QtCore import QRectF
 from PySide6.QtGui import QColor
 
-from qtapp.chart_export import install_export_menu
 from qtapp.charts.cell_labels import CellLabels, contrast_colors
+from qtapp.charts.export import install_export_menu
+from qtapp.charts.palette import VariantPalette
 from qtapp.charts.style import TICK_POINT_SIZE, TITLE_POINT_SIZE, set_axis_label, style_axes, tick_font
-from qtapp.palette import VariantPalette
-from qtapp.theme import Theme
+from qtapp.window.theme import Theme
 
 COUNTS = "counts"
 DIFFERENCE = "difference"

@@ -17,9 +17,10 @@ import pyqtgraph as pg
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QGraphicsItem
 
-from core.metrics import quantiles
-from qtapp.chart_export import install_export_menu
+from core.measures.metrics import quantiles
+from qtapp.charts.export import install_export_menu
 from qtapp.charts.log_axis import LogMsAxis
+from qtapp.charts.palette import VariantPalette
 from qtapp.charts.style import (
     TICK_POINT_SIZE,
     TITLE_POINT_SIZE,
@@ -27,8 +28,7 @@ from qtapp.charts.style import (
     style_axes,
     with_alpha,
 )
-from qtapp.palette import VariantPalette
-from qtapp.theme import Theme
+from qtapp.window.theme import Theme
 
 BINS = 60
 GROWTH_MARGIN = 10 ** 0.15  # extra room when the shared range grows (0.15 decade)

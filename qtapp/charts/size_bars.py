@@ -10,10 +10,10 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6.QtGui import QFontMetricsF
 
-from qtapp.chart_export import install_export_menu
+from qtapp.charts.export import install_export_menu
+from qtapp.charts.palette import VariantPalette
 from qtapp.charts.style import bold_font, contrast_text, set_axis_label, style_axes, tick_font, with_alpha
-from qtapp.palette import VariantPalette
-from qtapp.theme import Theme
+from qtapp.window.theme import Theme
 
 BAR_HEIGHT = 0.62
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pyqtgraph as pg
 from PySide6.QtGui import QColor, QFont
 
-from qtapp.theme import Theme
+from qtapp.window.theme import Theme
 
 TICK_POINT_SIZE = 11
 LABEL_POINT_SIZE = 12

@@ -13,11 +13,11 @@ import math
 import pyqtgraph as pg
 from PySide6.QtCore import QRectF
 
-from qtapp.chart_export import install_export_menu
+from qtapp.charts.export import install_export_menu
 from qtapp.charts.log_axis import LogMsAxis
+from qtapp.charts.palette import VariantPalette
 from qtapp.charts.style import bold_font, set_axis_label, style_axes, with_alpha
-from qtapp.palette import VariantPalette
-from qtapp.theme import Theme
+from qtapp.window.theme import Theme
 
 TAG_POINT_SIZE = 10
 MIN_BUBBLE_PX = 12

@@ -25,9 +25,9 @@ from PySide6.QtWidgets import (
 from core.datasets.builtin import BUILTIN_NAMES
 from core.errors import BadInput
 from core.printable import printable
-from core.spec import DatasetKind, DatasetSpec, Preprocess, Task
-from qtapp import loading
-from qtapp.tasks import TaskRunner
+from core.study.spec import DatasetKind, DatasetSpec, Preprocess, Task
+from qtapp.models import loading
+from qtapp.threads.tasks import TaskRunner
 
 KIND_TITLES = {
     DatasetKind.BUILTIN: "Built-in",

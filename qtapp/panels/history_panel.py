@@ -27,8 +27,8 @@ from PySide6.QtWidgets import (
 )
 
 from core.printable import printable
-from qtapp.stored_study import best_of_verdicts, local_time, model_name
-from qtapp.tasks import TaskRunner
+from qtapp.models.stored_study import best_of_verdicts, local_time, model_name
+from qtapp.threads.tasks import TaskRunner
 
 COLUMNS = ("Model", "Dataset", "Date", "Schemes", "Variants", "Status", "Best verdict", "Name", "Note")
 MODEL, DATASET, DATE, SCHEMES, VARIANTS, STATUS, BEST, NAME, NOTE = range(len(COLUMNS))
@@ -40,7 +40,7 @@ EMPTY_TEXT = "No studies yet: every study you run is recorded here."
 class HistoryRow:
     """One line of the list: the store's summary plus what needs the stored variants."""
 
-    summary: Any  # core.store.StudySummary
+    summary: Any  # core.history.store.StudySummary
     schemes: str
     best: str
 
@@ -52,7 +52,7 @@ _DetailsCache = dict[str, tuple[str, int, str, str]]
 
 def load_rows(cache: _DetailsCache) -> tuple[list[HistoryRow], _DetailsCache]:
     """Read the history (in a background thread); ``cache`` spares re-reading unchanged studies."""
-    from qtapp.recording import open_store
+    from qtapp.threads.recording import open_store
 
     store = open_store()
     rows: list[HistoryRow] = []
@@ -315,7 +315,7 @@ class HistoryPanel(QWidget):
 
     def _edit(self, change, then=None) -> None:
         def job():
-            from qtapp.recording import open_store
+            from qtapp.threads.recording import open_store
 
             return change(open_store())
 

@@ -8,6 +8,7 @@ this file" box always shows the trust list's answer for the current file.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from pathlib import Path
 
@@ -28,12 +29,15 @@ from PySide6.QtWidgets import (
 )
 
 from core.printable import markup_escape, printable
-from core.spec import ModelSpec, VariantSpec
-from qtapp import loading, recent_files
+from core.study.spec import ModelSpec, VariantSpec
 from qtapp.charts.size_bars import format_bytes
-from qtapp.tasks import TaskRunner
-from qtapp.trust_dialog import CODE_KINDS, AskTrust, TrustRequest, ask_trust, trust_file, trust_request
+from qtapp.models import loading
+from qtapp.threads.tasks import TaskRunner
+from qtapp.window import recent_files
+from qtapp.window.trust_dialog import CODE_KINDS, AskTrust, TrustRequest, ask_trust, trust_file, trust_request
 
+#: Item data: whether a variant file with code was trusted when it was added.
+_TRUSTED_ROLE = Qt.ItemDataRole.UserRole + 1
 MODEL_FILTER = "Models (*.onnx *.pt *.pth *.bin *.tflite *.ts *.pt2 *.ep);;All files (*)"
 ARCH_CHOICES = ("", "demo", "torchvision:resnet18", "torchvision:mobilenet_v3_small", "torchvision:resnet50")
 
@@ -153,8 +157,9 @@ class ModelPanel(QGroupBox):
         return None if self._load is None else self._load.spec
 
     def variant_specs(self) -> list[VariantSpec]:
-        return [VariantSpec(path=self.variant_list.item(i).data(Qt.ItemDataRole.UserRole))
-                for i in range(self.variant_list.count())]
+        items = [self.variant_list.item(i) for i in range(self.variant_list.count())]
+        return [VariantSpec(path=item.data(Qt.ItemDataRole.UserRole), trusted=bool(item.data(_TRUSTED_ROLE)))
+                for item in items]
 
     # --- opening -------------------------------------------------------
     def choose_file(self) -> None:
@@ -164,7 +169,7 @@ class ModelPanel(QGroupBox):
             self.open_path(path)
 
     def open_demo(self) -> None:
-        from core.demo import DEMO_ARCH, DEMO_WEIGHTS, demo_available
+        from core.study.demo import DEMO_ARCH, DEMO_WEIGHTS, demo_available
 
         if not demo_available():
             self._show_error(f"The demo model is not installed ({DEMO_WEIGHTS} is missing).")
@@ -190,14 +195,15 @@ class ModelPanel(QGroupBox):
 
     def _reload(self, *_args) -> None:
         current = self.model_spec()
+        if current is not None:
+            current = dataclasses.replace(current, trusted=False)  # _spec() leaves trust to the load
         # The field lost focus or was confirmed again: nothing to do if that model is loaded or loading.
         if self._path is None or self._spec() in (current, self._loading_spec if self._loading else None):
             return
         self._start_load()
 
     def _spec(self) -> ModelSpec:
-        # Trust is not a spec flag: the loader (and a study's child process) checks the trust
-        # list by content hash, so a file changed after it was trusted is refused there too.
+        # Trust is added to the spec by the load (_inspect_and_load), from the trust list by content hash.
         arch = self.arch.currentText().strip() or None
         return ModelSpec(path=self._path or "", arch=arch)
 
@@ -348,14 +354,14 @@ class ModelPanel(QGroupBox):
 
     def _variant_inspected(self, path: str, code: TrustRequest | None) -> None:
         if code is None or code.trusted:
-            self._append_variant(path)
+            self._append_variant(path, trusted=code is not None)
             return
 
         def answered(accepted: bool) -> None:
             if not accepted:
                 self._variant_refused(f"{code.path} was not added: it contains code and you did not trust it.")
                 return
-            self._tasks.submit(lambda: trust_file(code), lambda _none: self._append_variant(code.path),
+            self._tasks.submit(lambda: trust_file(code), lambda _none: self._append_variant(code.path, trusted=True),
                                self._variant_refused)
 
         self.ask_trust(self.window(), code, answered)
@@ -367,12 +373,13 @@ class ModelPanel(QGroupBox):
     def _variant_paths(self) -> list[str]:
         return [self.variant_list.item(i).data(Qt.ItemDataRole.UserRole) for i in range(self.variant_list.count())]
 
-    def _append_variant(self, path: str) -> None:
+    def _append_variant(self, path: str, trusted: bool = False) -> None:
         if path in self._variant_paths():
             return
         self.variant_list.addItem(printable(os.path.basename(path)))
         item = self.variant_list.item(self.variant_list.count() - 1)
         item.setData(Qt.ItemDataRole.UserRole, path)
+        item.setData(_TRUSTED_ROLE, trusted)  # code the user trusted (by hash) when adding it
         item.setToolTip(printable(path))
         self.variants_changed.emit()
 
@@ -396,13 +403,14 @@ def _inspect_and_load(spec: ModelSpec, trust_first: bool) -> tuple[TrustRequest 
             return code, None  # nothing of the file runs before the user said yes
         trust_file(code)
         code = replace(code, trusted=True)
-    return code, loading.load_model(spec)
+    # The loader takes trust from the spec only; the spec says what the trust list said just now.
+    return code, loading.load_model(replace(spec, trusted=code is not None and code.trusted))
 
 
 def _revoke(code: TrustRequest) -> TrustRequest:
     from dataclasses import replace
 
-    from core.trust import TrustList
+    from core.files.trust import TrustList
 
     TrustList().revoke(code.path)
     return replace(code, trusted=False)

@@ -25,19 +25,19 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from core.events import Event
 from core.printable import printable
-from core.spec import Thresholds
+from core.study.events import Event
+from core.study.spec import Thresholds
 from qtapp.charts.confusion_matrix import COUNTS, DIFFERENCE, ConfusionMatrices
 from qtapp.charts.latency_histogram import LatencyHistogram
+from qtapp.charts.palette import VariantPalette
 from qtapp.charts.size_bars import SizeBars
 from qtapp.charts.tradeoff_scatter import TradeoffScatter
-from qtapp.palette import VariantPalette
+from qtapp.models.study_state import StudyState
 from qtapp.panels.elided_label import ElidedLabel
 from qtapp.panels.flipped_panel import FlippedPanel
 from qtapp.panels.summary_table import SummaryTable
-from qtapp.study_state import StudyState
-from qtapp.theme import Theme
+from qtapp.window.theme import Theme
 
 # Smallest readable sizes of the charts (pixels); below them the tab scrolls.
 HIST_ROW_PX = 46
@@ -262,7 +262,7 @@ class ResultsPanel(QWidget):
         self.header.setToolTip(title)
 
     def _show_drift(self) -> None:
-        from core.drift import study_drift_warning
+        from core.engine.drift import study_drift_warning
 
         result = self.state.result
         warning = study_drift_warning(result.timing) if result is not None else None

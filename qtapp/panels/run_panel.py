@@ -17,10 +17,10 @@ from PySide6.QtWidgets import (
     QVBoxLayout,
 )
 
-from core.events import Event, StudyStarted
 from core.printable import printable
-from core.spec import Thresholds, TimingMode, TimingSpec, default_threads
-from qtapp.progress import StudyProgress
+from core.study.events import Event, StudyStarted
+from core.study.spec import Thresholds, TimingMode, TimingSpec, default_threads
+from qtapp.models.progress import StudyProgress
 
 #: How long after the charts the progress line is redrawn (see RunPanel.apply_events).
 PROGRESS_DELAY_MS = 40

@@ -17,7 +17,7 @@ from PySide6.QtWidgets import (
 )
 
 from core.schemes.base import SchemeInfo, SchemeParam
-from core.spec import SchemeSpec
+from core.study.spec import SchemeSpec
 from qtapp.panels.compact import compact_combos
 from qtapp.panels.elided_label import ElidedLabel
 

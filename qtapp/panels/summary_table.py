@@ -16,12 +16,12 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from core.spec import Thresholds
-from qtapp.palette import VariantPalette
+from core.study.spec import Thresholds
+from qtapp.charts.palette import VariantPalette
+from qtapp.models.study_state import Phase, StudyState
+from qtapp.models.summary_columns import columns_for, failure_text, thresholds_text, verdict_tooltip
 from qtapp.panels.elided_label import ElidedLabel
-from qtapp.panels.summary_columns import columns_for, failure_text, thresholds_text, verdict_tooltip
-from qtapp.study_state import Phase, StudyState
-from qtapp.theme import Theme
+from qtapp.window.theme import Theme
 
 _Index = QModelIndex | QPersistentModelIndex
 TABLE_POINT_SIZE = 11

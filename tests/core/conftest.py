@@ -18,8 +18,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-from core.cancel import CancelToken
-from core.spec import Device
+from core.study.cancel import CancelToken
+from core.study.spec import Device
 
 #: One sample of the tiny CNN: a grey 8x8 image.
 TINY_SAMPLE_SHAPE = (1, 8, 8)

@@ -28,14 +28,14 @@ import numpy as np
 import pytest
 
 from core.datasets import load_dataset
-from core.demo import DEMO_WEIGHTS
-from core.engine import run_study
+from core.engine.run import run_study
 from core.errors import BadInput
-from core.events import StudyFinished
 from core.models import load_model
 from core.models.loaded import TensorInfo
-from core.result import VariantStatus
-from core.spec import DatasetSpec, ModelSpec, SchemeSpec, StudySpec, TimingSpec, VariantSpec
+from core.study.demo import DEMO_WEIGHTS
+from core.study.events import StudyFinished
+from core.study.result import VariantStatus
+from core.study.spec import DatasetSpec, ModelSpec, SchemeSpec, StudySpec, TimingSpec, VariantSpec
 from tests.shared_data import SHARED_DATA
 
 REPO = Path(__file__).resolve().parents[2]
@@ -660,7 +660,7 @@ def _refuse(case: Case, made: Made, capsys: pytest.CaptureFixture[str]) -> str:
         with pytest.raises(BadInput) as info:
             list(run_study(spec))
         return str(info.value)
-    from core.cli import main
+    from core.cli.main import main
 
     capsys.readouterr()
     fast = ["--scheme", "fp32", "--max-time", "0.05", "--threads", "1"]

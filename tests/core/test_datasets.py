@@ -24,7 +24,7 @@ from core.datasets import (
 from core.datasets.builtin import digits_split
 from core.errors import BadInput
 from core.models.loaded import TensorInfo
-from core.spec import DatasetKind, DatasetSpec, Preprocess, Task
+from core.study.spec import DatasetKind, DatasetSpec, Preprocess, Task
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -125,7 +125,7 @@ def test_loading_the_digits_imports_no_scikit_learn() -> None:
     code = (
         "import sys\n"
         "from core.datasets import load_dataset\n"
-        "from core.spec import DatasetSpec\n"
+        "from core.study.spec import DatasetSpec\n"
         "ds = load_dataset(DatasetSpec.parse('builtin:digits'))\n"
         "print(len(ds), sorted(m for m in sys.modules if m.split('.')[0] in ('sklearn', 'scipy')))\n"
     )

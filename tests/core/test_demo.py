@@ -10,9 +10,9 @@ import pytest
 import torch
 
 from core.datasets.builtin import digits_split
-from core.demo import DEMO_ARCH, DEMO_DIR, DEMO_ONNX, DEMO_WEIGHTS, demo_available
 from core.errors import BadInput
 from core.models.architectures import build_architecture, default_input_shape, known_architectures
+from core.study.demo import DEMO_ARCH, DEMO_DIR, DEMO_ONNX, DEMO_WEIGHTS, demo_available
 
 
 @pytest.fixture(scope="module")

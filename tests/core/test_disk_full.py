@@ -30,7 +30,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from core.store import DB_NAME, StudyStore
+from core.history.store import DB_NAME, StudyStore
 
 ROOT = Path(__file__).resolve().parents[2]
 DEMO = ["run", "--demo", "--in-process", "--threads", "1", "--max-time", "0.05", "--limit", "20", "--scheme", "fp32"]
@@ -147,7 +147,7 @@ def test_an_atomic_write_on_a_full_disk_keeps_the_old_file_and_leaves_no_tempora
         import sys
         from pathlib import Path
         from core.errors import BadInput
-        from core.files_io import write_atomic
+        from core.files.atomic import write_atomic
         try:
             write_atomic(Path(sys.argv[1]), "x" * 300_000)
             print("written")
@@ -216,9 +216,9 @@ def test_a_variant_whose_sidecar_does_not_fit_is_not_saved_at_all(tmp_path: Path
         """
         import json, resource, signal, sys
         from pathlib import Path
-        from core.events import StudyStarted, VariantFinished
-        from core.result import VariantResult, VariantStatus
-        from core.saved_variants import VariantSaver
+        from core.study.events import StudyStarted, VariantFinished
+        from core.study.result import VariantResult, VariantStatus
+        from core.history.saved_variants import VariantSaver
 
         saver = VariantSaver(Path(sys.argv[1]))
         built = saver.workdir / "int8" / "model.onnx"
@@ -251,8 +251,8 @@ def _samples(study: int, variant: int) -> list[float]:
 _STORE_WRITER = """
 import json, sys
 from core.errors import BadInput
-from core.result import VariantResult, VariantStatus
-from core.store import StudyStore
+from core.study.result import VariantResult, VariantStatus
+from core.history.store import StudyStore
 
 """ + f"SAMPLES = {SAMPLES}\n" + """
 def samples(study, variant):
@@ -279,7 +279,7 @@ print(json.dumps({"done": done, "error": error, "listed": listed}))
 
 def _two_studies(home: Path) -> None:
     store = StudyStore(home)
-    from core.result import VariantResult, VariantStatus
+    from core.study.result import VariantResult, VariantStatus
 
     for k in range(2):
         sid = f"study{k}"

@@ -13,9 +13,9 @@ from typing import Any
 import numpy as np
 import pytest
 
-from core.cancel import CancelToken
-from core.engine import DEMO_SCHEMES, demo_study_spec, run_study
-from core.events import (
+from core.engine.run import DEMO_SCHEMES, demo_study_spec, run_study
+from core.study.cancel import CancelToken
+from core.study.events import (
     Event,
     LatencySamples,
     Progress,
@@ -26,8 +26,8 @@ from core.events import (
     VariantFinished,
     VariantStarted,
 )
-from core.result import VariantStatus
-from core.spec import DatasetSpec, ModelSpec, SchemeSpec, StudySpec, TimingMode, TimingSpec, VariantSpec
+from core.study.result import VariantStatus
+from core.study.spec import DatasetSpec, ModelSpec, SchemeSpec, StudySpec, TimingMode, TimingSpec, VariantSpec
 
 #: Short enough that a whole study of the tiny model takes about a second.
 QUICK = TimingSpec(threads=1, max_time_s=0.1, min_samples=10, warmup_runs=2, warmup_s=0.01)
@@ -123,8 +123,8 @@ def test_metrics_match_an_independent_recomputation(digits_study: tuple[StudySpe
     import torch
 
     from core.datasets.builtin import digits_split
-    from core.demo import DEMO_WEIGHTS
     from core.models.architectures import build_architecture
+    from core.study.demo import DEMO_WEIGHTS
 
     _, _, x_test, y_test = digits_split()
     x, y = x_test[:100], y_test[:100]
@@ -397,14 +397,14 @@ def test_the_baseline_is_timed_again_at_the_end(digits_study: tuple[StudySpec, l
     for r in others:
         figures = recheck["variants"][r.label]
         assert figures["first_p50_ms"] == pytest.approx(r.latency.p50, abs=1e-6) and figures["p50_ms"] > 0
-    from core.drift import drift_note, recheck_note
+    from core.engine.drift import drift_note, recheck_note
 
     moved = [label for label, f in recheck["variants"].items() if drift_note(f["first_p50_ms"], f["p50_ms"])]
     assert (recheck["moved"] is not None) == bool(moved)
     assert recheck["drifted"] == (recheck_note(recheck) is not None)  # one source for the flag and the warning
     # One for the baseline and one per other variant; when this (restless) machine moved, one per round of
     # timing every variant again.
-    from core.drift import PAIRED_ROUNDS
+    from core.engine.drift import PAIRED_ROUNDS
 
     assert len(rechecks) == 1 + len(others) + (PAIRED_ROUNDS if recheck["drifted"] else 0)
     assert {e.label for e in rechecks} == {"fp32"}
@@ -449,7 +449,7 @@ def test_a_machine_that_slows_down_mid_study_is_reported(
 ) -> None:
     """The CPU gets slower after the baseline's first timing (as a shared machine does): the re-check
     sees the baseline slower at the end, and every variant and the report say the speed-ups are suspect."""
-    from core.report import format_table
+    from core.reports.text import format_table
 
     spec, slow = slowable_copy_study
     events = []
@@ -475,7 +475,7 @@ def test_a_machine_that_slows_down_mid_study_is_reported(
     assert copy_result.verdict.speed.value != "bad" and "interleaved rounds" in " ".join(copy_result.verdict.reasons)
     # Nor does "why slower" judge the copy by its first timing: it follows the paired rounds too
     # (the copy's own p50 says 2x slower; paired, it is about as fast as the baseline).
-    from core.explain import explain_slowdown
+    from core.engine.explain import explain_slowdown
 
     by_rounds = paired["speedup"][copy_result.label]
     assert copy_result.explanation == explain_slowdown(copy_result, base, by_rounds)
@@ -521,7 +521,7 @@ def test_a_cancel_during_the_paired_rounds_keeps_the_recheck(
             token.cancel()
     study = _finished(events).result
     assert study.timing["baseline_recheck"]["drifted"] is True and "paired" not in study.timing
-    from core.drift import study_drift_warning
+    from core.engine.drift import study_drift_warning
 
     assert "speed-ups can be off" in study_drift_warning(study.timing)
 
@@ -557,7 +557,7 @@ def test_a_runtime_failing_in_the_recheck_leaves_the_study_whole(
 
 
 def test_drift_notes_only_past_the_limit() -> None:
-    from core.drift import DRIFT_LIMIT, drift_note, study_drift_warning
+    from core.engine.drift import DRIFT_LIMIT, drift_note, study_drift_warning
 
     assert drift_note(1.0, 1.0 + DRIFT_LIMIT * 0.9) is None
     assert drift_note(1.0, 1.0 - DRIFT_LIMIT * 0.9) is None

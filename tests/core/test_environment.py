@@ -7,7 +7,7 @@ import subprocess
 import sys
 from importlib import metadata
 
-from core.environment import (
+from core.runtimes.environment import (
     CPU_FLAGS,
     cpu_flags,
     environment_info,
@@ -89,7 +89,7 @@ def test_environment_info_contents() -> None:
 
 def test_environment_info_imports_none_of_the_libraries() -> None:
     code = (
-        "import sys; from core.environment import environment_info; environment_info(1); "
+        "import sys; from core.runtimes.environment import environment_info; environment_info(1); "
         "heavy = [m for m in ('torch', 'onnxruntime', 'onnx', 'sklearn', 'PySide6') if m in sys.modules]; "
         "print(','.join(heavy))"
     )

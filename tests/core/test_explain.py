@@ -6,9 +6,9 @@ from typing import Any
 
 import pytest
 
-from core.coverage import summarize_op_counts
-from core.explain import explain_slowdown
-from core.result import LatencyStats, VariantResult, VariantStatus
+from core.engine.explain import explain_slowdown
+from core.schemes.coverage import summarize_op_counts
+from core.study.result import LatencyStats, VariantResult, VariantStatus
 
 
 def latency(p50: float, half_width: float = 0.01) -> LatencyStats:
@@ -142,7 +142,7 @@ def test_real_dynamic_int8_coverage_of_a_cnn_explains_its_slowdown(
     tiny_torch_loaded: Any, make_ctx: Any
 ) -> None:
     from core.schemes import get_scheme
-    from core.spec import SchemeSpec
+    from core.study.spec import SchemeSpec
 
     fp32 = get_scheme("onnx-fp32").build(tiny_torch_loaded, SchemeSpec("onnx-fp32"), make_ctx("onnx-fp32"))
     dyn = get_scheme("ort-int8-dynamic").build(tiny_torch_loaded, SchemeSpec("ort-int8-dynamic"), make_ctx("dyn"))

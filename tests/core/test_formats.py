@@ -16,7 +16,7 @@ import pytest
 
 from core.errors import BadInput, SchemeNotApplicable
 from core.models.loaded import ModelFormat
-from core.spec import ModelSpec
+from core.study.spec import ModelSpec
 from tests.shared_data import SHARED_DATA
 
 SINE_FLOAT = SHARED_DATA / "hello_world_float.tflite"
@@ -113,9 +113,9 @@ def test_tflite_coverage_counts_integer_and_float_kernels() -> None:
 
 @needs_sine
 def test_study_compares_the_float_sine_model_with_its_int8_twin(tmp_path: Path) -> None:
-    from core.engine import run_study
-    from core.events import StudyFinished
-    from core.spec import DatasetSpec, StudySpec, TimingSpec, VariantSpec
+    from core.engine.run import run_study
+    from core.study.events import StudyFinished
+    from core.study.spec import DatasetSpec, StudySpec, TimingSpec, VariantSpec
 
     x = sine_x(400)
     np.savez(tmp_path / "sine.npz", x=x, y=np.sin(x[:, 0]))
@@ -338,7 +338,7 @@ def test_old_opset_is_upgraded_so_per_channel_static_int8_loads(tmp_path: Path) 
     import onnxruntime as ort
     from onnxruntime.quantization import QuantFormat, quantize_static
 
-    from core.onnx_opset import MIN_OPSET_INT8_STATIC, ensure_opset, file_opset
+    from core.schemes.onnx_opset import MIN_OPSET_INT8_STATIC, ensure_opset, file_opset
 
     src = _old_opset_model(tmp_path / "old.onnx", opset=9)
     x = np.random.default_rng(1).standard_normal((8, 1, 8, 8)).astype(np.float32)
@@ -371,7 +371,7 @@ def test_old_opset_is_upgraded_so_per_channel_static_int8_loads(tmp_path: Path) 
 
 
 def test_new_enough_opset_is_left_alone(tmp_path: Path) -> None:
-    from core.onnx_opset import ensure_opset
+    from core.schemes.onnx_opset import ensure_opset
 
     src = _old_opset_model(tmp_path / "m.onnx", opset=13)
     assert ensure_opset(src, 13, tmp_path / "up", "ort-int8-static") == src
@@ -379,7 +379,7 @@ def test_new_enough_opset_is_left_alone(tmp_path: Path) -> None:
 
 
 def test_opset_that_cannot_be_upgraded_is_refused_with_the_op_named(tmp_path: Path) -> None:
-    from core.onnx_opset import ensure_opset
+    from core.schemes.onnx_opset import ensure_opset
 
     src = _old_opset_model(tmp_path / "scaler.onnx", opset=8, op="ImageScaler")
     expected = r"scaler\.onnx uses opset 8 and ort-int8-static needs opset 13.*ImageScaler"

@@ -23,11 +23,11 @@ from hypothesis import strategies as st
 
 from core.datasets import load_dataset
 from core.errors import BadInput
-from core.events import StudyFinished, VariantFailed
 from core.models import detect_file, load_model
 from core.models.loaded import LoadedModel
-from core.result import VariantStatus
-from core.spec import DatasetSpec, ModelSpec, StudySpec, TimingSpec, VariantSpec
+from core.study.events import StudyFinished, VariantFailed
+from core.study.result import VariantStatus
+from core.study.spec import DatasetSpec, ModelSpec, StudySpec, TimingSpec, VariantSpec
 from tests.shared_data import SHARED_DATA
 
 SHARED = SHARED_DATA
@@ -251,7 +251,7 @@ def _mutants(data: bytes, folder: Path, suffix: str, keep: int, loads: Callable[
 
 
 def _run_isolated_with_variants(base: Path, mutants: list[Path]) -> None:
-    from core.isolation import run_study_isolated
+    from core.engine.isolation import run_study_isolated
 
     spec = StudySpec(
         model=ModelSpec(path=str(base)),

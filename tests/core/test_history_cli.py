@@ -17,7 +17,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from core.cli import main
+from core.cli.main import main
 
 ROOT = Path(__file__).resolve().parents[2]
 FAST = ["--in-process", "--quiet", "--threads", "1", "--max-time", "0.1"]
@@ -210,8 +210,8 @@ def test_quantbench_home_environment_variable(tmp_path: Path) -> None:
 
 
 def test_project_paths_are_relative_to_the_project_file(tmp_path: Path) -> None:
-    from core.project import load_spec
-    from core.spec import DatasetKind
+    from core.study.project import load_spec
+    from core.study.spec import DatasetKind
 
     folder = tmp_path / "project"
     folder.mkdir()
@@ -245,8 +245,8 @@ def test_the_reproduce_command_rebuilds_the_same_spec(first: SimpleNamespace, tm
     """The command printed in reports, parsed by `quantbench run`, gives back the study's spec."""
     import shlex
 
-    from core.cli import build_parser, spec_from_args
-    from core.project import load_spec, reproduce_command, save_spec
+    from core.cli.main import build_parser, spec_from_args
+    from core.study.project import load_spec, reproduce_command, save_spec
 
     spec = load_spec(first.spec)
     spec = replace(spec, thresholds=replace(spec.thresholds, size_reduction_good=0.4), seed=3)

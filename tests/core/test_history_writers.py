@@ -21,7 +21,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from core.store import DB_NAME, StudyStore
+from core.history.store import DB_NAME, StudyStore
 
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLES = 20_000
@@ -38,10 +38,10 @@ def expected_samples(study: int, variant: int) -> list[float]:
 
 _WRITER = f"""
 import json, sys, time, traceback
-from core.events import StudyFinished, StudyStarted, VariantFinished
-from core.metrics import latency_stats
-from core.result import StudyResult, VariantResult, VariantStatus
-from core.store import StudyRecorder, StudyStore
+from core.study.events import StudyFinished, StudyStarted, VariantFinished
+from core.measures.metrics import latency_stats
+from core.study.result import StudyResult, VariantResult, VariantStatus
+from core.history.store import StudyRecorder, StudyStore
 
 SAMPLES, LABELS = {SAMPLES}, {LABELS!r}
 def expected_samples(study, variant):
@@ -183,7 +183,7 @@ def test_the_history_can_be_listed_while_they_write(concurrent: SimpleNamespace)
 
 _OPENER = """
 import json, sys, traceback
-from core.store import StudyStore
+from core.history.store import StudyStore
 homes, name = sys.argv[1:-1], sys.argv[-1]
 retries, errors = 0, []
 for home in homes:
@@ -243,11 +243,11 @@ con.execute("COMMIT")
 
 _IMPATIENT_WRITER = """
 import json, sys
-import core.store
+import core.history.store
 from core.errors import BadInput
 # SQLite's own wait shortened, so that the store's retries have to do the waiting.
-core.store._BUSY_MS, core.store._RETRY_S = 100, float(sys.argv[2])
-store = core.store.StudyStore(sys.argv[1])
+core.history.store._BUSY_MS, core.history.store._RETRY_S = 100, float(sys.argv[2])
+store = core.history.store.StudyStore(sys.argv[1])
 try:
     store.begin_study("late", created="2026-01-01T00:00:00+00:00", model={}, dataset={}, environment={},
                       timing={}, spec={}, labels=[], pid=0)

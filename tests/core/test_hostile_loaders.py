@@ -28,7 +28,7 @@ from core.datasets import load_dataset
 from core.errors import BadInput
 from core.models import load_model
 from core.models.loaded import TensorInfo
-from core.spec import DatasetSpec, ModelSpec
+from core.study.spec import DatasetSpec, ModelSpec
 from tests.shared_data import SHARED_DATA
 
 REPO = Path(__file__).resolve().parents[2]

@@ -34,7 +34,7 @@ import core.datasets.csv as csv_loader
 from core.datasets import load_dataset
 from core.errors import BadInput
 from core.models.limits import MAX_COMPRESSION_RATIO
-from core.spec import DatasetKind, DatasetSpec
+from core.study.spec import DatasetKind, DatasetSpec
 
 REPO = Path(__file__).resolve().parents[2]
 #: What a refusing process may peak at: far below what any bomb here inflates to.
@@ -181,11 +181,11 @@ kind, target, arch = sys.argv[1], sys.argv[2], sys.argv[3] or None
 try:
     if kind == "model":
         from core.models import load_model
-        from core.spec import ModelSpec
+        from core.study.spec import ModelSpec
         load_model(ModelSpec(path=target, arch=arch))
     else:
         from core.datasets import load_dataset
-        from core.spec import DatasetSpec
+        from core.study.spec import DatasetSpec
         load_dataset(DatasetSpec.parse(target))
 except BadInput as exc:
     print(json.dumps(str(exc)))

@@ -15,10 +15,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from core import svg_charts
-from core.csv_report import render_csv
-from core.html_report import render_html
-from core.result import StudyResult, VariantStatus
+from core.reports import svg as svg_charts
+from core.reports.csv import render_csv
+from core.reports.html import render_html
+from core.study.result import StudyResult, VariantStatus
 
 SVG_NS = "{http://www.w3.org/2000/svg}"
 CHARTS = ("latency", "confusion", "size", "tradeoff")
@@ -27,9 +27,9 @@ CHARTS = ("latency", "confusion", "size", "tradeoff")
 @pytest.fixture(scope="module")
 def study(tmp_path_factory: pytest.TempPathFactory) -> StudyResult:
     """A real demo study: the baseline, three quantized variants and a --variant file that fails to load."""
-    from core.engine import demo_study_spec, run_study
-    from core.events import StudyFinished
-    from core.spec import SchemeSpec, TimingSpec, VariantSpec
+    from core.engine.run import demo_study_spec, run_study
+    from core.study.events import StudyFinished
+    from core.study.spec import SchemeSpec, TimingSpec, VariantSpec
 
     bad = tmp_path_factory.mktemp("report") / "broken.onnx"
     bad.write_bytes(b"this is not a model")
@@ -296,7 +296,7 @@ def test_report_renders_in_headless_chromium(tmp_path: Path, html: str, study: S
 def test_a_machine_that_changed_speed_is_said_once_at_the_top(study: StudyResult) -> None:
     from dataclasses import replace
 
-    from core.drift import DRIFT_PREFIX, drift_note
+    from core.engine.drift import DRIFT_PREFIX, drift_note
 
     base = study.results[0].latency.p50
 

@@ -9,12 +9,19 @@ from dataclasses import replace
 
 import pytest
 
-from core.cancel import CancelToken
-from core.engine import demo_study_spec
+from core.engine.isolation import run_study_isolated
+from core.engine.run import demo_study_spec
 from core.errors import BadInput
-from core.events import LatencySamples, StudyFinished, StudyStarted, VariantFailed, VariantFinished, VariantStarted
-from core.isolation import run_study_isolated
-from core.spec import DatasetSpec, ModelSpec, SchemeSpec, TimingSpec, VariantSpec
+from core.study.cancel import CancelToken
+from core.study.events import (
+    LatencySamples,
+    StudyFinished,
+    StudyStarted,
+    VariantFailed,
+    VariantFinished,
+    VariantStarted,
+)
+from core.study.spec import DatasetSpec, ModelSpec, SchemeSpec, TimingSpec, VariantSpec
 
 
 def _quick_spec(*schemes: str):
@@ -97,8 +104,8 @@ def test_bad_input_in_the_child_reaches_the_driver_as_bad_input(tmp_path):
 def test_trust_is_remembered_by_file_hash_not_path(tmp_path):
     import torch
 
+    from core.files.trust import TrustList
     from core.models import load_model
-    from core.trust import TrustList
 
     module = torch.jit.script(torch.nn.Sequential(torch.nn.Linear(4, 2)))
     first = tmp_path / "a.pt"
@@ -113,8 +120,7 @@ def test_trust_is_remembered_by_file_hash_not_path(tmp_path):
 
 
 def test_a_prewarmed_child_runs_the_next_study():
-    from core import isolation
-
+    from core.engine.run import isolation
     isolation.prewarm()
     warm_pid = isolation._warm.proc.pid
     try:
@@ -134,7 +140,7 @@ def test_only_an_untouched_process_may_fork_its_study_process() -> None:
     from pathlib import Path
 
     code = (
-        "from core.isolation import _start_method\n"
+        "from core.engine.isolation import _start_method\n"
         "print(_start_method())\n"
         "import numpy\n"
         "print(_start_method())\n"

@@ -9,7 +9,7 @@ from dataclasses import asdict
 import numpy as np
 import pytest
 
-from core.metrics import (
+from core.measures.metrics import (
     SQNR_CAP_DB,
     baseline_verdict,
     bootstrap_median_ci,
@@ -24,8 +24,8 @@ from core.metrics import (
     throughput_per_s,
     verdict,
 )
-from core.result import Grade
-from core.spec import Task, Thresholds
+from core.study.result import Grade
+from core.study.spec import Task, Thresholds
 
 # --------------------------------------------------------------------------- classification
 

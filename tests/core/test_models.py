@@ -13,10 +13,10 @@ from typing import Any
 import numpy as np
 import pytest
 
-from core.demo import DEMO_WEIGHTS
 from core.errors import BadInput
 from core.models import FileKind, ModelFormat, detect_file, load_model
-from core.spec import ModelSpec
+from core.study.demo import DEMO_WEIGHTS
+from core.study.spec import ModelSpec
 
 
 def _param_count(module: Any) -> int:

@@ -12,7 +12,7 @@ import pytest
 
 from core.models import load_model
 from core.schemes import get_scheme
-from core.spec import ModelSpec, SchemeSpec
+from core.study.spec import ModelSpec, SchemeSpec
 
 SHAPE = (3, 16, 16)
 

@@ -20,14 +20,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from core.cancel import CancelToken
-from core.cli import main
-from core.events import Progress, StudyFinished, StudyStarted, VariantStarted
-from core.isolation import run_study_isolated
+from core.cli.main import main
+from core.engine.isolation import run_study_isolated
+from core.files.trust import TrustList
 from core.printable import markup_escape, printable, printable_block
-from core.project import save_spec, spec_from_dict
-from core.spec import DatasetSpec, ModelSpec, SchemeSpec, StudySpec, TimingSpec, VariantSpec
-from core.trust import TrustList
+from core.study.cancel import CancelToken
+from core.study.events import Progress, StudyFinished, StudyStarted, VariantStarted
+from core.study.project import save_spec, spec_from_dict
+from core.study.spec import DatasetSpec, ModelSpec, SchemeSpec, StudySpec, TimingSpec, VariantSpec
 
 REPO = Path(__file__).resolve().parents[2]
 FAST = ["--max-time", "0.05", "--threads", "1", "--quiet"]
@@ -38,7 +38,7 @@ def _cli(*args: str, timeout: float = 120, home: Path | None = None) -> subproce
     """The real command in its own process; ``peak_rss_kb`` of that (main) process on the last stdout line."""
     code = (
         "import sys\n"
-        "from core.cli import main\n"
+        "from core.cli.main import main\n"
         "rc = main(sys.argv[1:])\n"
         # VmHWM, not ru_maxrss: the latter starts from the size of the process that launched this one.
         "print('peak_rss_kb', next(l.split()[1] for l in open('/proc/self/status') if l.startswith('VmHWM')))\n"
@@ -252,7 +252,7 @@ def test_cancel_stops_an_endless_loop_at_once(tmp_path: Path) -> None:
 
 
 def test_slow_evaluation_keeps_reporting_so_it_is_not_taken_for_a_hang(tmp_path: Path) -> None:
-    from core.engine import run_study
+    from core.engine.run import run_study
 
     model = identity_model(tmp_path / "m.onnx")
     spec = StudySpec(model=ModelSpec(path=str(model)), dataset=DatasetSpec.parse("synthetic:100"), timing=QUICK)
@@ -274,7 +274,7 @@ def test_a_model_that_cannot_run_ends_with_exit_2_and_the_runtimes_reason(tmp_pa
 
 
 def test_the_engine_stops_after_a_baseline_that_cannot_run(tmp_path: Path) -> None:
-    from core.engine import run_study
+    from core.engine.run import run_study
 
     model = cannot_run_model(tmp_path / "reshape.onnx")
     spec = StudySpec(model=ModelSpec(path=str(model)), dataset=DatasetSpec.parse("synthetic:4"), timing=QUICK,

@@ -13,7 +13,7 @@ import pytest
 from core.errors import BadInput, SchemeNotApplicable
 from core.models import load_model
 from core.schemes import catalogue, get_scheme
-from core.spec import ModelSpec, SchemeSpec
+from core.study.spec import ModelSpec, SchemeSpec
 
 #: The foundation schemes tested here; other families add more to the catalogue.
 SCHEME_IDS = ("fp32", "onnx-fp32", "torch-int8-dynamic", "ort-int8-dynamic", "ort-int8-static", "ort-fp16")
@@ -256,8 +256,8 @@ def test_static_int8_on_a_matmul_graph(tmp_path: Path, kit: SimpleNamespace, mak
 
 
 def test_cancelling_stops_calibration(onnx_loaded: Any, make_ctx: Callable[..., Any]) -> None:
-    from core.cancel import CancelToken
     from core.errors import Cancelled
+    from core.study.cancel import CancelToken
 
     token = CancelToken()
     token.cancel()

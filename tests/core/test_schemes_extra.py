@@ -18,7 +18,7 @@ import pytest
 
 from core.errors import BadInput
 from core.models.loaded import LoadedModel, ModelFormat, TensorInfo
-from core.spec import Device, SchemeSpec
+from core.study.spec import Device, SchemeSpec
 
 NO_FLAGS: dict[str, Any] = {"device": "cpu", "cpu_flags": {}}
 
@@ -125,7 +125,7 @@ ALL_IDS = (
 
 
 def test_quantbench_schemes_lists_every_scheme_with_what_it_needs(capsys: pytest.CaptureFixture[str]) -> None:
-    from core.cli import main
+    from core.cli.main import main
 
     assert main(["schemes"]) == 0
     out = capsys.readouterr().out
@@ -480,10 +480,10 @@ def test_int4_advice_and_options(tiny: Any, tmp_path: Path, make_ctx: Any) -> No
 
 
 def test_new_schemes_run_in_a_study_on_the_demo(tmp_path: Path) -> None:
-    from core import demo
-    from core.engine import run_study
-    from core.events import StudyFinished
-    from core.spec import DatasetSpec, ModelSpec, StudySpec, TimingSpec, VariantSpec
+    from core.engine.run import run_study
+    from core.study import demo
+    from core.study.events import StudyFinished
+    from core.study.spec import DatasetSpec, ModelSpec, StudySpec, TimingSpec, VariantSpec
 
     if not demo.demo_available():
         pytest.skip("the demo model files are not in this checkout")

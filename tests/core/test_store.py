@@ -16,10 +16,11 @@ from pathlib import Path
 import pytest
 
 from core.errors import BadInput
-from core.events import StudyFinished, StudyStarted, VariantFailed, VariantFinished
-from core.result import VariantResult, VariantStatus
-from core.spec import SchemeSpec, TimingSpec, VariantSpec
-from core.store import DB_NAME, ENV_HOME, StudyRecorder, StudyStore, resolve_home
+from core.files.home import ENV_HOME, resolve_home
+from core.history.store import DB_NAME, StudyRecorder, StudyStore
+from core.study.events import StudyFinished, StudyStarted, VariantFailed, VariantFinished
+from core.study.result import VariantResult, VariantStatus
+from core.study.spec import SchemeSpec, TimingSpec, VariantSpec
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -29,7 +30,7 @@ def demo_run() -> tuple:
     """(spec, every event) of one real, short demo study: the baseline and two ONNX Runtime variants."""
     from dataclasses import replace
 
-    from core.engine import demo_study_spec, run_study
+    from core.engine.run import demo_study_spec, run_study
 
     spec = demo_study_spec(TimingSpec(threads=1, max_time_s=0.15, min_samples=10, warmup_runs=1, warmup_s=0.01))
     spec = replace(
@@ -65,7 +66,7 @@ def test_recorded_study_reopens_identically_in_a_new_process(tmp_path: Path, dem
     out = _python(
         """
         import json, sys
-        from core.store import StudyStore
+        from core.history.store import StudyStore
         store = StudyStore(sys.argv[1])
         print(json.dumps({"study": store.load_study(sys.argv[2][:6]).to_json_dict(),
                           "list": [s.to_json_dict() for s in store.list_studies()]}))
@@ -153,9 +154,9 @@ def test_sigkill_mid_study_keeps_finished_variants(tmp_path: Path) -> None:
 
 _WRITER = """
 import sys, time
-from core.metrics import latency_stats
-from core.result import VariantResult, VariantStatus
-from core.store import StudyStore
+from core.measures.metrics import latency_stats
+from core.study.result import VariantResult, VariantStatus
+from core.history.store import StudyStore
 samples = [0.05 + 0.001 * (k % 97) for k in range(4000)]
 latency = latency_stats(samples)
 store = StudyStore(sys.argv[1])
@@ -358,7 +359,7 @@ def test_samples_are_stored_as_bytes_and_come_back_bit_identical(tmp_path: Path,
 
 
 def test_a_schema_1_history_is_upgraded_in_place(tmp_path: Path, demo_run: tuple) -> None:
-    from core.result import variant_to_json
+    from core.study.result import variant_to_json
 
     spec, events = demo_run
     final = _final(events).result

@@ -8,9 +8,9 @@ from collections.abc import Callable, Sequence
 import numpy as np
 import pytest
 
-from core.cancel import CancelToken
-from core.spec import TimingMode, TimingSpec
-from core.timing import LatencyHarness, choose_block_size, pin_torch_threads
+from core.engine.timing import LatencyHarness, choose_block_size, pin_torch_threads
+from core.study.cancel import CancelToken
+from core.study.spec import TimingMode, TimingSpec
 
 MS = 1_000_000  # ns
 

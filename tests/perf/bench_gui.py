@@ -8,13 +8,13 @@ under ``QT_QPA_PLATFORM=offscreen``.
    variant file, synthetic inputs, a fixed timing duration so both sides keep
    the same number of samples) runs with the
    window showing it live — the window's default engine, a spawned child — and
-   headless through ``core.isolation.run_study_isolated``, in alternating order.
+   headless through ``core.engine.isolation.run_study_isolated``, in alternating order.
    Per round and variant: window p50 and p99, headless p50 and p99; reported:
    the best (lowest) window figure over rounds and variants ÷ the best headless
    one, with the median of per-round ratios beside it (see ``run``: the pairs
    lie seconds apart, so this VM's changes of speed scatter per-round ratios). The same is measured
    for the in-thread engine (window unticked "Run in a separate process") against
-   ``core.engine.run_study`` iterated in this thread, as extra keys (thorough
+   ``core.engine.run.run_study`` iterated in this thread, as extra keys (thorough
    mode only).
 4. Responsiveness: a study whose model is a ~5 µs ONNX MLP streams samples as
    fast as the harness makes them (a fixed time per variant, two variants) while a
@@ -62,9 +62,9 @@ class Window:
     def __init__(self) -> None:
         from PySide6.QtWidgets import QApplication
 
-        from qtapp.gui_gc import GuiThreadGarbageCollector
-        from qtapp.main_window import MainWindow
-        from qtapp.theme import apply_theme, theme_named
+        from qtapp.threads.gui_gc import GuiThreadGarbageCollector
+        from qtapp.window.main_window import MainWindow
+        from qtapp.window.theme import apply_theme, theme_named
 
         self.app = QApplication.instance() or QApplication(["quantbench-perf"])
         self.collector = GuiThreadGarbageCollector(self.app)
@@ -111,7 +111,7 @@ class Window:
 
     def run_study(self, spec: Any, isolated: bool, timeout_s: float = 300.0) -> Any:
         """Run ``spec`` in the window (live charts) and return its StudyResult."""
-        from core.events import StudyFinished
+        from core.study.events import StudyFinished
 
         self.window.run_panel.isolated.setChecked(isolated)
         self.events.clear()
@@ -134,9 +134,9 @@ class Window:
 
 
 def headless(spec: Any, isolated: bool) -> Any:
-    from core.engine import run_study
-    from core.events import StudyFinished
-    from core.isolation import run_study_isolated
+    from core.engine.isolation import run_study_isolated
+    from core.engine.run import run_study
+    from core.study.events import StudyFinished
 
     spec = replace(spec, study_id=uuid.uuid4().hex[:12])
     engine = run_study_isolated if isolated else run_study
@@ -165,8 +165,8 @@ def _demo_spec(tmp: Path, timing_s: float) -> Any:
     Both rows run in ONNX Runtime and nothing is built, so a study's cost is little
     more than its timing, and the rounds can be many.
     """
-    from core import demo
-    from core.spec import DatasetSpec, ModelSpec, StudySpec, TimingMode, TimingSpec, VariantSpec
+    from core.study import demo
+    from core.study.spec import DatasetSpec, ModelSpec, StudySpec, TimingMode, TimingSpec, VariantSpec
 
     copy = tmp / "digits_cnn_copy.onnx"
     if not copy.exists():
@@ -211,7 +211,7 @@ def interference(win: Window, tmp: Path, rounds: int, timing_s: float, isolated:
     return {
         "p50": ratio_summary(p50_window, p50_headless),
         "p99": ratio_summary(p99_window, p99_headless),
-        "engine": "spawned child (core.isolation)" if isolated else "worker thread in the window's process",
+        "engine": "spawned child (core.engine.isolation)" if isolated else "worker thread in the window's process",
         "window_process_cpu_share": float(np.median(shares)),
         "study": f"demo CNN (ONNX) and a copy of it, synthetic:64, {timing_s:g} s timing each, {THREADS} thread",
         "runs": detail,
@@ -222,7 +222,7 @@ def interference(win: Window, tmp: Path, rounds: int, timing_s: float, isolated:
 
 
 def _streaming_spec(tmp: Path, timing_s: float) -> Any:
-    from core.spec import DatasetSpec, ModelSpec, StudySpec, TimingMode, TimingSpec, VariantSpec
+    from core.study.spec import DatasetSpec, ModelSpec, StudySpec, TimingMode, TimingSpec, VariantSpec
 
     model = make_onnx_mlp(tmp / "tiny.onnx", 1, 16, 2)
     copy = tmp / "tiny_copy.onnx"
@@ -241,7 +241,7 @@ def _streaming_spec(tmp: Path, timing_s: float) -> Any:
 def responsiveness(win: Window, spec: Any, isolated: bool) -> dict[str, Any]:
     from PySide6.QtCore import Qt, QTimer
 
-    from core.events import LatencySamples, StudyFinished
+    from core.study.events import LatencySamples, StudyFinished
 
     ticks: list[tuple[float, float]] = []
     streaming = {"on": False}
@@ -295,7 +295,7 @@ def responsiveness(win: Window, spec: Any, isolated: bool) -> dict[str, Any]:
         "samples_streamed": samples,
         "harness_block_size": block,
         "window_process_cpu_share": win.last_cpu_share,
-        "engine": "spawned child (core.isolation)" if isolated else "worker thread in the window's process",
+        "engine": "spawned child (core.engine.isolation)" if isolated else "worker thread in the window's process",
     }
 
 
@@ -305,7 +305,7 @@ def responsiveness(win: Window, spec: Any, isolated: bool) -> dict[str, Any]:
 def chart_redraw(win: Window, batches: int = 60) -> dict[str, Any]:
     from PySide6.QtWidgets import QApplication
 
-    from core.events import LatencySamples, StudyStarted, VariantStarted
+    from core.study.events import LatencySamples, StudyStarted, VariantStarted
 
     panel = win.window.results
     panel.tabs.setCurrentIndex(0)  # the latency histograms

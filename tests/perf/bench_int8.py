@@ -9,7 +9,7 @@ with default options: QDQ, u8 activations, per-channel s8 weights, MinMax, after
 - speed-up = onnx-fp32 median ÷ int8 median at one intra-op thread, median of
   interleaved rounds (goal ≥ 2× on a CPU with VNNI);
 - the fraction of convolutions running as integer kernels in the session's
-  optimized graph (``core.coverage``; goal ≥ 95 %);
+  optimized graph (``core.schemes.coverage``; goal ≥ 95 %);
 - size ratio = fp32 file ÷ int8 file (goal ≥ 3.5×);
 - the achieved share of the CPU's int8 peak: (2 × multiply-accumulates of the
   Conv and Linear layers, counted with forward hooks) ÷ int8 median, over the
@@ -111,11 +111,11 @@ def gemm_probe_ops_per_s(n: int = 1024, repeats: int = 10) -> float:
 
 
 def _build(name: str, root: Path, samples: int) -> dict[str, Any]:
-    from core.cancel import CancelToken
     from core.models import load_model
     from core.schemes import get_scheme
     from core.schemes.base import BuildContext
-    from core.spec import Device, ModelSpec, SchemeSpec
+    from core.study.cancel import CancelToken
+    from core.study.spec import Device, ModelSpec, SchemeSpec
 
     module = torchvision_model(name)
     macs = count_macs(module, INPUT)
@@ -141,8 +141,8 @@ def _build(name: str, root: Path, samples: int) -> dict[str, Any]:
 
 
 def _speedup(fp32: Any, int8: Any, rounds: int, max_time_s: float) -> dict[str, Any]:
-    from core.spec import TimingMode, TimingSpec
-    from core.timing import LatencyHarness
+    from core.engine.timing import LatencyHarness
+    from core.study.spec import TimingMode, TimingSpec
 
     x = np.random.default_rng(1).standard_normal(INPUT, dtype=np.float32)
     calls = {"fp32": fp32.runner.prepare_call(x), "int8": int8.runner.prepare_call(x)}
@@ -160,7 +160,7 @@ def _speedup(fp32: Any, int8: Any, rounds: int, max_time_s: float) -> dict[str, 
 
 
 def run(quick: bool) -> dict[str, Any]:
-    from core.environment import cpu_flags
+    from core.runtimes.environment import cpu_flags
 
     samples = 16 if quick else 200
     # Many short rounds rather than a few long ones: this VM flips between two speeds ~1.5x apart

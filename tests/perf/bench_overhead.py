@@ -24,9 +24,9 @@ THREADS = 1
 
 
 def _compare(path: Path, batch: int, width: int, rounds: int, max_time_s: float) -> dict[str, Any]:
+    from core.engine.timing import LatencyHarness
     from core.runtimes.ort_runner import OrtRunner
-    from core.spec import TimingMode, TimingSpec
-    from core.timing import LatencyHarness
+    from core.study.spec import TimingMode, TimingSpec
 
     runner = OrtRunner(path, THREADS)
     x = np.random.default_rng(0).standard_normal((batch, width), dtype=np.float32)

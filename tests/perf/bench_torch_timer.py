@@ -31,9 +31,9 @@ def run(quick: bool) -> dict[str, Any]:
     import torch
     from torch.utils.benchmark import Timer
 
+    from core.engine.timing import LatencyHarness
     from core.runtimes.torch_runner import TorchRunner
-    from core.spec import TimingMode, TimingSpec
-    from core.timing import LatencyHarness
+    from core.study.spec import TimingMode, TimingSpec
 
     # Many short rounds: on a shared machine the load changes within seconds, and each
     # per-round ratio should compare two measurements taken under the same load.

@@ -187,8 +187,8 @@ def mem_available_mb() -> float | None:
 
 
 def machine_block(threads: int) -> dict[str, Any]:
-    """CPU model, flags, versions (core.environment) plus the clock and the load at this moment."""
-    from core.environment import environment_info
+    """CPU model, flags, versions (core.runtimes.environment) plus the clock and the load at this moment."""
+    from core.runtimes.environment import environment_info
 
     env = environment_info(threads)
     mhz, source = cpu_mhz()

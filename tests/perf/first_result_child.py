@@ -18,7 +18,7 @@ Linux, so the parent can subtract the moment it started this process):
 which shows what the study's child process costs before the first result.
 
 ``python -m tests.perf.first_result_child engine`` runs the same demo study
-headless in this process (``core.engine.run_study``), importing torch and ONNX
+headless in this process (``core.engine.run.run_study``), importing torch and ONNX
 Runtime first, one at a time, and times the steps the window
 waits through: each import, model and dataset load, the baseline's build (session init), evaluation, the first
 timed inference and the warm-up before the first samples.
@@ -46,11 +46,11 @@ def _window(in_thread: bool) -> dict[str, Any]:
     """The console script's own path, hooked. The hooks go in only after the launcher's prewarm:
     importing Qt first would make that prewarm spawn instead of fork and start it half a second late,
     which is not what a user's ``quantbench --demo`` does."""
-    import core.isolation
+    import core.engine.isolation
     from qtapp import launcher
 
     marks: dict[str, float] = {"python": T_PYTHON}
-    real_prewarm = core.isolation.prewarm
+    real_prewarm = core.engine.isolation.prewarm
 
     def prewarm(*args: Any, **kwargs: Any) -> None:
         real_prewarm(*args, **kwargs)
@@ -58,7 +58,7 @@ def _window(in_thread: bool) -> dict[str, Any]:
             marks["prewarmed"] = time.monotonic()
             _hook_window(in_thread, marks)
 
-    core.isolation.prewarm = prewarm  # type: ignore[assignment]
+    core.engine.isolation.prewarm = prewarm  # type: ignore[assignment]
     launcher.main(["--demo"])
     return {"marks": marks}
 
@@ -67,9 +67,9 @@ def _hook_window(in_thread: bool, marks: dict[str, float]) -> None:
     from PySide6.QtCore import QEvent, QObject, QTimer
     from PySide6.QtWidgets import QApplication
 
-    from qtapp.controller import StudyController
-    from qtapp.live_buffer import LiveBuffer
-    from qtapp.main_window import MainWindow
+    from qtapp.threads.controller import StudyController
+    from qtapp.threads.live_buffer import LiveBuffer
+    from qtapp.window.main_window import MainWindow
 
     state: dict[str, Any] = {"window": None}
 
@@ -143,13 +143,13 @@ def _engine() -> dict[str, Any]:
     # Each heavy library the demo study needs, imported on its own so its cost is visible
     # (the engine would import them lazily inside model load, dataset load and build).
     # scikit-learn is not among them: the digits and the metrics no longer need it.
-    for name in ("torch", "onnxruntime", "core.engine"):
+    for name in ("torch", "onnxruntime", "core.engine.run"):
         t = time.monotonic()
         importlib.import_module(name)
         steps[f"import_{name.replace('.', '_')}_s"] = time.monotonic() - t
 
-    from core.engine import demo_study_spec, run_study
-    from core.events import LatencySamples, Progress, StudyFinished, StudyStarted, VariantBuilt, VariantFinished
+    from core.engine.run import demo_study_spec, run_study
+    from core.study.events import LatencySamples, Progress, StudyFinished, StudyStarted, VariantBuilt, VariantFinished
 
     marks: dict[str, float] = {}
     first_ms = None

@@ -2,7 +2,7 @@
 
 ``study WORKDIR N``: a ResNet-50 (untrained, state dict) study of fp32 +
 ort-int8-static with N calibration samples on ``synthetic:N``, run by
-``core.engine.run_study`` in this process, keeping its files in WORKDIR (the
+``core.engine.run.run_study`` in this process, keeping its files in WORKDIR (the
 float export and its ``quant_pre_process`` output are reused by ``calibrate``).
 
 ``calibrate WORKDIR METHOD N1 N2``: loads the same model, then builds
@@ -34,9 +34,9 @@ def _rss_mb() -> float:
 
 
 def _study(workdir: Path, n: int) -> dict[str, Any]:
-    from core.engine import run_study
-    from core.events import StudyFinished
-    from core.spec import DatasetSpec, ModelSpec, SchemeSpec, StudySpec, TimingSpec, VariantSpec
+    from core.engine.run import run_study
+    from core.study.events import StudyFinished
+    from core.study.spec import DatasetSpec, ModelSpec, SchemeSpec, StudySpec, TimingSpec, VariantSpec
 
     weights = save_state_dict(torchvision_model("resnet50"), workdir / "resnet50.pt")
     after_setup = peak_rss_self_mb()
@@ -66,11 +66,11 @@ def _study(workdir: Path, n: int) -> dict[str, Any]:
 def _calibrate(workdir: Path, method: str, sizes: list[int]) -> dict[str, Any]:
     import numpy as np
 
-    from core.cancel import CancelToken
     from core.models import load_model
     from core.schemes import get_scheme
     from core.schemes.base import BuildContext
-    from core.spec import Device, ModelSpec, SchemeSpec, default_threads
+    from core.study.cancel import CancelToken
+    from core.study.spec import Device, ModelSpec, SchemeSpec, default_threads
 
     study = workdir / "study"
     model = load_model(ModelSpec(path=str(workdir / "resnet50.pt"), arch=ARCH))

@@ -31,7 +31,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 @pytest.fixture(scope="session", autouse=True)
 def gui_thread_gc(qapp):
     """As in the application: cycles are collected in the GUI thread only."""
-    from qtapp.gui_gc import GuiThreadGarbageCollector
+    from qtapp.threads.gui_gc import GuiThreadGarbageCollector
 
     collector = GuiThreadGarbageCollector()
     collector.start()
@@ -61,8 +61,8 @@ def no_thread_left_running(qapp):
     then stopped and waited for, so the next test starts clean.
     """
     yield
-    from qtapp.controller import live_threads
-    from qtapp.tasks import busy_runners
+    from qtapp.threads.controller import live_threads
+    from qtapp.threads.tasks import busy_runners
 
     deadline = time.monotonic() + THREAD_GRACE_S
     while (live_threads() or busy_runners()) and time.monotonic() < deadline:

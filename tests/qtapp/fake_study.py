@@ -1,4 +1,4 @@
-"""A stand-in for ``core.engine.run_study`` that yields the real event dataclasses.
+"""A stand-in for ``core.engine.run.run_study`` that yields the real event dataclasses.
 
 Used where a test needs exact control over the event stream (stale events,
 slow streams to cancel, a variant that fails on cue). Numbers are drawn from a
@@ -13,8 +13,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from core.cancel import CancelToken
-from core.events import (
+from core.study.cancel import CancelToken
+from core.study.events import (
     Event,
     LatencySamples,
     Progress,
@@ -25,8 +25,8 @@ from core.events import (
     VariantFinished,
     VariantStarted,
 )
-from core.result import Grade, LatencyStats, StudyResult, VariantResult, VariantStatus, Verdict
-from core.spec import StudySpec, Thresholds
+from core.study.result import Grade, LatencyStats, StudyResult, VariantResult, VariantStatus, Verdict
+from core.study.spec import StudySpec, Thresholds
 
 N_CLASSES = 10
 N_SAMPLES = 120

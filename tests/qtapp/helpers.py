@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from core.spec import DatasetKind, DatasetSpec, ModelSpec, StudySpec, TimingSpec
+from core.study.spec import DatasetKind, DatasetSpec, ModelSpec, StudySpec, TimingSpec
 
 #: Short timing so a whole demo study takes seconds; the statistics are still real.
 FAST_TIMING = TimingSpec(threads=1, warmup_runs=1, warmup_s=0.02, min_samples=20, max_samples=400, max_time_s=0.25)

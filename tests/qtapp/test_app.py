@@ -45,7 +45,7 @@ def test_opening_the_window_does_not_import_heavy_libraries():
         "import sys\n"
         "from PySide6.QtWidgets import QApplication\n"
         "app = QApplication([])\n"
-        "from qtapp.main_window import MainWindow\n"
+        "from qtapp.window.main_window import MainWindow\n"
         "heavy = [m for m in ('torch', 'onnxruntime', 'onnx', 'sklearn') if m in sys.modules]\n"
         "print(','.join(heavy) or 'none')\n"
     )
@@ -59,7 +59,7 @@ def test_closing_mid_study_exits_cleanly():
     code = (
         "import sys\n"
         "from PySide6.QtCore import QTimer\n"
-        "import qtapp.main_window as mw\n"
+        "import qtapp.window.main_window as mw\n"
         "class ClosingWindow(mw.MainWindow):\n"
         "    def __init__(self, *args, **kwargs):\n"
         "        super().__init__(*args, **kwargs)\n"
@@ -84,8 +84,8 @@ def test_after_a_study_the_next_study_process_is_started_ahead():
     code = (
         "import sys\n"
         "from PySide6.QtCore import QTimer\n"
-        "import core.isolation as iso\n"
-        "import qtapp.main_window as mw\n"
+        "import core.engine.isolation as iso\n"
+        "import qtapp.window.main_window as mw\n"
         "seen = {}\n"
         "class Window(mw.MainWindow):\n"
         "    def __init__(self, *args, **kwargs):\n"

@@ -15,12 +15,12 @@ from fake_study import FakeVariant, fake_run_study
 from helpers import SLOW_TIMING, close_window, fake_spec
 from PySide6.QtCore import Qt, QTimer
 
-from core.engine import demo_study_spec
-from core.events import LatencySamples, StudyFinished, StudyStarted, VariantFinished
-from core.isolation import KILL_AFTER_S
-from qtapp.main_window import MainWindow
-from qtapp.study_state import Phase
-from qtapp.theme import LIGHT
+from core.engine.isolation import KILL_AFTER_S
+from core.engine.run import demo_study_spec
+from core.study.events import LatencySamples, StudyFinished, StudyStarted, VariantFinished
+from qtapp.models.study_state import Phase
+from qtapp.window.main_window import MainWindow
+from qtapp.window.theme import LIGHT
 
 REPO = Path(__file__).resolve().parents[2]
 ACK_S = 0.1
@@ -163,7 +163,7 @@ def test_closing_the_window_mid_run_exits_within_5_s(tmp_path):
         "    window.asked = False\n"
         "    window.controller.event_received.connect(seen)\n"
         "def find_window():\n"
-        "    from qtapp.main_window import MainWindow\n"
+        "    from qtapp.window.main_window import MainWindow\n"
         "    for widget in app.topLevelWidgets():\n"
         "        if isinstance(widget, MainWindow):\n"
         "            finder.stop()\n"

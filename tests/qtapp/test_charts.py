@@ -7,11 +7,11 @@ import pytest
 
 from qtapp.charts.confusion_matrix import COUNTS, DIFFERENCE, ConfusionMatrices
 from qtapp.charts.latency_histogram import BINS, LatencyHistogram
+from qtapp.charts.palette import BASELINE_COLOR, VariantPalette
 from qtapp.charts.size_bars import SizeBars, format_bytes, reduction_text
 from qtapp.charts.tradeoff_scatter import TradeoffScatter
-from qtapp.palette import BASELINE_COLOR, VariantPalette
 from qtapp.panels.flipped_panel import FlippedPanel, image_of
-from qtapp.theme import DARK, LIGHT
+from qtapp.window.theme import DARK, LIGHT
 
 LABELS = ["fp32", "int8", "fp16"]
 
@@ -234,8 +234,8 @@ def test_results_panel_warns_when_the_machine_changed_speed(qtbot):
     from fake_study import fake_run_study
     from helpers import fake_spec
 
-    from core.events import StudyFinished
-    from core.drift import drift_note
+    from core.engine.drift import drift_note
+    from core.study.events import StudyFinished
     from qtapp.panels.results_panel import ResultsPanel
 
     events = list(fake_run_study(fake_spec()))

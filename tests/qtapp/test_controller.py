@@ -10,9 +10,9 @@ import pytest
 from fake_study import fake_run_study
 from helpers import fake_spec
 
-from core.cancel import CancelToken
 from core.errors import BadInput
-from core.events import (
+from core.study.cancel import CancelToken
+from core.study.events import (
     LatencySamples,
     Progress,
     StudyFinished,
@@ -22,8 +22,8 @@ from core.events import (
     VariantFinished,
     VariantStarted,
 )
-from qtapp.controller import StudyController, live_threads
-from qtapp.worker import StudyWorker
+from qtapp.threads.controller import StudyController, live_threads
+from qtapp.threads.worker import StudyWorker
 
 
 def _record(controller: StudyController) -> list:

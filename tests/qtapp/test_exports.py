@@ -15,13 +15,13 @@ from helpers import FAST_TIMING, close_window
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QGuiApplication, QImage
 
-from core.engine import demo_study_spec
-from core.events import StudyFinished
-from core.project import load_spec, save_spec
-from core.spec import SchemeSpec, VariantSpec
-from qtapp.chart_export import PNG_SCALE, exporter_of, save_png, save_svg
-from qtapp.main_window import MainWindow
-from qtapp.theme import LIGHT
+from core.engine.run import demo_study_spec
+from core.study.events import StudyFinished
+from core.study.project import load_spec, save_spec
+from core.study.spec import SchemeSpec, VariantSpec
+from qtapp.charts.export import PNG_SCALE, exporter_of, save_png, save_svg
+from qtapp.window.main_window import MainWindow
+from qtapp.window.theme import LIGHT
 
 
 @pytest.fixture(scope="module")

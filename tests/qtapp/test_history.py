@@ -10,13 +10,13 @@ from fake_study import fake_run_study
 from helpers import FAST_TIMING, close_window, fake_spec
 from PySide6.QtWidgets import QMessageBox
 
-from core.engine import demo_study_spec
-from core.events import StudyFinished
-from core.spec import SchemeSpec, VariantSpec
-from core.store import StudyStore
-from qtapp.main_window import MainWindow
+from core.engine.run import demo_study_spec
+from core.history.store import StudyStore
+from core.study.events import StudyFinished
+from core.study.spec import SchemeSpec, VariantSpec
 from qtapp.panels.history_panel import BEST, MODEL, NAME, NOTE, STATUS, VARIANTS
-from qtapp.theme import LIGHT
+from qtapp.window.main_window import MainWindow
+from qtapp.window.theme import LIGHT
 
 
 @pytest.fixture

@@ -76,16 +76,16 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from core.cancel import CancelToken
 from core.errors import BadInput
-from core.events import Event, StudyFinished, StudyStarted, VariantFinished
-from core.spec import DatasetSpec, StudySpec
-from qtapp.chart_export import exporter_of
-from qtapp.controller import live_threads
-from qtapp.main_window import MainWindow
-from qtapp.tasks import busy_runners
-from qtapp.theme import LIGHT
-from qtapp.trust_dialog import TrustRequest, ask_trust
+from core.study.cancel import CancelToken
+from core.study.events import Event, StudyFinished, StudyStarted, VariantFinished
+from core.study.spec import DatasetSpec, StudySpec
+from qtapp.charts.export import exporter_of
+from qtapp.threads.controller import live_threads
+from qtapp.threads.tasks import busy_runners
+from qtapp.window.main_window import MainWindow
+from qtapp.window.theme import LIGHT
+from qtapp.window.trust_dialog import TrustRequest, ask_trust
 
 pytestmark = pytest.mark.filterwarnings("ignore:`torch.jit.load` is deprecated:FutureWarning")
 
@@ -188,7 +188,7 @@ def _warm_up() -> None:
 
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory: pytest.TempPathFactory) -> Corpus:
-    from core.demo import DEMO_ONNX, DEMO_WEIGHTS
+    from core.study.demo import DEMO_ONNX, DEMO_WEIGHTS
 
     folder = tmp_path_factory.mktemp("monkey-corpus")
     onnx_bytes = _mlp_onnx(folder / "mlp.onnx")
@@ -862,7 +862,7 @@ def test_a_study_without_variants_opens_from_the_history(qtbot, home):
 def test_a_superseded_background_job_is_skipped(qtbot):
     """Every field edit queued a load and every superseded one still ran: a user clicking about
     piled up a hundred loads, and the window said "still loading" for many seconds."""
-    from qtapp.tasks import TaskRunner
+    from qtapp.threads.tasks import TaskRunner
 
     tasks = TaskRunner(max_threads=1)
     gate = threading.Event()
@@ -882,11 +882,11 @@ def test_a_superseded_background_job_is_skipped(qtbot):
 def test_confirming_a_field_again_does_not_restart_its_load(qtbot, corpus, monkeypatch):
     """The architecture field and the dataset fields reload on "editing finished", which also
     fires when they merely lose focus: the same load was started again while it ran."""
-    from qtapp import loading
+    from qtapp.models import loading
     from qtapp.panels import model_panel
     from qtapp.panels.dataset_panel import DatasetPanel
     from qtapp.panels.model_panel import ModelPanel
-    from qtapp.tasks import TaskRunner
+    from qtapp.threads.tasks import TaskRunner
 
     model_loads: list[str] = []
     dataset_loads: list[str] = []
@@ -920,8 +920,8 @@ def test_confirming_a_field_again_does_not_restart_its_load(qtbot, corpus, monke
 def test_a_chart_saved_where_it_cannot_be_written_says_why_and_qt_stays_quiet(qtbot, tmp_path, monkeypatch, kind):
     """Saving a chart as SVG into a folder that does not exist made Qt warn "QPainter::begin():
     Returned false" (the SVG generator opened the file itself) before the window said anything."""
+    from qtapp.charts.palette import VariantPalette
     from qtapp.charts.size_bars import SizeBars
-    from qtapp.palette import VariantPalette
 
     chart = SizeBars(VariantPalette(), LIGHT)
     qtbot.addWidget(chart)

@@ -7,12 +7,11 @@ import pytest
 from helpers import close_window
 from PySide6.QtCore import Qt
 
-from core.demo import DEMO_ONNX, DEMO_WEIGHTS
-from core.spec import DatasetSpec, SchemeSpec
-from qtapp import recent_files
-from qtapp.main_window import MainWindow
-from qtapp.theme import DARK, LIGHT
-
+from core.study.demo import DEMO_ONNX, DEMO_WEIGHTS
+from core.study.spec import DatasetSpec, SchemeSpec
+from qtapp.window import recent_files
+from qtapp.window.main_window import MainWindow
+from qtapp.window.theme import DARK, LIGHT
 
 
 @pytest.fixture
@@ -99,7 +98,7 @@ def test_a_study_that_cannot_start_says_why(qtbot, window):
 
 
 def test_open_demo_button_sets_up_the_demo_study(qtbot, window):
-    from core.engine import DEMO_SCHEMES
+    from core.engine.run import DEMO_SCHEMES
 
     qtbot.mouseClick(window.model_panel.demo_button, Qt.MouseButton.LeftButton)
     _loaded(qtbot, window)
@@ -110,7 +109,7 @@ def test_open_demo_button_sets_up_the_demo_study(qtbot, window):
 
 
 def test_held_jobs_wait_for_release_and_run_in_order(qtbot):
-    from qtapp.tasks import TaskRunner
+    from qtapp.threads.tasks import TaskRunner
 
     tasks = TaskRunner(max_threads=1)
     ran: list[str] = []

@@ -5,8 +5,8 @@ from __future__ import annotations
 from fake_study import fake_run_study
 from helpers import fake_spec
 
-from core.events import LatencySamples, Progress, StudyFinished, StudyStarted, VariantStarted
-from qtapp.progress import StudyProgress
+from core.study.events import LatencySamples, Progress, StudyFinished, StudyStarted, VariantStarted
+from qtapp.models.progress import StudyProgress
 
 
 class FakeClock:

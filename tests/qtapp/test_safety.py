@@ -18,18 +18,18 @@ import pytest
 from helpers import SLOW_TIMING, close_window
 from PySide6.QtCore import QTimer
 
-from core.engine import demo_study_spec
-from core.events import LatencySamples, StudyStarted, VariantFinished
+from core.engine.run import demo_study_spec
+from core.files.trust import TrustList, file_sha256
 from core.models.detect import FileKind
-from core.trust import TrustList, file_sha256
-from qtapp.controller import StudyController
-from qtapp.errors import ErrorReporter, setup_app_logging
-from qtapp.main_window import MainWindow
+from core.study.events import LatencySamples, StudyStarted, VariantFinished
+from qtapp.models.study_state import Phase
 from qtapp.panels.model_panel import ModelPanel
-from qtapp.study_state import Phase
-from qtapp.tasks import TaskRunner
-from qtapp.theme import LIGHT
-from qtapp.trust_dialog import TrustRequest, ask_trust, trust_request
+from qtapp.threads.controller import StudyController
+from qtapp.threads.tasks import TaskRunner
+from qtapp.window.errors import ErrorReporter, setup_app_logging
+from qtapp.window.main_window import MainWindow
+from qtapp.window.theme import LIGHT
+from qtapp.window.trust_dialog import TrustRequest, ask_trust, trust_request
 
 REPO = Path(__file__).resolve().parents[2]
 

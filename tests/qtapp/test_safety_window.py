@@ -11,12 +11,12 @@ from pathlib import Path
 import pytest
 from helpers import close_window
 
-from core.project import save_spec
-from core.spec import DatasetSpec, ModelSpec, StudySpec, TimingSpec
-from core.trust import TrustList
-from qtapp.main_window import MainWindow
-from qtapp.theme import LIGHT
-from qtapp.worker import engine_run_study
+from core.files.trust import TrustList
+from core.study.project import save_spec
+from core.study.spec import DatasetSpec, ModelSpec, StudySpec, TimingSpec
+from qtapp.threads.worker import engine_run_study
+from qtapp.window.main_window import MainWindow
+from qtapp.window.theme import LIGHT
 
 QUICK = TimingSpec(threads=1, max_time_s=0.05, min_samples=3, max_samples=50, warmup_runs=1, warmup_s=0.0)
 

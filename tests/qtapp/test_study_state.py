@@ -6,9 +6,9 @@ import numpy as np
 from fake_study import DEFAULT_VARIANTS, fake_run_study
 from helpers import fake_spec
 
-from core.cancel import CancelToken
-from core.events import LatencySamples, StudyFinished, VariantFinished
-from qtapp.study_state import Phase, SampleBuffer, StudyState
+from core.study.cancel import CancelToken
+from core.study.events import LatencySamples, StudyFinished, VariantFinished
+from qtapp.models.study_state import Phase, SampleBuffer, StudyState
 
 
 def test_sample_buffer_grows_and_keeps_order():

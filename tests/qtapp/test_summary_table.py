@@ -6,13 +6,13 @@ from fake_study import fake_run_study
 from helpers import fake_spec
 from PySide6.QtCore import Qt
 
-from core.events import StudyFinished, StudyStarted, VariantFinished
-from core.result import Grade, LatencyStats, StudyResult, VariantResult, VariantStatus, Verdict
-from qtapp.palette import VariantPalette
-from qtapp.panels.summary_columns import thresholds_text
+from core.study.events import StudyFinished, StudyStarted, VariantFinished
+from core.study.result import Grade, LatencyStats, StudyResult, VariantResult, VariantStatus, Verdict
+from qtapp.charts.palette import VariantPalette
+from qtapp.models.study_state import StudyState
+from qtapp.models.summary_columns import thresholds_text
 from qtapp.panels.summary_table import SummaryTable
-from qtapp.study_state import StudyState
-from qtapp.theme import DARK, LIGHT
+from qtapp.window.theme import DARK, LIGHT
 
 
 def _table(qtbot, events, theme=LIGHT) -> SummaryTable:

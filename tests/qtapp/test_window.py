@@ -10,14 +10,13 @@ import pytest
 from helpers import FAST_TIMING, SLOW_TIMING, close_window
 from PySide6.QtCore import Qt
 
-from core.engine import demo_study_spec
-from core.events import LatencySamples, StudyFinished, StudyStarted, VariantFinished
-from core.spec import DatasetSpec, SchemeSpec, VariantSpec
-from qtapp.controller import live_threads
-from qtapp.main_window import MainWindow
-from qtapp.study_state import Phase
-from qtapp.theme import LIGHT
-
+from core.engine.run import demo_study_spec
+from core.study.events import LatencySamples, StudyFinished, StudyStarted, VariantFinished
+from core.study.spec import DatasetSpec, SchemeSpec, VariantSpec
+from qtapp.models.study_state import Phase
+from qtapp.threads.controller import live_threads
+from qtapp.window.main_window import MainWindow
+from qtapp.window.theme import LIGHT
 
 
 @pytest.fixture

@@ -1,0 +1,513 @@
+"""History commands of ``quantbench`` and what ``run`` does besides running.
+
+``history`` lists the studies in the store, ``show`` prints one as a table,
+``export`` writes its HTML/JSON/CSV report, ``compare`` sets several side by
+side. ``RunExtras`` gives ``run`` its project file (--spec/--save-spec), its
+history record, its saved variants and its HTML report.
+
+What a run does when something cannot be written (the disk fills up, a folder is
+read-only), as a user would expect it:
+
+- A folder that cannot take a file at all (the --json/--html/--save-spec folder,
+  --save-variants, and QuantBench's home unless --no-history) is refused before the
+  study runs: exit 2 and one sentence, nothing run for nothing.
+- The history is the run's record, not its result: when a write to it fails
+  midway (disk full, another program's lock for over a minute, a damaged file),
+  the study goes on, its table is printed and its files are written, and the
+  failure is one warning sentence on stderr; the exit code stays 0. The studies
+  recorded before, and this study's variants committed so far, stay readable.
+- A file the user asked for (--json, --html, a --save-variants variant) that cannot
+  be written ends the run with exit 2 and one sentence ("could not write
+  out.json: no space left on device (the disk is full)."), after the table is
+  printed and the other outputs are written; nothing half-written is left.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from dataclasses import replace
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from core.cli import EXIT_OK
+from core.errors import BadInput
+from core.files.atomic import check_folder, check_output_file, write_atomic
+
+COMMANDS = ("history", "show", "export", "compare")
+#: `run` options that define what is compared: with --spec, the project file alone decides them.
+_SPEC_DEFINES = ("scheme", "variant", "dataset", "arch", "input_shape")
+_HOME_HELP = "QuantBench's data folder holding the history (default: $QUANTBENCH_HOME, else the user data folder)"
+
+
+def add_run_options(run: argparse.ArgumentParser, source: Any) -> None:
+    """Add --spec (to the --model/--demo group), outputs and history options to `run`."""
+    source.add_argument("--spec", metavar="FILE", help="run the study saved in a project file (see --save-spec)")
+    run.add_argument("--html", metavar="FILE", help="write the self-contained HTML report to FILE")
+    run.add_argument("--save-spec", metavar="FILE", help="save this study as a project file, to re-run with --spec")
+    run.add_argument(
+        "--save-variants", metavar="DIR", help="keep each built variant in DIR in its runtime's format, with a sidecar"
+    )
+    run.add_argument("--name", help="a name for the study in the history")
+    run.add_argument("--home", metavar="DIR", help=_HOME_HELP)
+    run.add_argument("--no-history", action="store_true", help="do not record the study in the history")
+
+
+def add_commands(sub: Any) -> None:
+    """Add the history subcommands to the `quantbench` subparsers."""
+    p = sub.add_parser("history", help="list the studies in the history")
+    p.add_argument("--json", action="store_true", help="print a JSON list instead of a table")
+    p.add_argument("--home", metavar="DIR", help=_HOME_HELP)
+
+    p = sub.add_parser("show", help="print a study from the history as a table")
+    p.add_argument("id", help="study id (a unique prefix is enough)")
+    p.add_argument("--home", metavar="DIR", help=_HOME_HELP)
+
+    p = sub.add_parser("export", help="write a study's report: --html, --json and/or --csv")
+    p.add_argument("id", help="study id (a unique prefix is enough)")
+    _output_options(p)
+    p.add_argument("--home", metavar="DIR", help=_HOME_HELP)
+
+    p = sub.add_parser("compare", help="compare studies side by side (ids from the history, or result JSON files)")
+    p.add_argument("ids", nargs="+", metavar="ID", help="study ids or prefixes, or result files written by --json")
+    _output_options(p)
+    p.add_argument("--home", metavar="DIR", help=_HOME_HELP)
+
+
+def _output_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--html", metavar="FILE", help="self-contained HTML report")
+    p.add_argument("--json", metavar="FILE", help="the result contract (a list of studies for compare)")
+    p.add_argument("--csv", metavar="FILE", help="one row per variant")
+
+
+def dispatch(args: argparse.Namespace) -> int | None:
+    """Run a history subcommand; None when ``args`` is another command."""
+    if args.command == "history":
+        return _cmd_history(args)
+    if args.command == "show":
+        return _cmd_show(args)
+    if args.command == "export":
+        return _cmd_export(args)
+    if args.command == "compare":
+        return _cmd_compare(args)
+    return None
+
+
+# ---- history / show / export / compare --------------------------------------------------------
+
+
+def _cmd_history(args: argparse.Namespace) -> int:
+    from core.history.store import StudyStore
+
+    store = StudyStore(args.home)
+    studies = store.list_studies()
+    if args.json:
+        print(json.dumps([s.to_json_dict() for s in studies], indent=1))
+        return EXIT_OK
+    if not studies:
+        print(f"No studies yet in {store.path}. Run one with: quantbench run --demo")
+        return EXIT_OK
+    headers = ["ID", "Created", "Status", "Variants", "Model", "Dataset", "Name"]
+    rows = [
+        [s.id, _local_time(s.created), s.status, f"{s.variants_finished}/{s.variants_planned}",
+         Path(s.model).name, s.dataset, s.name + (" *" if s.note else "")]
+        for s in studies
+    ]
+    print(_table(headers, rows))
+    if any(s.note for s in studies):
+        print("* has a note")
+    return EXIT_OK
+
+
+def _cmd_show(args: argparse.Namespace) -> int:
+    from core.history.store import StudyStore
+    from core.reports.text import format_table
+
+    store = StudyStore(args.home)
+    summary = store.summary(args.id)
+    study = store.load_study(summary.id)
+    title = f"Study {summary.id}" + (f" \"{summary.name}\"" if summary.name else "")
+    print(f"{title}: {summary.status}, {_local_time(summary.created)}, "
+          f"{summary.variants_finished} of {summary.variants_planned} variants finished")
+    if summary.note:
+        print(f"Note: {summary.note}")
+    print()
+    print(format_table(study))
+    return EXIT_OK
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    from core.history.store import StudyStore
+
+    targets = _targets(args)
+    store = StudyStore(args.home)
+    summary = store.summary(args.id)
+    study = store.load_study(summary.id)
+    _write_reports([study], {summary.id: summary.name} if summary.name else {}, targets, single=True)
+    return EXIT_OK
+
+
+def _cmd_compare(args: argparse.Namespace) -> int:
+    if len(args.ids) < 2:
+        raise BadInput("compare needs at least two study ids (see quantbench history).")
+    targets = _targets(args, required=False)
+    studies, names = _load_for_compare(args.ids, args.home)
+    print(format_comparison(studies, names))
+    _write_reports(studies, names, targets, single=False)
+    return EXIT_OK
+
+
+def _load_for_compare(ids: list[str], home: str | None) -> tuple[list[Any], dict[str, str]]:
+    from core.history.store import StudyStore
+    from core.study.result import study_from_json
+
+    store: StudyStore | None = None
+    studies = []
+    names: dict[str, str] = {}
+    for ident in ids:
+        path = Path(ident).expanduser()
+        if ident.endswith(".json") and path.is_file():
+            try:
+                study = study_from_json(json.loads(path.read_text(encoding="utf-8")))
+            except (OSError, ValueError, KeyError, TypeError) as exc:
+                raise BadInput(f"{ident}: not a QuantBench result file ({type(exc).__name__}: {exc}).") from None
+            names[study.study_id] = path.stem
+        else:
+            store = store or StudyStore(home)
+            summary = store.summary(ident)
+            study = store.load_study(summary.id)
+            if summary.name:
+                names[summary.id] = summary.name
+        if any(s.study_id == study.study_id for s in studies):
+            raise BadInput(f"study {study.study_id} is given twice.")
+        studies.append(study)
+    return studies, names
+
+
+def format_comparison(studies: list[Any], names: dict[str, str]) -> str:
+    """A text table of every variant of several studies, each against its own baseline."""
+    from core.reports.html import comparison_notes, study_titles
+    from core.reports.text import human_bytes
+
+    titles = study_titles(studies, names)
+    headers = ["Study", "Variant", "Quality", "vs base", "p50 ms", "p99 ms", "Speed-up", "Size", "Size vs base",
+               "Verdict"]
+    rows = []
+    for s in studies:
+        for i, v in enumerate(s.results):
+            verdict = v.verdict
+            if not v.ok:
+                rows.append([titles[s.study_id], v.label, "-", "-", "-", "-", "-", "-", "-", v.status.value.upper()])
+                continue
+            m = v.metrics or {}
+            quality = f"{m['accuracy'] * 100:.2f}%" if "accuracy" in m else (f"R2 {m['r2']:.4f}" if "r2" in m else "-")
+            drop = verdict.accuracy_drop if verdict else None
+            speed = "1.00x" if i == 0 else "-"
+            if verdict and verdict.speedup is not None:
+                speed = f"{verdict.speedup:.2f}x"
+            size_change = (
+                "-" if not verdict or verdict.size_reduction is None else f"{-verdict.size_reduction * 100:+.1f}%"
+            )
+            rows.append([
+                titles[s.study_id],
+                v.label,
+                quality,
+                "(base)" if i == 0 else ("-" if drop is None else f"{0.0 - drop * 100:+.2f} pt"),
+                _ms(v.latency.p50) + ("~" if v.latency.noisy else "") if v.latency else "-",
+                _ms(v.latency.p99) if v.latency else "-",
+                speed,
+                human_bytes(v.size_bytes),
+                "(base)" if i == 0 else size_change,
+                verdict.overall.value if verdict else "-",
+            ])
+    lines = [_table(headers, rows), ""]
+    for s in studies:
+        lines.append(
+            f"{titles[s.study_id]}: study {s.study_id}, {s.status}, {_local_time(s.created)} "
+            f"| {Path(str(s.model.get('path'))).name} | {s.dataset.get('spec')} ({s.dataset.get('samples')} samples) "
+            f"| {s.environment.get('cpu', '?')} "
+            f"| threads {s.timing.get('threads')}"
+        )
+    lines += [f"note: {n}" for n in comparison_notes(studies, titles)]
+    return "\n".join(lines)
+
+
+def _targets(args: argparse.Namespace, required: bool = True) -> dict[str, Path]:
+    targets = {
+        kind: check_output_file(f"--{kind}", value) for kind in ("html", "json", "csv") if (value := getattr(args, kind))
+    }
+    if required and not targets:
+        raise BadInput(f"{args.command} needs at least one of --html FILE, --json FILE or --csv FILE.")
+    return targets
+
+
+def _write_reports(studies: list[Any], names: dict[str, str], targets: dict[str, Path], single: bool) -> None:
+    for kind, path in targets.items():
+        if kind == "html":
+            from core.reports.html import render_html
+
+            text = render_html(studies, names)
+        elif kind == "csv":
+            from core.reports.csv import render_csv
+
+            text = render_csv(studies, names)
+        else:
+            payload: Any = studies[0].to_json_dict() if single else [s.to_json_dict() for s in studies]
+            text = json_text(payload)
+        write_atomic(path, text)
+        sys.stderr.write(f"wrote {path}\n")
+
+
+def json_text(payload: Any) -> str:
+    """Strict JSON (no NaN/Infinity tokens, which many parsers reject): non-finite numbers become null."""
+    try:
+        return json.dumps(payload, indent=1, allow_nan=False)
+    except ValueError:
+        return json.dumps(_finite_only(payload), indent=1, allow_nan=False)
+
+
+def _finite_only(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _finite_only(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_finite_only(v) for v in value]
+    return value
+
+
+# ---- what `run` does besides running ----------------------------------------------------------
+
+
+class RunExtras:
+    """`run`'s project file, history record, saved variants and HTML report, around the engine loop.
+
+    Usage in ``_cmd_run``: ``extras = RunExtras(args)`` (checks output paths),
+    ``spec = extras.load_spec() or spec_from_args(args)``, ``extras.begin(spec)``,
+    ``run_study(spec, cancel, workdir=extras.workdir)`` feeding ``extras.handle``,
+    ``extras.close()`` in ``finally`` and ``extras.finish(result)`` at the end.
+    """
+
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.args = args
+        self.html = check_output_file("--html", args.html) if args.html else None
+        self.save_spec_path = check_output_file("--save-spec", args.save_spec) if args.save_spec else None
+        if not args.no_history:
+            from core.files.home import ENV_HOME, resolve_home
+
+            check_folder(
+                resolve_home(args.home), "QuantBench's home", create=True,
+                hint=f", so the study cannot be recorded: point {ENV_HOME} or --home to a writable folder, "
+                "or add --no-history",
+            )
+        self.recorder: Any = None
+        self.saver: Any = None
+        self._warned = False
+        self._recording = False  # the study is in the history (its start was written)
+        self._save_failures_told = 0
+
+    @property
+    def workdir(self) -> Path | None:
+        """Where the engine should build variants (None: its own temporary folder)."""
+        return self.saver.workdir if self.saver is not None else None
+
+    def isolation_options(self) -> dict[str, Any]:
+        """Keyword arguments for ``run_study_isolated``: the child's fault log in the home, the variants' workdir."""
+        options: dict[str, Any] = {}
+        if self.recorder is not None:
+            options["log_dir"] = self.recorder.store.logs_dir
+        if self.workdir is not None:
+            options["workdir"] = self.workdir
+        return options
+
+    def load_spec(self) -> Any:
+        """The StudySpec of --spec, with any run-condition options given on the command line applied; else None."""
+        if not self.args.spec:
+            return None
+        from core.study.project import load_spec
+
+        given = _given_options(self.args)
+        for dest in _SPEC_DEFINES:
+            if dest in given:
+                raise BadInput(
+                    f"--{dest.replace('_', '-')} cannot be combined with --spec: the project file defines the study "
+                    "(edit it, or run without --spec)."
+                )
+        from core.files.trust import TrustList, with_trust_from_list
+
+        home = getattr(self.args, "home", None)
+        for path in self.args.trust:  # the user's own say-so, added to the list like any --trust
+            if not Path(path).expanduser().is_file():
+                raise BadInput(f"--trust {path}: no such file.")
+            TrustList(home).trust(Path(path).expanduser())
+        # The project file's own word on trust is never taken: only the user's trust list is.
+        spec = with_trust_from_list(load_spec(Path(self.args.spec)), home)
+        return _apply_overrides(spec, self.args, given)
+
+    def begin(self, spec: Any) -> None:
+        """Open the variant folder, save the project file, open the history, before the engine starts."""
+        if self.args.save_variants:  # first: a folder it refuses leaves nothing written
+            from core.history.saved_variants import VariantSaver
+
+            self.saver = VariantSaver(Path(self.args.save_variants))
+        if self.save_spec_path is not None:
+            from core.study.project import save_spec
+
+            save_spec(spec, self.save_spec_path)
+            self._say(f"saved the study spec to {self.save_spec_path}")
+        if not self.args.no_history:
+            try:
+                from core.history.store import StudyRecorder, StudyStore
+
+                self.recorder = StudyRecorder(StudyStore(self.args.home), spec=spec)
+            except Exception as exc:  # noqa: BLE001 - the history is a convenience, the run goes on
+                self._store_failed(exc)
+
+    def handle(self, event: Any) -> None:
+        """Feed one engine event to the history recorder and the variant saver."""
+        if self.recorder is not None:
+            try:
+                self.recorder.handle(event)
+                self._recording = self.recorder.study_id is not None
+                self._name_study(event)
+            except Exception as exc:  # noqa: BLE001
+                self._store_failed(exc)
+        if self.saver is not None:
+            try:
+                self.saver.handle(event)
+            except OSError as exc:
+                self._say(f"quantbench: warning: could not save a variant to {self.args.save_variants} ({exc}).")
+            failures = list(self.saver.failed.values())
+            for why in failures[self._save_failures_told:]:  # the run ends with exit 2: say so early too
+                self._say(f"quantbench: warning: {why.rstrip('.')}; the study goes on.")
+            self._save_failures_told = len(failures)
+
+    def close(self) -> None:
+        """After the engine loop: a study that stopped before its end is marked interrupted; the work folder goes."""
+        if self.recorder is not None and not self.recorder.finished:
+            try:
+                self.recorder.abandon("interrupted")
+            except Exception as exc:  # noqa: BLE001
+                self._store_failed(exc)
+        if self.saver is not None:
+            self.saver.close()
+
+    def finish(self, result: Any) -> None:
+        """Write the HTML report and say where the study and the variants went; then BadInput (exit 2) with
+        the first output that could not be written (the HTML report, a variant), if any."""
+        failure: str | None = None
+        if self.html is not None:
+            from core.reports.html import render_html
+
+            names = {result.study_id: self.args.name} if self.args.name else {}
+            try:
+                write_atomic(self.html, render_html([result], names))
+                self._say(f"wrote {self.html}")
+            except BadInput as exc:
+                failure = str(exc)
+        if self.saver is not None:
+            for label, path in self.saver.saved.items():
+                self._say(f"saved {label} to {path}")
+            for label, why in self.saver.skipped.items():
+                self._say(f"not saved: {label}: {why}")
+            failure = failure or next(iter(self.saver.failed.values()), None)
+        if self.recorder is not None and self.recorder.finished:
+            self._say(f"recorded as study {result.study_id} (quantbench show {result.study_id})")
+        if failure is not None:
+            raise BadInput(failure)
+
+    def _name_study(self, event: Any) -> None:
+        from core.study.events import StudyStarted
+
+        if isinstance(event, StudyStarted) and self.args.name:
+            self.recorder.store.rename(event.study_id, self.args.name)
+
+    def _store_failed(self, exc: Exception) -> None:
+        """One warning sentence; the run goes on unrecorded (what was committed stays in the history)."""
+        self.recorder = None
+        if not self._warned:
+            self._warned = True
+            what = "the rest of the study is not recorded" if self._recording else "the study is not recorded"
+            why = str(exc).strip().rstrip(".") or type(exc).__name__
+            sys.stderr.write(f"quantbench: warning: {what} in the history ({why}); the run goes on.\n")
+
+    def _say(self, text: str) -> None:
+        if not self.args.quiet:
+            sys.stderr.write(text + "\n")
+
+
+def _given_options(args: argparse.Namespace) -> set[str]:
+    """The `run` options whose value differs from the parser's default, i.e. the ones the user typed."""
+    from core.cli.main import build_parser
+
+    defaults = vars(build_parser(window=False).parse_args(["run", "--spec", "-"]))
+    return {k for k, v in vars(args).items() if k in defaults and v != defaults[k] and k not in ("spec", "command")}
+
+
+def _apply_overrides(spec: Any, args: argparse.Namespace, given: set[str]) -> Any:
+    from core.study.spec import Device, Task, TimingMode
+
+    if "threads" in given and args.threads < 1:
+        raise BadInput("--threads must be at least 1.")
+    if "batch_size" in given and args.batch_size < 1:
+        raise BadInput("--batch-size must be at least 1.")
+    if "max_time" in given and args.max_time <= 0:
+        raise BadInput("--max-time must be positive.")
+    if "limit" in given and args.limit < 1:
+        raise BadInput("--limit must be at least 1.")
+    timing = {"threads": "threads", "batch_size": "batch_size", "max_time": "max_time_s"}
+    changes = {field: getattr(args, dest) for dest, field in timing.items() if dest in given}
+    if "timing" in given:
+        changes["mode"] = TimingMode(args.timing)
+    dataset = {}
+    if "limit" in given:
+        dataset["limit"] = args.limit
+    if "task" in given:
+        dataset["task"] = Task(args.task)
+    thresholds = {
+        field: getattr(args, dest) / 100
+        for dest, field in (("accuracy_good", "accuracy_drop_good"), ("accuracy_bad", "accuracy_drop_bad"),
+                            ("size_good", "size_reduction_good"), ("speed_good", "latency_reduction_good"))
+        if dest in given
+    }
+    top: dict[str, Any] = {}
+    if "device" in given:
+        top["device"] = Device(args.device)
+    if "seed" in given:
+        top["seed"] = args.seed
+    return replace(
+        spec,
+        timing=replace(spec.timing, **changes),
+        dataset=replace(spec.dataset, **dataset),
+        thresholds=replace(spec.thresholds, **thresholds),
+        **top,
+    )
+
+
+# ---- text helpers -----------------------------------------------------------------------------
+
+
+def _table(headers: list[str], rows: list[list[str]]) -> str:
+    widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(headers)]
+    lines = [
+        "  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)).rstrip(),
+        "  ".join("-" * w for w in widths),
+    ]
+    lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows]
+    return "\n".join(lines)
+
+
+def _local_time(created: str) -> str:
+    try:
+        return datetime.fromisoformat(created).astimezone().strftime("%Y-%m-%d %H:%M")
+    except ValueError:
+        return created
+
+
+def _ms(x: float | None) -> str:
+    if x is None:
+        return "-"
+    return f"{x:.3f}" if x < 10 else f"{x:.1f}"

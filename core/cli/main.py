@@ -1,0 +1,427 @@
+"""The ``quantbench`` command: the window by default, ``run`` and ``schemes`` headless.
+
+Exit codes: 0 done; 2 bad input (one sentence on stderr, no traceback);
+1 internal error; 130 cancelled. Nothing heavy is imported before it is needed,
+so ``quantbench --help`` answers at once.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from core.cli import EXIT_BAD_INPUT, EXIT_CANCELLED, EXIT_INTERNAL, EXIT_OK
+from core.errors import BadInput, Cancelled
+from core.printable import PrintableStream, printable
+
+_SUBCOMMANDS = ("run", "schemes", "history", "show", "export", "compare")
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one sentence and exit code 2."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        command = self.prog.split()[-1] if " " in self.prog else ""
+        sys.stderr.write(f"quantbench: {message} (see quantbench {command} --help).\n".replace("  ", " "))
+        raise SystemExit(EXIT_BAD_INPUT)
+
+
+def build_parser(window: bool = True) -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="quantbench",
+        description="See what quantizing a model costs and buys. Without a subcommand, opens the window.",
+    )
+    parser.add_argument("--version", action="version", version="quantbench 0.1.0")
+    parser.add_argument("--demo", action="store_true", help="open the window on the bundled demo and start the study")
+    parser.add_argument(
+        "--screenshot", metavar="FILE.png", help="with --demo: render the finished window to FILE.png and exit"
+    )
+    if window:  # without a subcommand; before one, it would swallow the subcommand's name (`show ID`)
+        parser.add_argument("model", nargs="?", help="a model file to open in the window")
+        add_safety_options(parser)
+    sub = parser.add_subparsers(
+        dest="command", parser_class=_Parser, metavar="{run,schemes,history,show,export,compare}"
+    )
+
+    run = sub.add_parser("run", help="run a study headless and print the comparison table")
+    src = run.add_mutually_exclusive_group(required=True)
+    src.add_argument(
+        "--model",
+        metavar="PATH",
+        help="the trained model (ONNX, PyTorch state dict, TorchScript, torch.export, TFLite)",
+    )
+    src.add_argument("--demo", action="store_true", help="the bundled digits CNN on its test split with every scheme")
+    run.add_argument("--arch", help="architecture of a state dict: demo or torchvision:NAME")
+    run.add_argument("--input-shape", metavar="N,C,H,W", help="input shape when the file does not record it")
+    run.add_argument(
+        "--trust",
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="run code in FILE (TorchScript, torch.export); only for files you trust",
+    )
+    run.add_argument(
+        "--scheme",
+        action="append",
+        default=[],
+        metavar="ID[:k=v,...]",
+        help="a scheme to apply (repeatable; see `quantbench schemes`)",
+    )
+    run.add_argument(
+        "--variant",
+        action="append",
+        default=[],
+        metavar="PATH",
+        help="an already-quantized file of the same model to compare (repeatable)",
+    )
+    run.add_argument(
+        "--dataset", metavar="SPEC", help="builtin:digits, npz:PATH, csv:PATH[#label=COL], folder:PATH or synthetic:N"
+    )
+    run.add_argument("--task", choices=["auto", "classification", "regression"], default="auto")
+    run.add_argument("--limit", type=int, metavar="N", help="evaluate at most N samples")
+    run.add_argument("--json", metavar="FILE", help="write the result contract (schema_version 1) to FILE")
+    run.add_argument("--threads", type=int, metavar="N", help="intra-op threads (default: all cores but one)")
+    run.add_argument(
+        "--timing",
+        choices=["quick", "thorough"],
+        default="quick",
+        help="stopping rule: median CI within 3%% (quick) or 1%% (thorough)",
+    )
+    run.add_argument(
+        "--max-time", type=float, default=2.0, metavar="S", help="timing budget per variant in seconds (default 2)"
+    )
+    run.add_argument("--batch-size", type=int, default=1, metavar="N", help="samples per timed call (default 1)")
+    run.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
+    run.add_argument("--seed", type=int, default=0)
+    run.add_argument(
+        "--accuracy-good",
+        type=float,
+        default=1.0,
+        metavar="PT",
+        help="accuracy drop under PT points is good (default 1)",
+    )
+    run.add_argument(
+        "--accuracy-bad", type=float, default=5.0, metavar="PT", help="accuracy drop over PT points is bad (default 5)"
+    )
+    run.add_argument(
+        "--size-good",
+        type=float,
+        default=50.0,
+        metavar="PCT",
+        help="size reduced by PCT%% or more is good (default 50)",
+    )
+    run.add_argument(
+        "--speed-good",
+        type=float,
+        default=30.0,
+        metavar="PCT",
+        help="latency reduced by PCT%% or more is good (default 30)",
+    )
+    run.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
+    run.add_argument("--in-process", action="store_true", help="run the engine in this process (no crash isolation)")
+    add_safety_options(run)
+
+    sub.add_parser("schemes", help="list the scheme catalogue with what each needs")
+    from core.cli import history as cli_history
+    cli_history.add_run_options(run, src)
+    cli_history.add_commands(sub)
+    return parser
+
+
+#: A step of a study (one inference, a build step, a calibration batch) that reports nothing for this long is stopped.
+DEFAULT_HANG_TIMEOUT_S = 60.0
+
+
+def add_safety_options(parser: argparse.ArgumentParser) -> None:
+    """The ceilings a study's process runs under: the same options for `run` and the window."""
+    parser.add_argument(
+        "--max-memory", metavar="GB",
+        help="memory ceiling of the study's process, in GB or with a unit (e.g. 8, 512M); "
+             "default: half of this machine's memory",
+    )
+    parser.add_argument(
+        "--hang-timeout", type=float, default=DEFAULT_HANG_TIMEOUT_S, metavar="S",
+        help=f"stop a study whose current step (one inference, one build step) reports nothing for S seconds "
+             f"(default {DEFAULT_HANG_TIMEOUT_S:g})",
+    )
+
+
+def safety_limits(args: argparse.Namespace) -> dict[str, Any]:
+    """``run_study_isolated`` keyword arguments from --max-memory and --hang-timeout; BadInput names a bad value."""
+    from core.memory_limit import default_limit_bytes, parse_size
+
+    if args.hang_timeout <= 0:
+        raise BadInput("--hang-timeout must be a positive number of seconds.")
+    try:
+        memory = parse_size(args.max_memory) if args.max_memory else default_limit_bytes()
+    except ValueError as exc:
+        raise BadInput(str(exc)) from None
+    return {"hang_timeout_s": args.hang_timeout, "max_memory_bytes": memory}
+
+
+def wants_window(argv: Sequence[str]) -> bool:
+    """True when the command line asks for the window rather than a headless subcommand."""
+    wants_help = any(a in ("-h", "--help", "--version") for a in argv)
+    return not wants_help and not any(a in _SUBCOMMANDS for a in argv)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """The headless commands. The console script (qtapp.launcher) opens the window itself."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if wants_window(argv):
+        sys.stderr.write(
+            "quantbench: the window is opened by the `quantbench` command; here use a subcommand such as `run`.\n"
+        )
+        return EXIT_BAD_INPUT
+    # Whatever a file put into a message (an ANSI escape in a name, metadata, a runtime's error)
+    # is shown written out, never obeyed by the terminal.
+    streams = sys.stdout, sys.stderr
+    sys.stdout, sys.stderr = PrintableStream(sys.stdout), PrintableStream(sys.stderr)
+    if hasattr(signal, "SIGXFSZ"):
+        # Past a file-size limit (ulimit -f) a write should fail and be told in a sentence, not kill us.
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    try:
+        return _main(argv)
+    finally:
+        sys.stdout, sys.stderr = streams
+
+
+def _main(argv: list[str]) -> int:
+    args = build_parser(window=not any(a in _SUBCOMMANDS for a in argv)).parse_args(argv)
+    try:
+        if args.command == "schemes":
+            return _cmd_schemes()
+        if args.command == "run":
+            return _cmd_run(args)
+        from core.cli.history import dispatch
+
+        code = dispatch(args)
+        if code is not None:
+            return code
+    except BadInput as exc:
+        sys.stderr.write(f"quantbench: {printable(exc)}\n")
+        return EXIT_BAD_INPUT
+    except (KeyboardInterrupt, Cancelled):
+        sys.stderr.write("quantbench: cancelled.\n")
+        return EXIT_CANCELLED
+    except Exception as exc:  # an internal error: still one line, plus where to look
+        from core.files.logs import log_exception
+
+        log = log_exception(exc, f"quantbench {' '.join(argv)}", getattr(args, "home", None))
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        sys.stderr.write(f"quantbench: internal error: {type(exc).__name__}: {printable(first)} (details in {log}).\n")
+        if os.environ.get("QUANTBENCH_DEBUG"):
+            raise
+        return EXIT_INTERNAL
+    build_parser().print_help()
+    return EXIT_OK
+
+
+def _cmd_schemes() -> int:
+    from core.schemes import catalogue
+
+    for scheme in catalogue():
+        info = scheme.info
+        print(f"{info.id:<22} {info.description}")
+        print(f"{'':<22} needs: {info.needs}")
+        for p in info.params:
+            choices = f" ({'|'.join(p.choices)})" if p.choices else ""
+            print(f"{'':<22}   {p.name}={p.default}{choices}: {p.help}")
+    return EXIT_OK
+
+
+def spec_from_args(args: argparse.Namespace) -> Any:
+    """Turn `quantbench run` options into a StudySpec; BadInput names the option at fault."""
+    from core.study.spec import DatasetSpec, Device, ModelSpec, StudySpec, Task, Thresholds, TimingMode, TimingSpec
+
+    trusted = _trust_files(args)
+    _check_run_numbers(args)
+    timing = TimingSpec(
+        threads=args.threads, mode=TimingMode(args.timing), batch_size=args.batch_size, max_time_s=args.max_time
+    )
+    thresholds = Thresholds(
+        accuracy_drop_good=args.accuracy_good / 100, accuracy_drop_bad=args.accuracy_bad / 100,
+        size_reduction_good=args.size_good / 100, latency_reduction_good=args.speed_good / 100,
+    )
+    if args.demo:
+        from core.engine.run import DEMO_SCHEMES, demo_study_spec
+
+        base = demo_study_spec(timing)
+        model = base.model
+        dataset = base.dataset if not args.dataset else DatasetSpec.parse(args.dataset)
+        schemes = args.scheme or list(DEMO_SCHEMES[1:])
+    else:
+        shape = None
+        if args.input_shape:
+            try:
+                shape = tuple(int(d) for d in args.input_shape.split(","))
+            except ValueError:
+                raise BadInput(
+                    f"--input-shape {args.input_shape!r} must be integers separated by commas, e.g. 1,3,224,224."
+                ) from None
+        path = str(Path(args.model).expanduser())
+        model = ModelSpec(path=path, arch=args.arch, trusted=str(Path(path).resolve()) in trusted, input_shape=shape)
+        if not args.dataset:
+            raise BadInput("--dataset is required with --model (e.g. npz:val.npz, or synthetic:256 for latency only).")
+        dataset = DatasetSpec.parse(args.dataset)
+        from core.engine.run import DEMO_SCHEMES
+
+        schemes = args.scheme or list(DEMO_SCHEMES[1:])
+    dataset = _with(dataset, task=Task(args.task), limit=args.limit)
+    return StudySpec(
+        model=model, dataset=dataset, variants=_variants_from_args(args, schemes, trusted), timing=timing,
+        thresholds=thresholds, device=Device(args.device), seed=args.seed,
+    )
+
+
+def _trust_files(args: argparse.Namespace) -> set[str]:
+    """Trust every --trust file (remembered for later runs) and return their resolved paths."""
+    trusted: set[str] = set()
+    if args.trust:
+        from core.files.trust import TrustList
+
+        trust_list = TrustList(getattr(args, "home", None))
+        for t in args.trust:
+            if not Path(t).expanduser().is_file():
+                raise BadInput(f"--trust {t}: no such file.")
+            trust_list.trust(Path(t).expanduser())  # remembered by content hash for later runs and the window
+            trusted.add(str(Path(t).expanduser().resolve()))
+    return trusted
+
+
+def _check_run_numbers(args: argparse.Namespace) -> None:
+    """BadInput for a numeric `quantbench run` option out of range."""
+    if args.threads is not None and args.threads < 1:
+        raise BadInput("--threads must be at least 1.")
+    if args.batch_size < 1:
+        raise BadInput("--batch-size must be at least 1.")
+    if args.max_time <= 0:
+        raise BadInput("--max-time must be positive.")
+    if args.limit is not None and args.limit < 1:
+        raise BadInput("--limit must be at least 1.")
+
+
+def _variants_from_args(args: argparse.Namespace, schemes: list[str], trusted: set[str]) -> tuple[Any, ...]:
+    """The VariantSpecs of the --scheme ids (fp32, the baseline, left out) and then the --variant files."""
+    from core.schemes import get_scheme
+    from core.study.spec import SchemeSpec, VariantSpec
+
+    variants = []
+    for text in schemes:
+        s = SchemeSpec.parse(text)
+        get_scheme(s.id)  # unknown ids are bad input before anything runs
+        if s.id != "fp32":
+            variants.append(VariantSpec(scheme=s))
+    for p in args.variant:
+        resolved = str(Path(p).expanduser().resolve())
+        if not Path(resolved).exists():
+            raise BadInput(f"--variant {p}: no such file.")
+        variants.append(VariantSpec(path=str(Path(p).expanduser()), trusted=resolved in trusted))
+    return tuple(variants)
+
+
+def _with(obj: Any, **changes: Any) -> Any:
+    from dataclasses import replace
+
+    return replace(obj, **changes)
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from core.cli.history import RunExtras
+    from core.engine.isolation import run_study_isolated
+    from core.engine.run import run_study
+    from core.files.atomic import check_output_file, write_atomic
+    from core.reports.text import format_table
+    from core.study.cancel import CancelToken
+    from core.study.events import StudyFinished
+
+    json_path = check_output_file("--json", args.json) if args.json else None
+    limits = safety_limits(args)
+    extras = RunExtras(args)  # --html, --spec, --save-spec, --save-variants, the history
+    spec = extras.load_spec() or spec_from_args(args)
+    extras.begin(spec)
+    cancel = CancelToken()
+    previous = signal.signal(signal.SIGINT, lambda *_: cancel.cancel())
+    finished = None
+    printer = _ProgressPrinter(args)
+    try:
+        if args.in_process:
+            events = run_study(spec, cancel, workdir=extras.workdir)
+        else:
+            # A runtime that crashes or hangs on this file ends only the child process.
+            events = run_study_isolated(spec, cancel, **limits, **extras.isolation_options())
+        for event in events:
+            extras.handle(event)
+            printer.show(event)
+            if isinstance(event, StudyFinished):
+                finished = event
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        extras.close()
+    if finished is None:
+        return EXIT_INTERNAL
+    failure = finished.result.baseline_failure()
+    if failure is not None:
+        raise BadInput(failure)  # a model that does not run is the file's problem: exit 2, one sentence
+    print(format_table(finished.result))
+    if json_path is not None:
+        write_atomic(json_path, json.dumps(finished.result.to_json_dict(), indent=1, allow_nan=False))
+        _say(args, f"wrote {json_path}")
+    extras.finish(finished.result)
+    return EXIT_CANCELLED if finished.cancelled else EXIT_OK
+
+
+class _ProgressPrinter:
+    """Writes a study's events to stderr as `quantbench run` goes (nothing with --quiet)."""
+
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.args = args
+        self.n_variants = 0
+        self.last_stage: tuple[str, str] | None = None  # a stage is shown once, not at every step
+
+    def show(self, event: Any) -> None:
+        from core.study.events import Progress, StudyStarted, VariantFailed, VariantFinished, VariantStarted
+
+        args = self.args
+        if isinstance(event, StudyStarted):
+            self.n_variants = len(event.variants)
+            self._study_started(event)
+        elif isinstance(event, VariantStarted):
+            _say(args, f"[{event.index + 1}/{self.n_variants}] {event.label}")
+            self.last_stage = None
+        elif isinstance(event, Progress):
+            key = (event.label, event.stage)
+            if key != self.last_stage:
+                _say(args, f"    {event.message}")
+                self.last_stage = key
+        elif isinstance(event, VariantFinished):
+            r = event.result
+            _say(args, f"    done: p50 {r.latency.p50:.3f} ms, {r.size_bytes:,} bytes" if r.latency else "    done")
+        elif isinstance(event, VariantFailed):
+            _say(args, f"    {event.error}")
+
+    def _study_started(self, event: Any) -> None:
+        args, model, dataset = self.args, event.model, event.dataset
+        _say(args, f"model {model['format']} {model['path']} ({model['params']:,} params); "
+                   f"dataset {dataset['spec']}: {dataset['samples']} samples, {dataset['task']}")
+        for note in model.get("notes", []):
+            _say(args, f"model: {note}")
+        for label, notes in event.advice.items():
+            for note in notes:
+                _say(args, f"advice for {label}: {note}")
+
+
+def _say(args: argparse.Namespace, text: str) -> None:
+    if not args.quiet:
+        sys.stderr.write(text + "\n")
+        sys.stderr.flush()
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,243 @@
+"""Numbers a restless machine cannot skew: the baseline re-check and the paired rounds.
+
+Each variant is timed in its own stretch of time. A shared or virtual machine can
+change speed between stretches: this project's own 2-core VM flips between two
+speeds about 1.5x apart every second or so, even when idle. Then a speed-up
+compares two different machines. So once every variant has been timed, the
+engine (``guard_against_drift``) times the baseline again, and every other
+variant briefly; when a median moved by more than DRIFT_LIMIT, it times every
+variant again in short interleaved rounds and the speed-ups and speed verdicts
+come from those. Both steps use the
+runners the engine kept open, and stop at the cancel token.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Generator
+from dataclasses import replace
+from typing import Any
+
+import numpy as np
+
+from core.engine.timing import LatencyHarness
+from core.errors import Cancelled
+from core.study.cancel import CancelToken
+from core.study.events import Event, Progress
+from core.study.result import VariantResult
+from core.study.spec import StudySpec, TimingSpec
+
+#: The baseline is timed again for this long at the end of a study.
+RECHECK_S = 0.5
+RECHECK_MIN_SAMPLES = 30
+#: When the re-check moved: every variant timed again in this many interleaved rounds of PAIRED_BURST_S each.
+PAIRED_ROUNDS = 7
+PAIRED_BURST_S = 0.1
+PAIRED_MIN_SAMPLES = 5  # a slow model still gives a median per burst without stretching it
+
+#: A baseline whose median moved by more than this between its first timing and the re-check at
+#: the end of the study makes the study's speed-ups suspect.
+DRIFT_LIMIT = 0.10
+DRIFT_PREFIX = "the machine's speed changed during the study"
+
+
+def drift_note(
+    first_p50: float, again_p50: float, limit: float = DRIFT_LIMIT, paired_rounds: int | None = None,
+    subject: str = "the baseline",
+) -> str | None:
+    """The warning for a variant (the baseline unless ``subject`` names another) whose median moved by
+    more than ``limit`` between its first timing and the re-check at the end of the study; None when it
+    held still. ``paired_rounds``: the speed-ups were then measured again in that many interleaved rounds."""
+    if not (first_p50 > 0 and again_p50 > 0):  # also None for NaN
+        return None
+    change = again_p50 / first_p50 - 1
+    if abs(change) <= limit:
+        return None
+    said = (
+        f"{DRIFT_PREFIX}: {subject}'s median was {first_p50:.4g} ms when first timed and {again_p50:.4g} ms at "
+        f"the end ({change:+.0%})"
+    )
+    if paired_rounds:
+        return (
+            f"{said}, so every variant was timed again in {paired_rounds} interleaved rounds and the speed-ups and "
+            "speed verdicts come from those; each variant's own latency figures are from its first timing"
+        )
+    return f"{said}, so speed-ups can be off by that much; run the study again, or on a quieter machine"
+
+
+def study_drift_warning(timing: dict) -> str | None:
+    """The drift warning of a finished study, from its ``timing.baseline_recheck`` block."""
+    recheck = (timing or {}).get("baseline_recheck") or {}
+    return recheck_note(recheck, ((timing or {}).get("paired") or {}).get("rounds"))
+
+
+def recheck_note(recheck: dict[str, Any], paired_rounds: int | None = None) -> str | None:
+    """The warning a ``timing.baseline_recheck`` block calls for: the baseline's own move, else the
+    variant that moved most (``moved``); None when everything held still."""
+    first, again = recheck.get("first_p50_ms"), recheck.get("p50_ms")
+    if first and again:
+        note = drift_note(float(first), float(again), paired_rounds=paired_rounds)
+        if note:
+            return note
+    moved = recheck.get("moved")
+    figures = (recheck.get("variants") or {}).get(moved) if moved else None
+    if not isinstance(figures, dict) or not figures.get("first_p50_ms") or not figures.get("p50_ms"):
+        return None  # nothing moved, or a damaged file
+    return drift_note(float(figures["first_p50_ms"]), float(figures["p50_ms"]), paired_rounds=paired_rounds,
+                      subject=str(moved))
+
+
+def guard_against_drift(
+    spec: StudySpec, base: VariantResult | None, results: list[VariantResult], runners: dict[str, Any], x: np.ndarray,
+    cancel: CancelToken, timing_info: dict[str, Any],
+) -> Generator[Event, None, dict[str, Any] | None]:
+    """Re-check the baseline and every variant and, if one moved, time them all again in interleaved rounds.
+
+    The result's blocks go into ``timing_info`` as soon as each is complete (``baseline_recheck``,
+    then ``paired``), so a study cancelled during the paired rounds keeps its re-check and its
+    warning. Returns the ``paired`` block or None; a drift is noted on every measured variant."""
+    recheck = yield from _recheck(spec, base, results, runners, x, cancel)
+    if recheck is None:
+        return None
+    timing_info["baseline_recheck"] = recheck
+    if not recheck["drifted"] or base is None:
+        return None
+    paired = yield from _paired_rounds(spec, base, results, runners, x, cancel)
+    if paired is not None:
+        timing_info["paired"] = paired
+    _note_drift(results, recheck, paired["rounds"] if paired else None)
+    return paired
+
+
+def _recheck(
+    spec: StudySpec, base: VariantResult | None, results: list[VariantResult], runners: dict[str, Any], x: np.ndarray,
+    cancel: CancelToken,
+) -> Generator[Event, None, dict[str, Any] | None]:
+    """Time the baseline again (RECHECK_S), and every other variant for one short burst, once all
+    have been timed.
+
+    Each variant is timed in its own stretch of time. On a shared or virtual
+    machine the CPU's speed can change between stretches (this project's own CI
+    machine toggles between two speeds 1.5x apart, every second or so), and then
+    a speed-up compares two different machines. Re-timing at the end shows whether
+    that happened: each median should match its first one; "drifted" when the
+    baseline's, or any variant's (``moved``: the one that moved most), moved by
+    more than DRIFT_LIMIT.
+    Returns the ``timing.baseline_recheck`` block (None when there is nothing to compare).
+    """
+    timed = [r for r in results if r.ok and r.latency is not None and r is not base and r.label in runners]
+    runner = runners.get(base.label) if base is not None else None
+    if runner is None or base is None or base.latency is None or not timed:
+        return None
+    timing = replace(spec.timing, max_time_s=min(spec.timing.max_time_s, RECHECK_S), min_samples=RECHECK_MIN_SAMPLES)
+    steps = 1 + len(timed)
+    yield Progress(spec.study_id, base.label, "re-checking", 0, steps,
+                   "re-timing the baseline: did the machine's speed change?")
+    # Not streamed: the baseline's histogram shows its first timing.
+    again, samples = _median_ms(_prepared(runner, x), timing, cancel)
+    if not samples:
+        return None
+    first = base.latency.p50
+    change = again / first - 1 if first > 0 else 0.0
+    # The baseline can be back at its first speed by the end while a variant was timed at another
+    # (the machine changed speed and back): one short burst of every variant shows that too.
+    variants: dict[str, dict[str, float]] = {}
+    for i, r in enumerate(timed, start=1):
+        yield Progress(spec.study_id, base.label, "re-checking", i, steps,
+                       f"re-timing {r.label} briefly: did the machine's speed change?")
+        v_again, n = _median_ms(_prepared(runners[r.label], x), _burst(spec.timing, r.latency.p50), cancel)
+        if n and r.latency.p50 > 0 and v_again > 0:
+            variants[r.label] = {"first_p50_ms": round(r.latency.p50, 6), "p50_ms": round(v_again, 6),
+                                 "change": round(v_again / r.latency.p50 - 1, 4)}
+    # Whether the study drifted, and the warning, are read from the same stored figures.
+    moving = [label for label, f in variants.items() if drift_note(f["first_p50_ms"], f["p50_ms"]) is not None]
+    block: dict[str, Any] = {
+        "p50_ms": round(again, 6), "first_p50_ms": round(first, 6), "change": round(change, 4), "samples": samples,
+        "variants": variants, "moved": max(moving, key=lambda label: abs(variants[label]["change"]), default=None),
+    }
+    block["drifted"] = recheck_note(block) is not None
+    return block
+
+
+#: A burst lasts long enough for this many calls of the variant, up to MAX_BURST_S.
+BURST_CALLS = 6
+MAX_BURST_S = 2.0
+
+
+def _burst(timing: TimingSpec, p50_ms: float = 0.0) -> TimingSpec:
+    """A short timing: PAIRED_BURST_S (or, for a slow model, BURST_CALLS of its calls, up to MAX_BURST_S),
+    a brief warm-up (the runner is warm)."""
+    seconds = min(MAX_BURST_S, max(PAIRED_BURST_S, BURST_CALLS * p50_ms / 1000.0))
+    return replace(timing, max_time_s=seconds, min_samples=PAIRED_MIN_SAMPLES, warmup_runs=2, warmup_s=0.01)
+
+
+def _paired_rounds(
+    spec: StudySpec, base: VariantResult, results: list[VariantResult], runners: dict[str, Any], x: np.ndarray,
+    cancel: CancelToken,
+) -> Generator[Event, None, dict[str, Any] | None]:
+    """Time every variant again in PAIRED_ROUNDS short interleaved rounds, for speed-ups the
+    machine's changes of speed cannot skew.
+
+    Run only when the baseline's re-check moved. In each round every variant is timed
+    for PAIRED_BURST_S, the order reversed from one round to the next, so the
+    baseline and each variant are measured within a second of each other. A
+    variant's paired speed-up is the median over rounds of baseline median ÷ its
+    median; its verdict's speed grade uses it. Each variant's own latency
+    figures and histogram stay those of its first timing.
+    Returns the ``timing.paired`` block.
+    """
+    timed = {r.label: r for r in results if r.ok and r.label in runners and r.latency is not None}
+    labels = list(timed)
+    if base.label not in labels or len(labels) < 2:
+        return None
+    # One burst length for every variant: the slowest one's (see _burst), so that rounds stay comparable.
+    burst = _burst(spec.timing, max(r.latency.p50 for r in timed.values()))
+    calls = {label: _prepared(runners[label], x) for label in labels}
+    medians: dict[str, list[float]] = {label: [] for label in labels}
+    for round_index in range(PAIRED_ROUNDS):
+        yield Progress(
+            spec.study_id, base.label, "re-checking", round_index, PAIRED_ROUNDS,
+            "the machine's speed changed: timing every variant again, in interleaved rounds",
+        )
+        for label in labels if round_index % 2 == 0 else labels[::-1]:
+            medians[label].append(_median_ms(calls[label], burst, cancel)[0])  # nan: no figure this round
+    speedups: dict[str, dict[str, float]] = {}
+    for label in labels:
+        ratios = [b / v for b, v in zip(medians[base.label], medians[label], strict=True) if v > 0 and b > 0]
+        if ratios:
+            speedups[label] = {"median": round(float(np.median(ratios)), 4), "min": round(min(ratios), 4),
+                               "max": round(max(ratios), 4)}
+    return {"rounds": PAIRED_ROUNDS, "burst_s": burst.max_time_s, "speedup": speedups}
+
+
+def _prepared(runner: Any, x: np.ndarray) -> Any:
+    """``runner.prepare_call(x)``, or None when the runtime fails now (``_median_ms`` then gives nan)."""
+    try:
+        return runner.prepare_call(x)
+    except Exception:
+        return None
+
+
+def _median_ms(call: Any, timing: TimingSpec, cancel: CancelToken) -> tuple[float, int]:
+    """(median ms per call, samples) of one harness run of ``call``; (nan, 0) without samples, or
+    when the runtime fails now: that variant keeps its first timing and the study goes on."""
+    if call is None:
+        return float("nan"), 0
+    try:
+        run = LatencyHarness(call, timing, cancel=cancel).measure()
+    except Cancelled:
+        raise
+    except Exception:  # a runtime failing in the re-check must not sink the study's results
+        return float("nan"), 0
+    if run.stop_reason == "cancelled":
+        raise Cancelled("the study was cancelled")
+    if not run.samples_ms:
+        return float("nan"), 0
+    return float(np.median(run.samples_ms)), len(run.samples_ms)
+
+
+def _note_drift(results: list[VariantResult], recheck: dict[str, Any], paired_rounds: int | None) -> None:
+    """Every measured variant says the machine's speed changed, and whether the speed-ups were re-measured."""
+    note = recheck_note(recheck, paired_rounds)
+    for r in results:
+        if r.ok and note:
+            r.notes.append(note)

@@ -1,0 +1,1 @@
+"""QuantBench's files on disk: atomic writes, the trust list, logs."""

@@ -1,0 +1,1 @@
+"""What is measured, as numbers: task metrics, fidelity against the baseline, latency statistics."""

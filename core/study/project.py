@@ -1,0 +1,221 @@
+"""Project files: a StudySpec saved as small JSON, to re-run later from the window or the CLI.
+
+A project file holds what to run, never results. Paths in it may be relative;
+they are read relative to the project file's folder, so a project folder can be
+moved or shared with its model and data. Loading gives the study a new id: a
+re-run is a new study in the history.
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+from dataclasses import fields
+from pathlib import Path
+from typing import Any
+
+from core.errors import BadInput
+from core.study.spec import (
+    DatasetKind,
+    DatasetSpec,
+    Device,
+    ModelSpec,
+    Preprocess,
+    SchemeSpec,
+    StudySpec,
+    Task,
+    Thresholds,
+    TimingMode,
+    TimingSpec,
+    VariantSpec,
+)
+
+PROJECT_VERSION = 1
+_PATH_KINDS = (DatasetKind.NPZ, DatasetKind.CSV, DatasetKind.FOLDER)
+
+
+def save_spec(spec: StudySpec, path: Path) -> None:
+    """Write ``spec`` to ``path`` as a project file (atomically); paths are stored absolute."""
+    from core.files.atomic import write_atomic
+
+    d = spec.to_dict()
+    d.pop("study_id", None)  # each run of a project is its own study
+    d["model"]["path"] = _absolute(d["model"]["path"])
+    for v in d["variants"]:
+        if v.get("path"):
+            v["path"] = _absolute(v["path"])
+    if DatasetKind(d["dataset"]["kind"]) in _PATH_KINDS:
+        d["dataset"]["location"] = _absolute(d["dataset"]["location"])
+    payload = {"quantbench_project": PROJECT_VERSION, "spec": d}
+    write_atomic(Path(path), json.dumps(payload, indent=1) + "\n")
+
+
+def load_spec(path: Path) -> StudySpec:
+    """Read a project file written by ``save_spec`` (or by hand); BadInput names the file and the field."""
+    path = Path(path).expanduser()
+    try:
+        payload = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise BadInput(f"--spec {path}: no such file.") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise BadInput(f"--spec {path}: cannot be read ({exc}).") from None
+    except json.JSONDecodeError as exc:
+        raise BadInput(f"--spec {path}: not valid JSON (line {exc.lineno}: {exc.msg}).") from None
+    if not isinstance(payload, dict) or "spec" not in payload:
+        raise BadInput(f"--spec {path}: not a QuantBench project file (no \"spec\" object).")
+    version = payload.get("quantbench_project", PROJECT_VERSION)
+    if not isinstance(version, int) or version > PROJECT_VERSION:
+        raise BadInput(
+            f"--spec {path}: written by a newer QuantBench "
+            f"(project version {version}; this one reads up to {PROJECT_VERSION})."
+        )
+    return spec_from_dict(payload["spec"], base=path.parent, source=f"--spec {path}")
+
+
+def spec_from_dict(d: dict[str, Any], base: Path | None = None, source: str = "the study spec") -> StudySpec:
+    """Rebuild a StudySpec from ``StudySpec.to_dict()`` output; relative paths resolve against ``base``."""
+    try:
+        model_d = dict(d["model"])
+        model = ModelSpec(
+            path=_resolve(model_d["path"], base),
+            arch=model_d.get("arch"),
+            # A stored "trusted" is never read back: trust comes only from the user's trust list
+            # (core.files.trust), which drivers consult; a project file or history entry cannot grant it.
+            input_shape=_int_tuple(model_d.get("input_shape")),
+        )
+        dataset = _dataset(dict(d["dataset"]), base)
+        variants = tuple(_variant(dict(v), base) for v in d.get("variants", []))
+        timing = _timing(dict(d.get("timing") or {}))
+        thresholds = Thresholds(**{k: float(v) for k, v in dict(d.get("thresholds") or {}).items()})
+        return StudySpec(
+            model=model,
+            dataset=dataset,
+            variants=variants,
+            timing=timing,
+            thresholds=thresholds,
+            device=Device(d.get("device", Device.CPU.value)),
+            seed=int(d.get("seed", 0)),
+        )  # study_id left to its default: a new id
+    except KeyError as exc:
+        raise BadInput(f"{source}: the field {exc.args[0]!r} is missing.") from None
+    except (TypeError, ValueError) as exc:
+        raise BadInput(f"{source}: a field has the wrong value ({exc}).") from None
+
+
+def _dataset(d: dict[str, Any], base: Path | None) -> DatasetSpec:
+    kind = DatasetKind(d["kind"])
+    location = str(d.get("location", ""))
+    if kind in _PATH_KINDS:
+        location = _resolve(location, base)
+    pre = d.get("preprocess")
+    preprocess = None
+    if pre:
+        pre = dict(pre)
+        preprocess = Preprocess(
+            size=_int_tuple(pre.get("size")),  # type: ignore[arg-type]
+            channels=pre.get("channels"),
+            scale=float(pre.get("scale", 1.0 / 255.0)),
+            mean=tuple(float(x) for x in pre.get("mean", (0.0,))),
+            std=tuple(float(x) for x in pre.get("std", (1.0,))),
+            preset=str(pre.get("preset", "unit")),
+        )
+    limit = d.get("limit")
+    return DatasetSpec(
+        kind=kind,
+        location=location,
+        label_column=d.get("label_column"),
+        task=Task(d.get("task", Task.AUTO.value)),
+        preprocess=preprocess,
+        limit=None if limit is None else int(limit),
+    )
+
+
+def _variant(d: dict[str, Any], base: Path | None) -> VariantSpec:
+    scheme = d.get("scheme")
+    if scheme:
+        params = tuple((str(k), str(v)) for k, v in scheme.get("params", []))
+        return VariantSpec(scheme=SchemeSpec(id=str(scheme["id"]), params=params))
+    if not d.get("path"):
+        raise ValueError("a variant needs a scheme or a path")
+    return VariantSpec(path=_resolve(d["path"], base))  # never trusted from the file: see spec_from_dict
+
+
+def _timing(d: dict[str, Any]) -> TimingSpec:
+    known = {f.name for f in fields(TimingSpec)}
+    unknown = sorted(set(d) - known)
+    if unknown:
+        raise ValueError(f"unknown timing option {unknown[0]!r}")
+    if "mode" in d:
+        d["mode"] = TimingMode(d["mode"])
+    return TimingSpec(**d)
+
+
+def _int_tuple(value: Any) -> tuple[int, ...] | None:
+    return None if value is None else tuple(int(x) for x in value)
+
+
+def _resolve(path: str, base: Path | None) -> str:
+    p = Path(path).expanduser()
+    if not p.is_absolute() and base is not None:
+        p = base / p
+    return str(p)
+
+
+def _absolute(path: str) -> str:
+    return str(Path(path).expanduser().resolve())
+
+
+def reproduce_command(spec: dict[str, Any]) -> str:
+    """The `quantbench run` command line that repeats a study, from its stored spec dict."""
+    parts = ["quantbench", "run", "--model", str(spec["model"]["path"])]
+    model = spec["model"]
+    if model.get("arch"):
+        parts += ["--arch", model["arch"]]
+    if model.get("input_shape"):
+        parts += ["--input-shape", ",".join(str(x) for x in model["input_shape"])]
+    if model.get("trusted"):
+        parts += ["--trust", str(model["path"])]
+    ds = spec["dataset"]
+    text = f"{ds['kind']}:{ds['location']}" + (f"#label={ds['label_column']}" if ds.get("label_column") else "")
+    parts += ["--dataset", text]
+    if ds.get("task", "auto") != "auto":
+        parts += ["--task", ds["task"]]
+    if ds.get("limit"):
+        parts += ["--limit", str(ds["limit"])]
+    schemes = [v["scheme"] for v in spec.get("variants", []) if v.get("scheme")]
+    for s in schemes:
+        params = ",".join(f"{k}={v}" for k, v in s.get("params", []))
+        parts += ["--scheme", s["id"] + (":" + params if params else "")]
+    if not schemes:
+        parts += ["--scheme", "fp32"]  # without any --scheme, run would add the default set
+    for v in spec.get("variants", []):
+        if v.get("path"):
+            parts += ["--variant", v["path"]] + (["--trust", v["path"]] if v.get("trusted") else [])
+    timing = spec.get("timing", {})
+    if timing.get("threads"):
+        parts += ["--threads", str(timing["threads"])]
+    parts += ["--timing", str(timing.get("mode", "quick")), "--max-time", f"{timing.get('max_time_s', 2.0):g}"]
+    if timing.get("batch_size", 1) != 1:
+        parts += ["--batch-size", str(timing["batch_size"])]
+    if spec.get("device", "cpu") != "cpu":
+        parts += ["--device", spec["device"]]
+    if spec.get("seed", 0):
+        parts += ["--seed", str(spec["seed"])]
+    parts += _threshold_options(spec.get("thresholds") or {})
+    return " ".join(shlex.quote(p) for p in parts)
+
+
+def _threshold_options(t: dict[str, Any]) -> list[str]:
+    default = Thresholds()
+    pairs = (
+        ("--accuracy-good", "accuracy_drop_good"),
+        ("--accuracy-bad", "accuracy_drop_bad"),
+        ("--size-good", "size_reduction_good"),
+        ("--speed-good", "latency_reduction_good"),
+    )
+    out: list[str] = []
+    for option, key in pairs:
+        value = t.get(key)
+        if value is not None and abs(float(value) - getattr(default, key)) > 1e-12:
+            out += [option, f"{float(value) * 100:g}"]
+    return out

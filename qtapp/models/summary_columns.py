@@ -1,0 +1,225 @@
+"""The summary table's columns: what each shows for a variant and how it is graded.
+
+Kept apart from the Qt model so the formatting can be read (and tested) on its own.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from core.measures.metrics import quantiles
+from core.study.result import Grade, VariantResult
+from qtapp.charts.size_bars import format_bytes, reduction_text
+from qtapp.models.study_state import Phase, VariantState
+
+Cell = tuple[str, Grade | None]  # the text, and the grade that colours it (None: plain)
+
+
+@dataclass(frozen=True)
+class Column:
+    title: str
+    tooltip: str
+    cell: Callable[[VariantState, VariantState | None], Cell]
+
+
+def _metric(v: VariantState, key: str) -> float | None:
+    r = v.result
+    if r is None or not r.ok or not r.metrics:
+        return None
+    value = r.metrics.get(key)
+    return None if value is None else float(value)
+
+
+def _fidelity(v: VariantState, key: str) -> float | None:
+    r = v.result
+    if r is None or not r.ok or not r.fidelity:
+        return None
+    value = r.fidelity.get(key)
+    return None if value is None else float(value)
+
+
+def _ms(value: float) -> str:
+    return f"{value:.3f}" if value < 1 else f"{value:.2f}" if value < 10 else f"{value:.1f}"
+
+
+def _is_baseline(v: VariantState) -> bool:
+    return v.index == 0
+
+
+def accuracy(v: VariantState, base: VariantState | None) -> Cell:
+    value = _metric(v, "accuracy")
+    return ("" if value is None else f"{value * 100:.1f} %", None)
+
+
+def accuracy_drop(v: VariantState, base: VariantState | None) -> Cell:
+    r = v.result
+    if _is_baseline(v) or r is None or not r.ok:
+        return ("", None)
+    drop = r.verdict.accuracy_drop if r.verdict else None
+    if drop is None and base is not None:
+        mine, theirs = _metric(v, "accuracy"), _metric(base, "accuracy")
+        drop = None if mine is None or theirs is None else theirs - mine
+    if drop is None:
+        return ("", None)
+    points = -drop * 100  # shown as a change: negative is worse
+    text = "±0.0 pt" if abs(points) < 0.05 else f"{'−' if points < 0 else '+'}{abs(points):.1f} pt"
+    return (text, r.verdict.accuracy if r.verdict else None)
+
+
+def regression(key: str) -> Callable[[VariantState, VariantState | None], Cell]:
+    def cell(v: VariantState, base: VariantState | None) -> Cell:
+        value = _metric(v, key)
+        return ("" if value is None else f"{value:.4g}", None)
+
+    return cell
+
+
+def mse_change(v: VariantState, base: VariantState | None) -> Cell:
+    if _is_baseline(v) or base is None:
+        return ("", None)
+    mine, theirs = _metric(v, "mse"), _metric(base, "mse")
+    if mine is None or theirs is None or theirs == 0:
+        return ("", None)
+    change = mine / theirs - 1
+    grade = v.result.verdict.accuracy if v.result and v.result.verdict else None
+    return (f"{'+' if change >= 0 else '−'}{abs(change) * 100:.1f} %", grade)
+
+
+#: The live p50/p99 while a variant is timed are read from at most this many samples (evenly
+#: strided), so the table's cost stays flat as samples pile up; the engine's exact figures
+#: replace them when the variant finishes.
+LIVE_ESTIMATE_SAMPLES = 20_000
+
+
+def _latency(v: VariantState) -> tuple[float, float] | None:
+    """(p50, p99) in ms: the engine's once the variant is done, a live estimate while it is timed."""
+    r = v.result
+    if r is not None and r.ok and r.latency is not None:
+        return r.latency.p50, r.latency.p99
+    if v.phase is Phase.RUNNING and len(v.samples):
+        values = v.samples.values
+        step = max(1, len(values) // LIVE_ESTIMATE_SAMPLES)
+        mid, tail = quantiles(values[::step], (50, 99))  # one partial sort for both
+        return mid, tail
+    return None
+
+
+def latency(v: VariantState, base: VariantState | None) -> Cell:
+    """Median and 99th percentile, as 'p50 / p99' in ms."""
+    both = _latency(v)
+    return ("" if both is None else f"{_ms(both[0])} / {_ms(both[1])}", None)
+
+
+def speedup(v: VariantState, base: VariantState | None) -> Cell:
+    r = v.result
+    if _is_baseline(v) or r is None or not r.ok or r.verdict is None or r.verdict.speedup is None:
+        return ("", None)
+    value = r.verdict.speedup
+    return (f"{value:.1f}×" if value >= 10 else f"{value:.2f}×", r.verdict.speed)
+
+
+def size(v: VariantState, base: VariantState | None) -> Cell:
+    """Bytes on disk, with the change against the baseline in brackets."""
+    if v.size_bytes is None:
+        return ("", None)
+    text = format_bytes(v.size_bytes)
+    if _is_baseline(v) or base is None or base.size_bytes is None:
+        return (text, None)
+    grade = v.result.verdict.size if v.result is not None and v.result.verdict else None
+    return (f"{text} {reduction_text(v.size_bytes, base.size_bytes)}", grade)
+
+
+def agreement(v: VariantState, base: VariantState | None) -> Cell:
+    value = _fidelity(v, "agreement")
+    return ("" if value is None else f"{value * 100:.1f} %", None)
+
+
+def sqnr(v: VariantState, base: VariantState | None) -> Cell:
+    value = _fidelity(v, "sqnr_db")
+    if value is None or _is_baseline(v):
+        return ("", None)
+    if v.result is not None and (v.result.fidelity or {}).get("identical"):
+        return ("identical", None)
+    return (f"{value:.0f} dB" if abs(value) >= 10 else f"{value:.1f} dB", None)
+
+
+def verdict(v: VariantState, base: VariantState | None) -> Cell:
+    r = v.result
+    if v.phase is Phase.RUNNING:
+        return (v.status_text, None)
+    if r is None:
+        return ("not run" if v.phase is Phase.CANCELLED else v.status_text, None)
+    if not r.ok:
+        return ("FAILED" if r.status.value == "failed" else "SKIPPED", Grade.BAD)
+    if _is_baseline(v) or r.verdict is None or r.verdict.overall is Grade.BASELINE:
+        return ("baseline", None)
+    return (r.verdict.overall.value.upper(), r.verdict.overall)
+
+
+# The verdict comes first: on a narrow screen the detail columns scroll, the verdict never does.
+VERDICT = Column("Verdict", "Overall grade; hover for the reasons. Thresholds below the table.", verdict)
+TIMING_AND_SIZE = (
+    Column("p50/p99 ms", "Median and 99th-percentile latency of one call (live estimate while timing).", latency),
+    Column("Speed", "Speed-up: baseline median latency divided by this variant's.", speedup),
+    Column("Size", "Bytes on disk of the file a user would ship (change against the baseline).", size),
+)
+AGREEMENT = Column("Agree", "Share of samples with the same predicted class as the baseline.", agreement)
+SQNR = Column("SQNR", "Signal-to-quantization-noise ratio of the outputs against the baseline.", sqnr)
+
+CLASSIFICATION_COLUMNS = (
+    VERDICT,
+    Column("Acc.", "Accuracy: share of samples classified correctly.", accuracy),
+    Column("Δ acc.", "Change in accuracy against the baseline, in percentage points.", accuracy_drop),
+    *TIMING_AND_SIZE,
+    AGREEMENT,
+    SQNR,
+)
+
+REGRESSION_COLUMNS = (
+    VERDICT,
+    Column("MSE", "Mean squared error against the labels.", regression("mse")),
+    Column("MAE", "Mean absolute error against the labels.", regression("mae")),
+    Column("Δ MSE", "Change in MSE against the baseline.", mse_change),
+    *TIMING_AND_SIZE,
+    SQNR,
+)
+
+UNLABELLED_COLUMNS = (VERDICT, *TIMING_AND_SIZE, AGREEMENT, SQNR)
+
+
+def columns_for(task: str) -> tuple[Column, ...]:
+    if task == "regression":
+        return REGRESSION_COLUMNS
+    if task == "unlabelled":
+        return UNLABELLED_COLUMNS
+    return CLASSIFICATION_COLUMNS
+
+
+def failure_text(v: VariantState) -> str:
+    """The reason a variant failed, as one sentence starting with what failed."""
+    stage = v.error_stage or (v.result.error_stage if v.result else None)
+    reason = (v.error or (v.result.error if v.result else None) or "unknown error").strip()
+    if reason.startswith(f"{v.label} "):
+        return reason[len(v.label) + 1 :]  # the engine already wrote "LABEL failed while STAGE: ..."
+    return f"failed while {stage}: {reason}" if stage else f"failed: {reason}"
+
+
+def verdict_tooltip(r: VariantResult | None) -> str:
+    if r is None or r.verdict is None:
+        return ""
+    lines = list(r.verdict.reasons)
+    return "\n".join(lines)
+
+
+def thresholds_text(th: dict[str, float]) -> str:
+    """The verdict rule in one line, from the thresholds the engine used."""
+    good_drop = th.get("accuracy_drop_good", 0.01) * 100
+    bad_drop = th.get("accuracy_drop_bad", 0.05) * 100
+    size_good = th.get("size_reduction_good", 0.5) * 100
+    speed_good = th.get("latency_reduction_good", 0.3) * 100
+    slower_bad = th.get("latency_increase_bad", 0.1) * 100
+    return (
+        f"GOOD: accuracy drop < {good_drop:g} pt, size −{size_good:g} % or more, latency −{speed_good:g} % "
+        f"or more · BAD: drop > {bad_drop:g} pt or > {slower_bad:g} % slower · else ACCEPTABLE"
+    )

@@ -1,0 +1,1 @@
+"""The main window, its history controller, dialogs, theme and error reporting."""
