@@ -137,7 +137,7 @@ def main() -> None:
     """Train, report test accuracy, and write the state dict and the ONNX file."""
     import torch
 
-    from core.demo import DEMO_ONNX, DEMO_WEIGHTS
+    from core.study.demo import DEMO_ONNX, DEMO_WEIGHTS
 
     write_digits_split()
     model = train()
