@@ -22,8 +22,10 @@ import re
 #: The default ceiling, as a share of the machine's physical memory.
 DEFAULT_SHARE = 0.5
 #: A ceiling below this cannot even hold the runtimes a study imports.
-MIN_BYTES = 1 << 30
-_UNITS = {"": 1 << 30, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
+#: Decimal units, as every size QuantBench shows (core.reports.format); "GiB", "MiB" are binary.
+MIN_BYTES = 10**9
+_UNITS = {"": 10**9, "k": 10**3, "m": 10**6, "g": 10**9, "t": 10**12}
+_BINARY = {"k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
 #: Words with which the runtimes say that an allocation failed.
 _ALLOCATION_FAILED = re.compile(
     r"bad[ _]alloc|bad allocation|can't allocate memory|cannot allocate memory|failed to allocate|"
@@ -47,21 +49,30 @@ def default_limit_bytes() -> int | None:
 
 
 def parse_size(text: str, option: str = "--max-memory") -> int:
-    """``"8"``, ``"8G"``, ``"512M"`` or ``"1.5g"`` in bytes (a bare number is in GB).
+    """``"8"``, ``"8G"``, ``"512M"``, ``"1.5g"`` (decimal) or ``"8GiB"`` (binary) in bytes; a bare number is GB.
 
     Raises ValueError with one sentence naming ``option`` when the text is not a size or too small."""
-    match = re.fullmatch(r"\s*([0-9]+(?:\.[0-9]+)?)\s*([kmgt]?)i?b?\s*", text.lower())
+    match = re.fullmatch(r"\s*([0-9]+(?:\.[0-9]+)?)\s*([kmgt]?)(i?)b?\s*", text.lower())
     if not match:
         raise ValueError(f"{option} {text!r} is not a size; give it in GB (e.g. 8) or with a unit (e.g. 8G, 512M).")
-    value = int(float(match.group(1)) * _UNITS[match.group(2)])
+    units = _BINARY if match.group(3) and match.group(2) else _UNITS
+    value = int(float(match.group(1)) * units[match.group(2)])
     if value < MIN_BYTES:
         raise ValueError(f"{option} {text!r} is too small: a study needs at least {format_gb(MIN_BYTES)}.")
     return value
 
 
+def ceiling_from_option(text: str | None, option: str = "--max-memory") -> int | None:
+    """The memory ceiling a ``--max-memory`` value asks for; without one, the default share of this machine.
+
+    The command line and the window both read their option through this. Raises ValueError (one
+    sentence naming ``option``) for a value that is not a size or too small."""
+    return parse_size(text, option) if text else default_limit_bytes()
+
+
 def format_gb(n_bytes: int) -> str:
-    """``12.3 GB`` (binary gigabytes, one decimal; whole numbers without it)."""
-    gb = n_bytes / (1 << 30)
+    """``12.3 GB`` (decimal gigabytes, one decimal; whole numbers without it)."""
+    gb = n_bytes / 10**9
     return f"{gb:.0f} GB" if abs(gb - round(gb)) < 0.05 else f"{gb:.1f} GB"
 
 

@@ -1,5 +1,8 @@
 """Start the window: ``quantbench [MODEL] [--demo] [--screenshot FILE.png] [--theme dark]``.
 
+The options are defined and parsed by ``quantbench``'s one parser; ``qtapp.launcher`` hands
+them over as a ``WindowOptions``.
+
 ``--screenshot`` runs the study (the demo's, or the one the panels describe),
 renders the finished window to a PNG and exits; it works with
 ``QT_QPA_PLATFORM=offscreen``, so a headless machine can make the images.
@@ -7,55 +10,37 @@ renders the finished window to a PNG and exits; it works with
 
 from __future__ import annotations
 
-import argparse
 import sys
 import time
-from collections.abc import Sequence
 
 from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QApplication
 
+from qtapp.models.window_options import WindowOptions
+
 SCREENSHOT_MIN_SIZE = (1280, 800)
 
 
-def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="quantbench", description="Open the QuantBench window.")
-    parser.add_argument("model", nargs="?", help="a model file to open")
-    parser.add_argument("--arch", help="architecture of a PyTorch state dict, e.g. torchvision:resnet18")
-    parser.add_argument("--demo", action="store_true", help="open the bundled demo and start its study")
-    parser.add_argument("--screenshot", metavar="FILE", help="run the study, save the finished window as a PNG, exit")
-    parser.add_argument("--size", default="1600x1000", help="window size for --screenshot, WIDTHxHEIGHT (min 1280x800)")
-    parser.add_argument("--theme", choices=("light", "dark"), default="light")
-    parser.add_argument("--max-time", type=float, metavar="S", help="time each variant for at most S seconds")
-    from core.cli.main import add_safety_options
-
-    add_safety_options(parser)
-    return parser.parse_args(list(argv) if argv is not None else None)
+def _window_size(requested: tuple[int, int]) -> tuple[int, int]:
+    # Smaller than this, the panels and charts no longer fit side by side (and a screenshot would show that).
+    return max(requested[0], SCREENSHOT_MIN_SIZE[0]), max(requested[1], SCREENSHOT_MIN_SIZE[1])
 
 
-def _window_size(text: str) -> tuple[int, int]:
-    try:
-        w, h = (int(v) for v in text.lower().split("x"))
-    except ValueError:
-        raise SystemExit(f"quantbench: --size {text!r}: write it as WIDTHxHEIGHT, e.g. 1600x1000.") from None
-    return max(w, SCREENSHOT_MIN_SIZE[0]), max(h, SCREENSHOT_MIN_SIZE[1])
+def main(options: WindowOptions) -> int:
+    """Open the window; returns the process exit code (0 ok, 1 the study failed, 2 bad input).
 
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """Open the window; returns the process exit code (0 ok, 1 the study failed, 2 bad input)."""
-    args = parse_args(argv if argv is not None else sys.argv[1:])
-    if args.screenshot and not (args.demo or args.model):
+    ``options`` come from ``quantbench``'s one parser: ``qtapp.launcher.main`` parses the command line."""
+    if options.screenshot and not (options.demo or options.model):
         print("quantbench: --screenshot needs --demo or a model to study.", file=sys.stderr)
         return 2
-    size = _window_size(args.size)
-    from core.cli.main import safety_limits
-    from core.errors import BadInput
+    size = _window_size(options.size)
+    from core.memory_limit import ceiling_from_option
     from core.printable import printable
     from qtapp.threads.worker import set_study_limits
 
     try:
-        set_study_limits(**safety_limits(args))
-    except BadInput as exc:
+        set_study_limits(hang_timeout_s=options.hang_timeout, max_memory_bytes=ceiling_from_option(options.max_memory))
+    except ValueError as exc:
         print(f"quantbench: {printable(exc)}", file=sys.stderr)
         return 2
 
@@ -79,7 +64,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     app.setOrganizationName("QuantBench")
     collector = GuiThreadGarbageCollector(app)
     collector.start()
-    theme = theme_named(args.theme)
+    theme = theme_named(options.theme)
     apply_theme(app, theme)
     # A study process that imports torch and onnxruntime while the user looks at the window:
     # Run then starts measuring at once instead of after seconds of imports.
@@ -93,24 +78,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     # The end of a study is a quiet moment for the full garbage collection the timer never does,
     # and for starting the next study process (the last one has ended), so the next Run is quick too.
     window.controller.running_changed.connect(lambda running: running or collector.collect_all())
-    if not args.screenshot:  # a screenshot run quits after its study: nothing to start
+    if not options.screenshot:  # a screenshot run quits after its study: nothing to start
         window.controller.threads_finished.connect(
             lambda: window.run_panel.isolated.isChecked() and not window.closing and prewarm(log_dir())
         )
-    if args.max_time:
-        window.run_panel.max_time.setValue(args.max_time)
+    if options.max_time:
+        window.run_panel.max_time.setValue(options.max_time)
     window.resize(*size)
     window.closed.connect(app.quit)
     window.show()
 
     outcome = {"code": 0}
-    if args.screenshot:
-        _arrange_screenshot(window, args.screenshot, outcome)
-    if args.demo:
+    if options.screenshot:
+        _arrange_screenshot(window, options.screenshot, outcome)
+    if options.demo:
         window.open_demo(start=True)
-    elif args.model:
-        window.model_panel.open_path(args.model, arch=args.arch)
-        if args.screenshot:
+    elif options.model:
+        window.model_panel.open_path(options.model, arch=options.arch)
+        if options.screenshot:
             window.start_when_ready()
     try:
         code = app.exec()

@@ -26,61 +26,20 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import sys
 from dataclasses import replace
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from core.cli import EXIT_OK
+from core.cli.parser import run_defaults
 from core.errors import BadInput
 from core.files.atomic import check_folder, check_output_file, write_atomic
+from core.reports.format import format_bytes, format_ms, format_percent, format_speedup, local_time
+from core.reports.json_text import json_text
 
-COMMANDS = ("history", "show", "export", "compare")
 #: `run` options that define what is compared: with --spec, the project file alone decides them.
 _SPEC_DEFINES = ("scheme", "variant", "dataset", "arch", "input_shape")
-_HOME_HELP = "QuantBench's data folder holding the history (default: $QUANTBENCH_HOME, else the user data folder)"
-
-
-def add_run_options(run: argparse.ArgumentParser, source: Any) -> None:
-    """Add --spec (to the --model/--demo group), outputs and history options to `run`."""
-    source.add_argument("--spec", metavar="FILE", help="run the study saved in a project file (see --save-spec)")
-    run.add_argument("--html", metavar="FILE", help="write the self-contained HTML report to FILE")
-    run.add_argument("--save-spec", metavar="FILE", help="save this study as a project file, to re-run with --spec")
-    run.add_argument(
-        "--save-variants", metavar="DIR", help="keep each built variant in DIR in its runtime's format, with a sidecar"
-    )
-    run.add_argument("--name", help="a name for the study in the history")
-    run.add_argument("--home", metavar="DIR", help=_HOME_HELP)
-    run.add_argument("--no-history", action="store_true", help="do not record the study in the history")
-
-
-def add_commands(sub: Any) -> None:
-    """Add the history subcommands to the `quantbench` subparsers."""
-    p = sub.add_parser("history", help="list the studies in the history")
-    p.add_argument("--json", action="store_true", help="print a JSON list instead of a table")
-    p.add_argument("--home", metavar="DIR", help=_HOME_HELP)
-
-    p = sub.add_parser("show", help="print a study from the history as a table")
-    p.add_argument("id", help="study id (a unique prefix is enough)")
-    p.add_argument("--home", metavar="DIR", help=_HOME_HELP)
-
-    p = sub.add_parser("export", help="write a study's report: --html, --json and/or --csv")
-    p.add_argument("id", help="study id (a unique prefix is enough)")
-    _output_options(p)
-    p.add_argument("--home", metavar="DIR", help=_HOME_HELP)
-
-    p = sub.add_parser("compare", help="compare studies side by side (ids from the history, or result JSON files)")
-    p.add_argument("ids", nargs="+", metavar="ID", help="study ids or prefixes, or result files written by --json")
-    _output_options(p)
-    p.add_argument("--home", metavar="DIR", help=_HOME_HELP)
-
-
-def _output_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--html", metavar="FILE", help="self-contained HTML report")
-    p.add_argument("--json", metavar="FILE", help="the result contract (a list of studies for compare)")
-    p.add_argument("--csv", metavar="FILE", help="one row per variant")
 
 
 def dispatch(args: argparse.Namespace) -> int | None:
@@ -112,7 +71,7 @@ def _cmd_history(args: argparse.Namespace) -> int:
         return EXIT_OK
     headers = ["ID", "Created", "Status", "Variants", "Model", "Dataset", "Name"]
     rows = [
-        [s.id, _local_time(s.created), s.status, f"{s.variants_finished}/{s.variants_planned}",
+        [s.id, local_time(s.created), s.status, f"{s.variants_finished}/{s.variants_planned}",
          Path(s.model).name, s.dataset, s.name + (" *" if s.note else "")]
         for s in studies
     ]
@@ -130,7 +89,7 @@ def _cmd_show(args: argparse.Namespace) -> int:
     summary = store.summary(args.id)
     study = store.load_study(summary.id)
     title = f"Study {summary.id}" + (f" \"{summary.name}\"" if summary.name else "")
-    print(f"{title}: {summary.status}, {_local_time(summary.created)}, "
+    print(f"{title}: {summary.status}, {local_time(summary.created)}, "
           f"{summary.variants_finished} of {summary.variants_planned} variants finished")
     if summary.note:
         print(f"Note: {summary.note}")
@@ -190,7 +149,6 @@ def _load_for_compare(ids: list[str], home: str | None) -> tuple[list[Any], dict
 def format_comparison(studies: list[Any], names: dict[str, str]) -> str:
     """A text table of every variant of several studies, each against its own baseline."""
     from core.reports.html import comparison_notes, study_titles
-    from core.reports.text import human_bytes
 
     titles = study_titles(studies, names)
     headers = ["Study", "Variant", "Quality", "vs base", "p50 ms", "p99 ms", "Speed-up", "Size", "Size vs base",
@@ -203,30 +161,31 @@ def format_comparison(studies: list[Any], names: dict[str, str]) -> str:
                 rows.append([titles[s.study_id], v.label, "-", "-", "-", "-", "-", "-", "-", v.status.value.upper()])
                 continue
             m = v.metrics or {}
-            quality = f"{m['accuracy'] * 100:.2f}%" if "accuracy" in m else (f"R2 {m['r2']:.4f}" if "r2" in m else "-")
+            quality = f"R2 {m['r2']:.4f}" if "r2" in m else "-"
+            if "accuracy" in m:
+                quality = format_percent(m["accuracy"], decimals=2)
             drop = verdict.accuracy_drop if verdict else None
             speed = "1.00x" if i == 0 else "-"
             if verdict and verdict.speedup is not None:
-                speed = f"{verdict.speedup:.2f}x"
-            size_change = (
-                "-" if not verdict or verdict.size_reduction is None else f"{-verdict.size_reduction * 100:+.1f}%"
-            )
+                speed = format_speedup(verdict.speedup)
+            reduction = verdict.size_reduction if verdict else None
+            size_change = format_percent(None if reduction is None else -reduction, signed=True)
             rows.append([
                 titles[s.study_id],
                 v.label,
                 quality,
                 "(base)" if i == 0 else ("-" if drop is None else f"{0.0 - drop * 100:+.2f} pt"),
-                _ms(v.latency.p50) + ("~" if v.latency.noisy else "") if v.latency else "-",
-                _ms(v.latency.p99) if v.latency else "-",
+                format_ms(v.latency.p50) + ("~" if v.latency.noisy else "") if v.latency else "-",
+                format_ms(v.latency.p99) if v.latency else "-",
                 speed,
-                human_bytes(v.size_bytes),
+                format_bytes(v.size_bytes),
                 "(base)" if i == 0 else size_change,
                 verdict.overall.value if verdict else "-",
             ])
     lines = [_table(headers, rows), ""]
     for s in studies:
         lines.append(
-            f"{titles[s.study_id]}: study {s.study_id}, {s.status}, {_local_time(s.created)} "
+            f"{titles[s.study_id]}: study {s.study_id}, {s.status}, {local_time(s.created)} "
             f"| {Path(str(s.model.get('path'))).name} | {s.dataset.get('spec')} ({s.dataset.get('samples')} samples) "
             f"| {s.environment.get('cpu', '?')} "
             f"| threads {s.timing.get('threads')}"
@@ -237,7 +196,9 @@ def format_comparison(studies: list[Any], names: dict[str, str]) -> str:
 
 def _targets(args: argparse.Namespace, required: bool = True) -> dict[str, Path]:
     targets = {
-        kind: check_output_file(f"--{kind}", value) for kind in ("html", "json", "csv") if (value := getattr(args, kind))
+        kind: check_output_file(f"--{kind}", value)
+        for kind in ("html", "json", "csv")
+        if (value := getattr(args, kind))
     }
     if required and not targets:
         raise BadInput(f"{args.command} needs at least one of --html FILE, --json FILE or --csv FILE.")
@@ -259,24 +220,6 @@ def _write_reports(studies: list[Any], names: dict[str, str], targets: dict[str,
             text = json_text(payload)
         write_atomic(path, text)
         sys.stderr.write(f"wrote {path}\n")
-
-
-def json_text(payload: Any) -> str:
-    """Strict JSON (no NaN/Infinity tokens, which many parsers reject): non-finite numbers become null."""
-    try:
-        return json.dumps(payload, indent=1, allow_nan=False)
-    except ValueError:
-        return json.dumps(_finite_only(payload), indent=1, allow_nan=False)
-
-
-def _finite_only(value: Any) -> Any:
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {k: _finite_only(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_finite_only(v) for v in value]
-    return value
 
 
 # ---- what `run` does besides running ----------------------------------------------------------
@@ -303,22 +246,20 @@ class RunExtras:
                 hint=f", so the study cannot be recorded: point {ENV_HOME} or --home to a writable folder, "
                 "or add --no-history",
             )
-        self.recorder: Any = None
-        self.saver: Any = None
-        self._warned = False
-        self._recording = False  # the study is in the history (its start was written)
-        self._save_failures_told = 0
+        #: The history record and the saved variants (core.history.recorder.StudyRecording), from ``begin``.
+        self.recording: Any = None
 
     @property
     def workdir(self) -> Path | None:
         """Where the engine should build variants (None: its own temporary folder)."""
-        return self.saver.workdir if self.saver is not None else None
+        return self.recording.workdir if self.recording is not None else None
 
     def isolation_options(self) -> dict[str, Any]:
         """Keyword arguments for ``run_study_isolated``: the child's fault log in the home, the variants' workdir."""
         options: dict[str, Any] = {}
-        if self.recorder is not None:
-            options["log_dir"] = self.recorder.store.logs_dir
+        store = self.recording.store if self.recording is not None else None
+        if store is not None:
+            options["log_dir"] = store.logs_dir
         if self.workdir is not None:
             options["workdir"] = self.workdir
         return options
@@ -344,56 +285,43 @@ class RunExtras:
                 raise BadInput(f"--trust {path}: no such file.")
             TrustList(home).trust(Path(path).expanduser())
         # The project file's own word on trust is never taken: only the user's trust list is.
-        spec = with_trust_from_list(load_spec(Path(self.args.spec)), home)
+        spec = with_trust_from_list(load_spec(Path(self.args.spec), source=f"--spec {self.args.spec}"), home)
         return _apply_overrides(spec, self.args, given)
 
     def begin(self, spec: Any) -> None:
         """Open the variant folder, save the project file, open the history, before the engine starts."""
+        from core.history.recorder import StudyRecording
+        from core.history.store import StudyStore
+
+        saver = None
         if self.args.save_variants:  # first: a folder it refuses leaves nothing written
             from core.history.saved_variants import VariantSaver
 
-            self.saver = VariantSaver(Path(self.args.save_variants))
+            saver = VariantSaver(Path(self.args.save_variants))
         if self.save_spec_path is not None:
             from core.study.project import save_spec
 
             save_spec(spec, self.save_spec_path)
             self._say(f"saved the study spec to {self.save_spec_path}")
-        if not self.args.no_history:
-            try:
-                from core.history.store import StudyRecorder, StudyStore
-
-                self.recorder = StudyRecorder(StudyStore(self.args.home), spec=spec)
-            except Exception as exc:  # noqa: BLE001 - the history is a convenience, the run goes on
-                self._store_failed(exc)
+        self.recording = StudyRecording(
+            spec,
+            open_store=None if self.args.no_history else lambda: StudyStore(self.args.home),
+            saver=saver,
+            name=self.args.name or "",
+            on_store_failed=lambda sentence: sys.stderr.write(f"quantbench: warning: {sentence}\n"),
+            # A variant that cannot be saved ends the run with exit 2: say so early too.
+            on_save_failed=lambda sentence: self._say(f"quantbench: warning: {sentence}"),
+        )
 
     def handle(self, event: Any) -> None:
-        """Feed one engine event to the history recorder and the variant saver."""
-        if self.recorder is not None:
-            try:
-                self.recorder.handle(event)
-                self._recording = self.recorder.study_id is not None
-                self._name_study(event)
-            except Exception as exc:  # noqa: BLE001
-                self._store_failed(exc)
-        if self.saver is not None:
-            try:
-                self.saver.handle(event)
-            except OSError as exc:
-                self._say(f"quantbench: warning: could not save a variant to {self.args.save_variants} ({exc}).")
-            failures = list(self.saver.failed.values())
-            for why in failures[self._save_failures_told:]:  # the run ends with exit 2: say so early too
-                self._say(f"quantbench: warning: {why.rstrip('.')}; the study goes on.")
-            self._save_failures_told = len(failures)
+        """Feed one engine event to the history record and the variant saver."""
+        if self.recording is not None:
+            self.recording.handle(event)
 
     def close(self) -> None:
         """After the engine loop: a study that stopped before its end is marked interrupted; the work folder goes."""
-        if self.recorder is not None and not self.recorder.finished:
-            try:
-                self.recorder.abandon("interrupted")
-            except Exception as exc:  # noqa: BLE001
-                self._store_failed(exc)
-        if self.saver is not None:
-            self.saver.close()
+        if self.recording is not None:
+            self.recording.close("interrupted")
 
     def finish(self, result: Any) -> None:
         """Write the HTML report and say where the study and the variants went; then BadInput (exit 2) with
@@ -408,31 +336,17 @@ class RunExtras:
                 self._say(f"wrote {self.html}")
             except BadInput as exc:
                 failure = str(exc)
-        if self.saver is not None:
-            for label, path in self.saver.saved.items():
+        saver = self.recording.saver if self.recording is not None else None
+        if saver is not None:
+            for label, path in saver.saved.items():
                 self._say(f"saved {label} to {path}")
-            for label, why in self.saver.skipped.items():
+            for label, why in saver.skipped.items():
                 self._say(f"not saved: {label}: {why}")
-            failure = failure or next(iter(self.saver.failed.values()), None)
-        if self.recorder is not None and self.recorder.finished:
+            failure = failure or next(iter(saver.failed.values()), None)
+        if self.recording is not None and self.recording.finished:
             self._say(f"recorded as study {result.study_id} (quantbench show {result.study_id})")
         if failure is not None:
             raise BadInput(failure)
-
-    def _name_study(self, event: Any) -> None:
-        from core.study.events import StudyStarted
-
-        if isinstance(event, StudyStarted) and self.args.name:
-            self.recorder.store.rename(event.study_id, self.args.name)
-
-    def _store_failed(self, exc: Exception) -> None:
-        """One warning sentence; the run goes on unrecorded (what was committed stays in the history)."""
-        self.recorder = None
-        if not self._warned:
-            self._warned = True
-            what = "the rest of the study is not recorded" if self._recording else "the study is not recorded"
-            why = str(exc).strip().rstrip(".") or type(exc).__name__
-            sys.stderr.write(f"quantbench: warning: {what} in the history ({why}); the run goes on.\n")
 
     def _say(self, text: str) -> None:
         if not self.args.quiet:
@@ -441,9 +355,7 @@ class RunExtras:
 
 def _given_options(args: argparse.Namespace) -> set[str]:
     """The `run` options whose value differs from the parser's default, i.e. the ones the user typed."""
-    from core.cli.main import build_parser
-
-    defaults = vars(build_parser(window=False).parse_args(["run", "--spec", "-"]))
+    defaults = run_defaults()
     return {k for k, v in vars(args).items() if k in defaults and v != defaults[k] and k not in ("spec", "command")}
 
 
@@ -498,16 +410,3 @@ def _table(headers: list[str], rows: list[list[str]]) -> str:
     ]
     lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows]
     return "\n".join(lines)
-
-
-def _local_time(created: str) -> str:
-    try:
-        return datetime.fromisoformat(created).astimezone().strftime("%Y-%m-%d %H:%M")
-    except ValueError:
-        return created
-
-
-def _ms(x: float | None) -> str:
-    if x is None:
-        return "-"
-    return f"{x:.3f}" if x < 10 else f"{x:.1f}"

@@ -1,4 +1,5 @@
-"""The ``quantbench`` command: the window by default, ``run`` and ``schemes`` headless.
+"""The headless ``quantbench`` commands: ``run`` and ``schemes`` here, the history commands in
+``core.cli.history``; the options of all of them (and the window's) in ``core.cli.parser``.
 
 Exit codes: 0 done; 2 bad input (one sentence on stderr, no traceback);
 1 internal error; 130 cancelled. Nothing heavy is imported before it is needed,
@@ -12,188 +13,67 @@ import json
 import os
 import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from core.cli import EXIT_BAD_INPUT, EXIT_CANCELLED, EXIT_INTERNAL, EXIT_OK
+from core.cli.parser import build_parser, parse_args
 from core.errors import BadInput, Cancelled
 from core.printable import PrintableStream, printable
-
-_SUBCOMMANDS = ("run", "schemes", "history", "show", "export", "compare")
-
-
-class _Parser(argparse.ArgumentParser):
-    """argparse, but a usage error is one sentence and exit code 2."""
-
-    def error(self, message: str) -> None:  # type: ignore[override]
-        command = self.prog.split()[-1] if " " in self.prog else ""
-        sys.stderr.write(f"quantbench: {message} (see quantbench {command} --help).\n".replace("  ", " "))
-        raise SystemExit(EXIT_BAD_INPUT)
-
-
-def build_parser(window: bool = True) -> argparse.ArgumentParser:
-    parser = _Parser(
-        prog="quantbench",
-        description="See what quantizing a model costs and buys. Without a subcommand, opens the window.",
-    )
-    parser.add_argument("--version", action="version", version="quantbench 0.1.0")
-    parser.add_argument("--demo", action="store_true", help="open the window on the bundled demo and start the study")
-    parser.add_argument(
-        "--screenshot", metavar="FILE.png", help="with --demo: render the finished window to FILE.png and exit"
-    )
-    if window:  # without a subcommand; before one, it would swallow the subcommand's name (`show ID`)
-        parser.add_argument("model", nargs="?", help="a model file to open in the window")
-        add_safety_options(parser)
-    sub = parser.add_subparsers(
-        dest="command", parser_class=_Parser, metavar="{run,schemes,history,show,export,compare}"
-    )
-
-    run = sub.add_parser("run", help="run a study headless and print the comparison table")
-    src = run.add_mutually_exclusive_group(required=True)
-    src.add_argument(
-        "--model",
-        metavar="PATH",
-        help="the trained model (ONNX, PyTorch state dict, TorchScript, torch.export, TFLite)",
-    )
-    src.add_argument("--demo", action="store_true", help="the bundled digits CNN on its test split with every scheme")
-    run.add_argument("--arch", help="architecture of a state dict: demo or torchvision:NAME")
-    run.add_argument("--input-shape", metavar="N,C,H,W", help="input shape when the file does not record it")
-    run.add_argument(
-        "--trust",
-        action="append",
-        default=[],
-        metavar="FILE",
-        help="run code in FILE (TorchScript, torch.export); only for files you trust",
-    )
-    run.add_argument(
-        "--scheme",
-        action="append",
-        default=[],
-        metavar="ID[:k=v,...]",
-        help="a scheme to apply (repeatable; see `quantbench schemes`)",
-    )
-    run.add_argument(
-        "--variant",
-        action="append",
-        default=[],
-        metavar="PATH",
-        help="an already-quantized file of the same model to compare (repeatable)",
-    )
-    run.add_argument(
-        "--dataset", metavar="SPEC", help="builtin:digits, npz:PATH, csv:PATH[#label=COL], folder:PATH or synthetic:N"
-    )
-    run.add_argument("--task", choices=["auto", "classification", "regression"], default="auto")
-    run.add_argument("--limit", type=int, metavar="N", help="evaluate at most N samples")
-    run.add_argument("--json", metavar="FILE", help="write the result contract (schema_version 1) to FILE")
-    run.add_argument("--threads", type=int, metavar="N", help="intra-op threads (default: all cores but one)")
-    run.add_argument(
-        "--timing",
-        choices=["quick", "thorough"],
-        default="quick",
-        help="stopping rule: median CI within 3%% (quick) or 1%% (thorough)",
-    )
-    run.add_argument(
-        "--max-time", type=float, default=2.0, metavar="S", help="timing budget per variant in seconds (default 2)"
-    )
-    run.add_argument("--batch-size", type=int, default=1, metavar="N", help="samples per timed call (default 1)")
-    run.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
-    run.add_argument("--seed", type=int, default=0)
-    run.add_argument(
-        "--accuracy-good",
-        type=float,
-        default=1.0,
-        metavar="PT",
-        help="accuracy drop under PT points is good (default 1)",
-    )
-    run.add_argument(
-        "--accuracy-bad", type=float, default=5.0, metavar="PT", help="accuracy drop over PT points is bad (default 5)"
-    )
-    run.add_argument(
-        "--size-good",
-        type=float,
-        default=50.0,
-        metavar="PCT",
-        help="size reduced by PCT%% or more is good (default 50)",
-    )
-    run.add_argument(
-        "--speed-good",
-        type=float,
-        default=30.0,
-        metavar="PCT",
-        help="latency reduced by PCT%% or more is good (default 30)",
-    )
-    run.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
-    run.add_argument("--in-process", action="store_true", help="run the engine in this process (no crash isolation)")
-    add_safety_options(run)
-
-    sub.add_parser("schemes", help="list the scheme catalogue with what each needs")
-    from core.cli import history as cli_history
-    cli_history.add_run_options(run, src)
-    cli_history.add_commands(sub)
-    return parser
-
-
-#: A step of a study (one inference, a build step, a calibration batch) that reports nothing for this long is stopped.
-DEFAULT_HANG_TIMEOUT_S = 60.0
-
-
-def add_safety_options(parser: argparse.ArgumentParser) -> None:
-    """The ceilings a study's process runs under: the same options for `run` and the window."""
-    parser.add_argument(
-        "--max-memory", metavar="GB",
-        help="memory ceiling of the study's process, in GB or with a unit (e.g. 8, 512M); "
-             "default: half of this machine's memory",
-    )
-    parser.add_argument(
-        "--hang-timeout", type=float, default=DEFAULT_HANG_TIMEOUT_S, metavar="S",
-        help=f"stop a study whose current step (one inference, one build step) reports nothing for S seconds "
-             f"(default {DEFAULT_HANG_TIMEOUT_S:g})",
-    )
 
 
 def safety_limits(args: argparse.Namespace) -> dict[str, Any]:
     """``run_study_isolated`` keyword arguments from --max-memory and --hang-timeout; BadInput names a bad value."""
-    from core.memory_limit import default_limit_bytes, parse_size
+    from core.memory_limit import ceiling_from_option
 
-    if args.hang_timeout <= 0:
-        raise BadInput("--hang-timeout must be a positive number of seconds.")
     try:
-        memory = parse_size(args.max_memory) if args.max_memory else default_limit_bytes()
+        memory = ceiling_from_option(args.max_memory)
     except ValueError as exc:
         raise BadInput(str(exc)) from None
+    # --hang-timeout is a positive number already: the parser refuses anything else.
     return {"hang_timeout_s": args.hang_timeout, "max_memory_bytes": memory}
 
 
-def wants_window(argv: Sequence[str]) -> bool:
-    """True when the command line asks for the window rather than a headless subcommand."""
-    wants_help = any(a in ("-h", "--help", "--version") for a in argv)
-    return not wants_help and not any(a in _SUBCOMMANDS for a in argv)
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """The headless commands. The console script (qtapp.launcher) opens the window itself."""
-    argv = list(sys.argv[1:] if argv is None else argv)
-    if wants_window(argv):
-        sys.stderr.write(
-            "quantbench: the window is opened by the `quantbench` command; here use a subcommand such as `run`.\n"
-        )
-        return EXIT_BAD_INPUT
-    # Whatever a file put into a message (an ANSI escape in a name, metadata, a runtime's error)
-    # is shown written out, never obeyed by the terminal.
+@contextmanager
+def _printable_streams() -> Iterator[None]:
+    """Whatever a file put into a message (an ANSI escape in a name, metadata, a runtime's error), and whatever
+    a usage error repeats from the command line, is shown written out, never obeyed by the terminal."""
     streams = sys.stdout, sys.stderr
     sys.stdout, sys.stderr = PrintableStream(sys.stdout), PrintableStream(sys.stderr)
-    if hasattr(signal, "SIGXFSZ"):
-        # Past a file-size limit (ulimit -f) a write should fail and be told in a sentence, not kill us.
-        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
     try:
-        return _main(argv)
+        yield
     finally:
         sys.stdout, sys.stderr = streams
 
 
-def _main(argv: list[str]) -> int:
-    args = build_parser(window=not any(a in _SUBCOMMANDS for a in argv)).parse_args(argv)
+def parse_command_line(argv: Sequence[str]) -> argparse.Namespace:
+    """Parse a ``quantbench`` command line with the one parser (``core.cli.parser``); ``command`` is None for
+    the window. ``--help`` and ``--version`` print and exit 0; a usage error is one sentence and exit 2."""
+    with _printable_streams():
+        return parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None, args: argparse.Namespace | None = None) -> int:
+    """The headless commands. ``args``: ``argv`` already parsed (the console script parses once, then
+    opens the window itself or comes here)."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    with _printable_streams():
+        if args is None:
+            args = parse_args(argv)
+        if args.command is None:
+            sys.stderr.write(
+                "quantbench: the window is opened by the `quantbench` command; here use a subcommand such as `run`.\n"
+            )
+            return EXIT_BAD_INPUT
+        if hasattr(signal, "SIGXFSZ"):
+            # Past a file-size limit (ulimit -f) a write should fail and be told in a sentence, not kill us.
+            signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        return _main(args, argv)
+
+
+def _main(args: argparse.Namespace, argv: list[str]) -> int:
     try:
         if args.command == "schemes":
             return _cmd_schemes()

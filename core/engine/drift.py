@@ -5,7 +5,7 @@ change speed between stretches: this project's own 2-core VM flips between two
 speeds about 1.5x apart every second or so, even when idle. Then a speed-up
 compares two different machines. So once every variant has been timed, the
 engine (``guard_against_drift``) times the baseline again, and every other
-variant briefly; when a median moved by more than DRIFT_LIMIT, it times every
+variant briefly; when a median moved by more than DRIFT_LIMIT (core.measures.drift_notes), it times every
 variant again in short interleaved rounds and the speed-ups and speed verdicts
 come from those. Both steps use the
 runners the engine kept open, and stop at the cancel token.
@@ -21,6 +21,7 @@ import numpy as np
 
 from core.engine.timing import LatencyHarness
 from core.errors import Cancelled
+from core.measures.drift_notes import drift_note, recheck_note
 from core.study.cancel import CancelToken
 from core.study.events import Event, Progress
 from core.study.result import VariantResult
@@ -33,57 +34,6 @@ RECHECK_MIN_SAMPLES = 30
 PAIRED_ROUNDS = 7
 PAIRED_BURST_S = 0.1
 PAIRED_MIN_SAMPLES = 5  # a slow model still gives a median per burst without stretching it
-
-#: A baseline whose median moved by more than this between its first timing and the re-check at
-#: the end of the study makes the study's speed-ups suspect.
-DRIFT_LIMIT = 0.10
-DRIFT_PREFIX = "the machine's speed changed during the study"
-
-
-def drift_note(
-    first_p50: float, again_p50: float, limit: float = DRIFT_LIMIT, paired_rounds: int | None = None,
-    subject: str = "the baseline",
-) -> str | None:
-    """The warning for a variant (the baseline unless ``subject`` names another) whose median moved by
-    more than ``limit`` between its first timing and the re-check at the end of the study; None when it
-    held still. ``paired_rounds``: the speed-ups were then measured again in that many interleaved rounds."""
-    if not (first_p50 > 0 and again_p50 > 0):  # also None for NaN
-        return None
-    change = again_p50 / first_p50 - 1
-    if abs(change) <= limit:
-        return None
-    said = (
-        f"{DRIFT_PREFIX}: {subject}'s median was {first_p50:.4g} ms when first timed and {again_p50:.4g} ms at "
-        f"the end ({change:+.0%})"
-    )
-    if paired_rounds:
-        return (
-            f"{said}, so every variant was timed again in {paired_rounds} interleaved rounds and the speed-ups and "
-            "speed verdicts come from those; each variant's own latency figures are from its first timing"
-        )
-    return f"{said}, so speed-ups can be off by that much; run the study again, or on a quieter machine"
-
-
-def study_drift_warning(timing: dict) -> str | None:
-    """The drift warning of a finished study, from its ``timing.baseline_recheck`` block."""
-    recheck = (timing or {}).get("baseline_recheck") or {}
-    return recheck_note(recheck, ((timing or {}).get("paired") or {}).get("rounds"))
-
-
-def recheck_note(recheck: dict[str, Any], paired_rounds: int | None = None) -> str | None:
-    """The warning a ``timing.baseline_recheck`` block calls for: the baseline's own move, else the
-    variant that moved most (``moved``); None when everything held still."""
-    first, again = recheck.get("first_p50_ms"), recheck.get("p50_ms")
-    if first and again:
-        note = drift_note(float(first), float(again), paired_rounds=paired_rounds)
-        if note:
-            return note
-    moved = recheck.get("moved")
-    figures = (recheck.get("variants") or {}).get(moved) if moved else None
-    if not isinstance(figures, dict) or not figures.get("first_p50_ms") or not figures.get("p50_ms"):
-        return None  # nothing moved, or a damaged file
-    return drift_note(float(figures["first_p50_ms"]), float(figures["p50_ms"]), paired_rounds=paired_rounds,
-                      subject=str(moved))
 
 
 def guard_against_drift(
@@ -121,7 +71,7 @@ def _recheck(
     a speed-up compares two different machines. Re-timing at the end shows whether
     that happened: each median should match its first one; "drifted" when the
     baseline's, or any variant's (``moved``: the one that moved most), moved by
-    more than DRIFT_LIMIT.
+    more than DRIFT_LIMIT (core.measures.drift_notes).
     Returns the ``timing.baseline_recheck`` block (None when there is nothing to compare).
     """
     timed = [r for r in results if r.ok and r.latency is not None and r is not base and r.label in runners]

@@ -16,7 +16,7 @@ from collections.abc import Callable, Generator, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
-from core.measures.metrics import ci_half_width_rel
+from core.measures.latency_stats import ci_half_width_rel
 from core.study.cancel import CancelToken
 from core.study.spec import TimingSpec
 

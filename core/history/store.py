@@ -7,112 +7,51 @@ while a study process writes; every call opens its own short-lived connection,
 so a store object may be shared by threads and survives a fork.
 
 A study is inserted as "running" with the writing process's id; each variant is
-a committed row the moment it finishes, so a study killed with SIGKILL keeps
-every finished variant and is shown as "interrupted" once its process is gone.
-A file that is not a QuantBench history, is corrupt, or was written by a newer
-schema is refused with one clear sentence and never written to.
+a committed row the moment it finishes (``core.history.recorder`` feeds a study's
+events in), so a study killed with SIGKILL keeps every finished variant and is
+shown as "interrupted" once its process is gone (``core.history.liveness``). A
+file that is not a QuantBench history, is corrupt, or was written by a newer
+schema is refused with one clear sentence and never written to
+(``core.history.schema``, which also upgrades schema 1 files in place).
 
 Several processes write one history at once (two or three ``quantbench run`` and
 the window): every write is one ``BEGIN IMMEDIATE`` transaction, SQLite waits up
-to ``_BUSY_MS`` for the lock, and a transaction that still meets "busy" or
-"locked" (SQLite does not wait in every case, e.g. while another connection
-recovers the WAL or switches the journal mode) is rolled back and run again
-whole, with a growing, jittered pause, for up to ``_RETRY_S``. Opening races
-the same way (two processes creating or upgrading one new history) and is
-retried the same way, so "database is locked" never reaches the user.
-
-A write that fails for want of room (SQLITE_FULL; a file-size limit, which
-SQLite reports as an I/O error) or on a read-only file is rolled back, so the
-file keeps every study committed before, and it is BadInput with
-``core.files.atomic.could_not_write``'s sentence, e.g. "could not write the history
-database H/history.sqlite3: no space left on device (the disk is full)."
-
-Latency samples (10^5 and more per variant) are stored as raw little-endian
-float64 bytes in their own column, not inside the variant's JSON: encoding and
-decoding them as text took ~100 ms holding the interpreter lock, and the window
-records from its worker thread, so every variant's end froze the GUI thread for
-that long. Each variant's overall verdict has its own column as well, so the
-History list reads the best verdict without loading any study. Schema 1 files
-are upgraded in place on first opening (one transaction).
+to ``_BUSY_MS`` for the lock, and a transaction (or an opening) that still meets
+"busy" or "locked" (SQLite does not wait in every case, e.g. while another
+connection recovers the WAL) is rolled back and run again whole, with a growing,
+jittered pause, for up to ``_RETRY_S``: "database is locked" never reaches the
+user. Any other failure (a full disk, a read-only file) is rolled back, so the file
+keeps every study committed before, and is BadInput with one sentence
+(``core.history.transactions.failure_sentence``).
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
 import random
 import socket
 import sqlite3
-import sys
 import time
-from array import array
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
 from core.errors import BadInput
-from core.files.atomic import DISK_FULL, could_not_write
 from core.files.home import ENV_HOME, resolve_home
-from core.study.result import StudyResult, VariantResult, variant_from_json, variant_to_json
+from core.history.liveness import boot_id, owner_alive, process_start
+from core.history.schema import DB_NAME, SCHEMA_VERSION, STATUSES, prepare
+from core.history.transactions import failure_sentence, is_busy, no_room_for_index, transaction
+from core.history.variant_rows import dumps, now, put_variant, variant_from_row, variant_row
+from core.study.result import StudyResult, VariantResult
 
-SCHEMA_VERSION = 2
-DB_NAME = "history.sqlite3"
-#: Statuses a study can have; "running" becomes "interrupted" when its process is gone.
-STATUSES = ("running", "finished", "cancelled", "interrupted", "failed")
+__all__ = ["DB_NAME", "SCHEMA_VERSION", "STATUSES", "StudyStore", "StudySummary"]
+
 #: SQLite's own wait for the write lock, per attempt.
 _BUSY_MS = 10_000
 #: How long a transaction that still meets "busy" is retried, in all, before the user is told.
 _RETRY_S = 60.0
 _T = TypeVar("_T")
-
-_SCHEMA = """
-CREATE TABLE schema_version (version INTEGER NOT NULL);
-CREATE TABLE studies (
-    id TEXT PRIMARY KEY,
-    created TEXT NOT NULL,
-    status TEXT NOT NULL,
-    name TEXT NOT NULL DEFAULT '',
-    note TEXT NOT NULL DEFAULT '',
-    model_path TEXT NOT NULL DEFAULT '',
-    model_format TEXT NOT NULL DEFAULT '',
-    dataset_spec TEXT NOT NULL DEFAULT '',
-    task TEXT NOT NULL DEFAULT '',
-    variants_planned INTEGER NOT NULL DEFAULT 0,
-    labels_json TEXT NOT NULL DEFAULT '[]',
-    spec_json TEXT NOT NULL DEFAULT '{}',
-    model_json TEXT NOT NULL DEFAULT '{}',
-    dataset_json TEXT NOT NULL DEFAULT '{}',
-    environment_json TEXT NOT NULL DEFAULT '{}',
-    timing_json TEXT NOT NULL DEFAULT '{}',
-    pid INTEGER,
-    pid_start TEXT NOT NULL DEFAULT '',
-    boot_id TEXT NOT NULL DEFAULT '',
-    host TEXT NOT NULL DEFAULT '',
-    ended TEXT,
-    duration_s REAL
-);
-CREATE INDEX studies_created ON studies (created);
-CREATE TABLE variants (
-    study_id TEXT NOT NULL REFERENCES studies (id) ON DELETE CASCADE,
-    idx INTEGER NOT NULL,
-    label TEXT NOT NULL,
-    status TEXT NOT NULL,
-    result_json TEXT NOT NULL,
-    verdict TEXT NOT NULL DEFAULT '',
-    samples BLOB,
-    PRIMARY KEY (study_id, idx)
-);
-"""
-
-#: Schema 1 kept the samples inside result_json and had no verdict column.
-_UPGRADE_FROM_1 = (
-    "ALTER TABLE variants ADD COLUMN verdict TEXT NOT NULL DEFAULT ''",
-    "ALTER TABLE variants ADD COLUMN samples BLOB",
-)
 
 
 @dataclass
@@ -205,7 +144,7 @@ class StudyStore:
             dataset=json.loads(row[5]),
             environment=json.loads(row[6]),
             timing=json.loads(row[7]),
-            results=[_variant_from_row(v[0], v[1]) for v in variants],
+            results=[variant_from_row(v[0], v[1]) for v in variants],
             duration_s=row[8],
         )
 
@@ -247,13 +186,13 @@ class StudyStore:
             sid = self._resolve(con, study_id)
             if self._live_status(con, sid) == "running":
                 raise BadInput(f"study {sid} is still running; cancel it before deleting it.")
-            with _transaction(con):
+            with transaction(con):
                 con.execute("DELETE FROM variants WHERE study_id = ?", (sid,))
                 con.execute("DELETE FROM studies WHERE id = ?", (sid,))
 
         self._run(work)
 
-    # ---- writing (used by StudyRecorder) ---------------------------------------------------------
+    # ---- writing (used by core.history.recorder.StudyRecorder) -------------------------------------
 
     def begin_study(
         self,
@@ -271,9 +210,9 @@ class StudyStore:
         """Insert a study as "running", owned by process ``pid``."""
         values = (
             study_id, created, str(model.get("path", "")), str(model.get("format", "")),
-            str(dataset.get("spec", "")), str(dataset.get("task", "")), len(labels), _dumps(labels),
-            _dumps(spec), _dumps(model), _dumps(dataset), _dumps(environment), _dumps(timing),
-            pid, _process_start(pid), _boot_id(), socket.gethostname(),
+            str(dataset.get("spec", "")), str(dataset.get("task", "")), len(labels), dumps(labels),
+            dumps(spec), dumps(model), dumps(dataset), dumps(environment), dumps(timing),
+            pid, process_start(pid), boot_id(), socket.gethostname(),
         )
 
         def work(con: sqlite3.Connection) -> None:
@@ -290,17 +229,17 @@ class StudyStore:
 
     def add_variant(self, study_id: str, index: int, result: VariantResult) -> None:
         """Commit one finished (or failed) variant at once."""
-        row = _variant_row(study_id, index, result)
-        self._run(lambda con: _put_variant(con, row), write=True)
+        row = variant_row(study_id, index, result)
+        self._run(lambda con: put_variant(con, row), write=True)
 
     def finish_study(self, result: StudyResult) -> None:
         """Store the final result (verdicts are recomputed at the end) and its status, in one transaction."""
         study = (
-            result.status, result.created, _dumps(result.spec), _dumps(result.model), _dumps(result.dataset),
-            _dumps(result.environment), _dumps(result.timing), result.duration_s,
+            result.status, result.created, dumps(result.spec), dumps(result.model), dumps(result.dataset),
+            dumps(result.environment), dumps(result.timing), result.duration_s,
         )
         # Encoded once, outside the lock: a retried transaction only writes again.
-        rows = [_variant_row(result.study_id, index, variant) for index, variant in enumerate(result.results)]
+        rows = [variant_row(result.study_id, index, variant) for index, variant in enumerate(result.results)]
 
         def work(con: sqlite3.Connection) -> None:
             exists = con.execute("SELECT 1 FROM studies WHERE id = ?", (result.study_id,)).fetchone()
@@ -309,11 +248,11 @@ class StudyStore:
             con.execute(
                 "UPDATE studies SET status = ?, created = ?, spec_json = ?, model_json = ?, dataset_json = ?,"
                 " environment_json = ?, timing_json = ?, duration_s = ?, ended = ? WHERE id = ?",
-                (*study, _now(), result.study_id),
+                (*study, now(), result.study_id),
             )
             con.execute("DELETE FROM variants WHERE study_id = ?", (result.study_id,))
             for row in rows:
-                _put_variant(con, row)
+                put_variant(con, row)
 
         self._run(work, write=True)
 
@@ -323,7 +262,7 @@ class StudyStore:
             raise ValueError(f"unknown study status {status!r}")
         self._run(
             lambda con: con.execute(
-                "UPDATE studies SET status = ?, ended = ? WHERE id = ?", (status, _now(), study_id)
+                "UPDATE studies SET status = ?, ended = ? WHERE id = ?", (status, now(), study_id)
             ),
             write=True,
         )
@@ -341,7 +280,7 @@ class StudyStore:
     def _set_column(self, study_id: str, column: str, value: str) -> None:
         def work(con: sqlite3.Connection) -> None:
             sid = self._resolve(con, study_id)
-            with _transaction(con):
+            with transaction(con):
                 con.execute(f"UPDATE studies SET {column} = ? WHERE id = ?", (value, sid))
 
         self._run(work)
@@ -365,7 +304,7 @@ class StudyStore:
 
     def _summary(self, con: sqlite3.Connection, row: tuple[Any, ...]) -> StudySummary:
         status = row[2]
-        if status == "running" and not _owner_alive(row[10], row[11], row[12]):
+        if status == "running" and not owner_alive(row[10], row[11], row[12]):
             status = self._mark_interrupted(con, row[0])
         return StudySummary(
             id=row[0], created=row[1], status=status, name=row[3], note=row[4], model=row[5], model_format=row[6],
@@ -377,14 +316,14 @@ class StudyStore:
         status, pid, start, boot = con.execute(
             "SELECT status, pid, pid_start, boot_id FROM studies WHERE id = ?", (sid,)
         ).fetchone()
-        if status == "running" and not _owner_alive(pid, start, boot):
+        if status == "running" and not owner_alive(pid, start, boot):
             return self._mark_interrupted(con, sid)
         return status
 
     def _mark_interrupted(self, con: sqlite3.Connection, sid: str) -> str:
         # Persist it, so the answer no longer depends on whether the pid gets reused.
         try:
-            with _transaction(con):
+            with transaction(con):
                 con.execute("UPDATE studies SET status = 'interrupted' WHERE id = ? AND status = 'running'", (sid,))
         except sqlite3.OperationalError:
             pass  # a read-only, full or busy database: the status is still reported right, and stored next time
@@ -407,18 +346,18 @@ class StudyStore:
                 try:
                     if not write:
                         return work(con)
-                    with _transaction(con):
+                    with transaction(con):
                         return work(con)
                 finally:
                     con.close()
             except (sqlite3.IntegrityError, sqlite3.ProgrammingError, sqlite3.InterfaceError):
                 raise  # QuantBench's own mistake, not the file's
             except sqlite3.DatabaseError as exc:
-                if not write and not exclusive and _no_room_for_index(exc):
+                if not write and not exclusive and no_room_for_index(exc):
                     exclusive = True
                     continue
-                if not _is_busy(exc):
-                    raise BadInput(self._failure(exc, write)) from None
+                if not is_busy(exc):
+                    raise BadInput(failure_sentence(exc, self.path, write)) from None
                 now = time.monotonic()
                 deadline = deadline if deadline is not None else now + _RETRY_S
                 if now >= deadline:
@@ -443,48 +382,6 @@ class StudyStore:
             raise
         return con
 
-    def _failure(self, exc: sqlite3.DatabaseError, write: bool) -> str:
-        """One sentence for an SQLite error other than busy: the file, and what went wrong in words."""
-        code = (getattr(exc, "sqlite_errorcode", None) or 0) & 0xFF
-        name = getattr(exc, "sqlite_errorname", "") or ""
-        db = f"the history database {self.path}"
-        if code == _SQLITE_FULL:
-            return could_not_write(db, DISK_FULL)
-        if code == _SQLITE_IOERR:
-            if "READ" in name and write is False:
-                return f"could not read {db}: a disk input/output error."
-            return could_not_write(db, DISK_FULL if self._out_of_room() else "a disk input/output error")
-        if code == _SQLITE_READONLY:
-            return could_not_write(db, "the file or its folder is read-only")
-        if code == _SQLITE_CANTOPEN:
-            return f"{db} cannot be opened (check that its folder {self.home} can be read and written)."
-        if code in (_SQLITE_CORRUPT, _SQLITE_NOTADB) or not isinstance(exc, sqlite3.OperationalError):
-            return _corrupt_message(self.path, exc)
-        return f"{db} cannot be used ({exc})."
-
-    def _out_of_room(self) -> bool:
-        """After an I/O error: is it a full disk? SQLite says "full" for ENOSPC but "I/O error" for EFBIG
-        (a file-size limit), so look at the free space and at the limit."""
-        try:
-            st = os.statvfs(self.home)
-            if st.f_bavail * st.f_frsize < (1 << 20):
-                return True
-        except (OSError, AttributeError):
-            pass
-        try:
-            import resource
-
-            limit = resource.getrlimit(resource.RLIMIT_FSIZE)[0]
-        except (ImportError, OSError, ValueError):
-            return False
-        if limit == resource.RLIM_INFINITY:
-            return False
-        sizes = []
-        for suffix in ("", "-wal", "-journal"):
-            with contextlib.suppress(OSError):
-                sizes.append(os.path.getsize(str(self.path) + suffix))
-        return any(size + (64 << 10) >= limit for size in sizes)
-
     def _open(self) -> None:
         from core.files.atomic import os_reason
 
@@ -497,71 +394,7 @@ class StudyStore:
         if self.path.is_dir():
             raise BadInput(f"the history database {self.path} is a folder, not a file.")
         # Two processes may open a new (or old-schema) history at once: the whole preparation is retried.
-        self._run(self._prepare)
-
-    def _prepare(self, con: sqlite3.Connection) -> None:
-        """Check the file, turn WAL on, create the schema or upgrade it; safe to run again after "busy"."""
-        existing = self._check_schema(con)  # before anything is written: a foreign or damaged file stays untouched
-        if str(con.execute("PRAGMA journal_mode").fetchone()[0]).lower() != "wal":
-            # Persistent once set; the switch needs the file to itself for a moment (else "busy": retried).
-            con.execute("PRAGMA journal_mode = WAL")
-        if existing:
-            self._upgrade(con)
-            return
-        with _transaction(con):
-            # Another process may have created it while this one waited for the lock.
-            if self._check_schema(con):
-                return
-            for statement in _SCHEMA.split(";"):
-                if statement.strip():
-                    con.execute(statement)
-            con.execute("INSERT INTO schema_version (version) VALUES (?)", (SCHEMA_VERSION,))
-
-    def _upgrade(self, con: sqlite3.Connection) -> None:
-        """Bring an older schema up to this one, in one transaction (a crash leaves the old file intact)."""
-        (version,) = con.execute("SELECT MAX(version) FROM schema_version").fetchone()
-        if version >= SCHEMA_VERSION:
-            return
-        with _transaction(con):
-            (version,) = con.execute("SELECT MAX(version) FROM schema_version").fetchone()
-            if version >= SCHEMA_VERSION:
-                return  # another process upgraded it while this one waited for the lock
-            for statement in _UPGRADE_FROM_1:
-                con.execute(statement)
-            rows = con.execute("SELECT study_id, idx, result_json FROM variants").fetchall()
-            for study_id, idx, result_json in rows:
-                data = json.loads(result_json)
-                latency = data.get("latency_ms") or {}
-                samples = latency.pop("samples", None) or []
-                con.execute(
-                    "UPDATE variants SET result_json = ?, verdict = ?, samples = ? WHERE study_id = ? AND idx = ?",
-                    (_dumps(data), ((data.get("verdict") or {}).get("overall") or ""), _pack(samples), study_id, idx),
-                )
-            con.execute("INSERT INTO schema_version (version) VALUES (?)", (SCHEMA_VERSION,))
-
-    def _check_schema(self, con: sqlite3.Connection) -> bool:
-        """True when the file is a usable history; False when it is empty; BadInput otherwise."""
-        tables = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
-        if not tables:
-            return False
-        if "schema_version" not in tables:
-            raise BadInput(
-                f"{self.path} is an SQLite database but not a QuantBench history; it was left untouched "
-                f"(move it aside, or point {ENV_HOME} or --home elsewhere)."
-            )
-        row = con.execute("SELECT MAX(version) FROM schema_version").fetchone()
-        version = row[0] if row else None
-        if not isinstance(version, int):
-            raise BadInput(_corrupt_message(self.path, "no schema version recorded"))
-        if version > SCHEMA_VERSION:
-            raise BadInput(
-                f"the history database {self.path} was written by a newer QuantBench (history schema {version}; "
-                f"this version reads up to {SCHEMA_VERSION}); it was left untouched: upgrade QuantBench or point "
-                f"{ENV_HOME} or --home elsewhere."
-            )
-        if not {"studies", "variants"} <= tables:
-            raise BadInput(_corrupt_message(self.path, "tables are missing"))
-        return True
+        self._run(lambda con: prepare(con, self.path))
 
 
 _SUMMARY_SQL = (
@@ -570,239 +403,3 @@ _SUMMARY_SQL = (
     " COUNT(v.idx), SUM(v.status = 'ok')"
     " FROM studies s LEFT JOIN variants v ON v.study_id = s.id"
 )
-
-
-class StudyRecorder:
-    """Feeds engine events into a StudyStore: ``recorder.handle(event)`` for every event.
-
-    StudyStarted inserts the study as running; VariantFinished and VariantFailed
-    commit that variant at once; StudyFinished stores the final result with
-    status finished or cancelled. Events of another study are ignored.
-    """
-
-    def __init__(self, store: StudyStore, spec: Any | None = None, pid: int | None = None) -> None:
-        self.store = store
-        self.spec = spec  # the StudySpec, so an interrupted study still records its spec and timing
-        self.pid = os.getpid() if pid is None else pid
-        self.study_id: str | None = None
-        self.finished = False
-        self._labels: list[str] = []
-
-    def handle(self, event: Any) -> None:
-        from core.study.events import StudyFinished, StudyStarted, VariantFailed, VariantFinished
-
-        if isinstance(event, StudyStarted):
-            self._start(event)
-        elif event.study_id != self.study_id or self.finished:
-            return
-        elif isinstance(event, (VariantFinished, VariantFailed)):
-            result = event.result
-            index = self._labels.index(result.label) if result.label in self._labels else len(self._labels)
-            if index == len(self._labels):
-                self._labels.append(result.label)
-            self.store.add_variant(event.study_id, index, result)
-        elif isinstance(event, StudyFinished):
-            self.store.finish_study(event.result)
-            self.finished = True
-
-    def abandon(self, status: str = "interrupted") -> None:
-        """The driver stopped before StudyFinished (an error, a crash of the engine): say so in the history."""
-        if self.study_id is not None and not self.finished:
-            self.store.set_status(self.study_id, status)
-            self.finished = True
-
-    def _start(self, event: Any) -> None:
-        self.study_id = event.study_id
-        self.finished = False
-        self._labels = list(event.variants)
-        spec = self.spec.to_dict() if self.spec is not None else {}
-        self.store.begin_study(
-            event.study_id,
-            created=_now(),
-            model=event.model,
-            dataset=event.dataset,
-            environment=event.environment,
-            timing=_timing_of(self.spec, event.environment),
-            spec=spec,
-            labels=self._labels,
-            pid=self.pid,
-        )
-
-
-def _timing_of(spec: Any | None, env: dict[str, Any]) -> dict[str, Any]:
-    """The result's ``timing`` block as known at the start (the engine's own replaces it at the end)."""
-    if spec is None:
-        return {"threads": env.get("threads"), "mode": env.get("timing_mode"), "device": env.get("device")}
-    t = spec.timing
-    return {
-        "threads": t.resolved_threads,
-        "mode": t.mode.value,
-        "batch_size": t.batch_size,
-        "max_time_s": t.max_time_s,
-        "min_samples": t.min_samples,
-        "max_samples": t.max_samples,
-        "device": spec.device.value,
-    }
-
-
-# SQLite's primary result codes (an exception's sqlite_errorcode & 0xFF).
-_SQLITE_BUSY, _SQLITE_LOCKED, _SQLITE_READONLY, _SQLITE_IOERR, _SQLITE_CORRUPT = 5, 6, 8, 10, 11
-_SQLITE_FULL, _SQLITE_CANTOPEN, _SQLITE_NOTADB = 13, 14, 26
-
-
-def _is_busy(exc: sqlite3.DatabaseError) -> bool:
-    """SQLITE_BUSY or SQLITE_LOCKED (any extended code): another connection holds what this one needs."""
-    code = getattr(exc, "sqlite_errorcode", None)
-    if code is not None:
-        return code & 0xFF in (_SQLITE_BUSY, _SQLITE_LOCKED)
-    text = str(exc).lower()
-    return "locked" in text or "busy" in text
-
-
-def _no_room_for_index(exc: sqlite3.DatabaseError) -> bool:
-    """SQLite could not create or grow the WAL's shared-memory index (a full disk, typically)."""
-    name = getattr(exc, "sqlite_errorname", "") or ""
-    code = (getattr(exc, "sqlite_errorcode", None) or 0) & 0xFF
-    return name.startswith("SQLITE_IOERR_SHM") or code == _SQLITE_FULL
-
-
-@contextmanager
-def _transaction(con: sqlite3.Connection) -> Iterator[None]:
-    """One write transaction, committed whole or rolled back whole.
-
-    IMMEDIATE takes the write lock up front, so two writers queue on busy_timeout instead of
-    deadlocking. On any error, a disk-full one included, the transaction is rolled back (SQLite may
-    have rolled it back itself already) and the error goes on unchanged."""
-    con.execute("BEGIN IMMEDIATE")
-    try:
-        yield
-        con.execute("COMMIT")
-    except BaseException:
-        if con.in_transaction:
-            # Closing the connection rolls it back all the same; the first error is the one to report.
-            with contextlib.suppress(sqlite3.Error):
-                con.execute("ROLLBACK")
-        raise
-
-
-def _variant_row(study_id: str, index: int, result: VariantResult) -> tuple[Any, ...]:
-    verdict = result.verdict.overall.value if result.verdict is not None else ""
-    return (
-        study_id, index, result.label, result.status.value,
-        _dumps(variant_to_json(result, include_samples=False)), verdict, _pack(result.samples_ms),
-    )
-
-
-def _put_variant(con: sqlite3.Connection, row: tuple[Any, ...]) -> None:
-    con.execute(
-        "INSERT OR REPLACE INTO variants (study_id, idx, label, status, result_json, verdict, samples)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?)",
-        row,
-    )
-
-
-def _variant_from_row(result_json: str, samples: bytes | None) -> VariantResult:
-    result = variant_from_json(json.loads(result_json))
-    if samples:
-        result.samples_ms = _unpack(samples)
-    return result
-
-
-def _pack(samples: Any) -> bytes | None:
-    """Samples as little-endian float64 bytes (None when there are none)."""
-    if samples is None or len(samples) == 0:
-        return None
-    packed = array("d", samples)
-    if sys.byteorder != "little":
-        packed.byteswap()
-    return packed.tobytes()
-
-
-def _unpack(blob: bytes) -> list[float]:
-    if len(blob) % 8:
-        raise BadInput("a stored variant's latency samples are truncated; the history file is damaged.")
-    values = array("d")
-    values.frombytes(blob)
-    if sys.byteorder != "little":
-        values.byteswap()
-    return values.tolist()
-
-
-def _dumps(value: Any) -> str:
-    # NaN survives a round trip through Python's json; the store is not an interchange format.
-    return json.dumps(value, separators=(",", ":"))
-
-
-def _now() -> str:
-    return datetime.now(UTC).isoformat(timespec="seconds")
-
-
-def _corrupt_message(path: Path, detail: object) -> str:
-    return (
-        f"the history database {path} is corrupt or not an SQLite file ({detail}); it was left untouched "
-        f"(move it aside, or point {ENV_HOME} or --home elsewhere)."
-    )
-
-
-# ---- is the process that owns a running study still there? ------------------------------------------
-
-
-def _boot_id() -> str:
-    try:
-        with open("/proc/sys/kernel/random/boot_id", encoding="ascii") as f:
-            return f.read().strip()
-    except OSError:
-        return ""
-
-
-def _proc_stat(pid: int) -> list[str] | None:
-    """Fields of /proc/PID/stat after the command name (state first), or None without procfs."""
-    try:
-        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as f:
-            text = f.read()
-    except FileNotFoundError:
-        return []
-    except OSError:
-        return None
-    return text.rpartition(")")[2].split()
-
-
-def _process_start(pid: int) -> str:
-    # The start time tells a reused pid from the original process.
-    fields = _proc_stat(pid)
-    return fields[19] if fields and len(fields) > 19 else ""
-
-
-def _owner_alive(pid: int | None, start: str, boot: str) -> bool:
-    # The boot id, not the host name, tells the machine and its uptime apart (containers rename hosts freely).
-    if boot and boot != _boot_id():
-        return False
-    if not pid:
-        return False
-    fields = _proc_stat(pid)
-    if fields is not None:  # Linux: procfs says it all, zombies included
-        if not fields or fields[0] in ("Z", "X"):
-            return False
-        return not start or len(fields) <= 19 or fields[19] == start
-    return _pid_exists(pid)
-
-
-def _pid_exists(pid: int) -> bool:
-    if sys.platform == "win32":
-        import ctypes
-
-        kernel32 = ctypes.windll.kernel32  # type: ignore[attr-defined]
-        handle = kernel32.OpenProcess(0x1000, False, pid)  # PROCESS_QUERY_LIMITED_INFORMATION
-        if not handle:
-            return False
-        code = ctypes.c_ulong()
-        ok = kernel32.GetExitCodeProcess(handle, ctypes.byref(code))
-        kernel32.CloseHandle(handle)
-        return bool(ok) and code.value == 259  # STILL_ACTIVE
-    try:
-        os.kill(pid, 0)  # signal 0 only asks whether the process exists
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True

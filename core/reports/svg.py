@@ -5,8 +5,8 @@ that scales to its container (a viewBox, width 100 %), so the HTML report stays
 one self-contained file and prints sharply. Every chart carries
 ``data-chart`` and per-variant ``data-variant`` attributes, which tests (and
 anyone scripting the report) can read back. Colours come from
-``variant_colors`` so a variant has the same colour in every chart; the order
-matches the window's palette.
+``core.reports.chart_data`` (``variant_colors``), the same as the window's, so a
+variant has the same colour in every chart and on every face.
 """
 
 from __future__ import annotations
@@ -15,10 +15,9 @@ import math
 from dataclasses import dataclass
 
 from core.printable import markup_escape as escape
+from core.reports.chart_data import latency_histogram
+from core.reports.format import byte_unit, format_bytes, format_ms, format_percent, format_tick
 
-#: Same order as the window's palette (Okabe-Ito, yellow last); baselines are grey.
-BASELINE_COLORS = ("#7a7a7a", "#4d4d4d", "#a6a6a6", "#303030")
-VARIANT_COLORS = ("#0072b2", "#e69f00", "#009e73", "#d55e00", "#cc79a7", "#56b4e9", "#8c564b", "#f0e442")
 INK = "#1f2328"
 MUTED = "#57606a"
 GRID = "#d8dee4"
@@ -26,21 +25,6 @@ FONT = "system-ui, -apple-system, 'Segoe UI', Roboto, 'Helvetica Neue', Arial, s
 _DIAG_DARK = "#0b4f8a"  # correct predictions
 _OFF_DARK = "#b42318"  # confusions
 _CHAR_W = 0.56  # average glyph width as a fraction of the font size, for layout estimates
-
-
-def variant_colors(labels: list[str], baselines: set[str] | None = None) -> dict[str, str]:
-    """A colour per label: baselines grey (first label if none given), the rest in palette order."""
-    baselines = {labels[0]} if baselines is None and labels else (baselines or set())
-    colors: dict[str, str] = {}
-    n_base = n_var = 0
-    for label in labels:
-        if label in baselines:
-            colors[label] = BASELINE_COLORS[n_base % len(BASELINE_COLORS)]
-            n_base += 1
-        else:
-            colors[label] = VARIANT_COLORS[n_var % len(VARIANT_COLORS)]
-            n_var += 1
-    return colors
 
 
 # ---- latency histograms ------------------------------------------------------------------------
@@ -55,39 +39,40 @@ class LatencySeries:
     p99: float
 
 
-def latency_histograms(series: list[LatencySeries], bins: int = 60, width: int = 900) -> str:
-    """One histogram row per variant on a shared logarithmic ms axis, p50 (solid) and p99 (dashed) marked."""
+def latency_histograms(series: list[LatencySeries], width: int = 900) -> str:
+    """One histogram row per variant on a shared logarithmic ms axis, p50 (solid) and p99 (dashed) marked.
+
+    Bins and range come from ``chart_data`` (the window draws the same); samples beyond the axis are
+    written as "+N" at the row's end, never piled into the end bins."""
     series = [s for s in series if any(x > 0 for x in s.samples_ms)]
-    if not series:
+    binned = latency_histogram([s.samples_ms for s in series])
+    if binned is None:
         return _empty_chart("latency", width, "No latency samples were recorded.")
-    lo = min(min(x for x in s.samples_ms if x > 0) for s in series) / 1.15
-    hi = max(max(s.p99, s.p50) for s in series) * 1.3
-    if hi <= lo * 1.5:
-        hi = lo * 3
+    edges, rows = binned
+    lo, hi = float(edges[0]), float(edges[-1])
     caption_w, right, row_h, gap, top = 230, 24, 46, 10, 12
     x0, x1 = caption_w, width - right
     axis_y = top + len(series) * (row_h + gap)
     height = axis_y + 58
     scale = _LogScale(lo, hi, x0, x1)
-    edges = [lo * (hi / lo) ** (i / bins) for i in range(bins + 1)]
 
     parts = [_svg_open("latency", width, height, "Latency histograms, one row per variant, shared log axis")]
     for tick in scale.ticks():
         x = scale(tick)
         parts.append(f'<line x1="{x:.1f}" y1="{top - 4}" x2="{x:.1f}" y2="{axis_y}" stroke="{GRID}" stroke-width="1"/>')
-        parts.append(_text(x, axis_y + 16, _fmt_number(tick), size=11, anchor="middle", fill=MUTED))
+        parts.append(_text(x, axis_y + 16, format_tick(tick), size=11, anchor="middle", fill=MUTED))
     parts.append(
         _text((x0 + x1) / 2, axis_y + 36, "milliseconds per call (log scale)", size=12, anchor="middle", fill=MUTED)
     )
 
-    for i, s in enumerate(series):
+    for i, (s, (counts, over, under)) in enumerate(zip(series, rows, strict=True)):
         y_top = top + i * (row_h + gap)
         base = y_top + row_h
-        counts, over, under = _histogram(s.samples_ms, edges)
-        peak = max(counts) or 1
+        peak = int(counts.max()) or 1
         parts.append(
             f'<g data-variant="{escape(s.label)}" data-n="{len(s.samples_ms)}"'
-            f' data-binned="{sum(counts) + over + under}"'
+            f' data-binned="{int(counts.sum()) + over + under}" data-beyond="{over}"'
+            f' data-counts="{" ".join(str(int(c)) for c in counts)}"'
             f' data-p50="{s.p50:.6g}" data-p99="{s.p99:.6g}">'
         )
         parts.append(f'<line x1="{x0}" y1="{base}" x2="{x1}" y2="{base}" stroke="{MUTED}" stroke-width="1"/>')
@@ -113,7 +98,7 @@ def latency_histograms(series: list[LatencySeries], bins: int = 60, width: int =
             _text(
                 24,
                 y_top + 33,
-                f"p50 {_fmt_ms(s.p50)} · p99 {_fmt_ms(s.p99)} ms · n={len(s.samples_ms)}",
+                f"p50 {format_ms(s.p50)} · p99 {format_ms(s.p99)} ms · n={len(s.samples_ms)}",
                 size=11,
                 fill=MUTED,
             )
@@ -129,22 +114,6 @@ def latency_histograms(series: list[LatencySeries], bins: int = 60, width: int =
     parts.append(_text(x0 + 158, ly, "p99; +N: samples beyond the axis", size=11, fill=MUTED))
     parts.append("</svg>")
     return "".join(parts)
-
-
-def _histogram(samples: list[float], edges: list[float]) -> tuple[list[int], int, int]:
-    """Counts per log bin, plus samples above and below the axis (never silently dropped)."""
-    lo, hi, n = edges[0], edges[-1], len(edges) - 1
-    counts = [0] * n
-    over = under = 0
-    ratio = math.log(hi / lo)
-    for x in samples:
-        if x < lo or x <= 0:
-            under += 1
-        elif x >= hi:
-            over += 1
-        else:
-            counts[min(n - 1, int(math.log(x / lo) / ratio * n))] += 1
-    return counts, over, under
 
 
 # ---- confusion matrices ------------------------------------------------------------------------
@@ -192,7 +161,8 @@ def confusion_matrices(items: list[ConfusionItem], class_names: list[str] | None
             _text(ox + 16, oy + 13, _clip(it.label, int((block_w - 20) / (13 * _CHAR_W))), size=13, weight="600")
         )
         if it.accuracy is not None:
-            parts.append(_text(ox + 16, oy + 29, f"accuracy {it.accuracy * 100:.2f} %", size=11, fill=MUTED))
+            accuracy = f"accuracy {format_percent(it.accuracy, decimals=2)}"
+            parts.append(_text(ox + 16, oy + 29, accuracy, size=11, fill=MUTED))
         gx, gy = ox + margin, oy + 40 + margin
         if k <= 20:
             parts.append(_text(gx + k * cell / 2, gy - 22, "predicted", size=10, anchor="middle", fill=MUTED))
@@ -304,22 +274,22 @@ def size_bars(items: list[SizeItem], width: int = 900) -> str:
     axis_y = top + len(items) * (bar_h + gap)
     height = axis_y + 30
     parts = [_svg_open("size", width, height, "Serialized size of each variant")]
-    unit, unit_name = next((u, n) for u, n in ((1024**3, "GB"), (1024**2, "MB"), (1024, "KB"), (1, "B")) if vmax >= u)
-    for tick in _linear_ticks(0, vmax / unit):  # round numbers of KB or MB, not of bytes
+    unit_name, unit = byte_unit(vmax)
+    for tick in _linear_ticks(0, vmax / unit):  # round numbers of kB or MB, not of bytes
         x = x0 + (x1 - x0) * tick * unit / vmax
         parts.append(f'<line x1="{x:.1f}" y1="{top - 2}" x2="{x:.1f}" y2="{axis_y}" stroke="{GRID}"/>')
         parts.append(_text(x, axis_y + 16, f"{tick:g} {unit_name}", size=11, anchor="middle", fill=MUTED))
     for i, it in enumerate(items):
         y = top + i * (bar_h + gap)
         w = max(1.0, (x1 - x0) * it.size_bytes / vmax)
-        change = "baseline" if it.reduction is None else f"{-it.reduction * 100:+.1f} %"
+        change = "baseline" if it.reduction is None else format_percent(-it.reduction, signed=True)
         parts.append(f'<g data-variant="{escape(it.label)}" data-bytes="{it.size_bytes}">')
         parts.append(_text(x0 - 8, y + bar_h / 2 + 4, _clip(it.label, 30), size=12, anchor="end"))
         parts.append(
             f'<rect x="{x0}" y="{y}" width="{w:.1f}" height="{bar_h}" fill="{it.color}" fill-opacity="0.85" rx="2"/>'
         )
         parts.append(
-            _text(x0 + w + 6, y + bar_h / 2 + 4, f"{_fmt_bytes(it.size_bytes)}  {change}", size=12, weight="600")
+            _text(x0 + w + 6, y + bar_h / 2 + 4, f"{format_bytes(it.size_bytes)}  {change}", size=12, weight="600")
         )
         parts.append("</g>")
     parts.append(f'<line x1="{x0}" y1="{top - 2}" x2="{x0}" y2="{axis_y}" stroke="{MUTED}"/>')
@@ -367,7 +337,7 @@ def tradeoff_scatter(
     for tick in xs.ticks():
         x = xs(tick)
         parts.append(f'<line x1="{x:.1f}" y1="{py0}" x2="{x:.1f}" y2="{py1}" stroke="{GRID}"/>')
-        parts.append(_text(x, py1 + 16, _fmt_number(tick), size=11, anchor="middle", fill=MUTED))
+        parts.append(_text(x, py1 + 16, format_tick(tick), size=11, anchor="middle", fill=MUTED))
     yticks = [t for t in _linear_ticks(ylo, yhi) if y_max is None or t <= y_max + 1e-9]
     for tick, text in zip(yticks, _tick_labels(yticks), strict=True):
         y = ys(tick)
@@ -480,26 +450,6 @@ def _tick_labels(ticks: list[float]) -> list[str]:
         if len(set(labels)) == len(labels):
             return labels
     return [f"{t:g}" for t in ticks]
-
-
-def _fmt_number(v: float) -> str:
-    if v == 0:
-        return "0"
-    if abs(v) >= 100:
-        return f"{v:.0f}"
-    return f"{v:.4g}"
-
-
-def _fmt_ms(v: float) -> str:
-    return f"{v:.3f}" if v < 10 else f"{v:.1f}"
-
-
-def _fmt_bytes(n: float) -> str:
-    for unit in ("B", "KB", "MB", "GB"):
-        if abs(n) < 1024 or unit == "GB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    return f"{n:.1f} GB"
 
 
 def _mix(a: str, b: str, t: float) -> str:

@@ -2,31 +2,9 @@
 
 from __future__ import annotations
 
-from core.engine.drift import DRIFT_PREFIX, study_drift_warning
+from core.measures.drift_notes import DRIFT_PREFIX, study_drift_warning
+from core.reports.format import format_bytes, format_ms, format_percent, format_speedup
 from core.study.result import StudyResult, VariantResult, VariantStatus
-
-
-def human_bytes(n: int | None) -> str:
-    if n is None:
-        return "-"
-    value = float(n)
-    for unit in ("B", "KB", "MB", "GB"):
-        if value < 1024 or unit == "GB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-    return f"{n} B"
-
-
-def _pct(x: float | None, signed: bool = True) -> str:
-    if x is None:
-        return "-"
-    return f"{x * 100:+.1f}%" if signed else f"{x * 100:.1f}%"
-
-
-def _ms(x: float | None) -> str:
-    if x is None:
-        return "-"
-    return f"{x:.3f}" if x < 10 else f"{x:.1f}"
 
 
 def _quality(v: VariantResult, task: str) -> tuple[str, str]:
@@ -34,7 +12,7 @@ def _quality(v: VariantResult, task: str) -> tuple[str, str]:
     m = v.metrics or {}
     if "accuracy" in m:
         drop = v.verdict.accuracy_drop if v.verdict and v.verdict.accuracy_drop is not None else None
-        return f"{m['accuracy'] * 100:.2f}%", ("-" if drop is None else f"{0.0 - drop * 100:+.2f} pt")
+        return format_percent(m["accuracy"], decimals=2), ("-" if drop is None else f"{0.0 - drop * 100:+.2f} pt")
     if "mse" in m:
         drop = v.verdict.accuracy_drop if v.verdict and v.verdict.accuracy_drop is not None else None
         return f"{m['mse']:.3g}", ("-" if drop is None else f"R2 {0.0 - drop * 100:+.2f} pt")
@@ -85,29 +63,24 @@ def _row(v: VariantResult, task: str) -> list[str]:
     size_change = None
     if verdict and verdict.size_reduction is not None:
         size_change = -verdict.size_reduction
-    speed = "-"
-    if verdict and verdict.speedup is not None:
-        speed = f"{verdict.speedup:.2f}x"
-    elif v.label == "fp32":
-        speed = "1.00x"
-    vs_float = "-"
-    if verdict and verdict.speedup_vs_fastest_float is not None:
-        vs_float = f"{verdict.speedup_vs_fastest_float:.2f}x"
-    p50 = _ms(v.latency.p50 if v.latency else None)
+    speedup = verdict.speedup if verdict else None
+    speed = format_speedup(1.0 if speedup is None and v.is_baseline else speedup)
+    vs_float = format_speedup(verdict.speedup_vs_fastest_float if verdict else None)
+    p50 = format_ms(v.latency.p50 if v.latency else None)
     if v.latency and v.latency.noisy:
         p50 += "~"
     return [
         v.label,
         v.runtime,
         quality,
-        change if v.label != "fp32" else "(base)",
+        change if not v.is_baseline else "(base)",
         p50,
-        _ms(v.latency.p99 if v.latency else None),
+        format_ms(v.latency.p99 if v.latency else None),
         speed,
         vs_float,
-        human_bytes(v.size_bytes),
-        _pct(size_change) if v.label != "fp32" else "(base)",
-        "-" if agree is None else f"{agree * 100:.1f}%",
+        format_bytes(v.size_bytes),
+        format_percent(size_change, signed=True) if not v.is_baseline else "(base)",
+        format_percent(agree),
         "-" if sqnr is None else f"{sqnr:.1f}",
         verdict.overall.value if verdict else "-",
     ]
@@ -127,6 +100,6 @@ def _details(v: VariantResult) -> list[str]:
     for note in v.notes:
         if not note.startswith(DRIFT_PREFIX):  # said once for the whole study, below
             details.append(f"  {v.label}: note: {note}")
-    if v.verdict and v.verdict.reasons and v.label != "fp32":
+    if v.verdict and v.verdict.reasons and not v.is_baseline:
         details.append(f"  {v.label}: verdict {v.verdict.overall.value}: " + "; ".join(v.verdict.reasons))
     return details

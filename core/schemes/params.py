@@ -12,10 +12,10 @@ def check_params(spec: SchemeSpec, info: SchemeInfo) -> None:
     known = {p.name: p for p in info.params}
     for key, value in spec.params:
         if key not in known:
-            raise BadInput(f"--scheme {spec.label}: unknown parameter {key!r} (known: {', '.join(known) or 'none'}).")
+            raise BadInput(f"scheme {spec.label}: unknown parameter {key!r} (known: {', '.join(known) or 'none'}).")
         choices = known[key].choices
         if choices and value not in choices:
-            raise BadInput(f"--scheme {spec.label}: {key} must be one of {', '.join(choices)}, not {value!r}.")
+            raise BadInput(f"scheme {spec.label}: {key} must be one of {', '.join(choices)}, not {value!r}.")
 
 
 def bool_param(spec: SchemeSpec, key: str, default: bool) -> bool:
@@ -26,7 +26,7 @@ def bool_param(spec: SchemeSpec, key: str, default: bool) -> bool:
         return True
     if value.lower() in ("0", "false", "no", "off"):
         return False
-    raise BadInput(f"--scheme {spec.label}: {key} must be true or false, not {value!r}.")
+    raise BadInput(f"scheme {spec.label}: {key} must be true or false, not {value!r}.")
 
 
 def positive_int(spec: SchemeSpec, key: str, default: int) -> int:
@@ -36,7 +36,7 @@ def positive_int(spec: SchemeSpec, key: str, default: int) -> int:
     try:
         number = int(value)
     except ValueError:
-        raise BadInput(f"--scheme {spec.label}: {key} must be a whole number, not {value!r}.") from None
+        raise BadInput(f"scheme {spec.label}: {key} must be a whole number, not {value!r}.") from None
     if number <= 0:
-        raise BadInput(f"--scheme {spec.label}: {key} must be positive, not {number}.")
+        raise BadInput(f"scheme {spec.label}: {key} must be positive, not {number}.")
     return number

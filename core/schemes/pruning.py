@@ -42,9 +42,9 @@ def fraction_param(spec: SchemeSpec, key: str, default: float, upper: float = 0.
     try:
         value = float(text)
     except ValueError:
-        raise BadInput(f"--scheme {spec.label}: {key} must be a number between 0 and {upper}, not {text!r}.") from None
+        raise BadInput(f"scheme {spec.label}: {key} must be a number between 0 and {upper}, not {text!r}.") from None
     if not 0.0 < value <= upper:
-        raise BadInput(f"--scheme {spec.label}: {key} must be above 0 and at most {upper}, not {value}.")
+        raise BadInput(f"scheme {spec.label}: {key} must be above 0 and at most {upper}, not {value}.")
     return value
 
 

@@ -31,4 +31,4 @@ def get_scheme(scheme_id: str) -> Scheme:
         if scheme.info.id == scheme_id:
             return scheme
     known = ", ".join(s.info.id for s in catalogue())
-    raise BadInput(f"--scheme {scheme_id!r} is not a known scheme (known: {known}; see `quantbench schemes`).")
+    raise BadInput(f"scheme {scheme_id!r} is not a known scheme (known: {known}; see `quantbench schemes`).")

@@ -50,56 +50,75 @@ def save_spec(spec: StudySpec, path: Path) -> None:
     write_atomic(Path(path), json.dumps(payload, indent=1) + "\n")
 
 
-def load_spec(path: Path) -> StudySpec:
-    """Read a project file written by ``save_spec`` (or by hand); BadInput names the file and the field."""
+def load_spec(path: Path, source: str | None = None) -> StudySpec:
+    """Read a project file written by ``save_spec`` (or by hand); BadInput names the source and the field.
+
+    ``source`` is the words that name the file to whoever opened it: the command line passes
+    ``"--spec PATH"``, the window leaves it to the default, the file's path.
+    """
     path = Path(path).expanduser()
+    source = source or str(path)
     try:
         payload = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise BadInput(f"--spec {path}: no such file.") from None
+        raise BadInput(f"{source}: no such file.") from None
     except (OSError, UnicodeDecodeError) as exc:
-        raise BadInput(f"--spec {path}: cannot be read ({exc}).") from None
+        raise BadInput(f"{source}: cannot be read ({exc}).") from None
     except json.JSONDecodeError as exc:
-        raise BadInput(f"--spec {path}: not valid JSON (line {exc.lineno}: {exc.msg}).") from None
+        raise BadInput(f"{source}: not valid JSON (line {exc.lineno}: {exc.msg}).") from None
     if not isinstance(payload, dict) or "spec" not in payload:
-        raise BadInput(f"--spec {path}: not a QuantBench project file (no \"spec\" object).")
+        raise BadInput(f"{source}: not a QuantBench project file (no \"spec\" object).")
     version = payload.get("quantbench_project", PROJECT_VERSION)
     if not isinstance(version, int) or version > PROJECT_VERSION:
         raise BadInput(
-            f"--spec {path}: written by a newer QuantBench "
+            f"{source}: written by a newer QuantBench "
             f"(project version {version}; this one reads up to {PROJECT_VERSION})."
         )
-    return spec_from_dict(payload["spec"], base=path.parent, source=f"--spec {path}")
+    return spec_from_dict(payload["spec"], base=path.parent, source=source)
 
 
 def spec_from_dict(d: dict[str, Any], base: Path | None = None, source: str = "the study spec") -> StudySpec:
-    """Rebuild a StudySpec from ``StudySpec.to_dict()`` output; relative paths resolve against ``base``."""
-    try:
-        model_d = dict(d["model"])
-        model = ModelSpec(
-            path=_resolve(model_d["path"], base),
-            arch=model_d.get("arch"),
-            # A stored "trusted" is never read back: trust comes only from the user's trust list
-            # (core.files.trust), which drivers consult; a project file or history entry cannot grant it.
-            input_shape=_int_tuple(model_d.get("input_shape")),
-        )
-        dataset = _dataset(dict(d["dataset"]), base)
-        variants = tuple(_variant(dict(v), base) for v in d.get("variants", []))
-        timing = _timing(dict(d.get("timing") or {}))
-        thresholds = Thresholds(**{k: float(v) for k, v in dict(d.get("thresholds") or {}).items()})
-        return StudySpec(
-            model=model,
-            dataset=dataset,
-            variants=variants,
-            timing=timing,
-            thresholds=thresholds,
-            device=Device(d.get("device", Device.CPU.value)),
-            seed=int(d.get("seed", 0)),
-        )  # study_id left to its default: a new id
-    except KeyError as exc:
-        raise BadInput(f"{source}: the field {exc.args[0]!r} is missing.") from None
-    except (TypeError, ValueError) as exc:
-        raise BadInput(f"{source}: a field has the wrong value ({exc}).") from None
+    """Rebuild a StudySpec from ``StudySpec.to_dict()`` output; relative paths resolve against ``base``.
+
+    BadInput names ``source`` and the field at fault, e.g. ``study.json: the field 'device' has ...``.
+    """
+    if not isinstance(d, dict):
+        raise BadInput(f"{source}: the spec is not a JSON object.")
+
+    def read(name: str, build: Any) -> Any:
+        # Each part is read on its own so that the message can say which field was wrong.
+        try:
+            return build()
+        except KeyError as exc:
+            missing = exc.args[0]
+            where = "" if missing == name else f" from '{name}'"
+            raise BadInput(f"{source}: the field {missing!r} is missing{where}.") from None
+        except (TypeError, ValueError, AttributeError) as exc:
+            raise BadInput(f"{source}: the field {name!r} has the wrong value ({exc}).") from None
+
+    model = read("model", lambda: _model(dict(d["model"]), base))
+    dataset = read("dataset", lambda: _dataset(dict(d["dataset"]), base))
+    variants = read("variants", lambda: tuple(_variant(dict(v), base) for v in d.get("variants", [])))
+    timing = read("timing", lambda: _timing(dict(d.get("timing") or {})))
+    thresholds = read(
+        "thresholds", lambda: Thresholds(**{k: float(v) for k, v in dict(d.get("thresholds") or {}).items()})
+    )
+    device = read("device", lambda: Device(d.get("device", Device.CPU.value)))
+    seed = read("seed", lambda: int(d.get("seed", 0)))
+    return StudySpec(
+        model=model, dataset=dataset, variants=variants, timing=timing, thresholds=thresholds, device=device,
+        seed=seed,
+    )  # study_id left to its default: a new id
+
+
+def _model(d: dict[str, Any], base: Path | None) -> ModelSpec:
+    return ModelSpec(
+        path=_resolve(d["path"], base),
+        arch=d.get("arch"),
+        # A stored "trusted" is never read back: trust comes only from the user's trust list
+        # (core.files.trust), which drivers consult; a project file or history entry cannot grant it.
+        input_shape=_int_tuple(d.get("input_shape")),
+    )
 
 
 def _dataset(d: dict[str, Any], base: Path | None) -> DatasetSpec:

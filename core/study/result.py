@@ -8,6 +8,9 @@ from typing import Any
 
 SCHEMA_VERSION = 1
 
+#: The scheme id of the float baseline every study measures first (see ``VariantResult.is_baseline``).
+BASELINE_SCHEME = "fp32"
+
 
 class VariantStatus(str, Enum):
     OK = "ok"
@@ -85,10 +88,23 @@ class VariantResult:
     source_path: str | None = None
     is_float: bool = False
     samples_ms: list[float] = field(default_factory=list)
+    #: The float model the other variants are compared with; the engine sets it on exactly one row.
+    #: Left out (None), it is read from the scheme: the row built by BASELINE_SCHEME, the only rule
+    #: studies stored before this flag can be read by.
+    is_baseline: bool | None = None
+
+    def __post_init__(self) -> None:
+        if self.is_baseline is None:
+            self.is_baseline = self.scheme == BASELINE_SCHEME
 
     @property
     def ok(self) -> bool:
         return self.status is VariantStatus.OK
+
+
+def find_baseline(results: list[VariantResult]) -> VariantResult | None:
+    """The baseline among ``results``, wherever it sits in the list (None when it is not there)."""
+    return next((r for r in results if r.is_baseline), None)
 
 
 @dataclass
@@ -105,7 +121,8 @@ class StudyResult:
     duration_s: float | None = None
 
     def baseline(self) -> VariantResult | None:
-        return self.results[0] if self.results else None
+        """The variant every other one was measured against (``VariantResult.is_baseline``)."""
+        return find_baseline(self.results)
 
     def baseline_failure(self) -> str | None:
         """One sentence when the model itself could not run (so nothing was compared), else None.
@@ -164,6 +181,7 @@ def variant_to_json(v: VariantResult, include_samples: bool = True) -> dict[str,
         "build_s": v.build_s,
         "source_path": v.source_path,
         "is_float": v.is_float,
+        "is_baseline": v.is_baseline,
     }
 
 
@@ -205,6 +223,7 @@ def variant_from_json(d: dict[str, Any]) -> VariantResult:
         source_path=d.get("source_path"),
         is_float=bool(d.get("is_float", False)),
         samples_ms=samples,
+        is_baseline=d.get("is_baseline"),
     )
 
 

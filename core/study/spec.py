@@ -88,10 +88,10 @@ class DatasetSpec:
         except ValueError:
             kinds = ", ".join(k.value for k in DatasetKind)
             raise BadInput(
-                f"--dataset {text!r}: unknown dataset kind {kind_text!r} (use one of {kinds}, e.g. builtin:digits)."
+                f"dataset {text!r}: unknown dataset kind {kind_text!r} (use one of {kinds}, e.g. builtin:digits)."
             ) from None
         if not sep or not rest:
-            raise BadInput(f"--dataset {text!r}: missing the part after '{kind.value}:'.")
+            raise BadInput(f"dataset {text!r}: missing the part after '{kind.value}:'.")
         label_column = None
         if kind is DatasetKind.CSV and "#label=" in rest:
             rest, _, label_column = rest.partition("#label=")
@@ -99,9 +99,9 @@ class DatasetSpec:
             try:
                 n = int(rest)
             except ValueError:
-                raise BadInput(f"--dataset {text!r}: synthetic needs a sample count, e.g. synthetic:256.") from None
+                raise BadInput(f"dataset {text!r}: synthetic needs a sample count, e.g. synthetic:256.") from None
             if n <= 0:
-                raise BadInput(f"--dataset {text!r}: the sample count must be positive.")
+                raise BadInput(f"dataset {text!r}: the sample count must be positive.")
         return cls(kind=kind, location=rest, label_column=label_column or None)
 
     def describe(self) -> str:
@@ -137,10 +137,10 @@ class SchemeSpec:
             for item in rest.split(","):
                 key, eq, value = item.partition("=")
                 if not eq or not key.strip():
-                    raise BadInput(f"--scheme {text!r}: parameter {item!r} is not written as key=value.")
+                    raise BadInput(f"scheme {text!r}: parameter {item!r} is not written as key=value.")
                 params.append((key.strip(), value.strip()))
         if not scheme_id:
-            raise BadInput(f"--scheme {text!r}: the scheme id is empty.")
+            raise BadInput(f"scheme {text!r}: the scheme id is empty.")
         return cls(id=scheme_id, params=tuple(params))
 
     def param(self, key: str, default: str | None = None) -> str | None:

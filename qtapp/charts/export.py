@@ -34,7 +34,7 @@ def _paint(view: QGraphicsView, painter: QPainter) -> None:
     try:
         QWidget.render(view, painter, QPoint(), QRegion(), flags)
     finally:
-        for item, mode in zip(cached, modes):
+        for item, mode in zip(cached, modes, strict=True):
             item.setCacheMode(mode)
 
 

@@ -1,6 +1,9 @@
 """Latency histograms of every variant, stacked, on one shared x-axis.
 
-All variants use the same bin edges, so bars line up across rows. Each row is
+All variants use the same bin edges, so bars line up across rows; the bins, the
+range and what happens to samples beyond it come from ``core.reports.chart_data``,
+as in the HTML report (samples past the axis are counted apart and the caption
+says "+N beyond the axis"; they are never piled into the end bins). Each row is
 a step-mode filled curve (several times faster to paint than bar items) with
 p50 and p99 marked; rows are created once per study and then only fed new
 counts with ``setData``.
@@ -17,7 +20,15 @@ import pyqtgraph as pg
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QGraphicsItem
 
-from core.measures.metrics import quantiles
+from core.reports.chart_data import (
+    LATENCY_BINS,
+    beyond_text,
+    bin_latencies,
+    latency_edges,
+    latency_extent,
+    round_log_range,
+)
+from core.reports.format import format_ms
 from qtapp.charts.export import install_export_menu
 from qtapp.charts.log_axis import LogMsAxis
 from qtapp.charts.palette import VariantPalette
@@ -30,7 +41,7 @@ from qtapp.charts.style import (
 )
 from qtapp.window.theme import Theme
 
-BINS = 60
+BINS = LATENCY_BINS
 GROWTH_MARGIN = 10 ** 0.15  # extra room when the shared range grows (0.15 decade)
 AXIS_WIDTH = 8  # fixed so every row's plot area starts at the same x
 CAPTION_WIDTH = 200
@@ -38,6 +49,7 @@ FAILED_ROW_PX = 34
 QWIDGETSIZE_MAX = 16_777_215
 AXIS_TITLE = "latency per call (ms, log scale)"
 Y_TOP = 1.1  # the tallest bin of a row is 1.0
+_LABEL_ANCHORS = ((1, 0.5), (1, 0.5))  # a line's name sits left of it
 LIVE_CAPTION_INTERVAL_S = 0.4  # a row's caption follows its live p50/p99 at most this often
 
 
@@ -58,12 +70,15 @@ class _Row:
     extent: tuple[float, float] | None = None  # (min, p99.5) of the samples
     extent_n: int = 0  # samples already folded into ``extent``
     binned: int = 0  # samples already counted in ``counts`` (for the current edges)
+    beyond: int = 0  # of those, samples slower than the axis reaches (not in ``counts``)
+    below: int = 0  # and samples faster than it starts
     heights: np.ndarray | None = None  # the bar heights on screen (counts / tallest)
     caption_at: float = 0.0  # time.monotonic() of the last live caption update
 
     def forget_counts(self) -> None:
         """Count this row's samples again from scratch at the next redraw."""
         self.counts, self.binned, self.extent, self.extent_n, self.heights = None, 0, None, 0, None
+        self.beyond = self.below = 0
         self.caption_at = 0.0
 
     def clear(self, failed: bool) -> None:
@@ -86,7 +101,7 @@ class LatencyHistogram(pg.GraphicsLayoutWidget):
         self._rows: dict[str, _Row] = {}
         self._slots: list[_Row] = []  # every row built, by layout slot; beyond len(_rows): out of the layout
         self._range: tuple[float, float] | None = None
-        self._edges = np.geomspace(0.1, 1.0, BINS + 1)
+        self._edges = latency_edges(0.1, 1.0, BINS)
         self._dirty: set[str] = set()
         self.setBackground(theme.plot_bg)
         self.ci.layout.setVerticalSpacing(2)
@@ -115,7 +130,7 @@ class LatencyHistogram(pg.GraphicsLayoutWidget):
             if row.plot not in self.ci.items:
                 self.ci.addItem(row.caption, row=slot, col=0)
                 self.ci.addItem(row.plot, row=slot, col=1)
-        self._rows = dict(zip(labels, used))
+        self._rows = dict(zip(labels, used, strict=True))
         for slot, (label, row) in enumerate(self._rows.items()):
             color = self._palette.hex(label)
             row.curve.setPen(pg.mkPen(color, width=2))
@@ -163,10 +178,11 @@ class LatencyHistogram(pg.GraphicsLayoutWidget):
         named = slot == 0
         # Both names sit left of their line (the p99 line is often near the right edge),
         # at different heights so they cannot collide when the lines are close.
-        p50 = pg.InfiniteLine(angle=90, label="p50" if named else None,
-                              labelOpts={"position": 0.85, "color": self._theme.plot_fg, "anchors": [(1, 0.5), (1, 0.5)]})
-        p99 = pg.InfiniteLine(angle=90, label="p99" if named else None,
-                              labelOpts={"position": 0.5, "color": self._theme.plot_fg, "anchors": [(1, 0.5), (1, 0.5)]})
+        def label_opts(position: float) -> dict:
+            return {"position": position, "color": self._theme.plot_fg, "anchors": list(_LABEL_ANCHORS)}
+
+        p50 = pg.InfiniteLine(angle=90, label="p50" if named else None, labelOpts=label_opts(0.85))
+        p99 = pg.InfiniteLine(angle=90, label="p99" if named else None, labelOpts=label_opts(0.5))
         for line in (p50, p99):
             line.setVisible(False)
             plot.addItem(line, ignoreBounds=True)
@@ -193,7 +209,8 @@ class LatencyHistogram(pg.GraphicsLayoutWidget):
                 line.label.setColor(self._theme.plot_fg)
 
     # --- feeding -------------------------------------------------------
-    def update_variant(self, label: str, samples: np.ndarray, p50: float | None = None, p99: float | None = None) -> None:
+    def update_variant(self, label: str, samples: np.ndarray, p50: float | None = None,
+                       p99: float | None = None) -> None:
         """New samples (all of them, not only the latest) and, once final, the engine's p50/p99."""
         row = self._rows.get(label)
         if row is None:
@@ -231,7 +248,7 @@ class LatencyHistogram(pg.GraphicsLayoutWidget):
         if self._grow_range():
             self._dirty = {label for label, row in self._rows.items() if row.samples.size}
             for row in self._rows.values():
-                row.counts, row.binned = None, 0
+                row.counts, row.binned, row.beyond, row.below = None, 0, 0, 0
         for label in self._dirty:
             self._draw_row(label, self._rows[label])
         self._dirty = set()
@@ -241,10 +258,13 @@ class LatencyHistogram(pg.GraphicsLayoutWidget):
             row = self._rows[label]
             new = row.samples[row.extent_n :]
             if new.size:
-                # The top of the range is the largest p99.5, so one stray spike cannot squash
-                # every row; samples above it are counted in the last bin. Only the samples that
-                # arrived since the last redraw are looked at.
-                lo, hi = float(new.min()), quantiles(new, (99.5,))[0]
+                # The top of the range is the largest p99.5 (chart_data), so one stray spike cannot
+                # squash every row; samples above it are counted beyond the axis. Only the samples
+                # that arrived since the last redraw are looked at.
+                extent = latency_extent(new)
+                if extent is None:
+                    continue
+                lo, hi = extent
                 if row.extent is not None:
                     lo, hi = min(lo, row.extent[0]), max(hi, row.extent[1])
                 row.extent, row.extent_n = (lo, hi), row.samples.size
@@ -262,18 +282,19 @@ class LatencyHistogram(pg.GraphicsLayoutWidget):
             # row and re-lays out the axes (the longest redraws while samples stream).
             lo = lo / GROWTH_MARGIN if lo < self._range[0] else lo
             hi = hi * GROWTH_MARGIN if hi > self._range[1] else hi
-        lo, hi = _log_range(lo, hi)
+        lo, hi = round_log_range(lo, hi)
         self._range = (lo, hi)
-        # Bins of equal width on the log axis: equal resolution for fast and slow variants.
-        self._edges = np.geomspace(lo, hi, BINS + 1)
+        self._edges = latency_edges(lo, hi, BINS)
         first = next(iter(self._rows.values()))
         first.plot.setXRange(math.log10(lo), math.log10(hi), padding=0.02)
         return True
 
-    def _quantile_from_counts(self, counts: np.ndarray, q: float) -> float:
-        """The q-quantile read off the histogram: the geometric middle of the bin that holds it."""
-        cdf = np.cumsum(counts)
-        i = int(np.searchsorted(cdf, q * cdf[-1]))
+    def _quantile_from_counts(self, row: _Row, q: float) -> float:
+        """The q-quantile read off the histogram: the geometric middle of the bin that holds it (the
+        samples beyond either end count towards the total; a quantile among them sits in the end bin)."""
+        counts = row.counts
+        cdf = row.below + np.cumsum(counts)
+        i = int(np.searchsorted(cdf, q * (cdf[-1] + row.beyond)))
         i = min(i, len(counts) - 1)
         return float(math.sqrt(self._edges[i] * self._edges[i + 1]))
 
@@ -284,12 +305,13 @@ class LatencyHistogram(pg.GraphicsLayoutWidget):
     def _draw_row(self, label: str, row: _Row) -> None:
         if not row.samples.size:
             return
-        lo, hi = self._edges[0], self._edges[-1]
-        new = row.samples[row.binned :]
-        added, _ = np.histogram(np.clip(new, lo, hi), bins=self._edges)
+        lo = self._edges[0]
+        added = bin_latencies(row.samples[row.binned :], self._edges)
         fresh = row.counts is None  # first counts, or counted again on new edges
-        counts = added if fresh else row.counts + added
+        counts = added.counts if fresh else row.counts + added.counts
         row.counts, row.binned = counts, row.samples.size
+        row.beyond = added.beyond if fresh else row.beyond + added.beyond
+        row.below = added.below if fresh else row.below + added.below
         # Each row is scaled to its tallest bin: rows of different sample counts compare by shape,
         # and a y-range that never moves spares re-laying out and repainting the axes while
         # the counts stream in.
@@ -303,8 +325,8 @@ class LatencyHistogram(pg.GraphicsLayoutWidget):
         row.curve.setVisible(True)
         # While samples stream, the marks come from the counts (to within a bin); the engine's
         # exact p50/p99 replace them when the variant finishes.
-        p50 = row.p50 if row.p50 is not None else self._quantile_from_counts(counts, 0.50)
-        p99 = row.p99 if row.p99 is not None else self._quantile_from_counts(counts, 0.99)
+        p50 = row.p50 if row.p50 is not None else self._quantile_from_counts(row, 0.50)
+        p99 = row.p99 if row.p99 is not None else self._quantile_from_counts(row, 0.99)
         row.p50_line.setValue(math.log10(max(p50, lo)))
         row.p99_line.setValue(math.log10(max(p99, lo)))
         row.p50_line.setVisible(True)
@@ -322,7 +344,9 @@ class LatencyHistogram(pg.GraphicsLayoutWidget):
         if row.failed:
             stats = "failed: no timing"
         elif p50 is not None and p99 is not None:
-            stats = f"p50 {_ms(p50)} · p99 {_ms(p99)}"
+            stats = f"p50 {format_ms(p50)} · p99 {format_ms(p99)}"
+            if row.beyond:
+                stats += f"\n{beyond_text(row.beyond)}"
         else:
             stats = "waiting for samples"
         text = f"{label}\n{stats}"
@@ -332,7 +356,8 @@ class LatencyHistogram(pg.GraphicsLayoutWidget):
         color = self._palette.hex(label)
         row.caption.setText(
             f"<span style='color:{color}; font-weight:bold; font-size:{TITLE_POINT_SIZE}pt'>{label}</span><br>"
-            f"<span style='color:{self._theme.plot_fg}; font-size:{TICK_POINT_SIZE}pt'>{stats}</span>"
+            f"<span style='color:{self._theme.plot_fg}; font-size:{TICK_POINT_SIZE}pt'>"
+            f"{stats.replace(chr(10), '<br>')}</span>"
         )
 
     # --- theme ---------------------------------------------------------
@@ -352,8 +377,13 @@ class LatencyHistogram(pg.GraphicsLayoutWidget):
         return self._edges.copy()
 
     def counts(self, label: str) -> np.ndarray:
+        """Samples per bin inside the axis."""
         row = self._rows[label]
         return np.zeros(BINS, dtype=int) if row.counts is None else row.counts.copy()
+
+    def beyond(self, label: str) -> int:
+        """Samples slower than the axis reaches (counted apart, not in ``counts``)."""
+        return self._rows[label].beyond
 
     def marks(self, label: str) -> tuple[float, float]:
         """Where p50 and p99 are marked, in ms."""
@@ -365,21 +395,3 @@ class LatencyHistogram(pg.GraphicsLayoutWidget):
 
     def labels(self) -> list[str]:
         return list(self._rows)
-
-
-def _log_range(lo: float, hi: float) -> tuple[float, float]:
-    """Round outwards to tenths of a decade (so the bins stay put while samples trickle in)."""
-    lo = max(lo, 1e-6)
-    hi = max(hi, lo * 1.05)
-    step = 0.1
-    return 10 ** (math.floor(math.log10(lo) / step) * step), 10 ** (math.ceil(math.log10(hi) / step) * step)
-
-
-def _ms(value: float) -> str:
-    if value >= 100:
-        return f"{value:.0f}"
-    if value >= 10:
-        return f"{value:.1f}"
-    if value >= 1:
-        return f"{value:.2f}"
-    return f"{value:.3f}"

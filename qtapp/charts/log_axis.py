@@ -12,13 +12,9 @@ import math
 
 import pyqtgraph as pg
 
+from core.reports.format import format_tick
+
 MIN_PX_PER_LABEL = 46
-
-
-def format_ms(value: float) -> str:
-    if value >= 1:
-        return f"{value:g}"
-    return f"{value:.3g}"
 
 
 class LogMsAxis(pg.AxisItem):
@@ -46,4 +42,4 @@ class LogMsAxis(pg.AxisItem):
     def tickStrings(self, values, scale, spacing):
         if spacing < 1.0:
             return ["" for _ in values]  # minor ticks: grid lines only
-        return [format_ms(10**v) for v in values]
+        return [format_tick(10**v) for v in values]

@@ -1,36 +1,16 @@
-"""One colour per variant, the same in every chart, table and legend.
+"""One colour per variant, the same in every chart, table and legend, and in the HTML report.
 
-The order is Okabe-Ito's colour-blind-safe set (yellow moved to the end, it
-reads badly on white), so the baseline and the first few variants stay
-distinguishable for everyone and on a washed-out projector.
+The colours themselves are written once, in ``core.reports.chart_data``; this only remembers
+which label got which, in the order the study announced them.
 """
 
 from __future__ import annotations
 
 from PySide6.QtGui import QColor
 
-BASELINE_COLOR = "#7a7a7a"
-_VARIANT_COLORS = (
-    "#0072b2",  # blue
-    "#e69f00",  # orange
-    "#009e73",  # bluish green
-    "#d55e00",  # vermillion
-    "#cc79a7",  # reddish purple
-    "#56b4e9",  # sky blue
-    "#8c564b",  # brown
-    "#f0e442",  # yellow
-)
+from core.reports.chart_data import BASELINE_COLORS, variant_color, variant_colors
 
-
-def variant_color(index: int) -> str:
-    """The colour of the ``index``-th variant after the baseline.
-
-    The fixed set first; past it (a comparison of several studies) hues spaced by
-    the golden angle at a mid lightness, so no two variants share a colour."""
-    if index < len(_VARIANT_COLORS):
-        return _VARIANT_COLORS[index]
-    hue = (index - len(_VARIANT_COLORS)) * 137.508 + 15.0
-    return QColor.fromHsl(int(hue) % 360, 170, 105).name()
+BASELINE_COLOR = BASELINE_COLORS[0]
 
 
 class VariantPalette:
@@ -41,9 +21,7 @@ class VariantPalette:
 
     def reset(self, labels: list[str]) -> None:
         """Assign colours for a new study; the first label is the baseline."""
-        self._colors = {}
-        for i, label in enumerate(labels):
-            self._colors[label] = BASELINE_COLOR if i == 0 else variant_color(i - 1)
+        self._colors = variant_colors(labels)
 
     def hex(self, label: str) -> str:
         if label not in self._colors:

@@ -10,6 +10,7 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6.QtGui import QFontMetricsF
 
+from core.reports.format import byte_unit, format_bytes, format_size_change
 from qtapp.charts.export import install_export_menu
 from qtapp.charts.palette import VariantPalette
 from qtapp.charts.style import bold_font, contrast_text, set_axis_label, style_axes, tick_font, with_alpha
@@ -18,37 +19,12 @@ from qtapp.window.theme import Theme
 BAR_HEIGHT = 0.62
 
 
-def format_bytes(n: float) -> str:
-    for unit, scale in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
-        if n >= scale:
-            value = n / scale
-            return f"{value:.1f} {unit}" if value < 100 else f"{value:.0f} {unit}"
-    return f"{n:.0f} B"
-
-
-def reduction_text(size: int, baseline: int | None) -> str:
-    """'−74 %' (smaller), '+3 %' (larger) or 'baseline'."""
-    if baseline is None or baseline <= 0:
-        return ""
-    change = size / baseline - 1.0
-    if abs(change) < 0.005:
-        return "±0 %"
-    return f"{'−' if change < 0 else '+'}{abs(change) * 100:.0f} %"
-
-
-def _unit_for(largest: float) -> tuple[str, float]:
-    for unit, scale in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
-        if largest >= scale:
-            return unit, scale
-    return "bytes", 1.0
-
-
 def _bar_words(index: int, size: int | None, baseline: int | None, failed: bool) -> str:
     if size is None:
         return "failed" if failed else ""
     if index == 0:
         return f"{format_bytes(size)} · baseline"
-    return f"{format_bytes(size)} · {reduction_text(size, baseline)}"
+    return f"{format_bytes(size)} · {format_size_change(size, baseline, typographic=True)}"
 
 
 class SizeBars(pg.PlotWidget):
@@ -85,7 +61,7 @@ class SizeBars(pg.PlotWidget):
         self._failed = set()
         self._texts = {}
         self._points = 0
-        for i, label in enumerate(labels):
+        for label in labels:
             text = pg.TextItem("", anchor=(0, 0.5), color=self._theme.plot_fg)
             text.setFont(bold_font())
             plot.addItem(text)
@@ -108,7 +84,7 @@ class SizeBars(pg.PlotWidget):
             self._failed.discard(label)
 
     def redraw(self) -> None:
-        unit, scale = _unit_for(max((v or 0) for v in self._sizes.values()) if self._sizes else 0)
+        unit, scale = byte_unit(max((v or 0) for v in self._sizes.values()) if self._sizes else 0)
         lengths = np.asarray([(self._sizes[label] or 0) / scale for label in self._labels], dtype=float)
         brushes = [pg.mkBrush(with_alpha(self._palette.hex(label), 230)) for label in self._labels]
         pens = [pg.mkPen(self._palette.hex(label)) for label in self._labels]

@@ -33,7 +33,8 @@ def style_axes(plot: pg.PlotItem, theme: Theme, grid: bool = True) -> None:
         axis.setTextPen(pg.mkPen(theme.plot_fg))
         axis.setTickFont(tick_font())
         if axis.label is not None and axis.labelText:
-            axis.setLabel(axis.labelText, units=axis.labelUnits, **{"color": theme.plot_fg, "font-size": f"{LABEL_POINT_SIZE}pt"})
+            style = {"color": theme.plot_fg, "font-size": f"{LABEL_POINT_SIZE}pt"}
+            axis.setLabel(axis.labelText, units=axis.labelUnits, **style)
     if grid:
         plot.showGrid(x=True, y=True, alpha=theme.grid_alpha)
 

@@ -13,6 +13,7 @@ import math
 import pyqtgraph as pg
 from PySide6.QtCore import QRectF
 
+from core.reports.format import format_bytes, format_ms, format_percent
 from qtapp.charts.export import install_export_menu
 from qtapp.charts.log_axis import LogMsAxis
 from qtapp.charts.palette import VariantPalette
@@ -50,8 +51,8 @@ class TradeoffScatter(pg.PlotWidget):
 
     def _tip(self, x: float, y: float, data: object) -> str:
         ms, value, size = self._points.get(str(data), (10**x, y, 0))
-        what = f"accuracy {value:.1f} %" if self._accuracy else f"MSE {value:.4g}"
-        return f"{data}\np50 {ms:.3g} ms · {what} · {size / 1e6:.2f} MB"
+        what = f"accuracy {format_percent(value / 100)}" if self._accuracy else f"MSE {value:.4g}"
+        return f"{data}\np50 {format_ms(ms)} ms · {what} · {format_bytes(size)}"
 
     @property
     def _accuracy(self) -> bool:
@@ -96,7 +97,7 @@ class TradeoffScatter(pg.PlotWidget):
                 "data": label,
             })
         self._scatter.setData(spots)
-        self._bubbles = {label: spot["size"] for label, spot in zip(labels, spots)}
+        self._bubbles = {label: spot["size"] for label, spot in zip(labels, spots, strict=True)}
         self._fit(labels)
         self._place_tags()
 

@@ -10,7 +10,7 @@ extrapolate from.
 from __future__ import annotations
 
 import time
-from typing import Callable
+from collections.abc import Callable
 
 from core.study.events import (
     Event,

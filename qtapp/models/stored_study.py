@@ -10,7 +10,6 @@ studies compared side by side become one study whose variants are labelled
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from datetime import datetime
 from pathlib import Path
 
 from core.study.events import Event, StudyFinished, StudyStarted
@@ -66,7 +65,8 @@ def compare(studies: list[StudyResult], names: dict[str, str] | None = None) -> 
     baselines: dict[str, str] = {}
     for study in studies:
         title = titles[study.study_id]
-        base = f"{title} / {study.results[0].label}" if study.results else None
+        baseline = study.baseline()
+        base = f"{title} / {baseline.label}" if baseline is not None else None
         for r in study.results:
             label = f"{title} / {r.label}"
             merged.append(replace(r, label=label))
@@ -102,14 +102,6 @@ def best_of_verdicts(verdicts: list[tuple[str, str, str]]) -> str:
         return ""
     label, overall = min(graded, key=lambda lv: order.index(lv[1]))
     return f"{overall.upper()} ({label})"
-
-
-def local_time(created: str) -> str:
-    """An ISO time stamp (UTC) as local 'YYYY-MM-DD HH:MM'."""
-    try:
-        return datetime.fromisoformat(created).astimezone().strftime("%Y-%m-%d %H:%M")
-    except ValueError:
-        return created
 
 
 def model_name(path: str) -> str:

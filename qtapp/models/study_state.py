@@ -81,6 +81,11 @@ class VariantState:
     samples: SampleBuffer = field(default_factory=SampleBuffer)
 
     @property
+    def is_baseline(self) -> bool:
+        """Whether this is the variant the others are measured against (``VariantResult.is_baseline``)."""
+        return self.result is not None and bool(self.result.is_baseline)
+
+    @property
     def status_text(self) -> str:
         """Short status for the table while the variant is not finished."""
         if self.phase is Phase.RUNNING:
@@ -120,7 +125,7 @@ class StudyState:
         self.finished = False
         self.cancelled = False
         self.error: str | None = None
-        #: label -> the label of its baseline, where it is not the first variant (a comparison of studies).
+        #: label -> the label of its own study's baseline (a comparison of studies).
         self.baselines: dict[str, str] = {}
         self._changes = Changes()
 
@@ -131,7 +136,8 @@ class StudyState:
 
     @property
     def baseline(self) -> VariantState | None:
-        return next(iter(self.variants.values()), None)
+        """The study's baseline, wherever its row sits (None until its result has arrived)."""
+        return next((v for v in self.variants.values() if v.is_baseline), None)
 
     def baseline_for(self, label: str) -> VariantState | None:
         """The variant ``label`` is measured against (None: it is a baseline itself)."""

@@ -8,9 +8,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from core.measures.metrics import quantiles
+from core.measures.latency_stats import quantiles
+from core.reports.format import format_bytes, format_ms, format_percent, format_size_change, format_speedup
 from core.study.result import Grade, VariantResult
-from qtapp.charts.size_bars import format_bytes, reduction_text
 from qtapp.models.study_state import Phase, VariantState
 
 Cell = tuple[str, Grade | None]  # the text, and the grade that colours it (None: plain)
@@ -39,17 +39,13 @@ def _fidelity(v: VariantState, key: str) -> float | None:
     return None if value is None else float(value)
 
 
-def _ms(value: float) -> str:
-    return f"{value:.3f}" if value < 1 else f"{value:.2f}" if value < 10 else f"{value:.1f}"
-
-
 def _is_baseline(v: VariantState) -> bool:
-    return v.index == 0
+    return v.is_baseline
 
 
 def accuracy(v: VariantState, base: VariantState | None) -> Cell:
     value = _metric(v, "accuracy")
-    return ("" if value is None else f"{value * 100:.1f} %", None)
+    return ("" if value is None else format_percent(value), None)
 
 
 def accuracy_drop(v: VariantState, base: VariantState | None) -> Cell:
@@ -83,7 +79,7 @@ def mse_change(v: VariantState, base: VariantState | None) -> Cell:
         return ("", None)
     change = mine / theirs - 1
     grade = v.result.verdict.accuracy if v.result and v.result.verdict else None
-    return (f"{'+' if change >= 0 else '−'}{abs(change) * 100:.1f} %", grade)
+    return (format_percent(change, signed=True, typographic=True), grade)
 
 
 #: The live p50/p99 while a variant is timed are read from at most this many samples (evenly
@@ -108,7 +104,7 @@ def _latency(v: VariantState) -> tuple[float, float] | None:
 def latency(v: VariantState, base: VariantState | None) -> Cell:
     """Median and 99th percentile, as 'p50 / p99' in ms."""
     both = _latency(v)
-    return ("" if both is None else f"{_ms(both[0])} / {_ms(both[1])}", None)
+    return ("" if both is None else f"{format_ms(both[0])} / {format_ms(both[1])}", None)
 
 
 def speedup(v: VariantState, base: VariantState | None) -> Cell:
@@ -116,7 +112,7 @@ def speedup(v: VariantState, base: VariantState | None) -> Cell:
     if _is_baseline(v) or r is None or not r.ok or r.verdict is None or r.verdict.speedup is None:
         return ("", None)
     value = r.verdict.speedup
-    return (f"{value:.1f}×" if value >= 10 else f"{value:.2f}×", r.verdict.speed)
+    return (format_speedup(value, typographic=True), r.verdict.speed)
 
 
 def size(v: VariantState, base: VariantState | None) -> Cell:
@@ -127,12 +123,12 @@ def size(v: VariantState, base: VariantState | None) -> Cell:
     if _is_baseline(v) or base is None or base.size_bytes is None:
         return (text, None)
     grade = v.result.verdict.size if v.result is not None and v.result.verdict else None
-    return (f"{text} {reduction_text(v.size_bytes, base.size_bytes)}", grade)
+    return (f"{text} {format_size_change(v.size_bytes, base.size_bytes, typographic=True)}", grade)
 
 
 def agreement(v: VariantState, base: VariantState | None) -> Cell:
     value = _fidelity(v, "agreement")
-    return ("" if value is None else f"{value * 100:.1f} %", None)
+    return ("" if value is None else format_percent(value), None)
 
 
 def sqnr(v: VariantState, base: VariantState | None) -> Cell:
@@ -213,13 +209,7 @@ def verdict_tooltip(r: VariantResult | None) -> str:
 
 
 def thresholds_text(th: dict[str, float]) -> str:
-    """The verdict rule in one line, from the thresholds the engine used."""
-    good_drop = th.get("accuracy_drop_good", 0.01) * 100
-    bad_drop = th.get("accuracy_drop_bad", 0.05) * 100
-    size_good = th.get("size_reduction_good", 0.5) * 100
-    speed_good = th.get("latency_reduction_good", 0.3) * 100
-    slower_bad = th.get("latency_increase_bad", 0.1) * 100
-    return (
-        f"GOOD: accuracy drop < {good_drop:g} pt, size −{size_good:g} % or more, latency −{speed_good:g} % "
-        f"or more · BAD: drop > {bad_drop:g} pt or > {slower_bad:g} % slower · else ACCEPTABLE"
-    )
+    """The verdict rule in one line, from the thresholds the engine used (written by the rules themselves)."""
+    from core.measures.verdict import verdict_legend
+
+    return verdict_legend(th)

@@ -41,6 +41,9 @@ PRESETS = {"0..1 (divide by 255)": "unit", "ImageNet mean/std": "imagenet"}
 
 
 class DatasetPanel(QGroupBox):
+    """The evaluation data: this panel's part of the StudySpec is read with ``dataset_spec`` and
+    written with ``set_spec``."""
+
     #: A dataset was loaded and checked (DatasetLoad), or the choice changed and is not loaded yet (None).
     dataset_changed = Signal(object)
 
@@ -53,6 +56,9 @@ class DatasetPanel(QGroupBox):
         self._in_flight: tuple | None = None  # (spec, model) of the load under way
         self._generation = 0
         self._problem: str | None = None
+        #: A folder's preprocessing from the last set_spec, kept while the Pixels choice shows it
+        #: (the choice offers presets only; a custom one is not lost by opening it).
+        self._preprocess: Preprocess | None = None
 
         self.kind = QComboBox(self)
         # Items carry the enum's value: Qt hands str-based enums back as plain strings.
@@ -143,12 +149,13 @@ class DatasetPanel(QGroupBox):
         label_column = self.label_column.text().strip() or None if kind is DatasetKind.CSV else None
         preprocess = None
         if kind is DatasetKind.FOLDER:
-            preprocess = Preprocess.imagenet() if PRESETS[self.preset.currentText()] == "imagenet" else Preprocess()
+            preprocess = self._preprocess_shown()
         return DatasetSpec(kind, path, label_column=label_column, task=task, preprocess=preprocess, limit=limit)
 
     def set_spec(self, spec: DatasetSpec) -> None:
         """Show ``spec`` in the widgets and load it."""
-        widgets = (self.kind, self.builtin, self.path, self.count, self.label_column, self.preset, self.task, self.limit)
+        widgets = (self.kind, self.builtin, self.path, self.count, self.label_column, self.preset, self.task,
+                   self.limit)
         for w in widgets:
             w.blockSignals(True)
         self.kind.setCurrentIndex(self.kind.findData(spec.kind.value))
@@ -159,15 +166,19 @@ class DatasetPanel(QGroupBox):
         else:
             self.path.setText(spec.location)
         self.label_column.setText(spec.label_column or "")
-        if spec.preprocess is not None:
-            self.preset.setCurrentText("ImageNet mean/std" if spec.preprocess.preset == "imagenet" else
-                                       "0..1 (divide by 255)")
+        self._preprocess = spec.preprocess
+        self.preset.setCurrentText(_preset_text(spec.preprocess))
         self.task.setCurrentIndex(self.task.findData(spec.task.value))
         self.limit.setValue(spec.limit or 0)
         for w in widgets:
             w.blockSignals(False)
         self._show_rows(spec.kind)
         self.reload()
+
+    def _preprocess_shown(self) -> Preprocess | None:
+        if self.preset.currentText() == _preset_text(self._preprocess):
+            return self._preprocess  # as the spec had it (None: the loader's default)
+        return Preprocess.imagenet() if PRESETS[self.preset.currentText()] == "imagenet" else Preprocess()
 
     def set_model(self, model) -> None:
         """The loaded model (LoadedModel or None); the dataset is checked against it again."""
@@ -263,6 +274,12 @@ class DatasetPanel(QGroupBox):
         if path:
             self.path.setText(path)
             self.reload()
+
+
+def _preset_text(preprocess: Preprocess | None) -> str:
+    """The Pixels choice that shows ``preprocess`` (None, the default, shows as 0..1)."""
+    imagenet = preprocess is not None and preprocess.preset == "imagenet"
+    return "ImageNet mean/std" if imagenet else "0..1 (divide by 255)"
 
 
 def describe_dataset(info: dict) -> str:

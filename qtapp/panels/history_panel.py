@@ -27,7 +27,8 @@ from PySide6.QtWidgets import (
 )
 
 from core.printable import printable
-from qtapp.models.stored_study import best_of_verdicts, local_time, model_name
+from core.reports.format import local_time
+from qtapp.models.stored_study import best_of_verdicts, model_name
 from qtapp.threads.tasks import TaskRunner
 
 COLUMNS = ("Model", "Dataset", "Date", "Schemes", "Variants", "Status", "Best verdict", "Name", "Note")
@@ -117,8 +118,12 @@ class HistoryPanel(QWidget):
         self.table.itemSelectionChanged.connect(self._update_buttons)
         self.table.itemDoubleClicked.connect(self._double_clicked)
 
-        self.open_button = self._button("&Open", "Show the study in the results view, as it ran (double-click).", self.open_selected)
-        self.compare_button = self._button("&Compare", "Show the selected studies side by side (select two or more).", self.compare_selected)
+        self.open_button = self._button(
+            "&Open", "Show the study in the results view, as it ran (double-click).", self.open_selected
+        )
+        self.compare_button = self._button(
+            "&Compare", "Show the selected studies side by side (select two or more).", self.compare_selected
+        )
         self.rename_button = self._button("&Rename…", "Give the study a name.", self.ask_rename)
         self.note_button = self._button("&Note…", "Write a note on the study.", self.ask_note)
         self.delete_button = self._button("&Delete…", "Remove the selected studies from the history.", self.ask_delete)

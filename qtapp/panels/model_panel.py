@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+from collections.abc import Sequence
 from pathlib import Path
 
 from PySide6.QtCore import Qt, Signal
@@ -29,8 +30,8 @@ from PySide6.QtWidgets import (
 )
 
 from core.printable import markup_escape, printable
+from core.reports.format import format_bytes
 from core.study.spec import ModelSpec, VariantSpec
-from qtapp.charts.size_bars import format_bytes
 from qtapp.models import loading
 from qtapp.threads.tasks import TaskRunner
 from qtapp.window import recent_files
@@ -43,6 +44,9 @@ ARCH_CHOICES = ("", "demo", "torchvision:resnet18", "torchvision:mobilenet_v3_sm
 
 
 class ModelPanel(QGroupBox):
+    """The model and the extra variant files: this panel's part of the StudySpec is read with
+    ``model_spec`` and ``variant_specs`` and written with ``set_spec``."""
+
     #: A model finished loading (the ModelLoad), or was cleared (None).
     model_changed = Signal(object)
     #: The variant files list changed.
@@ -56,6 +60,8 @@ class ModelPanel(QGroupBox):
         self._loading = False
         self._loading_spec: ModelSpec | None = None  # what the load under way is loading
         self._path: str | None = None
+        #: Input shape for formats that do not record it; kept from the spec that opened the file.
+        self._input_shape: tuple[int, ...] | None = None
         #: What the current file holds, when it holds code (None: plain data, or not known yet).
         self._code: TrustRequest | None = None
         #: Shows the trust confirmation; tests replace it to answer without a dialog.
@@ -157,9 +163,27 @@ class ModelPanel(QGroupBox):
         return None if self._load is None else self._load.spec
 
     def variant_specs(self) -> list[VariantSpec]:
+        """The extra variant files, in the order they were added."""
         items = [self.variant_list.item(i) for i in range(self.variant_list.count())]
         return [VariantSpec(path=item.data(Qt.ItemDataRole.UserRole), trusted=bool(item.data(_TRUSTED_ROLE)))
                 for item in items]
+
+    def set_spec(self, model: ModelSpec, variants: Sequence[VariantSpec] = ()) -> None:
+        """Open ``model`` and make the variant files those of ``variants`` that are files.
+
+        Scheme variants belong to the schemes panel and are skipped. Trust is asked of the trust
+        list for each file, as when the user opens it: a spec's own word cannot grant it.
+        """
+        self.open_path(model.path, arch=model.arch, trusted=model.trusted, input_shape=model.input_shape)
+        self.set_variant_files([v.path for v in variants if v.path is not None])
+
+    def set_variant_files(self, paths: Sequence[str]) -> None:
+        """Replace the variant files with ``paths`` (each checked as ``add_variant_file`` does)."""
+        self.variant_error.hide()
+        self.variant_list.clear()
+        self.variants_changed.emit()
+        for path in paths:
+            self.add_variant_file(path)
 
     # --- opening -------------------------------------------------------
     def choose_file(self) -> None:
@@ -176,13 +200,17 @@ class ModelPanel(QGroupBox):
             return
         self.open_path(str(DEMO_WEIGHTS), arch=DEMO_ARCH)
 
-    def open_path(self, path: str, arch: str | None = None, trusted: bool = False) -> None:
+    def open_path(
+        self, path: str, arch: str | None = None, trusted: bool = False, input_shape: tuple[int, ...] | None = None
+    ) -> None:
         """Load ``path`` in the background; ``model_changed`` fires when it is done.
 
         ``trusted``: the user already trusted this file elsewhere (e.g. ``--trust`` on the
-        command line): it is added to the trust list instead of asking again.
+        command line): it is added to the trust list instead of asking again. ``input_shape``:
+        batch first, for formats that do not record it (TorchScript, state dicts).
         """
         self._path = os.path.abspath(path)
+        self._input_shape = input_shape
         self._set_arch(arch or "")
         self._code = None
         self._show_trust(None)
@@ -205,7 +233,7 @@ class ModelPanel(QGroupBox):
     def _spec(self) -> ModelSpec:
         # Trust is added to the spec by the load (_inspect_and_load), from the trust list by content hash.
         arch = self.arch.currentText().strip() or None
-        return ModelSpec(path=self._path or "", arch=arch)
+        return ModelSpec(path=self._path or "", arch=arch, input_shape=self._input_shape)
 
     def _start_load(self, trust_first: bool = False) -> None:
         spec = self._spec()

@@ -166,6 +166,9 @@ class ResultsPanel(QWidget):
             return
         self.flipped.set_dataset(ds.x, ds.y, ds.class_names, ds.image_shape)
 
+    def _queue_jobs(self, *jobs) -> None:
+        self._jobs.extend(job for job in jobs if job not in self._jobs)
+
     def apply_events(self, events: list[Event]) -> None:
         for event in events:
             self.state.apply(event)
@@ -188,14 +191,11 @@ class ResultsPanel(QWidget):
             # A finished variant touches every chart and refits the table's columns: together
             # 20-40 ms, enough to stall the window while the next variant streams. Each runs in
             # its own pass of the event loop instead (with its repaint), a few ms at a time.
-            for job in (self.sizes.redraw, self.scatter.redraw, self.matrices.redraw, self.table.fit_columns):
-                if job not in self._jobs:
-                    self._jobs.append(job)
+            self._queue_jobs(self.sizes.redraw, self.scatter.redraw, self.matrices.redraw, self.table.fit_columns)
         if changes.finished:
             self.histogram.settle_captions()
             self._show_drift()
-            if self.table.fit_columns not in self._jobs:
-                self._jobs.append(self.table.fit_columns)
+            self._queue_jobs(self.table.fit_columns)
             self.run_pending()  # the study is over: nothing left to keep smooth
         elif self._jobs and not self._job_timer.isActive():
             self._job_timer.start()
@@ -238,6 +238,16 @@ class ResultsPanel(QWidget):
         self.table.refresh(set(self.state.labels), resize=True)
         self.run_pending()
 
+    def show_comparison(self, title: str, baselines: dict[str, str]) -> None:
+        """After a comparison's events were applied: each study's variants measured against its
+        own baseline (``baselines``: variant label -> its baseline's label), under ``title``."""
+        self.state.set_baselines(baselines)
+        self.sizes.set_baselines(baselines)
+        self.sizes.redraw()
+        self.table.refresh(set(self.state.labels), resize=True)
+        self.header.setText(title)
+        self.header.setToolTip(title)
+
     def _new_study(self) -> None:
         self._job_timer.stop()
         self._jobs = []  # the last study's updates: every chart is rebuilt below
@@ -262,7 +272,7 @@ class ResultsPanel(QWidget):
         self.header.setToolTip(title)
 
     def _show_drift(self) -> None:
-        from core.engine.drift import study_drift_warning
+        from core.measures.drift_notes import study_drift_warning
 
         result = self.state.result
         warning = study_drift_warning(result.timing) if result is not None else None
@@ -292,7 +302,8 @@ class ResultsPanel(QWidget):
     def _feed_samples(self, label: str) -> None:
         v = self.state.variants[label]
         final = v.result.latency if v.result is not None and v.result.ok else None
-        self.histogram.update_variant(label, v.samples.values, final.p50 if final else None, final.p99 if final else None)
+        p50, p99 = (final.p50, final.p99) if final else (None, None)
+        self.histogram.update_variant(label, v.samples.values, p50, p99)
 
     def _feed_result(self, label: str) -> None:
         v = self.state.variants[label]

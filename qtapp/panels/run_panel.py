@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtWidgets import (
     QCheckBox,
@@ -19,11 +21,22 @@ from PySide6.QtWidgets import (
 
 from core.printable import printable
 from core.study.events import Event, StudyStarted
-from core.study.spec import Thresholds, TimingMode, TimingSpec, default_threads
+from core.study.spec import Device, Thresholds, TimingMode, TimingSpec, default_threads
 from qtapp.models.progress import StudyProgress
 
 #: How long after the charts the progress line is redrawn (see RunPanel.apply_events).
 PROGRESS_DELAY_MS = 40
+
+
+def _exact(box: QDoubleSpinBox, value: float, scale: float = 1.0) -> float:
+    """What ``box`` holds, divided by ``scale``; ``value`` itself while the box still shows it.
+
+    A box rounds to its decimals (0.1 pt for thresholds): a value set from a spec and left alone
+    is read back exactly, not as its rounded display.
+    """
+    if box.textFromValue(value * scale) == box.textFromValue(box.value()):  # the box shows ``value``
+        return value
+    return box.value() / scale
 
 
 def _percent_box(value: float, maximum: float, suffix: str, tip: str) -> QDoubleSpinBox:
@@ -38,8 +51,14 @@ def _percent_box(value: float, maximum: float, suffix: str, tip: str) -> QDouble
 
 
 class RunPanel(QGroupBox):
-    """Run, Cancel and the progress; ``settings`` (timing, verdict thresholds) is a separate box
-    the window puts with the other setup panels, so these controls can stay in sight."""
+    """Run, Cancel and the progress; ``settings`` (timing, device, seed, verdict thresholds) is a
+    separate box the window puts with the other setup panels, so these controls can stay in sight.
+
+    Its part of the StudySpec is read with ``timing_spec``, ``thresholds``, ``device`` and ``seed``
+    and written with ``set_spec``. Timing and threshold fields without a control here (warm-up,
+    sample floor and cap, report interval, the "slower is bad" threshold) are kept from the last
+    spec shown, so a project opened and run again keeps them.
+    """
 
     run_requested = Signal()
     cancel_requested = Signal()
@@ -47,6 +66,9 @@ class RunPanel(QGroupBox):
     def __init__(self, parent=None) -> None:
         super().__init__("Run", parent)
         self._progress = StudyProgress()
+        #: The fields without a control come from here (see the class docstring).
+        self._timing = TimingSpec()
+        self._thresholds = Thresholds()
         self.settings = QGroupBox("Timing and verdict")
         self.mode = QComboBox(self.settings)
         self.mode.addItem("Quick (median ±3 %)", TimingMode.QUICK.value)
@@ -60,6 +82,17 @@ class RunPanel(QGroupBox):
         self.max_time.setValue(TimingSpec().max_time_s)
         self.max_time.setSuffix(" s")
         self.max_time.setToolTip("Stop timing a variant after this long even if the median is not yet stable.")
+        self.batch_size = QSpinBox(self.settings)
+        self.batch_size.setRange(1, 4096)
+        self.batch_size.setValue(TimingSpec().batch_size)
+        self.batch_size.setToolTip("Inputs per timed call (the latency is of the whole batch).")
+        self.device_box = QComboBox(self.settings)
+        self.device_box.addItem("CPU", Device.CPU.value)
+        self.device_box.addItem("CUDA GPU", Device.CUDA.value)
+        self.device_box.setToolTip("Where the variants run. CUDA needs an NVIDIA GPU and CUDA builds of the runtimes.")
+        self.seed_box = QSpinBox(self.settings)
+        self.seed_box.setRange(-(2**31), 2**31 - 1)
+        self.seed_box.setToolTip("Seeds synthetic data and calibration sampling, so a re-run draws the same samples.")
         d = Thresholds()
         self.drop_good = _percent_box(d.accuracy_drop_good * 100, 100, " pt", "Accuracy drop under this is good.")
         self.drop_bad = _percent_box(d.accuracy_drop_bad * 100, 100, " pt", "Accuracy drop over this is bad.")
@@ -77,6 +110,9 @@ class RunPanel(QGroupBox):
         form.addRow("Timing", self.mode)
         form.addRow("Threads", self.threads)
         form.addRow("Max time / variant", self.max_time)
+        form.addRow("Batch size", self.batch_size)
+        form.addRow("Device", self.device_box)
+        form.addRow("Seed", self.seed_box)
         form.addRow("Good: acc. drop <", self.drop_good)
         form.addRow("Bad: acc. drop >", self.drop_bad)
         form.addRow("Good: size −", self.size_good)
@@ -130,15 +166,48 @@ class RunPanel(QGroupBox):
 
     # --- settings ------------------------------------------------------
     def timing_spec(self) -> TimingSpec:
-        return TimingSpec(threads=self.threads.value(), mode=TimingMode(self.mode.currentData()), max_time_s=self.max_time.value())
+        """The timing the controls describe; fields without a control as in the last ``set_spec``."""
+        return replace(
+            self._timing,
+            threads=self.threads.value(),
+            mode=TimingMode(self.mode.currentData()),
+            batch_size=self.batch_size.value(),
+            max_time_s=_exact(self.max_time, self._timing.max_time_s),
+        )
 
     def thresholds(self) -> Thresholds:
-        return Thresholds(
-            accuracy_drop_good=self.drop_good.value() / 100,
-            accuracy_drop_bad=max(self.drop_bad.value(), self.drop_good.value()) / 100,
-            size_reduction_good=self.size_good.value() / 100,
-            latency_reduction_good=self.speed_good.value() / 100,
+        """The verdict thresholds (fractions); a "bad" drop below the "good" one counts as the good one."""
+        shown = self._thresholds
+        good = _exact(self.drop_good, shown.accuracy_drop_good, 100)
+        return replace(
+            shown,
+            accuracy_drop_good=good,
+            accuracy_drop_bad=max(_exact(self.drop_bad, shown.accuracy_drop_bad, 100), good),
+            size_reduction_good=_exact(self.size_good, shown.size_reduction_good, 100),
+            latency_reduction_good=_exact(self.speed_good, shown.latency_reduction_good, 100),
         )
+
+    def device(self) -> Device:
+        """The device the variants run on."""
+        return Device(self.device_box.currentData())
+
+    def seed(self) -> int:
+        """The study's random seed."""
+        return self.seed_box.value()
+
+    def set_spec(self, timing: TimingSpec, thresholds: Thresholds, device: Device, seed: int) -> None:
+        """Show a study's timing, verdict thresholds, device and seed (this panel's part of a StudySpec)."""
+        self._timing, self._thresholds = timing, thresholds
+        self.threads.setValue(timing.resolved_threads)
+        self.mode.setCurrentIndex(self.mode.findData(timing.mode.value))
+        self.batch_size.setValue(timing.batch_size)
+        self.max_time.setValue(timing.max_time_s)
+        self.drop_good.setValue(thresholds.accuracy_drop_good * 100)
+        self.drop_bad.setValue(thresholds.accuracy_drop_bad * 100)
+        self.size_good.setValue(thresholds.size_reduction_good * 100)
+        self.speed_good.setValue(thresholds.latency_reduction_good * 100)
+        self.device_box.setCurrentIndex(self.device_box.findData(device.value))
+        self.seed_box.setValue(seed)
 
     # --- state ---------------------------------------------------------
     def set_blocker(self, reason: str | None, running: bool) -> None:

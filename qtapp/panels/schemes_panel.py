@@ -122,6 +122,9 @@ def _set_value(editor: QComboBox | QLineEdit, value: str) -> None:
 
 
 class SchemesPanel(QGroupBox):
+    """The scheme checklist; its part of the StudySpec (the scheme variants) is read with
+    ``selected`` and written with ``set_spec``."""
+
     selection_changed = Signal()
 
     def __init__(self, parent=None) -> None:
@@ -129,6 +132,10 @@ class SchemesPanel(QGroupBox):
         self.rows: dict[str, SchemeRow] = {}
         #: True until the catalogue has arrived (or failed to).
         self.loading = True
+        #: Schemes to tick once both the catalogue and the model's applicability are in (set_spec).
+        self._wanted: list[SchemeSpec] | None = None
+        #: Whether the rows' enabled state is the loaded model's (set_applicability with reasons).
+        self._applicability_known = False
         self.status = QLabel("Loading the scheme catalogue…", self)
         self.status.setObjectName("mutedLabel")
         self.status.setWordWrap(True)
@@ -161,6 +168,8 @@ class SchemesPanel(QGroupBox):
             self.rows[info.id] = row
         compact_combos(self)
         self.status.setText("Open a model to see which schemes apply." if infos else "No schemes are available.")
+        self._applicability_known = False  # new rows: the window passes the model's reasons next
+        self._apply_wanted()
 
     def set_catalogue_error(self, message: str) -> None:
         self.loading = False
@@ -178,13 +187,33 @@ class SchemesPanel(QGroupBox):
                 f"{blocked} of {len(self.rows)} schemes do not apply to this model." if blocked else
                 "Every scheme applies to this model."
             )
+        self._applicability_known = reasons is not None
+        self._apply_wanted()
         self.selection_changed.emit()
 
     def selected(self) -> list[SchemeSpec]:
         """The ticked schemes (the baseline is always run by the engine and is left out)."""
         return [row.spec() for row in self.rows.values() if row.check.isChecked() and not row.baseline]
 
+    def set_spec(self, schemes: list[SchemeSpec]) -> None:
+        """Tick ``schemes`` with their parameters (this panel's part of a StudySpec).
+
+        The catalogue and the model load in the background, in either order, and a scheme that
+        does not apply to the model cannot be ticked: the choice is applied now and again as each
+        arrives, and kept until the model's applicability is known.
+        """
+        self._wanted = list(schemes)
+        self._apply_wanted()
+
+    def _apply_wanted(self) -> None:
+        if self._wanted is None or not self.rows:
+            return
+        self.set_selected(self._wanted)
+        if self._applicability_known:
+            self._wanted = None
+
     def set_selected(self, specs: list[SchemeSpec]) -> None:
+        """Tick exactly ``specs`` (those that apply to the model), with their parameters."""
         wanted = {s.id: s for s in specs}
         for scheme_id, row in self.rows.items():
             if row.baseline:

@@ -31,6 +31,9 @@ VERDICT_COLUMN = 1
 FAILURE_COLUMN = 2  # a failed row's reason starts here and spans the rest of the row
 
 
+#: The invalid index Qt passes for the root: one shared default (not a call per default argument).
+_NO_PARENT = QModelIndex()
+
 class SummaryModel(QAbstractTableModel):
     """Reads the StudyState; ``refresh`` says which rows changed."""
 
@@ -64,7 +67,7 @@ class SummaryModel(QAbstractTableModel):
                 self.dataChanged.emit(self.index(row, 0), self.index(row, last))
                 continue
             new = [self._cell(label, col) for col in range(1, last + 1)]
-            changed = [col for col, (a, b) in enumerate(zip(old, new), start=1) if a != b]
+            changed = [col for col, (a, b) in enumerate(zip(old, new, strict=True), start=1) if a != b]
             if changed:
                 self.dataChanged.emit(self.index(row, changed[0]), self.index(row, changed[-1]))
 
@@ -82,10 +85,10 @@ class SummaryModel(QAbstractTableModel):
         self._theme = theme
         self.refresh(set(self._state.labels), whole_rows=True)
 
-    def rowCount(self, parent: _Index = QModelIndex()) -> int:
+    def rowCount(self, parent: _Index = _NO_PARENT) -> int:
         return 0 if parent.isValid() else len(self._state.variants)
 
-    def columnCount(self, parent: _Index = QModelIndex()) -> int:
+    def columnCount(self, parent: _Index = _NO_PARENT) -> int:
         return 0 if parent.isValid() else 1 + len(self._columns)
 
     def headerData(self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole):
@@ -101,6 +104,16 @@ class SummaryModel(QAbstractTableModel):
         v = self._state.variants[self._state.labels[row]]
         return v.phase is Phase.FAILED
 
+    def _failure_cell(self, v, role: int):
+        """The view spans this cell over a failed row: the reason is the whole row."""
+        if role in (Qt.ItemDataRole.DisplayRole, Qt.ItemDataRole.ToolTipRole):
+            return failure_text(v)
+        if role == Qt.ItemDataRole.ForegroundRole:
+            return QBrush(QColor(self._theme.error_text))
+        if role == Qt.ItemDataRole.FontRole:
+            return self._bold
+        return None
+
     def data(self, index: _Index, role: int = Qt.ItemDataRole.DisplayRole):
         if not index.isValid():
             return None
@@ -110,16 +123,7 @@ class SummaryModel(QAbstractTableModel):
         if col == 0:
             return self._variant_cell(v, role)
         if v.phase is Phase.FAILED and col == FAILURE_COLUMN:
-            # The view spans this cell over the row: the reason is the whole row.
-            if role == Qt.ItemDataRole.DisplayRole:
-                return failure_text(v)
-            if role == Qt.ItemDataRole.ForegroundRole:
-                return QBrush(QColor(self._theme.error_text))
-            if role == Qt.ItemDataRole.FontRole:
-                return self._bold
-            if role == Qt.ItemDataRole.ToolTipRole:
-                return failure_text(v)
-            return None
+            return self._failure_cell(v, role)
         column = self._columns[col - 1]
         text, grade = self._cell(label, col)
         is_verdict = col == VERDICT_COLUMN

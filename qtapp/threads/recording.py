@@ -1,11 +1,11 @@
-"""Records the window's studies in the history and keeps the variants they build.
+"""The window's adapter around the one study recorder: its news as Qt signals, its folders.
 
-``StudyRecording.wrap`` turns an engine function into one that feeds every
-event to a ``core.history.store.StudyRecorder`` (each finished variant committed at
-once) and, for the real engine, to a ``core.history.saved_variants.VariantSaver``
-before passing the event on. The wrapped generator is iterated by the
-StudyWorker, so the store's fsyncs and the variant copies happen in the worker
-thread, never in the GUI thread.
+``QtStudyRecording.wrap`` turns an engine function into one whose events pass
+through a ``core.history.recorder.StudyRecording`` (the same recorder
+``quantbench run`` uses): each finished variant is committed to the history at
+once and, for the real engine, each built variant is kept. The wrapped generator
+is iterated by the StudyWorker, so the store's fsyncs and the variant copies happen
+in the worker thread, never in the GUI thread; the signals arrive in the GUI thread.
 
 Why copy the variants during the study rather than keep the engine's work
 folder: the saver writes each built variant in its runtime's own format with
@@ -31,9 +31,10 @@ from typing import Any
 
 from PySide6.QtCore import QObject, Signal
 
-from core.errors import Cancelled
+from core.history.recorder import StudyRecording
+from core.history.saved_variants import VariantSaver
 from core.study.cancel import CancelToken
-from core.study.events import Event, StudyFinished, StudyStarted, VariantFailed, VariantFinished
+from core.study.events import Event
 from core.study.spec import StudySpec
 from qtapp.threads.worker import RunStudy
 
@@ -90,7 +91,7 @@ def prune_kept_variants(keep: int = KEEP_STUDIES) -> None:
         shutil.rmtree(old, ignore_errors=True)
 
 
-class StudyRecording(QObject):
+class QtStudyRecording(QObject):
     """Wraps engine functions so their studies are recorded; signals arrive in the GUI thread."""
 
     #: The history could not be written (one sentence); the study goes on without it.
@@ -113,81 +114,44 @@ class StudyRecording(QObject):
         return recorded
 
     def _run(self, run_study: RunStudy, spec: StudySpec, cancel: CancelToken, keep_variants: bool) -> Iterator[Event]:
-        recorder = self._open_recorder(spec) if self.enabled else None
-        saver = self._open_saver(spec.study_id) if keep_variants else None
-        events: Iterator[Event] | None = None
-        ending = "interrupted"  # closed early (the window went away) unless told otherwise below
+        saver = _open_saver(spec.study_id) if keep_variants else None
+        recording = StudyRecording(
+            spec,
+            open_store=open_store if self.enabled else None,
+            saver=saver,
+            pid=self.pid,
+            on_store_failed=self._store_failed,
+            on_save_failed=_save_failed,
+            on_recorded=self.recorded.emit,
+        )
         try:
-            if saver is not None:
-                events = run_study(spec, cancel, workdir=saver.workdir)  # type: ignore[call-arg]
-            else:
-                events = run_study(spec, cancel)
-            for event in events:
-                recorder = self._record(recorder, event)
-                if saver is not None:
-                    self._keep(saver, event)
-                yield event
-        except Cancelled:
-            ending = "cancelled"
-            raise
-        except Exception:
-            ending = "failed"
-            raise
+            yield from recording.record(_engine_events(run_study, spec, cancel, recording.workdir))
         finally:
-            close = getattr(events, "close", None)
-            if close is not None:
-                close()  # the engine's own cleanup first: it may still be writing into the work folder
-            if saver is not None:
-                saver.close()
-                if not saver.saved:  # nothing built to keep (a failed or cancelled start)
-                    shutil.rmtree(saver.dest, ignore_errors=True)
-            if recorder is not None and recorder.study_id is not None and not recorder.finished:
-                try:
-                    recorder.abandon(ending)
-                    self.recorded.emit(recorder.study_id)
-                except Exception as exc:  # noqa: BLE001 - the history is a convenience
-                    self._failed(exc)
+            if saver is not None and not saver.saved:  # nothing built to keep (a failed or cancelled start)
+                shutil.rmtree(saver.dest, ignore_errors=True)
 
-    def _open_recorder(self, spec: StudySpec) -> Any:
-        try:
-            from core.history.store import StudyRecorder
+    def _store_failed(self, sentence: str) -> None:
+        log.warning("%s", sentence)
+        self.store_failed.emit(sentence[:1].upper() + sentence[1:])
 
-            return StudyRecorder(open_store(), spec=spec, pid=self.pid)
-        except Exception as exc:  # noqa: BLE001 - a broken history never stops a study
-            self._failed(exc)
-            return None
 
-    def _record(self, recorder: Any, event: Event) -> Any:
-        if recorder is None or not isinstance(event, (StudyStarted, VariantFinished, VariantFailed, StudyFinished)):
-            return recorder
-        try:
-            recorder.handle(event)
-        except Exception as exc:  # noqa: BLE001
-            self._failed(exc)
-            return None  # stop recording this study; what was committed stays
-        self.recorded.emit(event.study_id)
-        return recorder
+def _engine_events(run_study: RunStudy, spec: StudySpec, cancel: CancelToken, workdir: Path | None) -> Iterator[Event]:
+    """The engine's events, the engine called on the first ``next``: one that fails at once is recorded
+    like one that fails later."""
+    if workdir is not None:
+        yield from run_study(spec, cancel, workdir=workdir)  # type: ignore[call-arg]
+    else:
+        yield from run_study(spec, cancel)
 
-    def _open_saver(self, study_id: str) -> Any:
-        try:
-            from core.history.saved_variants import VariantSaver
 
-            prune_kept_variants(KEEP_STUDIES - 1)
-            return VariantSaver(kept_variants_dir(study_id))
-        except Exception as exc:  # noqa: BLE001 - the study runs in the engine's own temporary folder instead
-            log.warning("the variants of study %s will not be kept: %s", study_id, exc)
-            return None
+def _open_saver(study_id: str) -> VariantSaver | None:
+    try:
+        prune_kept_variants(KEEP_STUDIES - 1)
+        return VariantSaver(kept_variants_dir(study_id))
+    except Exception as exc:  # noqa: BLE001 - the study runs in the engine's own temporary folder instead
+        log.warning("the variants of study %s will not be kept: %s", study_id, exc)
+        return None
 
-    def _keep(self, saver: Any, event: Event) -> None:
-        told = len(saver.failed)
-        try:
-            saver.handle(event)
-        except OSError as exc:
-            log.warning("a variant could not be kept: %s", exc)
-        for why in list(saver.failed.values())[told:]:  # e.g. the disk is full: the study goes on
-            log.warning("a variant could not be kept: %s", why)
 
-    def _failed(self, exc: Exception) -> None:
-        log.warning("the study is not recorded in the history: %s", exc)
-        why = str(exc).strip().rstrip(".") or type(exc).__name__  # one sentence, e.g. "could not write ...: the disk is full"
-        self.store_failed.emit(f"The study is not recorded in the history ({why}); it goes on.")
+def _save_failed(sentence: str) -> None:
+    log.warning("a variant could not be kept: %s", sentence)

@@ -8,6 +8,7 @@ never run in a slot.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import threading
@@ -60,10 +61,8 @@ class _Job(QRunnable):
 
 def _lower_priority() -> None:
     """Nice this pool thread: loading for display must not steal CPU from a study being timed."""
-    try:
+    with contextlib.suppress(AttributeError, OSError):  # not Linux, or not allowed: run at normal priority
         os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), BACKGROUND_NICE)
-    except (AttributeError, OSError):
-        pass  # not Linux, or not allowed: run at normal priority
 
 
 class TaskRunner(QObject):

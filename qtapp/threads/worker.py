@@ -15,7 +15,7 @@ from typing import Any
 
 from PySide6.QtCore import QObject, Signal, Slot
 
-from core.cli.main import DEFAULT_HANG_TIMEOUT_S
+from core.engine.isolation import DEFAULT_HANG_TIMEOUT_S
 from core.errors import BadInput, Cancelled, QuantBenchError
 from core.study.cancel import CancelToken
 from core.study.events import Event

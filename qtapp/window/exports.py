@@ -62,7 +62,7 @@ def write_report(studies: list[Any], names: dict[str, str], path: str | Path, ki
 
         text = render_csv(studies, names)
     elif kind == "json":
-        from core.cli.history import json_text
+        from core.reports.json_text import json_text
 
         text = json_text(studies[0].to_json_dict() if len(studies) == 1 else [s.to_json_dict() for s in studies])
     else:

@@ -18,11 +18,12 @@ from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import QDockWidget, QFileDialog, QLabel, QMenu
 
 from core.errors import BadInput
+from core.reports.format import local_time
 from core.study.events import Event, StudyFinished, StudyStarted
-from core.study.spec import StudySpec, Thresholds
-from qtapp.models.stored_study import Comparison, compare, local_time, replay_events
+from core.study.spec import StudySpec
+from qtapp.models.stored_study import Comparison, compare
 from qtapp.panels.history_panel import HistoryPanel
-from qtapp.threads.recording import StudyRecording, forget_variants
+from qtapp.threads.recording import QtStudyRecording, forget_variants
 from qtapp.window import exports
 
 PROJECT_FILTER = "QuantBench study (*.quantbench.json *.json)"
@@ -34,7 +35,7 @@ class HistoryController(QObject):
     def __init__(self, window: Any) -> None:
         super().__init__(window)
         self.window = window
-        self.recording = StudyRecording(parent=self)
+        self.recording = QtStudyRecording(parent=self)
         self.panel = HistoryPanel(window.tasks)
         self.dock = QDockWidget("History", window)
         self.dock.setObjectName("historyDock")
@@ -156,10 +157,11 @@ class HistoryController(QObject):
         study, names = payload
         if self._results_taken():
             return
-        self._replay(study)
+        self.window.show_stored(study)
         self.shown_ids, self.comparison = [study.study_id], None
         name = names.get(study.study_id)
-        self._say(f"Showing study {name or study.study_id} from the history ({study.status}, {local_time(study.created)}).")
+        when = local_time(study.created)
+        self._say(f"Showing study {name or study.study_id} from the history ({study.status}, {when}).")
 
     def compare_studies(self, ids: list[str]) -> None:
         """Show several stored studies side by side: every variant, labelled "study / variant"."""
@@ -172,23 +174,9 @@ class HistoryController(QObject):
     def _show_comparison(self, comparison: Comparison) -> None:
         if self._results_taken():
             return
-        results = self.window.results
-        self._replay(comparison.result)
-        results.state.set_baselines(comparison.baselines)
-        results.sizes.set_baselines(comparison.baselines)
-        results.sizes.redraw()
-        results.table.refresh(set(results.state.labels), resize=True)
-        results.header.setText(comparison.header())
-        results.header.setToolTip(comparison.header())
+        self.window.show_stored(comparison.result, comparison)
         self.shown_ids, self.comparison = comparison.ids, comparison
         self._say(comparison.header() + ".")
-
-    def _replay(self, study: Any) -> None:
-        w = self.window
-        w.buffer.clear()
-        thresholds = (study.spec or {}).get("thresholds")
-        w.results.set_thresholds(Thresholds(**thresholds) if thresholds else Thresholds())
-        w.results.apply_events(replay_events(study))
 
     def _results_taken(self) -> bool:
         if self.window.controller.running:
@@ -208,24 +196,10 @@ class HistoryController(QObject):
             return checked_trust(open_store().load_spec(study_id))
 
         def loaded(spec: StudySpec) -> None:
-            self.show_spec(spec)
+            self.window.show_spec(spec)
             self.window.start_when_ready(spec)
 
         self.window.tasks.submit(job, loaded, self._refused)
-
-    def show_spec(self, spec: StudySpec) -> None:
-        """Put a study's setup into the panels: model, variant files, dataset, schemes, timing, verdict."""
-        w = self.window
-        w.model_panel.open_path(spec.model.path, arch=spec.model.arch, trusted=spec.model.trusted)
-        w.model_panel.variant_list.clear()
-        for v in spec.variants:
-            if v.path is not None:
-                w.model_panel.add_variant_file(v.path)
-        w.dataset_panel.set_spec(spec.dataset)
-        # As for the demo: ticked once both the scheme catalogue and the model have loaded.
-        w._wanted_schemes = [v.scheme for v in spec.variants if v.scheme is not None]
-        w._apply_wanted_schemes()
-        _show_run_settings(w.run_panel, spec)
 
     def ask_open_spec(self) -> None:
         path, _ = QFileDialog.getOpenFileName(self.window, "Open study spec", "", PROJECT_FILTER + ";;All files (*)")
@@ -236,10 +210,10 @@ class HistoryController(QObject):
         def job():
             from core.study.project import load_spec
 
-            return checked_trust(load_spec(Path(path)))
+            return checked_trust(load_spec(Path(path)))  # errors name the file, as the window knows it
 
         def loaded(spec: StudySpec) -> None:
-            self.show_spec(spec)
+            self.window.show_spec(spec)
             self._say(f"Opened the study spec {path}: check the setup, then Run.")
 
         self.window.tasks.submit(job, loaded, self._refused)
@@ -249,7 +223,7 @@ class HistoryController(QObject):
         try:
             return self.window.study_spec()
         except BadInput:
-            result = self.window.results.state.result
+            result = self.window.shown_result
             if self.comparison is None and result is not None and result.spec:
                 from core.study.project import spec_from_dict
 
@@ -298,7 +272,7 @@ class HistoryController(QObject):
             self._say("No study to export yet.")
             return
         kind = kind or exports.report_kind(path)
-        fallback = self.window.results.state.result if self.comparison is None else None
+        fallback = self.window.shown_result if self.comparison is None else None
 
         def job():
             studies, names = exports.load_studies(ids, fallback)
@@ -337,16 +311,3 @@ def checked_trust(spec: StudySpec) -> StudySpec:
 
     return with_trust_from_list(spec)
 
-
-def _show_run_settings(panel: Any, spec: StudySpec) -> None:
-    t, th = spec.timing, spec.thresholds
-    if t.threads:
-        panel.threads.setValue(t.threads)
-    index = panel.mode.findData(t.mode.value)
-    if index >= 0:
-        panel.mode.setCurrentIndex(index)
-    panel.max_time.setValue(t.max_time_s)
-    panel.drop_good.setValue(th.accuracy_drop_good * 100)
-    panel.drop_bad.setValue(th.accuracy_drop_bad * 100)
-    panel.size_good.setValue(th.size_reduction_good * 100)
-    panel.speed_good.setValue(th.latency_reduction_good * 100)

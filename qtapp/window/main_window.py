@@ -9,9 +9,11 @@ from PySide6.QtWidgets import QApplication, QFileDialog, QMainWindow, QScrollAre
 from core.errors import BadInput
 from core.printable import printable
 from core.study.events import Event, StudyFinished
-from core.study.spec import StudySpec, VariantSpec
+from core.study.result import StudyResult
+from core.study.spec import StudySpec, Thresholds, VariantSpec
 from qtapp.charts.palette import VariantPalette
 from qtapp.models import loading
+from qtapp.models.stored_study import Comparison, replay_events
 from qtapp.panels.compact import compact_combos
 from qtapp.panels.dataset_panel import DatasetPanel
 from qtapp.panels.model_panel import ModelPanel
@@ -52,8 +54,6 @@ class MainWindow(QMainWindow):
         self.buffer = LiveBuffer(parent=self)
         self._close_when_stopped = False
         self._last_failure: str | None = None
-        #: Schemes to tick once the catalogue and the model are in (the demo's selection).
-        self._wanted_schemes: list | None = None
         #: A study waiting for the panels to finish loading: (spec or None,).
         self._pending_start: tuple[StudySpec | None] | None = None
         #: Say "Loaded …" in the status bar when the model has loaded (not after the demo's study).
@@ -118,7 +118,9 @@ class MainWindow(QMainWindow):
             return act
 
         file_menu = self.menuBar().addMenu("&File")
-        self.open_action = action(file_menu, "&Open model…", self.model_panel.choose_file, QKeySequence.StandardKey.Open)
+        self.open_action = action(
+            file_menu, "&Open model…", self.model_panel.choose_file, QKeySequence.StandardKey.Open
+        )
         self.demo_action = action(file_menu, "Open &demo", lambda: self.open_demo(), QKeySequence("Ctrl+D"))
         action(file_menu, "Add &variant file…", self.model_panel.choose_variant_file, QKeySequence("Ctrl+Shift+O"))
         file_menu.addSeparator()
@@ -130,7 +132,9 @@ class MainWindow(QMainWindow):
         action(file_menu, "&Quit", self.close, QKeySequence.StandardKey.Quit)
         study_menu = self.menuBar().addMenu("&Study")
         self.run_action = action(study_menu, "&Run", self.start_study, [QKeySequence("Ctrl+R"), QKeySequence("F5")])
-        self.cancel_action = action(study_menu, "&Cancel", self.cancel_study, [QKeySequence("Esc"), QKeySequence("Ctrl+.")])
+        self.cancel_action = action(
+            study_menu, "&Cancel", self.cancel_study, [QKeySequence("Esc"), QKeySequence("Ctrl+.")]
+        )
         view_menu = self.menuBar().addMenu("&View")
         self.dark_action = action(view_menu, "&Dark theme", self._toggle_dark, QKeySequence("Ctrl+T"), checkable=True)
         self.dark_action.setChecked(self.theme.name == "dark")
@@ -158,7 +162,6 @@ class MainWindow(QMainWindow):
         load = self.model_panel.loaded
         if load is not None:
             self.schemes_panel.set_applicability(load.applicability)
-        self._apply_wanted_schemes()
         self._try_pending_start()
 
     def _catalogue_failed(self, message: str) -> None:
@@ -172,18 +175,9 @@ class MainWindow(QMainWindow):
             if self._announce_load:
                 self.statusBar().showMessage(f"Loaded {load.spec.path}")
             self._announce_load = True  # quiet once: a held load ends after the study it waited for
-            self._apply_wanted_schemes()
         self._update_blocker()
         if load is not None or not self.model_panel.busy:
             self._try_pending_start()
-
-    def _apply_wanted_schemes(self) -> None:
-        # Both the catalogue and the model load in the background, in either order.
-        if self._wanted_schemes is None or not self.schemes_panel.rows:
-            return
-        self.schemes_panel.set_selected(self._wanted_schemes)
-        if self.model_panel.loaded is not None:
-            self._wanted_schemes = None
 
     def _dataset_changed(self, load) -> None:
         if load is not None:
@@ -204,9 +198,12 @@ class MainWindow(QMainWindow):
     def _update_blocker(self, *_args) -> None:
         self.run_panel.set_blocker(self.blocker(), self.controller.running)
 
-    # --- running -------------------------------------------------------
+    # --- the spec the panels describe ------------------------------------
     def study_spec(self) -> StudySpec:
-        """The study the panels describe; raises BadInput if they do not describe one yet."""
+        """The study the panels describe; raises BadInput if they do not describe one yet.
+
+        The inverse of ``show_spec``: each panel reads its own part (tests/qtapp/test_spec_round_trip.py).
+        """
         reason = self.blocker()
         if reason:
             raise BadInput(f"Cannot run: {reason}.")
@@ -220,7 +217,35 @@ class MainWindow(QMainWindow):
             variants=tuple(variants),
             timing=self.run_panel.timing_spec(),
             thresholds=self.run_panel.thresholds(),
+            device=self.run_panel.device(),
+            seed=self.run_panel.seed(),
         )
+
+    def show_spec(self, spec: StudySpec) -> None:
+        """Put a study's setup into the panels, each its own part; the model and data load in the
+        background, and the schemes are ticked once the catalogue and the model are in."""
+        self.model_panel.set_spec(spec.model, spec.variants)
+        self.dataset_panel.set_spec(spec.dataset)
+        self.schemes_panel.set_spec([v.scheme for v in spec.variants if v.scheme is not None])
+        self.run_panel.set_spec(spec.timing, spec.thresholds, spec.device, spec.seed)
+
+    # --- stored studies --------------------------------------------------
+    def show_stored(self, study: StudyResult, comparison: Comparison | None = None) -> None:
+        """Show a stored study in the results view, replayed from its stored numbers; with
+        ``comparison`` (whose ``result`` is ``study``), several studies side by side."""
+        self.buffer.clear()
+        thresholds = (study.spec or {}).get("thresholds")
+        self.results.set_thresholds(Thresholds(**thresholds) if thresholds else Thresholds())
+        self.results.apply_events(replay_events(study))
+        if comparison is not None:
+            self.results.show_comparison(comparison.header(), comparison.baselines)
+
+    @property
+    def shown_result(self) -> StudyResult | None:
+        """The study the results view shows (live, or opened from the history), if any."""
+        return self.results.state.result
+
+    # --- running -------------------------------------------------------
 
     def start_study(self, spec: StudySpec | None = None) -> str | None:
         """Run ``spec`` (default: what the panels describe); returns the study id, or None if it cannot run."""
@@ -305,8 +330,7 @@ class MainWindow(QMainWindow):
         self.model_panel.open_demo()
         self.dataset_panel.set_spec(spec.dataset)
         self.tasks.seal()  # only the demo's own loading waits; what the user opens next does not
-        self._wanted_schemes = [v.scheme for v in spec.variants if v.scheme is not None]
-        self._apply_wanted_schemes()
+        self.schemes_panel.set_spec([v.scheme for v in spec.variants if v.scheme is not None])
         if start and self.tasks.holding:
             if self.start_study(spec) is None:
                 self.tasks.release()

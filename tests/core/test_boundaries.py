@@ -14,8 +14,8 @@ GUI = ("PySide6", "pyqtgraph", "qtapp", "shiboken6")
 HEAVY = ("torch", "torchvision", "onnxruntime", "onnx", "sklearn", "PIL", "ai_edge_litert")
 #: What a driver (the window, the CLI, a test) imports to describe and start a study.
 ENTRY_MODULES = (
-    "core", "core.engine.run", "core.cli.main", "core.study.spec", "core.study.events", "core.schemes", "core.models", "core.datasets",
-    "core.study.result", "core.reports.text", "core.study.cancel",
+    "core", "core.engine.run", "core.cli.main", "core.study.spec", "core.study.events", "core.schemes", "core.models",
+    "core.datasets", "core.study.result", "core.reports.text", "core.study.cancel",
 )
 
 

@@ -48,8 +48,8 @@ def test_help_exits_0() -> None:
 
 def test_building_the_parser_imports_no_runtime() -> None:
     code = (
-        "import sys, core.cli.main\n"
-        "core.cli.main.build_parser().parse_args(['run', '--demo'])\n"
+        "import sys, core.cli.main, core.cli.parser\n"
+        "core.cli.parser.build_parser().parse_args(['run', '--demo'])\n"
         "print(sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'onnxruntime', 'onnx', 'sklearn')))\n"
     )
     done = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=60)

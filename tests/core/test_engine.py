@@ -397,7 +397,7 @@ def test_the_baseline_is_timed_again_at_the_end(digits_study: tuple[StudySpec, l
     for r in others:
         figures = recheck["variants"][r.label]
         assert figures["first_p50_ms"] == pytest.approx(r.latency.p50, abs=1e-6) and figures["p50_ms"] > 0
-    from core.engine.drift import drift_note, recheck_note
+    from core.measures.drift_notes import drift_note, recheck_note
 
     moved = [label for label, f in recheck["variants"].items() if drift_note(f["first_p50_ms"], f["p50_ms"])]
     assert (recheck["moved"] is not None) == bool(moved)
@@ -521,7 +521,7 @@ def test_a_cancel_during_the_paired_rounds_keeps_the_recheck(
             token.cancel()
     study = _finished(events).result
     assert study.timing["baseline_recheck"]["drifted"] is True and "paired" not in study.timing
-    from core.engine.drift import study_drift_warning
+    from core.measures.drift_notes import study_drift_warning
 
     assert "speed-ups can be off" in study_drift_warning(study.timing)
 
@@ -557,7 +557,7 @@ def test_a_runtime_failing_in_the_recheck_leaves_the_study_whole(
 
 
 def test_drift_notes_only_past_the_limit() -> None:
-    from core.engine.drift import DRIFT_LIMIT, drift_note, study_drift_warning
+    from core.measures.drift_notes import DRIFT_LIMIT, drift_note, study_drift_warning
 
     assert drift_note(1.0, 1.0 + DRIFT_LIMIT * 0.9) is None
     assert drift_note(1.0, 1.0 - DRIFT_LIMIT * 0.9) is None

@@ -245,7 +245,8 @@ def test_the_reproduce_command_rebuilds_the_same_spec(first: SimpleNamespace, tm
     """The command printed in reports, parsed by `quantbench run`, gives back the study's spec."""
     import shlex
 
-    from core.cli.main import build_parser, spec_from_args
+    from core.cli.main import spec_from_args
+    from core.cli.parser import build_parser
     from core.study.project import load_spec, reproduce_command, save_spec
 
     spec = load_spec(first.spec)

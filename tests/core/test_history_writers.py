@@ -39,9 +39,10 @@ def expected_samples(study: int, variant: int) -> list[float]:
 _WRITER = f"""
 import json, sys, time, traceback
 from core.study.events import StudyFinished, StudyStarted, VariantFinished
-from core.measures.metrics import latency_stats
+from core.measures.latency_stats import latency_stats
 from core.study.result import StudyResult, VariantResult, VariantStatus
-from core.history.store import StudyRecorder, StudyStore
+from core.history.recorder import StudyRecorder
+from core.history.store import StudyStore
 
 SAMPLES, LABELS = {SAMPLES}, {LABELS!r}
 def expected_samples(study, variant):

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from core.reports import chart_data
 from core.reports import svg as svg_charts
 from core.reports.csv import render_csv
 from core.reports.html import render_html
@@ -101,8 +102,8 @@ def test_every_chart_shows_every_finished_variant(html: str, study: StudyResult)
 
 def test_one_colour_per_variant_across_charts(html: str, study: StudyResult) -> None:
     charts = _svgs(html)
-    colors = svg_charts.variant_colors([v.label for v in study.results])
-    assert colors["fp32"] == svg_charts.BASELINE_COLORS[0]
+    colors = chart_data.variant_colors([v.label for v in study.results])
+    assert colors["fp32"] == chart_data.BASELINE_COLORS[0]
     assert len(set(colors.values())) == len(colors)
     latency = _variants(charts["latency"])
     size = _variants(charts["size"])
@@ -198,7 +199,7 @@ def test_csv_has_one_row_per_variant(study: StudyResult) -> None:
 
 def test_histogram_keeps_samples_beyond_the_axis() -> None:
     edges = [1.0 * 2 ** (i / 4) for i in range(13)]  # 1 .. 8 ms in 12 log bins
-    counts, over, under = svg_charts._histogram([0.5, 1.0, 1.5, 7.9, 8.0, 30.0, 0.0], edges)
+    counts, over, under = chart_data.bin_latencies([0.5, 1.0, 1.5, 7.9, 8.0, 30.0, 0.0], edges)
     assert (sum(counts), over, under) == (3, 2, 2)
     assert counts[0] == 1 and counts[-1] == 1
 
@@ -265,7 +266,7 @@ def test_report_renders_in_headless_chromium(tmp_path: Path, html: str, study: S
     def on_screen(color: str, opacity: float) -> int:
         return on_screen_rgb(_over(color, opacity, (255, 255, 255)))
 
-    colors = svg_charts.variant_colors([v.label for v in study.results])
+    colors = chart_data.variant_colors([v.label for v in study.results])
     ok = [v for v in study.results if v.ok]
     for v in ok:
         # Size bars and histogram rows never overlap, so each variant's own colour must be there.
@@ -296,7 +297,7 @@ def test_report_renders_in_headless_chromium(tmp_path: Path, html: str, study: S
 def test_a_machine_that_changed_speed_is_said_once_at_the_top(study: StudyResult) -> None:
     from dataclasses import replace
 
-    from core.engine.drift import DRIFT_PREFIX, drift_note
+    from core.measures.drift_notes import DRIFT_PREFIX, drift_note
 
     base = study.results[0].latency.p50
 

@@ -120,7 +120,7 @@ def test_trust_is_remembered_by_file_hash_not_path(tmp_path):
 
 
 def test_a_prewarmed_child_runs_the_next_study():
-    from core.engine.run import isolation
+    from core.engine import isolation
     isolation.prewarm()
     warm_pid = isolation._warm.proc.pid
     try:
@@ -140,10 +140,10 @@ def test_only_an_untouched_process_may_fork_its_study_process() -> None:
     from pathlib import Path
 
     code = (
-        "from core.engine.isolation import _start_method\n"
-        "print(_start_method())\n"
+        "from core.engine.study_process import start_method\n"
+        "print(start_method())\n"
         "import numpy\n"
-        "print(_start_method())\n"
+        "print(start_method())\n"
     )
     out = subprocess.run([sys.executable, "-c", code], cwd=Path(__file__).resolve().parents[2], capture_output=True,
                          text=True, timeout=60)

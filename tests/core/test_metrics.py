@@ -9,21 +9,17 @@ from dataclasses import asdict
 import numpy as np
 import pytest
 
-from core.measures.metrics import (
-    SQNR_CAP_DB,
-    baseline_verdict,
+from core.measures.fidelity import SQNR_CAP_DB, fidelity
+from core.measures.latency_stats import (
     bootstrap_median_ci,
     ci_half_width_rel,
-    classification_metrics,
-    fidelity,
     latency_stats,
     median_ci,
-    predicted_labels,
     quantiles,
-    regression_metrics,
     throughput_per_s,
-    verdict,
 )
+from core.measures.task_metrics import classification_metrics, predicted_labels, regression_metrics
+from core.measures.verdict import baseline_verdict, verdict
 from core.study.result import Grade
 from core.study.spec import Task, Thresholds
 

@@ -17,7 +17,8 @@ import pytest
 
 from core.errors import BadInput
 from core.files.home import ENV_HOME, resolve_home
-from core.history.store import DB_NAME, StudyRecorder, StudyStore
+from core.history.recorder import StudyRecorder
+from core.history.store import DB_NAME, StudyStore
 from core.study.events import StudyFinished, StudyStarted, VariantFailed, VariantFinished
 from core.study.result import VariantResult, VariantStatus
 from core.study.spec import SchemeSpec, TimingSpec, VariantSpec
@@ -154,7 +155,7 @@ def test_sigkill_mid_study_keeps_finished_variants(tmp_path: Path) -> None:
 
 _WRITER = """
 import sys, time
-from core.measures.metrics import latency_stats
+from core.measures.latency_stats import latency_stats
 from core.study.result import VariantResult, VariantStatus
 from core.history.store import StudyStore
 samples = [0.05 + 0.001 * (k % 97) for k in range(4000)]

@@ -6,7 +6,7 @@ the detail behind each, the machine (CPU model and flags, clock, versions, load)
 and which goals were met. FILE is rewritten after every benchmark, so an
 interrupted run keeps what it measured. ``--quick`` finishes in under five
 minutes on a 2-core machine; without it every comparison gets more rounds and
-longer runs. ``--markdown`` also writes the Performance table for the README.
+longer runs. ``--markdown`` also writes the figures table of ``tests/perf/RESULTS.md``.
 Exit code 0 when every benchmark ran (goals met or not), 1 when one failed.
 """
 
@@ -46,7 +46,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", required=True, metavar="FILE", help="where to write the results")
     parser.add_argument("--quick", action="store_true", help="fewer rounds: under 5 minutes on 2 cores")
     parser.add_argument("--only", metavar="NAMES", help="comma-separated benchmarks, e.g. overhead,int8")
-    parser.add_argument("--markdown", metavar="FILE", help="also write the README's Performance table here")
+    parser.add_argument("--markdown", metavar="FILE", help="also write the figures table of tests/perf/RESULTS.md here")
     args = parser.parse_args(argv)
 
     names = list(BENCHMARKS)

@@ -1,4 +1,4 @@
-"""The README's Performance table, rendered from the suite's JSON."""
+"""The figures table of tests/perf/RESULTS.md, rendered from the suite's JSON."""
 
 from __future__ import annotations
 

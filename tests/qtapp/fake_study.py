@@ -155,12 +155,14 @@ def _result(fv: FakeVariant, y: np.ndarray, pred: np.ndarray, base_pred: np.ndar
         drop = base.metrics["accuracy"] - acc
         size_red = 1 - size / base.size_bytes
         lat_red = 1 - p50 / base.latency.p50
-        g_acc = Grade.GOOD if drop < th.accuracy_drop_good else Grade.BAD if drop > th.accuracy_drop_bad else Grade.ACCEPTABLE
+        g_acc = (Grade.GOOD if drop < th.accuracy_drop_good
+                 else Grade.BAD if drop > th.accuracy_drop_bad else Grade.ACCEPTABLE)
         g_size = Grade.GOOD if size_red >= th.size_reduction_good else Grade.ACCEPTABLE
         g_speed = (Grade.GOOD if lat_red >= th.latency_reduction_good
                    else Grade.BAD if -lat_red > th.latency_increase_bad else Grade.ACCEPTABLE)
         grades = [g_acc, g_size, g_speed]
-        overall = Grade.BAD if Grade.BAD in grades else Grade.GOOD if all(g is Grade.GOOD for g in grades) else Grade.ACCEPTABLE
+        overall = (Grade.BAD if Grade.BAD in grades
+                   else Grade.GOOD if all(g is Grade.GOOD for g in grades) else Grade.ACCEPTABLE)
         verdict = Verdict(g_acc, g_size, g_speed, overall, drop, size_red, lat_red, base.latency.p50 / p50, None,
                           thresholds=vars(th).copy(), reasons=[f"accuracy drop {drop * 100:.1f} points"])
     return VariantResult(label=fv.label, scheme=fv.label, status=VariantStatus.OK, runtime="onnxruntime",

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from PySide6.QtGui import QImage
 
-from qtapp.app import main
+from qtapp.launcher import main
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -70,7 +70,7 @@ def test_closing_mid_study_exits_cleanly():
         "            self.asked = True\n"
         "            QTimer.singleShot(0, self.close)\n"
         "mw.MainWindow = ClosingWindow\n"
-        "from qtapp.app import main\n"
+        "from qtapp.launcher import main\n"
         "sys.exit(main(['--demo', '--max-time', '5']))\n"
     )
     out = _run_script(code, timeout=120)
@@ -100,7 +100,7 @@ def test_after_a_study_the_next_study_process_is_started_ahead():
         "        print('warm', warm is not None and warm.proc.is_alive() and warm.proc.pid != seen['study_pid'])\n"
         "        self.close()\n"
         "mw.MainWindow = Window\n"
-        "from qtapp.app import main\n"
+        "from qtapp.launcher import main\n"
         "code = main(['--demo', '--max-time', '0.2'])\n"
         "print('warm after exit', iso._warm is not None)\n"
         "sys.exit(code)\n"

@@ -5,10 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from core.reports.format import format_bytes
+from core.reports.format import format_size_change as reduction_text
 from qtapp.charts.confusion_matrix import COUNTS, DIFFERENCE, ConfusionMatrices
 from qtapp.charts.latency_histogram import BINS, LatencyHistogram
 from qtapp.charts.palette import BASELINE_COLOR, VariantPalette
-from qtapp.charts.size_bars import SizeBars, format_bytes, reduction_text
+from qtapp.charts.size_bars import SizeBars
 from qtapp.charts.tradeoff_scatter import TradeoffScatter
 from qtapp.panels.flipped_panel import FlippedPanel, image_of
 from qtapp.window.theme import DARK, LIGHT
@@ -34,16 +36,16 @@ def test_histogram_counts_every_sample_on_shared_bins(qtbot, palette):
     hist.set_variants(LABELS)
     rng = np.random.default_rng(1)
     samples = {"fp32": rng.normal(1.0, 0.05, 300), "int8": rng.normal(0.4, 0.02, 200)}
-    samples["int8"][0] = 50.0  # one spike far out: counted in the last bin, not dropped
+    samples["int8"][0] = 50.0  # one spike far out: counted beyond the axis, neither dropped nor piled in the last bin
     for label, values in samples.items():
         hist.update_variant(label, values)
     hist.redraw()
     for label, values in samples.items():
         counts = hist.counts(label)
-        assert counts.shape == (BINS,) and counts.sum() == values.size
+        assert counts.shape == (BINS,) and counts.sum() + hist.beyond(label) == values.size
     edges = hist.edges()
     assert edges[0] <= samples["int8"].min() and edges[-1] >= np.percentile(samples["fp32"], 99.5)
-    assert hist.counts("int8")[-1] >= 1
+    assert hist.beyond("int8") == 1 and hist.beyond("fp32") == 0 and "+1 beyond the axis" in hist.caption("int8")
     # While streaming, the marks are read off the counts: right to within one (log-spaced) bin.
     bin_ratio = edges[1] / edges[0]
     p50, p99 = hist.marks("fp32")
@@ -234,7 +236,7 @@ def test_results_panel_warns_when_the_machine_changed_speed(qtbot):
     from fake_study import fake_run_study
     from helpers import fake_spec
 
-    from core.engine.drift import drift_note
+    from core.measures.drift_notes import drift_note
     from core.study.events import StudyFinished
     from qtapp.panels.results_panel import ResultsPanel
 

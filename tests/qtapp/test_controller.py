@@ -56,7 +56,7 @@ def test_signal_order_through_the_thread(qtbot):
     assert events[0] is StudyStarted and events[-1] is StudyFinished
     # Per variant: started, then its progress/build/samples, then exactly one finished or failed.
     current = None
-    for kind, event in zip(events, seen[1:-1]):
+    for kind, event in zip(events, seen[1:-1], strict=True):
         if kind is VariantStarted:
             assert current is None
             current = event.label

@@ -39,7 +39,8 @@ def finished(qapp, tmp_path_factory):
     seen: list = []
     window.controller.event_received.connect(seen.append)
     spec = replace(demo_study_spec(FAST_TIMING),
-                   variants=(VariantSpec(scheme=SchemeSpec("onnx-fp32")), VariantSpec(scheme=SchemeSpec("ort-int8-dynamic"))))
+                   variants=(VariantSpec(scheme=SchemeSpec("onnx-fp32")),
+                             VariantSpec(scheme=SchemeSpec("ort-int8-dynamic"))))
     window.open_demo(start=True, spec=spec)
     qtbot.waitUntil(lambda: any(isinstance(e, StudyFinished) for e in seen), timeout=120_000)
     qtbot.waitUntil(lambda: not window.controller.threads_alive and window.tasks.pending() == 0, timeout=60_000)
@@ -97,7 +98,7 @@ def test_table_copies_as_tab_separated_text(qtbot, finished):
     lines = text.rstrip("\n").split("\n")
     assert lines[0].split("\t")[:3] == ["Variant", "Verdict", "Acc."]
     assert len(lines) == 1 + len(result.results)  # a header, then one line per variant
-    for line, r in zip(lines[1:], result.results):
+    for line, r in zip(lines[1:], result.results, strict=True):
         cells = line.split("\t")
         assert cells[0] == r.label and len(cells) == len(lines[0].split("\t"))
         assert cells[2] == f"{r.metrics['accuracy'] * 100:.1f} %"

@@ -52,10 +52,12 @@ def test_scheme_options_become_spec_parameters(qtbot, window):
     assert row.options.isVisible()
     row.editors["calibration"].setCurrentText("entropy")
     row.editors["samples"].setText("64")
-    assert window.schemes_panel.selected() == [SchemeSpec("ort-int8-static", (("samples", "64"), ("calibration", "entropy")))]
+    wanted = SchemeSpec("ort-int8-static", (("samples", "64"), ("calibration", "entropy")))
+    assert window.schemes_panel.selected() == [wanted]
     window.model_panel.add_variant_file(str(DEMO_ONNX))
     spec = window.study_spec()
-    assert [v.label for v in spec.variants] == ["ort-int8-static:samples=64,calibration=entropy", "file:digits_cnn.onnx"]
+    labels = [v.label for v in spec.variants]
+    assert labels == ["ort-int8-static:samples=64,calibration=entropy", "file:digits_cnn.onnx"]
     assert spec.dataset == DatasetSpec.parse("builtin:digits")
     # The panels can show a spec again (the demo uses this).
     window.schemes_panel.set_selected([SchemeSpec("ort-fp16")])

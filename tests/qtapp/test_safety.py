@@ -241,7 +241,7 @@ def test_a_native_crash_of_the_window_leaves_a_trace_in_the_log(tmp_path):
         "from PySide6.QtWidgets import QApplication\n"
         "app = QApplication(sys.argv[:1])\n"
         "QTimer.singleShot(300, faulthandler._sigsegv)\n"
-        "from qtapp.app import main\n"
+        "from qtapp.launcher import main\n"
         "sys.exit(main([]))\n"
     )
     env = {**os.environ, "QT_QPA_PLATFORM": "offscreen", "QUANTBENCH_HOME": str(tmp_path)}

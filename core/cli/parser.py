@@ -1,0 +1,265 @@
+"""The one argument parser of ``quantbench``: the window's options, ``run``'s and the history commands'.
+
+Every option of every face is defined here once: ``quantbench --help`` lists the window's
+options, the headless commands parse with it (``core.cli.main``), and the window receives
+what it parsed (``qtapp.launcher`` turns the namespace into the window's options).
+Building it imports nothing heavy, so ``--help`` answers at once.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from core import quantbench_version
+from core.cli import EXIT_BAD_INPUT
+from core.engine.isolation import DEFAULT_HANG_TIMEOUT_S
+
+#: The subcommands, each with its one line of help (listed by `quantbench --help` and `quantbench COMMAND -h`).
+COMMAND_HELP = {
+    "run": "run a study headless and print the comparison table",
+    "schemes": "list the scheme catalogue with what each needs",
+    "history": "list the studies in the history",
+    "show": "print a study from the history as a table",
+    "export": "write a study's report: --html, --json and/or --csv",
+    "compare": "compare studies side by side (ids from the history, or result JSON files)",
+}
+SUBCOMMANDS = tuple(COMMAND_HELP)
+#: The window's size when --size is not given.
+DEFAULT_WINDOW_SIZE = "1600x1000"
+#: The window's colour themes (qtapp.window.theme.THEMES holds their colours).
+THEMES = ("light", "dark")
+
+_ARCH_HELP = "architecture of a PyTorch state dict: demo or torchvision:NAME (e.g. torchvision:resnet18)"
+_HOME_HELP = "QuantBench's data folder holding the history (default: $QUANTBENCH_HOME, else the user data folder)"
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one sentence and exit code 2."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        command = self.prog.split()[-1] if " " in self.prog else ""
+        sys.stderr.write(f"quantbench: {message} (see quantbench {command} --help).\n".replace("  ", " "))
+        raise SystemExit(EXIT_BAD_INPUT)
+
+
+class _PrintVersion(argparse.Action):
+    """``--version``: the version is read from the package metadata only when it is asked for."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str = argparse.SUPPRESS, **kwargs: Any) -> None:
+        super().__init__(option_strings, dest=dest, default=argparse.SUPPRESS, nargs=0, **kwargs)
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: Any,
+                 option_string: str | None = None) -> None:
+        sys.stdout.write(f"quantbench {quantbench_version()}\n")
+        parser.exit()
+
+
+def window_size(text: str) -> tuple[int, int]:
+    """``"1600x1000"`` as ``(1600, 1000)``; argparse turns the error into one sentence naming --size."""
+    try:
+        width, height = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: write it as WIDTHxHEIGHT, e.g. {DEFAULT_WINDOW_SIZE}") from None
+    if width < 1 or height < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: the width and the height must be positive")
+    return width, height
+
+
+def positive_seconds(text: str) -> float:
+    """A positive number of seconds (``--hang-timeout``); NaN and zero are refused."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not value > 0:  # also false for NaN
+        raise argparse.ArgumentTypeError("must be a positive number of seconds")
+    return value
+
+
+def build_parser(window: bool = True) -> argparse.ArgumentParser:
+    """The ``quantbench`` parser. ``window``: the command line of the window (MODEL and the window's options;
+    the subcommands are listed in its help); else the headless subcommands, each with its options.
+
+    Two shapes because argparse cannot have both: an optional MODEL before the subcommand would take
+    the subcommand's name (`show ID`), and a subcommand would take MODEL's (`quantbench m.onnx`)."""
+    width = max(map(len, SUBCOMMANDS)) + 2
+    commands = "\n".join(f"  {name:<{width}}{COMMAND_HELP[name]}" for name in SUBCOMMANDS)
+    parser = Parser(
+        prog="quantbench",
+        description="See what quantizing a model costs and buys.\nWithout a subcommand, opens the window.",
+        epilog=f"headless commands (see quantbench COMMAND --help):\n{commands}" if window else None,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action=_PrintVersion, help="print QuantBench's version and exit")
+    if window:
+        _add_window_options(parser)
+        parser.set_defaults(command=None)
+        return parser
+    sub = parser.add_subparsers(dest="command", parser_class=Parser, metavar="{" + ",".join(SUBCOMMANDS) + "}")
+    _add_run(sub)
+    sub.add_parser("schemes", help=COMMAND_HELP["schemes"])
+    _add_history_commands(sub)
+    return parser
+
+
+def names_subcommand(argv: Sequence[str]) -> bool:
+    """True when ``argv`` names a headless subcommand (``run``, ``schemes``, ``history``...)."""
+    return any(a in SUBCOMMANDS for a in argv)
+
+
+def parse_args(argv: Sequence[str]) -> argparse.Namespace:
+    """Parse a whole ``quantbench`` command line; ``command`` is None when it asks for the window.
+
+    ``--help`` and ``--version`` print and exit 0; a usage error is one sentence on stderr and exit 2."""
+    argv = list(argv)
+    return build_parser(window=not names_subcommand(argv)).parse_args(argv)
+
+
+def run_defaults() -> dict[str, Any]:
+    """Every ``run`` option's default value, by destination (what the user did not type)."""
+    return vars(build_parser(window=False).parse_args(["run", "--spec", "-"]))
+
+
+def _add_window_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("model", nargs="?", help="a model file to open in the window")
+    parser.add_argument("--demo", action="store_true", help="open the window on the bundled demo and start the study")
+    parser.add_argument("--arch", help=_ARCH_HELP)
+    parser.add_argument(
+        "--screenshot", metavar="FILE.png", help="with --demo or MODEL: run the study, save the finished window "
+        "to FILE.png and exit"
+    )
+    parser.add_argument(
+        "--size", type=window_size, default=DEFAULT_WINDOW_SIZE, metavar="WIDTHxHEIGHT",
+        help=f"window size (default {DEFAULT_WINDOW_SIZE})",
+    )
+    parser.add_argument("--theme", choices=THEMES, default=THEMES[0], help=f"colour theme (default {THEMES[0]})")
+    _add_max_time(parser, default=None, default_text="the Run panel's")
+    _add_safety_options(parser)
+
+
+def _add_max_time(parser: argparse.ArgumentParser, default: float | None, default_text: str) -> None:
+    parser.add_argument(
+        "--max-time", type=float, default=default, metavar="S",
+        help=f"timing budget per variant in seconds (default {default_text})",
+    )
+
+
+def _add_safety_options(parser: argparse.ArgumentParser) -> None:
+    """The ceilings a study's process runs under: the same options for `run` and the window."""
+    parser.add_argument(
+        "--max-memory", metavar="GB",
+        help="memory ceiling of the study's process, in GB or with a unit (e.g. 8, 512M); "
+             "default: half of this machine's memory",
+    )
+    parser.add_argument(
+        "--hang-timeout", type=positive_seconds, default=DEFAULT_HANG_TIMEOUT_S, metavar="S",
+        help=f"stop a study whose current step (one inference, one build step) reports nothing for S seconds "
+             f"(default {DEFAULT_HANG_TIMEOUT_S:g})",
+    )
+
+
+def _add_run(sub: Any) -> None:
+    run = sub.add_parser("run", help=COMMAND_HELP["run"])
+    src = run.add_mutually_exclusive_group(required=True)
+    src.add_argument(
+        "--model", metavar="PATH",
+        help="the trained model (ONNX, PyTorch state dict, TorchScript, torch.export, TFLite)",
+    )
+    src.add_argument("--demo", action="store_true", help="the bundled digits CNN on its test split with every scheme")
+    src.add_argument("--spec", metavar="FILE", help="run the study saved in a project file (see --save-spec)")
+    run.add_argument("--arch", help=_ARCH_HELP)
+    run.add_argument("--input-shape", metavar="N,C,H,W", help="input shape when the file does not record it")
+    run.add_argument(
+        "--trust", action="append", default=[], metavar="FILE",
+        help="run code in FILE (TorchScript, torch.export); only for files you trust",
+    )
+    run.add_argument(
+        "--scheme", action="append", default=[], metavar="ID[:k=v,...]",
+        help="a scheme to apply (repeatable; see `quantbench schemes`)",
+    )
+    run.add_argument(
+        "--variant", action="append", default=[], metavar="PATH",
+        help="an already-quantized file of the same model to compare (repeatable)",
+    )
+    run.add_argument(
+        "--dataset", metavar="SPEC", help="builtin:digits, npz:PATH, csv:PATH[#label=COL], folder:PATH or synthetic:N"
+    )
+    run.add_argument("--task", choices=["auto", "classification", "regression"], default="auto")
+    run.add_argument("--limit", type=int, metavar="N", help="evaluate at most N samples")
+    _add_run_timing(run)
+    _add_run_thresholds(run)
+    run.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
+    run.add_argument("--in-process", action="store_true", help="run the engine in this process (no crash isolation)")
+    _add_safety_options(run)
+    _add_run_outputs(run)
+
+
+def _add_run_timing(run: argparse.ArgumentParser) -> None:
+    run.add_argument("--threads", type=int, metavar="N", help="intra-op threads (default: all cores but one)")
+    run.add_argument(
+        "--timing", choices=["quick", "thorough"], default="quick",
+        help="stopping rule: median CI within 3%% (quick) or 1%% (thorough)",
+    )
+    _add_max_time(run, default=2.0, default_text="2")
+    run.add_argument("--batch-size", type=int, default=1, metavar="N", help="samples per timed call (default 1)")
+    run.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
+    run.add_argument("--seed", type=int, default=0)
+
+
+def _add_run_thresholds(run: argparse.ArgumentParser) -> None:
+    run.add_argument(
+        "--accuracy-good", type=float, default=1.0, metavar="PT",
+        help="accuracy drop under PT points is good (default 1)",
+    )
+    run.add_argument(
+        "--accuracy-bad", type=float, default=5.0, metavar="PT", help="accuracy drop over PT points is bad (default 5)"
+    )
+    run.add_argument(
+        "--size-good", type=float, default=50.0, metavar="PCT",
+        help="size reduced by PCT%% or more is good (default 50)",
+    )
+    run.add_argument(
+        "--speed-good", type=float, default=30.0, metavar="PCT",
+        help="latency reduced by PCT%% or more is good (default 30)",
+    )
+
+
+def _add_run_outputs(run: argparse.ArgumentParser) -> None:
+    run.add_argument("--json", metavar="FILE", help="write the result contract (schema_version 1) to FILE")
+    run.add_argument("--html", metavar="FILE", help="write the self-contained HTML report to FILE")
+    run.add_argument("--save-spec", metavar="FILE", help="save this study as a project file, to re-run with --spec")
+    run.add_argument(
+        "--save-variants", metavar="DIR", help="keep each built variant in DIR in its runtime's format, with a sidecar"
+    )
+    run.add_argument("--name", help="a name for the study in the history")
+    run.add_argument("--home", metavar="DIR", help=_HOME_HELP)
+    run.add_argument("--no-history", action="store_true", help="do not record the study in the history")
+
+
+def _add_history_commands(sub: Any) -> None:
+    p = sub.add_parser("history", help=COMMAND_HELP["history"])
+    p.add_argument("--json", action="store_true", help="print a JSON list instead of a table")
+    p.add_argument("--home", metavar="DIR", help=_HOME_HELP)
+
+    p = sub.add_parser("show", help=COMMAND_HELP["show"])
+    p.add_argument("id", help="study id (a unique prefix is enough)")
+    p.add_argument("--home", metavar="DIR", help=_HOME_HELP)
+
+    p = sub.add_parser("export", help=COMMAND_HELP["export"])
+    p.add_argument("id", help="study id (a unique prefix is enough)")
+    _add_report_outputs(p)
+    p.add_argument("--home", metavar="DIR", help=_HOME_HELP)
+
+    p = sub.add_parser("compare", help=COMMAND_HELP["compare"])
+    p.add_argument("ids", nargs="+", metavar="ID", help="study ids or prefixes, or result files written by --json")
+    _add_report_outputs(p)
+    p.add_argument("--home", metavar="DIR", help=_HOME_HELP)
+
+
+def _add_report_outputs(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--html", metavar="FILE", help="self-contained HTML report")
+    p.add_argument("--json", metavar="FILE", help="the result contract (a list of studies for compare)")
+    p.add_argument("--csv", metavar="FILE", help="one row per variant")

@@ -1,0 +1,57 @@
+"""Planning a study: which rows it has (the float baseline first), and which task it is judged on."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from core.engine.state import PlannedVariant
+from core.study.result import BASELINE_SCHEME
+from core.study.spec import SchemeSpec, StudySpec, Task
+
+
+def plan_variants(spec: StudySpec, model: Any) -> list[PlannedVariant]:
+    """The baseline, then each asked-for variant once; a scheme that cannot apply is planned as skipped."""
+    from core.schemes import get_scheme
+
+    baseline = PlannedVariant(
+        BASELINE_SCHEME, BASELINE_SCHEME, get_scheme(BASELINE_SCHEME), SchemeSpec(BASELINE_SCHEME), None,
+        is_baseline=True,
+    )
+    plan = [baseline]
+    seen = {baseline.label}
+    seen_files: set[str] = set()
+    for variant in spec.variants:
+        label = variant.label
+        if variant.path is not None:
+            resolved = str(Path(variant.path).expanduser().resolve())
+            if resolved in seen_files:
+                continue  # the same file twice is one row
+            seen_files.add(resolved)
+            n = 2
+            while label in seen:  # same file name in another folder: keep both rows, told apart
+                label, n = f"{variant.label} ({n})", n + 1
+        elif label in seen:
+            continue
+        seen.add(label)
+        if variant.scheme is not None:
+            scheme = get_scheme(variant.scheme.id)
+            reason = scheme.applicability(model)
+            plan.append(PlannedVariant(label, scheme.info.id, scheme, variant.scheme, variant, reason))
+        else:
+            plan.append(PlannedVariant(label, "file", None, None, variant))
+    return plan
+
+
+def resolve_task(spec: StudySpec, data_task: Task, y: np.ndarray | None, model: Any) -> Task:
+    """The task the study is judged on: the spec's, else what the labels and the model's output say."""
+    if spec.dataset.task is not Task.AUTO:
+        return spec.dataset.task
+    if y is None:
+        return Task.UNLABELLED
+    out_dim = model.output.shape[-1] if model.output.shape else None
+    if data_task is Task.CLASSIFICATION and out_dim == 1:
+        return Task.REGRESSION  # a single output scores a value, not ten classes
+    return data_task

@@ -1,0 +1,63 @@
+"""The words a restless machine calls for: the drift warnings, read from a study's stored timing blocks.
+
+The engine (``core.engine.drift``) measures the re-check and the paired rounds and stores them in
+``timing.baseline_recheck`` / ``timing.paired``; the engine, the window and every report then say
+the same sentence, written here from those stored figures.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+#: A baseline whose median moved by more than this between its first timing and the re-check at
+#: the end of the study makes the study's speed-ups suspect.
+DRIFT_LIMIT = 0.10
+DRIFT_PREFIX = "the machine's speed changed during the study"
+
+
+def drift_note(
+    first_p50: float, again_p50: float, limit: float = DRIFT_LIMIT, paired_rounds: int | None = None,
+    subject: str = "the baseline",
+) -> str | None:
+    """The warning for a variant (the baseline unless ``subject`` names another) whose median moved by
+    more than ``limit`` between its first timing and the re-check at the end of the study; None when it
+    held still. ``paired_rounds``: the speed-ups were then measured again in that many interleaved rounds."""
+    if not (first_p50 > 0 and again_p50 > 0):  # also None for NaN
+        return None
+    change = again_p50 / first_p50 - 1
+    if abs(change) <= limit:
+        return None
+    said = (
+        f"{DRIFT_PREFIX}: {subject}'s median was {first_p50:.4g} ms when first timed and {again_p50:.4g} ms at "
+        f"the end ({change:+.0%})"
+    )
+    if paired_rounds:
+        return (
+            f"{said}, so every variant was timed again in {paired_rounds} interleaved rounds and the speed-ups and "
+            "speed verdicts come from those; each variant's own latency figures are from its first timing"
+        )
+    return f"{said}, so speed-ups can be off by that much; run the study again, or on a quieter machine"
+
+
+def study_drift_warning(timing: dict) -> str | None:
+    """The drift warning of a finished study, from its ``timing.baseline_recheck`` block."""
+    recheck = (timing or {}).get("baseline_recheck") or {}
+    return recheck_note(recheck, ((timing or {}).get("paired") or {}).get("rounds"))
+
+
+def recheck_note(recheck: dict[str, Any], paired_rounds: int | None = None) -> str | None:
+    """The warning a ``timing.baseline_recheck`` block calls for: the baseline's own move, else the
+    variant that moved most (``moved``); None when everything held still."""
+    first, again = recheck.get("first_p50_ms"), recheck.get("p50_ms")
+    if first and again:
+        note = drift_note(float(first), float(again), paired_rounds=paired_rounds)
+        if note:
+            return note
+    moved = recheck.get("moved")
+    figures = (recheck.get("variants") or {}).get(moved) if moved else None
+    if not isinstance(figures, dict) or not figures.get("first_p50_ms") or not figures.get("p50_ms"):
+        return None  # nothing moved, or a damaged file
+    return drift_note(float(figures["first_p50_ms"]), float(figures["p50_ms"]), paired_rounds=paired_rounds,
+                      subject=str(moved))
+
+
