@@ -84,7 +84,14 @@ def main(options: WindowOptions) -> int:
         )
     if options.max_time:
         window.run_panel.max_time.setValue(options.max_time)
-    window.resize(*size)
+    if options.screenshot:
+        window.resize(*size)  # a picture is made at exactly the size asked for
+    else:
+        from qtapp.window import window_memory
+
+        # As the user left it; the first time, the asked size fitted to the screen.
+        window_memory.restore(window, size)
+        window.closed.connect(lambda: window_memory.remember(window))
     window.closed.connect(app.quit)
     window.show()
 
