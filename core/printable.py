@@ -66,3 +66,10 @@ def markup_escape(text: object) -> str:
     from html import escape
 
     return escape(printable_block(text))
+
+
+def counted(n: int, noun: str, plural: str | None = None) -> str:
+    """A count with its noun in the right number: ``"1 conversion"``, ``"2 conversions"``, ``"0 conversions"``.
+
+    ``plural``: the plural form where adding an ``s`` is wrong (``counted(2, "matrix", "matrices")``)."""
+    return f"{n} {noun if n == 1 else plural or noun + 's'}"

@@ -35,6 +35,7 @@ from core.cli import EXIT_OK
 from core.cli.parser import run_defaults
 from core.errors import BadInput
 from core.files.atomic import check_folder, check_output_file, write_atomic
+from core.printable import counted
 from core.reports.format import format_bytes, format_ms, format_percent, format_speedup, local_time
 from core.reports.json_text import json_text
 
@@ -83,18 +84,18 @@ def _cmd_history(args: argparse.Namespace) -> int:
 
 def _cmd_show(args: argparse.Namespace) -> int:
     from core.history.store import StudyStore
-    from core.reports.text import format_table
+    from core.reports.text import format_table, terminal_width
 
     store = StudyStore(args.home)
     summary = store.summary(args.id)
     study = store.load_study(summary.id)
     title = f"Study {summary.id}" + (f" \"{summary.name}\"" if summary.name else "")
     print(f"{title}: {summary.status}, {local_time(summary.created)}, "
-          f"{summary.variants_finished} of {summary.variants_planned} variants finished")
+          f"{summary.variants_finished} of {counted(summary.variants_planned, 'variant')} finished")
     if summary.note:
         print(f"Note: {summary.note}")
     print()
-    print(format_table(study))
+    print(format_table(study, terminal_width()))
     return EXIT_OK
 
 

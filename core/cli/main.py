@@ -1,9 +1,9 @@
 """The headless ``quantbench`` commands: ``run`` and ``schemes`` here, the history commands in
 ``core.cli.history``; the options of all of them (and the window's) in ``core.cli.parser``.
 
-Exit codes: 0 done; 2 bad input (one sentence on stderr, no traceback);
-1 internal error; 130 cancelled. Nothing heavy is imported before it is needed,
-so ``quantbench --help`` answers at once.
+Exit codes: 0 done; 2 bad input (one sentence on stderr, no traceback); 1 internal error;
+3 a variant graded at or below --fail-on; 130 cancelled. Nothing heavy is imported before it
+is needed, so ``quantbench --help`` answers at once.
 """
 
 from __future__ import annotations
@@ -18,10 +18,10 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from core.cli import EXIT_BAD_INPUT, EXIT_CANCELLED, EXIT_INTERNAL, EXIT_OK
+from core.cli import EXIT_BAD_INPUT, EXIT_CANCELLED, EXIT_FAIL_ON, EXIT_INTERNAL, EXIT_OK
 from core.cli.parser import build_parser, parse_args
 from core.errors import BadInput, Cancelled
-from core.printable import PrintableStream, printable
+from core.printable import PrintableStream, counted, printable
 
 
 def safety_limits(args: argparse.Namespace) -> dict[str, Any]:
@@ -128,14 +128,14 @@ def spec_from_args(args: argparse.Namespace) -> Any:
     thresholds = Thresholds(
         accuracy_drop_good=args.accuracy_good / 100, accuracy_drop_bad=args.accuracy_bad / 100,
         size_reduction_good=args.size_good / 100, latency_reduction_good=args.speed_good / 100,
+        class_recall_drop_bad=args.class_recall_bad / 100,
     )
     if args.demo:
-        from core.engine.run import DEMO_SCHEMES, demo_study_spec
+        from core.engine.run import demo_study_spec
 
         base = demo_study_spec(timing)
         model = base.model
         dataset = base.dataset if not args.dataset else DatasetSpec.parse(args.dataset)
-        schemes = args.scheme or list(DEMO_SCHEMES[1:])
     else:
         shape = None
         if args.input_shape:
@@ -150,14 +150,25 @@ def spec_from_args(args: argparse.Namespace) -> Any:
         if not args.dataset:
             raise BadInput("--dataset is required with --model (e.g. npz:val.npz, or synthetic:256 for latency only).")
         dataset = DatasetSpec.parse(args.dataset)
-        from core.engine.run import DEMO_SCHEMES
-
-        schemes = args.scheme or list(DEMO_SCHEMES[1:])
-    dataset = _with(dataset, task=Task(args.task), limit=args.limit)
+    dataset = _with(dataset, task=Task(args.task), limit=args.limit, calibration=_calibration_data(args))
     return StudySpec(
-        model=model, dataset=dataset, variants=_variants_from_args(args, schemes, trusted), timing=timing,
+        model=model, dataset=dataset, variants=_variants_from_args(args, trusted), timing=timing,
         thresholds=thresholds, device=Device(args.device), seed=args.seed,
     )
+
+
+def _calibration_data(args: argparse.Namespace) -> str | None:
+    """``--calibration-data`` as ``DatasetSpec.calibration``; BadInput names the option when it cannot be read."""
+    from core.study.spec import CALIBRATE_ON_SAME, DatasetSpec
+
+    text = (getattr(args, "calibration_data", None) or "").strip()
+    if not text or text.lower() == CALIBRATE_ON_SAME:
+        return text.lower() or None
+    try:
+        DatasetSpec.parse(text)
+    except BadInput as exc:
+        raise BadInput(f"--calibration-data: {exc}") from None
+    return text
 
 
 def _trust_files(args: argparse.Namespace) -> set[str]:
@@ -187,17 +198,24 @@ def _check_run_numbers(args: argparse.Namespace) -> None:
         raise BadInput("--limit must be at least 1.")
 
 
-def _variants_from_args(args: argparse.Namespace, schemes: list[str], trusted: set[str]) -> tuple[Any, ...]:
-    """The VariantSpecs of the --scheme ids (fp32, the baseline, left out) and then the --variant files."""
+def _variants_from_args(args: argparse.Namespace, trusted: set[str]) -> tuple[Any, ...]:
+    """The VariantSpecs of the --scheme ids (fp32, the baseline, left out) and then the --variant files.
+
+    Without --scheme: the default schemes, each left out where it cannot apply to the model; with --variant
+    files and no --scheme, only the files (compared with the baseline)."""
+    from core.engine.run import DEFAULT_SCHEMES, DEMO_SCHEMES
     from core.schemes import get_scheme
     from core.study.spec import SchemeSpec, VariantSpec
 
+    defaults = not args.scheme
+    named = DEMO_SCHEMES if args.demo else DEFAULT_SCHEMES
+    schemes = args.scheme or ([] if args.variant else list(named[1:]))
     variants = []
     for text in schemes:
         s = SchemeSpec.parse(text)
         get_scheme(s.id)  # unknown ids are bad input before anything runs
         if s.id != "fp32":
-            variants.append(VariantSpec(scheme=s))
+            variants.append(VariantSpec(scheme=s, if_applicable=defaults))
     for p in args.variant:
         resolved = str(Path(p).expanduser().resolve())
         if not Path(resolved).exists():
@@ -217,7 +235,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from core.engine.isolation import run_study_isolated
     from core.engine.run import run_study
     from core.files.atomic import check_output_file, write_atomic
-    from core.reports.text import format_table
+    from core.reports.text import format_table, terminal_width
     from core.study.cancel import CancelToken
     from core.study.events import StudyFinished
 
@@ -225,6 +243,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     limits = safety_limits(args)
     extras = RunExtras(args)  # --html, --spec, --save-spec, --save-variants, the history
     spec = extras.load_spec() or spec_from_args(args)
+    _check_device(args, spec)
     extras.begin(spec)
     cancel = CancelToken()
     previous = signal.signal(signal.SIGINT, lambda *_: cancel.cancel())
@@ -245,16 +264,90 @@ def _cmd_run(args: argparse.Namespace) -> int:
         signal.signal(signal.SIGINT, previous)
         extras.close()
     if finished is None:
+        sys.stderr.write("quantbench: internal error: the study ended without its result.\n")
         return EXIT_INTERNAL
-    failure = finished.result.baseline_failure()
+    result = finished.result
+    _check_baseline(result, finished.cancelled)
+    print(format_table(result, terminal_width()))
+    if json_path is not None:
+        write_atomic(json_path, json.dumps(result.to_json_dict(), indent=1, allow_nan=False))
+        _say(args, f"wrote {json_path}")
+    extras.finish(result)
+    if finished.cancelled:
+        sys.stderr.write(f"quantbench: {cancelled_summary(printer.planned or _planned_labels(spec), result)}\n")
+        return EXIT_CANCELLED
+    tripped = fail_on_reasons(result, args.fail_on)
+    if tripped:
+        sys.stderr.write(f"quantbench: --fail-on {args.fail_on}: {'; '.join(tripped)}.\n")
+        return EXIT_FAIL_ON
+    return EXIT_OK
+
+
+def _check_baseline(result: Any, cancelled: bool) -> None:
+    """A study whose baseline did not run never exits 0: BadInput (2) when the model itself does not run,
+    an internal error (1) when the study ended without the baseline's result at all."""
+    from core.study.result import VariantStatus
+
+    failure = result.baseline_failure()
     if failure is not None:
         raise BadInput(failure)  # a model that does not run is the file's problem: exit 2, one sentence
-    print(format_table(finished.result))
-    if json_path is not None:
-        write_atomic(json_path, json.dumps(finished.result.to_json_dict(), indent=1, allow_nan=False))
-        _say(args, f"wrote {json_path}")
-    extras.finish(finished.result)
-    return EXIT_CANCELLED if finished.cancelled else EXIT_OK
+    base = result.baseline()
+    if not cancelled and (base is None or base.status is not VariantStatus.OK):
+        raise RuntimeError(f"the study ended ({result.status}) without measuring the baseline")
+
+
+def fail_on_reasons(result: Any, level: str | None) -> list[str]:
+    """Why ``--fail-on level`` trips on ``result`` (empty: it passes). A variant trips it when its overall
+    grade is at or below ``level``, or when it failed; the baseline and skipped variants never do."""
+    from core.study.result import Grade, VariantStatus
+
+    if level is None:
+        return []
+    tripping = {Grade.BAD} if level == "bad" else {Grade.BAD, Grade.ACCEPTABLE}
+    reasons = []
+    for v in result.results:
+        if v.is_baseline or v.status is VariantStatus.SKIPPED:
+            continue
+        if v.status is VariantStatus.FAILED:
+            reasons.append(f"{v.label} failed")
+        elif v.verdict is not None and v.verdict.overall in tripping:
+            reasons.append(f"{v.label} graded {v.verdict.overall.value.upper()}")
+    return reasons
+
+
+def cancelled_summary(planned: Sequence[str], result: Any) -> str:
+    """"cancelled: 1 of 3 variants measured; not run: b (stopped midway), c." for a study stopped midway.
+
+    A variant whose process was ended under it by the Cancel is "stopped midway"; those never started follow."""
+    from core.study.result import VariantStatus
+
+    stopped = {v.label for v in result.results if v.status is VariantStatus.FAILED and v.error_stage == "running"}
+    done = {v.label for v in result.results} - stopped
+    measured = sum(1 for v in result.results if v.ok)
+    not_run = [label + (" (stopped midway)" if label in stopped else "") for label in planned if label not in done]
+    text = f"cancelled: {measured} of {counted(len(planned), 'variant')} measured"
+    return text + (f"; not run: {', '.join(not_run)}." if not_run else ".")
+
+
+def _planned_labels(spec: Any) -> list[str]:
+    """The rows a study would have had, when it was cancelled before it said (while loading)."""
+    from core.study.result import BASELINE_SCHEME
+
+    return [BASELINE_SCHEME, *(v.label for v in spec.variants)]
+
+
+def _check_device(args: argparse.Namespace, spec: Any) -> None:
+    """BadInput, before anything runs or is written, when the study asks for a device this machine lacks."""
+    from core.study.spec import Device
+
+    if spec.device is not Device.CUDA:
+        return
+    from core.runtimes.devices import cuda_problem
+
+    problem = cuda_problem()
+    if problem:
+        asked = f"--spec {args.spec} asks for CUDA" if args.spec and args.device != "cuda" else "--device cuda"
+        raise BadInput(f"{asked}, but there is {problem}; use --device cpu.")
 
 
 class _ProgressPrinter:
@@ -263,6 +356,8 @@ class _ProgressPrinter:
     def __init__(self, args: argparse.Namespace) -> None:
         self.args = args
         self.n_variants = 0
+        #: The labels the study planned, from its StudyStarted (empty until then).
+        self.planned: list[str] = []
         self.last_stage: tuple[str, str] | None = None  # a stage is shown once, not at every step
 
     def show(self, event: Any) -> None:
@@ -271,6 +366,7 @@ class _ProgressPrinter:
         args = self.args
         if isinstance(event, StudyStarted):
             self.n_variants = len(event.variants)
+            self.planned = list(event.variants)
             self._study_started(event)
         elif isinstance(event, VariantStarted):
             _say(args, f"[{event.index + 1}/{self.n_variants}] {event.label}")

@@ -27,6 +27,8 @@ COMMAND_HELP = {
     "compare": "compare studies side by side (ids from the history, or result JSON files)",
 }
 SUBCOMMANDS = tuple(COMMAND_HELP)
+#: The --fail-on levels, strictest last: `bad` trips on BAD only, `acceptable` on ACCEPTABLE or BAD.
+FAIL_ON_LEVELS = ("bad", "acceptable")
 #: The window's size when --size is not given.
 DEFAULT_WINDOW_SIZE = "1600x1000"
 #: The window's colour themes (qtapp.window.theme.THEMES holds their colours).
@@ -189,6 +191,11 @@ def _add_run(sub: Any) -> None:
     )
     run.add_argument("--task", choices=["auto", "classification", "regression"], default="auto")
     run.add_argument("--limit", type=int, metavar="N", help="evaluate at most N samples")
+    run.add_argument(
+        "--calibration-data", metavar="DATASET",
+        help="what static schemes calibrate on: another dataset (written as --dataset), or 'same' for the "
+        "evaluated samples (warned); default: a held-out split of --dataset (10 %%, at most 500 samples)",
+    )
     _add_run_timing(run)
     _add_run_thresholds(run)
     run.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
@@ -224,6 +231,14 @@ def _add_run_thresholds(run: argparse.ArgumentParser) -> None:
     run.add_argument(
         "--speed-good", type=float, default=30.0, metavar="PCT",
         help="latency reduced by PCT%% or more is good (default 30)",
+    )
+    run.add_argument(
+        "--fail-on", choices=FAIL_ON_LEVELS,
+        help="exit 3 when any variant grades at or below this level, or fails (for CI gates)",
+    )
+    run.add_argument(
+        "--class-recall-bad", type=float, default=10.0, metavar="PT",
+        help="any class's recall falling by more than PT points is bad (default 10)",
     )
 
 

@@ -9,6 +9,8 @@ loaders that need them.
 from __future__ import annotations
 
 import math
+from dataclasses import replace
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -17,7 +19,7 @@ from core.datasets.base import Dataset
 from core.datasets.builtin import BUILTIN_NAMES
 from core.datasets.check import check_dataset_fits, describe_mismatch, infer_task, to_float32
 from core.errors import BadInput
-from core.study.spec import DatasetKind, DatasetSpec, Task
+from core.study.spec import CALIBRATE_ON_SAME, DatasetKind, DatasetSpec, Task
 
 if TYPE_CHECKING:
     from core.models.loaded import TensorInfo
@@ -38,11 +40,29 @@ def load_dataset(spec: DatasetSpec, model_input: TensorInfo | None = None, seed:
 
     ``spec.limit`` keeps the first samples in the file's order (a folder takes them
     round-robin across classes); ``spec.task`` other than AUTO overrides the guess from
-    the labels. ``seed`` only matters for synthetic data. Raises BadInput for anything
-    the user can fix.
+    the labels. ``seed`` only matters for synthetic data. ``spec.calibration`` picks the
+    calibration pool: by default a held-out split (``_hold_out``), which is not evaluated.
+    Raises BadInput for anything the user can fix.
     """
     if spec.limit is not None and spec.limit <= 0:
         raise BadInput(f"{spec.describe()}: the sample limit must be positive, not {spec.limit}.")
+    ds = _load(_reading_ahead(spec), model_input, seed)
+    _choose_calibration(ds, spec, model_input, seed)
+    return _finish(ds, spec)
+
+
+def _reading_ahead(spec: DatasetSpec) -> DatasetSpec:
+    """``spec`` with its limit raised by the samples the default split will hold out of them, so that
+    loaders that read only the first ``limit`` samples (csv, folder) still leave ``limit`` to evaluate."""
+    if spec.limit is None or spec.calibration is not None or spec.kind not in _HOLDOUT_KINDS:
+        return spec
+    # h = ceil(limit * P / (100 - P)) is exactly what _hold_out takes from limit + h samples.
+    ahead = min(HOLDOUT_MAX, -(-spec.limit * HOLDOUT_PERCENT // (100 - HOLDOUT_PERCENT)))
+    return replace(spec, limit=spec.limit + ahead)
+
+
+def _load(spec: DatasetSpec, model_input: TensorInfo | None, seed: int) -> Dataset:
+    """The dataset as its loader reads it: no calibration split, sample limit or task applied yet."""
     if spec.kind is DatasetKind.BUILTIN:
         from core.datasets.builtin import load_builtin
 
@@ -63,7 +83,78 @@ def load_dataset(spec: DatasetSpec, model_input: TensorInfo | None = None, seed:
         from core.datasets.synthetic import load_synthetic
 
         ds = load_synthetic(spec, model_input, seed)
-    return _finish(ds, spec)
+    return ds
+
+
+def _choose_calibration(ds: Dataset, spec: DatasetSpec, model_input: TensorInfo | None, seed: int) -> None:
+    """Give ``ds`` the calibration pool ``spec.calibration`` asks for (see ``DatasetSpec.calibration``)."""
+    if spec.calibration == CALIBRATE_ON_SAME:
+        ds.calibration, ds.calibration_source, ds.calibration_overlaps = None, CALIBRATE_ON_SAME, True
+        ds.notes.append(overlap_warning("asked for"))
+        return
+    other = spec.calibration_dataset()
+    if other is not None:
+        _calibrate_on(ds, spec, other, model_input, seed)
+    elif ds.calibration is None:
+        _hold_out(ds)
+
+
+def overlap_warning(why: str) -> str:
+    """The note of a study whose static schemes calibrate on evaluated samples, saying ``why``."""
+    return f"Warning: static schemes calibrate on the very samples they are scored on ({why}), which can flatter them."
+
+
+def _calibrate_on(
+    ds: Dataset, spec: DatasetSpec, other: DatasetSpec, model_input: TensorInfo | None, seed: int
+) -> None:
+    """Calibrate on the whole of another dataset, after checking its samples are shaped like ``ds``'s."""
+    pool = _load(other, model_input, seed).x
+    if pool.shape[1:] != ds.x.shape[1:]:
+        raise BadInput(
+            f"calibration data {other.describe()}: its samples are {list(pool.shape[1:])}, "
+            f"but those of {ds.spec} are {list(ds.x.shape[1:])}."
+        )
+    ds.calibration, ds.calibration_source = pool, other.describe()
+    ds.calibration_overlaps = _same_data(spec, other)
+    if ds.calibration_overlaps:
+        ds.notes.append(overlap_warning(f"the calibration data {other.describe()} is this dataset"))
+
+
+def _same_data(a: DatasetSpec, b: DatasetSpec) -> bool:
+    if a.kind is not b.kind:
+        return False
+    if a.kind in (DatasetKind.BUILTIN, DatasetKind.SYNTHETIC):
+        return a.location.strip().lower() == b.location.strip().lower()
+    return Path(a.location).expanduser().resolve() == Path(b.location).expanduser().resolve()
+
+
+#: The default calibration split: this percentage of the samples (rounded up), at most ``HOLDOUT_MAX``, drawn
+#: with a fixed seed (so the window, which loads the data on its own, shows the samples the study evaluated).
+HOLDOUT_PERCENT = 10
+HOLDOUT_MAX = 500
+HOLDOUT_SEED = 0
+#: The kinds the default split applies to (a built-in set has its own train split, synthetic data a separate draw).
+_HOLDOUT_KINDS = (DatasetKind.NPZ, DatasetKind.CSV, DatasetKind.FOLDER)
+
+
+def _hold_out(ds: Dataset) -> None:
+    """Move a seeded ``HOLDOUT_PERCENT`` of the samples (at most ``HOLDOUT_MAX``) into the calibration pool."""
+    n = len(ds)
+    held = min(HOLDOUT_MAX, -(-n * HOLDOUT_PERCENT // 100))  # integers: 30 * 0.1 rounds up to 4
+    if n - held < 1:
+        ds.calibration_source, ds.calibration_overlaps = CALIBRATE_ON_SAME, True
+        ds.notes.append(overlap_warning(f"{n} sample is too few to hold any out"))
+        return
+    rng = np.random.default_rng(HOLDOUT_SEED)
+    mask = np.zeros(n, dtype=bool)
+    mask[rng.choice(n, size=held, replace=False)] = True
+    ds.calibration = ds.x[mask].copy()
+    ds.x = ds.x[~mask].copy()
+    ds.y = ds.y[~mask].copy() if ds.y is not None else None
+    ds.calibration_source, ds.calibration_overlaps = "holdout", False
+    ds.notes.append(
+        f"Calibration holds out {held} of the {n} samples ({held / n:.0%}); the other {n - held} are evaluated."
+    )
 
 
 def _finish(ds: Dataset, spec: DatasetSpec) -> Dataset:

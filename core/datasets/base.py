@@ -23,6 +23,11 @@ class Dataset:
     preprocessing: str = "none"
     #: A calibration pool that does not overlap x (e.g. the train split); None: draw from x.
     calibration: np.ndarray | None = None
+    #: Where the calibration pool came from (the result JSON's ``dataset.calibration.source``):
+    #: "train_split", "holdout", "separate_draw", "same" (the evaluated samples) or another dataset's spec.
+    calibration_source: str = "same"
+    #: Whether calibration samples are also evaluated (asked for with ``same``, or the same data named again).
+    calibration_overlaps: bool = True
     #: Per-sample image shape for showing inputs (e.g. (8, 8) or (H, W, 3)); None if not images.
     image_shape: tuple[int, ...] | None = None
     notes: list[str] = field(default_factory=list)
@@ -38,6 +43,15 @@ class Dataset:
         idx = np.sort(rng.choice(len(pool), size=n, replace=False))
         return pool[idx]
 
+    def calibration_info(self) -> dict[str, Any]:
+        """The ``dataset.calibration`` block of the result JSON: where static schemes calibrate."""
+        pool = self.calibration if self.calibration is not None and len(self.calibration) else self.x
+        return {
+            "source": self.calibration_source,
+            "samples": int(len(pool)),
+            "overlaps_evaluation": bool(self.calibration_overlaps),
+        }
+
     def info(self) -> dict[str, Any]:
         """The ``dataset`` block of the result JSON."""
         return {
@@ -50,4 +64,5 @@ class Dataset:
             "preprocessing": self.preprocessing,
             "has_labels": self.y is not None,
             "notes": list(self.notes),
+            "calibration": self.calibration_info(),
         }

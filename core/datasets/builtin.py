@@ -127,6 +127,8 @@ def _digits(spec: DatasetSpec, model_input: TensorInfo | None) -> Dataset:
         class_names=[str(d) for d in range(10)],
         preprocessing="8x8 grey levels scaled from 0..16 to 0..1",
         calibration=conform_to_input(x_train, model_input, text),
+        calibration_source="train_split",
+        calibration_overlaps=False,
         image_shape=(8, 8),
     )
 
@@ -165,4 +167,6 @@ def _tabular(name: str, spec: DatasetSpec, model_input: TensorInfo | None) -> Da
         class_names=[str(c) for c in bunch.target_names] if classification else None,
         preprocessing="features standardized with the train split's mean and std",
         calibration=conform_to_input((x_train - mean) / std, model_input, text),
+        calibration_source="train_split",
+        calibration_overlaps=False,
     )

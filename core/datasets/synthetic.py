@@ -19,6 +19,10 @@ if TYPE_CHECKING:
     from core.models.loaded import TensorInfo
 
 
+#: At most this many random samples are drawn apart from the evaluated ones for calibration.
+CALIBRATION_DRAW_MAX = 500
+
+
 def load_synthetic(spec: DatasetSpec, model_input: TensorInfo | None, seed: int = 0) -> Dataset:
     """N standard-normal float32 samples for ``model_input``, reproducible from ``seed``."""
     text = spec.describe()
@@ -52,8 +56,13 @@ def load_synthetic(spec: DatasetSpec, model_input: TensorInfo | None, seed: int 
     check_claim(text, f"{n} samples of {format_shape(shape)} values", n * math.prod(shape) * 4)
     rng = np.random.default_rng(seed)
     x = rng.standard_normal((n, *shape), dtype=np.float32)
+    # Drawn after x from the same stream, so x is what it always was and calibration never reuses it.
+    calibration = rng.standard_normal((min(n, CALIBRATION_DRAW_MAX), *shape), dtype=np.float32)
     return Dataset(
         x=x,
+        calibration=calibration,
+        calibration_source="separate_draw",
+        calibration_overlaps=False,
         y=None,
         task=Task.UNLABELLED,
         spec=text,

@@ -60,10 +60,26 @@ def score(state: StudyState, result: VariantResult, out: np.ndarray) -> None:
         result.metrics = classification_metrics(y, out, n_classes)
     elif y is not None and task is Task.REGRESSION:
         result.metrics = regression_metrics(y, out)
+    classification = task is Task.CLASSIFICATION or (task is Task.UNLABELLED and out.ndim == 2 and out.shape[-1] > 1)
     if result.is_baseline:
         state.baseline_out = out
+        _note_degenerate(result, out, classification)
     elif state.baseline_out is not None:
-        classification = task is Task.CLASSIFICATION or (
-            task is Task.UNLABELLED and out.ndim == 2 and out.shape[-1] > 1
-        )
         result.fidelity = fidelity(state.baseline_out, out, classification)
+        if _note_degenerate(result, state.baseline_out, classification):
+            # Read by the verdict (core.engine.verdicts): graded on fidelity only.
+            result.fidelity["baseline_degenerate"] = True
+        if y is not None and task is Task.CLASSIFICATION and result.metrics is not None:
+            from core.measures.task_metrics import accuracy_delta_ci95
+
+            result.metrics["accuracy_delta_ci95"] = accuracy_delta_ci95(y, state.baseline_out, out)
+
+
+def _note_degenerate(result: VariantResult, baseline_out: np.ndarray, classification: bool) -> bool:
+    """Whether the baseline's outputs are degenerate (core.measures.degenerate); if so, say so on ``result``."""
+    from core.measures.degenerate import degenerate_note, degenerate_outputs
+
+    reason = degenerate_outputs(baseline_out, classification)
+    if reason is not None:
+        result.notes.append(degenerate_note(reason))
+    return reason is not None

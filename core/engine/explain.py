@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from core.printable import counted
 from core.study.result import VariantResult
 
 #: Op types whose presence means activations are quantized again on every call.
@@ -81,13 +82,15 @@ def _float_islands(cov: dict[str, Any]) -> list[str]:
     floats = int(cov.get("float_compute_ops") or 0)
     if integer and floats:
         return [
-            f"float islands: {floats} of {integer + floats} Conv/MatMul ops still run in float, and every boundary "
+            f"float islands: {floats} of {counted(integer + floats, 'Conv/MatMul op')} still run in float, "
+            "and every boundary "
             "between int8 and float parts converts the activations"
         ]
     q_layers = int(cov.get("quantized_layers") or 0)
     f_layers = int(cov.get("float_layers") or 0)
     if q_layers and f_layers and not cov.get("weight_only_layers"):
-        return [f"float islands: {f_layers} of {q_layers + f_layers} layers stay in float between quantized ones"]
+        return [f"float islands: {f_layers} of {counted(q_layers + f_layers, 'layer')} stay in float between "
+                "quantized ones"]
     return []
 
 
@@ -99,12 +102,12 @@ def _conversions(cov: dict[str, Any], base_cov: dict[str, Any]) -> list[str]:
     casts = ops.get("Cast", 0) - _ops(base_cov).get("Cast", 0)
     if casts > 0 and casts >= added / 2 and not int(cov.get("integer_compute_ops") or 0):
         return [
-            f"{casts} Cast nodes inserted: ops without a float16 kernel on this device run in float32 "
+            f"{counted(casts, 'Cast node')} inserted: ops without a float16 kernel on this device run in float32 "
             "with conversions around them"
         ]
     kinds = [k for k in _CONVERSION_OPS if ops.get(k)]
     named = f" ({', '.join(kinds)})" if kinds else ""
-    return [f"{added} conversions between integer and float inserted{named} that the baseline does not run"]
+    return [f"{counted(added, 'conversion')} between integer and float inserted{named} that the baseline does not run"]
 
 
 def _transposes(cov: dict[str, Any], base_cov: dict[str, Any]) -> list[str]:
@@ -137,7 +140,8 @@ def _weight_only(cov: dict[str, Any]) -> list[str]:
     )
     if n:
         return [
-            f"weight-only quantization: {n} layers unpack their int weights back to float on every call while the "
+            f"weight-only quantization: {counted(n, 'layer')} {'unpacks its' if n == 1 else 'unpack their'} int "
+            "weights back to float on every call while the "
             "arithmetic stays float; this pays off only when loading weights from memory is the bottleneck"
         ]
     return []

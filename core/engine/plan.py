@@ -9,7 +9,7 @@ import numpy as np
 
 from core.engine.state import PlannedVariant
 from core.study.result import BASELINE_SCHEME
-from core.study.spec import SchemeSpec, StudySpec, Task
+from core.study.spec import ModelSpec, SchemeSpec, StudySpec, Task, VariantSpec
 
 
 def plan_variants(spec: StudySpec, model: Any) -> list[PlannedVariant]:
@@ -39,10 +39,33 @@ def plan_variants(spec: StudySpec, model: Any) -> list[PlannedVariant]:
         if variant.scheme is not None:
             scheme = get_scheme(variant.scheme.id)
             reason = scheme.applicability(model)
+            if reason and variant.if_applicable:
+                continue  # a default nobody asked for, which cannot apply here: left out, not a SKIPPED row
             plan.append(PlannedVariant(label, scheme.info.id, scheme, variant.scheme, variant, reason))
         else:
+            _refuse_if_unfit(spec, variant, model)
             plan.append(PlannedVariant(label, "file", None, None, variant))
     return plan
+
+
+def _refuse_if_unfit(spec: StudySpec, variant: VariantSpec, model: Any) -> None:
+    """BadInput, before anything runs, when a variant file's inputs or outputs are not the model's.
+
+    A file that does not load is left to its build, where it becomes a failed row as before.
+    """
+    from core.errors import BadInput
+    from core.models import load_model
+    from core.models.signature import signature_mismatch
+
+    base = spec.model
+    try:
+        loaded = load_model(ModelSpec(path=variant.path or "", arch=base.arch, trusted=variant.trusted,
+                                      input_shape=base.input_shape))
+    except Exception:  # noqa: BLE001 - its build says why, as one failed row
+        return
+    reason = signature_mismatch(model, loaded)
+    if reason:
+        raise BadInput(reason)
 
 
 def resolve_task(spec: StudySpec, data_task: Task, y: np.ndarray | None, model: Any) -> Task:

@@ -33,21 +33,28 @@ def grade_variant(
         return
     if baseline is None or not baseline.ok:
         return
+    from core.measures.degenerate import on_fidelity, relative_output_error
+
+    # A degenerate baseline (constant or tied outputs) makes accuracy meaningless: fidelity only.
+    degenerate = bool((result.fidelity or {}).get("baseline_degenerate"))
     result.verdict = verdict(
         task=task,
-        baseline_metrics=baseline.metrics,
-        metrics=result.metrics,
+        baseline_metrics=None if degenerate else baseline.metrics,
+        metrics=None if degenerate else result.metrics,
         baseline_size=baseline.size_bytes,
         size=result.size_bytes,
         baseline_p50=baseline.latency.p50 if baseline.latency else None,
         p50=result.latency.p50 if result.latency else None,
         fastest_float_p50=fastest if fastest is not None else fastest_float_p50([baseline, result]),
-        agreement=(result.fidelity or {}).get("agreement"),
+        agreement=None if degenerate else (result.fidelity or {}).get("agreement"),
         thresholds=spec.thresholds,
         paired_speedup=paired_speedup,
         paired_rounds=paired_rounds,
         paired_vs_fastest_float=(paired_speedup / fastest_paired) if paired_speedup and fastest_paired else None,
+        output_error=relative_output_error(result.fidelity) if degenerate else None,
     )
+    if degenerate:
+        result.verdict.reasons = [on_fidelity(reason) for reason in result.verdict.reasons]
 
 
 def final_verdicts(

@@ -47,12 +47,82 @@ def _slower_than(reduction: float, limit: float) -> bool:
 #: Accuracy drop: in accuracy points, R² or disagreement with the baseline's predictions.
 ACCURACY_GOOD = Rule(Grade.GOOD, "accuracy_drop_good", operator.lt, "accuracy drop < {limit} pt")
 ACCURACY_BAD = Rule(Grade.BAD, "accuracy_drop_bad", operator.gt, "accuracy drop > {limit} pt")
+#: Measured as how far 0 lies outside the accuracy change's 95 % interval (0 when inside it).
+WITHIN_NOISE = Rule(Grade.GOOD, None, operator.le, "within noise")
+#: The largest fall in one class's recall (a fraction; the legend says points).
+CLASS_RECALL_BAD = Rule(Grade.BAD, "class_recall_drop_bad", operator.gt, "a class's recall down > {limit} pt")
+#: Measured as 1 when accuracy cannot be judged (no labels and no class predictions), else 0.
+ACCURACY_UNKNOWN = Rule(Grade.UNKNOWN, None, operator.gt, "accuracy cannot be judged")
 #: Size: the fraction of the baseline's bytes saved.
 SIZE_GOOD = Rule(Grade.GOOD, "size_reduction_good", operator.ge, "size −{limit} % or more")
 SIZE_BAD = Rule(Grade.BAD, None, operator.lt, "a larger file")
 #: Speed: the fraction of the baseline's median latency saved.
 SPEED_GOOD = Rule(Grade.GOOD, "latency_reduction_good", operator.ge, "latency −{limit} % or more")
 SPEED_BAD = Rule(Grade.BAD, "latency_increase_bad", _slower_than, "over {limit} % slower")
+
+#: What the noise rule means, said once under the legend.
+NOISE_MEANING = "within noise: the accuracy change's 95 % interval (paired on the same samples) includes 0"
+
+
+@dataclass(frozen=True)
+class AnyOf:
+    """Holds when one of ``terms`` (rules or conditions) holds."""
+
+    terms: tuple[Condition, ...]
+    joiner = "or"
+
+    def holds(self, fired: frozenset[Rule]) -> bool:
+        return any(_holds(term, fired) for term in self.terms)
+
+
+@dataclass(frozen=True)
+class AllOf:
+    """Holds when every one of ``terms`` holds."""
+
+    terms: tuple[Condition, ...]
+    joiner = "and"
+
+    def holds(self, fired: frozenset[Rule]) -> bool:
+        return all(_holds(term, fired) for term in self.terms)
+
+
+@dataclass(frozen=True)
+class Not:
+    """Holds when ``term`` does not."""
+
+    term: Condition
+
+    def holds(self, fired: frozenset[Rule]) -> bool:
+        return not _holds(self.term, fired)
+
+
+Condition = Rule | AnyOf | AllOf | Not
+
+
+def _holds(condition: Condition, fired: frozenset[Rule]) -> bool:
+    return condition in fired if isinstance(condition, Rule) else condition.holds(fired)
+
+
+def describe(condition: Condition, thresholds: Thresholds, nested: bool = False) -> str:
+    """``condition`` in the legend's words: 'and', 'or', 'not' and brackets, as it is evaluated."""
+    if isinstance(condition, Rule):
+        return condition.describe(thresholds)
+    if isinstance(condition, Not):
+        return f"not {describe(condition.term, thresholds, nested=True)}"
+    text = f" {condition.joiner} ".join(describe(term, thresholds, nested=True) for term in condition.terms)
+    return f"({text})" if nested else text
+
+
+#: The accuracy axis: bad on a real (not noise) drop over the limit or on one class collapsing.
+ACCURACY_IS_BAD = AnyOf((AllOf((ACCURACY_BAD, Not(WITHIN_NOISE))), CLASS_RECALL_BAD))
+ACCURACY_IS_GOOD = AnyOf((ACCURACY_GOOD, WITHIN_NOISE))
+#: The overall grade: the first of these that holds, else ACCEPTABLE. Larger *and* slower is bad
+#: (it costs more and buys nothing); one clear loss beside a clear gain is a trade, not good.
+OVERALL: tuple[tuple[Grade, Condition], ...] = (
+    (Grade.BAD, AnyOf((*ACCURACY_IS_BAD.terms, AllOf((SIZE_BAD, SPEED_BAD))))),
+    (Grade.UNKNOWN, ACCURACY_UNKNOWN),
+    (Grade.GOOD, AllOf((ACCURACY_IS_GOOD, AnyOf((SIZE_GOOD, SPEED_GOOD)), Not(AnyOf((SIZE_BAD, SPEED_BAD)))))),
+)
 
 
 def thresholds_from(values: Thresholds | Mapping[str, Any]) -> Thresholds:
@@ -64,11 +134,18 @@ def thresholds_from(values: Thresholds | Mapping[str, Any]) -> Thresholds:
 
 
 def verdict_legend(thresholds: Thresholds | Mapping[str, Any]) -> str:
-    """The verdict's rules in one line, written from the rules the grading applies."""
+    """The overall rule in one line, written from the conditions the grading evaluates (``OVERALL``)."""
     t = thresholds_from(thresholds)
-    good = ", ".join(r.describe(t) for r in (ACCURACY_GOOD, SIZE_GOOD, SPEED_GOOD))
-    bad = [r.describe(t) for r in (ACCURACY_BAD, SIZE_BAD, SPEED_BAD)]
-    return f"GOOD: {good} · BAD: {', '.join(bad[:-1])} or {bad[-1]} · else ACCEPTABLE"
+    clauses = [f"{grade.value.upper()}: {describe(condition, t)}" for grade, condition in OVERALL]
+    return " · else ".join(clauses) + f" · else ACCEPTABLE · {NOISE_MEANING}"
+
+
+def overall_grade(fired: frozenset[Rule]) -> Grade:
+    """The overall grade once ``fired`` (the rules whose measurements hold) is known."""
+    for grade, condition in OVERALL:
+        if _holds(condition, fired):
+            return grade
+    return Grade.ACCEPTABLE
 
 
 def baseline_verdict(thresholds: Thresholds) -> Verdict:
@@ -103,13 +180,18 @@ def verdict(
     paired_speedup: float | None = None,
     paired_rounds: int | None = None,
     paired_vs_fastest_float: float | None = None,
+    output_error: float | None = None,
 ) -> Verdict:
     """Grade a variant against the baseline on accuracy, size and speed.
 
     Accuracy drop: accuracy points lost (classification with labels), R² lost
     (regression), or 1 − agreement with the baseline's predictions (no labels);
-    UNKNOWN when none of these is available. Good when the drop is under
-    ``accuracy_drop_good``, bad when over ``accuracy_drop_bad``, else acceptable.
+    UNKNOWN when none of these is available; ``output_error`` (the relative RMS output
+    error, given when the baseline's outputs are degenerate) replaces all of them. Good when the drop is under
+    ``accuracy_drop_good`` or within noise (the accuracy change's 95 % interval,
+    ``metrics["accuracy_delta_ci95"]``, includes 0), bad when over
+    ``accuracy_drop_bad`` and not within noise, or when any class's recall falls by
+    more than ``class_recall_drop_bad``; else acceptable.
     Size: good when at least ``size_reduction_good`` of the bytes are saved,
     bad when the variant is larger than the baseline, else acceptable.
     Speed: good when the median latency falls by ``latency_reduction_good`` or
@@ -118,17 +200,20 @@ def verdict(
     rounds, measured when the machine's speed changed during the study) replaces
     the ratio of the two medians for the speed grade and the speed-ups.
 
-    Overall: BAD if accuracy is bad, or if size and speed are both bad (it costs
-    more and buys nothing); otherwise UNKNOWN if accuracy is unknown. With
-    accuracy good: ACCEPTABLE when one of size/speed is bad (a trade at best);
-    GOOD if size or speed is good; ACCEPTABLE otherwise. With accuracy acceptable: ACCEPTABLE.
+    Overall: the first of ``OVERALL`` that holds, else ACCEPTABLE; ``verdict_legend``
+    says the same conditions in words.
     """
+    fired: set[Rule] = set()
     drop, drop_kind = _accuracy_drop(task, baseline_metrics, metrics, agreement)
-    acc_grade, acc_reason = _grade_accuracy(drop, drop_kind, thresholds)
+    if output_error is not None:  # degenerate baseline outputs: graded on fidelity only (core.measures.degenerate)
+        drop, drop_kind = output_error, "output error"
+    acc_grade, acc_reasons = _grade_accuracy(drop, drop_kind, baseline_metrics, metrics, thresholds, fired)
     size_reduction = _reduction(baseline_size, size)
-    size_grade, size_reason = _grade_size(size_reduction, thresholds)
-    latency_reduction, speed_grade, speed_reason = _speed(baseline_p50, p50, thresholds, paired_speedup, paired_rounds)
-    overall, overall_reason = _overall(acc_grade, size_grade, speed_grade)
+    size_grade, size_reason = _grade_size(size_reduction, thresholds, fired)
+    latency_reduction, speed_grade, speed_reason = _speed(
+        baseline_p50, p50, thresholds, paired_speedup, paired_rounds, fired
+    )
+    overall = overall_grade(frozenset(fired))
     return Verdict(
         accuracy=acc_grade,
         size=size_grade,
@@ -142,20 +227,36 @@ def verdict(
             paired_vs_fastest_float if paired_speedup is not None else _ratio(fastest_float_p50, p50)
         ),
         thresholds=asdict(thresholds),
-        reasons=[acc_reason, size_reason, speed_reason, overall_reason],
+        reasons=[
+            *acc_reasons, size_reason, speed_reason,
+            _overall_reason(overall, acc_grade, size_grade, speed_grade, CLASS_RECALL_BAD in fired),
+        ],
     )
 
 
+def _fire(rule: Rule, measured: float | None, t: Thresholds, fired: set[Rule]) -> bool:
+    """Whether ``rule`` holds for ``measured``, noting it in ``fired`` when it does."""
+    if measured is None or not rule.applies(measured, t):
+        return False
+    fired.add(rule)
+    return True
+
+
 def _speed(
-    base: float | None, p50: float | None, t: Thresholds, paired_speedup: float | None, paired_rounds: int | None
+    base: float | None,
+    p50: float | None,
+    t: Thresholds,
+    paired_speedup: float | None,
+    paired_rounds: int | None,
+    fired: set[Rule],
 ) -> tuple[float | None, Grade, str]:
     """(latency reduction, grade, reason): from the paired rounds when there are some, else the two medians."""
     if paired_speedup is not None and paired_speedup > 0:
         reduction = 1.0 - 1.0 / paired_speedup
         where = f"{paired_speedup:.3g}x the baseline's speed over {paired_rounds or '?'} interleaved rounds"
-        return (reduction, *_grade_speed(reduction, base, p50, t, where))
+        return (reduction, *_grade_speed(reduction, base, p50, t, fired, where))
     reduction = _reduction(base, p50)
-    return (reduction, *_grade_speed(reduction, base, p50, t))
+    return (reduction, *_grade_speed(reduction, base, p50, t, fired))
 
 
 def _accuracy_drop(
@@ -175,26 +276,88 @@ def _both(a: dict[str, Any], b: dict[str, Any], key: str) -> bool:
     return a.get(key) is not None and b.get(key) is not None
 
 
-def _grade_accuracy(drop: float | None, kind: str, t: Thresholds) -> tuple[Grade, str]:
+def _grade_accuracy(
+    drop: float | None,
+    kind: str,
+    bm: dict[str, Any] | None,
+    m: dict[str, Any] | None,
+    t: Thresholds,
+    fired: set[Rule],
+) -> tuple[Grade, list[str]]:
     if drop is None:
-        return Grade.UNKNOWN, "accuracy unknown: no labels and no class predictions to compare"
+        fired.add(ACCURACY_UNKNOWN)
+        return Grade.UNKNOWN, ["accuracy unknown: no labels and no class predictions to compare"]
     good, bad = ACCURACY_GOOD.limit(t), ACCURACY_BAD.limit(t)
-    if ACCURACY_GOOD.applies(drop, t):
-        grade = Grade.GOOD
-        rule = f"good: under {_amount(good, kind)}"
-    elif ACCURACY_BAD.applies(drop, t):
+    interval = (m or {}).get("accuracy_delta_ci95") if kind == "accuracy" else None
+    _fire(WITHIN_NOISE, _noise_distance(interval), t, fired)
+    _fire(ACCURACY_GOOD, drop, t, fired)
+    _fire(ACCURACY_BAD, drop, t, fired)
+    worst = _worst_class_recall_drop(bm, m)
+    _fire(CLASS_RECALL_BAD, None if worst is None else worst[1], t, fired)
+    frozen = frozenset(fired)
+    if _holds(ACCURACY_IS_BAD, frozen):
         grade = Grade.BAD
-        rule = f"bad: over {_amount(bad, kind)}"
+    elif _holds(ACCURACY_IS_GOOD, frozen):
+        grade = Grade.GOOD
     else:
         grade = Grade.ACCEPTABLE
+
+    if ACCURACY_GOOD in fired:
+        rule = f"good: under {_amount(good, kind)}"
+    elif WITHIN_NOISE in fired:
+        rule = "good: within noise, its 95 % interval includes 0"
+    elif ACCURACY_BAD in fired:
+        rule = f"bad: over {_amount(bad, kind)}"
+    else:
         rule = f"acceptable: between {_amount(good, kind)} and {_amount(bad, kind)}"
     if kind == "agreement":
         what = f"predictions differ from the baseline's on {_pct(drop)} of samples"
+    elif kind == "output error":
+        what = f"outputs differ from the baseline's by {_pct(drop)} of their RMS"
     else:
         name = "accuracy" if kind == "accuracy" else "R²"
         verb = "dropped" if drop >= 0 else "rose"
         what = f"{name} {verb} {_amount(abs(drop), kind)}"
-    return grade, f"{what} ({rule})"
+    if _noise_distance(interval) is not None and any(float(x) != 0 for x in interval):  # [0, 0]: nothing changed
+        low, high = interval
+        what += f", 95 % interval of the change {low * 100:+.2f} to {high * 100:+.2f} points"
+    reasons = [f"{what} ({rule})"]
+    if CLASS_RECALL_BAD in fired and worst is not None:
+        label, fall, before, after = worst
+        reasons.append(
+            f"class {label}'s recall fell {_amount(fall, 'accuracy')}, from {_pct(before)} to {_pct(after)} "
+            f"(bad: a class's recall down over {_amount(CLASS_RECALL_BAD.limit(t), 'accuracy')})"
+        )
+    return grade, reasons
+
+
+def _noise_distance(interval: Any) -> float | None:
+    """How far 0 lies outside the change's interval (0 inside it); None without an interval."""
+    if not isinstance(interval, (list, tuple)) or len(interval) != 2:
+        return None
+    try:
+        low, high = float(interval[0]), float(interval[1])
+    except (TypeError, ValueError):
+        return None
+    return max(low, -high, 0.0)
+
+
+def _worst_class_recall_drop(
+    bm: dict[str, Any] | None, m: dict[str, Any] | None
+) -> tuple[Any, float, float, float] | None:
+    """(class label, recall fall, recall before, after) of the class whose recall fell most, among the
+    classes the labels hold; None without per-class figures on both sides."""
+    before = {c.get("label"): c for c in (bm or {}).get("per_class") or [] if isinstance(c, dict)}
+    after = {c.get("label"): c for c in (m or {}).get("per_class") or [] if isinstance(c, dict)}
+    worst: tuple[Any, float, float, float] | None = None
+    for label, b in before.items():
+        a = after.get(label)
+        if a is None or not b.get("support") or b.get("recall") is None or a.get("recall") is None:
+            continue
+        fall = float(b["recall"]) - float(a["recall"])
+        if worst is None or fall > worst[1]:
+            worst = (label, fall, float(b["recall"]), float(a["recall"]))
+    return worst
 
 
 def _amount(value: float, kind: str) -> str:
@@ -222,13 +385,13 @@ def _ratio(numerator: float | None, denominator: float | None) -> float | None:
     return float(numerator) / float(denominator)
 
 
-def _grade_size(reduction: float | None, t: Thresholds) -> tuple[Grade, str]:
+def _grade_size(reduction: float | None, t: Thresholds, fired: set[Rule]) -> tuple[Grade, str]:
     if reduction is None:
         return Grade.UNKNOWN, "size unknown"
     good = SIZE_GOOD.limit(t)
-    if SIZE_GOOD.applies(reduction, t):
+    if _fire(SIZE_GOOD, reduction, t, fired):
         return Grade.GOOD, f"size shrank {_pct(reduction)} (good: {_pct(good)} or more)"
-    if SIZE_BAD.applies(reduction, t):
+    if _fire(SIZE_BAD, reduction, t, fired):
         return Grade.BAD, f"size grew {_pct(-reduction)} (bad: larger than the baseline)"
     return (
         Grade.ACCEPTABLE,
@@ -237,15 +400,20 @@ def _grade_size(reduction: float | None, t: Thresholds) -> tuple[Grade, str]:
 
 
 def _grade_speed(
-    reduction: float | None, base: float | None, p50: float | None, t: Thresholds, where: str | None = None
+    reduction: float | None,
+    base: float | None,
+    p50: float | None,
+    t: Thresholds,
+    fired: set[Rule],
+    where: str | None = None,
 ) -> tuple[Grade, str]:
     if reduction is None or base is None or p50 is None:
         return Grade.UNKNOWN, "speed unknown"
     where = where or f"median {p50:.3g} ms vs {base:.3g} ms"
     good = SPEED_GOOD.limit(t)
-    if SPEED_GOOD.applies(reduction, t):
+    if _fire(SPEED_GOOD, reduction, t, fired):
         return Grade.GOOD, f"latency fell {_pct(reduction)}, {where} (good: {_pct(good)} or more)"
-    if SPEED_BAD.applies(reduction, t):
+    if _fire(SPEED_BAD, reduction, t, fired):
         return Grade.BAD, f"latency rose {_pct(-reduction)}, {where} (bad: over {_pct(SPEED_BAD.limit(t))} slower)"
     verb = "fell" if reduction >= 0 else "rose"
     return (
@@ -255,20 +423,23 @@ def _grade_speed(
     )
 
 
-def _overall(acc: Grade, size: Grade, speed: Grade) -> tuple[Grade, str]:
-    if acc is Grade.BAD:
-        return Grade.BAD, "overall bad: it loses too much accuracy"
-    if size is Grade.BAD and speed is Grade.BAD:
-        return Grade.BAD, "overall bad: it is both larger and slower than the baseline"
-    if acc is Grade.UNKNOWN:
-        return Grade.UNKNOWN, "overall unknown: accuracy could not be judged"
+def _overall_reason(overall: Grade, acc: Grade, size: Grade, speed: Grade, class_collapsed: bool) -> str:
+    """The overall grade (from ``OVERALL``) in a sentence saying which condition decided it."""
+    if overall is Grade.BAD:
+        if class_collapsed:
+            return "overall bad: one class loses too much recall (named above)"
+        if acc is Grade.BAD:
+            return "overall bad: it loses too much accuracy"
+        return "overall bad: it is both larger and slower than the baseline"
+    if overall is Grade.UNKNOWN:
+        return "overall unknown: accuracy could not be judged"
+    if overall is Grade.GOOD:
+        gains = " and ".join(name for name, g in (("smaller", size), ("faster", speed)) if g is Grade.GOOD)
+        return f"overall good: keeps accuracy and is clearly {gains}"
     if acc is Grade.GOOD and Grade.BAD in (size, speed):
         # A clear gain on one axis does not excuse a clear loss on the other.
         cost = "slower" if speed is Grade.BAD else "larger"
-        return Grade.ACCEPTABLE, f"overall acceptable: keeps accuracy, but is clearly {cost} than the baseline"
-    if acc is Grade.GOOD and (size is Grade.GOOD or speed is Grade.GOOD):
-        gains = " and ".join(name for name, g in (("smaller", size), ("faster", speed)) if g is Grade.GOOD)
-        return Grade.GOOD, f"overall good: keeps accuracy and is clearly {gains}"
+        return f"overall acceptable: keeps accuracy, but is clearly {cost} than the baseline"
     if acc is Grade.GOOD:
-        return Grade.ACCEPTABLE, "overall acceptable: keeps accuracy but neither size nor speed improve enough"
-    return Grade.ACCEPTABLE, "overall acceptable: some accuracy is lost"
+        return "overall acceptable: keeps accuracy but neither size nor speed improve enough"
+    return "overall acceptable: some accuracy is lost"

@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 
 from core.errors import BadInput
+from core.models.dims import readable_shape
 from core.models.loaded import LoadedModel, ModelFormat, TensorInfo
 
 
@@ -288,7 +289,7 @@ def _tensor_info(value: object) -> TensorInfo:
             else:
                 dims.append(None)
     dtype = _ONNX_TO_NUMPY.get(ttype.elem_type, f"onnx:{ttype.elem_type}")  # type: ignore[attr-defined]
-    return TensorInfo(name=value.name, shape=tuple(dims), dtype=dtype)
+    return TensorInfo(name=value.name, shape=readable_shape(tuple(dims)), dtype=dtype)
 
 
 def _numel(dims: object) -> int:

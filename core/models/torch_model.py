@@ -258,7 +258,9 @@ def _exported_input_shape(program: Any) -> tuple[int | str, ...] | None:
             shape = getattr(val, "shape", None)
             if shape is None:
                 return None
-            return tuple(d if isinstance(d, int) else str(d) for d in shape)
+            from core.models.dims import readable_shape
+
+            return readable_shape(tuple(d if isinstance(d, int) else str(d) for d in shape))  # type: ignore[return-value]
     return None
 
 

@@ -6,6 +6,10 @@ One convention, asked by the window, the CLI table, the HTML report and its SVG 
   873 000 bytes is "873 kB", never a binary value labelled "KB";
 - latencies in milliseconds with three significant digits (0.0593, 0.512, 1.50, 12.3, 123);
 - percentages with a space before the sign ("12.3 %"), changes signed ("+4.0 %", "-74.5 %");
+- a change graded against a threshold is rounded toward "not met" (``round_toward_worse``): a size
+  change of -49.5 % reads "-49 %", never "-50 %" beside a "-50 % or more" rule; an accuracy change
+  of -0.95 pt reads "-1.0 pt"; an interval is rounded inward, so it includes 0 exactly when the
+  unrounded one does;
 - speed-ups with three significant digits and a times sign ("1.23x", "12.3x", "0.012x");
 - a study's time stamp in the reader's local time, "YYYY-MM-DD HH:MM".
 
@@ -73,15 +77,82 @@ def format_tick(value: float) -> str:
     return f"{value:.4g}"
 
 
-def format_percent(fraction: float | None, decimals: int = 1, signed: bool = False, typographic: bool = False) -> str:
-    """``fraction`` as a percentage: '12.3 %'; ``signed`` for a change: '+4.0 %', '-74.5 %'."""
+#: Values this close (in units of the last shown digit) to a rounding step count as on it, so
+#: float noise (0.745 * 100 = 74.49999...) never moves a figure by a whole digit.
+_GRID_TOLERANCE = 1e-6
+
+
+def round_toward_worse(value: float, decimals: int, higher_is_better: bool) -> float:
+    """``value`` rounded to ``decimals`` toward the worse side: down when higher is better, else up.
+
+    A threshold written at that precision is then never read as met by a value that misses it."""
+    scale = 10.0**decimals
+    scaled = value * scale
+    steps = math.floor(scaled + _GRID_TOLERANCE) if higher_is_better else math.ceil(scaled - _GRID_TOLERANCE)
+    return steps / scale + 0.0  # + 0.0: no "-0.0"
+
+
+def _signed(value: float, decimals: int, unit: str, typographic: bool) -> str:
+    text = f"{value:+.{decimals}f}{unit}"
+    return text.replace("-", _TYPOGRAPHIC_MINUS) if typographic else text
+
+
+def format_percent(
+    fraction: float | None,
+    decimals: int = 1,
+    signed: bool = False,
+    typographic: bool = False,
+    higher_is_better: bool = False,
+) -> str:
+    """``fraction`` as a percentage: '12.3 %'; ``signed`` for a change: '+4.0 %', '-74.5 %'.
+
+    A change is rounded toward the worse side (``round_toward_worse``); every change the faces
+    show in percent (size, latency, MSE) is better lower unless ``higher_is_better``."""
     if fraction is None or not math.isfinite(fraction):
         return MISSING
     value = fraction * 100
     if not signed:
         return f"{value:.{decimals}f} %"
-    text = f"{value:+.{decimals}f} %"
-    return text.replace("-", _TYPOGRAPHIC_MINUS) if typographic else text
+    return _signed(round_toward_worse(value, decimals, higher_is_better), decimals, " %", typographic)
+
+
+def format_points(change: float | None, decimals: int = 2, typographic: bool = False) -> str:
+    """An accuracy (or R²) change, a fraction, in points, rounded toward the worse side: '-1.25 pt'.
+
+    The window's form (``typographic``) writes no change as '±0.0 pt'."""
+    if change is None or not math.isfinite(change):
+        return MISSING
+    points = round_toward_worse(change * 100, decimals, higher_is_better=True)
+    if typographic and points == 0:
+        return f"±{0:.{decimals}f} pt"
+    return _signed(points, decimals, " pt", typographic)
+
+
+def format_points_interval(interval: object, decimals: int = 2, typographic: bool = False) -> str:
+    """A change's interval (low, high fractions) in points, rounded inward: '[-2.10, +0.40]'; '' without one,
+    and '' for exactly [0, 0] (no sample changed its outcome: the change itself says it all).
+
+    Rounded inward, the interval shown includes 0 exactly when the measured one does."""
+    if not isinstance(interval, (list, tuple)) or len(interval) != 2:
+        return ""
+    low, high = interval
+    if not all(isinstance(x, (int, float)) and math.isfinite(x) for x in (low, high)) or low == high == 0:
+        return ""
+    lo = round_toward_worse(low * 100, decimals, higher_is_better=False)
+    hi = round_toward_worse(high * 100, decimals, higher_is_better=True)
+    while lo > hi and decimals < 6:  # narrower than one step: show another digit rather than cross 0
+        decimals += 1
+        lo = round_toward_worse(low * 100, decimals, higher_is_better=False)
+        hi = round_toward_worse(high * 100, decimals, higher_is_better=True)
+    return f"[{_signed(lo, decimals, '', typographic)}, {_signed(hi, decimals, '', typographic)}]"
+
+
+def format_reduction(reduction: float, decimals: int = 0) -> str:
+    """A size reduction (0.75: a quarter of the size) in words, rounded toward less saved: '49 % smaller'."""
+    value = round_toward_worse(reduction * 100, decimals, higher_is_better=True)
+    if value >= 0:
+        return f"{value:.{decimals}f} % smaller"
+    return f"{-value:.{decimals}f} % larger"
 
 
 def format_size_change(size: float, baseline: float | None, typographic: bool = False) -> str:
@@ -89,7 +160,7 @@ def format_size_change(size: float, baseline: float | None, typographic: bool = 
     if baseline is None or baseline <= 0:
         return ""
     change = size / baseline - 1.0
-    if abs(change) < 0.005:
+    if round_toward_worse(change * 100, 0, higher_is_better=False) == 0:
         return "±0 %"
     return format_percent(change, decimals=0, signed=True, typographic=typographic)
 

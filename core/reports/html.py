@@ -26,6 +26,9 @@ from core.reports.format import (
     format_bytes,
     format_ms,
     format_percent,
+    format_points,
+    format_points_interval,
+    format_reduction,
     format_speedup,
     local_time_with_zone,
 )
@@ -229,10 +232,9 @@ def _gains(v: VariantResult) -> str:
     if verdict.speedup is not None:
         parts.append(graded(f"{format_speedup(verdict.speedup)} the baseline's speed", verdict.speed))
     if verdict.size_reduction is not None:
-        change = verdict.size_reduction * 100
-        parts.append(graded(f"{change:.0f} % smaller" if change >= 0 else f"{-change:.0f} % larger", verdict.size))
+        parts.append(graded(format_reduction(verdict.size_reduction), verdict.size))
     if verdict.accuracy_drop is not None:
-        parts.append(graded(f"{_metric_name(v)} {0.0 - verdict.accuracy_drop * 100:+.2f} pt", verdict.accuracy))
+        parts.append(graded(f"{_metric_name(v)} {_change_with_interval(v)}", verdict.accuracy))
     return ", ".join(parts) or "no measurements"
 
 
@@ -255,7 +257,7 @@ def _card(r: _Row) -> str:
             f"<p>{escape(_quality_text(v, r.is_baseline))}<br>{escape(format_bytes(v.size_bytes))}"
             f"<br>{escape(lat)}</p></div>"
         )
-    acc = "-" if verdict.accuracy_drop is None else f"{0.0 - verdict.accuracy_drop * 100:+.2f} pt"
+    acc = "-" if verdict.accuracy_drop is None else _change_with_interval(v)
     size = "-" if verdict.size_reduction is None else format_percent(-verdict.size_reduction, signed=True)
     speed = format_speedup(verdict.speedup)
     return (
@@ -406,7 +408,7 @@ def _results_table(rows: list[_Row]) -> str:
             "(base)"
             if r.is_baseline
             else escape(
-                "-" if not verdict or verdict.accuracy_drop is None else f"{0.0 - verdict.accuracy_drop * 100:+.2f} pt"
+                "-" if not verdict or verdict.accuracy_drop is None else _change_with_interval(v)
             ),
             escape(format_ms(v.latency.p50) + ("~" if v.latency.noisy else "")) if v.latency else "-",
             escape(format_ms(v.latency.p99)) if v.latency else "-",
@@ -634,6 +636,14 @@ def _timing_text(t: dict[str, Any]) -> str | None:
 
 def _threads(n: Any) -> str:
     return f"{n} thread" if n == 1 else f"{n if n is not None else '?'} threads"
+
+
+def _change_with_interval(v: VariantResult) -> str:
+    """The accuracy (or R²) change in points, rounded toward the worse side, with its 95 % interval when known."""
+    drop = v.verdict.accuracy_drop if v.verdict else None
+    change = format_points(None if drop is None else -drop)
+    interval = format_points_interval((v.metrics or {}).get("accuracy_delta_ci95"))
+    return f"{change} {interval}" if interval else change
 
 
 def _negated_percent(x: float | None) -> str:

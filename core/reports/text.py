@@ -2,8 +2,18 @@
 
 from __future__ import annotations
 
+import re
+import shutil
+import textwrap
+
 from core.measures.drift_notes import DRIFT_PREFIX, study_drift_warning
-from core.reports.format import format_bytes, format_ms, format_percent, format_speedup
+from core.reports.format import (
+    format_bytes,
+    format_ms,
+    format_percent,
+    format_points,
+    format_speedup,
+)
 from core.study.result import StudyResult, VariantResult, VariantStatus
 
 
@@ -12,15 +22,31 @@ def _quality(v: VariantResult, task: str) -> tuple[str, str]:
     m = v.metrics or {}
     if "accuracy" in m:
         drop = v.verdict.accuracy_drop if v.verdict and v.verdict.accuracy_drop is not None else None
-        return format_percent(m["accuracy"], decimals=2), ("-" if drop is None else f"{0.0 - drop * 100:+.2f} pt")
+        # The change's 95 % interval is in the verdict's reasons under the table (the table fits 100 columns).
+        return format_percent(m["accuracy"], decimals=2), ("-" if drop is None else format_points(-drop))
     if "mse" in m:
         drop = v.verdict.accuracy_drop if v.verdict and v.verdict.accuracy_drop is not None else None
-        return f"{m['mse']:.3g}", ("-" if drop is None else f"R2 {0.0 - drop * 100:+.2f} pt")
+        return f"{m['mse']:.3g}", ("-" if drop is None else f"R2 {format_points(-drop)}")
     return "-", "-"
 
 
-def format_table(study: StudyResult) -> str:
-    """The comparison table, then coverage, advice and failures, one line each."""
+#: The table is never wider than this (a CI log, a 100-column terminal, a slide); the notes under it
+#: wrap to the terminal's width.
+TABLE_WIDTH = 100
+#: Columns by how much they matter: when the table would be wider than ``TABLE_WIDTH``, the highest
+#: number goes first (the JSON and HTML reports keep every column). Unlisted columns always stay.
+_LEFT_OUT_FIRST = {"vs best float": 5, "p99 ms": 4, "SQNR dB": 3, "Runtime": 2, "Agree": 1}
+
+
+def terminal_width() -> int:
+    """The terminal's width in columns ($COLUMNS first; 100 when the output is not a terminal)."""
+    return shutil.get_terminal_size((TABLE_WIDTH, 24)).columns
+
+
+def format_table(study: StudyResult, width: int = TABLE_WIDTH) -> str:
+    """The comparison table (at most ``TABLE_WIDTH`` and ``width`` columns wide), then coverage, advice and
+    failures, each note wrapped to ``width`` (the terminal's, for the command line)."""
+    width = max(width, 40)
     task = study.dataset.get("task", "")
     quality_head = "MSE" if task == "regression" else "Accuracy"
     headers = [
@@ -28,27 +54,61 @@ def format_table(study: StudyResult) -> str:
         "Size vs base", "Agree", "SQNR dB", "Verdict",
     ]
     rows = [_row(v, task) for v in study.results]
-    widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(headers)]
-    lines = ["  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)), "  ".join("-" * w for w in widths)]
-    lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) for r in rows]
+    lines, left_out = _fit_table(headers, rows, min(width, TABLE_WIDTH))
 
     drift = study_drift_warning(study.timing)
     details = [line for v in study.results for line in _details(v)]
     out = "\n".join(lines)
+    if left_out:
+        out += "\n" + _wrap(
+            f"Left out to fit {min(width, TABLE_WIDTH)} columns: {', '.join(left_out)} (in the JSON and HTML reports).",
+            width, "  ",
+        )
     if details:
-        out += "\n\nWhat each variant changed, and why its verdict:\n" + "\n".join(details)
+        out += "\n\nWhat each variant changed, and why its verdict:\n" + "\n".join(
+            _wrap(line, width, "      ") for line in details
+        )
     if drift:
-        out += f"\n\nwarning: {drift}."
+        out += "\n\n" + _wrap(f"warning: {drift}.", width, "  ")
     env = study.environment
     for note in study.model.get("notes") or []:
         if "untrained" in note or "quantiz" in note or "scale" in note:
-            out += f"\n\nmodel: {note}"
-    out += (
-        f"\n\n{study.model.get('format')} model {study.model.get('path')} | dataset {study.dataset.get('spec')} "
+            out += "\n\n" + _wrap(f"model: {note}", width, "  ")
+    mode = study.timing.get("mode") or env.get("timing_mode") or "?"
+    out += "\n\n" + _wrap(
+        f"{study.model.get('format')} model {study.model.get('path')} | dataset {study.dataset.get('spec')} "
         f"({study.dataset.get('samples')} samples, {task}) | {env.get('cpu', '?')} "
-        f"| threads {study.timing.get('threads')} | timing {study.timing.get('mode')} | '~' marks noisy timings"
+        f"| threads {study.timing.get('threads')} | timing {mode} | '~' marks noisy timings", width, "  ",
     )
     return out
+
+
+def _fit_table(headers: list[str], rows: list[list[str]], width: int) -> tuple[list[str], list[str]]:
+    """The table's lines, leaving out the least needed columns until it fits ``width``; and those left out."""
+    widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(headers)]
+    keep = list(range(len(headers)))
+    for title in sorted(_LEFT_OUT_FIRST, key=_LEFT_OUT_FIRST.__getitem__, reverse=True):
+        if sum(widths[i] for i in keep) + 2 * (len(keep) - 1) <= width:
+            break
+        keep.remove(headers.index(title))
+    left_out = [h for i, h in enumerate(headers) if i not in keep]
+
+    def line(cells: list[str]) -> str:
+        return "  ".join(cells[i].ljust(widths[i]) for i in keep).rstrip()
+
+    return [line(headers), line(["-" * w for w in widths]), *(line(r) for r in rows)], left_out
+
+
+#: A number and its unit ("14.3 %", "2 pt") stay on one line.
+_NUMBER_AND_UNIT = re.compile(r"(?<=\d) (?=(?:%|pt\b|points?\b|ms\b|[kMG]B\b))")
+
+
+def _wrap(text: str, width: int, indent: str) -> str:
+    """``text`` wrapped to ``width``, its later lines indented; a path, a long word or a number and its unit
+    are never cut."""
+    glued = _NUMBER_AND_UNIT.sub("\u00a0", text)  # textwrap breaks at ASCII whitespace only
+    wrapped = textwrap.fill(glued, width, subsequent_indent=indent, break_long_words=False, break_on_hyphens=False)
+    return wrapped.replace("\u00a0", " ")
 
 
 def _row(v: VariantResult, task: str) -> list[str]:

@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 
+from core.errors import BadInput
 from core.study.spec import Device
 
 _EVAL_BATCH = 256
@@ -39,7 +40,10 @@ def session_options(threads: int, optimized_path: Path | None = None, level: str
 def providers_for(device: Device) -> list[str]:
     import onnxruntime as ort
 
-    if device is Device.CUDA and "CUDAExecutionProvider" in ort.get_available_providers():
+    if device is Device.CUDA:
+        if "CUDAExecutionProvider" not in ort.get_available_providers():
+            raise BadInput("CUDA was asked for, but ONNX Runtime has no CUDA provider here (it needs the "
+                           "onnxruntime-gpu package), and it does not run on the CPU in its place.")
         return ["CUDAExecutionProvider", "CPUExecutionProvider"]
     return ["CPUExecutionProvider"]
 
@@ -54,6 +58,8 @@ class OrtRunner:
         self.session = ort.InferenceSession(
             str(model_path), sess_options=session_options(threads), providers=providers_for(device)
         )
+        if device is Device.CUDA and self.session.get_providers()[0] != "CUDAExecutionProvider":
+            raise BadInput("CUDA was asked for, but ONNX Runtime could not start its CUDA provider here.")
         first = self.session.get_inputs()[0]
         self.input_name = first.name
         self.output_name = self.session.get_outputs()[0].name

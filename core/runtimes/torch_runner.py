@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 
+from core.errors import BadInput
 from core.study.spec import Device
 
 _EVAL_BATCH = 256
@@ -21,6 +22,12 @@ class TorchRunner:
         torch.set_num_threads(threads)
         self._torch = torch
         self.threads = threads
+        if device is Device.CUDA:
+            from core.runtimes.devices import torch_cuda_problem
+
+            problem = torch_cuda_problem()
+            if problem:
+                raise BadInput(f"CUDA was asked for, but {problem}.")
         self.device = torch.device("cuda" if device is Device.CUDA else "cpu")
         self.module = module.to(self.device) if hasattr(module, "to") else module
         #: Input dtype the module computes in (float16/bfloat16 variants cast inputs here).

@@ -6,6 +6,8 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from core.printable import counted
+
 # Compute ops by the arithmetic they run. Op types are matched without their domain.
 _INT_CONV = {"QLinearConv", "ConvInteger", "NhwcQLinearConv"}
 _FLOAT_CONV = {"Conv", "FusedConv", "ConvTranspose", "NhwcConv", "NhwcFusedConv"}
@@ -83,7 +85,7 @@ def summarize_op_counts(counts: dict[str, int], graph_note: str) -> dict[str, An
         if int_mm + float_mm:
             parts.append(f"{int_mm} of {int_mm + float_mm} MatMul/Gemm as integer kernels")
     if int_other:
-        parts.append(f"{int_other} element-wise/pooling ops in integer")
+        parts.append(f"{counted(int_other, 'element-wise/pooling op')} in integer")
     if conversions:
         parts.append(", ".join(f"{v} {k}" for k, v in sorted(conversions.items())))
     if transposes:
@@ -123,7 +125,7 @@ def torch_module_coverage(module: Any) -> dict[str, Any]:
     parts = []
     if total_q:
         quantized_kinds = ", ".join(f"{v} {k}" for k, v in sorted(quantized.items()))
-        parts.append(f"{total_q} of {total_q + total_f} layers quantized ({quantized_kinds})")
+        parts.append(f"{total_q} of {counted(total_q + total_f, 'layer')} quantized ({quantized_kinds})")
     if total_f:
         parts.append(f"{total_f} stay float ({', '.join(f'{v} {k}' for k, v in sorted(kinds.items()))})")
     return {

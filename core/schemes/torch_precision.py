@@ -8,6 +8,7 @@ from typing import Any
 
 from core.errors import SchemeNotApplicable
 from core.models.loaded import LoadedModel
+from core.printable import counted
 from core.schemes.base import BuildContext, BuiltVariant, Scheme, SchemeInfo
 from core.study.spec import SchemeSpec
 
@@ -42,9 +43,9 @@ def dtype_coverage(module: Any, dtype_name: str) -> dict[str, Any]:
     half_params = sum(int(p.numel()) for p in module.parameters() if str(p.dtype).removeprefix("torch.") == dtype_name)
     n_layers, n_conv = sum(layers.values()), sum(converted.values())
     kinds = ", ".join(f"{v} {k}" for k, v in sorted(layers.items()))
-    params = f"{half_params:,} of {total_params:,} parameters in {dtype_name}"
+    params = f"{half_params:,} of {total_params:,} {'parameter' if total_params == 1 else 'parameters'} in {dtype_name}"
     # Graph modules (TorchScript, torch.export) hide their layer types: the parameters still tell.
-    summary = f"{n_conv} of {n_layers} layers in {dtype_name} ({kinds}); {params}" if n_layers else params
+    summary = f"{n_conv} of {counted(n_layers, 'layer')} in {dtype_name} ({kinds}); {params}" if n_layers else params
     return {
         "summary": summary,
         "graph": "PyTorch module tree",

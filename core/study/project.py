@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import json
 import shlex
-from dataclasses import fields
+from dataclasses import fields, replace
 from pathlib import Path
 from typing import Any
 
 from core.errors import BadInput
 from core.study.spec import (
+    CALIBRATE_ON_SAME,
     DatasetKind,
     DatasetSpec,
     Device,
@@ -46,6 +47,7 @@ def save_spec(spec: StudySpec, path: Path) -> None:
             v["path"] = _absolute(v["path"])
     if DatasetKind(d["dataset"]["kind"]) in _PATH_KINDS:
         d["dataset"]["location"] = _absolute(d["dataset"]["location"])
+    d["dataset"]["calibration"] = _calibration(d["dataset"].get("calibration"), _absolute)
     payload = {"quantbench_project": PROJECT_VERSION, "spec": d}
     write_atomic(Path(path), json.dumps(payload, indent=1) + "\n")
 
@@ -146,14 +148,30 @@ def _dataset(d: dict[str, Any], base: Path | None) -> DatasetSpec:
         task=Task(d.get("task", Task.AUTO.value)),
         preprocess=preprocess,
         limit=None if limit is None else int(limit),
+        calibration=_calibration(d.get("calibration"), lambda path: _resolve(path, base)),
     )
+
+
+def _calibration(text: Any, place: Any) -> str | None:
+    """``DatasetSpec.calibration`` with the path of another dataset passed through ``place``."""
+    if text is None or str(text) == CALIBRATE_ON_SAME:
+        return None if text is None else CALIBRATE_ON_SAME
+    try:
+        other = DatasetSpec.parse(str(text))
+    except BadInput as exc:
+        raise ValueError(f"calibration: {exc}") from None
+    if other.kind in _PATH_KINDS:
+        other = replace(other, location=place(other.location))
+    return other.describe()
 
 
 def _variant(d: dict[str, Any], base: Path | None) -> VariantSpec:
     scheme = d.get("scheme")
     if scheme:
         params = tuple((str(k), str(v)) for k, v in scheme.get("params", []))
-        return VariantSpec(scheme=SchemeSpec(id=str(scheme["id"]), params=params))
+        return VariantSpec(
+            scheme=SchemeSpec(id=str(scheme["id"]), params=params), if_applicable=bool(d.get("if_applicable"))
+        )
     if not d.get("path"):
         raise ValueError("a variant needs a scheme or a path")
     return VariantSpec(path=_resolve(d["path"], base))  # never trusted from the file: see spec_from_dict
@@ -201,11 +219,14 @@ def reproduce_command(spec: dict[str, Any]) -> str:
         parts += ["--task", ds["task"]]
     if ds.get("limit"):
         parts += ["--limit", str(ds["limit"])]
-    schemes = [v["scheme"] for v in spec.get("variants", []) if v.get("scheme")]
+    if ds.get("calibration"):
+        parts += ["--calibration-data", str(ds["calibration"])]
+    schemes = [v["scheme"] for v in spec.get("variants", []) if v.get("scheme") and not v.get("if_applicable")]
+    defaults = any(v.get("if_applicable") for v in spec.get("variants", []))  # run adds them when no --scheme
     for s in schemes:
         params = ",".join(f"{k}={v}" for k, v in s.get("params", []))
         parts += ["--scheme", s["id"] + (":" + params if params else "")]
-    if not schemes:
+    if not schemes and not defaults:
         parts += ["--scheme", "fp32"]  # without any --scheme, run would add the default set
     for v in spec.get("variants", []):
         if v.get("path"):
@@ -231,6 +252,7 @@ def _threshold_options(t: dict[str, Any]) -> list[str]:
         ("--accuracy-bad", "accuracy_drop_bad"),
         ("--size-good", "size_reduction_good"),
         ("--speed-good", "latency_reduction_good"),
+        ("--class-recall-bad", "class_recall_drop_bad"),
     )
     out: list[str] = []
     for option, key in pairs:

@@ -78,6 +78,10 @@ class DatasetSpec:
     task: Task = Task.AUTO
     preprocess: Preprocess | None = None  # folder only; None means the default preset
     limit: int | None = None  # evaluate at most this many samples
+    #: Where static schemes calibrate. None: a held-out split of this dataset (a built-in set's own
+    #: train split); ``CALIBRATE_ON_SAME``: the evaluated samples themselves (only when asked: warned);
+    #: otherwise another dataset, written as ``parse`` reads it (e.g. ``npz:calib.npz``).
+    calibration: str | None = None
 
     @classmethod
     def parse(cls, text: str) -> DatasetSpec:
@@ -109,6 +113,19 @@ class DatasetSpec:
         if self.label_column:
             text += f"#label={self.label_column}"
         return text
+
+    def calibration_dataset(self) -> DatasetSpec | None:
+        """The other dataset ``calibration`` names (labels unused), or None for the default split or ``same``."""
+        if not self.calibration or self.calibration == CALIBRATE_ON_SAME:
+            return None
+        other = DatasetSpec.parse(self.calibration)
+        # Images are fed to the model as the evaluation data is, so they take its preprocessing.
+        preprocess = self.preprocess if other.kind is DatasetKind.FOLDER else None
+        return DatasetSpec(other.kind, other.location, other.label_column, Task.UNLABELLED, preprocess)
+
+
+#: ``DatasetSpec.calibration`` value that calibrates on the evaluated samples themselves.
+CALIBRATE_ON_SAME = "same"
 
 
 @dataclass(frozen=True)
@@ -163,6 +180,9 @@ class VariantSpec:
     scheme: SchemeSpec | None = None
     path: str | None = None  # an already-quantized file of the same model
     trusted: bool = False
+    #: A default the user did not pick (`quantbench run` without --scheme): left out of the study, rather than
+    #: shown as a SKIPPED row, when its scheme cannot apply to the model.
+    if_applicable: bool = False
 
     def __post_init__(self) -> None:
         if (self.scheme is None) == (self.path is None):
@@ -213,6 +233,8 @@ class Thresholds:
     latency_reduction_good: float = 0.30
     #: Slower than the baseline by more than this is "bad" for speed.
     latency_increase_bad: float = 0.10
+    #: Any class's recall falling by more than this (a fraction: 0.10 is 10 points) is "bad" for accuracy.
+    class_recall_drop_bad: float = 0.10
 
 
 def _new_study_id() -> str:

@@ -9,7 +9,15 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from core.measures.latency_stats import quantiles
-from core.reports.format import format_bytes, format_ms, format_percent, format_size_change, format_speedup
+from core.reports.format import (
+    format_bytes,
+    format_ms,
+    format_percent,
+    format_points,
+    format_points_interval,
+    format_size_change,
+    format_speedup,
+)
 from core.study.result import Grade, VariantResult
 from qtapp.models.study_state import Phase, VariantState
 
@@ -58,9 +66,9 @@ def accuracy_drop(v: VariantState, base: VariantState | None) -> Cell:
         drop = None if mine is None or theirs is None else theirs - mine
     if drop is None:
         return ("", None)
-    points = -drop * 100  # shown as a change: negative is worse
-    text = "±0.0 pt" if abs(points) < 0.05 else f"{'−' if points < 0 else '+'}{abs(points):.1f} pt"
-    return (text, r.verdict.accuracy if r.verdict else None)
+    text = format_points(-drop, decimals=1, typographic=True)  # shown as a change: negative is worse
+    interval = format_points_interval((r.metrics or {}).get("accuracy_delta_ci95"), decimals=1, typographic=True)
+    return (f"{text} {interval}" if interval else text, r.verdict.accuracy if r.verdict else None)
 
 
 def regression(key: str) -> Callable[[VariantState, VariantState | None], Cell]:
@@ -166,7 +174,12 @@ SQNR = Column("SQNR", "Signal-to-quantization-noise ratio of the outputs against
 CLASSIFICATION_COLUMNS = (
     VERDICT,
     Column("Acc.", "Accuracy: share of samples classified correctly.", accuracy),
-    Column("Δ acc.", "Change in accuracy against the baseline, in percentage points.", accuracy_drop),
+    Column(
+        "Δ acc.",
+        "Change in accuracy against the baseline, in percentage points, with its 95 % interval\n"
+        "(paired bootstrap on the same samples); an interval that includes 0 is within noise.",
+        accuracy_drop,
+    ),
     *TIMING_AND_SIZE,
     AGREEMENT,
     SQNR,

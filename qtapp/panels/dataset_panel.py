@@ -7,6 +7,8 @@ the study runs.
 
 from __future__ import annotations
 
+import html
+
 from PySide6.QtCore import Signal
 from PySide6.QtWidgets import (
     QComboBox,
@@ -27,6 +29,7 @@ from core.errors import BadInput
 from core.printable import printable
 from core.study.spec import DatasetKind, DatasetSpec, Preprocess, Task
 from qtapp.models import loading
+from qtapp.models.window_words import in_window_words
 from qtapp.threads.tasks import TaskRunner
 
 KIND_TITLES = {
@@ -91,6 +94,13 @@ class DatasetPanel(QGroupBox):
         self.limit.setRange(0, 10_000_000)
         self.limit.setSpecialValueText("all")
         self.limit.setToolTip("Evaluate at most this many samples (all: the whole set).")
+        self.calibration = QLineEdit(self)
+        self.calibration.setPlaceholderText("held-out split")
+        self.calibration.setToolTip(
+            "What static schemes calibrate on. Empty: a held-out split of this dataset (10 %, at most 500 "
+            "samples; a built-in set's train split), not evaluated. Another dataset: npz:PATH, csv:PATH, "
+            "folder:PATH. same: the evaluated samples themselves (warned)."
+        )
 
         self.form = QFormLayout()
         self.form.addRow("Source", self.kind)
@@ -101,6 +111,7 @@ class DatasetPanel(QGroupBox):
         self.form.addRow("Pixels", self.preset)
         self.form.addRow("Task", self.task)
         self.form.addRow("Limit", self.limit)
+        self.form.addRow("Calibration", self.calibration)
         self.info = QLabel(self)
         self.info.setWordWrap(True)
         self.error = QLabel(self)
@@ -115,7 +126,7 @@ class DatasetPanel(QGroupBox):
         self.kind.currentIndexChanged.connect(self._kind_changed)
         for signal in (self.builtin.activated, self.path.editingFinished, self.count.editingFinished,
                        self.label_column.editingFinished, self.preset.activated, self.task.activated,
-                       self.limit.editingFinished):
+                       self.limit.editingFinished, self.calibration.editingFinished):
             signal.connect(self.reload)
         self._kind_changed()
 
@@ -139,10 +150,12 @@ class DatasetPanel(QGroupBox):
         kind = self._kind()
         task = Task(self.task.currentData())
         limit = self.limit.value() or None
+        calibration = self.calibration.text().strip() or None
         if kind is DatasetKind.BUILTIN:
-            return DatasetSpec(kind, self.builtin.currentText().strip(), task=task, limit=limit)
+            name = self.builtin.currentText().strip()
+            return DatasetSpec(kind, name, task=task, limit=limit, calibration=calibration)
         if kind is DatasetKind.SYNTHETIC:
-            return DatasetSpec(kind, str(self.count.value()), task=task, limit=limit)
+            return DatasetSpec(kind, str(self.count.value()), task=task, limit=limit, calibration=calibration)
         path = self.path.text().strip()
         if not path:
             raise BadInput(f"Dataset: choose a {KIND_TITLES[kind]} first.")
@@ -150,12 +163,15 @@ class DatasetPanel(QGroupBox):
         preprocess = None
         if kind is DatasetKind.FOLDER:
             preprocess = self._preprocess_shown()
-        return DatasetSpec(kind, path, label_column=label_column, task=task, preprocess=preprocess, limit=limit)
+        return DatasetSpec(
+            kind, path, label_column=label_column, task=task, preprocess=preprocess, limit=limit,
+            calibration=calibration,
+        )
 
     def set_spec(self, spec: DatasetSpec) -> None:
         """Show ``spec`` in the widgets and load it."""
         widgets = (self.kind, self.builtin, self.path, self.count, self.label_column, self.preset, self.task,
-                   self.limit)
+                   self.limit, self.calibration)
         for w in widgets:
             w.blockSignals(True)
         self.kind.setCurrentIndex(self.kind.findData(spec.kind.value))
@@ -170,6 +186,7 @@ class DatasetPanel(QGroupBox):
         self.preset.setCurrentText(_preset_text(spec.preprocess))
         self.task.setCurrentIndex(self.task.findData(spec.task.value))
         self.limit.setValue(spec.limit or 0)
+        self.calibration.setText(spec.calibration or "")
         for w in widgets:
             w.blockSignals(False)
         self._show_rows(spec.kind)
@@ -199,7 +216,7 @@ class DatasetPanel(QGroupBox):
         except BadInput as exc:
             self._loading = False
             self._problem = str(exc)
-            self.info.setText(printable(exc))
+            self.info.setText(printable(in_window_words(str(exc))))
             self.dataset_changed.emit(None)
             return
         self._loading = True
@@ -242,7 +259,7 @@ class DatasetPanel(QGroupBox):
         self.dataset_changed.emit(None)
 
     def _show_error(self, message: str) -> None:
-        self.error.setText(printable(message))
+        self.error.setText(printable(in_window_words(message)))
         self.error.show()
 
     # --- widgets -------------------------------------------------------
@@ -295,4 +312,9 @@ def describe_dataset(info: dict) -> str:
     ]
     if not info.get("has_labels", True):
         rows.append(("Labels", "none: only fidelity and latency are measured"))
+    calibration = info.get("calibration")
+    if calibration:
+        overlap = " — <b>also evaluated</b>" if calibration.get("overlaps_evaluation") else ""
+        source = html.escape(printable(str(calibration.get("source"))))
+        rows.append(("Calibration", f"{calibration.get('samples')} samples, {source}{overlap}"))
     return "<br>".join(f"<b>{k}</b>&nbsp; {v}" for k, v in rows)

@@ -52,11 +52,17 @@ class FlippedPanel(QWidget):
         self._y: np.ndarray | None = None
         self._class_names: list[str] | None = None
         self._image_shape: tuple[int, ...] | None = None
+        #: Why the inputs are not shown (a stored study whose dataset is not the one loaded), or None.
+        self._no_inputs: str | None = None
         self._stale = False
         self.variant = QComboBox(self)
         self.variant.currentIndexChanged.connect(self._show_current)
         self.summary = QLabel(self)
         self.summary.setObjectName("mutedLabel")
+        # Which way each caption reads: the baseline's prediction, then the variant's.
+        self.direction = QLabel(self)
+        self.direction.setObjectName("mutedLabel")
+        self.direction.setWordWrap(True)
         self.list = QListWidget(self)
         self.list.setViewMode(QListView.ViewMode.IconMode)
         self.list.setIconSize(QSize(THUMB_PX, THUMB_PX))
@@ -70,18 +76,27 @@ class FlippedPanel(QWidget):
         top.addWidget(self.summary, 2)
         layout = QVBoxLayout(self)
         layout.addLayout(top)
+        layout.addWidget(self.direction)
         layout.addWidget(self.list, 1)
 
     def clear(self) -> None:
         self._flips = {}
         self.variant.clear()
         self.list.clear()
+        self.direction.clear()
         self.summary.setText("No variant has finished yet.")
 
     def set_dataset(self, x: np.ndarray | None, y: np.ndarray | None, class_names: list[str] | None = None,
                     image_shape: tuple[int, ...] | None = None) -> None:
         """The evaluated inputs and labels, to show what each flipped sample was."""
         self._x, self._y, self._class_names, self._image_shape = x, y, class_names, image_shape
+        self._no_inputs = None
+        self._show_current()
+
+    def set_inputs_missing(self, reason: str, class_names: list[str] | None = None) -> None:
+        """No inputs to show (e.g. a stored study whose dataset is not loaded): ``reason`` says why."""
+        self._x, self._y, self._class_names, self._image_shape = None, None, class_names, None
+        self._no_inputs = reason
         self._show_current()
 
     def set_flips(self, label: str, fidelity: dict | None) -> None:
@@ -119,6 +134,7 @@ class FlippedPanel(QWidget):
     def _fill(self) -> None:
         self._stale = False
         self.list.clear()
+        self.direction.clear()
         label = self.variant.currentData()
         if label is None:
             return
@@ -133,6 +149,7 @@ class FlippedPanel(QWidget):
         # Optional: the two predicted classes of each flipped sample, aligned with "flipped".
         base_pred = fidelity.get("flipped_from")
         var_pred = fidelity.get("flipped_to")
+        self.direction.setText(self._direction_text(label, base_pred is not None and var_pred is not None))
         for k, index in enumerate(indices[:MAX_SHOWN]):
             item = QListWidgetItem(self._caption(index, k, base_pred, var_pred))
             icon = self._icon(index)
@@ -141,6 +158,15 @@ class FlippedPanel(QWidget):
             item.setData(Qt.ItemDataRole.UserRole, index)
             item.setTextAlignment(Qt.AlignmentFlag.AlignHCenter)
             self.list.addItem(item)
+
+    def _direction_text(self, label: str, predictions: bool) -> str:
+        """The header that says how to read the captions, and why there are no pictures when there are none."""
+        parts = []
+        if predictions:
+            parts.append(f"Under each sample: its number, its true class, then the predicted class baseline → {label}.")
+        if self._no_inputs:
+            parts.append(self._no_inputs)
+        return " ".join(parts)
 
     def _name(self, cls: int) -> str:
         if self._class_names and 0 <= cls < len(self._class_names):

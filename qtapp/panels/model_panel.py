@@ -21,6 +21,7 @@ from PySide6.QtWidgets import (
     QFormLayout,
     QGroupBox,
     QHBoxLayout,
+    QInputDialog,
     QLabel,
     QListWidget,
     QMenu,
@@ -33,6 +34,7 @@ from core.printable import markup_escape, printable
 from core.reports.format import format_bytes
 from core.study.spec import ModelSpec, VariantSpec
 from qtapp.models import loading
+from qtapp.models.window_words import in_window_words
 from qtapp.threads.tasks import TaskRunner
 from qtapp.window import recent_files
 from qtapp.window.trust_dialog import CODE_KINDS, AskTrust, TrustRequest, ask_trust, trust_file, trust_request
@@ -41,6 +43,14 @@ from qtapp.window.trust_dialog import CODE_KINDS, AskTrust, TrustRequest, ask_tr
 _TRUSTED_ROLE = Qt.ItemDataRole.UserRole + 1
 MODEL_FILTER = "Models (*.onnx *.pt *.pth *.bin *.tflite *.ts *.pt2 *.ep);;All files (*)"
 ARCH_CHOICES = ("", "demo", "torchvision:resnet18", "torchvision:mobilenet_v3_small", "torchvision:resnet50")
+TORCHVISION = "torchvision:"
+#: Offered by "torchvision…"; any other torchvision classifier can be typed.
+TORCHVISION_CHOICES = tuple(a for a in ARCH_CHOICES if a.startswith(TORCHVISION))
+
+
+def is_torchvision_name(path: str) -> bool:
+    """Whether ``path`` names a torchvision network ("torchvision:resnet18") rather than a file."""
+    return path.strip().startswith(TORCHVISION) and not os.path.exists(path)
 
 
 class ModelPanel(QGroupBox):
@@ -79,8 +89,15 @@ class ModelPanel(QGroupBox):
         self.recent_button.setMenu(self.recent_menu)
         self.demo_button = QPushButton("Open demo", self)
         self.demo_button.setToolTip("The bundled digits CNN and scikit-learn's digits test set (Ctrl+D).")
+        self.torchvision_button = QPushButton("torchvision…", self)
+        self.torchvision_button.setToolTip(
+            "Open a torchvision network by name, e.g. resnet18 (pretrained weights from the local torch cache,\n"
+            "else untrained: its latency and size are real, its accuracy means nothing). You can also type\n"
+            "torchvision:NAME in the Architecture box when no file is open."
+        )
+        self.torchvision_button.clicked.connect(self.choose_torchvision)
         buttons = QHBoxLayout()
-        for w in (self.open_button, self.recent_button, self.demo_button):
+        for w in (self.open_button, self.recent_button, self.demo_button, self.torchvision_button):
             buttons.addWidget(w)
         buttons.addStretch(1)
 
@@ -209,12 +226,25 @@ class ModelPanel(QGroupBox):
         command line): it is added to the trust list instead of asking again. ``input_shape``:
         batch first, for formats that do not record it (TorchScript, state dicts).
         """
-        self._path = os.path.abspath(path)
+        self._path = path.strip() if is_torchvision_name(path) else os.path.abspath(path)
         self._input_shape = input_shape
         self._set_arch(arch or "")
         self._code = None
         self._show_trust(None)
         self._start_load(trust_first=trusted)
+
+    def choose_torchvision(self) -> None:
+        examples = ", ".join(c.removeprefix(TORCHVISION) for c in TORCHVISION_CHOICES)
+        name, ok = QInputDialog.getText(self, "Open a torchvision network",
+                                        f"Network name (a torchvision classifier, e.g. {examples}):",
+                                        text=TORCHVISION_CHOICES[0].removeprefix(TORCHVISION))
+        if ok and name.strip():
+            self.open_torchvision(name)
+
+    def open_torchvision(self, name: str) -> None:
+        """Open torchvision's network ``name`` ("resnet18" or "torchvision:resnet18"), as ``open_path`` opens a file."""
+        name = name.strip()
+        self.open_path(name if name.startswith(TORCHVISION) else TORCHVISION + name)
 
     def _set_arch(self, arch: str) -> None:
         self.arch.blockSignals(True)
@@ -222,6 +252,12 @@ class ModelPanel(QGroupBox):
         self.arch.blockSignals(False)
 
     def _reload(self, *_args) -> None:
+        typed = self.arch.currentText().strip()
+        if typed.startswith(TORCHVISION) and (self._path is None or is_torchvision_name(self._path)):
+            # No file to give an architecture to: the name itself is the model.
+            if typed != self._path:
+                self.open_torchvision(typed)
+            return
         current = self.model_spec()
         if current is not None:
             current = dataclasses.replace(current, trusted=False)  # _spec() leaves trust to the load
@@ -240,7 +276,9 @@ class ModelPanel(QGroupBox):
         self._load = None
         self.error.hide()
         self.path_label.setText(printable(spec.path))
-        self.info.setText("Loading…")
+        # The demo's study runs first and the panels' loading waits for it (MainWindow.open_demo).
+        self.info.setText("Opens when the study has ended (loading now would disturb its timing)."
+                          if self._tasks.holding else "Loading…")
         self._generation += 1
         self._loading = True
         self._loading_spec = spec
@@ -270,6 +308,7 @@ class ModelPanel(QGroupBox):
         self.info.setText(describe_model(load.model.info()))
         recent_files.remember_model(load.spec.path, load.spec.arch)
         self.model_changed.emit(load)
+        self._check_variants(self._variant_items())
 
     def _answered(self, generation: int, code: TrustRequest, accepted: bool) -> None:
         """The user's answer about the current file; nothing is loaded unless they trusted it."""
@@ -339,7 +378,7 @@ class ModelPanel(QGroupBox):
         self.model_changed.emit(None)
 
     def _show_error(self, message: str) -> None:
-        self.error.setText(printable(message))
+        self.error.setText(printable(in_window_words(message)))
         self.error.show()
 
     def _fill_recent(self) -> None:
@@ -395,8 +434,38 @@ class ModelPanel(QGroupBox):
         self.ask_trust(self.window(), code, answered)
 
     def _variant_refused(self, message: str) -> None:
-        self.variant_error.setText(printable(message))
+        self.variant_error.setText(printable(in_window_words(message)))
         self.variant_error.show()
+
+    def _variant_items(self) -> list[tuple[str, bool]]:
+        return [(v.path or "", v.trusted) for v in self.variant_specs()]
+
+    def _check_variants(self, items: list[tuple[str, bool]]) -> None:
+        """In the background, drop the variant files whose inputs or outputs are not the model's, and say so.
+
+        The engine refuses such a file too (core.engine.plan); this says it as soon as it is known.
+        """
+        load = self._load
+        if load is None or not items:
+            return
+        generation = self._generation
+        self._tasks.submit(lambda: _unfit_variants(load, items), lambda unfit: self._drop_unfit(generation, unfit),
+                           lambda _message: None)  # a file that does not load fails as its own row
+
+    def _drop_unfit(self, generation: int, unfit: list[tuple[str, str]]) -> None:
+        if generation != self._generation or not unfit:
+            return  # another model was opened meanwhile: its own check follows
+        paths = {path for path, _reason in unfit}
+        for row in reversed(range(self.variant_list.count())):
+            if self.variant_list.item(row).data(Qt.ItemDataRole.UserRole) in paths:
+                self.variant_list.takeItem(row)
+        if len(unfit) == 1:
+            message = f"{unfit[0][1]} It was removed from the variant files."
+        else:
+            names = ", ".join(os.path.basename(path) for path, _reason in unfit)
+            message = f"Removed {len(unfit)} variant files whose inputs or outputs do not fit this model: {names}."
+        self._variant_refused(message)
+        self.variants_changed.emit()
 
     def _variant_paths(self) -> list[str]:
         return [self.variant_list.item(i).data(Qt.ItemDataRole.UserRole) for i in range(self.variant_list.count())]
@@ -410,6 +479,7 @@ class ModelPanel(QGroupBox):
         item.setData(_TRUSTED_ROLE, trusted)  # code the user trusted (by hash) when adding it
         item.setToolTip(printable(path))
         self.variants_changed.emit()
+        self._check_variants([(path, trusted)])
 
     def _remove_selected_variant(self) -> None:
         self.variant_error.hide()
@@ -433,6 +503,24 @@ def _inspect_and_load(spec: ModelSpec, trust_first: bool) -> tuple[TrustRequest 
         code = replace(code, trusted=True)
     # The loader takes trust from the spec only; the spec says what the trust list said just now.
     return code, loading.load_model(replace(spec, trusted=code is not None and code.trusted))
+
+
+def _unfit_variants(load: loading.ModelLoad, items: list[tuple[str, bool]]) -> list[tuple[str, str]]:
+    """In the background: (path, why) for each variant file whose inputs or outputs are not the model's."""
+    from core.models import load_model
+    from core.models.signature import signature_mismatch
+
+    unfit = []
+    for path, trusted in items:
+        spec = ModelSpec(path=path, arch=load.spec.arch, trusted=trusted, input_shape=load.spec.input_shape)
+        try:
+            variant = load_model(spec)
+        except Exception:  # noqa: BLE001 - a file that does not load fails as its own row, as before
+            continue
+        reason = signature_mismatch(load.model, variant)
+        if reason:
+            unfit.append((path, reason))
+    return unfit
 
 
 def _revoke(code: TrustRequest) -> TrustRequest:

@@ -34,6 +34,9 @@ from qtapp.charts.palette import VariantPalette
 from qtapp.charts.size_bars import SizeBars
 from qtapp.charts.tradeoff_scatter import TradeoffScatter
 from qtapp.models.study_state import StudyState
+from qtapp.models.variant_details import variant_details
+from qtapp.panels.column_chooser import ColumnChooser
+from qtapp.panels.details_panel import DetailsPanel
 from qtapp.panels.elided_label import ElidedLabel
 from qtapp.panels.flipped_panel import FlippedPanel
 from qtapp.panels.summary_table import SummaryTable
@@ -63,6 +66,7 @@ class ResultsPanel(QWidget):
         self._dataset = None
 
         self.table = SummaryTable(self.state, palette, theme, self)
+        self.columns = ColumnChooser(self.table)  # right-click the table's header
         self._live_rows: set[str] = set()
         self._live_timer = QTimer(self)
         self._live_timer.setSingleShot(True)
@@ -106,6 +110,11 @@ class ResultsPanel(QWidget):
         self.tabs.addTab(_scrolling(overview), "Latency && size")
         self.tabs.addTab(self.matrix_page, "Confusion matrices")
         self.tabs.addTab(self.flipped, "Flipped samples")
+        # The variant selected in the table, in full (double-click a row to open it).
+        self.details = DetailsPanel()
+        self.tabs.addTab(self.details, "Details")
+        self.table.view.selectionModel().selectionChanged.connect(self._selection_changed)
+        self.table.view.activated.connect(lambda _index: self.tabs.setCurrentWidget(self.details))
 
         # One line each, shortened with "…" when narrow (the tooltip has it all): wrapping lines
         # would change the table's height under it.
@@ -117,7 +126,8 @@ class ResultsPanel(QWidget):
         top_layout.addWidget(self.header)
         # Said above the table when the machine's speed changed during the study (the baseline,
         # timed again at the end, moved): the speed-ups below compare two different machines.
-        self.drift = ElidedLabel("")
+        self.drift = QLabel("")
+        self.drift.setWordWrap(True)  # a warning is read whole, never cut short with "…"
         self.drift.setObjectName("errorLabel")
         self.drift.hide()
         top_layout.addWidget(self.drift)
@@ -162,7 +172,16 @@ class ResultsPanel(QWidget):
 
     def _feed_dataset(self) -> None:
         ds = self._dataset
-        if ds is None or self.state.dataset.get("spec") != self._dataset_spec:
+        spec = self.state.dataset.get("spec")
+        if spec is not None and (ds is None or spec != self._dataset_spec):
+            # A stored study keeps which samples flipped, not the samples: never show another dataset's.
+            self.flipped.set_inputs_missing(
+                f"No pictures: a past study keeps the numbers of its flipped samples, not the samples. "
+                f"Open its dataset ({spec}) in the Dataset panel to see them.",
+                self.state.dataset.get("class_names"),
+            )
+            return
+        if ds is None:
             return
         self.flipped.set_dataset(ds.x, ds.y, ds.class_names, ds.image_shape)
 
@@ -208,6 +227,26 @@ class ResultsPanel(QWidget):
                 self._live_timer.start()
         if changes.finished:
             self._show_most_flipped()
+        if changes.started or changes.finished or self.selected_label() in whole:
+            self._show_details()
+
+    def selected_label(self) -> str | None:
+        """The variant selected in the summary table (None: none is)."""
+        selection = self.table.view.selectionModel()
+        rows = [index.row() for index in selection.selectedRows()]
+        current = selection.currentIndex().row()
+        row = current if current in rows else (rows[0] if rows else -1)  # several selected: the one clicked last
+        labels = self.state.labels
+        return labels[row] if 0 <= row < len(labels) else None
+
+    def _selection_changed(self, *_args) -> None:
+        label = self.selected_label()
+        if label is not None:
+            self.flipped.show_variant(label)
+        self._show_details()
+
+    def _show_details(self) -> None:
+        self.details.show_details(variant_details(self.state, self.selected_label()))
 
     def _prebuild_row(self) -> None:
         if self.state.labels or not self.histogram.prebuild(PREBUILT_ROWS):

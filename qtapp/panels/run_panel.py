@@ -20,9 +20,11 @@ from PySide6.QtWidgets import (
 )
 
 from core.printable import printable
+from core.runtimes.devices import cuda_may_be_present
 from core.study.events import Event, StudyStarted
 from core.study.spec import Device, Thresholds, TimingMode, TimingSpec, default_threads
 from qtapp.models.progress import StudyProgress
+from qtapp.models.window_words import in_window_words
 
 #: How long after the charts the progress line is redrawn (see RunPanel.apply_events).
 PROGRESS_DELAY_MS = 40
@@ -88,7 +90,8 @@ class RunPanel(QGroupBox):
         self.batch_size.setToolTip("Inputs per timed call (the latency is of the whole batch).")
         self.device_box = QComboBox(self.settings)
         self.device_box.addItem("CPU", Device.CPU.value)
-        self.device_box.addItem("CUDA GPU", Device.CUDA.value)
+        if cuda_may_be_present():  # offered only where an NVIDIA driver is; the engine checks it is usable
+            self.device_box.addItem("CUDA GPU", Device.CUDA.value)
         self.device_box.setToolTip("Where the variants run. CUDA needs an NVIDIA GPU and CUDA builds of the runtimes.")
         self.seed_box = QSpinBox(self.settings)
         self.seed_box.setRange(-(2**31), 2**31 - 1)
@@ -98,6 +101,9 @@ class RunPanel(QGroupBox):
         self.drop_bad = _percent_box(d.accuracy_drop_bad * 100, 100, " pt", "Accuracy drop over this is bad.")
         self.size_good = _percent_box(d.size_reduction_good * 100, 100, " %", "A file this much smaller is good.")
         self.speed_good = _percent_box(d.latency_reduction_good * 100, 100, " %", "Latency this much lower is good.")
+        self.class_recall_bad = _percent_box(
+            d.class_recall_drop_bad * 100, 100, " pt", "Any one class's recall falling by more than this is bad."
+        )
 
         self.isolated = QCheckBox("Run in a separate process", self.settings)
         self.isolated.setChecked(True)
@@ -117,6 +123,7 @@ class RunPanel(QGroupBox):
         form.addRow("Bad: acc. drop >", self.drop_bad)
         form.addRow("Good: size −", self.size_good)
         form.addRow("Good: latency −", self.speed_good)
+        form.addRow("Bad: class recall −", self.class_recall_bad)
         form.addRow(self.isolated)
 
         self.run_button = QPushButton("Run study", self)
@@ -185,6 +192,7 @@ class RunPanel(QGroupBox):
             accuracy_drop_bad=max(_exact(self.drop_bad, shown.accuracy_drop_bad, 100), good),
             size_reduction_good=_exact(self.size_good, shown.size_reduction_good, 100),
             latency_reduction_good=_exact(self.speed_good, shown.latency_reduction_good, 100),
+            class_recall_drop_bad=_exact(self.class_recall_bad, shown.class_recall_drop_bad, 100),
         )
 
     def device(self) -> Device:
@@ -206,6 +214,9 @@ class RunPanel(QGroupBox):
         self.drop_bad.setValue(thresholds.accuracy_drop_bad * 100)
         self.size_good.setValue(thresholds.size_reduction_good * 100)
         self.speed_good.setValue(thresholds.latency_reduction_good * 100)
+        self.class_recall_bad.setValue(thresholds.class_recall_drop_bad * 100)
+        if self.device_box.findData(device.value) < 0:  # a study made on a GPU machine: shown as it is, and Run
+            self.device_box.addItem("CUDA GPU", device.value)  # says in a sentence that CUDA is missing here
         self.device_box.setCurrentIndex(self.device_box.findData(device.value))
         self.seed_box.setValue(seed)
 
@@ -213,6 +224,7 @@ class RunPanel(QGroupBox):
     def set_blocker(self, reason: str | None, running: bool) -> None:
         """Enable Run only when nothing blocks it; say why otherwise."""
         self.run_button.setEnabled(reason is None and not running)
+        reason = None if reason is None else in_window_words(reason)
         self.run_button.setToolTip(reason or "Build, evaluate and time every variant (Ctrl+R).")
         self.blocker.setText("" if running or reason is None else f"Cannot run yet: {printable(reason)}")
         self.blocker.setVisible(bool(self.blocker.text()))
@@ -235,7 +247,10 @@ class RunPanel(QGroupBox):
         self.step.setText("cancelling: finishing the current step")
 
     def show_failure(self, message: str) -> None:
-        self.step.setText(f"Stopped: {printable(message)}")
+        # A refresh still scheduled would put the progress's "finished" over the reason.
+        self._later.stop()
+        self._clock.stop()
+        self.step.setText(f"Stopped: {printable(in_window_words(message))}")
         self.eta.setText("")
 
     def start_progress(self, timing_max_s: float) -> None:

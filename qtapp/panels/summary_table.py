@@ -235,6 +235,8 @@ class SummaryTable(QWidget):
         self.copy_action.triggered.connect(self.copy_text)
         self.view.addAction(self.copy_action)
         self.view.setContextMenuPolicy(Qt.ContextMenuPolicy.ActionsContextMenu)
+        # One line under the table (its tooltip holds the whole legend): wrapped, it would need the
+        # height the table's rows have, and squeeze them at 1280x800.
         self.thresholds = ElidedLabel("", self)
         self.thresholds.setObjectName("thresholdsLabel")
         layout = QVBoxLayout(self)

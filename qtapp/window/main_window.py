@@ -13,13 +13,16 @@ from core.study.result import StudyResult
 from core.study.spec import StudySpec, Thresholds, VariantSpec
 from qtapp.charts.palette import VariantPalette
 from qtapp.models import loading
+from qtapp.models.progress import outcome_text
 from qtapp.models.stored_study import Comparison, replay_events
+from qtapp.models.window_words import in_window_words
 from qtapp.panels.compact import compact_combos
 from qtapp.panels.dataset_panel import DatasetPanel
 from qtapp.panels.model_panel import ModelPanel
 from qtapp.panels.results_panel import ResultsPanel
 from qtapp.panels.run_panel import RunPanel
 from qtapp.panels.schemes_panel import SchemesPanel
+from qtapp.panels.wheel_guard import guard_wheel
 from qtapp.threads.controller import StudyController
 from qtapp.threads.live_buffer import LiveBuffer
 from qtapp.threads.tasks import TaskRunner
@@ -84,6 +87,7 @@ class MainWindow(QMainWindow):
             column.addWidget(panel)
         column.addStretch(1)
         compact_combos(setup)
+        guard_wheel(setup)  # scrolling the column never changes a setting
         scroll = QScrollArea()
         scroll.setWidget(setup)
         scroll.setWidgetResizable(True)
@@ -159,10 +163,17 @@ class MainWindow(QMainWindow):
     # --- model, dataset, schemes ---------------------------------------
     def _catalogue_loaded(self, schemes) -> None:
         self.schemes_panel.set_catalogue([s.info for s in schemes])
+        guard_wheel(self.schemes_panel)  # its option boxes are new
         load = self.model_panel.loaded
         if load is not None:
             self.schemes_panel.set_applicability(load.applicability)
+        self._schemes_wait_for_model()
         self._try_pending_start()
+
+    def _schemes_wait_for_model(self) -> None:
+        # A model is on screen, still loading (or held until the study ends): not "Open a model".
+        if self.model_panel.busy and self.model_panel.loaded is None and self.schemes_panel.rows:
+            self.schemes_panel.status.setText("Which schemes apply is shown once the model has loaded.")
 
     def _catalogue_failed(self, message: str) -> None:
         self.schemes_panel.set_catalogue_error(message)
@@ -171,6 +182,7 @@ class MainWindow(QMainWindow):
     def _model_changed(self, load) -> None:
         self.dataset_panel.set_model(None if load is None else load.model)
         self.schemes_panel.set_applicability(None if load is None else load.applicability)
+        self._schemes_wait_for_model()
         if load is not None:
             if self._announce_load:
                 self.statusBar().showMessage(f"Loaded {load.spec.path}")
@@ -255,7 +267,7 @@ class MainWindow(QMainWindow):
             try:
                 spec = self.study_spec()
             except BadInput as exc:
-                self.statusBar().showMessage(str(exc))
+                self.statusBar().showMessage(in_window_words(str(exc)))
                 self.run_panel.set_blocker(str(exc), False)
                 return None
         self._last_failure = None
@@ -286,12 +298,13 @@ class MainWindow(QMainWindow):
                 if failure is not None:  # the model itself does not run: said as the command line says it
                     self._study_failed(failure)
                     continue
-                word = "cancelled" if event.cancelled else "finished"
+                # Counted against the plan, not against the rows that happened to run before Cancel.
                 ok = sum(1 for r in event.result.results if r.ok)
-                self.statusBar().showMessage(f"Study {word}: {ok} of {len(event.result.results)} variants measured.")
+                planned = max(self.run_panel.progress.planned, len(event.result.results))
+                self.statusBar().showMessage(f"Study {outcome_text(event.cancelled, ok, planned)}.")
 
     def _study_failed(self, message: str) -> None:
-        message = printable(message)  # it may quote a file name or a runtime's words
+        message = printable(in_window_words(message))  # it may quote a file name or a runtime's words
         self._last_failure = message
         self.buffer.flush()
         self.results.fail(message)
@@ -356,7 +369,7 @@ class MainWindow(QMainWindow):
         if reason is None and self.start_study(spec) is not None:
             return
         reason = reason or "a study is already running"
-        self.statusBar().showMessage(f"Cannot run: {reason}")
+        self.statusBar().showMessage(f"Cannot run: {in_window_words(reason)}")
         self.start_refused.emit(reason)
 
     # --- drag and drop -------------------------------------------------

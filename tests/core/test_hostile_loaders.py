@@ -28,7 +28,7 @@ from core.datasets import load_dataset
 from core.errors import BadInput
 from core.models import load_model
 from core.models.loaded import TensorInfo
-from core.study.spec import DatasetSpec, ModelSpec
+from core.study.spec import CALIBRATE_ON_SAME, DatasetKind, DatasetSpec, ModelSpec
 from tests.shared_data import SHARED_DATA
 
 REPO = Path(__file__).resolve().parents[2]
@@ -470,7 +470,8 @@ def test_a_class_folder_linked_from_outside_is_followed_like_linked_images(tmp_p
     _png(tmp_path / "outside.png", 200)
     (tmp_path / "data" / "cat" / "linked.png").symlink_to(tmp_path / "outside.png")
 
-    ds = load_dataset(DatasetSpec.parse(f"folder:{tmp_path / 'data'}"), MLP_INPUT)
+    # Every image kept (nothing held out for calibration): the folder is read as it is.
+    ds = load_dataset(DatasetSpec(DatasetKind.FOLDER, str(tmp_path / "data"), calibration=CALIBRATE_ON_SAME), MLP_INPUT)
 
     assert ds.class_names == ["cat", "dog"]
     assert ds.y.tolist() == [0, 0, 1, 1]

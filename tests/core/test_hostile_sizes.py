@@ -34,7 +34,7 @@ import core.datasets.csv as csv_loader
 from core.datasets import load_dataset
 from core.errors import BadInput
 from core.models.limits import MAX_COMPRESSION_RATIO
-from core.study.spec import DatasetKind, DatasetSpec
+from core.study.spec import CALIBRATE_ON_SAME, DatasetKind, DatasetSpec
 
 REPO = Path(__file__).resolve().parents[2]
 #: What a refusing process may peak at: far below what any bomb here inflates to.
@@ -415,7 +415,8 @@ def test_compressed_npz_of_real_data_still_loads(tmp_path: Path) -> None:
     rng = np.random.default_rng(0)
     x = rng.standard_normal((2000, 64)).astype(np.float32)
     np.savez_compressed(tmp_path / "real.npz", x=x, y=np.zeros(2000, np.int64))
-    ds = load_dataset(DatasetSpec(DatasetKind.NPZ, str(tmp_path / "real.npz")))
+    # Every sample kept (nothing held out for calibration): the file is read exactly as numpy wrote it.
+    ds = load_dataset(DatasetSpec(DatasetKind.NPZ, str(tmp_path / "real.npz"), calibration=CALIBRATE_ON_SAME))
     assert np.array_equal(ds.x, x) and ds.y is not None and len(ds.y) == 2000
     with zipfile.ZipFile(tmp_path / "real.npz") as zf:
         assert all(i.file_size < MAX_COMPRESSION_RATIO * i.compress_size for i in zf.infolist())
@@ -470,7 +471,8 @@ def test_csv_limit_reads_only_the_first_rows(tmp_path: Path, monkeypatch: pytest
     monkeypatch.setattr(csv_loader, "MAX_ROWS", 100)
     path = tmp_path / "big.csv"
     path.write_bytes(b"a,b,label\n" + b"1,2,0\n3,4,1\n" * 5000 + b"oops,\x00,\xff\xfe\n")  # 60 KB, then damage
-    ds = load_dataset(DatasetSpec(DatasetKind.CSV, str(path), limit=40))
+    # Every row read kept (nothing held out for calibration), so the rows read are the rows evaluated.
+    ds = load_dataset(DatasetSpec(DatasetKind.CSV, str(path), limit=40, calibration=CALIBRATE_ON_SAME))
     assert ds.x.shape == (40, 2) and ds.y is not None and ds.y.tolist() == [0, 1] * 20
     assert any("first 40 rows" in n and "not read" in n for n in ds.notes), ds.notes
     past_the_cap = load_dataset(DatasetSpec(DatasetKind.CSV, str(path), limit=1000))  # asked for: not capped

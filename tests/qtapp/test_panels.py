@@ -106,7 +106,8 @@ def test_open_demo_button_sets_up_the_demo_study(qtbot, window):
     _loaded(qtbot, window)
     assert window.model_panel.loaded is not None
     assert window.dataset_panel.dataset_spec() == DatasetSpec.parse("builtin:digits")
-    assert [s.id for s in window.schemes_panel.selected()] == list(DEMO_SCHEMES[1:])
+    wanted = [SchemeSpec.parse(s) for s in DEMO_SCHEMES[1:]]
+    assert sorted(window.schemes_panel.selected(), key=str) == sorted(wanted, key=str)
     assert window.run_panel.run_button.isEnabled()
 
 

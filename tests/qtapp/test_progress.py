@@ -53,4 +53,4 @@ def test_time_left_extrapolates_elapsed_time():
     assert abs(progress.eta_s - 30.0) < 1e-9
     assert progress.eta_text == "about 30 s left"
     progress.apply(StudyFinished(sid, result=None, cancelled=True))  # type: ignore[arg-type]
-    assert progress.eta_s is None and progress.step_text == "cancelled"
+    assert progress.eta_s is None and progress.step_text == "cancelled: 0 of 2 measured"
