@@ -318,12 +318,21 @@ class ResultsPanel(QWidget):
         self.drift.setText(f"⚠ {warning[0].upper()}{warning[1:]}." if warning else "")
         self.drift.setToolTip(self.drift.text())
         self.drift.setVisible(bool(warning))
+        self._fit_top()  # a wrapped warning takes lines: the table below it keeps every row
+
+    def _fit_top(self) -> None:
+        """Give the title, the drift warning (at the lines it wraps to), the table and its legend their height."""
+        total = sum(self.splitter.sizes())
+        top = self.splitter.widget(0)
+        layout = top.layout()
+        width = top.width() if top.width() > 0 else self.width()
+        needed = layout.totalHeightForWidth(width) if layout.hasHeightForWidth() else top.sizeHint().height()
+        needed = max(needed, top.sizeHint().height())
+        self.splitter.setSizes([needed, max(1, total - needed)])
 
     def _fit_splitters(self, variants: int) -> None:
         """Give the table every row it needs and the charts a readable height per variant."""
-        total = sum(self.splitter.sizes())
-        top = self.splitter.widget(0).sizeHint().height()
-        self.splitter.setSizes([top, max(1, total - top)])
+        self._fit_top()
         self.histogram.setMinimumHeight(HIST_ROW_PX * variants + 50)
         self.sizes.setMinimumHeight(SIZE_ROW_PX * variants + 60)
         self.scatter.setMinimumHeight(SCATTER_MIN_PX)
