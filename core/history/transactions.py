@@ -86,12 +86,10 @@ def failure_sentence(exc: sqlite3.DatabaseError, path: Path, write: bool) -> str
 def out_of_room(path: Path) -> bool:
     """After an I/O error on the database at ``path``: is it a full disk? SQLite says "full" for ENOSPC
     but "I/O error" for EFBIG (a file-size limit), so look at the free space and at the limit."""
-    try:
+    with contextlib.suppress(OSError, AttributeError):  # no statvfs here: judge by the size limit alone
         st = os.statvfs(path.parent)
         if st.f_bavail * st.f_frsize < (1 << 20):
             return True
-    except (OSError, AttributeError):
-        pass
     try:
         import resource
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -48,12 +49,10 @@ def ort_graph_coverage(model_path: Path, threads: int, workdir: Path) -> dict[st
         graph_note = "optimized graph (ORT_ENABLE_EXTENDED)"
     model = onnx.load(str(optimized), load_external_data=False)
     counts = Counter(node.op_type for node in model.graph.node)
-    try:
+    with contextlib.suppress(OSError):  # a scratch copy left behind goes with the study's folder
         optimized.unlink()
         for extra in workdir.glob(optimized.name + "*.data"):
             extra.unlink()
-    except OSError:
-        pass
     return summarize_op_counts(dict(counts), graph_note)
 
 
