@@ -7,7 +7,9 @@ compares two different machines. So once every variant has been timed, the
 engine (``guard_against_drift``) times the baseline again, and every other
 variant briefly; when a median moved by more than DRIFT_LIMIT (core.measures.drift_notes), it times every
 variant again in short interleaved rounds and the speed-ups and speed verdicts
-come from those. Both steps use the
+come from those. A variant timed with fewer than DRIFT_MIN_SAMPLES samples (a model taking
+seconds per call) takes part in neither step: its few samples cannot tell a change of the
+machine's speed from noise, and its calls would stretch every round. Both steps use the
 runners the engine kept open, and stop at the cancel token.
 """
 
@@ -27,6 +29,9 @@ from core.study.events import Event, Progress
 from core.study.result import VariantResult
 from core.study.spec import StudySpec, TimingSpec
 
+#: A variant timed with fewer samples than this (a pathologically slow one: seconds per call) says nothing
+#: about the machine's speed: it never sets off the re-check or the paired rounds, and keeps its first timing.
+DRIFT_MIN_SAMPLES = 20
 #: The baseline is timed again for this long at the end of a study.
 RECHECK_S = 0.5
 RECHECK_MIN_SAMPLES = 30
@@ -74,9 +79,9 @@ def _recheck(
     more than DRIFT_LIMIT (core.measures.drift_notes).
     Returns the ``timing.baseline_recheck`` block (None when there is nothing to compare).
     """
-    timed = [r for r in results if r.ok and r.latency is not None and r is not base and r.label in runners]
+    timed = [r for r in results if _enough_samples(r) and r is not base and r.label in runners]
     runner = runners.get(base.label) if base is not None else None
-    if runner is None or base is None or base.latency is None or not timed:
+    if runner is None or base is None or not _enough_samples(base) or not timed:
         return None
     timing = replace(spec.timing, max_time_s=min(spec.timing.max_time_s, RECHECK_S), min_samples=RECHECK_MIN_SAMPLES)
     steps = 1 + len(timed)
@@ -131,11 +136,12 @@ def _paired_rounds(
     for PAIRED_BURST_S, the order reversed from one round to the next, so the
     baseline and each variant are measured within a second of each other. A
     variant's paired speed-up is the median over rounds of baseline median ÷ its
-    median; its verdict's speed grade uses it. Each variant's own latency
+    median; its verdict's speed grade uses it. ``p50_ms`` keeps each variant's median over the
+    rounds, the latency those speed-ups come from. Each variant's own latency
     figures and histogram stay those of its first timing.
     Returns the ``timing.paired`` block.
     """
-    timed = {r.label: r for r in results if r.ok and r.label in runners and r.latency is not None}
+    timed = {r.label: r for r in results if _enough_samples(r) and r.label in runners}
     labels = list(timed)
     if base.label not in labels or len(labels) < 2:
         return None
@@ -156,7 +162,15 @@ def _paired_rounds(
         if ratios:
             speedups[label] = {"median": round(float(np.median(ratios)), 4), "min": round(min(ratios), 4),
                                "max": round(max(ratios), 4)}
-    return {"rounds": PAIRED_ROUNDS, "burst_s": burst.max_time_s, "speedup": speedups}
+    # Each variant's median over the rounds: the latency the paired speed-ups were measured from.
+    p50 = {label: round(float(np.nanmedian(m)), 6) for label, m in medians.items() if np.isfinite(m).any()}
+    return {"rounds": PAIRED_ROUNDS, "burst_s": burst.max_time_s, "speedup": speedups, "p50_ms": p50}
+
+
+def _enough_samples(result: VariantResult) -> bool:
+    """Whether ``result`` was timed with at least DRIFT_MIN_SAMPLES samples: only then does a change of its
+    median tell that the machine's speed changed (see DRIFT_MIN_SAMPLES)."""
+    return result.ok and result.latency is not None and result.latency.n >= DRIFT_MIN_SAMPLES
 
 
 def _prepared(runner: Any, x: np.ndarray) -> Any:
@@ -188,6 +202,9 @@ def _median_ms(call: Any, timing: TimingSpec, cancel: CancelToken) -> tuple[floa
 def _note_drift(results: list[VariantResult], recheck: dict[str, Any], paired_rounds: int | None) -> None:
     """Every measured variant says the machine's speed changed, and whether the speed-ups were re-measured."""
     note = recheck_note(recheck, paired_rounds)
+    # A variant with too few samples for the rounds keeps its first timing: its note does not claim rounds.
+    unpaired = recheck_note(recheck, None)
     for r in results:
-        if r.ok and note:
-            r.notes.append(note)
+        text = note if _enough_samples(r) else unpaired
+        if r.ok and text:
+            r.notes.append(text)

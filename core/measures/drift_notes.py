@@ -13,6 +13,8 @@ from typing import Any
 #: the end of the study makes the study's speed-ups suspect.
 DRIFT_LIMIT = 0.10
 DRIFT_PREFIX = "the machine's speed changed during the study"
+#: Marks a figure measured in the paired rounds rather than in the variant's first timing.
+PAIRED_MARK = "\u2021"
 
 
 def drift_note(
@@ -33,8 +35,9 @@ def drift_note(
     )
     if paired_rounds:
         return (
-            f"{said}, so every variant was timed again in {paired_rounds} interleaved rounds and the speed-ups and "
-            "speed verdicts come from those; each variant's own latency figures are from its first timing"
+            f"{said}, so every variant was timed again in {paired_rounds} interleaved rounds and the speed-ups "
+            f"({PAIRED_MARK}) and speed verdicts come from those; each variant's p50/p99 and histogram are from its "
+            "first timing"
         )
     return f"{said}, so speed-ups can be off by that much; run the study again, or on a quieter machine"
 
@@ -61,3 +64,40 @@ def recheck_note(recheck: dict[str, Any], paired_rounds: int | None = None) -> s
                       subject=str(moved))
 
 
+
+
+def paired_block(timing: dict | None) -> dict[str, Any] | None:
+    """A study's ``timing.paired`` block when the speed-ups were measured in paired rounds, else None."""
+    paired = (timing or {}).get("paired")
+    return paired if isinstance(paired, dict) and paired.get("speedup") else None
+
+
+def paired_p50_ms(timing: dict | None, label: str) -> float | None:
+    """``label``'s median latency over the paired rounds (ms), or None (no rounds, or an older file)."""
+    value = ((paired_block(timing) or {}).get("p50_ms") or {}).get(label)
+    return float(value) if isinstance(value, (int, float)) and value > 0 else None
+
+
+def paired_speedup_range(timing: dict | None, label: str) -> tuple[float, float, float] | None:
+    """(median, lowest, highest) of ``label``'s baseline ÷ variant ratio over the paired rounds, or None."""
+    figures = ((paired_block(timing) or {}).get("speedup") or {}).get(label)
+    if not isinstance(figures, dict):
+        return None
+    try:
+        return float(figures["median"]), float(figures["min"]), float(figures["max"])
+    except (KeyError, TypeError, ValueError):
+        return None
+
+
+def paired_footnote(timing: dict | None, labels: list[str], format_ms: Any) -> str | None:
+    """The line under a table whose speed-ups carry ``PAIRED_MARK``: where they came from, and each
+    variant's median in those rounds (the latencies they agree with); None without paired rounds."""
+    paired = paired_block(timing)
+    if paired is None:
+        return None
+    medians = [f"{label} {format_ms(p50)}" for label in labels if (p50 := paired_p50_ms(timing, label))]
+    said = (
+        f"{PAIRED_MARK} speed-up: median over {paired.get('rounds', '?')} interleaved rounds of the baseline's "
+        "median ÷ the variant's"
+    )
+    return f"{said}; p50 in those rounds (ms): {', '.join(medians)}" if medians else said

@@ -18,7 +18,13 @@ from pathlib import Path
 from typing import Any
 
 from core import quantbench_version
-from core.measures.drift_notes import DRIFT_PREFIX, study_drift_warning
+from core.measures.drift_notes import (
+    DRIFT_PREFIX,
+    PAIRED_MARK,
+    paired_footnote,
+    paired_speedup_range,
+    study_drift_warning,
+)
 from core.printable import markup_escape as escape
 from core.reports import svg as svg_charts
 from core.reports.chart_data import variant_colors
@@ -412,7 +418,7 @@ def _results_table(rows: list[_Row]) -> str:
             ),
             escape(format_ms(v.latency.p50) + ("~" if v.latency.noisy else "")) if v.latency else "-",
             escape(format_ms(v.latency.p99)) if v.latency else "-",
-            format_speedup(1.0 if speedup is None and r.is_baseline else speedup),
+            format_speedup(1.0 if speedup is None and r.is_baseline else speedup) + _paired_mark(r, speedup),
             format_speedup(verdict.speedup_vs_fastest_float if verdict else None),
             escape(format_bytes(v.size_bytes)),
             "(base)" if r.is_baseline else escape(_negated_percent(_size_reduction(r))),
@@ -428,7 +434,25 @@ def _results_table(rows: list[_Row]) -> str:
         '<p class="hint">~ marks a noisy timing (interquartile range over 10 % of the median). '
         "Speed-up is the baseline's median over the variant's; "
         "\"vs best float\" compares with the fastest float variant.</p>"
+        + "".join(f'<p class="hint">{escape(note)}.</p>' for note in _paired_footnotes(rows))
     )
+
+
+def _paired_mark(r: _Row, speedup: float | None) -> str:
+    """The mark of a speed-up measured in the paired rounds (the machine's speed changed)."""
+    paired = not r.is_baseline and speedup is not None and paired_speedup_range(r.study.timing, r.variant.label)
+    return PAIRED_MARK if paired else ""
+
+
+def _paired_footnotes(rows: list[_Row]) -> list[str]:
+    """Where each study's marked speed-ups came from, with every variant's median in those rounds."""
+    notes: list[str] = []
+    for study in {id(r.study): r.study for r in rows}.values():
+        labels = [r.variant.label for r in rows if r.study is study and r.variant.ok]
+        note = paired_footnote(study.timing, labels, format_ms)
+        if note:
+            notes.append(note)
+    return notes
 
 
 _DETAIL_FIELDS: list[tuple[str, str]] = [

@@ -6,7 +6,13 @@ import re
 import shutil
 import textwrap
 
-from core.measures.drift_notes import DRIFT_PREFIX, study_drift_warning
+from core.measures.drift_notes import (
+    DRIFT_PREFIX,
+    PAIRED_MARK,
+    paired_footnote,
+    paired_speedup_range,
+    study_drift_warning,
+)
 from core.reports.format import (
     format_bytes,
     format_ms,
@@ -53,7 +59,7 @@ def format_table(study: StudyResult, width: int = TABLE_WIDTH) -> str:
         "Variant", "Runtime", quality_head, "vs base", "p50 ms", "p99 ms", "Speed-up", "vs best float", "Size",
         "Size vs base", "Agree", "SQNR dB", "Verdict",
     ]
-    rows = [_row(v, task) for v in study.results]
+    rows = [_row(v, task, study.timing) for v in study.results]
     lines, left_out = _fit_table(headers, rows, min(width, TABLE_WIDTH))
 
     drift = study_drift_warning(study.timing)
@@ -70,6 +76,9 @@ def format_table(study: StudyResult, width: int = TABLE_WIDTH) -> str:
         )
     if drift:
         out += "\n\n" + _wrap(f"warning: {drift}.", width, "  ")
+    footnote = paired_footnote(study.timing, [v.label for v in study.results if v.ok], format_ms)
+    if footnote:
+        out += "\n" + _wrap(f"{footnote}.", width, "  ")
     env = study.environment
     for note in study.model.get("notes") or []:
         if "untrained" in note or "quantiz" in note or "scale" in note:
@@ -111,8 +120,8 @@ def _wrap(text: str, width: int, indent: str) -> str:
     return wrapped.replace("\u00a0", " ")
 
 
-def _row(v: VariantResult, task: str) -> list[str]:
-    """One variant's row of the comparison table."""
+def _row(v: VariantResult, task: str, timing: dict | None = None) -> list[str]:
+    """One variant's row of the comparison table; a speed-up from the paired rounds is marked."""
     if v.status is not VariantStatus.OK:
         return [v.label, v.runtime or "-", "-", "-", "-", "-", "-", "-", "-", "-", "-", "-", v.status.value.upper()]
     quality, change = _quality(v, task)
@@ -125,6 +134,8 @@ def _row(v: VariantResult, task: str) -> list[str]:
         size_change = -verdict.size_reduction
     speedup = verdict.speedup if verdict else None
     speed = format_speedup(1.0 if speedup is None and v.is_baseline else speedup)
+    if not v.is_baseline and speedup is not None and paired_speedup_range(timing, v.label):
+        speed += PAIRED_MARK
     vs_float = format_speedup(verdict.speedup_vs_fastest_float if verdict else None)
     p50 = format_ms(v.latency.p50 if v.latency else None)
     if v.latency and v.latency.noisy:

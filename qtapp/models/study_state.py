@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from core.measures.drift_notes import paired_block, paired_p50_ms, paired_speedup_range
 from core.study.events import (
     Event,
     LatencySamples,
@@ -63,6 +64,15 @@ class SampleBuffer:
         return self._n
 
 
+@dataclass(frozen=True)
+class PairedFigures:
+    """A variant's figures from the paired rounds the engine runs when the machine's speed changed."""
+
+    rounds: int
+    p50_ms: float | None  # its median over the rounds
+    speedup: tuple[float, float, float] | None  # (median, lowest, highest) of baseline ÷ variant
+
+
 @dataclass
 class VariantState:
     label: str
@@ -79,6 +89,8 @@ class VariantState:
     error: str | None = None
     error_stage: str | None = None
     samples: SampleBuffer = field(default_factory=SampleBuffer)
+    #: Set when the study ends with paired rounds: its speed-up comes from those, not its first timing.
+    paired: PairedFigures | None = None
 
     @property
     def is_baseline(self) -> bool:
@@ -152,6 +164,11 @@ class StudyState:
     @property
     def task(self) -> str:
         return str(self.dataset.get("task", "classification"))
+
+    @property
+    def has_paired(self) -> bool:
+        """Whether some speed-ups come from paired rounds (the table then shows where from)."""
+        return any(v.paired is not None for v in self.variants.values())
 
     def finished_results(self) -> list[VariantResult]:
         return [v.result for v in self.variants.values() if v.result is not None and v.result.ok]
@@ -244,8 +261,19 @@ class StudyState:
         # The final results are authoritative: verdicts are recomputed once every variant is known.
         for r in ev.result.results:
             self._set_result(r)
+        self._set_paired(ev.result.timing)
         self._stop_unfinished(Phase.CANCELLED if ev.cancelled else Phase.FAILED, None)
         self._changes.finished = True
+
+    def _set_paired(self, timing: dict[str, Any]) -> None:
+        paired = paired_block(timing)
+        if paired is None:
+            return
+        for v in self.variants.values():
+            if v.result is not None and v.result.ok:
+                speedup = paired_speedup_range(timing, v.label)
+                v.paired = PairedFigures(int(paired.get("rounds") or 0), paired_p50_ms(timing, v.label), speedup)
+                self._changes.results.add(v.label)
 
     def _stop_unfinished(self, phase: Phase, message: str | None) -> None:
         for v in self.variants.values():

@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from core.measures.drift_notes import PAIRED_MARK
 from core.measures.latency_stats import quantiles
 from core.reports.format import (
     format_bytes,
@@ -29,6 +30,8 @@ class Column:
     title: str
     tooltip: str
     cell: Callable[[VariantState, VariantState | None], Cell]
+    #: A tooltip for one row's cell (e.g. where its figure came from); None or "" falls back to ``tooltip``.
+    cell_tooltip: Callable[[VariantState], str] | None = None
 
 
 def _metric(v: VariantState, key: str) -> float | None:
@@ -123,6 +126,27 @@ def speedup(v: VariantState, base: VariantState | None) -> Cell:
     return (format_speedup(value, typographic=True), r.verdict.speed)
 
 
+def paired_latency(v: VariantState, base: VariantState | None) -> Cell:
+    """The variant's median over the paired rounds, in ms (the latency its marked speed-up agrees with)."""
+    p50 = v.paired.p50_ms if v.paired is not None else None
+    return ("" if p50 is None else format_ms(p50), None)
+
+
+def paired_speedup_tooltip(v: VariantState) -> str:
+    """Where a marked speed-up came from: its range over the rounds, and what the first timings alone said."""
+    if v.paired is None or v.paired.speedup is None or v.is_baseline:
+        return ""
+    median, low, high = v.paired.speedup
+    lines = [
+        f"{format_speedup(median)} the baseline's speed: the median over {v.paired.rounds} interleaved rounds "
+        f"(from {format_speedup(low)} to {format_speedup(high)}), timed again because the machine's speed changed."
+    ]
+    first = v.result.latency.p50 if v.result is not None and v.result.latency is not None else None
+    if first:
+        lines.append(f"First timing: p50 {format_ms(first)} ms (the p50/p99 column and the histogram).")
+    return "\n".join(lines)
+
+
 def size(v: VariantState, base: VariantState | None) -> Cell:
     """Bytes on disk, with the change against the baseline in brackets."""
     if v.size_bytes is None:
@@ -168,6 +192,25 @@ TIMING_AND_SIZE = (
     Column("Speed", "Speed-up: baseline median latency divided by this variant's.", speedup),
     Column("Size", "Bytes on disk of the file a user would ship (change against the baseline).", size),
 )
+#: When the machine's speed changed, the speed-ups come from paired rounds: the table says so in the
+#: Speed column's title and shows each variant's median in those rounds beside its first timing.
+PAIRED_TIMING_AND_SIZE = (
+    TIMING_AND_SIZE[0],
+    Column(
+        f"p50 {PAIRED_MARK} ms",
+        "Median latency over the interleaved rounds run at the end of the study because the machine's speed "
+        "changed: the figures the marked speed-ups come from.",
+        paired_latency,
+    ),
+    Column(
+        f"Speed {PAIRED_MARK}",
+        "Speed-up from the interleaved rounds: the median over rounds of the baseline's median ÷ this variant's "
+        "(both timed within a second of each other). Hover a cell for its range.",
+        speedup,
+        paired_speedup_tooltip,
+    ),
+    TIMING_AND_SIZE[2],
+)
 AGREEMENT = Column("Agree", "Share of samples with the same predicted class as the baseline.", agreement)
 SQNR = Column("SQNR", "Signal-to-quantization-noise ratio of the outputs against the baseline.", sqnr)
 
@@ -197,12 +240,13 @@ REGRESSION_COLUMNS = (
 UNLABELLED_COLUMNS = (VERDICT, *TIMING_AND_SIZE, AGREEMENT, SQNR)
 
 
-def columns_for(task: str) -> tuple[Column, ...]:
-    if task == "regression":
-        return REGRESSION_COLUMNS
-    if task == "unlabelled":
-        return UNLABELLED_COLUMNS
-    return CLASSIFICATION_COLUMNS
+def columns_for(task: str, paired: bool = False) -> tuple[Column, ...]:
+    """The columns for ``task``; ``paired``: some speed-ups come from paired rounds (marked, with their p50)."""
+    columns = {"regression": REGRESSION_COLUMNS, "unlabelled": UNLABELLED_COLUMNS}.get(task, CLASSIFICATION_COLUMNS)
+    if not paired:
+        return columns
+    marked = PAIRED_TIMING_AND_SIZE[1:3]  # the paired p50, then the marked Speed, in the plain Speed's place
+    return tuple(c for column in columns for c in (marked if column is TIMING_AND_SIZE[1] else (column,)))
 
 
 def failure_text(v: VariantState) -> str:

@@ -212,10 +212,7 @@ class ResultsPanel(QWidget):
             # its own pass of the event loop instead (with its repaint), a few ms at a time.
             self._queue_jobs(self.sizes.redraw, self.scatter.redraw, self.matrices.redraw, self.table.fit_columns)
         if changes.finished:
-            self.histogram.settle_captions()
-            self._show_drift()
-            self._queue_jobs(self.table.fit_columns)
-            self.run_pending()  # the study is over: nothing left to keep smooth
+            self._study_ended()
         elif self._jobs and not self._job_timer.isActive():
             self._job_timer.start()
         if changes.samples - whole:
@@ -229,6 +226,14 @@ class ResultsPanel(QWidget):
             self._show_most_flipped()
         if changes.started or changes.finished or self.selected_label() in whole:
             self._show_details()
+
+    def _study_ended(self) -> None:
+        if self.table.model.columns_stale():
+            self.table.reset()  # paired rounds ran: their p50 column and the marked Speed appear
+        self.histogram.settle_captions()
+        self._show_drift()
+        self._queue_jobs(self.table.fit_columns)
+        self.run_pending()  # the study is over: nothing left to keep smooth
 
     def selected_label(self) -> str | None:
         """The variant selected in the summary table (None: none is)."""

@@ -50,9 +50,13 @@ class SummaryModel(QAbstractTableModel):
 
     def reset(self) -> None:
         self.beginResetModel()
-        self._columns = columns_for(self._state.task)
+        self._columns = columns_for(self._state.task, self._state.has_paired)
         self._cells = {}
         self.endResetModel()
+
+    def columns_stale(self) -> bool:
+        """Whether the study's columns changed since the last reset (paired rounds add theirs at the end)."""
+        return self._columns != columns_for(self._state.task, self._state.has_paired)
 
     def refresh(self, labels: set[str], whole_rows: bool = False) -> None:
         """Re-read the rows of ``labels``. Only the cells whose text or grade changed are
@@ -144,7 +148,7 @@ class SummaryModel(QAbstractTableModel):
         if role == Qt.ItemDataRole.ToolTipRole:
             if is_verdict:
                 return verdict_tooltip(v.result) or column.tooltip
-            return column.tooltip
+            return (column.cell_tooltip(v) if column.cell_tooltip else "") or column.tooltip
         return None
 
     def _swatch(self, label: str) -> QIcon:

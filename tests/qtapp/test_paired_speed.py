@@ -1,0 +1,103 @@
+"""Issue 14, item 4: after the paired rounds, Speed and the latencies beside it never disagree silently.
+
+When the machine's speed changes during a study, the engine times every variant again in
+interleaved rounds and the speed-ups come from those. The table then marks the Speed column,
+shows each variant's median in those rounds beside its first timing (so the two columns a
+reader divides agree), and each marked cell says its range over the rounds.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from fake_study import fake_run_study
+from helpers import fake_spec
+from PySide6.QtCore import Qt
+
+from core.measures.drift_notes import PAIRED_MARK
+from core.reports.format import format_ms, format_speedup
+from core.study.events import StudyFinished
+from qtapp.charts.palette import VariantPalette
+from qtapp.panels.results_panel import ResultsPanel
+from qtapp.window.theme import LIGHT
+
+
+def _with_paired_rounds(final: StudyFinished) -> tuple[StudyFinished, dict]:
+    """The study as the engine ends it after a drift: a re-check that moved, and paired rounds
+    whose medians tell another story than the first timings (every variant as fast as the baseline)."""
+    results = [r for r in final.result.results if r.ok]
+    base = results[0]
+    p50 = {r.label: round(base.latency.p50 * (1.0 + 0.01 * i), 6) for i, r in enumerate(results)}
+    speedup = {r.label: {"median": round(p50[base.label] / p50[r.label], 4), "min": 0.9, "max": 1.05}
+               for r in results}
+    paired = {"rounds": 7, "burst_s": 0.15, "speedup": speedup, "p50_ms": p50}
+    first = base.latency.p50
+    timing = {**final.result.timing, "paired": paired,
+              "baseline_recheck": {"first_p50_ms": first, "p50_ms": first * 1.6, "drifted": True}}
+    marked = [
+        r if r.is_baseline or r.verdict is None else replace(r, verdict=replace(
+            r.verdict, speedup=speedup[r.label]["median"]))
+        for r in final.result.results
+    ]
+    return replace(final, result=replace(final.result, timing=timing, results=marked)), paired
+
+
+def _headers(panel: ResultsPanel) -> list[str]:
+    model = panel.table.model
+    return [str(model.headerData(c, Qt.Orientation.Horizontal))
+            for c in range(model.columnCount())]
+
+
+def _cell(panel: ResultsPanel, label: str, title: str) -> str:
+    model = panel.table.model
+    return model.text(panel.state.labels.index(label), _headers(panel).index(title))
+
+
+def test_paired_speed_ups_are_marked_and_shown_with_the_latencies_they_come_from(qtbot) -> None:
+    events = list(fake_run_study(fake_spec()))
+    final = events[-1]
+    assert isinstance(final, StudyFinished)
+    panel = ResultsPanel(VariantPalette(), LIGHT)
+    qtbot.addWidget(panel)
+    panel.show()
+
+    # Mid-run (and in a study whose machine held still) the table has one plain Speed column.
+    panel.apply_events(events[:-1])
+    assert "Speed" in _headers(panel) and not any(PAIRED_MARK in h for h in _headers(panel))
+
+    drifted, paired = _with_paired_rounds(final)
+    panel.apply_events([drifted])
+    headers = _headers(panel)
+    speed, rounds_p50 = f"Speed {PAIRED_MARK}", f"p50 {PAIRED_MARK} ms"
+    assert "Speed" not in headers and speed in headers and rounds_p50 in headers
+    assert headers.index("p50/p99 ms") < headers.index(rounds_p50) < headers.index(speed)
+
+    # The marked speed-up and the medians beside it agree: read together, they say the same.
+    for label, p50 in paired["p50_ms"].items():
+        assert _cell(panel, label, rounds_p50) == format_ms(p50)
+    int8 = "ort-int8-static"
+    assert _cell(panel, int8, speed) == format_speedup(paired["speedup"][int8]["median"], typographic=True)
+    shown_ratio = float(_cell(panel, "fp32", rounds_p50)) / float(_cell(panel, int8, rounds_p50))
+    assert abs(shown_ratio - paired["speedup"][int8]["median"]) < 0.02
+    # ...while its first timing (the p50/p99 column and the histogram) is kept as measured.
+    first = next(r for r in final.result.results if r.label == int8).latency.p50
+    assert _cell(panel, int8, "p50/p99 ms").startswith(format_ms(first))
+
+    # Each marked cell says where it came from; the warning above the table names the mark.
+    model = panel.table.model
+    tip = model.data(model.index(panel.state.labels.index(int8), headers.index(speed)), Qt.ItemDataRole.ToolTipRole)
+    assert "7 interleaved rounds" in tip and "0.9" in tip and "1.05" in tip and format_ms(first) in tip
+    assert panel.drift.isVisible() and PAIRED_MARK in panel.drift.text()
+
+    # The column chooser keeps the new column like any other.
+    panel.columns.set_shown(rounds_p50, False)
+    assert not panel.columns.is_shown(rounds_p50) and panel.columns.is_shown(speed)
+
+
+def test_a_study_without_paired_rounds_keeps_its_plain_columns(qtbot) -> None:
+    events = list(fake_run_study(fake_spec()))
+    panel = ResultsPanel(VariantPalette(), LIGHT)
+    qtbot.addWidget(panel)
+    panel.apply_events(events)
+    headers = _headers(panel)
+    assert "Speed" in headers and not any(PAIRED_MARK in h for h in headers)
