@@ -51,6 +51,10 @@ class CellLabels(pg.GraphicsObject):
     def text(self, row: int, col: int) -> str:
         return self._texts[row][col] if self._texts else ""
 
+    def color(self, row: int, col: int) -> QColor:
+        """The colour of the number in cell (row, col), chosen from the cell's own colour."""
+        return QColor(self._colors[row][col])
+
     def boundingRect(self) -> QRectF:
         return QRectF(-0.5, -0.5, max(self._cols, 1), max(self._rows, 1))
 

@@ -27,6 +27,9 @@ COUNTS = "counts"
 DIFFERENCE = "difference"
 MAX_LABELLED_CLASSES = 12  # beyond this the numbers no longer fit their cells
 MAX_COLUMNS = 3
+#: A cell with any count is at least this far along the colour scale: a count of 1 beside a
+#: largest cell of 400 stays visibly apart from an empty cell, in both themes.
+MIN_TINT = 0.2
 
 
 def _counts_map(theme: Theme) -> pg.ColorMap:
@@ -62,6 +65,8 @@ class ConfusionMatrices(pg.GraphicsLayoutWidget):
         self._columns = 1
         self._class_names: list[str] | None = None
         self._mode = COUNTS
+        self._baseline: str | None = None  # the study's baseline, once its result said so
+        self._baselines: dict[str, str] = {}  # label -> its own study's baseline (a comparison)
         self.setBackground(theme.plot_bg)
         install_export_menu(self, "confusion-matrices")
 
@@ -73,6 +78,8 @@ class ConfusionMatrices(pg.GraphicsLayoutWidget):
         self._panels = {}
         self._pending = {}
         self._order = list(labels)
+        self._baseline = None
+        self._baselines = {}
         self._class_names = class_names
         self._columns = self.columns_for(len(labels))
 
@@ -107,8 +114,9 @@ class ConfusionMatrices(pg.GraphicsLayoutWidget):
         set_axis_label(panel.plot, "left", "true", self._theme)
         for side in ("left", "bottom"):  # after setLabel, which shows the axis again
             panel.plot.showAxis(side, not panel.failed)
-        panel.plot.setTitle(self._title(label, panel), color=self._palette.hex(label), size=f"{TITLE_POINT_SIZE}pt",
-                            bold=True)
+        panel.plot.setTitle(
+            self._title(label, panel), color=self._palette.hex(label), size=f"{TITLE_POINT_SIZE}pt", bold=True
+        )
 
     def _title(self, label: str, panel: _Panel) -> str:
         if panel.failed:
@@ -120,17 +128,31 @@ class ConfusionMatrices(pg.GraphicsLayoutWidget):
             return f"{label} − baseline: identical" if same else f"{label} − baseline"
         return label
 
+    def _baseline_of(self, label: str) -> str | None:
+        if label in self._baselines:
+            return self._baselines[label]
+        if self._baseline is not None:
+            return self._baseline
+        return self._order[0] if self._order else None  # until the baseline's result says which it is
+
     def _is_baseline(self, label: str) -> bool:
-        return bool(self._order) and label == self._order[0]
+        return self._baseline_of(label) == label
+
+    def set_baselines(self, baselines: dict[str, str]) -> None:
+        """Each variant against its own study's baseline (studies compared side by side); then ``redraw``."""
+        self._baselines = dict(baselines)
 
     # --- feeding -------------------------------------------------------
-    def set_matrix(self, label: str, matrix: list[list[int]] | np.ndarray | None) -> None:
+    def set_matrix(self, label: str, matrix: list[list[int]] | np.ndarray | None, is_baseline: bool = False) -> None:
         """The variant's confusion matrix (rows: true class, columns: predicted); None if it failed.
+        ``is_baseline`` marks the study's baseline, which "difference" compares the others with.
 
         While the view is hidden (another tab is showing) the matrix is only kept: building
         plots and writing cells then waits until the view is shown or read.
         """
         self._pending[label] = None if matrix is None else np.asarray(matrix, dtype=np.int64)
+        if is_baseline:
+            self._baseline = label
 
     def _apply_pending(self) -> None:
         pending, self._pending = self._pending, {}
@@ -194,13 +216,19 @@ class ConfusionMatrices(pg.GraphicsLayoutWidget):
         if not matrices:
             return
         top = max(1, max(int(m.max()) for m in matrices))
-        base_panel = self._panels.get(self._order[0]) if self._order else None
-        base = base_panel.matrix if base_panel is not None else None
+        bases: dict[str, np.ndarray] = {}
         harms = {}
-        if self._mode == DIFFERENCE and base is not None:
+        if self._mode == DIFFERENCE:
             for label, p in self._panels.items():
-                if p.matrix is not None and not self._is_baseline(label) and p.matrix.shape == base.shape:
-                    harms[label] = _harm(p.matrix, base)
+                base_panel = self._panels.get(self._baseline_of(label) or "")
+                base = base_panel.matrix if base_panel is not None else None
+                if (
+                    p.matrix is not None
+                    and base is not None
+                    and not self._is_baseline(label)
+                    and p.matrix.shape == base.shape
+                ):
+                    bases[label], harms[label] = base, _harm(p.matrix, base)
         spread = max([1] + [int(np.abs(h).max()) for h in harms.values()])
         counts_map, harm_map = _counts_map(self._theme), _harm_map(self._theme)
         for label, p in self._panels.items():
@@ -211,22 +239,35 @@ class ConfusionMatrices(pg.GraphicsLayoutWidget):
                     p.labels.set_cells([], [])
                 continue
             if label in harms:
-                diff = p.matrix - base  # type: ignore[operator]
+                diff = p.matrix - bases[label]
                 p.shown = diff
-                p.image.setImage(harms[label].astype(float), levels=(-spread, spread),
-                                 lut=harm_map.getLookupTable(nPts=256), rect=_cells_rect(p.matrix))
-                self._write_cells(p, diff, harms[label], harm_map, -spread, spread, signed=True)
+                tint = _tinted(harms[label], spread)
+                p.image.setImage(
+                    tint, levels=(-1.0, 1.0), lut=harm_map.getLookupTable(nPts=256), rect=_cells_rect(p.matrix)
+                )
+                self._write_cells(p, diff, tint, harm_map, -1.0, 1.0, signed=True)
             else:
                 p.shown = p.matrix
-                p.image.setImage(p.matrix.astype(float), levels=(0, top),
-                                 lut=counts_map.getLookupTable(nPts=256), rect=_cells_rect(p.matrix))
-                self._write_cells(p, p.matrix, p.matrix, counts_map, 0, top, signed=False)
+                tint = _tinted(p.matrix, top)
+                p.image.setImage(
+                    tint, levels=(0.0, 1.0), lut=counts_map.getLookupTable(nPts=256), rect=_cells_rect(p.matrix)
+                )
+                self._write_cells(p, p.matrix, tint, counts_map, 0.0, 1.0, signed=False)
             if self._mode == DIFFERENCE:
-                p.plot.setTitle(self._title(label, p), color=self._palette.hex(label), size=f"{TITLE_POINT_SIZE}pt",
-                                bold=True)
+                p.plot.setTitle(
+                    self._title(label, p), color=self._palette.hex(label), size=f"{TITLE_POINT_SIZE}pt", bold=True
+                )
 
-    def _write_cells(self, p: _Panel, values: np.ndarray, colour_values: np.ndarray, cmap: pg.ColorMap,
-                     lo: float, hi: float, signed: bool) -> None:
+    def _write_cells(
+        self,
+        p: _Panel,
+        values: np.ndarray,
+        colour_values: np.ndarray,
+        cmap: pg.ColorMap,
+        lo: float,
+        hi: float,
+        signed: bool,
+    ) -> None:
         if p.labels is None:
             return
         if signed:
@@ -257,6 +298,17 @@ class ConfusionMatrices(pg.GraphicsLayoutWidget):
         shown = self._panels[label].shown
         return None if shown is None else shown.copy()
 
+    def cell_color(self, label: str, row: int, col: int) -> QColor:
+        """The colour the panel of ``label`` paints cell (row, col) in, read off its rendered image."""
+        self._sync_if_stale()
+        image = self._panels[label].image
+        image.render()
+        return image.qimage.pixelColor(col, row)
+
+    def cell_text_color(self, label: str, row: int, col: int) -> QColor:
+        self._sync_if_stale()
+        return self._panels[label].labels.color(row, col)
+
     def cell_text(self, label: str, row: int, col: int) -> str:
         self._sync_if_stale()
         labels = self._panels[label].labels
@@ -272,6 +324,12 @@ def _cells_rect(matrix: np.ndarray) -> QRectF:
     # Pixel i covers [i - 0.5, i + 0.5), so ticks and numbers sit at the cell centres.
     rows, cols = matrix.shape
     return QRectF(-0.5, -0.5, cols, rows)
+
+
+def _tinted(values: np.ndarray, top: float) -> np.ndarray:
+    """Where each cell sits on its colour scale, -1..1 (0: empty): any non-zero cell at least MIN_TINT."""
+    scaled = np.abs(values.astype(float)) / max(top, 1)
+    return np.where(values != 0, np.sign(values) * (MIN_TINT + (1 - MIN_TINT) * np.clip(scaled, 0, 1)), 0.0)
 
 
 def _harm(matrix: np.ndarray, base: np.ndarray) -> np.ndarray:

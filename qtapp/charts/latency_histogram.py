@@ -11,6 +11,7 @@ counts with ``setData``.
 
 from __future__ import annotations
 
+import html
 import math
 import time
 from dataclasses import dataclass
@@ -18,6 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Qt
+from PySide6.QtGui import QFontMetricsF
 from PySide6.QtWidgets import QGraphicsItem
 
 from core.reports.chart_data import (
@@ -33,23 +35,30 @@ from qtapp.charts.export import install_export_menu
 from qtapp.charts.log_axis import LogMsAxis
 from qtapp.charts.palette import VariantPalette
 from qtapp.charts.style import (
+    LABEL_POINT_SIZE,
     TICK_POINT_SIZE,
     TITLE_POINT_SIZE,
-    set_axis_label,
+    bold_font,
+    short_name,
     style_axes,
     with_alpha,
 )
 from qtapp.window.theme import Theme
 
 BINS = LATENCY_BINS
-GROWTH_MARGIN = 10 ** 0.15  # extra room when the shared range grows (0.15 decade)
+GROWTH_MARGIN = 10**0.15  # extra room when the shared range grows (0.15 decade)
 AXIS_WIDTH = 8  # fixed so every row's plot area starts at the same x
-CAPTION_WIDTH = 200
+CAPTION_WIDTH = 200  # the captions' width when their names are short
+#: Long names (studies compared side by side) widen the captions up to this share of the chart;
+#: beyond it they are shortened with "…", so a caption never runs into its histogram.
+CAPTION_SHARE = 0.4
 FAILED_ROW_PX = 34
+AXIS_PX = 40  # the last row's tick labels
 QWIDGETSIZE_MAX = 16_777_215
 AXIS_TITLE = "latency per call (ms, log scale)"
 Y_TOP = 1.1  # the tallest bin of a row is 1.0
-_LABEL_ANCHORS = ((1, 0.5), (1, 0.5))  # a line's name sits left of it
+#: The lines' key, under the axis title (names on the lines themselves covered the bars).
+P50_MARK, P99_MARK = "┃", "╏"
 LIVE_CAPTION_INTERVAL_S = 0.4  # a row's caption follows its live p50/p99 at most this often
 
 
@@ -103,6 +112,10 @@ class LatencyHistogram(pg.GraphicsLayoutWidget):
         self._range: tuple[float, float] | None = None
         self._edges = latency_edges(0.1, 1.0, BINS)
         self._dirty: set[str] = set()
+        self._caption_width = float(CAPTION_WIDTH)
+        # The axis title spans the captions and the plots under the last row, right-aligned: under
+        # the narrow plots alone it was cut at both ends.
+        self._axis_title = pg.LabelItem(justify="right")
         self.setBackground(theme.plot_bg)
         self.ci.layout.setVerticalSpacing(2)
         install_export_menu(self, "latency-histogram")
@@ -119,6 +132,8 @@ class LatencyHistogram(pg.GraphicsLayoutWidget):
         if list(self._rows) == list(labels):
             self._reuse_rows()
             return
+        if self._axis_title in self.ci.items:  # it moves to the row under the last
+            self.ci.removeItem(self._axis_title)
         while len(self._slots) < len(labels):
             self._slots.append(self._new_row(len(self._slots)))
         used, spare = self._slots[: len(labels)], self._slots[len(labels) :]
@@ -138,10 +153,12 @@ class LatencyHistogram(pg.GraphicsLayoutWidget):
             last = slot == len(labels) - 1
             axis = row.plot.getAxis("bottom")
             axis.setStyle(showValues=last)
-            if last:
-                set_axis_label(row.plot, "bottom", AXIS_TITLE, self._theme)
-            axis.showLabel(last)
+            axis.showLabel(False)
+        if labels:
+            self.ci.addItem(self._axis_title, row=len(labels), col=0, colspan=2)
+        self._style_title()
         self._reuse_rows()
+        self._fit_captions(force=True)  # to the new names
 
     def prebuild(self, rows: int) -> bool:
         """Build one more spare row, up to ``rows``; False when there are that many (call it when idle,
@@ -174,21 +191,50 @@ class LatencyHistogram(pg.GraphicsLayoutWidget):
             plot.setXLink(self._slots[0].plot)
         curve = plot.plot([0.0, 1.0], [0.0], stepMode="center", fillLevel=0)
         curve.setVisible(False)  # shown with the first samples
-        # Only the top row names its lines; the rows below use the same solid/dashed code.
-        named = slot == 0
-        # Both names sit left of their line (the p99 line is often near the right edge),
-        # at different heights so they cannot collide when the lines are close.
-        def label_opts(position: float) -> dict:
-            return {"position": position, "color": self._theme.plot_fg, "anchors": list(_LABEL_ANCHORS)}
-
-        p50 = pg.InfiniteLine(angle=90, label="p50" if named else None, labelOpts=label_opts(0.85))
-        p99 = pg.InfiniteLine(angle=90, label="p99" if named else None, labelOpts=label_opts(0.5))
+        # The lines carry no names (they covered the bars): the key under the axis title says solid p50, dashed p99.
+        p50 = pg.InfiniteLine(angle=90)
+        p99 = pg.InfiniteLine(angle=90)
         for line in (p50, p99):
             line.setVisible(False)
             plot.addItem(line, ignoreBounds=True)
         row = _Row(plot, curve, p50, p99, caption, np.empty(0))
+        caption.item.setTextWidth(self._caption_width)
+        caption.setFixedWidth(self._caption_width)
         self._style_row(row)
         return row
+
+    def _fit_captions(self, force: bool = False) -> None:
+        """Captions as wide as their longest name, up to CAPTION_SHARE of the chart (then shortened);
+        a caption's text wraps inside its width and never runs into its histogram."""
+        if not getattr(self, "_rows", None):  # resize events arrive during construction
+            return
+        metrics = QFontMetricsF(bold_font(TITLE_POINT_SIZE))
+        widest = max(metrics.horizontalAdvance(label) for label in self._rows) + 12
+        limit = max(float(CAPTION_WIDTH), CAPTION_SHARE * self.width())
+        width = float(math.ceil(min(max(widest, CAPTION_WIDTH), limit)))
+        if width == self._caption_width and not force:
+            return
+        self._caption_width = width
+        for label, row in self._rows.items():
+            row.caption.item.setTextWidth(width)
+            row.caption.setFixedWidth(width)
+            self._set_caption(label, row, *row.shown, force=True)
+        self._fit_height()
+
+    def _fit_height(self) -> None:
+        """At least as tall as every caption (the results tab scrolls then): squeezed below that, the
+        rows ran out of the chart and took the axis and its title with them."""
+        captions = sum(row.caption.minimumHeight() for row in self._rows.values())
+        spacing = self.ci.layout.verticalSpacing() * len(self._rows)
+        self.setMinimumHeight(int(captions + spacing + AXIS_PX + self._axis_title.minimumHeight() + 24))
+
+    def resizeEvent(self, event) -> None:
+        super().resizeEvent(event)
+        self._fit_captions()
+
+    def _style_title(self) -> None:
+        key = f"<span style='font-size:{TICK_POINT_SIZE}pt'>{P50_MARK} p50 &nbsp; {P99_MARK} p99</span>"
+        self._axis_title.setText(f"{AXIS_TITLE}<br>{key}", color=self._theme.plot_fg, size=f"{LABEL_POINT_SIZE}pt")
 
     def _reuse_rows(self) -> None:
         self._range = None
@@ -205,12 +251,11 @@ class LatencyHistogram(pg.GraphicsLayoutWidget):
         row.plot.showGrid(x=True, y=False, alpha=self._theme.grid_alpha)
         for line, style in ((row.p50_line, Qt.PenStyle.SolidLine), (row.p99_line, Qt.PenStyle.DashLine)):
             line.setPen(pg.mkPen(self._theme.plot_fg, width=2, style=style))
-            if getattr(line, "label", None) is not None:
-                line.label.setColor(self._theme.plot_fg)
 
     # --- feeding -------------------------------------------------------
-    def update_variant(self, label: str, samples: np.ndarray, p50: float | None = None,
-                       p99: float | None = None) -> None:
+    def update_variant(
+        self, label: str, samples: np.ndarray, p50: float | None = None, p99: float | None = None
+    ) -> None:
         """New samples (all of them, not only the latest) and, once final, the engine's p50/p99."""
         row = self._rows.get(label)
         if row is None:
@@ -339,8 +384,9 @@ class LatencyHistogram(pg.GraphicsLayoutWidget):
             self._set_caption(label, row, p50, p99)
             row.caption_at = now
 
-    def _set_caption(self, label: str, row: _Row, p50: float | None = None, p99: float | None = None,
-                     force: bool = False) -> None:
+    def _set_caption(
+        self, label: str, row: _Row, p50: float | None = None, p99: float | None = None, force: bool = False
+    ) -> None:
         if row.failed:
             stats = "failed: no timing"
         elif p50 is not None and p99 is not None:
@@ -354,11 +400,14 @@ class LatencyHistogram(pg.GraphicsLayoutWidget):
             return  # re-laying out a label is not free; most redraws leave the numbers unchanged
         row.caption_text = text
         color = self._palette.hex(label)
+        name = html.escape(short_name(label, QFontMetricsF(bold_font(TITLE_POINT_SIZE)), self._caption_width - 10))
+        row.caption.setToolTip(label)
         row.caption.setText(
-            f"<span style='color:{color}; font-weight:bold; font-size:{TITLE_POINT_SIZE}pt'>{label}</span><br>"
+            f"<span style='color:{color}; font-weight:bold; font-size:{TITLE_POINT_SIZE}pt'>{name}</span><br>"
             f"<span style='color:{self._theme.plot_fg}; font-size:{TICK_POINT_SIZE}pt'>"
-            f"{stats.replace(chr(10), '<br>')}</span>"
+            f"{_unbroken(stats).replace(chr(10), '<br>')}</span>"
         )
+        self._fit_height()
 
     # --- theme ---------------------------------------------------------
     def apply_theme(self, theme: Theme) -> None:
@@ -369,8 +418,7 @@ class LatencyHistogram(pg.GraphicsLayoutWidget):
         for label, row in self._rows.items():
             self._style_row(row)
             self._set_caption(label, row, *row.shown, force=True)
-            if row.plot.getAxis("bottom").labelText:
-                set_axis_label(row.plot, "bottom", AXIS_TITLE, theme)
+        self._style_title()
 
     # --- reading (tests, screenshots) ----------------------------------
     def edges(self) -> np.ndarray:
@@ -393,5 +441,19 @@ class LatencyHistogram(pg.GraphicsLayoutWidget):
     def caption(self, label: str) -> str:
         return self._rows[label].caption_text
 
+    def caption_item(self, label: str) -> pg.LabelItem:
+        return self._rows[label].caption
+
+    def plot_item(self, label: str) -> pg.PlotItem:
+        return self._rows[label].plot
+
+    def axis_title_item(self) -> pg.LabelItem:
+        return self._axis_title
+
     def labels(self) -> list[str]:
         return list(self._rows)
+
+
+def _unbroken(stats: str) -> str:
+    """A caption's figures wrap only between each other ("p50 0.2 · p99 0.3" at the "·"), never inside one."""
+    return " · ".join(part.replace(" ", "&nbsp;") for part in stats.split(" · "))

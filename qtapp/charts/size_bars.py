@@ -1,35 +1,105 @@
 """Size on disk of every variant as horizontal bars, with the saving written on each.
 
 One BarGraphItem holds all bars and is updated with ``setOpts``; the text
-items beside the bars are created once per study.
+items beside the bars are created once per study. The bars own the width: the
+axis ends just past the largest bar, the variant names take at most a share of
+the chart (shortened in the middle, full in the tooltip), and a bar's text goes
+inside it, after it, shortened or, when there is no room at all, into the
+tooltip only; it never covers another row or runs past the chart.
 """
 
 from __future__ import annotations
+
+import math
 
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtGui import QFontMetricsF
 
-from core.reports.format import byte_unit, format_bytes, format_size_change
+from core.reports.format import byte_unit, format_bytes, format_size_change, format_tick
 from qtapp.charts.export import install_export_menu
 from qtapp.charts.palette import VariantPalette
-from qtapp.charts.style import bold_font, contrast_text, set_axis_label, style_axes, tick_font, with_alpha
+from qtapp.charts.style import (
+    bold_font,
+    contrast_text,
+    set_axis_label,
+    short_name,
+    style_axes,
+    tick_font,
+    with_alpha,
+)
 from qtapp.window.theme import Theme
 
 BAR_HEIGHT = 0.62
+#: The variant names take at most this share of the chart's width; the bars get the rest.
+NAME_SHARE = 0.4
+MIN_NAME_PX = 60
+PAD_PX = 6  # between a bar's end and its text
+MIN_POINT_SIZE = 7
+#: Round tick steps (times a power of ten) and the gap between two tick labels.
+NICE_STEPS = (1.0, 2.0, 2.5, 5.0)
+TICK_GAP_PX = 14
 
 
-def _bar_words(index: int, size: int | None, baseline: int | None, failed: bool) -> str:
+def _bar_words(size: int | None, baseline: int | None, failed: bool, is_baseline: bool) -> str:
     if size is None:
         return "failed" if failed else ""
-    if index == 0:
+    if is_baseline:
         return f"{format_bytes(size)} · baseline"
     return f"{format_bytes(size)} · {format_size_change(size, baseline, typographic=True)}"
 
 
+def axis_end(top: float) -> float:
+    """Where the size axis ends: just past the largest bar, on a round number (917 -> 940)."""
+    if top <= 0 or not math.isfinite(top):
+        return 1.0
+    fine = 10.0 ** math.floor(math.log10(top)) / 10
+    return math.ceil(top * 1.02 / fine) * fine
+
+
+def tick_step(span: float, width_px: float, label_px: float) -> float:
+    """The smallest round step (1, 2, 2.5, 5 x 10^k) whose labels fit side by side in ``width_px``."""
+    if span <= 0 or not math.isfinite(span):
+        return 1.0
+    room = max(2, int(width_px // (label_px + TICK_GAP_PX)))
+    exponent = math.floor(math.log10(span / room)) - 1
+    for e in range(exponent, exponent + 4):
+        for m in NICE_STEPS:
+            step = m * 10.0**e
+            # Zero sits on the axis's left end, where no label is drawn.
+            if math.floor(span / step + 1e-9) <= room:
+                return step
+    return 10.0 ** (exponent + 4)
+
+
+class SizeAxis(pg.AxisItem):
+    """Round ticks from zero, only as many as fit without touching (fewer when narrow)."""
+
+    def __init__(self, orientation: str = "bottom", **kwargs) -> None:
+        super().__init__(orientation, **kwargs)
+        self.enableAutoSIPrefix(False)
+
+    def _label_px(self, value: float) -> float:
+        font = self.style.get("tickFont") or self.font()
+        return QFontMetricsF(font).horizontalAdvance(format_tick(value))
+
+    def tickValues(self, minVal: float, maxVal: float, size: float):
+        if not (math.isfinite(minVal) and math.isfinite(maxVal)) or maxVal <= minVal:
+            return []
+        lo = max(0.0, minVal)
+        # The widest label is about that of the largest round value shown.
+        step = tick_step(maxVal - lo, size, self._label_px(maxVal))
+        first = math.ceil(lo / step - 1e-9)
+        values = [k * step for k in range(first, int(math.floor(maxVal / step + 1e-9)) + 1)]
+        return [(step, values)]
+
+    def tickStrings(self, values, scale, spacing):
+        return [format_tick(v) for v in values]
+
+
 class SizeBars(pg.PlotWidget):
     def __init__(self, palette: VariantPalette, theme: Theme, parent=None) -> None:
-        super().__init__(parent=parent, enableMenu=False)
+        super().__init__(parent=parent, enableMenu=False, axisItems={"bottom": SizeAxis("bottom")})
         install_export_menu(self, "size-on-disk")
         self._palette = palette
         self._theme = theme
@@ -37,15 +107,19 @@ class SizeBars(pg.PlotWidget):
         self._sizes: dict[str, int | None] = {}
         self._failed: set[str] = set()
         self._texts: dict[str, pg.TextItem] = {}
+        self._words_of: dict[str, str] = {}  # label -> its full text (also in the tooltip)
         self._baselines: dict[str, str] = {}  # label -> its baseline, where not the first bar (a comparison)
+        self._baseline: str | None = None  # the study's own baseline, once its result said so
+        self._names: list[str] = []  # the names on the left axis, as shortened
+        self._lengths = np.zeros(0)
         self._scale = 1e6
+        self._end = 1.0
         self._points = 0  # font size of the bar texts
         self._bars = pg.BarGraphItem(x0=[], y=[], height=BAR_HEIGHT, width=[])
         plot = self.getPlotItem()
         plot.setMouseEnabled(x=False, y=False)
         plot.hideButtons()
         plot.getViewBox().invertY(True)
-        plot.getAxis("bottom").enableAutoSIPrefix(False)
         plot.addItem(self._bars)
         # Font size and text placement depend on the plot's pixel size.
         plot.getViewBox().sigResized.connect(self._view_resized)
@@ -57,16 +131,19 @@ class SizeBars(pg.PlotWidget):
             plot.removeItem(text)
         self._labels = list(labels)
         self._baselines = {}
+        self._baseline = None
         self._sizes = {label: None for label in labels}
         self._failed = set()
         self._texts = {}
+        self._words_of = {}
+        self._names = []
         self._points = 0
         for label in labels:
             text = pg.TextItem("", anchor=(0, 0.5), color=self._theme.plot_fg)
             text.setFont(bold_font())
             plot.addItem(text)
             self._texts[label] = text
-        plot.getAxis("left").setTicks([[(i, label) for i, label in enumerate(labels)], []])
+        self._fit_names()
         plot.setYRange(-0.6, max(0, len(labels) - 1) + 0.6, padding=0)
         self.redraw()
 
@@ -74,10 +151,14 @@ class SizeBars(pg.PlotWidget):
         """Each bar's change is against its own baseline (studies compared side by side); then ``redraw``."""
         self._baselines = dict(baselines)
 
-    def set_size(self, label: str, size_bytes: int | None, failed: bool = False) -> None:
+    def set_size(self, label: str, size_bytes: int | None, failed: bool = False, is_baseline: bool = False) -> None:
+        """The variant's file size (None: no bar); ``is_baseline`` marks the study's baseline, which
+        the other bars are measured against (until then, the first bar is)."""
         if label not in self._sizes:
             return
         self._sizes[label] = size_bytes
+        if is_baseline:
+            self._baseline = label
         if failed:
             self._failed.add(label)
         else:
@@ -91,77 +172,121 @@ class SizeBars(pg.PlotWidget):
         # pyqtgraph's BarGraphItem raises on empty ``pens`` (UnboundLocalError): a study with no
         # variant, e.g. one stopped before its first from the history, has no bars and no colours.
         colours = {"brushes": brushes, "pens": pens} if self._labels else {"brushes": None, "pens": None}
-        self._bars.setOpts(x0=np.zeros(len(lengths)), y=np.arange(len(lengths)), width=lengths, height=BAR_HEIGHT,
-                           **colours)
+        self._bars.setOpts(
+            x0=np.zeros(len(lengths)), y=np.arange(len(lengths)), width=lengths, height=BAR_HEIGHT, **colours
+        )
         self._scale = scale
         self._lengths = lengths
-        self._place_texts()
+        self._end = axis_end(float(lengths.max()) if lengths.size else 0.0)
+        self.getPlotItem().setXRange(0, self._end, padding=0)
+        self._words_of = {label: self._words(label) for label in self._labels}
+        self._update_tooltip()
         set_axis_label(self.getPlotItem(), "bottom", f"size on disk ({unit})", self._theme)
         self._fit_fonts()
+        self._place_texts()
 
     def _place_texts(self) -> None:
-        """Each bar's text inside the bar when it fits there, else just after it; the x-range
-        leaves room for the texts outside (it depends on the pixel width, so resizing re-runs it)."""
-        lengths = getattr(self, "_lengths", None)
-        if lengths is None or not self._labels:
+        """Each bar's text inside the bar where it fits, else just after it, else shorter (the change
+        only) or in smaller type; where nothing fits, the tooltip alone has it."""
+        if not self._labels or self._lengths.size != len(self._labels):
             return
-        top = float(lengths.max()) if lengths.size and lengths.max() > 0 else 1.0
-        width_px = max(50.0, self.getPlotItem().getViewBox().width())
-        metrics = QFontMetricsF(bold_font(self._points or 12))
-        words = [self._words(i, label) for i, label in enumerate(self._labels)]
-        pad_px = 6.0
-        text_px = [metrics.horizontalAdvance(w) + 2 * pad_px if w else 0.0 for w in words]
-        # A text goes inside its bar if it fits there; outside texts need the x-range to reach past
-        # their bar's end: span >= length / (1 - text share of the width). Widening the range
-        # shortens every bar, which may push more texts outside, so settle it in a few rounds.
-        span = top
-        for _ in range(len(words) + 1):
-            inside = [text_px[i] <= lengths[i] / span * width_px for i in range(len(words))]
-            wanted = top
-            for i in range(len(words)):
-                if not inside[i] and text_px[i]:
-                    share = min(0.9, text_px[i] / width_px)
-                    wanted = max(wanted, lengths[i] / (1.0 - share))
-            if wanted <= span:
-                break
-            span = wanted
-        unit_px = span / width_px
+        width_px = self.getPlotItem().getViewBox().width()
+        if width_px <= 0:
+            return
+        px_per_unit = width_px / self._end
         for i, label in enumerate(self._labels):
             text = self._texts[label]
-            if inside[i]:
+            fit = self._fit_text(label, float(self._lengths[i]) * px_per_unit, width_px, text)
+            if fit is None:
+                text.setText("")
+                continue
+            words, points, inside = fit
+            text.setFont(bold_font(points))
+            margin = PAD_PX / px_per_unit
+            if inside:
                 text.setAnchor((1, 0.5))
-                text.setPos(lengths[i] - pad_px * unit_px, i)
-                text.setText(words[i], color=contrast_text(with_alpha(self._palette.hex(label), 255)))
+                text.setPos(self._lengths[i] - margin, i)
+                text.setText(words, color=contrast_text(with_alpha(self._palette.hex(label), 255)))
             else:
                 text.setAnchor((0, 0.5))
-                text.setPos(lengths[i] + pad_px * unit_px, i)
-                text.setText(words[i], color=self._theme.plot_fg)
-        self.getPlotItem().setXRange(0, span * 1.02, padding=0)
+                text.setPos(self._lengths[i] + margin, i)
+                text.setText(words, color=self._theme.plot_fg)
 
-    def _words(self, index: int, label: str) -> str:
-        base = self._baselines.get(label, self._labels[0])
-        index = 0 if base == label else max(index, 1)
-        return _bar_words(index, self._sizes[label], self._sizes.get(base), label in self._failed)
+    def _fit_text(self, label: str, bar_px: float, width_px: float, text: pg.TextItem) -> tuple[str, int, bool] | None:
+        """(words, point size, inside the bar) of the first way the bar's text fits; None: no way does."""
+        full = self._words_of.get(label, "")
+        if not full:
+            return None
+        choices = [full]
+        if " · " in full:
+            choices.append(full.split(" · ", 1)[1])  # the change alone: the axis gives the size
+        margin = 2 * text.textItem.document().documentMargin()
+        largest = self._points or 12
+        # The whole text a little smaller before the change alone, and that before the smallest type.
+        tries = [(full, p) for p in range(largest, max(MIN_POINT_SIZE, largest - 2) - 1, -1)]
+        tries += [(words, p) for p in range(largest, MIN_POINT_SIZE - 1, -1) for words in choices[1:]]
+        tries += [(full, p) for p in range(largest - 3, MIN_POINT_SIZE - 1, -1)]
+        for words, points in tries:
+            need = QFontMetricsF(bold_font(points)).horizontalAdvance(words) + margin
+            if need + PAD_PX <= bar_px:
+                return words, points, True
+            if bar_px + PAD_PX + need <= width_px:
+                return words, points, False
+        return None
+
+    def _words(self, label: str) -> str:
+        base = self._baseline_of(label)
+        return _bar_words(self._sizes[label], self._sizes.get(base), label in self._failed, base == label)
+
+    def _baseline_of(self, label: str) -> str:
+        if label in self._baselines:
+            return self._baselines[label]
+        return self._baseline if self._baseline is not None else self._labels[0]
+
+    def _update_tooltip(self) -> None:
+        lines = [f"{label}: {self._words_of[label]}" for label in self._labels if self._words_of.get(label)]
+        self.setToolTip("\n".join(lines))
 
     def _view_resized(self, *_args) -> None:
         self._fit_fonts()
         self._place_texts()
+
+    def resizeEvent(self, event) -> None:
+        self._fit_names()  # before the layout: the names decide how wide the left axis is
+        super().resizeEvent(event)
+
+    def _fit_names(self) -> None:
+        """Variant names on the left axis, shortened in the middle to at most NAME_SHARE of the width."""
+        plot = self.getPlotItem()
+        if not hasattr(self, "_labels") or plot is None:  # resize events arrive during construction and closing
+            return
+        axis = plot.getAxis("left")
+        font = axis.style.get("tickFont") or tick_font()
+        limit = max(MIN_NAME_PX, NAME_SHARE * self.width())
+        metrics = QFontMetricsF(font)
+        names = [short_name(label, metrics, limit) for label in self._labels]
+        if names == self._names:
+            return
+        self._names = names
+        axis.setTicks([list(enumerate(names)), []])
+        # The axis grows to its widest name on its own, but never shrinks back: set it.
+        widest = max((metrics.horizontalAdvance(n) for n in names), default=0.0)
+        axis.setWidth(int(math.ceil(widest)) + axis.style["tickTextOffset"][0] + 8)
 
     def _fit_fonts(self) -> None:
         """Text no taller than its bar: many variants in a short chart get smaller type."""
         if not getattr(self, "_labels", None):  # resize events arrive during construction
             return
         bar_px = self.getPlotItem().getViewBox().height() / max(1, len(self._labels))
-        points = max(7, min(12, int(bar_px * 0.5)))
+        points = max(MIN_POINT_SIZE, min(12, int(bar_px * 0.5)))
         if points == self._points:
             return
         self._points = points
-        for text in self._texts.values():
-            text.setFont(bold_font(points))
-        self._place_texts()
         axis_font = tick_font()
         axis_font.setPointSize(min(points, 11))
         self.getPlotItem().getAxis("left").setTickFont(axis_font)
+        self._names = []
+        self._fit_names()
 
     def apply_theme(self, theme: Theme) -> None:
         self._theme = theme
@@ -170,6 +295,7 @@ class SizeBars(pg.PlotWidget):
         style_axes(plot, theme, grid=False)
         plot.showGrid(x=True, y=False, alpha=theme.grid_alpha)
         if self._labels:
+            self._points = 0
             self.redraw()
 
     # --- reading -------------------------------------------------------
@@ -181,5 +307,21 @@ class SizeBars(pg.PlotWidget):
         """The drawn bar lengths converted back to bytes."""
         return np.asarray(self._bars.opts["width"], dtype=float) * self._scale
 
+    def axis_end_bytes(self) -> float:
+        """Where the size axis ends, in bytes."""
+        return float(self.getPlotItem().getViewBox().viewRange()[0][1]) * self._scale
+
     def bar_text(self, label: str) -> str:
+        """The bar's whole text (size and change); the chart may show it shorter, or in the tooltip only."""
+        return self._words_of.get(label, "")
+
+    def drawn_text(self, label: str) -> str:
+        """The text written beside (or on) the bar, as drawn."""
         return self._texts[label].toPlainText()
+
+    def text_item(self, label: str) -> pg.TextItem:
+        return self._texts[label]
+
+    def names(self) -> list[str]:
+        """The variant names on the left axis, as drawn."""
+        return list(self._names)

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import pyqtgraph as pg
-from PySide6.QtGui import QColor, QFont
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QColor, QFont, QFontMetricsF
 
 from qtapp.window.theme import Theme
 
@@ -53,3 +54,16 @@ def contrast_text(color: QColor) -> str:
     """Black or white, whichever reads better on ``color``."""
     luminance = 0.2126 * color.redF() + 0.7152 * color.greenF() + 0.0722 * color.blueF()
     return "#111111" if luminance > 0.55 else "#ffffff"
+
+
+def short_name(label: str, metrics: QFontMetricsF, limit: float) -> str:
+    """``label`` in at most ``limit`` pixels, shortened with "…". A compared study's "study / variant"
+    keeps the variant whole where it can and shortens the study's name ("3f2a… / ort-int8-static")."""
+    if metrics.horizontalAdvance(label) <= limit:
+        return label
+    head, sep, tail = label.partition(" / ")
+    if sep:
+        room = limit - metrics.horizontalAdvance(sep + tail)
+        if room >= metrics.horizontalAdvance("…"):  # the variant matters more than which study
+            return metrics.elidedText(head, Qt.TextElideMode.ElideRight, room) + sep + tail
+    return metrics.elidedText(label, Qt.TextElideMode.ElideMiddle, limit)

@@ -112,10 +112,11 @@ def test_histogram_rows_are_kept_across_studies_and_relabelled(qtbot, palette):
     assert [hist._rows[label].curve for label in ("a", "b")] == curves[:2]
     assert hist.counts("b").sum() == 0 and "waiting" in hist.caption("b")
     assert hist._rows["b"].curve.opts["pen"].color().name() == palette.hex("b")
-    assert len(hist.ci.items) == 4  # two captions and two plots in the layout; the third row waits outside
+    # Two captions, two plots and the axis title in the layout; the third row waits outside.
+    assert len(hist.ci.items) == 5
     palette.reset(LABELS)
     hist.set_variants(LABELS)
-    assert [hist._rows[label].curve for label in LABELS] == curves and len(hist.ci.items) == 6
+    assert [hist._rows[label].curve for label in LABELS] == curves and len(hist.ci.items) == 7
 
 
 def test_histogram_repaints_a_row_only_when_a_bar_moves_by_a_pixel(qtbot, palette):
@@ -161,8 +162,9 @@ def test_confusion_matrices_show_counts_and_difference(qtbot, palette):
     np.testing.assert_array_equal(view.cells("int8"), int8)
     assert view.cell_text("int8", 0, 1) == "2" and view.cell_text("fp32", 1, 0) == ""
     assert view.cells("fp16") is None
-    # One colour scale: every image uses the largest cell of all matrices.
-    assert tuple(view._panels["int8"].image.levels) == (0, 6)
+    # One colour scale: the same count is the same colour in every matrix.
+    assert view.cell_color("int8", 1, 1) == view.cell_color("fp32", 0, 0)  # both 5
+    assert view.cell_color("int8", 1, 1) != view.cell_color("fp32", 1, 1)  # 5 and 6
     view.set_mode(DIFFERENCE)
     np.testing.assert_array_equal(view.cells("int8"), int8 - base)
     assert view.cell_text("int8", 0, 0) == "-1" and view.cell_text("int8", 1, 0) == "+1"
@@ -244,6 +246,7 @@ def test_results_panel_warns_when_the_machine_changed_speed(qtbot):
     final = events[-1]
     assert isinstance(final, StudyFinished)
     base = final.result.results[0].latency.p50
+
     def rechecked(factor: float) -> StudyFinished:
         timing = {**final.result.timing, "baseline_recheck": {"first_p50_ms": base, "p50_ms": base * factor}}
         return replace(final, result=replace(final.result, timing=timing))
