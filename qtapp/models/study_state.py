@@ -270,9 +270,9 @@ class StudyState:
         if paired is None:
             return
         for v in self.variants.values():
-            if v.result is not None and v.result.ok:
-                speedup = paired_speedup_range(timing, v.label)
-                v.paired = PairedFigures(int(paired.get("rounds") or 0), paired_p50_ms(timing, v.label), speedup)
+            speedup, p50 = paired_speedup_range(timing, v.label), paired_p50_ms(timing, v.label)
+            if v.result is not None and v.result.ok and (speedup or p50):
+                v.paired = PairedFigures(int(paired.get("rounds") or 0), p50, speedup)
                 self._changes.results.add(v.label)
 
     def _stop_unfinished(self, phase: Phase, message: str | None) -> None:

@@ -7,7 +7,7 @@ from html import escape
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (
     QAbstractItemView,
-    QHBoxLayout,
+    QBoxLayout,
     QHeaderView,
     QLabel,
     QScrollArea,
@@ -21,6 +21,8 @@ from qtapp.models.variant_details import CLASS_COLUMNS, VariantDetails
 
 NO_SELECTION = "Select a variant in the table above to see what changed in it, every figure measured, and its classes."
 _RIGHT = Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter
+#: The explanation is not squeezed narrower than this beside the figures: below it, the figures go under it.
+TEXT_MIN_PX = 320
 
 
 class DetailsPanel(QWidget):
@@ -42,7 +44,8 @@ class DetailsPanel(QWidget):
         self.classes_note.setObjectName("mutedLabel")
         self.classes = _table(list(CLASS_COLUMNS))
 
-        top = QHBoxLayout()
+        # Side by side when both fit whole, else the figures under the explanation (never cut).
+        top = self.top = QBoxLayout(QBoxLayout.Direction.LeftToRight)
         top.addWidget(self.text, 3)
         top.addWidget(self.figures, 2)
         page = QWidget()
@@ -74,7 +77,9 @@ class DetailsPanel(QWidget):
         self.text.setVisible(bool(sections))
         figures = details.figures if details else []
         _fill(self.figures, [[name, value] for name, value in figures])
+        self.figures.setMinimumWidth(_whole_width(self.figures))
         self.figures.setVisible(bool(figures))
+        self._arrange()
         rows = details.classes if details else []
         _fill(self.classes, [row.cells() for row in rows])
         note = details.classes_note if details else None
@@ -82,6 +87,16 @@ class DetailsPanel(QWidget):
         self.classes_note.setVisible(bool(note))
         self.classes_title.setVisible(bool(rows or note))
         self.classes.setVisible(bool(rows))
+
+    def resizeEvent(self, event) -> None:
+        super().resizeEvent(event)
+        self._arrange()
+
+    def _arrange(self) -> None:
+        side_by_side = self.width() >= TEXT_MIN_PX + self.figures.minimumWidth() + 40
+        direction = QBoxLayout.Direction.LeftToRight if side_by_side else QBoxLayout.Direction.TopToBottom
+        if self.top.direction() != direction:
+            self.top.setDirection(direction)
 
     # --- reading (tests) ----------------------------------------------
     def figure_texts(self) -> dict[str, str]:
@@ -104,6 +119,14 @@ def _table(headers: list[str]) -> QTableWidget:
     table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
     table.horizontalHeader().setStretchLastSection(True)
     return table
+
+
+def _whole_width(table: QTableWidget) -> int:
+    """The width that shows every column of ``table`` whole."""
+    table.resizeColumnsToContents()
+    columns = sum(table.horizontalHeader().sectionSizeHint(c) if table.rowCount() == 0 else table.columnWidth(c)
+                  for c in range(table.columnCount()))
+    return columns + 2 * table.frameWidth() + 4
 
 
 def _fill(table: QTableWidget, rows: list[list[str]]) -> None:

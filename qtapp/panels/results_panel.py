@@ -288,6 +288,8 @@ class ResultsPanel(QWidget):
         self.state.set_baselines(baselines)
         self.sizes.set_baselines(baselines)
         self.sizes.redraw()
+        self.matrices.set_baselines(baselines)
+        self.matrices.redraw()
         self.table.refresh(set(self.state.labels), resize=True)
         self.header.setText(title)
         self.header.setToolTip(title)
@@ -361,7 +363,7 @@ class ResultsPanel(QWidget):
     def _feed_result(self, label: str) -> None:
         v = self.state.variants[label]
         r = v.result
-        self.sizes.set_size(label, v.size_bytes, failed=r is not None and not r.ok)
+        self.sizes.set_size(label, v.size_bytes, failed=r is not None and not r.ok, is_baseline=v.is_baseline)
         if r is None:
             return
         if not r.ok:
@@ -375,7 +377,7 @@ class ResultsPanel(QWidget):
             if y is not None:
                 self.scatter.set_point(label, r.latency.p50, float(y), r.size_bytes)
         if metrics.get("confusion_matrix") is not None:
-            self.matrices.set_matrix(label, np.asarray(metrics["confusion_matrix"]))
+            self.matrices.set_matrix(label, np.asarray(metrics["confusion_matrix"]), is_baseline=v.is_baseline)
         if v.index > 0:
             self.flipped.set_flips(label, r.fidelity)
 

@@ -197,7 +197,8 @@ class SummaryModel(QAbstractTableModel):
 
 
 class _FailureSpanDelegate(QStyledItemDelegate):
-    """Keeps a failed row's long reason (spanning the row) from widening its first column."""
+    """Keeps a failed row's long reason (spanning the row) from widening its first column; the
+    labels are elided in the middle (set on the view), every other cell at its end."""
 
     def sizeHint(self, option: QStyleOptionViewItem, index: _Index) -> QSize:
         hint = super().sizeHint(option, index)
@@ -205,6 +206,11 @@ class _FailureSpanDelegate(QStyledItemDelegate):
         if index.column() == FAILURE_COLUMN and isinstance(model, SummaryModel) and model.is_failed_row(index.row()):
             return QSize(0, hint.height())
         return hint
+
+    def initStyleOption(self, option: QStyleOptionViewItem, index: _Index) -> None:
+        super().initStyleOption(option, index)
+        if index.column() != 0:  # only labels keep both ends; a failure's reason reads from its start
+            option.textElideMode = Qt.TextElideMode.ElideRight
 
 
 class SummaryTable(QWidget):
@@ -222,7 +228,8 @@ class SummaryTable(QWidget):
         self.view.verticalHeader().setVisible(False)
         self.view.verticalHeader().setDefaultSectionSize(ROW_PX)
         self.view.setWordWrap(False)
-        self.view.setTextElideMode(Qt.TextElideMode.ElideRight)
+        # A long label keeps both ends: a compared study's date and the variant, a scheme and its parameters.
+        self.view.setTextElideMode(Qt.TextElideMode.ElideMiddle)
         # One point smaller than the window so ten columns fit beside the setup column at 1280 px.
         font = self.view.font()
         font.setPointSize(TABLE_POINT_SIZE)

@@ -178,3 +178,22 @@ def test_a_regression_table_shows_mae_by_default(qtbot):
     panel.apply_events([StudyStarted("r", model={}, dataset={"spec": "csv:x.csv", "task": "regression"},
                                      variants=["fp32", "int8"], environment={})])
     assert panel.columns.is_shown("MAE") and panel.columns.is_shown("MSE")
+
+
+def test_every_figure_shows_whole_on_a_narrow_panel(qtbot):
+    """At 1280x800 the details page is about 780 px wide and the value column was cut: every
+    column now shows whole, beside the explanation while both fit, else under it."""
+    panel = _panel(qtbot)
+    panel.apply_events(_events())
+    _select(panel, SLOW)
+    panel.tabs.setCurrentWidget(panel.details)
+    figures = panel.details.figures
+    for width in (520, 780, 1600):
+        panel.resize(width, 800)
+        qtbot.wait(50)
+        whole = sum(figures.columnWidth(c) for c in range(figures.columnCount()))
+        assert figures.viewport().width() >= whole, width
+        text, table = panel.details.text.geometry(), figures.geometry()
+        beside = table.left() >= text.right()
+        assert beside == (width > 520), width
+        assert beside or table.top() >= text.bottom()
