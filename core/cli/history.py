@@ -149,7 +149,8 @@ def _load_for_compare(ids: list[str], home: str | None) -> tuple[list[Any], dict
 
 def format_comparison(studies: list[Any], names: dict[str, str]) -> str:
     """A text table of every variant of several studies, each against its own baseline."""
-    from core.reports.html import comparison_notes, study_titles
+    from core.reports.html import comparison_notes
+    from core.reports.names import study_titles
 
     titles = study_titles(studies, names)
     headers = ["Study", "Variant", "Quality", "vs base", "p50 ms", "p99 ms", "Speed-up", "Size", "Size vs base",

@@ -38,6 +38,7 @@ from core.reports.format import (
     format_speedup,
     local_time_with_zone,
 )
+from core.reports.names import row_prefixes, study_titles
 from core.study.result import Grade, StudyResult, VariantResult
 
 
@@ -58,7 +59,7 @@ def render_html(studies: list[StudyResult], names: Mapping[str, str] | None = No
         raise ValueError("render_html needs at least one study")
     names = dict(names or {})
     titles = study_titles(studies, names)
-    rows = _rows(studies, titles)
+    rows = _rows(studies, row_prefixes(studies, names))
     compare = len(studies) > 1
     title = _title(studies, titles)
     body = [
@@ -86,17 +87,6 @@ def render_html(studies: list[StudyResult], names: Mapping[str, str] | None = No
 
 
 # ---- structure ---------------------------------------------------------------------------------
-
-
-def study_titles(studies: list[StudyResult], names: Mapping[str, str]) -> dict[str, str]:
-    """A short, unique display name per study id: its name, else the first 8 characters of its id."""
-    titles: dict[str, str] = {}
-    for s in studies:
-        title = names.get(s.study_id) or s.study_id[:8]
-        if title in titles.values():
-            title = f"{title} ({s.study_id[:8]})"
-        titles[s.study_id] = title
-    return titles
 
 
 def _rows(studies: list[StudyResult], titles: dict[str, str]) -> list[_Row]:

@@ -5,13 +5,16 @@ StudyFinished events its run ended with, so the results panel draws it with the
 very code that drew it live: the same charts from the same numbers. Several
 studies compared side by side become one study whose variants are labelled
 "study / variant", each measured against its own study's baseline.
+
+A study is named by ``core.reports.names``, as the command line and the HTML report name it.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from pathlib import Path
 
+from core.measures.drift_notes import paired_block, study_drift_warning
+from core.reports.names import row_prefixes, study_model, study_titles
 from core.study.events import Event, StudyFinished, StudyStarted
 from core.study.result import Grade, StudyResult, VariantResult
 
@@ -39,32 +42,52 @@ class Comparison:
     """Several studies as one: variants labelled "study / variant", baselines per study."""
 
     studies: list[StudyResult]
-    titles: dict[str, str]  # study id -> short display name
+    titles: dict[str, str]  # study id -> display title ("digits_cnn.pt · 7 Dec 14:02")
     result: StudyResult  # the merged study the results view shows
     baselines: dict[str, str] = field(default_factory=dict)  # merged label -> its study's baseline label
+    prefixes: dict[str, str] = field(default_factory=dict)  # study id -> what its variant labels start with
 
     @property
     def ids(self) -> list[str]:
         return [s.study_id for s in self.studies]
 
+    def names(self) -> str:
+        """The compared studies in a few words: "of digits_cnn.pt (7 Dec 14:02 and 8 Dec 09:10)"."""
+        models = {study_model(s) for s in self.studies}
+        if len(models) == 1 and all(self.prefixes.get(i, self.titles[i]) != self.titles[i] for i in self.ids):
+            return f"of {models.pop()} ({_and(self.prefixes[i] for i in self.ids)})"
+        return f"({_and(self.titles[i] for i in self.ids)})"
+
+    def drift_warnings(self) -> list[str]:
+        """Each compared study's drift warning, naming the study (a comparison has no single one)."""
+        warnings = []
+        for study in self.studies:
+            warning = study_drift_warning(study.timing)
+            if warning:
+                warnings.append(f"{self.titles[study.study_id]}: {warning}")
+        return warnings
+
     def header(self) -> str:
         """One line naming what is compared."""
-        names = ", ".join(self.titles[s.study_id] for s in self.studies)
-        variants = len(self.result.results)
-        return f"Comparing {len(self.studies)} studies ({names}): {variants} variants, each against its own baseline"
+        count = f"{len(self.result.results)} variants"
+        return f"Comparing {len(self.studies)} studies {self.names()}: {count}, each against its own baseline"
+
+
+def _and(items) -> str:
+    items = list(items)
+    return items[0] if len(items) == 1 else f"{', '.join(items[:-1])} and {items[-1]}"
 
 
 def compare(studies: list[StudyResult], names: dict[str, str] | None = None) -> Comparison:
     """Merge ``studies`` for display; ``names`` maps study ids to their names in the history."""
-    from core.reports.html import study_titles
-
     if len(studies) < 2:
         raise ValueError("a comparison needs at least two studies")
     titles = study_titles(studies, dict(names or {}))
+    prefixes = row_prefixes(studies, dict(names or {}))
     merged: list[VariantResult] = []
     baselines: dict[str, str] = {}
     for study in studies:
-        title = titles[study.study_id]
+        title = prefixes[study.study_id]
         baseline = study.baseline()
         base = f"{title} / {baseline.label}" if baseline is not None else None
         for r in study.results:
@@ -80,11 +103,31 @@ def compare(studies: list[StudyResult], names: dict[str, str] | None = None) -> 
         model=dict(first.model),
         dataset=dict(first.dataset),
         environment=dict(first.environment),
-        timing=dict(first.timing),
+        timing=_merged_timing(studies, prefixes),
         spec={"thresholds": (first.spec or {}).get("thresholds")} if (first.spec or {}).get("thresholds") else {},
         results=merged,
     )
-    return Comparison(studies=list(studies), titles=titles, result=result, baselines=baselines)
+    return Comparison(studies=list(studies), titles=titles, result=result, baselines=baselines, prefixes=prefixes)
+
+
+def _merged_timing(studies: list[StudyResult], prefixes: dict[str, str]) -> dict:
+    """The first study's timing settings, with every study's paired rounds under the merged labels;
+    the drift re-checks stay per study (``Comparison.drift_warnings``)."""
+    timing = {k: v for k, v in studies[0].timing.items() if k not in ("baseline_recheck", "paired")}
+    speedup: dict[str, dict] = {}
+    p50: dict[str, float] = {}
+    rounds = 0
+    for study in studies:
+        paired = paired_block(study.timing)
+        if paired is None:
+            continue
+        rounds = max(rounds, int(paired.get("rounds") or 0))
+        prefix = prefixes[study.study_id]
+        speedup.update({f"{prefix} / {label}": v for label, v in paired["speedup"].items()})
+        p50.update({f"{prefix} / {label}": v for label, v in (paired.get("p50_ms") or {}).items()})
+    if speedup:
+        timing["paired"] = {"rounds": rounds, "speedup": speedup, "p50_ms": p50}
+    return timing
 
 
 def best_verdict(result: StudyResult) -> str:
@@ -102,7 +145,3 @@ def best_of_verdicts(verdicts: list[tuple[str, str, str]]) -> str:
         return ""
     label, overall = min(graded, key=lambda lv: order.index(lv[1]))
     return f"{overall.upper()} ({label})"
-
-
-def model_name(path: str) -> str:
-    return Path(path).name or path

@@ -28,7 +28,8 @@ from PySide6.QtWidgets import (
 
 from core.printable import printable
 from core.reports.format import local_time
-from qtapp.models.stored_study import best_of_verdicts, model_name
+from core.reports.names import model_name
+from qtapp.models.stored_study import best_of_verdicts
 from qtapp.threads.tasks import TaskRunner
 
 COLUMNS = ("Model", "Dataset", "Date", "Schemes", "Variants", "Status", "Best verdict", "Name", "Note")

@@ -13,7 +13,7 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import QSize, Qt, Signal
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -72,6 +72,8 @@ class ModelPanel(QGroupBox):
         self._path: str | None = None
         #: Input shape for formats that do not record it; kept from the spec that opened the file.
         self._input_shape: tuple[int, ...] | None = None
+        #: The model file of a past study is gone (show_missing); cleared by the next open.
+        self._missing = False
         #: What the current file holds, when it holds code (None: plain data, or not known yet).
         self._code: TrustRequest | None = None
         #: Shows the trust confirmation; tests replace it to answer without a dialog.
@@ -133,6 +135,9 @@ class ModelPanel(QGroupBox):
 
         self.variant_list = QListWidget(self)
         self.variant_list.setMaximumHeight(58)
+        # One line per file, '…' in the middle: a long name keeps its start and its extension.
+        self.variant_list.setTextElideMode(Qt.TextElideMode.ElideMiddle)
+        self.variant_list.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         self.variant_list.setToolTip("Files of the same model quantized or optimized elsewhere, compared as variants.")
         add_variant = QPushButton("Add variant file…", self)
         add_variant.clicked.connect(self.choose_variant_file)
@@ -170,6 +175,8 @@ class ModelPanel(QGroupBox):
         """Why a study cannot start with this panel as it is (None: it can)."""
         if self.busy:
             return "the model is still loading"
+        if self._missing:
+            return "the study's model file no longer exists (see the Model panel)"
         if self.error.isVisible():
             return self.error.text()
         if self._load is None:
@@ -233,6 +240,22 @@ class ModelPanel(QGroupBox):
         self._show_trust(None)
         self._start_load(trust_first=trusted)
 
+    def show_missing(self, model: ModelSpec, variant_paths: Sequence[str] = ()) -> None:
+        """A past study's model whose file is gone: nothing is loaded, and one sentence says so."""
+        self._generation += 1  # a load still under way is dropped
+        self._loading, self._loading_spec, self._load = False, None, None
+        self._path, self._input_shape, self._code = os.path.abspath(model.path), model.input_shape, None
+        self._set_arch(model.arch or "")
+        self._show_trust(None)
+        self.path_label.setText(printable(model.path))
+        self.info.setText("")
+        folder, name = os.path.split(self._path)
+        self._show_error(f"This study's model {name} no longer exists in {folder}: "
+                         "open it where it is now to run the study again.")
+        self._missing = True
+        self.model_changed.emit(None)
+        self.set_variant_files(variant_paths)
+
     def choose_torchvision(self) -> None:
         examples = ", ".join(c.removeprefix(TORCHVISION) for c in TORCHVISION_CHOICES)
         name, ok = QInputDialog.getText(self, "Open a torchvision network",
@@ -274,6 +297,7 @@ class ModelPanel(QGroupBox):
     def _start_load(self, trust_first: bool = False) -> None:
         spec = self._spec()
         self._load = None
+        self._missing = False
         self.error.hide()
         self.path_label.setText(printable(spec.path))
         # The demo's study runs first and the panels' loading waits for it (MainWindow.open_demo).
@@ -378,6 +402,7 @@ class ModelPanel(QGroupBox):
         self.model_changed.emit(None)
 
     def _show_error(self, message: str) -> None:
+        self._missing = False  # show_missing sets it again after this
         self.error.setText(printable(in_window_words(message)))
         self.error.show()
 
@@ -478,6 +503,8 @@ class ModelPanel(QGroupBox):
         item.setData(Qt.ItemDataRole.UserRole, path)
         item.setData(_TRUSTED_ROLE, trusted)  # code the user trusted (by hash) when adding it
         item.setToolTip(printable(path))
+        # No width of its own: the row is the list's width and a longer name is elided, not scrolled.
+        item.setSizeHint(QSize(1, self.variant_list.sizeHintForRow(self.variant_list.row(item))))
         self.variants_changed.emit()
         self._check_variants([(path, trusted)])
 

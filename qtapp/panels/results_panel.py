@@ -282,9 +282,10 @@ class ResultsPanel(QWidget):
         self.table.refresh(set(self.state.labels), resize=True)
         self.run_pending()
 
-    def show_comparison(self, title: str, baselines: dict[str, str]) -> None:
+    def show_comparison(self, title: str, baselines: dict[str, str], drift: list[str] | None = None) -> None:
         """After a comparison's events were applied: each study's variants measured against its
-        own baseline (``baselines``: variant label -> its baseline's label), under ``title``."""
+        own baseline (``baselines``: variant label -> its baseline's label), under ``title``;
+        ``drift``: the studies' own drift warnings, each naming its study."""
         self.state.set_baselines(baselines)
         self.sizes.set_baselines(baselines)
         self.sizes.redraw()
@@ -293,6 +294,8 @@ class ResultsPanel(QWidget):
         self.table.refresh(set(self.state.labels), resize=True)
         self.header.setText(title)
         self.header.setToolTip(title)
+        if drift:
+            self._set_drift("\n".join(f"⚠ {line}." for line in drift))
 
     def _new_study(self) -> None:
         self._job_timer.stop()
@@ -322,9 +325,12 @@ class ResultsPanel(QWidget):
 
         result = self.state.result
         warning = study_drift_warning(result.timing) if result is not None else None
-        self.drift.setText(f"⚠ {warning[0].upper()}{warning[1:]}." if warning else "")
-        self.drift.setToolTip(self.drift.text())
-        self.drift.setVisible(bool(warning))
+        self._set_drift(f"⚠ {warning[0].upper()}{warning[1:]}." if warning else "")
+
+    def _set_drift(self, text: str) -> None:
+        self.drift.setText(text)
+        self.drift.setToolTip(text)
+        self.drift.setVisible(bool(text))
         self._fit_top()  # a wrapped warning takes lines: the table below it keeps every row
 
     def _fit_top(self) -> None:

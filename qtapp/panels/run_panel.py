@@ -25,6 +25,7 @@ from core.study.events import Event, StudyStarted
 from core.study.spec import Device, Thresholds, TimingMode, TimingSpec, default_threads
 from qtapp.models.progress import StudyProgress
 from qtapp.models.window_words import in_window_words
+from qtapp.panels.elided_label import ElidedLabel
 
 #: How long after the charts the progress line is redrawn (see RunPanel.apply_events).
 PROGRESS_DELAY_MS = 40
@@ -143,9 +144,10 @@ class RunPanel(QGroupBox):
         self.bar.setRange(0, 1000)
         self.bar.setValue(0)
         self.bar.setFormat("%p %")
-        self.step = QLabel("", self)
+        # One line, '…' in the middle: a long variant label ("prune-channels:ratio=0.35") wrapped to
+        # three lines would make this box taller and move Run and Cancel mid-run. Whole in its tooltip.
+        self.step = ElidedLabel("", self, Qt.TextElideMode.ElideMiddle)
         self.step.setObjectName("stepLabel")
-        self.step.setWordWrap(True)
         self.eta = QLabel("", self)
         self.eta.setObjectName("mutedLabel")
         self.eta.setAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
@@ -238,19 +240,19 @@ class RunPanel(QGroupBox):
             self._clock.start()
             self.run_button.setEnabled(False)
             self.bar.setValue(0)
-            self.step.setText("starting")
+            self._show_step("starting")
             self.eta.setText("")
 
     def show_cancelling(self) -> None:
         self.cancel_button.setEnabled(False)
         self.cancel_button.setText("Cancelling…")
-        self.step.setText("cancelling: finishing the current step")
+        self._show_step("cancelling: finishing the current step")
 
     def show_failure(self, message: str) -> None:
         # A refresh still scheduled would put the progress's "finished" over the reason.
         self._later.stop()
         self._clock.stop()
-        self.step.setText(f"Stopped: {printable(in_window_words(message))}")
+        self._show_step(f"Stopped: {printable(in_window_words(message))}")
         self.eta.setText("")
 
     def start_progress(self, timing_max_s: float) -> None:
@@ -278,8 +280,13 @@ class RunPanel(QGroupBox):
             self.bar.setUpdatesEnabled(False)
             self.bar.setValue(value)
             self.bar.setUpdatesEnabled(True)
-        self.step.setText(p.step_text)
+        self._show_step(p.step_text)
         self.eta.setText(p.eta_text if not p.finished else f"in {p.elapsed_s:.0f} s")
+
+    def _show_step(self, text: str) -> None:
+        if text != self.step.text():
+            self.step.setText(text)
+            self.step.setToolTip(text)
 
     @property
     def progress(self) -> StudyProgress:

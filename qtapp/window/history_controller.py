@@ -10,6 +10,7 @@ into the panels.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +20,9 @@ from PySide6.QtWidgets import QDockWidget, QFileDialog, QLabel, QMenu
 
 from core.errors import BadInput
 from core.reports.format import local_time
+from core.reports.names import study_title
 from core.study.events import Event, StudyFinished, StudyStarted
+from core.study.result import StudyResult
 from core.study.spec import StudySpec
 from qtapp.models.stored_study import Comparison, compare
 from qtapp.panels.history_panel import HistoryPanel
@@ -27,8 +30,9 @@ from qtapp.threads.recording import QtStudyRecording, forget_variants
 from qtapp.window import exports
 
 PROJECT_FILTER = "QuantBench study (*.quantbench.json *.json)"
-REFRESH_DELAY_MS = 250
-DOCK_HEIGHT = 190  # several store writes in a row make one list reload
+REFRESH_DELAY_MS = 250  # several store writes in a row make one list reload
+DOCK_HEIGHT = 190
+DOCK_MIN_HEIGHT = 80  # a remembered height is never less: the list keeps a row or two in sight
 
 
 class HistoryController(QObject):
@@ -51,6 +55,8 @@ class HistoryController(QObject):
         self.comparison: Comparison | None = None
         self._stale = True
         self._sized = False
+        #: The dock's height when it is next shown: DOCK_HEIGHT, else the user's (remembered) one.
+        self._dock_height = DOCK_HEIGHT
         self._refresh = QTimer(self)
         self._refresh.setSingleShot(True)
         self._refresh.setInterval(REFRESH_DELAY_MS)
@@ -108,6 +114,7 @@ class HistoryController(QObject):
     def _event(self, event: Event) -> None:
         if isinstance(event, StudyStarted):
             self.shown_ids, self.comparison = [event.study_id], None
+            self.window.setWindowTitle("QuantBench")  # a live study: no longer a stored one
         elif isinstance(event, StudyFinished):
             self.refresh_soon()
 
@@ -134,11 +141,25 @@ class HistoryController(QObject):
 
     def _dock_shown(self, visible: bool) -> None:
         if visible and not self._sized:
-            # A short strip under the results the first time; the user may drag it taller.
+            # A short strip under the results the first time (or as tall as the user last left
+            # it); the user may drag it taller.
             self._sized = True
-            self.window.resizeDocks([self.dock], [DOCK_HEIGHT], Qt.Orientation.Vertical)
+            self.window.resizeDocks([self.dock], [self._dock_height], Qt.Orientation.Vertical)
+        elif not visible and self._sized:
+            self._dock_height = self.dock.height()  # kept for the next start while it is hidden
         if visible and self._stale:
             self._refresh_now()
+
+    def dock_height(self) -> int:
+        """The History dock's height: as it is on screen, else as it will open."""
+        return self.dock.height() if self.dock.isVisible() and self._sized else self._dock_height
+
+    def set_dock_height(self, height: int) -> None:
+        """Open the History dock at ``height`` (a remembered one): now if it is on screen, else when shown."""
+        self._dock_height = max(DOCK_MIN_HEIGHT, height)
+        if self.dock.isVisible():
+            self._sized = True
+            self.window.resizeDocks([self.dock], [self._dock_height], Qt.Orientation.Vertical)
 
     def _deleted(self, ids: list[str]) -> None:
         self.window.tasks.submit(lambda: [forget_variants(i) for i in ids], lambda _r: None, lambda _m: None)
@@ -146,22 +167,27 @@ class HistoryController(QObject):
 
     # --- stored studies in the results view ----------------------------
     def open_study(self, study_id: str) -> None:
-        """Show a stored study in the results view, drawn from its stored numbers."""
+        """Show a stored study in the results view, drawn from its stored numbers, and put its
+        setup (model, dataset, schemes, settings) into the panels as if the user had opened it;
+        nothing runs until Run."""
         def job():
             studies, names = exports.load_studies([study_id])
-            return studies[0], names
+            return studies[0], names, stored_setup(studies[0])
 
         self.window.tasks.submit(job, self._show_study, self._refused)
 
-    def _show_study(self, payload: tuple[Any, dict[str, str]]) -> None:
-        study, names = payload
+    def _show_study(self, payload: tuple[Any, dict[str, str], StoredSetup]) -> None:
+        study, names, setup = payload
         if self._results_taken():
             return
         self.window.show_stored(study)
         self.shown_ids, self.comparison = [study.study_id], None
-        name = names.get(study.study_id)
-        when = local_time(study.created)
-        self._say(f"Showing study {name or study.study_id} from the history ({study.status}, {when}).")
+        title = study_title(study, names.get(study.study_id))
+        self.window.setWindowTitle(f"QuantBench — {title}")
+        if setup.spec is not None:
+            self.window.show_study_setup(setup.spec, setup.model_missing)
+        when = f", {local_time(study.created)}" if names.get(study.study_id) else ""  # else the title says when
+        self._say(f"Showing the study {title} from the history ({study.status}{when}).")
 
     def compare_studies(self, ids: list[str]) -> None:
         """Show several stored studies side by side: every variant, labelled "study / variant"."""
@@ -176,6 +202,7 @@ class HistoryController(QObject):
             return
         self.window.show_stored(comparison.result, comparison)
         self.shown_ids, self.comparison = comparison.ids, comparison
+        self.window.setWindowTitle(f"QuantBench — comparing {len(comparison.ids)} studies {comparison.names()}")
         self._say(comparison.header() + ".")
 
     def _results_taken(self) -> bool:
@@ -311,3 +338,26 @@ def checked_trust(spec: StudySpec) -> StudySpec:
 
     return with_trust_from_list(spec)
 
+
+@dataclass(frozen=True)
+class StoredSetup:
+    """A stored study's setup as the panels will show it (``spec``: None when none was stored or it
+    no longer reads), and whether the model file it names is gone."""
+
+    spec: StudySpec | None
+    model_missing: bool = False
+
+
+def stored_setup(study: StudyResult) -> StoredSetup:
+    """In the background: the study's spec, trust checked, and whether its model file still exists."""
+    from core.study.project import spec_from_dict
+    from qtapp.panels.model_panel import is_torchvision_name
+
+    if not study.spec or not study.spec.get("model"):
+        return StoredSetup(None)
+    try:
+        spec = checked_trust(spec_from_dict(study.spec, source=f"study {study.study_id}"))
+    except BadInput:
+        return StoredSetup(None)  # an older or odd record: the results still show, the setup stays
+    path = spec.model.path
+    return StoredSetup(spec, model_missing=not (is_torchvision_name(path) or Path(path).exists()))

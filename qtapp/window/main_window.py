@@ -233,13 +233,28 @@ class MainWindow(QMainWindow):
             seed=self.run_panel.seed(),
         )
 
-    def show_spec(self, spec: StudySpec) -> None:
+    def show_spec(self, spec: StudySpec, model_missing: bool = False) -> None:
         """Put a study's setup into the panels, each its own part; the model and data load in the
-        background, and the schemes are ticked once the catalogue and the model are in."""
-        self.model_panel.set_spec(spec.model, spec.variants)
+        background, and the schemes are ticked once the catalogue and the model are in. With
+        ``model_missing`` the Model panel says the model file is gone instead of opening it."""
+        if model_missing:
+            self.model_panel.show_missing(spec.model, [v.path for v in spec.variants if v.path is not None])
+        else:
+            self.model_panel.set_spec(spec.model, spec.variants)
         self.dataset_panel.set_spec(spec.dataset)
         self.schemes_panel.set_spec([v.scheme for v in spec.variants if v.scheme is not None])
         self.run_panel.set_spec(spec.timing, spec.thresholds, spec.device, spec.seed)
+
+    def show_study_setup(self, spec: StudySpec, model_missing: bool = False) -> None:
+        """A past study's setup in the panels, as if the user had opened it; nothing runs.
+
+        When its model file no longer exists (``model_missing``), the Model panel says so in one
+        sentence instead of opening it; the dataset, schemes and settings are still shown."""
+        if self.controller.running:
+            return  # the panels describe the study being measured
+        # The status bar keeps naming the study on show when its model has loaded, not "Loaded …".
+        self._announce_load = model_missing  # (a missing model loads nothing: the next open is announced)
+        self.show_spec(spec, model_missing)
 
     # --- stored studies --------------------------------------------------
     def show_stored(self, study: StudyResult, comparison: Comparison | None = None) -> None:
@@ -250,7 +265,7 @@ class MainWindow(QMainWindow):
         self.results.set_thresholds(Thresholds(**thresholds) if thresholds else Thresholds())
         self.results.apply_events(replay_events(study))
         if comparison is not None:
-            self.results.show_comparison(comparison.header(), comparison.baselines)
+            self.results.show_comparison(comparison.header(), comparison.baselines, comparison.drift_warnings())
 
     @property
     def shown_result(self) -> StudyResult | None:

@@ -97,7 +97,11 @@ def test_studies_are_recorded_listed_reopened_and_compared(qtbot, home):
         assert panel.compare_button.isEnabled()
         panel.compare_button.click()
         qtbot.waitUntil(lambda: len(results.state.labels) == 5, timeout=10_000)
-        ta, tb = a.study_id[:8], b.study_id[:8]
+        from core.reports.names import row_prefixes
+
+        prefixes = row_prefixes([a, b])
+        ta, tb = prefixes[a.study_id], prefixes[b.study_id]
+        assert ta != tb and not ta.startswith(a.study_id[:8])  # named by when they ran (an id only breaks a tie)
         expected = [f"{ta} / {r.label}" for r in a.results] + [f"{tb} / {r.label}" for r in b.results]
         assert results.state.labels == expected
         assert set(results.sizes.values()) == set(expected)

@@ -101,3 +101,27 @@ def test_a_study_without_paired_rounds_keeps_its_plain_columns(qtbot) -> None:
     panel.apply_events(events)
     headers = _headers(panel)
     assert "Speed" in headers and not any(PAIRED_MARK in h for h in headers)
+
+
+def test_a_comparison_keeps_each_studys_paired_figures_and_names_whose_machine_moved(qtbot) -> None:
+    from qtapp.models.stored_study import compare, replay_events
+
+    final = list(fake_run_study(fake_spec()))[-1]
+    drifted, paired = _with_paired_rounds(final)
+    calm = replace(final.result, study_id="calm0000study", created="2026-12-06T09:30:00+00:00")
+    moved = replace(drifted.result, study_id="moved000study", created="2026-12-07T14:02:00+00:00")
+    comparison = compare([calm, moved])
+    panel = ResultsPanel(VariantPalette(), LIGHT)
+    qtbot.addWidget(panel)
+    panel.show()
+    panel.apply_events(replay_events(comparison.result))
+    panel.show_comparison(comparison.header(), comparison.baselines, comparison.drift_warnings())
+
+    prefix = comparison.prefixes["moved000study"]
+    rounds_p50 = f"p50 {PAIRED_MARK} ms"
+    assert _cell(panel, f"{prefix} / ort-int8-static", rounds_p50) == format_ms(paired["p50_ms"]["ort-int8-static"])
+    assert _cell(panel, f"{comparison.prefixes['calm0000study']} / ort-int8-static", rounds_p50) == ""
+    # One warning, naming the study whose machine moved (the calm one has none).
+    text = panel.drift.text()
+    assert panel.drift.isVisible() and text.count("⚠") == 1
+    assert comparison.titles["moved000study"] in text and comparison.titles["calm0000study"] not in text
