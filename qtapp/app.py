@@ -12,13 +12,46 @@ from __future__ import annotations
 
 import sys
 import time
+from pathlib import Path
 
 from PySide6.QtCore import QTimer
+from PySide6.QtGui import QIcon
 from PySide6.QtWidgets import QApplication
 
 from qtapp.models.window_options import WindowOptions
 
 SCREENSHOT_MIN_SIZE = (1280, 800)
+#: The application's id: the name of its desktop entry (packaging/<id>.desktop), metainfo and themed icon.
+APP_ID = "org.quantbench.QuantBench"
+#: Where the icon drawn for QuantBench is, in the icon theme's layout (packaging/render_icons.py renders the PNGs):
+#: beside the code (a source tree, the bundle), else where a wheel installs it (pyproject's data-files).
+ICON_THEME_DIRS = (
+    Path(__file__).resolve().parents[1] / "resources" / "icons" / "hicolor",
+    Path(sys.prefix) / "share" / "icons" / "hicolor",
+)
+
+
+def application_icon() -> QIcon:
+    """QuantBench's icon: the scalable one and every rendered size; the desktop theme's if neither folder has it."""
+    for folder in ICON_THEME_DIRS:
+        icon = QIcon()
+        for path in sorted(folder.glob(f"*/apps/{APP_ID}.*")):
+            icon.addFile(str(path))
+        if not icon.isNull():
+            return icon
+    return QIcon.fromTheme(APP_ID)
+
+
+def _identify(app: QApplication) -> None:
+    """Name the application: the settings' folder (organisation / application), the task bar's icon and the
+    desktop entry a Wayland compositor matches the window with."""
+    from core import quantbench_version
+
+    app.setApplicationName("QuantBench")
+    app.setOrganizationName("QuantBench")
+    app.setApplicationVersion(quantbench_version())
+    app.setDesktopFileName(APP_ID)
+    app.setWindowIcon(application_icon())
 
 
 def _window_size(requested: tuple[int, int]) -> tuple[int, int]:
@@ -55,13 +88,12 @@ def main(options: WindowOptions) -> int:
 
     app = QApplication.instance() or QApplication([sys.argv[0] if sys.argv else "quantbench"])
     assert isinstance(app, QApplication)
-    app.setApplicationName("QuantBench")
+    _identify(app)
     # The window quits the loop itself once its study threads are done ("closed"). Qt's own quit
     # on the last window closing would arrive as a posted event, possibly after exec() returned,
     # and then end every event loop started later in this process (tests run main() in-process).
     quit_on_close = app.quitOnLastWindowClosed()
     app.setQuitOnLastWindowClosed(False)
-    app.setOrganizationName("QuantBench")
     collector = GuiThreadGarbageCollector(app)
     collector.start()
     theme = theme_named(options.theme)

@@ -8,6 +8,7 @@ This is the one module of ``qtapp`` that imports ``core.cli``.
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Sequence
 
@@ -25,6 +26,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     from qtapp.models.window_options import WindowOptions
 
     options = WindowOptions.from_namespace(args)
+    if not _platform_ready(options):
+        return 2  # before the study process starts: a window that cannot open leaves nothing running
     # Start the study process first: it imports torch and onnxruntime while Qt starts here.
     prewarm(log_dir(), allow_fork=True)  # nothing with threads is loaded yet: a fork is safe and quick
     try:
@@ -33,6 +36,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         return window_main(options)
     finally:
         discard_prewarmed()  # the window's own end discards it too, unless it returned before using it
+
+
+def _platform_ready(options) -> bool:
+    """False (after telling the user why) when Qt could not open its window here: no display, or
+    libraries its platform plugin needs are missing. Qt itself would abort, naming a guess."""
+    from qtapp import platform_check
+
+    if options.screenshot:
+        platform_check.use_offscreen_without_display(os.environ)
+    problem = platform_check.platform_problem()
+    if problem:
+        print(problem, file=sys.stderr)
+    return problem is None
 
 
 if __name__ == "__main__":

@@ -4,6 +4,7 @@ stop, end it, and remove its private folder."""
 from __future__ import annotations
 
 import contextlib
+import os
 import threading
 from typing import Any
 
@@ -34,9 +35,13 @@ class StudyProcess:
         # Commands and Cancel travel down their own pipe, not a multiprocessing.Event: an Event whose
         # waiter died can block set() for ever, and a closed pipe also tells the child its parent is gone.
         control_in, control_out = ctx.Pipe(duplex=False)
+        # A forked child inherits the parent's ends too; holding the control pipe's write end, it would
+        # never see the parent go (a window that aborted left its prewarmed child waiting for ever).
+        parent_ends = (receiver.fileno(), control_out.fileno()) if ctx.get_start_method() == "fork" else ()
         folder = tempfile.mkdtemp(prefix="quantbench-study-")
         proc = ctx.Process(
-            target=child_main, args=(sender, control_in, log_path, folder), name="quantbench-study", daemon=True
+            target=_child_entry, args=(sender, control_in, log_path, folder, parent_ends), name="quantbench-study",
+            daemon=True,
         )
         proc.start()
         sender.close()
@@ -80,15 +85,26 @@ class StudyProcess:
         self.remove_private_folder()
 
 
+def _child_entry(sender: Any, control_in: Any, log_path: str | None, folder: str, parent_ends: tuple[int, ...]) -> None:
+    """In the child: close the parent's pipe ends a fork copied (see ``StudyProcess.spawn``), then run the study."""
+    for fd in parent_ends:
+        with contextlib.suppress(OSError):
+            os.close(fd)
+    child_main(sender, control_in, log_path, folder)
+
+
 def start_method() -> str:
     """"spawn": a fresh interpreter, safe whatever this process holds. Forking is only safe before
     this process has started a second thread (Qt, a thread pool) or loaded a library with threads
     of its own (numpy's BLAS, torch, onnxruntime), so only the launcher's first prewarm asks for it
     (``prewarm(allow_fork=True)``): on Linux, as the very first thing the window does, it saves the
-    new interpreter's start-up, a few tenths of a second on the way to the demo's first result."""
+    new interpreter's start-up, a few tenths of a second on the way to the demo's first result.
+
+    Qt counts from its GUI module on: QtCore alone starts no thread, and the desktop bundle's start-up
+    (PyInstaller's PySide6 hook) imports it before ``quantbench`` runs, which must not cost the bundle its fork."""
     import sys
 
-    heavy = {"numpy", "torch", "onnxruntime", "PySide6"}
+    heavy = {"numpy", "torch", "onnxruntime", "PySide6.QtGui", "PySide6.QtWidgets"}
     if sys.platform == "linux" and threading.active_count() == 1 and not heavy & set(sys.modules):
         return "fork"
     return "spawn"
