@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 
 from core.measures.drift_notes import paired_block, study_drift_warning
-from core.reports.names import row_prefixes, study_model, study_titles
+from core.reports.names import common_day, row_prefixes, study_model, study_titles
 from core.study.events import Event, StudyFinished, StudyStarted
 from core.study.result import Grade, StudyResult, VariantResult
 
@@ -55,7 +55,9 @@ class Comparison:
         """The compared studies in a few words: "of digits_cnn.pt (7 Dec 14:02 and 8 Dec 09:10)"."""
         models = {study_model(s) for s in self.studies}
         if len(models) == 1 and all(self.prefixes.get(i, self.titles[i]) != self.titles[i] for i in self.ids):
-            return f"of {models.pop()} ({_and(self.prefixes[i] for i in self.ids)})"
+            day = common_day(self.studies)
+            on = f" on {day}" if day and not any(day in self.prefixes[i] for i in self.ids) else ""
+            return f"of {models.pop()}{on} ({_and(self.prefixes[i] for i in self.ids)})"
         return f"({_and(self.titles[i] for i in self.ids)})"
 
     def drift_warnings(self) -> list[str]:

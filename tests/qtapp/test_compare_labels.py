@@ -100,8 +100,9 @@ def test_studies_of_different_models_carry_model_and_date_and_a_short_id_only_on
 
     twin = replace(b, model=dict(a.model))  # same model, same minute: only the id tells them apart
     tied = compare([a, twin])
-    assert tied.result.results[0].label == "7 Dec 14:02 (a1b2c3d4) / fp32"
-    assert tied.result.results[len(a.results)].label == "7 Dec 14:02 (0f9e8d7c) / fp32"
+    assert tied.result.results[0].label == "14:02 (a1b2c3d4) / fp32"  # the same day: the time alone
+    assert tied.result.results[len(a.results)].label == "14:02 (0f9e8d7c) / fp32"
+    assert "of digits_cnn.pt on 7 Dec (14:02 (a1b2c3d4) and 14:02 (0f9e8d7c))" in tied.header()
     # A name given in the history is the study's name.
     named = compare([a, b], {a.study_id: "before pruning"})
     assert named.result.results[0].label == "before pruning / fp32"
