@@ -82,6 +82,13 @@ class ConfusionMatrices(pg.GraphicsLayoutWidget):
         self._baselines = {}
         self._class_names = class_names
         self._columns = self.columns_for(len(labels))
+        # Every column and row the same share: a plot's own size hint (its title's, its axis labels')
+        # must not make one matrix smaller than the others.
+        layout = self.ci.layout
+        for column in range(self._columns):
+            layout.setColumnStretchFactor(column, 1)
+        for row in range(self.rows_for(len(labels))):
+            layout.setRowStretchFactor(row, 1)
 
     @staticmethod
     def columns_for(variants: int) -> int:
@@ -101,6 +108,10 @@ class ConfusionMatrices(pg.GraphicsLayoutWidget):
         plot.setMouseEnabled(x=False, y=False)
         plot.hideButtons()
         plot.setAspectLocked(True)
+        # Its title (the variant's name) must not widen its column: every matrix gets the same share.
+        plot.setPreferredWidth(1)
+        plot.titleLabel.setMinimumWidth(0)
+        plot.titleLabel.setPreferredWidth(1)
         plot.getViewBox().invertY(True)
         image = pg.ImageItem(axisOrder="row-major")
         plot.addItem(image)

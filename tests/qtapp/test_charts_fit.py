@@ -279,3 +279,26 @@ def test_an_unchecked_radio_button_is_visible(qtbot, theme):
         _distance(image.pixelColor(x, y), window) for x in range(image.width()) for y in range(image.height())
     )
     assert strongest >= 120, "the indicator melts into the window"
+
+
+def test_every_confusion_matrix_gets_the_same_size(qtbot):
+    """At 1280x800 the demo's second matrix was drawn at half the size of the others, its numbers
+    hidden: every column and row of matrices now gets the same share of the chart."""
+    from qtapp.charts.confusion_matrix import ConfusionMatrices
+    from qtapp.charts.palette import VariantPalette
+
+    labels = ["fp32", "onnx-fp32", "torch-int8-dynamic", "ort-int8-dynamic", "ort-int8-static", "ort-fp16",
+              "prune-channels:ratio=0.35"]
+    view = ConfusionMatrices(VariantPalette(), LIGHT)
+    qtbot.addWidget(view)
+    view.resize(770, 900)
+    view.show()
+    view.set_variants(labels, [str(c) for c in range(10)])
+    matrix = np.diag(np.full(10, 45))
+    matrix[2, 1] = 1
+    for label in labels:
+        view.set_matrix(label, matrix, is_baseline=label == "fp32")
+    view.redraw()
+    qtbot.wait(100)
+    widths = [view._panels[label].image.sceneBoundingRect().width() for label in labels]  # the drawn matrices
+    assert min(widths) > 0.9 * max(widths), widths
