@@ -1,0 +1,164 @@
+"""The Layers view fed by a real layer analysis of a tiny CNN and its static int8 variants.
+
+    input [1,8,8] ─ conv 8 (channel 3 ×1000) ─ relu ─ conv 8 (input channel 3 ÷1000) ─ relu ─ flatten ─ gemm 10
+
+One variant is static QDQ int8 (the big channel crushes the others), one the same with both convolutions
+kept in float (the fix the Layers view leads to).
+"""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from core.layers import analyse_layers
+from core.layers.stats import DEPARTS_BELOW_DB
+
+SAMPLE_SHAPE = (1, 8, 8)
+
+
+def _build(folder: Path) -> dict[str, Any]:
+    import torch
+    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, quantize_static
+    from torch import nn
+
+    torch.manual_seed(1)
+    model = nn.Sequential(nn.Conv2d(1, 8, 3, padding=1), nn.ReLU(), nn.Conv2d(8, 8, 3, padding=1), nn.ReLU(),
+                          nn.Flatten(), nn.Linear(8 * 8 * 8, 10)).eval()
+    with torch.no_grad():
+        model[0].weight[3] *= 1000.0
+        model[0].bias[3] *= 1000.0
+        model[2].weight[:, 3] /= 1000.0
+    src = folder / "cnn.onnx"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(model, (torch.zeros((1, *SAMPLE_SHAPE)),), str(src), dynamo=False, opset_version=17,
+                          input_names=["input"], output_names=["logits"],
+                          dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}})
+    rng = np.random.default_rng(0)
+    calibration = rng.standard_normal((16, *SAMPLE_SHAPE)).astype(np.float32)
+    x = rng.standard_normal((32, *SAMPLE_SHAPE)).astype(np.float32)
+
+    class Reader(CalibrationDataReader):
+        def __init__(self) -> None:
+            self._it = iter([{"input": calibration[i:i + 1]} for i in range(len(calibration))])
+
+        def get_next(self) -> dict[str, np.ndarray] | None:
+            return next(self._it, None)
+
+    logging.getLogger().setLevel(logging.ERROR)
+    variants = {}
+    for label, keep in (("ort-int8-static", []), ("ort-int8-static, convs float", ["/0/Conv", "/2/Conv"])):
+        out = folder / f"{label.replace(', ', '-').replace(' ', '-')}.onnx"
+        quantize_static(str(src), str(out), Reader(), quant_format=QuantFormat.QDQ, nodes_to_exclude=keep)
+        variants[label] = out
+    results, float_profile = {}, None
+    for label, path in variants.items():
+        results[label] = analyse_layers(src, path, "onnxruntime", x, float_profile=float_profile)
+        float_profile = results[label]["float_profile"]
+    return {"results": results, "float_profile": float_profile}
+
+
+@pytest.fixture(scope="module")
+def analysis(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    return _build(tmp_path_factory.mktemp("layers_panel"))
+
+
+@pytest.fixture
+def panel(qtbot, analysis: dict[str, Any]):
+    from qtapp.charts.palette import VariantPalette
+    from qtapp.panels.layers_panel import LayersPanel
+    from qtapp.window.theme import LIGHT
+
+    palette = VariantPalette()
+    palette.reset(["float", *analysis["results"]])
+    widget = LayersPanel(palette, LIGHT)
+    qtbot.addWidget(widget)
+    widget.resize(1100, 1000)
+    widget.set_float_profile(analysis["float_profile"])
+    for label, result in analysis["results"].items():
+        widget.set_layers(label, result["layers"], result["profile"])
+    widget.show()
+    qtbot.waitExposed(widget)
+    return widget
+
+
+def test_empty_panel_says_why(qtbot) -> None:
+    from qtapp.charts.palette import VariantPalette
+    from qtapp.panels.layers_panel import NO_LAYERS, LayersPanel
+    from qtapp.window.theme import LIGHT
+
+    widget = LayersPanel(VariantPalette(), LIGHT)
+    qtbot.addWidget(widget)
+    widget.show()
+    assert widget.empty.isVisible() and widget.empty.text() == NO_LAYERS
+    assert not widget.chart.isVisible() and widget.table.rowCount() == 0
+
+
+def test_chart_has_a_line_and_worst_channel_marks_per_variant(panel, analysis: dict[str, Any]) -> None:
+    assert panel.labels() == list(analysis["results"])
+    # One axis for both: the float convolutions' own layers slot in between the int8 variant's fused ones.
+    axis = panel.layer_axis()
+    assert axis == ["/0/Conv", "/1/Relu", "/2/Conv", "/3/Relu", "/4/Flatten", "/5/Gemm"]
+    for label, result in analysis["results"].items():
+        x, y, worst = panel.curve_data(label)
+        layers = result["layers"]
+        assert list(x) == [axis.index(layer["name"]) for layer in layers]
+        np.testing.assert_allclose(y, [min(100.0, layer["activation"]["sqnr_db"]) for layer in layers])
+        assert len(worst) == len(layers)
+    _, _, worst = panel.curve_data("ort-int8-static")
+    assert worst[0] < DEPARTS_BELOW_DB  # the conv whose seven small channels collapsed
+
+
+def test_table_rows_and_numeric_sort(panel, analysis: dict[str, Any]) -> None:
+    from PySide6.QtCore import Qt
+
+    layers = analysis["results"]["ort-int8-static"]["layers"]
+    rows = panel.table_rows()
+    assert [r[0] for r in rows] == [layer["name"] for layer in layers]
+    first = rows[0]
+    assert first[1] == "Conv+Relu"
+    assert first[2] == f"{layers[0]['activation']['sqnr_db']:.1f}"
+    assert first[4] == "3"  # the outlier channel
+    assert first[5] == f"{layers[0]['weight']['sqnr_db']:.1f}"
+    assert first[6] != "-" and first[7] != "-" and first[8].endswith("%")  # profiled under the same node name
+    panel.table.sortItems(3, Qt.SortOrder.AscendingOrder)  # worst channel, lowest first
+    worst = [float(r[3]) for r in panel.table_rows() if r[3] not in ("-", "exact")]
+    assert worst == sorted(worst)
+    panel.variant_choice.setCurrentText("ort-int8-static, convs float")
+    kept = analysis["results"]["ort-int8-static, convs float"]["layers"]
+    rows = {r[0]: r for r in panel.table_rows()}
+    assert len(rows) == len(kept) and rows["/0/Conv"][2] == "exact" and rows["/0/Conv"][5] == "exact"
+    assert float(rows["/5/Gemm"][2]) > 20.0  # the fix works: the logits follow the float model again
+
+
+def test_op_type_bars_float_against_variant(panel, analysis: dict[str, Any]) -> None:
+    names, float_ms, variant_ms = panel.bar_widths()
+    profile = analysis["results"]["ort-int8-static"]["profile"]["by_op_type"]
+    assert "QuantizeLinear ⇄" in names and "DequantizeLinear ⇄" in names
+    for name, ms in zip(names, variant_ms, strict=True):
+        assert ms == pytest.approx(profile.get(name.replace(" ⇄", ""), {}).get("ms", 0.0))
+    assert float_ms[names.index("Conv")] > 0 and variant_ms[names.index("Conv")] == 0.0
+
+
+def test_renders_in_light_and_dark(panel, qtbot, tmp_path: Path) -> None:
+    from PySide6.QtWidgets import QApplication
+
+    from qtapp.window.theme import DARK, LIGHT, apply_theme
+
+    app = QApplication.instance()
+    for theme in (LIGHT, DARK):
+        apply_theme(app, theme)
+        panel.apply_theme(theme)
+        qtbot.wait(20)
+        image = panel.grab().toImage()
+        path = tmp_path / f"layers_{theme.name}.png"
+        assert image.save(str(path)) and path.stat().st_size > 10_000
+        background = image.pixelColor(5, image.height() - 5)
+        assert (background.lightness() > 128) == (theme.name == "light")
+    apply_theme(app, LIGHT)
