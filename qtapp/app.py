@@ -96,7 +96,10 @@ def main(options: WindowOptions) -> int:
     app.setQuitOnLastWindowClosed(False)
     collector = GuiThreadGarbageCollector(app)
     collector.start()
-    theme = theme_named(options.theme)
+    from qtapp.window import window_memory
+
+    # A picture is made in the theme asked for (light by default), never in one a user left.
+    theme = theme_named((options.theme or "light") if options.screenshot else window_memory.start_theme(options.theme))
     apply_theme(app, theme)
     # A study process that imports torch and onnxruntime while the user looks at the window:
     # Run then starts measuring at once instead of after seconds of imports.
@@ -119,8 +122,6 @@ def main(options: WindowOptions) -> int:
     if options.screenshot:
         window.resize(*size)  # a picture is made at exactly the size asked for
     else:
-        from qtapp.window import window_memory
-
         # As the user left it; the first time, the asked size fitted to the screen.
         window_memory.restore(window, size)
         window.closed.connect(lambda: window_memory.remember(window))

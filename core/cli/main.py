@@ -123,7 +123,8 @@ def spec_from_args(args: argparse.Namespace) -> Any:
     trusted = _trust_files(args)
     _check_run_numbers(args)
     timing = TimingSpec(
-        threads=args.threads, mode=TimingMode(args.timing), batch_size=args.batch_size, max_time_s=args.max_time
+        threads=args.threads, mode=TimingMode(args.timing), batch_size=args.batch_size, max_time_s=args.max_time,
+        eval_batch_size=args.eval_batch_size,
     )
     thresholds = Thresholds(
         accuracy_drop_good=args.accuracy_good / 100, accuracy_drop_bad=args.accuracy_bad / 100,
@@ -192,6 +193,8 @@ def _check_run_numbers(args: argparse.Namespace) -> None:
         raise BadInput("--threads must be at least 1.")
     if args.batch_size < 1:
         raise BadInput("--batch-size must be at least 1.")
+    if args.eval_batch_size is not None and args.eval_batch_size < 1:
+        raise BadInput("--eval-batch-size must be at least 1.")
     if args.max_time <= 0:
         raise BadInput("--max-time must be positive.")
     if args.limit is not None and args.limit < 1:

@@ -137,7 +137,9 @@ def _add_window_options(parser: argparse.ArgumentParser) -> None:
         "--size", type=window_size, default=DEFAULT_WINDOW_SIZE, metavar="WIDTHxHEIGHT",
         help=f"window size (default {DEFAULT_WINDOW_SIZE})",
     )
-    parser.add_argument("--theme", choices=THEMES, default=THEMES[0], help=f"colour theme (default {THEMES[0]})")
+    parser.add_argument(
+        "--theme", choices=THEMES, default=None, help=f"colour theme (default: the last one chosen, else {THEMES[0]})"
+    )
     _add_max_time(parser, default=None, default_text="the Run panel's")
     _add_safety_options(parser)
 
@@ -212,6 +214,12 @@ def _add_run_timing(run: argparse.ArgumentParser) -> None:
     )
     _add_max_time(run, default=2.0, default_text="2")
     run.add_argument("--batch-size", type=int, default=1, metavar="N", help="samples per timed call (default 1)")
+    run.add_argument(
+        "--eval-batch-size", type=int, metavar="N",
+        help="the largest batch of samples per call while evaluating (default: chosen from the model and the free "
+        "memory); a model with a fixed batch is evaluated one batch of its own size at a time; timing keeps "
+        "--batch-size",
+    )
     run.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
     run.add_argument("--seed", type=int, default=0)
 

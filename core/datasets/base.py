@@ -31,17 +31,29 @@ class Dataset:
     #: Per-sample image shape for showing inputs (e.g. (8, 8) or (H, W, 3)); None if not images.
     image_shape: tuple[int, ...] | None = None
     notes: list[str] = field(default_factory=list)
+    #: Calibration draws already made, by (n, seed, pool): see ``calibration_samples``.
+    _calibration_drawn: dict[tuple[int, int, int], np.ndarray] = field(default_factory=dict, repr=False, compare=False)
 
     def __len__(self) -> int:
         return int(self.x.shape[0])
 
     def calibration_samples(self, n: int, seed: int = 0) -> np.ndarray:
-        """Up to ``n`` samples for calibrating static quantization, drawn reproducibly."""
+        """Up to ``n`` samples for calibrating static quantization, drawn reproducibly.
+
+        Drawn once per (n, seed) and shared: every scheme of a study that calibrates on the same number
+        of samples gets the same array (not a copy each), so it must not change it."""
         pool = self.calibration if self.calibration is not None and len(self.calibration) else self.x
         n = min(n, len(pool))
-        rng = np.random.default_rng(seed)
-        idx = np.sort(rng.choice(len(pool), size=n, replace=False))
-        return pool[idx]
+        key = (n, seed, id(pool))
+        if key not in self._calibration_drawn:
+            rng = np.random.default_rng(seed)
+            idx = np.sort(rng.choice(len(pool), size=n, replace=False))
+            self._calibration_drawn[key] = pool[idx]
+        return self._calibration_drawn[key]
+
+    def forget_calibration_draws(self) -> None:
+        """Let go of the shared calibration draws (once no variant left to build calibrates)."""
+        self._calibration_drawn.clear()
 
     def calibration_info(self) -> dict[str, Any]:
         """The ``dataset.calibration`` block of the result JSON: where static schemes calibrate."""

@@ -46,6 +46,19 @@ def build_variant(state: StudyState, planned: PlannedVariant) -> Generator[Event
     return box["built"]
 
 
+def rebuilder(state: StudyState, planned: PlannedVariant) -> Any:
+    """What builds ``planned`` again (in this thread, silently) and returns its runner: how the end-of-study
+    re-check gets back a variant whose runner cannot reopen a file (a PyTorch module built in memory) once that
+    runner was closed to give its memory back. Builds are deterministic (the study's seed), so it is the same
+    model; the function holds the study state and the plan row, not the first runner."""
+
+    def rebuild() -> Any:
+        ctx = _context(state, planned, lambda *_: None)
+        return planned.scheme.build(state.model, planned.scheme_spec, ctx).runner
+
+    return rebuild
+
+
 def _context(state: StudyState, planned: PlannedVariant, progress: Any) -> Any:
     """The scheme's BuildContext: its own folder, the study's threads, device, cancel token and data."""
     from core.schemes.base import BuildContext

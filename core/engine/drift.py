@@ -10,12 +10,12 @@ variant again in short interleaved rounds and the speed-ups and speed verdicts
 come from those. A variant timed with fewer than DRIFT_MIN_SAMPLES samples (a model taking
 seconds per call) takes part in neither step: its few samples cannot tell a change of the
 machine's speed from noise, and its calls would stretch every round. Both steps use the
-runners the engine kept open, and stop at the cancel token.
+runners the engine kept (or reopens: core.engine.state.RunnerPool), and stop at the cancel token.
 """
 
 from __future__ import annotations
 
-from collections.abc import Generator
+from collections.abc import Generator, Mapping
 from dataclasses import replace
 from typing import Any
 
@@ -29,8 +29,9 @@ from core.study.events import Event, Progress
 from core.study.result import VariantResult
 from core.study.spec import StudySpec, TimingSpec
 
-#: A variant timed with fewer samples than this (a pathologically slow one: seconds per call) says nothing
-#: about the machine's speed: it never sets off the re-check or the paired rounds, and keeps its first timing.
+#: A variant timed with fewer samples than this (a pathologically slow one: seconds per call; or fewer than
+#: the study's own ``min_samples``, when that is lower) says nothing about the machine's speed: it never sets
+#: off the re-check or the paired rounds, and keeps its first timing.
 DRIFT_MIN_SAMPLES = 20
 #: The baseline is timed again for this long at the end of a study.
 RECHECK_S = 0.5
@@ -42,8 +43,8 @@ PAIRED_MIN_SAMPLES = 5  # a slow model still gives a median per burst without st
 
 
 def guard_against_drift(
-    spec: StudySpec, base: VariantResult | None, results: list[VariantResult], runners: dict[str, Any], x: np.ndarray,
-    cancel: CancelToken, timing_info: dict[str, Any],
+    spec: StudySpec, base: VariantResult | None, results: list[VariantResult], runners: Mapping[str, Any],
+    x: np.ndarray, cancel: CancelToken, timing_info: dict[str, Any],
 ) -> Generator[Event, None, dict[str, Any] | None]:
     """Re-check the baseline and every variant and, if one moved, time them all again in interleaved rounds.
 
@@ -59,13 +60,13 @@ def guard_against_drift(
     paired = yield from _paired_rounds(spec, base, results, runners, x, cancel)
     if paired is not None:
         timing_info["paired"] = paired
-    _note_drift(results, recheck, paired["rounds"] if paired else None)
+    _note_drift(results, recheck, paired["rounds"] if paired else None, spec.timing)
     return paired
 
 
 def _recheck(
-    spec: StudySpec, base: VariantResult | None, results: list[VariantResult], runners: dict[str, Any], x: np.ndarray,
-    cancel: CancelToken,
+    spec: StudySpec, base: VariantResult | None, results: list[VariantResult], runners: Mapping[str, Any],
+    x: np.ndarray, cancel: CancelToken,
 ) -> Generator[Event, None, dict[str, Any] | None]:
     """Time the baseline again (RECHECK_S), and every other variant for one short burst, once all
     have been timed.
@@ -79,16 +80,15 @@ def _recheck(
     more than DRIFT_LIMIT (core.measures.drift_notes).
     Returns the ``timing.baseline_recheck`` block (None when there is nothing to compare).
     """
-    timed = [r for r in results if _enough_samples(r) and r is not base and r.label in runners]
-    runner = runners.get(base.label) if base is not None else None
-    if runner is None or base is None or not _enough_samples(base) or not timed:
+    timed = [r for r in results if _enough_samples(r, spec.timing) and r is not base and r.label in runners]
+    if base is None or base.label not in runners or not _enough_samples(base, spec.timing) or not timed:
         return None
     timing = replace(spec.timing, max_time_s=min(spec.timing.max_time_s, RECHECK_S), min_samples=RECHECK_MIN_SAMPLES)
     steps = 1 + len(timed)
     yield Progress(spec.study_id, base.label, "re-checking", 0, steps,
                    "re-timing the baseline: did the machine's speed change?")
     # Not streamed: the baseline's histogram shows its first timing.
-    again, samples = _median_ms(_prepared(runner, x), timing, cancel)
+    again, samples = _median_ms(_prepared(runners, base.label, x), timing, cancel)
     if not samples:
         return None
     first = base.latency.p50
@@ -99,7 +99,8 @@ def _recheck(
     for i, r in enumerate(timed, start=1):
         yield Progress(spec.study_id, base.label, "re-checking", i, steps,
                        f"re-timing {r.label} briefly: did the machine's speed change?")
-        v_again, n = _median_ms(_prepared(runners[r.label], x), _burst(spec.timing, r.latency.p50), cancel)
+        v_again, n = _median_ms(_prepared(runners, r.label, x), _burst(spec.timing, r.latency.p50), cancel)
+        _release(runners, r.label)  # a runner reopened for its burst goes again: the memory stays flat
         if n and r.latency.p50 > 0 and v_again > 0:
             variants[r.label] = {"first_p50_ms": round(r.latency.p50, 6), "p50_ms": round(v_again, 6),
                                  "change": round(v_again / r.latency.p50 - 1, 4)}
@@ -126,14 +127,15 @@ def _burst(timing: TimingSpec, p50_ms: float = 0.0) -> TimingSpec:
 
 
 def _paired_rounds(
-    spec: StudySpec, base: VariantResult, results: list[VariantResult], runners: dict[str, Any], x: np.ndarray,
+    spec: StudySpec, base: VariantResult, results: list[VariantResult], runners: Mapping[str, Any], x: np.ndarray,
     cancel: CancelToken,
 ) -> Generator[Event, None, dict[str, Any] | None]:
     """Time every variant again in PAIRED_ROUNDS short interleaved rounds, for speed-ups the
     machine's changes of speed cannot skew.
 
     Run only when the baseline's re-check moved. In each round every variant is timed
-    for PAIRED_BURST_S, the order reversed from one round to the next, so the
+    for PAIRED_BURST_S (or BURST_CALLS of its own calls, when they take longer: see ``_burst``), the
+    order reversed from one round to the next, so the
     baseline and each variant are measured within a second of each other. A
     variant's paired speed-up is the median over rounds of baseline median ÷ its
     median; its verdict's speed grade uses it. ``p50_ms`` keeps each variant's median over the
@@ -141,13 +143,14 @@ def _paired_rounds(
     figures and histogram stay those of its first timing.
     Returns the ``timing.paired`` block.
     """
-    timed = {r.label: r for r in results if _enough_samples(r) and r.label in runners}
+    timed = {r.label: r for r in results if _enough_samples(r, spec.timing) and r.label in runners}
     labels = list(timed)
     if base.label not in labels or len(labels) < 2:
         return None
-    # One burst length for every variant: the slowest one's (see _burst), so that rounds stay comparable.
-    burst = _burst(spec.timing, max(r.latency.p50 for r in timed.values()))
-    calls = {label: _prepared(runners[label], x) for label in labels}
+    # Each variant's burst lasts long enough for a few of its own calls (see _burst): the baseline and each
+    # variant still meet the same machine within a round, and a slow variant no longer stretches every burst.
+    bursts = {label: _burst(spec.timing, timed[label].latency.p50) for label in labels}
+    calls = {label: _prepared(runners, label, x) for label in labels}
     medians: dict[str, list[float]] = {label: [] for label in labels}
     for round_index in range(PAIRED_ROUNDS):
         yield Progress(
@@ -155,7 +158,7 @@ def _paired_rounds(
             "the machine's speed changed: timing every variant again, in interleaved rounds",
         )
         for label in labels if round_index % 2 == 0 else labels[::-1]:
-            medians[label].append(_median_ms(calls[label], burst, cancel)[0])  # nan: no figure this round
+            medians[label].append(_median_ms(calls[label], bursts[label], cancel)[0])  # nan: no figure this round
     speedups: dict[str, dict[str, float]] = {}
     for label in labels:
         ratios = [b / v for b, v in zip(medians[base.label], medians[label], strict=True) if v > 0 and b > 0]
@@ -164,21 +167,32 @@ def _paired_rounds(
                                "max": round(max(ratios), 4)}
     # Each variant's median over the rounds: the latency the paired speed-ups were measured from.
     p50 = {label: round(float(np.nanmedian(m)), 6) for label, m in medians.items() if np.isfinite(m).any()}
-    return {"rounds": PAIRED_ROUNDS, "burst_s": burst.max_time_s, "speedup": speedups, "p50_ms": p50}
+    burst_s = max(b.max_time_s for b in bursts.values())  # the longest burst of a round
+    return {"rounds": PAIRED_ROUNDS, "burst_s": burst_s, "speedup": speedups, "p50_ms": p50}
 
 
-def _enough_samples(result: VariantResult) -> bool:
-    """Whether ``result`` was timed with at least DRIFT_MIN_SAMPLES samples: only then does a change of its
-    median tell that the machine's speed changed (see DRIFT_MIN_SAMPLES)."""
-    return result.ok and result.latency is not None and result.latency.n >= DRIFT_MIN_SAMPLES
+def _enough_samples(result: VariantResult, timing: TimingSpec) -> bool:
+    """Whether ``result`` was timed with at least DRIFT_MIN_SAMPLES samples (or the study's own sample floor,
+    when that is lower: a timing that converged there is settled): only then does a change of its median
+    tell that the machine's speed changed (see DRIFT_MIN_SAMPLES)."""
+    floor = min(DRIFT_MIN_SAMPLES, timing.min_samples)
+    return result.ok and result.latency is not None and result.latency.n >= floor
 
 
-def _prepared(runner: Any, x: np.ndarray) -> Any:
-    """``runner.prepare_call(x)``, or None when the runtime fails now (``_median_ms`` then gives nan)."""
+def _prepared(runners: Mapping[str, Any], label: str, x: np.ndarray) -> Any:
+    """``runners[label].prepare_call(x)``, or None when the runtime fails now, reopening its file included
+    (``_median_ms`` then gives nan)."""
     try:
-        return runner.prepare_call(x)
+        return runners[label].prepare_call(x)
     except Exception:
         return None
+
+
+def _release(runners: Mapping[str, Any], label: str) -> None:
+    """Give a reopened runner's memory back (core.engine.state.RunnerPool); a plain dict keeps its runners."""
+    release = getattr(runners, "release", None)
+    if callable(release):
+        release(label)
 
 
 def _median_ms(call: Any, timing: TimingSpec, cancel: CancelToken) -> tuple[float, int]:
@@ -199,12 +213,14 @@ def _median_ms(call: Any, timing: TimingSpec, cancel: CancelToken) -> tuple[floa
     return float(np.median(run.samples_ms)), len(run.samples_ms)
 
 
-def _note_drift(results: list[VariantResult], recheck: dict[str, Any], paired_rounds: int | None) -> None:
+def _note_drift(
+    results: list[VariantResult], recheck: dict[str, Any], paired_rounds: int | None, timing: TimingSpec
+) -> None:
     """Every measured variant says the machine's speed changed, and whether the speed-ups were re-measured."""
     note = recheck_note(recheck, paired_rounds)
     # A variant with too few samples for the rounds keeps its first timing: its note does not claim rounds.
     unpaired = recheck_note(recheck, None)
     for r in results:
-        text = note if _enough_samples(r) else unpaired
+        text = note if _enough_samples(r, timing) else unpaired
         if r.ok and text:
             r.notes.append(text)

@@ -14,35 +14,168 @@ from core.study.events import Event, Progress
 from core.study.result import VariantResult
 from core.study.spec import Task
 
-#: The largest evaluation chunk, in samples.
-EVAL_CHUNK = 64
-#: An evaluation chunk grows while it takes less than this, and shrinks past four times it.
-EVAL_CHUNK_S = 0.5
+#: The largest evaluation batch chosen on its own: past it a CPU runs no faster per sample, and memory grows.
+MAX_AUTO_EVAL_BATCH = 32
+#: The share of the free memory one evaluation batch may take.
+EVAL_MEMORY_SHARE = 0.25
+#: A sample's working memory while it is evaluated, as a multiple of its input's size: a CNN's largest
+#: activations are a few times its input (ResNet-18: about 5x), with room for the runtime's own buffers.
+ACTIVATION_FACTOR = 32
+#: One evaluation call takes about this long at most, so a slow model still reports every few seconds
+#: (which is how the driver tells a slow study from a hung one).
+EVAL_CALL_S = 4.0
 
 
-def evaluate_variant(state: StudyState, label: str, runner: Any) -> Generator[Event, None, np.ndarray]:
-    """Every sample's output, in growing chunks, with a Progress event after each chunk."""
+def default_eval_batch(x: np.ndarray, free_bytes: int | None) -> int:
+    """The evaluation batch chosen from a sample's size and the free memory: at most MAX_AUTO_EVAL_BATCH."""
+    per_sample = max(1, int(x[:1].nbytes) * ACTIVATION_FACTOR)
+    if free_bytes is None:
+        return MAX_AUTO_EVAL_BATCH
+    return int(max(1, min(MAX_AUTO_EVAL_BATCH, EVAL_MEMORY_SHARE * free_bytes // per_sample)))
+
+
+def free_memory_bytes() -> int | None:
+    """What this process may still allocate: the machine's available memory, within the study's ceiling."""
+    from core.memory_limit import current_limit_bytes
+
+    free = _meminfo_available()
+    limit = current_limit_bytes()
+    if limit is not None:
+        room = max(0, limit - _resident_bytes())
+        free = room if free is None else min(free, room)
+    return free
+
+
+def _meminfo_available() -> int | None:
+    try:
+        with open("/proc/meminfo") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
+
+
+def _resident_bytes() -> int:
+    import os
+
+    try:
+        with open("/proc/self/statm") as fh:
+            return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        return 0
+
+
+def eval_batch_for(state: StudyState) -> int:
+    """The largest evaluation batch of this study: the user's ``eval_batch_size``, else chosen here once
+    (from the free memory when the study starts), so every variant is evaluated alike."""
+    if state.eval_batch is None:
+        asked = state.spec.timing.eval_batch_size
+        state.eval_batch = max(1, int(asked)) if asked else default_eval_batch(state.dataset.x, free_memory_bytes())
+    return state.eval_batch
+
+
+def evaluate_variant(
+    state: StudyState, label: str, runner: Any, notes: list[str] | None = None,
+    coverage: dict[str, Any] | None = None,
+) -> Generator[Event, None, np.ndarray]:
+    """Every sample's output, in batches of up to ``eval_batch_for(state)``, with a Progress event after each.
+
+    The first call runs one sample (it warms the runner up and tells its speed); each later batch is as
+    large as the cap allows while one call stays within EVAL_CALL_S. A model whose batch is fixed runs
+    one of its batches at a time, and a model that fails on a batch larger than one (a TorchScript
+    traced at batch 1) falls back to one sample at a time; either is said in ``notes``. A variant that
+    quantizes its activations per call (dynamic int8: one scale for the whole batch) is evaluated at the
+    timed batch size, so that its outputs are the ones it gives as it is timed and used."""
     x = state.dataset.x
     total = len(x)
-    chunks = []
-    # Chunks start at one sample and double while they stay short: a slow model still reports
-    # after every few calls, which is how the driver tells a slow study from a hung one.
-    size, start = 1, 0
+    cap = eval_batch_for(state)
+    if batch_dependent(runner, coverage) and cap != state.spec.timing.batch_size:
+        cap = state.spec.timing.batch_size
+        _note(notes, f"its activations are quantized per call with one scale for the whole batch: evaluated "
+                     f"{_batches_of(cap)}, as it is timed")
+    fixed = _fixed_batch(runner)
+    if fixed is not None and cap != fixed:
+        cap = fixed
+        _note(notes, f"the model's batch is fixed at {fixed}: evaluated {_batches_of(fixed)}")
+    chunks: list[np.ndarray] = []
+    size, start = (fixed or 1), 0
     while start < total:
         state.cancel.raise_if_cancelled()
+        part = x[start : start + size]
         t0 = time.perf_counter()
-        chunks.append(runner.predict(x[start : start + size]))
+        out = _predict(runner, part, notes)
         elapsed = time.perf_counter() - t0
-        start = min(total, start + size)
+        if out is None:  # this runner fails on a batch > 1: one sample at a time from here on
+            cap = size = 1
+            out = np.concatenate([runner.predict(part[i : i + 1]) for i in range(len(part))], axis=0)
+        chunks.append(out)
+        start += len(part)
         yield Progress(state.spec.study_id, label, "evaluating", start, total, f"evaluating {label} {start}/{total}")
-        if elapsed < EVAL_CHUNK_S:
-            size = min(size * 2, EVAL_CHUNK)
-        elif elapsed > 4 * EVAL_CHUNK_S:
-            size = max(1, size // 2)
+        if fixed is None:
+            per_sample = elapsed / max(1, len(part))
+            size = int(max(1, min(cap, EVAL_CALL_S // per_sample if per_sample > 0 else cap, 2 * len(part) + 8)))
+    if fixed is None and _fixed_batch(runner) is not None:  # found out while running (a TFLite resize refused)
+        _note(notes, f"the model's batch is fixed at {_fixed_batch(runner)}: evaluated "
+                     f"{_batches_of(_fixed_batch(runner) or 1)}")
     out = np.concatenate(chunks, axis=0)
     if out.shape[0] != total:
         raise BadInput(f"the model returned {out.shape[0]} outputs for {total} inputs.")
     return out
+
+
+def _predict(runner: Any, part: np.ndarray, notes: list[str] | None) -> np.ndarray | None:
+    """``runner.predict(part)``; None when it fails on this batch of more than one but runs a single sample."""
+    try:
+        return runner.predict(part)
+    except Exception as exc:
+        if len(part) < 2:
+            raise
+        try:
+            runner.predict(part[:1])
+        except Exception:
+            raise exc from None  # it does not run at all: the batch's own error says why
+        _note(notes, f"the model fails on a batch of {len(part)} ({_first_line(exc)}): evaluated one sample at a time")
+        return None
+
+
+#: ONNX ops that quantize their input with one scale computed over the whole batch, on every call.
+_PER_CALL_QUANT_OPS = ("DynamicQuantizeLinear", "ConvInteger", "MatMulInteger", "DynamicQuantizeMatMul",
+                       "DynamicQuantizeLSTM")
+
+
+def batch_dependent(runner: Any, coverage: dict[str, Any] | None) -> bool:
+    """Whether one sample's output depends on the others in its batch: dynamic int8, whose activation
+    scale is computed per call over the whole batch (ONNX Runtime's dynamic ops, PyTorch's dynamic modules)."""
+    ops = (coverage or {}).get("ops")
+    if isinstance(ops, dict) and any(ops.get(op) for op in _PER_CALL_QUANT_OPS):
+        return True
+    module = getattr(runner, "module", None)
+    if module is None or not hasattr(module, "modules"):
+        return False
+    return any(".dynamic" in type(sub).__module__ for sub in module.modules())
+
+
+def _fixed_batch(runner: Any) -> int | None:
+    """The batch the runner's model is fixed at (ONNX, TFLite, a fixed-batch torch.export), or None."""
+    fixed = getattr(runner, "fixed_batch", None)
+    return int(fixed) if isinstance(fixed, int) and fixed > 0 else None
+
+
+def _batches_of(n: int) -> str:
+    return "one sample at a time" if n == 1 else f"{n} samples at a time"
+
+
+def _first_line(exc: BaseException) -> str:
+    lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
+    text = lines[0] if lines else type(exc).__name__
+    return text if len(text) <= 120 else text[:117] + "..."
+
+
+def _note(notes: list[str] | None, text: str) -> None:
+    if notes is not None and text not in notes:
+        notes.append(text)
 
 
 def score(state: StudyState, result: VariantResult, out: np.ndarray) -> None:

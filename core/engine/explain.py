@@ -7,7 +7,10 @@ as on fresh ones. It names likely causes; it does not measure anything new.
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
+
+import numpy as np
 
 from core.printable import counted
 from core.study.result import VariantResult
@@ -181,3 +184,153 @@ def _fallback(result: VariantResult, baseline: VariantResult) -> list[str]:
         "the coverage names no float islands, conversions or layout changes: this runtime's kernels for the "
         "variant are simply slower on this machine"
     ]
+
+
+# ----------------------------------------------------------------------------- before the run: pathologically slow
+
+#: Schemes that compute in a half-precision dtype in PyTorch: on a CPU without native arithmetic in it,
+#: PyTorch falls back to slow kernels (ResNet-18 in float16: about a second per sample).
+_HALF_DTYPES = {"torch-fp16": "float16", "torch-bf16": "bfloat16"}
+#: A variant measured this many times slower than float on a few calls is flagged before the run.
+SLOW_FACTOR = 3.0
+#: Calls of the probed layer timed in each dtype (after one warm-up call).
+PROBE_CALLS = 3
+#: A variant whose layer probe says slow is then called whole once, when that is expected to take at most this.
+WHOLE_PROBE_MAX_S = 10.0
+
+
+def probe_slowdowns(
+    model: Any, labels_by_scheme: dict[str, str], x: np.ndarray, threads: int
+) -> tuple[dict[str, float], float | None]:
+    """({label: how many times slower than float32 its half-precision variant runs here}, seconds of one
+    float32 call of one sample).
+
+    Measured on a few calls of one layer (the Conv/Linear that took longest in a float32 call of one
+    sample), then, where that layer is slow and the model small enough, on one call of the whole model cast,
+    so that a pathologically slow variant is known before the run.
+    ``labels_by_scheme``: scheme id -> the label of its row. Nothing for a model that is not a PyTorch module."""
+    wanted = {label: _HALF_DTYPES[sid] for sid, label in labels_by_scheme.items() if sid in _HALF_DTYPES}
+    handle = getattr(model, "handle", None)
+    if not wanted or handle is None or not hasattr(handle, "modules") or not len(x):
+        return {}, None
+    try:
+        layer, shape, call_s = _heaviest_layer(handle, x[:1], threads)
+    except Exception:  # noqa: BLE001 - a model the probe cannot run is left to the study itself
+        return {}, None
+    factors: dict[str, float] = {}
+    for label, dtype_name in wanted.items():
+        if layer is None:
+            break
+        with contextlib.suppress(Exception):  # no figure for this dtype: its scheme's own advice stands
+            factor = _layer_slowdown(layer, shape, dtype_name)
+            if factor >= SLOW_FACTOR and call_s * factor <= WHOLE_PROBE_MAX_S:
+                # One layer's ratio is not the model's (the other layers and ops differ): one whole call says.
+                factor = _model_call_s(handle, x[:1], dtype_name) / call_s
+            factors[label] = round(factor, 1)
+    return factors, call_s
+
+
+def slow_advice(factor: float, dtype_name: str, per_sample_s: float | None, samples: int) -> str | None:
+    """The advice line for a variant measured ``factor`` times slower than float32; None below SLOW_FACTOR."""
+    if factor < SLOW_FACTOR:
+        return None
+    text = f"measured on a few calls: {dtype_name} runs about {factor:.0f}x slower than float32 on this CPU"
+    if per_sample_s is not None and per_sample_s > 0:
+        total = per_sample_s * factor * samples
+        text += f"; evaluating {samples} samples may take about {_duration(total)}"
+    return text
+
+
+def half_dtype_of(scheme_id: str) -> str | None:
+    """The dtype a half-precision scheme computes in, or None."""
+    return _HALF_DTYPES.get(scheme_id)
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 90:
+        return f"{max(1, round(seconds))} s"
+    return f"{seconds / 60:.0f} min"
+
+
+def _heaviest_layer(module: Any, x: np.ndarray, threads: int) -> tuple[Any, tuple[int, ...] | None, float]:
+    """(the Conv/Linear layer that took longest in one float32 call on ``x``, its input shape, that call's
+    seconds), from the second of two calls."""
+    import time
+
+    import torch
+
+    kinds = (torch.nn.Conv1d, torch.nn.Conv2d, torch.nn.Conv3d, torch.nn.Linear)
+    times: dict[Any, list[float]] = {}
+    shapes: dict[Any, tuple[int, ...]] = {}
+
+    def before(layer: Any, args: tuple) -> None:
+        if args and hasattr(args[0], "shape"):
+            shapes.setdefault(layer, tuple(args[0].shape))
+        times.setdefault(layer, []).append(-time.perf_counter())
+
+    def after(layer: Any, args: tuple, out: Any) -> None:
+        times[layer][-1] += time.perf_counter()
+
+    hooks = []
+    for sub in module.modules():
+        if isinstance(sub, kinds):
+            hooks += [sub.register_forward_pre_hook(before), sub.register_forward_hook(after)]
+    torch.set_num_threads(threads)
+    inp = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
+    try:
+        with torch.inference_mode():
+            module(inp)  # warm-up: the first call's times say little
+            times.clear()
+            t0 = time.perf_counter()
+            module(inp)
+            call_s = time.perf_counter() - t0
+    finally:
+        for hook in hooks:
+            hook.remove()
+    if not times:
+        return None, None, call_s
+    layer = max(times, key=lambda k: sum(times[k]))
+    return layer, shapes.get(layer), call_s
+
+
+def _model_call_s(module: Any, x: np.ndarray, dtype_name: str) -> float:
+    """Seconds of one call of a copy of ``module`` cast to ``dtype_name`` on ``x``."""
+    import copy
+    import time
+
+    import torch
+
+    dtype = getattr(torch, dtype_name)
+    half = copy.deepcopy(module).to(dtype)
+    inp = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)).to(dtype)
+    with torch.inference_mode():
+        t0 = time.perf_counter()
+        half(inp)
+        return time.perf_counter() - t0
+
+
+def _layer_slowdown(layer: Any, shape: tuple[int, ...] | None, dtype_name: str) -> float:
+    """Median time of PROBE_CALLS calls of ``layer`` cast to ``dtype_name`` over that in float32."""
+    import copy
+    import time
+
+    import torch
+
+    if shape is None:
+        raise ValueError("no input shape")
+    dtype = getattr(torch, dtype_name)
+
+    def median_s(mod: Any, inp: Any) -> float:
+        runs = []
+        with torch.inference_mode():
+            mod(inp)  # warm-up
+            for _ in range(PROBE_CALLS):
+                t0 = time.perf_counter()
+                mod(inp)
+                runs.append(time.perf_counter() - t0)
+        return float(np.median(runs))
+
+    inp = torch.randn(shape)
+    base = median_s(layer, inp)
+    half = median_s(copy.deepcopy(layer).to(dtype), inp.to(dtype))
+    return half / base if base > 0 else 1.0

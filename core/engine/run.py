@@ -9,8 +9,11 @@ evaluate.py, latency.py, verdicts.py (and drift.py for the end-of-study re-check
 
 from __future__ import annotations
 
+import functools
+import gc
 import os
 import tempfile
+import threading
 import time
 from collections.abc import Generator, Iterator
 from dataclasses import dataclass
@@ -111,6 +114,7 @@ def _run(spec: StudySpec, cancel: CancelToken, workdir: Path) -> Iterator[Event]
         for p in plan
         if p.scheme is not None and p.scheme_spec is not None and not p.skip_reason
     }
+    _flag_slow_variants(state, plan, advice, loaded.timing_info)
     yield StudyStarted(
         spec.study_id, loaded.model_info, loaded.dataset_info, [p.label for p in plan], loaded.environment,
         {k: v for k, v in advice.items() if v}, dict(loaded.timing_info),
@@ -175,7 +179,36 @@ def _load(spec: StudySpec, cancel: CancelToken, workdir: Path) -> _Loaded:
         "dataset_load_s": round(dataset_load_s, 4),
     }
     state = StudyState(spec=spec, model=model, dataset=dataset, task=task, cancel=cancel, workdir=workdir)
+    from core.engine.evaluate import eval_batch_for
+
+    timing_info["eval_batch_size"] = eval_batch_for(state)  # the user's, or the one chosen from free memory
     return _Loaded(state, env, model.info(), dataset.info(), timing_info)
+
+
+def _flag_slow_variants(
+    state: StudyState, plan: list[PlannedVariant], advice: dict[str, list[str]], timing_info: dict[str, Any]
+) -> None:
+    """Advice, before the run, for each variant a few measured calls show pathologically slow here (float16
+    on a CPU without float16 arithmetic); the factors go to ``timing.expected_slowdown`` (read by the
+    progress bar's time-left estimate)."""
+    from core.engine.explain import half_dtype_of, probe_slowdowns, slow_advice
+
+    # Which rows calibrate (their builds run the model over calibration samples): the time-left estimate reads it.
+    calibrating = [p.label for p in plan if p.scheme is not None and not p.skip_reason
+                   and p.scheme.info.needs_calibration]
+    if calibrating:
+        timing_info["calibrating"] = calibrating
+    if state.spec.device is not Device.CPU:
+        return
+    labels = {p.scheme_id: p.label for p in plan if p.scheme is not None and not p.skip_reason and not p.is_baseline}
+    factors, call_s = probe_slowdowns(state.model, labels, state.dataset.x, state.spec.timing.resolved_threads)
+    if factors:
+        timing_info["expected_slowdown"] = factors
+    by_label = {label: scheme_id for scheme_id, label in labels.items()}
+    for label, factor in factors.items():
+        line = slow_advice(factor, half_dtype_of(by_label[label]) or "it", call_s, len(state.dataset))
+        if line:
+            advice[label] = [*advice.get(label, []), line]
 
 
 def _refuse_unusable_device(spec: StudySpec) -> None:
@@ -228,6 +261,8 @@ def _run_variants(
             result = yield from _run_variant(state, planned, advice.get(planned.label, []))
         except Cancelled:
             return True
+        if not any(_calibrates(p) for p in plan[index + 1 :]):
+            state.dataset.forget_calibration_draws()  # shared while variants still to build calibrate
         results.append(result)
         if result.status is VariantStatus.OK:
             yield VariantFinished(study_id, result)
@@ -236,6 +271,13 @@ def _run_variants(
         if planned.is_baseline and result.status is VariantStatus.FAILED:
             break  # the model itself does not run: nothing can be compared with it
     return False
+
+
+def _calibrates(planned: PlannedVariant) -> bool:
+    """Whether building ``planned`` may draw calibration samples (static int8, or int8 on top of pruning)."""
+    if planned.scheme is None or planned.skip_reason:
+        return False
+    return bool(planned.scheme.info.needs_calibration or (planned.scheme_spec and planned.scheme_spec.params))
 
 
 def _run_variant(
@@ -261,7 +303,7 @@ def _run_variant(
     try:
         built = yield from _build(state, planned, result)
         stage = "evaluating"
-        out = yield from evaluate_variant(state, planned.label, built.runner)
+        out = yield from evaluate_variant(state, planned.label, built.runner, result.notes, built.coverage)
         score(state, result, out)
         stage = "timing"
         yield from time_variant(state, planned.label, built.runner, result)
@@ -274,7 +316,7 @@ def _run_variant(
         _fail(result, stage, _describe_exception(exc))
     finally:
         if built is not None:
-            _keep_or_close(state, result, built.runner)
+            _keep_or_close(state, planned, result, built.runner)
     return result
 
 
@@ -311,12 +353,47 @@ def _grade(state: StudyState, result: VariantResult) -> None:
         result.explanation = explain_slowdown(result, state.baseline)
 
 
-def _keep_or_close(state: StudyState, result: VariantResult, runner: Any) -> None:
-    """Keep a timed variant's runner for the end-of-study re-check; close any other at once."""
+#: A variant whose runner has no file to reopen (a PyTorch module built in memory) is closed once measured, and
+#: built again for the end-of-study re-check, when its build took at most this long; a slower one stays open.
+REBUILD_MAX_S = 1.0
+
+
+def _keep_or_close(state: StudyState, planned: PlannedVariant, result: VariantResult, runner: Any) -> None:
+    """Keep a timed variant's runner for the end-of-study re-check (closed now when it can reopen its file or be
+    rebuilt quickly, see RunnerPool); close any other at once."""
     if result.ok and result.latency is not None and result.label not in state.runners:
-        state.runners[result.label] = runner  # closed at the end of the study
+        rebuild = None
+        if planned.scheme is not None and not result.is_baseline and (result.build_s or 0.0) <= REBUILD_MAX_S:
+            from core.engine.build import rebuilder
+
+            rebuild = rebuilder(state, planned)
+        # Closed at the end of the study at the latest.
+        state.runners.keep(result.label, runner, reopen=not result.is_baseline, rebuild=rebuild)
     else:
         runner.close()
+    # What the variant built is unreachable now; modules with reference cycles (FX graphs) go only with a collection.
+    # Only on the main thread (the study's process, the command line): run in a window's worker thread, a
+    # collection there would finalise Qt objects off the GUI thread (a crash); the window collects on its own.
+    if threading.current_thread() is threading.main_thread():
+        gc.collect()
+    _give_memory_back()
+
+
+def _give_memory_back() -> None:
+    """Return the C heap's free pages to the system (glibc keeps them otherwise: a study's resident memory would
+    stay at the high-water mark of every variant's build). Nothing happens where there is no glibc."""
+    import contextlib
+
+    with contextlib.suppress(OSError, AttributeError, TypeError):
+        _libc().malloc_trim(0)
+
+
+@functools.cache
+def _libc() -> Any:
+    import ctypes
+    import ctypes.util
+
+    return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
 
 
 def _fail(result: VariantResult, stage: str, message: str) -> None:

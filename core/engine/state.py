@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -39,13 +40,65 @@ class StudyState:
     workdir: Path
     baseline_out: np.ndarray | None = None
     baseline: VariantResult | None = None
-    #: Every timed variant's runner, kept until the end of the study: the baseline is re-timed
-    #: then, and all of them again if the machine's speed changed (see core.engine.drift).
-    runners: dict[str, Any] = field(default_factory=dict)
+    #: Every timed variant's runner for the end of the study: the baseline is re-timed then, and all
+    #: of them again if the machine's speed changed (see core.engine.drift). A runner that can reopen
+    #: its file is closed as soon as its variant is measured and reopened only then.
+    runners: RunnerPool = field(default_factory=lambda: RunnerPool())
     shared: dict[str, Any] | None = None
+    #: The largest evaluation batch (core.engine.evaluate.eval_batch_for), fixed when it is first asked.
+    eval_batch: int | None = None
 
     def close_runners(self) -> None:
         """Close every runner kept for the end of the study."""
-        for runner in self.runners.values():
+        self.runners.close_all()
+
+
+class RunnerPool(Mapping[str, Any]):
+    """The measured variants' runners by label, each either kept open or reopened from its file when asked.
+
+    A measured variant's memory (an ONNX Runtime session with the arena its evaluation batches grew, a
+    LiteRT interpreter) is given back at once when its runner has a ``reopener()`` for its file; the re-check
+    at the end opens it again, fresh. A PyTorch module built in memory is given back too when its build was
+    quick (core.engine.run.REBUILD_MAX_S): the re-check builds it again; a slower one stays open.
+    ``release(label)`` closes a reopened runner again once it has been used."""
+
+    def __init__(self) -> None:
+        self._open: dict[str, Any] = {}
+        self._reopen: dict[str, Callable[[], Any]] = {}
+
+    def keep(self, label: str, runner: Any, reopen: bool = True, rebuild: Callable[[], Any] | None = None) -> None:
+        """Hold ``runner`` for the end of the study: open, unless it can be reopened (then closed now).
+
+        ``reopen=False`` keeps it open (the baseline: re-timed at the end in the very session first timed);
+        ``rebuild`` makes the variant again, for a runner with no file to reopen (then closed now too)."""
+        reopener = getattr(runner, "reopener", None)
+        if reopen and (callable(reopener) or rebuild is not None):
+            self._reopen[label] = reopener() if callable(reopener) else rebuild  # type: ignore[assignment]
             runner.close()
-        self.runners.clear()
+        else:
+            self._open[label] = runner
+
+    def __getitem__(self, label: str) -> Any:
+        if label not in self._open:
+            self._open[label] = self._reopen[label]()  # KeyError: no such runner
+        return self._open[label]
+
+    def __contains__(self, label: object) -> bool:
+        return label in self._open or label in self._reopen
+
+    def __iter__(self) -> Iterator[str]:
+        return iter({**dict.fromkeys(self._open), **dict.fromkeys(self._reopen)})
+
+    def __len__(self) -> int:
+        return len(set(self._open) | set(self._reopen))
+
+    def release(self, label: str) -> None:
+        """Close ``label``'s runner if it can be reopened later; a runner kept open stays open."""
+        if label in self._reopen and label in self._open:
+            self._open.pop(label).close()
+
+    def close_all(self) -> None:
+        for runner in self._open.values():
+            runner.close()
+        self._open.clear()
+        self._reopen.clear()

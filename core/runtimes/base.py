@@ -28,3 +28,6 @@ class Runner(Protocol):
 
     def close(self) -> None:
         ...
+
+    # Optional: ``reopener() -> Callable[[], Runner]``, what makes a fresh runner of the same file (ONNX
+    # Runtime, LiteRT). The engine then closes a measured variant at once and reopens it for the re-check.

@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -54,6 +55,11 @@ class LiteRTRunner:
         self.resizable: bool | None = True if self.dynamic_batch else None
         self._batch = self.native_batch
         self._keep: Any = None
+
+    @property
+    def fixed_batch(self) -> int | None:
+        """The model's own batch once resizing it proved unfaithful or impossible; None while a batch may grow."""
+        return self.native_batch if self.resizable is False else None
 
     # -- conversions -------------------------------------------------------------------
     def to_model_input(self, x: np.ndarray) -> np.ndarray:
@@ -200,6 +206,10 @@ class LiteRTRunner:
             return None
 
         return call_by_sample
+
+    def reopener(self) -> Callable[[], LiteRTRunner]:
+        """What makes a fresh interpreter of the same file, without a reference to this runner."""
+        return functools.partial(LiteRTRunner, self.path, self.threads)
 
     def close(self) -> None:
         self._interpreter = None  # type: ignore[assignment]

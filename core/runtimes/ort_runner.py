@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -55,6 +56,7 @@ class OrtRunner:
         import onnxruntime as ort
 
         self.threads = threads
+        self.model_path = Path(model_path)
         self.session = ort.InferenceSession(
             str(model_path), sess_options=session_options(threads), providers=providers_for(device)
         )
@@ -75,10 +77,11 @@ class OrtRunner:
         chunks = []
         for start in range(0, len(x), step):
             part = x[start : start + step]
-            if self.fixed_batch and len(part) != self.fixed_batch:
-                raise ValueError(f"the model's batch is fixed at {self.fixed_batch}")
+            short = (self.fixed_batch or len(part)) - len(part)
+            if short > 0:  # the last samples of a fixed batch: padded with zeros, their outputs dropped
+                part = np.concatenate([part, np.zeros((short, *part.shape[1:]), dtype=part.dtype)])
             out = self.session.run([self.output_name], {self.input_name: part})[0]
-            chunks.append(np.asarray(out, dtype=np.float32))
+            chunks.append(np.asarray(out, dtype=np.float32)[: len(part) - short])
         return np.concatenate(chunks, axis=0)
 
     def prepare_call(self, x: np.ndarray) -> Callable[[], object]:
@@ -97,8 +100,14 @@ class OrtRunner:
 
         return call
 
+    def reopener(self) -> Callable[[], OrtRunner]:
+        """What makes a fresh runner of the same file (a new session, its memory arena empty); it holds
+        no reference to this runner, so this one can go."""
+        return functools.partial(OrtRunner, self.model_path, self.threads, self.device)
+
     def close(self) -> None:
         self.session = None  # type: ignore[assignment]
+        self._keep = None
 
 
 _NP_TYPES = {

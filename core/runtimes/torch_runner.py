@@ -30,6 +30,8 @@ class TorchRunner:
                 raise BadInput(f"CUDA was asked for, but {problem}.")
         self.device = torch.device("cuda" if device is Device.CUDA else "cpu")
         self.module = module.to(self.device) if hasattr(module, "to") else module
+        #: The batch a torch.export program was fixed at (core.models.torch_model.fixed_batch_module), else None.
+        self.fixed_batch = getattr(module, "batch", None) if type(module).__name__ == "FixedBatch" else None
         #: Input dtype the module computes in (float16/bfloat16 variants cast inputs here).
         self.dtype = dtype if dtype is not None else torch.float32
 

@@ -336,7 +336,7 @@ class OrtInt8Static(Scheme):
         import onnxruntime as ort
 
         input_name = ort.InferenceSession(str(src), providers=["CPUExecutionProvider"]).get_inputs()[0].name
-        reader = _CalibrationReader(input_name, samples.astype(np.float32), ctx, spec.label)
+        reader = _CalibrationReader(input_name, samples.astype(np.float32, copy=False), ctx, spec.label)
         exclude_nodes, exclude_types = _exclusions(src, opts["exclude"])
         op_types = None
         if exclude_types:

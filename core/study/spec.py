@@ -213,6 +213,9 @@ class TimingSpec:
     max_time_s: float = 2.0
     #: Aim for about this many ms between LatencySamples events.
     report_every_ms: float = 50.0
+    #: The largest batch evaluation feeds the model (``--eval-batch-size``); None: chosen from the model and
+    #: the free memory (core.engine.evaluate). Timing keeps ``batch_size``.
+    eval_batch_size: int | None = None
 
     @property
     def resolved_threads(self) -> int:

@@ -20,7 +20,7 @@ class WindowOptions:
     demo: bool
     screenshot: str | None
     size: tuple[int, int]
-    theme: str
+    theme: str | None  # None: the remembered theme (qtapp.window.window_memory.start_theme)
     max_time: float | None
     max_memory: str | None
     hang_timeout: float

@@ -123,7 +123,7 @@ def test_the_window_gets_the_parser_defaults(window_calls: list[WindowOptions]) 
     assert main(["--demo"]) == 0
     (options,) = window_calls
     assert options.demo and options.model is None
-    assert (options.size, options.theme, options.max_time) == ((1600, 1000), "light", None)
+    assert (options.size, options.theme, options.max_time) == ((1600, 1000), None, None)  # None: the remembered one
     assert options.hang_timeout == DEFAULT_HANG_TIMEOUT_S and options.max_memory is None
 
 

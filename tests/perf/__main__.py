@@ -32,6 +32,7 @@ BENCHMARKS: dict[str, float] = {
     "bench_first_result": 900.0,
     "bench_int8": 1200.0,
     "bench_memory": 2400.0,
+    "bench_study": 2400.0,
 }
 
 

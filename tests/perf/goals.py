@@ -1,4 +1,4 @@
-"""The numbers the suite must report, with the goal each one is held to (issue #6)."""
+"""The numbers the suite must report, with the goal each one is held to (issue #6; the whole study: issue #20)."""
 
 from __future__ import annotations
 
@@ -49,6 +49,13 @@ GOALS: tuple[Goal, ...] = (
     Goal("size_ratio_resnet18", "fp32 file ÷ int8 file, ResNet-18", low=3.5, unit="×"),
     Goal("size_ratio_mobilenet_v2", "fp32 file ÷ int8 file, MobileNetV2", low=3.5, unit="×"),
     Goal("peak_rss_mb_resnet50", "Peak RSS, ResNet-50 study (fp32 + static int8)", unit=" MB"),
+    Goal("study_floor_ratio_resnet18", "Catalogue study ÷ its floor (builds + fastest evaluation + timing), ResNet-18",
+         high=1.3, unit="×"),
+    Goal("study_time_resnet18_catalogue_s", "Catalogue study, ResNet-18, 256 samples (this machine)", high=90.0,
+         unit=" s"),
+    Goal("study_peak_rss_mb_resnet18_catalogue", "Peak RSS, catalogue study, ResNet-18", high=1500.0, unit=" MB"),
+    Goal("study_peak_rss_ratio_catalogue_to_single", "Peak RSS, catalogue ÷ largest one-variant study", high=1.2,
+         unit="×"),
 )
 
 #: Keys the JSON must hold (the issue's list); the suite reports which are missing.
@@ -57,6 +64,7 @@ REQUIRED_KEYS = (
     "gui_interference_ratio_p50", "gui_interference_ratio_p99", "gui_timer_lateness_p99_ms", "gui_longest_stall_ms",
     "chart_redraw_p99_ms", "first_histogram_s", "int8_speedup_resnet18", "int8_speedup_mobilenet_v2",
     "int8_conv_fraction_resnet18", "size_ratio_resnet18", "peak_rss_mb_resnet50", "cpu", "threads",
+    "study_floor_ratio_resnet18", "study_peak_rss_mb_resnet18_catalogue",
 )
 
 

@@ -1,0 +1,364 @@
+"""A whole study near its floor (issue 20): batched evaluation, the drift re-check's sample floor,
+the slow-variant advice, memory released after each variant.
+
+Every model here is built in the test (a tiny CNN, one with BatchNorm, ONNX graphs made in code);
+nothing is timed against a clock limit (the speed goals live in tests/perf).
+"""
+
+from __future__ import annotations
+
+import gc
+import time
+import warnings
+import weakref
+from dataclasses import replace
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import numpy as np
+import pytest
+
+from core.datasets.base import Dataset
+from core.engine.state import StudyState
+from core.study.cancel import CancelToken
+from core.study.events import Progress, StudyFinished, StudyStarted, VariantStarted
+from core.study.result import LatencyStats, VariantResult, VariantStatus
+from core.study.spec import (
+    CALIBRATE_ON_SAME,
+    DatasetSpec,
+    ModelSpec,
+    SchemeSpec,
+    StudySpec,
+    Task,
+    TimingSpec,
+    VariantSpec,
+)
+
+QUICK = TimingSpec(threads=1, max_time_s=0.1, min_samples=10, warmup_runs=2, warmup_s=0.01)
+
+
+def _state(x: np.ndarray, tmp_path: Path, eval_batch_size: int | None = None) -> StudyState:
+    """A study's working state around real samples, as the engine holds it while evaluating."""
+    spec = StudySpec(
+        model=ModelSpec(path="unused"), dataset=DatasetSpec.parse("synthetic:1"),
+        timing=replace(QUICK, eval_batch_size=eval_batch_size),
+    )
+    data = Dataset(x=x, y=None, task=Task.UNLABELLED, spec="test")
+    return StudyState(spec=spec, model=None, dataset=data, task=Task.UNLABELLED, cancel=CancelToken(),
+                      workdir=tmp_path)
+
+
+def _evaluate(runner: Any, x: np.ndarray, tmp_path: Path, batch: int | None) -> tuple[np.ndarray, list[str], list]:
+    from core.engine.evaluate import evaluate_variant
+
+    notes: list[str] = []
+    gen = evaluate_variant(_state(x, tmp_path, batch), "v", runner, notes)
+    events = []
+    while True:
+        try:
+            events.append(next(gen))
+        except StopIteration as stop:
+            return stop.value, notes, events
+
+
+def _bn_cnn() -> Any:
+    """conv ─ BatchNorm (eval mode, non-trivial running statistics) ─ relu ─ pool ─ linear 10."""
+    import torch
+    from torch import nn
+
+    torch.manual_seed(1)
+    model = nn.Sequential(
+        nn.Conv2d(1, 6, 3, padding=1), nn.BatchNorm2d(6), nn.ReLU(), nn.AdaptiveAvgPool2d(2), nn.Flatten(),
+        nn.Linear(24, 10),
+    )
+    bn = model[1]
+    bn.running_mean.copy_(torch.linspace(-0.5, 0.5, 6))
+    bn.running_var.copy_(torch.linspace(0.5, 2.0, 6))
+    return model.eval()
+
+
+# ----------------------------------------------------------------------------- batched evaluation
+
+
+def test_batched_and_unbatched_evaluation_agree_with_batchnorm_in_eval_mode(
+    tmp_path: Path, kit: SimpleNamespace
+) -> None:
+    from core.runtimes.torch_runner import TorchRunner
+
+    x = kit.tiny_inputs(70, seed=3)
+    runner = TorchRunner(_bn_cnn(), threads=1)
+    one, one_notes, one_events = _evaluate(runner, x, tmp_path, 1)
+    many, many_notes, many_events = _evaluate(runner, x, tmp_path, 16)
+    assert one.shape == many.shape == (70, 10)
+    np.testing.assert_allclose(many, one, rtol=1e-5, atol=1e-5)
+    assert np.array_equal(many.argmax(1), one.argmax(1))
+    assert not one_notes and not many_notes
+    # Batch 1 reports after every sample; batches of up to 16 need far fewer calls, each reported.
+    assert len(one_events) == 70 and len(many_events) < 70 // 4
+    assert [e.done for e in many_events][-1] == 70 and all(isinstance(e, Progress) for e in many_events)
+    sizes = np.diff([0] + [e.done for e in many_events])
+    assert sizes[0] == 1 and sizes.max() <= 16
+
+
+def test_a_fixed_batch_onnx_model_falls_back_to_one_sample_and_says_so(tmp_path: Path) -> None:
+    """An ONNX graph whose input is [1, 4]: fed one sample at a time, with the same outputs, and a note."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    from core.runtimes.ort_runner import OrtRunner
+
+    #   x [1, 4] ─ MatMul w [4, 3] ─▶ y [1, 3]
+    w = np.arange(12, dtype=np.float32).reshape(4, 3) / 10
+    graph = helper.make_graph(
+        [helper.make_node("MatMul", ["x", "w"], ["y"])], "fixed",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 3])],
+        [numpy_helper.from_array(w, "w")],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    path = tmp_path / "fixed.onnx"
+    onnx.save(model, str(path))
+    x = np.random.default_rng(0).standard_normal((9, 4)).astype(np.float32)
+    out, notes, events = _evaluate(OrtRunner(path, threads=1), x, tmp_path, 8)
+    np.testing.assert_allclose(out, x @ w, rtol=1e-5, atol=1e-6)
+    assert notes == ["the model's batch is fixed at 1: evaluated one sample at a time"]
+    assert len(events) == 9
+
+
+def test_a_torchscript_that_fails_past_batch_one_falls_back_and_says_so(tmp_path: Path) -> None:
+    """A module traced at batch 1 with its batch written into a reshape runs only one sample per call."""
+    import torch
+    from torch import nn
+
+    from core.runtimes.torch_runner import TorchRunner
+
+    class Flat1(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.fc = nn.Linear(64, 5)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.fc(x.reshape(1, 64))  # the batch of one is baked in
+
+    torch.manual_seed(0)
+    module = Flat1().eval()
+    x = np.random.default_rng(1).standard_normal((12, 1, 8, 8)).astype(np.float32)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the tracer warns that the reshape's batch is a constant: the point here
+        traced = torch.jit.trace(module, torch.zeros(1, 1, 8, 8))
+    out, notes, _ = _evaluate(TorchRunner(traced, threads=1), x, tmp_path, 8)
+    with torch.inference_mode():
+        expected = np.concatenate([module(torch.from_numpy(x[i : i + 1])).numpy() for i in range(12)])
+    np.testing.assert_allclose(out, expected, rtol=1e-5, atol=1e-6)
+    assert len(notes) == 1 and notes[0].startswith("the model fails on a batch of ")
+    assert notes[0].endswith("evaluated one sample at a time")
+
+
+def _study(model: Path, data: Path, *schemes: str, eval_batch_size: int | None = None, **timing: Any) -> StudySpec:
+    return StudySpec(
+        model=ModelSpec(path=str(model)),
+        dataset=replace(DatasetSpec.parse(f"npz:{data}"), calibration=CALIBRATE_ON_SAME),
+        variants=tuple(VariantSpec(scheme=SchemeSpec.parse(s)) for s in schemes),
+        timing=replace(QUICK, eval_batch_size=eval_batch_size, **timing),
+    )
+
+
+def _result(spec: StudySpec) -> Any:
+    from core.engine.run import run_study
+
+    events = list(run_study(spec))
+    assert isinstance(events[-1], StudyFinished)
+    return events[-1].result
+
+
+def test_a_whole_study_gives_the_same_metrics_in_batches_as_one_by_one(tiny_onnx: Path, tiny_npz: Path) -> None:
+    one = _result(_study(tiny_onnx, tiny_npz, "ort-int8-dynamic", eval_batch_size=1))
+    auto = _result(_study(tiny_onnx, tiny_npz, "ort-int8-dynamic"))
+    assert one.timing["eval_batch_size"] == 1 and auto.timing["eval_batch_size"] > 1
+    for a, b in zip(one.results, auto.results, strict=True):
+        assert a.ok and b.ok and a.label == b.label
+        assert b.metrics["accuracy"] == a.metrics["accuracy"]
+        assert b.metrics["confusion_matrix"] == a.metrics["confusion_matrix"]
+        for key in ("f1_macro", "precision_macro", "recall_macro"):
+            assert b.metrics[key] == pytest.approx(a.metrics[key], abs=1e-9)
+        if a.fidelity:
+            assert b.fidelity["agreement"] == a.fidelity["agreement"]
+            assert b.fidelity["mae"] == pytest.approx(a.fidelity["mae"], rel=1e-3, abs=1e-6)
+        # Timing keeps the batch size asked for: one sample per timed call.
+        assert a.latency.batch_size == b.latency.batch_size == 1
+
+
+def test_the_eval_batch_is_chosen_from_the_free_memory() -> None:
+    from core.engine.evaluate import ACTIVATION_FACTOR, MAX_AUTO_EVAL_BATCH, default_eval_batch
+
+    x = np.zeros((4, 3, 224, 224), dtype=np.float32)
+    per_sample = x[:1].nbytes * ACTIVATION_FACTOR
+    assert default_eval_batch(x, None) == MAX_AUTO_EVAL_BATCH
+    assert default_eval_batch(x, 10**12) == MAX_AUTO_EVAL_BATCH
+    assert default_eval_batch(x, 8 * per_sample) == 2  # a quarter of the free memory: two samples' worth
+    assert default_eval_batch(x, 0) == 1
+
+
+def test_eval_batch_size_on_the_command_line_reaches_the_spec_and_back(tmp_path: Path) -> None:
+    from core.cli.main import spec_from_args
+    from core.cli.parser import parse_args
+    from core.study.project import spec_from_dict
+
+    args = parse_args(["run", "--model", str(tmp_path / "m.onnx"), "--dataset", "synthetic:8",
+                       "--eval-batch-size", "12", "--batch-size", "2"])
+    spec = spec_from_args(args)
+    assert spec.timing.eval_batch_size == 12 and spec.timing.batch_size == 2
+    assert spec_from_dict(spec.to_dict()).timing.eval_batch_size == 12
+    older = spec.to_dict()
+    del older["timing"]["eval_batch_size"]  # a spec saved before the option existed
+    assert spec_from_dict(older).timing.eval_batch_size is None
+    default = spec_from_args(parse_args(["run", "--model", "m.onnx", "--dataset", "synthetic:8"]))
+    assert default.timing.eval_batch_size is None
+
+
+# ----------------------------------------------------------------------------- the drift re-check's sample floor
+
+
+def _latency(p50: float, n: int) -> LatencyStats:
+    return LatencyStats(p50=p50, p90=p50, p99=p50, mean=p50, std=0.0, min=p50, max=p50, n=n,
+                        ci95_p50=(p50, p50), iqr_rel=0.0, noisy=False)
+
+
+def test_a_variant_with_too_few_samples_never_sets_off_the_recheck(tiny_onnx: Path) -> None:
+    """The baseline holds still; a variant first timed with 2 samples at ten times its real speed would
+    have "moved" by -90 %: it is left out of the re-check, and nothing is re-timed in rounds."""
+    from core.engine.drift import DRIFT_MIN_SAMPLES, guard_against_drift
+    from core.runtimes.ort_runner import OrtRunner
+
+    x = np.zeros((1, 1, 8, 8), dtype=np.float32)
+    runners = {label: OrtRunner(tiny_onnx, threads=1) for label in ("fp32", "few", "many")}
+    first = {}
+    for label, runner in runners.items():  # each one's real median now, as its first timing
+        call = runner.prepare_call(x)
+        times = []
+        for _ in range(60):
+            t0 = time.perf_counter()
+            call()
+            times.append((time.perf_counter() - t0) * 1000)
+        first[label] = float(np.median(times))
+    base = VariantResult(label="fp32", scheme="fp32", status=VariantStatus.OK, is_baseline=True,
+                         latency=_latency(first["fp32"], 200))
+    few = VariantResult(label="few", scheme="file", status=VariantStatus.OK,
+                        latency=_latency(first["few"] * 10, DRIFT_MIN_SAMPLES - 18))
+    many = VariantResult(label="many", scheme="file", status=VariantStatus.OK, latency=_latency(first["many"], 200))
+    spec = StudySpec(model=ModelSpec(path=str(tiny_onnx)), dataset=DatasetSpec.parse("synthetic:1"), timing=QUICK)
+    timing_info: dict[str, Any] = {}
+    gen = guard_against_drift(spec, base, [base, few, many], runners, x, CancelToken(), timing_info)
+    events = []
+    while True:
+        try:
+            events.append(next(gen))
+        except StopIteration as stop:
+            paired = stop.value
+            break
+    recheck = timing_info["baseline_recheck"]
+    assert "few" not in recheck["variants"] and "many" in recheck["variants"]
+    assert recheck["moved"] != "few"
+    assert not any("few" in e.message for e in events if isinstance(e, Progress))
+    if paired is not None:  # this restless machine moved the baseline itself: the rounds leave "few" out
+        assert "few" not in paired["speedup"] and "few" not in paired["p50_ms"]
+    # Alone with too few samples, the baseline itself is not re-checked at all.
+    lone = replace(base, latency=_latency(first["fp32"], 3))
+    info: dict[str, Any] = {}
+    assert list(guard_against_drift(spec, lone, [lone, many], runners, x, CancelToken(), info)) == []
+    assert "baseline_recheck" not in info
+    for runner in runners.values():
+        runner.close()
+
+
+# ----------------------------------------------------------------------------- memory released
+
+
+def test_a_finished_variants_model_is_released_before_the_next_starts(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A weak reference to each built variant's runner (and the model it holds) is dead by the time the
+    next variant starts: nothing of a measured variant stays alive for the rest of the study."""
+    from core.engine import build as build_module
+    from core.engine.run import run_study
+
+    built_refs: dict[str, list[weakref.ref]] = {}
+    original = build_module.build_variant
+
+    def recording_build(state: StudyState, planned: Any) -> Any:
+        built = yield from original(state, planned)
+        refs = [weakref.ref(built.runner)]
+        held = getattr(built.runner, "session", None) or getattr(built.runner, "module", None)
+        if held is not None:
+            refs.append(weakref.ref(held))
+        built_refs[planned.label] = refs
+        return built
+
+    monkeypatch.setattr("core.engine.run.build_variant", recording_build)
+    from core.engine.run import demo_study_spec
+
+    # The demo CNN (PyTorch): ONNX Runtime variants reopen their file at the end, PyTorch ones are built again.
+    spec = replace(demo_study_spec(QUICK), variants=tuple(
+        VariantSpec(scheme=SchemeSpec(s)) for s in ("ort-int8-dynamic", "torch-int8-dynamic", "torch-bf16")))
+    started: list[str] = []
+    alive_at_next_start: dict[str, bool] = {}
+    for event in run_study(spec):
+        if isinstance(event, VariantStarted):
+            gc.collect()
+            for label in started:
+                alive_at_next_start.setdefault(label, any(r() is not None for r in built_refs[label]))
+            started.append(event.label)
+        if isinstance(event, StudyFinished):
+            result = event.result
+    assert [r.status for r in result.results] == [VariantStatus.OK] * 4
+    # The baseline's runner stays (it is re-timed at the end); every other variant's is gone, model and all.
+    assert alive_at_next_start == {"fp32": True, "ort-int8-dynamic": False, "torch-int8-dynamic": False}
+    # ... and still re-checked at the end, reopened or built again.
+    recheck = result.timing.get("baseline_recheck")
+    if recheck is not None:
+        assert {"ort-int8-dynamic", "torch-int8-dynamic"} <= set(recheck["variants"])
+
+
+# ----------------------------------------------------------------------------- calibration drawn once
+
+
+def test_calibration_samples_are_drawn_once_and_shared() -> None:
+    x = np.arange(40 * 3, dtype=np.float32).reshape(40, 3)
+    data = Dataset(x=x, y=None, task=Task.UNLABELLED, spec="test")
+    first = data.calibration_samples(10, seed=3)
+    assert data.calibration_samples(10, seed=3) is first  # the same array, not a copy per scheme
+    assert len(first) == 10 and len({tuple(r) for r in first}) == 10
+    assert not np.array_equal(data.calibration_samples(10, seed=4), first)
+    assert len(data.calibration_samples(500, seed=3)) == 40
+
+
+# ----------------------------------------------------------------------------- advice before the run
+
+
+def test_a_slow_half_precision_variant_is_measured_and_flagged_before_the_run() -> None:
+    """The demo CNN with torch-fp16 and torch-bf16: StudyStarted carries each one's slowdown measured on a few
+    calls, and the advice names it when it is past SLOW_FACTOR."""
+    from core.engine.explain import SLOW_FACTOR
+    from core.engine.run import demo_study_spec, run_study
+
+    base = demo_study_spec(QUICK)
+    spec = replace(base, variants=(VariantSpec(scheme=SchemeSpec("torch-fp16")),
+                                   VariantSpec(scheme=SchemeSpec("torch-bf16"))))
+    events = list(run_study(spec))
+    started = next(e for e in events if isinstance(e, StudyStarted))
+    slowdown = started.timing["expected_slowdown"]
+    assert set(slowdown) == {"torch-fp16", "torch-bf16"} and all(v > 0 for v in slowdown.values())
+    for label, factor in slowdown.items():
+        flagged = any("measured on a few calls" in line for line in started.advice.get(label, []))
+        assert flagged == (factor >= SLOW_FACTOR)
+    result = events[-1].result
+    assert result.timing["expected_slowdown"] == slowdown  # kept in the result's timing block
+
+
+def test_slow_advice_says_the_slowdown_and_the_time_it_will_take() -> None:
+    from core.engine.explain import slow_advice
+
+    text = slow_advice(27.4, "float16", 0.045, 256)
+    assert text is not None and "about 27x slower than float32" in text
+    assert "evaluating 256 samples may take about 5 min" in text  # 0.045 s x 27.4 x 256 = 316 s
+    assert slow_advice(1.4, "bfloat16", 0.045, 256) is None
