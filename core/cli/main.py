@@ -79,6 +79,10 @@ def _main(args: argparse.Namespace, argv: list[str]) -> int:
             return _cmd_schemes()
         if args.command == "run":
             return _cmd_run(args)
+        if args.command == "tune":
+            from core.cli.tune import cmd_tune
+
+            return cmd_tune(args)
         from core.cli.history import dispatch
 
         code = dispatch(args)

@@ -20,6 +20,7 @@ from core.engine.isolation import DEFAULT_HANG_TIMEOUT_S
 #: The subcommands, each with its one line of help (listed by `quantbench --help` and `quantbench COMMAND -h`).
 COMMAND_HELP = {
     "run": "run a study headless and print the comparison table",
+    "tune": "find the fastest (or smallest) variant within an accuracy budget, measuring every candidate",
     "schemes": "list the scheme catalogue with what each needs",
     "history": "list the studies in the history",
     "show": "print a study from the history as a table",
@@ -102,6 +103,7 @@ def build_parser(window: bool = True) -> argparse.ArgumentParser:
         return parser
     sub = parser.add_subparsers(dest="command", parser_class=Parser, metavar="{" + ",".join(SUBCOMMANDS) + "}")
     _add_run(sub)
+    _add_tune(sub)
     sub.add_parser("schemes", help=COMMAND_HELP["schemes"])
     _add_history_commands(sub)
     return parser
@@ -204,6 +206,30 @@ def _add_run(sub: Any) -> None:
     run.add_argument("--in-process", action="store_true", help="run the engine in this process (no crash isolation)")
     _add_safety_options(run)
     _add_run_outputs(run)
+
+
+def _add_tune(sub: Any) -> None:
+    """The ``tune`` subcommand's options (its model and dataset options read as ``run``'s do)."""
+    p = sub.add_parser("tune", help=COMMAND_HELP["tune"])
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--model", metavar="PATH", help="the trained model (ONNX, or a PyTorch model exported to ONNX)")
+    src.add_argument("--demo", action="store_true", help="the bundled digits CNN on its test split")
+    p.add_argument("--arch", help=_ARCH_HELP)
+    p.add_argument("--trust", action="append", default=[], metavar="FILE",
+                   help="run code in FILE (TorchScript, torch.export); only for files you trust")
+    p.add_argument("--dataset", metavar="SPEC",
+                   help="builtin:digits, npz:PATH, csv:PATH[#label=COL], folder:PATH or synthetic:N")
+    p.add_argument("--limit", type=int, metavar="N", help="evaluate at most N samples")
+    p.add_argument("--max-drop", type=float, required=True, metavar="PT",
+                   help="the accuracy budget: at most PT points lost against the float model")
+    p.add_argument("--objective", choices=["latency", "size"], default="latency",
+                   help="what the best variant minimises within the budget (default latency)")
+    p.add_argument("--time-limit", default="10m", metavar="T",
+                   help="stop searching after T (e.g. 90s, 10m; default 10m)")
+    p.add_argument("--threads", type=int, metavar="N", help="intra-op threads (default: all cores but one)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--json", metavar="FILE", help='write the search (kind: "tune") to FILE')
+    p.add_argument("--quiet", action="store_true", help="no line per candidate")
 
 
 def _add_run_timing(run: argparse.ArgumentParser) -> None:
