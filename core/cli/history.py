@@ -372,7 +372,10 @@ def _apply_overrides(spec: Any, args: argparse.Namespace, given: set[str]) -> An
         raise BadInput("--max-time must be positive.")
     if "limit" in given and args.limit < 1:
         raise BadInput("--limit must be at least 1.")
-    timing = {"threads": "threads", "batch_size": "batch_size", "max_time": "max_time_s"}
+    if "eval_batch_size" in given and args.eval_batch_size < 1:
+        raise BadInput("--eval-batch-size must be at least 1.")
+    timing = {"threads": "threads", "batch_size": "batch_size", "max_time": "max_time_s",
+              "eval_batch_size": "eval_batch_size"}
     changes = {field: getattr(args, dest) for dest, field in timing.items() if dest in given}
     if "timing" in given:
         changes["mode"] = TimingMode(args.timing)

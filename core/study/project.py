@@ -231,18 +231,23 @@ def reproduce_command(spec: dict[str, Any]) -> str:
     for v in spec.get("variants", []):
         if v.get("path"):
             parts += ["--variant", v["path"]] + (["--trust", v["path"]] if v.get("trusted") else [])
-    timing = spec.get("timing", {})
-    if timing.get("threads"):
-        parts += ["--threads", str(timing["threads"])]
-    parts += ["--timing", str(timing.get("mode", "quick")), "--max-time", f"{timing.get('max_time_s', 2.0):g}"]
-    if timing.get("batch_size", 1) != 1:
-        parts += ["--batch-size", str(timing["batch_size"])]
+    parts += _timing_options(spec.get("timing", {}))
     if spec.get("device", "cpu") != "cpu":
         parts += ["--device", spec["device"]]
     if spec.get("seed", 0):
         parts += ["--seed", str(spec["seed"])]
     parts += _threshold_options(spec.get("thresholds") or {})
     return " ".join(shlex.quote(p) for p in parts)
+
+
+def _timing_options(timing: dict[str, Any]) -> list[str]:
+    parts = ["--threads", str(timing["threads"])] if timing.get("threads") else []
+    parts += ["--timing", str(timing.get("mode", "quick")), "--max-time", f"{timing.get('max_time_s', 2.0):g}"]
+    if timing.get("batch_size", 1) != 1:
+        parts += ["--batch-size", str(timing["batch_size"])]
+    if timing.get("eval_batch_size"):
+        parts += ["--eval-batch-size", str(timing["eval_batch_size"])]
+    return parts
 
 
 def _threshold_options(t: dict[str, Any]) -> list[str]:

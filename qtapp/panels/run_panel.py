@@ -89,6 +89,13 @@ class RunPanel(QGroupBox):
         self.batch_size.setRange(1, 4096)
         self.batch_size.setValue(TimingSpec().batch_size)
         self.batch_size.setToolTip("Inputs per timed call (the latency is of the whole batch).")
+        self.eval_batch = QSpinBox(self.settings)
+        self.eval_batch.setRange(0, 4096)
+        self.eval_batch.setSpecialValueText("auto")  # 0: chosen from the model and the free memory
+        self.eval_batch.setToolTip(
+            "Samples per call while evaluating; auto picks from the model and the free memory.\n"
+            "Timing keeps Batch size."
+        )
         self.device_box = QComboBox(self.settings)
         self.device_box.addItem("CPU", Device.CPU.value)
         if cuda_may_be_present():  # offered only where an NVIDIA driver is; the engine checks it is usable
@@ -118,6 +125,7 @@ class RunPanel(QGroupBox):
         form.addRow("Threads", self.threads)
         form.addRow("Max time / variant", self.max_time)
         form.addRow("Batch size", self.batch_size)
+        form.addRow("Eval batch", self.eval_batch)
         form.addRow("Device", self.device_box)
         form.addRow("Seed", self.seed_box)
         form.addRow("Good: acc. drop <", self.drop_good)
@@ -181,6 +189,7 @@ class RunPanel(QGroupBox):
             threads=self.threads.value(),
             mode=TimingMode(self.mode.currentData()),
             batch_size=self.batch_size.value(),
+            eval_batch_size=self.eval_batch.value() or None,
             max_time_s=_exact(self.max_time, self._timing.max_time_s),
         )
 
@@ -211,6 +220,7 @@ class RunPanel(QGroupBox):
         self.threads.setValue(timing.resolved_threads)
         self.mode.setCurrentIndex(self.mode.findData(timing.mode.value))
         self.batch_size.setValue(timing.batch_size)
+        self.eval_batch.setValue(timing.eval_batch_size or 0)
         self.max_time.setValue(timing.max_time_s)
         self.drop_good.setValue(thresholds.accuracy_drop_good * 100)
         self.drop_bad.setValue(thresholds.accuracy_drop_bad * 100)

@@ -362,3 +362,17 @@ def test_slow_advice_says_the_slowdown_and_the_time_it_will_take() -> None:
     assert text is not None and "about 27x slower than float32" in text
     assert "evaluating 256 samples may take about 5 min" in text  # 0.045 s x 27.4 x 256 = 316 s
     assert slow_advice(1.4, "bfloat16", 0.045, 256) is None
+
+
+def test_the_eval_batch_size_is_in_the_reproduce_command_and_overrides_a_project_file(tmp_path: Path) -> None:
+    from core.cli.main import main
+    from core.study.project import reproduce_command, save_spec
+    from core.study.spec import DatasetSpec, ModelSpec, StudySpec, TimingSpec
+
+    spec = StudySpec(ModelSpec("m.onnx"), DatasetSpec.parse("synthetic:8"), timing=TimingSpec(eval_batch_size=8))
+    assert "--eval-batch-size 8" in reproduce_command(spec.to_dict())
+    assert "--eval-batch-size" not in reproduce_command(StudySpec(ModelSpec("m.onnx"), spec.dataset).to_dict())
+    # A bad value given beside --spec is refused in one sentence naming the option.
+    project = tmp_path / "study.json"
+    save_spec(spec, project)
+    assert main(["run", "--spec", str(project), "--eval-batch-size", "0", "--no-history"]) == 2
