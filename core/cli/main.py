@@ -159,6 +159,7 @@ def spec_from_args(args: argparse.Namespace) -> Any:
     return StudySpec(
         model=model, dataset=dataset, variants=_variants_from_args(args, trusted), timing=timing,
         thresholds=thresholds, device=Device(args.device), seed=args.seed,
+        layer_samples=args.layer_samples if args.layers else 0,
     )
 
 
@@ -203,6 +204,8 @@ def _check_run_numbers(args: argparse.Namespace) -> None:
         raise BadInput("--max-time must be positive.")
     if args.limit is not None and args.limit < 1:
         raise BadInput("--limit must be at least 1.")
+    if args.layers and args.layer_samples < 1:
+        raise BadInput("--layer-samples must be at least 1.")
 
 
 def _variants_from_args(args: argparse.Namespace, trusted: set[str]) -> tuple[Any, ...]:

@@ -200,6 +200,14 @@ def _add_run(sub: Any) -> None:
         help="what static schemes calibrate on: another dataset (written as --dataset), or 'same' for the "
         "evaluated samples (warned); default: a held-out split of --dataset (10 %%, at most 500 samples)",
     )
+    run.add_argument(
+        "--layers", action="store_true",
+        help="compare every quantized variant with the float model layer by layer (error per tensor and channel, "
+        "time per op type)",
+    )
+    run.add_argument(
+        "--layer-samples", type=int, default=64, metavar="N", help="samples the --layers analysis uses (default 64)"
+    )
     _add_run_timing(run)
     _add_run_thresholds(run)
     run.add_argument("--quiet", action="store_true", help="no progress lines on stderr")

@@ -33,7 +33,16 @@ def build_variant(state: StudyState, planned: PlannedVariant) -> Generator[Event
             box["error"] = exc
 
     progress("building", 0, 1, f"building {planned.label}")
-    thread = threading.Thread(target=work, name=f"build-{planned.label}", daemon=True)
+    yield from in_thread(work, events, f"build-{planned.label}")
+    if "error" in box:
+        raise box["error"]
+    return box["built"]
+
+
+def in_thread(work: Any, events: queue.Queue, name: str) -> Generator[Event, None, None]:
+    """Run ``work()`` in a helper thread, passing on the events it puts in ``events`` as they come (a step
+    that reports progress through callbacks still streams it, and the study's watchdog sees it alive)."""
+    thread = threading.Thread(target=work, name=name, daemon=True)
     thread.start()
     while thread.is_alive():
         thread.join(0.05)
@@ -41,9 +50,6 @@ def build_variant(state: StudyState, planned: PlannedVariant) -> Generator[Event
             yield events.get()
     while not events.empty():
         yield events.get()
-    if "error" in box:
-        raise box["error"]
-    return box["built"]
 
 
 def rebuilder(state: StudyState, planned: PlannedVariant) -> Any:

@@ -24,6 +24,7 @@ from typing import Any
 from core.engine.build import build_variant
 from core.engine.evaluate import evaluate_variant, score
 from core.engine.latency import time_variant
+from core.engine.layer_step import analyse_variant_layers
 from core.engine.plan import plan_variants, resolve_task
 from core.engine.state import PlannedVariant, StudyState
 from core.engine.verdicts import final_verdicts, grade_variant
@@ -305,6 +306,9 @@ def _run_variant(
         stage = "evaluating"
         out = yield from evaluate_variant(state, planned.label, built.runner, result.notes, built.coverage)
         score(state, result, out)
+        if state.spec.layer_samples and not result.is_baseline:
+            stage = "analysing layers"
+            yield from analyse_variant_layers(state, planned.label, built, result)
         stage = "timing"
         yield from time_variant(state, planned.label, built.runner, result)
         _grade(state, result)

@@ -107,9 +107,10 @@ def spec_from_dict(d: dict[str, Any], base: Path | None = None, source: str = "t
     )
     device = read("device", lambda: Device(d.get("device", Device.CPU.value)))
     seed = read("seed", lambda: int(d.get("seed", 0)))
+    layer_samples = read("layer_samples", lambda: max(0, int(d.get("layer_samples", 0))))
     return StudySpec(
         model=model, dataset=dataset, variants=variants, timing=timing, thresholds=thresholds, device=device,
-        seed=seed,
+        seed=seed, layer_samples=layer_samples,
     )  # study_id left to its default: a new id
 
 
@@ -232,6 +233,8 @@ def reproduce_command(spec: dict[str, Any]) -> str:
         if v.get("path"):
             parts += ["--variant", v["path"]] + (["--trust", v["path"]] if v.get("trusted") else [])
     parts += _timing_options(spec.get("timing", {}))
+    if spec.get("layer_samples"):
+        parts += ["--layers", "--layer-samples", str(spec["layer_samples"])]
     if spec.get("device", "cpu") != "cpu":
         parts += ["--device", spec["device"]]
     if spec.get("seed", 0):

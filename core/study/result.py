@@ -92,6 +92,10 @@ class VariantResult:
     #: Left out (None), it is read from the scheme: the row built by BASELINE_SCHEME, the only rule
     #: studies stored before this flag can be read by.
     is_baseline: bool | None = None
+    #: Per-layer error against the float model, in model order (``core.layers``; None: not analysed).
+    layers: list[dict[str, Any]] | None = None
+    #: Where the time goes by op type and node, from the runtime's profiler (None: not profiled).
+    profile: dict[str, Any] | None = None
 
     def __post_init__(self) -> None:
         if self.is_baseline is None:
@@ -182,6 +186,8 @@ def variant_to_json(v: VariantResult, include_samples: bool = True) -> dict[str,
         "source_path": v.source_path,
         "is_float": v.is_float,
         "is_baseline": v.is_baseline,
+        **({"layers": _plain(v.layers)} if v.layers is not None else {}),
+        **({"profile": _plain(v.profile)} if v.profile is not None else {}),
     }
 
 
@@ -224,6 +230,8 @@ def variant_from_json(d: dict[str, Any]) -> VariantResult:
         is_float=bool(d.get("is_float", False)),
         samples_ms=samples,
         is_baseline=d.get("is_baseline"),
+        layers=d["layers"] if isinstance(d.get("layers"), list) else None,
+        profile=d["profile"] if isinstance(d.get("profile"), dict) else None,
     )
 
 

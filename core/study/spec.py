@@ -254,6 +254,8 @@ class StudySpec:
     device: Device = Device.CPU
     seed: int = 0
     study_id: str = field(default_factory=_new_study_id)
+    #: Samples the per-layer analysis compares each quantized variant on (``core.layers``); 0: no analysis.
+    layer_samples: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         return _plain(asdict(self))

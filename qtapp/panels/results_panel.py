@@ -27,18 +27,20 @@ from PySide6.QtWidgets import (
 
 from core.printable import printable
 from core.study.events import Event
+from core.study.result import VariantResult
 from core.study.spec import Thresholds
 from qtapp.charts.confusion_matrix import COUNTS, DIFFERENCE, ConfusionMatrices
 from qtapp.charts.latency_histogram import LatencyHistogram
 from qtapp.charts.palette import VariantPalette
 from qtapp.charts.size_bars import SizeBars
 from qtapp.charts.tradeoff_scatter import TradeoffScatter
-from qtapp.models.study_state import StudyState
+from qtapp.models.study_state import StudyState, VariantState
 from qtapp.models.variant_details import variant_details
 from qtapp.panels.column_chooser import ColumnChooser
 from qtapp.panels.details_panel import DetailsPanel
 from qtapp.panels.elided_label import ElidedLabel
 from qtapp.panels.flipped_panel import FlippedPanel
+from qtapp.panels.layers_panel import LayersPanel
 from qtapp.panels.summary_table import SummaryTable
 from qtapp.window.theme import Theme
 
@@ -113,6 +115,9 @@ class ResultsPanel(QWidget):
         # The variant selected in the table, in full (double-click a row to open it).
         self.details = DetailsPanel()
         self.tabs.addTab(self.details, "Details")
+        # Where each variant loses accuracy and spends its time, layer by layer (``quantbench run --layers``).
+        self.layers = LayersPanel(palette, theme)
+        self.tabs.addTab(self.layers, "Layers")
         self.table.view.selectionModel().selectionChanged.connect(self._selection_changed)
         self.table.view.activated.connect(lambda _index: self.tabs.setCurrentWidget(self.details))
 
@@ -315,6 +320,7 @@ class ResultsPanel(QWidget):
         self.matrix_page.setCurrentIndex(0 if classification else 1)
         self.matrices.set_variants(labels, self.state.dataset.get("class_names"))
         self.flipped.clear()
+        self.layers.clear()
         self._feed_dataset()
         title = printable(study_title(self.state.model, self.state.dataset, self.state.environment))
         self.header.setText(title)
@@ -386,12 +392,19 @@ class ResultsPanel(QWidget):
             self.matrices.set_matrix(label, np.asarray(metrics["confusion_matrix"]), is_baseline=v.is_baseline)
         if v.index > 0:
             self.flipped.set_flips(label, r.fidelity)
+        self._feed_layers(v, r)
+
+    def _feed_layers(self, v: VariantState, r: VariantResult) -> None:
+        if v.is_baseline and r.profile is not None:
+            self.layers.set_float_profile(r.profile)  # the float model's time by op, beside each variant's
+        elif r.layers:
+            self.layers.set_layers(v.label, r.layers, r.profile)
 
     # --- theme ---------------------------------------------------------
     def apply_theme(self, theme: Theme) -> None:
         self._theme = theme
         self.table.set_theme(theme)
-        for chart in (self.histogram, self.sizes, self.scatter, self.matrices):
+        for chart in (self.histogram, self.sizes, self.scatter, self.matrices, self.layers):
             chart.apply_theme(theme)
 
 

@@ -96,6 +96,14 @@ class RunPanel(QGroupBox):
             "Samples per call while evaluating; auto picks from the model and the free memory.\n"
             "Timing keeps Batch size."
         )
+        self.layers = QSpinBox(self.settings)
+        self.layers.setRange(0, 4096)
+        self.layers.setSpecialValueText("off")
+        self.layers.setSuffix(" samples")
+        self.layers.setToolTip(
+            "Compare every quantized variant with the float model layer by layer on this many samples\n"
+            "(error per tensor and channel, time per op type): the Layers tab. Off by default."
+        )
         self.device_box = QComboBox(self.settings)
         self.device_box.addItem("CPU", Device.CPU.value)
         if cuda_may_be_present():  # offered only where an NVIDIA driver is; the engine checks it is usable
@@ -126,6 +134,7 @@ class RunPanel(QGroupBox):
         form.addRow("Max time / variant", self.max_time)
         form.addRow("Batch size", self.batch_size)
         form.addRow("Eval batch", self.eval_batch)
+        form.addRow("Layer analysis", self.layers)
         form.addRow("Device", self.device_box)
         form.addRow("Seed", self.seed_box)
         form.addRow("Good: acc. drop <", self.drop_good)
@@ -214,9 +223,17 @@ class RunPanel(QGroupBox):
         """The study's random seed."""
         return self.seed_box.value()
 
-    def set_spec(self, timing: TimingSpec, thresholds: Thresholds, device: Device, seed: int) -> None:
-        """Show a study's timing, verdict thresholds, device and seed (this panel's part of a StudySpec)."""
+    def layer_samples(self) -> int:
+        """Samples of the per-layer analysis (0: off)."""
+        return self.layers.value()
+
+    def set_spec(
+        self, timing: TimingSpec, thresholds: Thresholds, device: Device, seed: int, layer_samples: int = 0
+    ) -> None:
+        """Show a study's timing, verdict thresholds, device, seed and layer analysis (this panel's part of a
+        StudySpec)."""
         self._timing, self._thresholds = timing, thresholds
+        self.layers.setValue(layer_samples)
         self.threads.setValue(timing.resolved_threads)
         self.mode.setCurrentIndex(self.mode.findData(timing.mode.value))
         self.batch_size.setValue(timing.batch_size)

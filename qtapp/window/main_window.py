@@ -231,6 +231,7 @@ class MainWindow(QMainWindow):
             thresholds=self.run_panel.thresholds(),
             device=self.run_panel.device(),
             seed=self.run_panel.seed(),
+            layer_samples=self.run_panel.layer_samples(),
         )
 
     def show_spec(self, spec: StudySpec, model_missing: bool = False) -> None:
@@ -243,7 +244,7 @@ class MainWindow(QMainWindow):
             self.model_panel.set_spec(spec.model, spec.variants)
         self.dataset_panel.set_spec(spec.dataset)
         self.schemes_panel.set_spec([v.scheme for v in spec.variants if v.scheme is not None])
-        self.run_panel.set_spec(spec.timing, spec.thresholds, spec.device, spec.seed)
+        self.run_panel.set_spec(spec.timing, spec.thresholds, spec.device, spec.seed, spec.layer_samples)
 
     def show_study_setup(self, spec: StudySpec, model_missing: bool = False) -> None:
         """A past study's setup in the panels, as if the user had opened it; nothing runs.

@@ -162,3 +162,31 @@ def test_renders_in_light_and_dark(panel, qtbot, tmp_path: Path) -> None:
         background = image.pixelColor(5, image.height() - 5)
         assert (background.lightness() > 128) == (theme.name == "light")
     apply_theme(app, LIGHT)
+
+
+def test_a_study_with_layer_analysis_fills_the_layers_tab(qtbot, tmp_path: Path) -> None:
+    """The whole path: a real study with ``layer_samples`` set, its events applied to the results view."""
+    from core.engine.run import run_study
+    from core.study.spec import DatasetSpec, ModelSpec, SchemeSpec, StudySpec, TimingSpec, VariantSpec
+    from qtapp.charts.palette import VariantPalette
+    from qtapp.panels.results_panel import ResultsPanel
+    from qtapp.window.theme import LIGHT
+
+    _build(tmp_path)
+    rng = np.random.default_rng(1)
+    data = tmp_path / "data.npz"
+    np.savez(data, x=rng.standard_normal((40, *SAMPLE_SHAPE)).astype(np.float32), y=rng.integers(0, 10, 40))
+    spec = StudySpec(
+        ModelSpec(str(tmp_path / "cnn.onnx")), DatasetSpec.parse(f"npz:{data}"),
+        variants=(VariantSpec(scheme=SchemeSpec("ort-int8-static")),),
+        timing=TimingSpec(threads=1, max_time_s=0.2, min_samples=10), layer_samples=16,
+    )
+    panel = ResultsPanel(VariantPalette(), LIGHT)
+    qtbot.addWidget(panel)
+    panel.apply_events(list(run_study(spec)))
+    assert panel.tabs.tabText(panel.tabs.indexOf(panel.layers)) == "Layers"
+    assert panel.layers.labels() == ["ort-int8-static"]
+    rows = panel.layers.table_rows()
+    assert rows and rows[0][0].startswith("/0/Conv")  # model order, the first convolution first
+    names, float_ms, variant_ms = panel.layers.bar_widths()
+    assert any(f > 0 for f in float_ms) and any(v > 0 for v in variant_ms)  # the float model's bars too

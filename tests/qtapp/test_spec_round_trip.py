@@ -91,6 +91,7 @@ def _unusual_spec(folder: Path) -> StudySpec:
         ),
         device=Device.CUDA,
         seed=7,
+        layer_samples=32,
     )
 
 

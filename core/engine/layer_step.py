@@ -1,0 +1,96 @@
+"""The optional per-layer step of a study: where each quantized variant departs from the float model.
+
+Run after a variant's evaluation and before its timing (never inside it) when the study asks for it
+(``StudySpec.layer_samples``, ``quantbench run --layers``). The analysis is ``core.layers``; this step
+picks the float model that matches the variant's runtime, streams its progress, and writes the
+records on the result. A failure here is a note on the variant, never its failure.
+"""
+
+from __future__ import annotations
+
+import queue
+from collections.abc import Generator
+from pathlib import Path
+from typing import Any
+
+from core.engine.build import in_thread
+from core.engine.state import StudyState
+from core.study.events import Event, Progress
+from core.study.result import VariantResult
+
+
+def analyse_variant_layers(
+    state: StudyState, label: str, built: Any, result: VariantResult
+) -> Generator[Event, None, None]:
+    """Compare ``built`` layer by layer with the float model on ``state.spec.layer_samples`` samples."""
+    pair = _float_and_variant(state, built)
+    if pair is None:
+        result.notes.append("layers: not analysed (this variant's runtime has no per-layer comparison yet)")
+        return
+    float_model, variant_model, runtime = pair
+    spec = state.spec
+    n = min(spec.layer_samples, len(state.dataset.x))
+    events: queue.Queue[Progress] = queue.Queue()
+    box: dict[str, Any] = {}
+
+    def progress(done: int, total: int) -> None:
+        events.put(Progress(spec.study_id, label, "analysing layers", done, total, f"comparing {label}'s layers"))
+
+    def work() -> None:
+        from core.layers import analyse_layers
+
+        try:
+            box["out"] = analyse_layers(
+                float_model, variant_model, runtime, state.dataset.x[:n], state.cancel, progress,
+                max_samples=n, threads=spec.timing.resolved_threads,
+                float_profile=(state.shared or {}).get(f"float_profile:{runtime}"),
+            )
+        except BaseException as exc:  # handed to the generator's thread below
+            box["error"] = exc
+
+    progress(0, n)
+    yield from in_thread(work, events, f"layers-{label}")
+    error = box.get("error")
+    if error is not None:
+        from core.errors import Cancelled
+
+        if isinstance(error, Cancelled):
+            raise error
+        result.notes.append(f"layers: the analysis failed ({type(error).__name__}: {str(error)[:200]})")
+        return
+    out = box["out"]
+    result.layers, result.profile = out.get("layers"), out.get("profile")
+    result.notes.extend(_condensed(out.get("notes") or []))
+    if out.get("float_profile") is not None:
+        state.shared = state.shared if state.shared is not None else {}
+        state.shared[f"float_profile:{runtime}"] = out["float_profile"]
+        if state.baseline is not None and state.baseline.runtime == runtime:
+            state.baseline.profile = out["float_profile"]  # the float bars beside each variant's
+
+
+def _condensed(notes: list[str]) -> list[str]:
+    """The analysis's notes for the variant's note list: the layers it could not compare said in one note."""
+    prefix = "not compared: "
+    skipped = [note.removeprefix(prefix).split(":", 1)[0] for note in notes if note.startswith(prefix)]
+    kept = [f"layers: {note}" for note in notes if not note.startswith(prefix)]
+    if skipped:
+        shown = ", ".join(skipped[:6]) + (f" and {len(skipped) - 6} more" if len(skipped) > 6 else "")
+        kept.append(f"layers: {len(skipped)} layers not compared with the float model (their shapes or names "
+                    f"changed): {shown}")
+    return kept
+
+
+def _float_and_variant(state: StudyState, built: Any) -> tuple[Any, Any, str] | None:
+    """(float model, variant model, runtime) for ``core.layers``; None when there is no comparison."""
+    runtime = getattr(built.runner, "runtime", "")
+    if runtime == "onnxruntime" and built.artifact is not None:
+        exported = (state.shared or {}).get("onnx_fp32")
+        if exported:
+            return Path(exported), Path(built.artifact), "onnxruntime"
+        if str(state.model.path).endswith(".onnx") or getattr(state.model.format, "value", "") == "onnx":
+            return Path(state.model.path), Path(built.artifact), "onnxruntime"
+        return None
+    module = getattr(built.runner, "module", None)
+    if runtime in ("pytorch", "torch") and module is not None and getattr(state.model.format, "is_torch", False):
+        return state.model, module, "pytorch"
+    return None
