@@ -70,6 +70,7 @@ def render_html(studies: list[StudyResult], names: Mapping[str, str] | None = No
         _section("Results", _results_table(rows), "results"),
         _section("Per-variant details", _details_tables(rows), "details"),
         _section("Coverage and advice", _coverage(rows), "coverage"),
+        *([_section("Layers", _layers(rows), "layers")] if any(r.variant.layers for r in rows) else []),
         _section("Dataset, model and environment", _environment(studies, titles), "environment"),
         _section("Reproduce", _reproduce(studies, titles), "reproduce"),
     ]
@@ -510,6 +511,51 @@ def _detail(v: VariantResult, key: str) -> str:
     if key == "build_s":
         return "-" if v.build_s is None else f"{v.build_s:.2f}"
     return "-"
+
+
+#: The layers each variant's table lists: its worst, by activation SQNR.
+WORST_LAYERS = 10
+
+
+def _layers(rows: list[_Row]) -> str:
+    """Per variant analysed with --layers: its ten worst layers against the float model, and where its time goes."""
+    out = ['<p class="hint">Activation SQNR of each layer against the float model (higher is better; under '
+           "10 dB the output has departed), the worst channel's, the outlier channels and the weight's; "
+           "time by op type from the runtime's profiler (separate runs from the timed ones).</p>"]
+    for r in rows:
+        layers = r.variant.layers
+        if not layers:
+            continue
+        worst = sorted(layers, key=lambda layer: _finite_or((layer.get("activation") or {}).get("sqnr_db"), 1e9))
+        body = "".join(_layer_row(layer) for layer in worst[:WORST_LAYERS])
+        head = "".join(f"<th>{h}</th>" for h in ("Layer", "Op type", "SQNR dB", "Worst channel dB", "Outlier channels",
+                                                 "Weight dB"))
+        ops = ((r.variant.profile or {}).get("by_op_type") or {}).items()
+        time = ", ".join(f"{escape(op)} {figures.get('share', 0) * 100:.0f} %"
+                         for op, figures in sorted(ops, key=lambda kv: -kv[1].get("share", 0))[:6])
+        out.append(
+            f'<h3><span class="swatch" style="background:{r.color}"></span>{escape(r.label)}: the '
+            f"{min(WORST_LAYERS, len(layers))} worst of {len(layers)} layers</h3>"
+            f'<div class="table-wrap"><table class="results"><thead><tr>{head}</tr></thead>'
+            f"<tbody>{body}</tbody></table></div>" + (f'<p class="hint">Time by op type: {time}.</p>' if time else "")
+        )
+    return "".join(out)
+
+
+def _finite_or(value: Any, default: float) -> float:
+    return float(value) if _finite(value) else default
+
+
+def _layer_row(layer: dict[str, Any]) -> str:
+    act, weight = layer.get("activation") or {}, layer.get("weight") or {}
+
+    def db(value: Any) -> str:
+        return f"{float(value):.1f}" if _finite(value) else "-"
+
+    outliers = ", ".join(str(c) for c in (act.get("outlier_channels") or [])[:8])
+    cells = [escape(str(layer.get("name", ""))), escape(str(layer.get("op_type", ""))), db(act.get("sqnr_db")),
+             db(act.get("min_channel_sqnr_db")), escape(outliers), db(weight.get("sqnr_db"))]
+    return "<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>"
 
 
 def _coverage(rows: list[_Row]) -> str:

@@ -43,3 +43,23 @@ def test_layer_samples_below_one_is_refused_naming_the_option(tiny_onnx: Path, t
     code = main(["run", "--model", str(tiny_onnx), "--dataset", f"npz:{tiny_npz}", "--layers",
                  "--layer-samples", "0", "--no-history"])
     assert code == 2 and "--layer-samples" in capsys.readouterr().err
+
+
+def test_the_html_report_lists_each_variants_worst_layers(tiny_onnx: Path, tiny_npz: Path, tmp_path: Path) -> None:
+    from core.reports.html import WORST_LAYERS, render_html
+    from core.study.result import study_from_json
+
+    _run(tiny_onnx, tiny_npz, tmp_path / "layers.json", "--layers", "--layer-samples", "16")
+    study = study_from_json(json.loads((tmp_path / "layers.json").read_text()))
+    page = render_html([study])
+    section = page[page.index('<section id="layers">'):]
+    section = section[: section.index("</section>")]
+    static = next(r for r in study.results if r.label == "ort-int8-static")
+    worst = min(static.layers, key=lambda layer: layer["activation"]["sqnr_db"])
+    assert f"ort-int8-static: the {min(WORST_LAYERS, len(static.layers))} worst of {len(static.layers)}" in section
+    # The worst layer is listed first, with its SQNR as the report rounds it.
+    first_row = section[section.index("<tbody>"):].split("</tr>")[0]
+    assert worst["name"] in first_row and f"{worst['activation']['sqnr_db']:.1f}" in first_row
+    assert "Time by op type: " in section and "QuantizeLinear" in section
+    assert '<section id="layers">' not in render_html([study_from_json(json.loads(
+        (tmp_path / "layers.json").read_text().replace('"layers"', '"layers_off"')))])
