@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shiboken6
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QKeySequence
 from PySide6.QtWidgets import QApplication, QFileDialog, QMainWindow, QScrollArea, QSplitter, QVBoxLayout, QWidget
@@ -139,6 +140,8 @@ class MainWindow(QMainWindow):
         self.cancel_action = action(
             study_menu, "&Cancel", self.cancel_study, [QKeySequence("Esc"), QKeySequence("Ctrl+.")]
         )
+        study_menu.addSeparator()
+        self.tune_action = action(study_menu, "&Find the best variant within a budget…", self.open_tune_dialog)
         view_menu = self.menuBar().addMenu("&View")
         self.dark_action = action(view_menu, "&Dark theme", self._toggle_dark, QKeySequence("Ctrl+T"), checkable=True)
         self.dark_action.setChecked(self.theme.name == "dark")
@@ -406,6 +409,27 @@ class MainWindow(QMainWindow):
         for extra in paths[1:]:
             self.model_panel.add_variant_file(extra)
 
+    # --- the accuracy-budget search ------------------------------------
+    def search_spec(self) -> StudySpec:
+        """The model and dataset the panels describe, for the search (it picks its own schemes)."""
+        for problem in (self.model_panel.problem(), self.dataset_panel.problem()):
+            if problem:
+                raise BadInput(f"Cannot search: {problem}.")
+        model = self.model_panel.model_spec()
+        assert model is not None  # problem() checked it
+        return StudySpec(model=model, dataset=self.dataset_panel.dataset_spec(), timing=self.run_panel.timing_spec(),
+                         seed=self.run_panel.seed())
+
+    def open_tune_dialog(self) -> None:
+        """Study ▸ Find the best variant: every candidate built, evaluated and timed, the frontier drawn live."""
+        from qtapp.charts.palette import VariantPalette
+        from qtapp.window.tune_dialog import TuneDialog
+
+        dialog = TuneDialog(self.search_spec, VariantPalette(), self.theme, self)
+        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        dialog.show()
+        self.tune_dialog = dialog
+
     # --- theme, screenshots --------------------------------------------
     def set_theme(self, name: str) -> None:
         self.theme = theme_named(name)
@@ -414,6 +438,9 @@ class MainWindow(QMainWindow):
             apply_theme(app, self.theme)
         self.results.apply_theme(self.theme)
         self.dark_action.setChecked(name == "dark")
+        dialog = getattr(self, "tune_dialog", None)
+        if dialog is not None and shiboken6.isValid(dialog):  # an open search follows the theme too
+            dialog.apply_theme(self.theme)
 
     def _toggle_dark(self) -> None:
         self.set_theme("dark" if self.dark_action.isChecked() else "light")
