@@ -37,24 +37,14 @@ def default_eval_batch(x: np.ndarray, free_bytes: int | None) -> int:
 def free_memory_bytes() -> int | None:
     """What this process may still allocate: the machine's available memory, within the study's ceiling."""
     from core.memory_limit import current_limit_bytes
+    from core.models.limits import available_memory_bytes
 
-    free = _meminfo_available()
+    free = available_memory_bytes()
     limit = current_limit_bytes()
     if limit is not None:
         room = max(0, limit - _resident_bytes())
         free = room if free is None else min(free, room)
     return free
-
-
-def _meminfo_available() -> int | None:
-    try:
-        with open("/proc/meminfo") as fh:
-            for line in fh:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except (OSError, ValueError, IndexError):
-        return None
-    return None
 
 
 def _resident_bytes() -> int:

@@ -322,7 +322,7 @@ class OrtInt8Static(Scheme):
         return notes
 
     def build(self, model: LoadedModel, spec: SchemeSpec, ctx: BuildContext) -> BuiltVariant:
-        from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
+        from onnxruntime.quantization import QuantFormat, QuantType, quantize_static
 
         reason = self.applicability(model)
         if reason:
@@ -354,11 +354,7 @@ class OrtInt8Static(Scheme):
             activation_type=types[opts["activations"]],
             weight_type=types[opts["weights"]],
             per_channel=opts["per_channel"],
-            calibrate_method={
-                "minmax": CalibrationMethod.MinMax,
-                "entropy": CalibrationMethod.Entropy,
-                "percentile": CalibrationMethod.Percentile,
-            }[opts["calibration"]],
+            calibrate_method=calibration_method(opts["calibration"]),
             nodes_to_exclude=exclude_nodes or None,
             op_types_to_quantize=op_types,
             extra_options={"CalibMovingAverage": False, "CalibStridedMinMax": calibration_chunk(len(samples))},
@@ -415,3 +411,14 @@ def _exclusions(src: Path, text: str) -> tuple[list[str], set[str]]:
         else:
             raise BadInput(f"exclude={item!r} is neither a node name nor an op type of the model.")
     return nodes, op_types
+
+
+def calibration_method(name: str) -> Any:
+    """ONNX Runtime's CalibrationMethod for the scheme's ``calibration=`` value (minmax, entropy, percentile)."""
+    from onnxruntime.quantization import CalibrationMethod
+
+    return {
+        "minmax": CalibrationMethod.MinMax,
+        "entropy": CalibrationMethod.Entropy,
+        "percentile": CalibrationMethod.Percentile,
+    }[name]

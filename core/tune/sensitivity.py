@@ -78,9 +78,9 @@ class _Setup:
 
 def quantize_with_cache(setup: _Setup, out: Path, exclude: Sequence[str] = (), reader: Any = None) -> Path:
     """``quantize_static`` with the options of ``ort-int8-static``; ranges from the cache once it exists."""
-    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
+    from onnxruntime.quantization import QuantFormat, QuantType, quantize_static
 
-    from core.schemes.ort_schemes import _quiet
+    from core.schemes.ort_schemes import _quiet, calibration_method
 
     opts = setup.options
     _quiet(
@@ -92,11 +92,7 @@ def quantize_with_cache(setup: _Setup, out: Path, exclude: Sequence[str] = (), r
         activation_type=QuantType.QUInt8,
         weight_type=QuantType.QInt8,
         per_channel=opts["per_channel"],
-        calibrate_method={
-            "minmax": CalibrationMethod.MinMax,
-            "entropy": CalibrationMethod.Entropy,
-            "percentile": CalibrationMethod.Percentile,
-        }[opts["calibration"]],
+        calibrate_method=calibration_method(opts["calibration"]),
         nodes_to_exclude=list(exclude) or None,
         extra_options={"CalibMovingAverage": False, "CalibStridedMinMax": opts["chunk"]},
         calibration_cache_path=str(setup.cache),
