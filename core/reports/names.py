@@ -21,8 +21,9 @@ def model_name(path: str) -> str:
 SHORT_ID = 8  # characters of a study id, as ``quantbench history`` lists them
 
 
-def study_date(created: str, now: datetime | None = None) -> str:
-    """When a study ran, in local time: "7 Dec 14:02", with the year when it is not this year's.
+def study_date(created: str, now: datetime | None = None, seconds: bool = False) -> str:
+    """When a study ran, in local time: "7 Dec 14:02" (``seconds``: "7 Dec 14:02:37"), with the year when it
+    is not this year's.
 
     Text that is not a time stamp comes back unchanged, so an odd record still shows something."""
     try:
@@ -30,7 +31,8 @@ def study_date(created: str, now: datetime | None = None) -> str:
     except (TypeError, ValueError):
         return created
     year = f" {moment.year}" if moment.year != (now or datetime.now().astimezone()).year else ""
-    return f"{moment.day} {moment:%b}{year} {moment:%H:%M}"
+    clock = f"{moment:%H:%M:%S}" if seconds else f"{moment:%H:%M}"
+    return f"{moment.day} {moment:%b}{year} {clock}"
 
 
 def study_model(study: StudyResult) -> str:
@@ -44,9 +46,17 @@ def study_title(study: StudyResult, name: str | None = None) -> str:
     return name or f"{study_model(study)} · {study_date(study.created)}"
 
 
-def _untied(studies: list[StudyResult], title: Callable[[StudyResult], str]) -> dict[str, str]:
-    """``title(study)`` per study id; studies whose titles are equal each get their short id."""
+def _untied(
+    studies: list[StudyResult], title: Callable[[StudyResult], str],
+    finer: Callable[[StudyResult], str] | None = None,
+) -> dict[str, str]:
+    """``title(study)`` per study id; studies whose titles are equal get ``finer(study)`` (the time to the
+    second) where that tells them apart, else their short id."""
     plain = {s.study_id: title(s) for s in studies}
+    if finer is not None and len(set(plain.values())) < len(plain):
+        fine = {s.study_id: finer(s) for s in studies}
+        if len(set(fine.values())) == len(fine):
+            return {sid: fine[sid] if list(plain.values()).count(text) > 1 else text for sid, text in plain.items()}
     counts: dict[str, int] = {}
     for text in plain.values():
         counts[text] = counts.get(text, 0) + 1
@@ -67,8 +77,9 @@ def row_prefixes(studies: list[StudyResult], names: Mapping[str, str] | None = N
     if any(names.get(s.study_id) for s in studies) or len({study_model(s) for s in studies}) > 1:
         return study_titles(studies, names)
     if common_day(studies):  # the same day too: the time tells them apart ("14:02 / ort-int8-static")
-        return _untied(studies, lambda s: study_date(s.created).rsplit(" ", 1)[-1])
-    return _untied(studies, lambda s: study_date(s.created))
+        return _untied(studies, lambda s: study_date(s.created).rsplit(" ", 1)[-1],
+                       lambda s: study_date(s.created, seconds=True).rsplit(" ", 1)[-1])
+    return _untied(studies, lambda s: study_date(s.created), lambda s: study_date(s.created, seconds=True))
 
 
 def common_day(studies: list[StudyResult]) -> str | None:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 
-from core.measures.drift_notes import paired_block, study_drift_warning
+from core.measures.drift_notes import PAIRED_MARK, paired_block, study_drift_warning
 from core.reports.names import common_day, row_prefixes, study_model, study_titles
 from core.study.events import Event, StudyFinished, StudyStarted
 from core.study.result import Grade, StudyResult, VariantResult
@@ -61,12 +61,20 @@ class Comparison:
         return f"({_and(self.titles[i] for i in self.ids)})"
 
     def drift_warnings(self) -> list[str]:
-        """Each compared study's drift warning, naming the study (a comparison has no single one)."""
+        """Each compared study's drift warning in one short line naming the study (a comparison has no single
+        one; each variant's notes and details keep the whole sentence)."""
         warnings = []
         for study in self.studies:
-            warning = study_drift_warning(study.timing)
-            if warning:
-                warnings.append(f"{self.titles[study.study_id]}: {warning}")
+            if not study_drift_warning(study.timing):
+                continue
+            recheck = study.timing.get("baseline_recheck") or {}
+            first, again = recheck.get("first_p50_ms"), recheck.get("p50_ms")
+            moved = f" (the baseline's median moved {again / first - 1:+.0%})" if first and again else ""
+            paired = paired_block(study.timing)
+            then = (f"its speed-ups ({PAIRED_MARK}) come from {paired.get('rounds', '?')} interleaved rounds"
+                    if paired else "its speed-ups can be off by that much")
+            warnings.append(f"{self.titles[study.study_id]}: the machine's speed changed during the study{moved}; "
+                            f"{then}")
         return warnings
 
     def header(self) -> str:

@@ -98,11 +98,13 @@ def test_studies_of_different_models_carry_model_and_date_and_a_short_id_only_on
     assert both.result.results[len(a.results)].label == "lenet.onnx · 7 Dec 14:02 / fp32"
     assert "(digits_cnn.pt · 7 Dec 14:02 and lenet.onnx · 7 Dec 14:02)" in both.header()
 
-    twin = replace(b, model=dict(a.model))  # same model, same minute: only the id tells them apart
+    twin = replace(b, model=dict(a.model))  # same model, same minute: the seconds tell them apart
     tied = compare([a, twin])
-    assert tied.result.results[0].label == "14:02 (a1b2c3d4) / fp32"  # the same day: the time alone
-    assert tied.result.results[len(a.results)].label == "14:02 (0f9e8d7c) / fp32"
-    assert "of digits_cnn.pt on 7 Dec (14:02 (a1b2c3d4) and 14:02 (0f9e8d7c))" in tied.header()
+    assert tied.result.results[0].label == "14:02:00 / fp32"  # the same day: the time alone
+    assert tied.result.results[len(a.results)].label == "14:02:40 / fp32"
+    assert "of digits_cnn.pt on 7 Dec (14:02:00 and 14:02:40)" in tied.header()
+    same = compare([a, replace(twin, created=a.created)])  # the same second: only the id tells them apart
+    assert same.result.results[0].label == "14:02 (a1b2c3d4) / fp32"
     # A name given in the history is the study's name.
     named = compare([a, b], {a.study_id: "before pruning"})
     assert named.result.results[0].label == "before pruning / fp32"
