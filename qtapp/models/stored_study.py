@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 
-from core.measures.drift_notes import PAIRED_MARK, paired_block, study_drift_warning
+from core.measures.drift_notes import DRIFT_LIMIT, PAIRED_MARK, paired_block, study_drift_warning
 from core.reports.names import common_day, row_prefixes, study_model, study_titles
 from core.study.events import Event, StudyFinished, StudyStarted
 from core.study.result import Grade, StudyResult, VariantResult
@@ -67,9 +67,7 @@ class Comparison:
         for study in self.studies:
             if not study_drift_warning(study.timing):
                 continue
-            recheck = study.timing.get("baseline_recheck") or {}
-            first, again = recheck.get("first_p50_ms"), recheck.get("p50_ms")
-            moved = f" (the baseline's median moved {again / first - 1:+.0%})" if first and again else ""
+            moved = _what_moved(study.timing.get("baseline_recheck") or {})
             paired = paired_block(study.timing)
             then = (f"its speed-ups ({PAIRED_MARK}) come from {paired.get('rounds', '?')} interleaved rounds"
                     if paired else "its speed-ups can be off by that much")
@@ -118,6 +116,16 @@ def compare(studies: list[StudyResult], names: dict[str, str] | None = None) -> 
         results=merged,
     )
     return Comparison(studies=list(studies), titles=titles, result=result, baselines=baselines, prefixes=prefixes)
+
+
+def _what_moved(recheck: dict) -> str:
+    """" (X's median moved +N %)": the baseline when it moved past the drift limit, else the variant that moved most."""
+    first, again = recheck.get("first_p50_ms"), recheck.get("p50_ms")
+    subject = "the baseline"
+    if not (first and again and abs(again / first - 1) > DRIFT_LIMIT):
+        figures = (recheck.get("variants") or {}).get(recheck.get("moved") or "") or {}
+        first, again, subject = figures.get("first_p50_ms"), figures.get("p50_ms"), str(recheck.get("moved"))
+    return f" ({subject}'s median moved {again / first - 1:+.0%})" if first and again else ""
 
 
 def _merged_timing(studies: list[StudyResult], prefixes: dict[str, str]) -> dict:

@@ -26,7 +26,7 @@ from qtapp.window.theme import Theme
 _Index = QModelIndex | QPersistentModelIndex
 TABLE_POINT_SIZE = 11
 #: A long label is elided to this width when the columns do not fit (a compared "14:02 / torch-int8-dynamic" fits).
-MAX_VARIANT_PX = 230
+MAX_VARIANT_PX = 250
 ROW_PX = 27
 VERDICT_COLUMN = 1
 FAILURE_COLUMN = 2  # a failed row's reason starts here and spans the rest of the row

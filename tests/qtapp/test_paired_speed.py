@@ -125,3 +125,19 @@ def test_a_comparison_keeps_each_studys_paired_figures_and_names_whose_machine_m
     text = panel.drift.text()
     assert panel.drift.isVisible() and text.count("⚠") == 1
     assert comparison.titles["moved000study"] in text and comparison.titles["calm0000study"] not in text
+
+
+def test_a_comparisons_drift_line_names_what_moved() -> None:
+    from qtapp.models.stored_study import compare
+
+    final = list(fake_run_study(fake_spec()))[-1]
+    drifted, _ = _with_paired_rounds(final)
+    base = drifted.result.timing["baseline_recheck"]["first_p50_ms"]
+    variant_moved = {**drifted.result.timing, "baseline_recheck": {
+        "first_p50_ms": base, "p50_ms": base * 1.04, "drifted": True, "moved": "ort-int8-static",
+        "variants": {"ort-int8-static": {"first_p50_ms": 0.2, "p50_ms": 0.1, "change": -0.5}}}}
+    a = replace(drifted.result, study_id="aaaa0000study", created="2026-12-07T14:02:00+00:00")
+    b = replace(drifted.result, study_id="bbbb0000study", created="2026-12-07T15:10:00+00:00", timing=variant_moved)
+    lines = compare([a, b]).drift_warnings()
+    assert "the baseline's median moved +60%" in lines[0] and "7 interleaved rounds" in lines[0]
+    assert "ort-int8-static's median moved -50%" in lines[1]  # the baseline held still (+4 %): not it
