@@ -66,7 +66,10 @@ def _untied(
 def study_titles(studies: list[StudyResult], names: Mapping[str, str] | None = None) -> dict[str, str]:
     """A display title per study id (``study_title``), unique among ``studies``."""
     names = names or {}
-    return _untied(studies, lambda s: study_title(s, names.get(s.study_id)))
+    return _untied(
+        studies, lambda s: study_title(s, names.get(s.study_id)),
+        lambda s: names.get(s.study_id) or f"{study_model(s)} · {study_date(s.created, seconds=True)}",
+    )
 
 
 def row_prefixes(studies: list[StudyResult], names: Mapping[str, str] | None = None) -> dict[str, str]:

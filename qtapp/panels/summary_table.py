@@ -199,7 +199,7 @@ class SummaryModel(QAbstractTableModel):
 
 class _FailureSpanDelegate(QStyledItemDelegate):
     """Keeps a failed row's long reason (spanning the row) from widening its first column; the
-    labels are elided in the middle (set on the view), every other cell at its end."""
+    labels are elided at their start (set on the view), every other cell at its end."""
 
     def sizeHint(self, option: QStyleOptionViewItem, index: _Index) -> QSize:
         hint = super().sizeHint(option, index)
@@ -229,8 +229,8 @@ class SummaryTable(QWidget):
         self.view.verticalHeader().setVisible(False)
         self.view.verticalHeader().setDefaultSectionSize(ROW_PX)
         self.view.setWordWrap(False)
-        # A long label keeps both ends: a compared study's date and the variant, a scheme and its parameters.
-        self.view.setTextElideMode(Qt.TextElideMode.ElideMiddle)
+        # A long label keeps its end: the variant after a compared study's time, a scheme's parameters.
+        self.view.setTextElideMode(Qt.TextElideMode.ElideLeft)
         # One point smaller than the window so ten columns fit beside the setup column at 1280 px.
         font = self.view.font()
         font.setPointSize(TABLE_POINT_SIZE)
