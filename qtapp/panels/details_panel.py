@@ -77,7 +77,6 @@ class DetailsPanel(QWidget):
         self.text.setVisible(bool(sections))
         figures = details.figures if details else []
         _fill(self.figures, [[name, value] for name, value in figures])
-        self.figures.setMinimumWidth(_whole_width(self.figures))
         self.figures.setVisible(bool(figures))
         self._arrange()
         rows = details.classes if details else []
@@ -92,7 +91,15 @@ class DetailsPanel(QWidget):
         super().resizeEvent(event)
         self._arrange()
 
+    def showEvent(self, event) -> None:
+        super().showEvent(event)
+        self._arrange()  # the style's fonts and margins are known for sure only once shown
+
     def _arrange(self) -> None:
+        # Measured each time: filled while its tab was hidden, the table's columns read narrower than shown.
+        self.figures.setMinimumWidth(_whole_width(self.figures))
+        for table in (self.figures, self.classes):
+            _fit_height(table)
         side_by_side = self.width() >= TEXT_MIN_PX + self.figures.minimumWidth() + 40
         direction = QBoxLayout.Direction.LeftToRight if side_by_side else QBoxLayout.Direction.TopToBottom
         if self.top.direction() != direction:
@@ -116,6 +123,7 @@ def _table(headers: list[str]) -> QTableWidget:
     table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
     table.setAlternatingRowColors(True)
     table.setWordWrap(False)
+    table.setVerticalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
     table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
     table.horizontalHeader().setStretchLastSection(True)
     return table
@@ -137,7 +145,12 @@ def _fill(table: QTableWidget, rows: list[list[str]]) -> None:
             if c > 0:
                 item.setTextAlignment(_RIGHT)
             table.setItem(r, c, item)
-    # Every row shown: the page scrolls, not the table.
+    _fit_height(table)
+
+
+def _fit_height(table: QTableWidget) -> None:
+    """Every row shown: the page scrolls, not the table (a scroll bar of its own would also take the width
+    its last column needs)."""
     height = table.horizontalHeader().sizeHint().height() + 2 * table.frameWidth()
-    height += sum(table.rowHeight(r) for r in range(len(rows)))
+    height += sum(table.rowHeight(r) for r in range(table.rowCount()))
     table.setFixedHeight(height + 2)

@@ -198,3 +198,35 @@ def test_every_figure_shows_whole_on_a_narrow_panel(qtbot):
         beside = table.left() >= text.right()
         assert beside or table.top() >= text.bottom()
         assert beside == (width == 1600) or (beside and text.width() >= TEXT_MIN_PX), width  # text never squeezed
+
+
+def test_in_the_window_at_1280x800_the_figures_are_whole_and_inside_the_page(qtbot):
+    """Seen on screen: the value column was cut at 1280x800 (the table's rows grew once styled, and a scroll bar
+    of its own took the width of its last column)."""
+    from helpers import close_window
+    from PySide6.QtCore import QPoint
+    from PySide6.QtWidgets import QScrollArea
+
+    from qtapp.window.main_window import MainWindow
+
+    window = MainWindow(LIGHT)
+    window.resize(1280, 800)
+    window.show()
+    qtbot.waitExposed(window)
+    try:
+        panel = window.results
+        panel.apply_events(_events())
+        _select(panel, SLOW)
+        panel.tabs.setCurrentWidget(panel.details)
+        qtbot.wait(100)
+        figures = panel.details.figures
+        whole = sum(figures.columnWidth(c) for c in range(figures.columnCount()))
+        assert figures.viewport().width() >= whole
+        # Every row shown by the page, none behind a scroll bar of the table's own (it took the value's width).
+        rows = sum(figures.rowHeight(r) for r in range(figures.rowCount()))
+        assert figures.viewport().height() >= rows and not figures.verticalScrollBar().isVisible()
+        area = panel.details.findChild(QScrollArea)
+        right = figures.mapTo(area.viewport(), QPoint(figures.width(), 0)).x()
+        assert right <= area.viewport().width(), (right, area.viewport().width())  # not cut by the page either
+    finally:
+        close_window(qtbot, window)
