@@ -250,21 +250,39 @@ class LayersPanel(QWidget):
         self._show_variant(self.variant_choice.currentText())
 
     # --- drawing -------------------------------------------------------
+    def _shown(self) -> list[str]:
+        """The variants drawn: those whose layers share names with the one chosen below the chart (an ONNX
+        Runtime variant's nodes and a PyTorch variant's modules are not one axis), all when none is chosen."""
+        current = self.variant_choice.currentText()
+        if current not in self._variants:
+            return list(self._variants)
+        mine = {layer["name"] for layer in self._variants[current][0]}
+        return [label for label, (layers, _) in self._variants.items()
+                if label == current or mine & {layer["name"] for layer in layers}]
+
     def _draw_curves(self, labels: list[str]) -> None:
-        """Draw ``labels``' curves, or every curve when the layer axis changed (a variant brought new layers)."""
-        names = merged_layer_names([layers for layers, _ in self._variants.values()])
+        """Draw ``labels``' curves, or every shown curve when the layer axis changed (a variant brought new
+        layers, or another variant was chosen); the variants not shown are hidden."""
+        shown = self._shown()
+        names = merged_layer_names([self._variants[label][0] for label in shown])
         if names != self._axis.names:
             self._axis.names = names
-            labels = list(self._variants)
+            labels = shown
         position = {name: i for i, name in enumerate(names)}
         for label in labels:
-            self._draw_curve(label, position)
+            if label in shown:
+                self._draw_curve(label, position)
+        for label, items in self._curves.items():
+            for item in items:
+                item.setVisible(label in shown)
         self._fit_y()
         self.chart.getPlotItem().setXRange(-0.5, max(len(names) - 0.5, 0.5), padding=0)
-        self.legend.setText(_legend_html([(name, self._palette.hex(name), "━●") for name in self._variants])
+        others = len(self._variants) - len(shown)
+        self.legend.setText(_legend_html([(name, self._palette.hex(name), "━●") for name in shown])
                             + f" &nbsp; ▽ its worst channel &nbsp; <span style='color:{self._theme.bad}'>- - -</span>"
                             f" {DEPARTS_BELOW_DB:g} dB: the output departs from the float model"
-                            + (f" &nbsp; exact copies drawn at {CHART_TOP_DB:g}" if self._has_exact() else ""))
+                            + (f" &nbsp; exact copies drawn at {CHART_TOP_DB:g}" if self._has_exact() else "")
+                            + (f" &nbsp; ({others} more in another runtime: choose one below)" if others else ""))
 
     def _has_exact(self) -> bool:
         return any((layer["activation"].get("sqnr_db") or 0.0) >= CHART_TOP_DB
@@ -299,6 +317,8 @@ class LayersPanel(QWidget):
 
     def _show_variant(self, label: str) -> None:
         entry = self._variants.get(label)
+        if self._variants:
+            self._draw_curves([])  # the chart follows the chosen variant's runtime
         self.table_title.setText("Layers of" if entry else "Layers")
         self._fill_table(entry)
         self._draw_bars(label if entry else None)

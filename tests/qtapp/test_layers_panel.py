@@ -190,3 +190,29 @@ def test_a_study_with_layer_analysis_fills_the_layers_tab(qtbot, tmp_path: Path)
     assert rows and rows[0][0].startswith("/0/Conv")  # model order, the first convolution first
     names, float_ms, variant_ms = panel.layers.bar_widths()
     assert any(f > 0 for f in float_ms) and any(v > 0 for v in variant_ms)  # the float model's bars too
+
+
+def test_the_chart_draws_the_chosen_variants_runtime_only(qtbot, analysis: dict[str, Any]) -> None:
+    """An ONNX Runtime variant's layers are graph nodes, a PyTorch variant's are modules: one axis for both
+    put the two curves side by side over a meaningless merged axis (seen on screen). The chart follows the
+    variant chosen below it."""
+    from qtapp.charts.palette import VariantPalette
+    from qtapp.panels.layers_panel import LayersPanel
+    from qtapp.window.theme import LIGHT
+
+    onnx = analysis["results"]["ort-int8-static"]["layers"]
+    torch_like = [{**layer, "name": f"features.{i}"} for i, layer in enumerate(onnx)]
+    panel = LayersPanel(VariantPalette(), LIGHT)
+    qtbot.addWidget(panel)
+    panel.set_layers("ort-int8-static", onnx, None)
+    panel.set_layers("torch-int8-dynamic", torch_like, None)
+    def drawn(label: str) -> bool:
+        return label in panel._curves and panel._curves[label][0].isVisible()
+
+    panel.variant_choice.setCurrentText("ort-int8-static")
+    assert panel.layer_axis() == [layer["name"] for layer in onnx]
+    assert drawn("ort-int8-static") and not drawn("torch-int8-dynamic")
+    assert "1 more in another runtime" in panel.legend.text()
+    panel.variant_choice.setCurrentText("torch-int8-dynamic")
+    assert panel.layer_axis() == [f"features.{i}" for i in range(len(onnx))]
+    assert drawn("torch-int8-dynamic") and not drawn("ort-int8-static")
