@@ -60,6 +60,10 @@ def analyse_variant_layers(
         return
     out = box["out"]
     result.layers, result.profile = out.get("layers"), out.get("profile")
+    if result.profile is not None and out.get("float_profile") is not None:
+        # The float model in this variant's own runtime, for the float bars beside the variant's (a PyTorch
+        # baseline's profile says nothing of an ONNX Runtime variant's ops).
+        result.profile = {**result.profile, "float": out["float_profile"]}
     result.notes.extend(_condensed(out.get("notes") or []))
     if out.get("float_profile") is not None:
         state.shared = state.shared if state.shared is not None else {}

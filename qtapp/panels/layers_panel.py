@@ -221,6 +221,13 @@ class LayersPanel(QWidget):
         self._draw_bars(None)
         self._refresh_visibility()
 
+    def _float_for(self, profile: dict[str, Any] | None) -> dict[str, Any] | None:
+        """The float model's profile beside a variant's: the one made in the variant's own runtime (its
+        ``float`` entry: an ONNX Runtime variant of a PyTorch model is compared with the ONNX export), else
+        the study's baseline's."""
+        own = (profile or {}).get("float")
+        return own if isinstance(own, dict) else self._float_profile
+
     def set_float_profile(self, profile: dict[str, Any] | None) -> None:
         """The float model's profile (made once per study): the "Float ms" column and the float bars."""
         self._float_profile = profile
@@ -325,7 +332,7 @@ class LayersPanel(QWidget):
 
     def _fill_table(self, entry: tuple[list[dict[str, Any]], dict[str, Any] | None] | None) -> None:
         layers, profile = entry if entry else ([], None)
-        float_ms = layer_times(layers, self._float_profile)
+        float_ms = layer_times(layers, self._float_for(profile))
         variant_ms = layer_times(layers, profile)
         total = sum(node["ms"] for node in (profile or {}).get("by_node", [])) or None
         self.table.setSortingEnabled(False)
@@ -366,7 +373,7 @@ class LayersPanel(QWidget):
 
     def _draw_bars(self, label: str | None) -> None:
         profile = self._variants[label][1] if label in self._variants else None
-        f_ops = (self._float_profile or {}).get("by_op_type", {})
+        f_ops = (self._float_for(profile) or {}).get("by_op_type", {})
         v_ops = (profile or {}).get("by_op_type", {})
         ops = list(dict.fromkeys([*v_ops, *f_ops]))
         self._op_axis.set_names([op + (CONVERSION_MARK if op in CONVERSION_OPS else "") for op in ops])

@@ -63,3 +63,17 @@ def test_the_html_report_lists_each_variants_worst_layers(tiny_onnx: Path, tiny_
     assert "Time by op type: " in section and "QuantizeLinear" in section
     assert '<section id="layers">' not in render_html([study_from_json(json.loads(
         (tmp_path / "layers.json").read_text().replace('"layers"', '"layers_off"')))])
+
+
+def test_a_pytorch_models_onnx_runtime_variant_carries_the_float_profile_of_its_own_runtime(tmp_path: Path) -> None:
+    """The demo is a PyTorch model: its baseline's profile is of PyTorch ops, which say nothing of an ONNX Runtime
+    variant's; the variant's profile carries the float ONNX export's, for the float bars beside its own."""
+    out = tmp_path / "demo.json"
+    assert main(["run", "--demo", "--scheme", "ort-int8-static", "--layers", "--layer-samples", "8",
+                 "--max-time", "0.2", "--no-history", "--in-process", "--quiet", "--json", str(out)]) == 0
+    results = {r["label"]: r for r in json.loads(out.read_text())["results"]}
+    own = results["ort-int8-static"]["profile"]["float"]["by_op_type"]
+    assert "Conv" in own and "QLinearConv" not in own  # the float ONNX graph's ops
+    # The PyTorch baseline keeps no ONNX profile of its own (it has PyTorch ops, when a PyTorch variant is analysed).
+    assert "by_op_type" not in (results["fp32"].get("profile") or {}) or "Conv" not in results["fp32"]["profile"][
+        "by_op_type"]

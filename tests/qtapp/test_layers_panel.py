@@ -216,3 +216,18 @@ def test_the_chart_draws_the_chosen_variants_runtime_only(qtbot, analysis: dict[
     panel.variant_choice.setCurrentText("torch-int8-dynamic")
     assert panel.layer_axis() == [f"features.{i}" for i in range(len(onnx))]
     assert drawn("torch-int8-dynamic") and not drawn("ort-int8-static")
+
+
+def test_a_variants_own_float_profile_is_drawn_beside_it(qtbot, analysis: dict[str, Any]) -> None:
+    from qtapp.charts.palette import VariantPalette
+    from qtapp.panels.layers_panel import LayersPanel
+    from qtapp.window.theme import LIGHT
+
+    result = analysis["results"]["ort-int8-static"]
+    panel = LayersPanel(VariantPalette(), LIGHT)
+    qtbot.addWidget(panel)
+    panel.set_float_profile({"by_op_type": {"aten::conv2d": {"ms": 1.0, "share": 1.0, "count": 2}}, "by_node": []})
+    panel.set_layers("ort-int8-static", result["layers"], {**result["profile"], "float": analysis["float_profile"]})
+    names, float_ms, _ = panel.bar_widths()
+    assert not any(name.startswith("aten::") for name in names)  # not the other runtime's baseline
+    assert sum(float_ms) > 0 and any(name.startswith("Conv") for name in names)
