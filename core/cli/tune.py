@@ -123,10 +123,17 @@ def _print_candidate(c: dict[str, Any]) -> None:
         return
     latency = c.get("latency_ms") or {}
     print(
-        f"  {c['label']:<24} {c['accuracy'] * 100:6.2f} %  {0.0 - c['accuracy_drop_pt']:+6.2f} pt  "
+        f"  {c['label']:<24} {c['accuracy'] * 100:6.2f} %  {_change(c):>9}  "
         f"p50 {latency.get('p50', float('nan')):.4g} ms  {c['size_bytes'] / 1000:,.0f} kB  {c['scheme']}",
         file=sys.stderr, flush=True,
     )
+
+
+def _change(candidate: dict[str, Any]) -> str:
+    """A candidate's accuracy change as the reports write it ('-0.44 pt', '±0.00 pt'), rounded toward the worse."""
+    from core.reports.format import format_points
+
+    return format_points(-candidate["accuracy_drop_pt"] / 100, decimals=2, typographic=True)
 
 
 def _print_outcome(result: dict[str, Any]) -> None:
@@ -138,7 +145,7 @@ def _print_outcome(result: dict[str, Any]) -> None:
           f"(at most {budget['max_drop']:g} points lost, by {budget['objective']}).")
     if best is not None:
         latency = best.get("latency_ms") or {}
-        print(f"best: {best['scheme']}  ({0.0 - best['accuracy_drop_pt']:+.2f} pt, p50 {latency.get('p50', 0):.4g} ms, "
+        print(f"best: {best['scheme']}  ({_change(best)}, p50 {latency.get('p50', 0):.4g} ms, "
               f"{best['size_bytes'] / 1000:,.0f} kB)")
     else:
         print("best: none of the candidates beat the float model on " + budget["objective"] + ".")
