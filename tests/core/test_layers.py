@@ -283,18 +283,30 @@ def test_profile_adds_up_to_the_measured_call_time(tmp_path: Path, kit: Any) -> 
                           nn.Linear(1024, 10)).eval()
     path = kit.export_onnx(heavy, tmp_path / "heavy.onnx", (512,))
     x = np.random.default_rng(0).standard_normal((24, 512)).astype(np.float32)
-    result = analyse_layers(path, path, "onnxruntime", x, float_profile={"by_op_type": {}, "by_node": []})
-    node_ms = sum(n["ms"] for n in result["profile"]["by_node"])
     from core.runtimes.ort_runner import session_options
 
     session = ort.InferenceSession(str(path), session_options(1), providers=["CPUExecutionProvider"])
-    calls = []
-    for i in range(40):
-        start = time.perf_counter()
-        session.run(None, {"input": x[i % 24: i % 24 + 1]})
-        calls.append((time.perf_counter() - start) * 1000.0)
-    measured = float(np.median(calls[5:]))
-    assert node_ms == pytest.approx(measured, rel=0.2)
+
+    def measured_ms() -> float:
+        calls = []
+        for i in range(40):
+            start = time.perf_counter()
+            session.run(None, {"input": x[i % 24: i % 24 + 1]})
+            calls.append((time.perf_counter() - start) * 1000.0)
+        return float(np.median(calls[5:]))
+
+    # A shared machine changes speed between two measurements: the profile is compared with direct timings
+    # taken just before and just after it, and a pair that disagrees is measured again (up to three times).
+    pairs = []
+    for _ in range(3):
+        before = measured_ms()
+        result = analyse_layers(path, path, "onnxruntime", x, float_profile={"by_op_type": {}, "by_node": []})
+        node_ms = sum(n["ms"] for n in result["profile"]["by_node"])
+        pairs.append((node_ms, before, measured_ms()))
+        if any(m == pytest.approx(node_ms, rel=0.2) for m in pairs[-1][1:]):
+            break
+    else:
+        pytest.fail(f"profile sums (ms) never within 20 % of the measured call time: {pairs}")
     assert all(layer["activation"]["sqnr_db"] == EXACT_SQNR_DB for layer in result["layers"])
 
 
