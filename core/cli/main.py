@@ -179,17 +179,9 @@ def _calibration_data(args: argparse.Namespace) -> str | None:
 
 def _trust_files(args: argparse.Namespace) -> set[str]:
     """Trust every --trust file (remembered for later runs) and return their resolved paths."""
-    trusted: set[str] = set()
-    if args.trust:
-        from core.files.trust import TrustList
+    from core.files.trust import trust_files
 
-        trust_list = TrustList(getattr(args, "home", None))
-        for t in args.trust:
-            if not Path(t).expanduser().is_file():
-                raise BadInput(f"--trust {t}: no such file.")
-            trust_list.trust(Path(t).expanduser())  # remembered by content hash for later runs and the window
-            trusted.add(str(Path(t).expanduser().resolve()))
-    return trusted
+    return trust_files(args.trust, getattr(args, "home", None))
 
 
 def _check_run_numbers(args: argparse.Namespace) -> None:

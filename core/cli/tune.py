@@ -86,7 +86,7 @@ def _model_and_data(args: argparse.Namespace) -> tuple[Any, Any]:
     from dataclasses import replace
 
     from core.datasets import load_dataset
-    from core.files.trust import with_trust_from_list
+    from core.files.trust import trust_files, with_trust_from_list
     from core.models import load_model
     from core.study.spec import DatasetSpec, ModelSpec, StudySpec
 
@@ -104,14 +104,7 @@ def _model_and_data(args: argparse.Namespace) -> tuple[Any, Any]:
         dataset_spec = DatasetSpec.parse(args.dataset)
     if args.limit:
         dataset_spec = replace(dataset_spec, limit=args.limit)
-    if args.trust:
-        from core.files.trust import TrustList
-
-        trust_list = TrustList()
-        for path in args.trust:
-            if not Path(path).expanduser().is_file():
-                raise BadInput(f"--trust {path}: no such file.")
-            trust_list.trust(Path(path).expanduser())  # remembered by content, as `run --trust` does
+    trust_files(args.trust)  # remembered by content, as `run --trust` does
     spec = with_trust_from_list(StudySpec(model=model_spec, dataset=dataset_spec))
     loaded = load_model(spec.model)
     return loaded, load_dataset(spec.dataset, loaded.input, args.seed)

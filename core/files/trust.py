@@ -82,3 +82,20 @@ def with_trust_from_list(spec: Any, home: Path | str | None = None) -> Any:
     model = replace(spec.model, trusted=listed(spec.model.path))
     variants = tuple(replace(v, trusted=listed(v.path)) if v.path else v for v in spec.variants)
     return replace(spec, model=model, variants=variants)
+
+
+def trust_files(paths: list[str], home: Path | str | None = None, option: str = "--trust") -> set[str]:
+    """Trust each file of ``paths`` (remembered by its content for later runs and the window) and return their
+    resolved paths; BadInput names ``option`` and a file that does not exist."""
+    from core.errors import BadInput
+
+    trusted: set[str] = set()
+    if paths:
+        trust_list = TrustList(home)
+        for given in paths:
+            path = Path(given).expanduser()
+            if not path.is_file():
+                raise BadInput(f"{option} {given}: no such file.")
+            trust_list.trust(path)
+            trusted.add(str(path.resolve()))
+    return trusted

@@ -51,19 +51,26 @@ def study_drift_warning(timing: dict) -> str | None:
 def recheck_note(recheck: dict[str, Any], paired_rounds: int | None = None) -> str | None:
     """The warning a ``timing.baseline_recheck`` block calls for: the baseline's own move, else the
     variant that moved most (``moved``); None when everything held still."""
+    moved = drift_subject(recheck)
+    if moved is None:
+        return None
+    subject, first, again = moved
+    return drift_note(first, again, paired_rounds=paired_rounds, subject=subject)
+
+
+def drift_subject(recheck: dict[str, Any], limit: float = DRIFT_LIMIT) -> tuple[str, float, float] | None:
+    """(who moved, first p50, p50 at the end) for a ``timing.baseline_recheck`` block: the baseline when it
+    moved past ``limit``, else the variant that moved most when it did; None when everything held still
+    (or the file is damaged)."""
     first, again = recheck.get("first_p50_ms"), recheck.get("p50_ms")
-    if first and again:
-        note = drift_note(float(first), float(again), paired_rounds=paired_rounds)
-        if note:
-            return note
+    if first and again and drift_note(float(first), float(again), limit) is not None:
+        return "the baseline", float(first), float(again)
     moved = recheck.get("moved")
     figures = (recheck.get("variants") or {}).get(moved) if moved else None
     if not isinstance(figures, dict) or not figures.get("first_p50_ms") or not figures.get("p50_ms"):
-        return None  # nothing moved, or a damaged file
-    return drift_note(float(figures["first_p50_ms"]), float(figures["p50_ms"]), paired_rounds=paired_rounds,
-                      subject=str(moved))
-
-
+        return None
+    first, again = float(figures["first_p50_ms"]), float(figures["p50_ms"])
+    return (str(moved), first, again) if drift_note(first, again, limit) is not None else None
 
 
 def paired_block(timing: dict | None) -> dict[str, Any] | None:

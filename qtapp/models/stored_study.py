@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 
-from core.measures.drift_notes import DRIFT_LIMIT, PAIRED_MARK, paired_block, study_drift_warning
+from core.measures.drift_notes import PAIRED_MARK, drift_subject, paired_block, study_drift_warning
 from core.reports.names import common_day, row_prefixes, study_model, study_titles
 from core.study.events import Event, StudyFinished, StudyStarted
 from core.study.result import Grade, StudyResult, VariantResult
@@ -120,12 +120,8 @@ def compare(studies: list[StudyResult], names: dict[str, str] | None = None) -> 
 
 def _what_moved(recheck: dict) -> str:
     """" (X's median moved +N %)": the baseline when it moved past the drift limit, else the variant that moved most."""
-    first, again = recheck.get("first_p50_ms"), recheck.get("p50_ms")
-    subject = "the baseline"
-    if not (first and again and abs(again / first - 1) > DRIFT_LIMIT):
-        figures = (recheck.get("variants") or {}).get(recheck.get("moved") or "") or {}
-        first, again, subject = figures.get("first_p50_ms"), figures.get("p50_ms"), str(recheck.get("moved"))
-    return f" ({subject}'s median moved {again / first - 1:+.0%})" if first and again else ""
+    moved = drift_subject(recheck)
+    return f" ({moved[0]}'s median moved {moved[2] / moved[1] - 1:+.0%})" if moved else ""
 
 
 def _merged_timing(studies: list[StudyResult], prefixes: dict[str, str]) -> dict:

@@ -10,7 +10,6 @@ from PySide6.QtWidgets import (
     QBoxLayout,
     QHeaderView,
     QLabel,
-    QScrollArea,
     QTableWidget,
     QTableWidgetItem,
     QVBoxLayout,
@@ -18,6 +17,7 @@ from PySide6.QtWidgets import (
 )
 
 from qtapp.models.variant_details import CLASS_COLUMNS, VariantDetails
+from qtapp.panels.scroll_page import fill_with_scrolling
 
 NO_SELECTION = "Select a variant in the table above to see what changed in it, every figure measured, and its classes."
 _RIGHT = Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter
@@ -56,13 +56,7 @@ class DetailsPanel(QWidget):
         layout.addWidget(self.classes_note)
         layout.addWidget(self.classes)
         layout.addStretch(1)
-        area = QScrollArea(self)
-        area.setWidget(page)
-        area.setWidgetResizable(True)
-        area.setFrameShape(QScrollArea.Shape.NoFrame)
-        outer = QVBoxLayout(self)
-        outer.setContentsMargins(0, 0, 0, 0)
-        outer.addWidget(area)
+        fill_with_scrolling(self, page)
         self.show_details(None)
 
     def show_details(self, details: VariantDetails | None) -> None:
@@ -78,7 +72,6 @@ class DetailsPanel(QWidget):
         figures = details.figures if details else []
         _fill(self.figures, [[name, value] for name, value in figures])
         self.figures.setVisible(bool(figures))
-        self._arrange()
         rows = details.classes if details else []
         _fill(self.classes, [row.cells() for row in rows])
         note = details.classes_note if details else None
@@ -86,6 +79,7 @@ class DetailsPanel(QWidget):
         self.classes_note.setVisible(bool(note))
         self.classes_title.setVisible(bool(rows or note))
         self.classes.setVisible(bool(rows))
+        self._measure()
 
     def resizeEvent(self, event) -> None:
         super().resizeEvent(event)
@@ -93,13 +87,16 @@ class DetailsPanel(QWidget):
 
     def showEvent(self, event) -> None:
         super().showEvent(event)
-        self._arrange()  # the style's fonts and margins are known for sure only once shown
+        self._measure()  # filled while its tab was hidden, the tables read narrower and shorter than shown
 
-    def _arrange(self) -> None:
-        # Measured each time: filled while its tab was hidden, the table's columns read narrower than shown.
+    def _measure(self) -> None:
+        """Size the tables to their styled contents (when filled and when shown, not on every resize)."""
         self.figures.setMinimumWidth(_whole_width(self.figures))
         for table in (self.figures, self.classes):
             _fit_height(table)
+        self._arrange()
+
+    def _arrange(self) -> None:
         side_by_side = self.width() >= TEXT_MIN_PX + self.figures.minimumWidth() + 40
         direction = QBoxLayout.Direction.LeftToRight if side_by_side else QBoxLayout.Direction.TopToBottom
         if self.top.direction() != direction:

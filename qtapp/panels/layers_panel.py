@@ -21,7 +21,6 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QHeaderView,
     QLabel,
-    QScrollArea,
     QTableWidget,
     QTableWidgetItem,
     QVBoxLayout,
@@ -34,6 +33,7 @@ from core.reports.format import MISSING, format_ms
 from qtapp.charts.export import install_export_menu
 from qtapp.charts.palette import BASELINE_COLOR, VariantPalette
 from qtapp.charts.style import set_axis_label, short_name, style_axes, tick_font, with_alpha
+from qtapp.panels.scroll_page import fill_with_scrolling
 from qtapp.window.theme import Theme
 
 COLUMNS = ("Layer", "Op type", "SQNR dB", "Worst ch. dB", "Outlier ch.", "Weight dB", "Float ms", "Variant ms",
@@ -195,13 +195,7 @@ class LayersPanel(QWidget):
         for widget in (self.table, self.bars_title, self.bars_legend, self.bars):
             layout.addWidget(widget)
         layout.addStretch(1)
-        area = QScrollArea(self)
-        area.setWidget(page)
-        area.setWidgetResizable(True)
-        area.setFrameShape(QScrollArea.Shape.NoFrame)
-        outer = QVBoxLayout(self)
-        outer.setContentsMargins(0, 0, 0, 0)
-        outer.addWidget(area)
+        fill_with_scrolling(self, page)
         self.apply_theme(theme)
         self._refresh_visibility()
 

@@ -17,7 +17,6 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
     QRadioButton,
-    QScrollArea,
     QSplitter,
     QStackedWidget,
     QTabWidget,
@@ -41,6 +40,7 @@ from qtapp.panels.details_panel import DetailsPanel
 from qtapp.panels.elided_label import ElidedLabel
 from qtapp.panels.flipped_panel import FlippedPanel
 from qtapp.panels.layers_panel import LayersPanel
+from qtapp.panels.scroll_page import scrolling
 from qtapp.panels.summary_table import SummaryTable
 from qtapp.window.theme import Theme
 
@@ -109,7 +109,7 @@ class ResultsPanel(QWidget):
 
         self.tabs = QTabWidget()
         # Charts keep a readable size; when the window is too small for them, the tab scrolls.
-        self.tabs.addTab(_scrolling(overview), "Latency && size")
+        self.tabs.addTab(scrolling(overview), "Latency && size")
         self.tabs.addTab(self.matrix_page, "Confusion matrices")
         self.tabs.addTab(self.flipped, "Flipped samples")
         # The variant selected in the table, in full (double-click a row to open it).
@@ -163,7 +163,7 @@ class ResultsPanel(QWidget):
         row.addStretch(1)
         layout = QVBoxLayout(page)
         layout.addLayout(row)
-        layout.addWidget(_scrolling(self.matrices), 1)
+        layout.addWidget(scrolling(self.matrices), 1)
         return page
 
     # --- feeding -------------------------------------------------------
@@ -418,14 +418,6 @@ def study_title(model: dict, dataset: dict, env: dict) -> str:
         threads = env.get("threads")
         parts.append(f"{env.get('cpu', 'CPU')}, {threads} thread{'s' if threads != 1 else ''}")
     return "  ·  ".join(parts)
-
-
-def _scrolling(widget: QWidget) -> QScrollArea:
-    area = QScrollArea()
-    area.setWidget(widget)
-    area.setWidgetResizable(True)
-    area.setFrameShape(QScrollArea.Shape.NoFrame)
-    return area
 
 
 def _titled(title: str, widget: QWidget) -> QWidget:
