@@ -165,6 +165,39 @@ def test_half_precision_warns_on_a_cpu_without_native_support(tiny: Any, scheme_
     assert scheme.advice(tiny[0], {"device": "cuda", "cpu_flags": {}}) == []
 
 
+def test_half_precision_keeps_the_convolution_layout_it_measured_faster(tiny: Any, make_ctx: Any) -> None:
+    import re
+
+    import torch
+
+    model, x, ref = tiny
+    auto = build("torch-fp16", model, make_ctx("fp16-auto"))
+    note = next(n for n in auto.notes if "channels-last" in n)
+    # The note gives the two measured call times; the layout kept is the faster one (a tie keeps contiguous).
+    last_ms, contiguous_ms = (float(v.replace(",", "")) for v in re.findall(r"([0-9.,]+) ms", note)[:2])
+    if "kept contiguous" in note:
+        assert last_ms >= 0.9 * contiguous_ms
+    else:
+        assert last_ms < 0.9 * contiguous_ms
+    # (a weight with one input channel is contiguous in both layouts: only the others tell)
+    weights = [p for p in auto.runner.module.parameters() if p.dim() == 4 and p.shape[1] > 1]
+    assert weights and all(
+        w.is_contiguous(memory_format=torch.channels_last) == ("kept contiguous" not in note) for w in weights
+    )
+    # Asked for: the layout is set without timing, and the outputs do not depend on it.
+    forced = build("torch-fp16", model, make_ctx("fp16-last"), memory_format="channels_last")
+    plain = build("torch-fp16", model, make_ctx("fp16-plain"), memory_format="contiguous")
+    assert all(w.is_contiguous(memory_format=torch.channels_last) for w in forced.runner.module.parameters()
+               if w.dim() == 4)
+    assert not any(w.is_contiguous(memory_format=torch.channels_last) for w in plain.runner.module.parameters()
+                   if w.dim() == 4 and w.shape[1] > 1)
+    assert not any("channels-last" in n for n in plain.notes)
+    assert sqnr_db(plain.runner.predict(x), forced.runner.predict(x)) > 60
+    assert sqnr_db(ref, auto.runner.predict(x)) > 35
+    with pytest.raises(BadInput, match="memory_format must be one of auto, channels_last, contiguous"):
+        build("torch-fp16", model, make_ctx("fp16-bad"), memory_format="nhwc")
+
+
 def test_half_precision_runs_an_lstm(tmp_path: Path, make_ctx: Any) -> None:
     lstm = make_lstm()
     model = loaded_torch(lstm, (6, 8), 5, tmp_path, "lstm")
