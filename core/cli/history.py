@@ -374,8 +374,10 @@ def _apply_overrides(spec: Any, args: argparse.Namespace, given: set[str]) -> An
         raise BadInput("--limit must be at least 1.")
     if "eval_batch_size" in given and args.eval_batch_size < 1:
         raise BadInput("--eval-batch-size must be at least 1.")
+    if "slow_variant_samples" in given and args.slow_variant_samples < 1:
+        raise BadInput("--slow-variant-samples must be at least 1.")
     timing = {"threads": "threads", "batch_size": "batch_size", "max_time": "max_time_s",
-              "eval_batch_size": "eval_batch_size"}
+              "eval_batch_size": "eval_batch_size", "slow_variant_samples": "slow_variant_samples"}
     changes = {field: getattr(args, dest) for dest, field in timing.items() if dest in given}
     if "timing" in given:
         changes["mode"] = TimingMode(args.timing)

@@ -128,7 +128,7 @@ def spec_from_args(args: argparse.Namespace) -> Any:
     _check_run_numbers(args)
     timing = TimingSpec(
         threads=args.threads, mode=TimingMode(args.timing), batch_size=args.batch_size, max_time_s=args.max_time,
-        eval_batch_size=args.eval_batch_size,
+        eval_batch_size=args.eval_batch_size, slow_variant_samples=args.slow_variant_samples,
     )
     thresholds = Thresholds(
         accuracy_drop_good=args.accuracy_good / 100, accuracy_drop_bad=args.accuracy_bad / 100,
@@ -192,6 +192,8 @@ def _check_run_numbers(args: argparse.Namespace) -> None:
         raise BadInput("--batch-size must be at least 1.")
     if args.eval_batch_size is not None and args.eval_batch_size < 1:
         raise BadInput("--eval-batch-size must be at least 1.")
+    if args.slow_variant_samples is not None and args.slow_variant_samples < 1:
+        raise BadInput("--slow-variant-samples must be at least 1.")
     if args.max_time <= 0:
         raise BadInput("--max-time must be positive.")
     if args.limit is not None and args.limit < 1:

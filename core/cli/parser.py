@@ -254,6 +254,12 @@ def _add_run_timing(run: argparse.ArgumentParser) -> None:
         "memory); a model with a fixed batch is evaluated one batch of its own size at a time; timing keeps "
         "--batch-size",
     )
+    run.add_argument(
+        "--slow-variant-samples", type=int, metavar="N",
+        help="evaluate at most N samples of a variant that evaluates 3x slower than the baseline or more (float16 "
+        "emulated on a CPU without it, dynamic int8 convolutions); its accuracy is compared with the baseline's on "
+        "the same samples (default: every variant on every sample)",
+    )
     run.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
     run.add_argument("--seed", type=int, default=0)
 

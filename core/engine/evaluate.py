@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Generator
+from collections.abc import Callable, Generator
 from typing import Any
 
 import numpy as np
@@ -68,7 +68,7 @@ def eval_batch_for(state: StudyState) -> int:
 
 def evaluate_variant(
     state: StudyState, label: str, runner: Any, notes: list[str] | None = None,
-    coverage: dict[str, Any] | None = None,
+    coverage: dict[str, Any] | None = None, stop_after: Callable[[int, float], bool] | None = None,
 ) -> Generator[Event, None, np.ndarray]:
     """Every sample's output, in batches of up to ``eval_batch_for(state)``, with a Progress event after each.
 
@@ -77,7 +77,10 @@ def evaluate_variant(
     one of its batches at a time, and a model that fails on a batch larger than one (a TorchScript
     traced at batch 1) falls back to one sample at a time; either is said in ``notes``. A variant that
     quantizes its activations per call (dynamic int8: one scale for the whole batch) is evaluated at the
-    timed batch size, so that its outputs are the ones it gives as it is timed and used."""
+    timed batch size, so that its outputs are the ones it gives as it is timed and used.
+
+    ``stop_after(samples done, seconds spent after the first call)``, asked after each batch, may end the
+    evaluation early: the outputs of the first samples are returned (a variant too slow to evaluate whole)."""
     x = state.dataset.x
     total = len(x)
     cap = eval_batch_for(state)
@@ -91,6 +94,7 @@ def evaluate_variant(
         _note(notes, f"the model's batch is fixed at {fixed}: evaluated {_batches_of(fixed)}")
     chunks: list[np.ndarray] = []
     size, start = (fixed or 1), 0
+    t_after_first = time.perf_counter()
     while start < total:
         state.cancel.raise_if_cancelled()
         part = x[start : start + size]
@@ -103,6 +107,10 @@ def evaluate_variant(
         chunks.append(out)
         start += len(part)
         yield Progress(state.spec.study_id, label, "evaluating", start, total, f"evaluating {label} {start}/{total}")
+        if len(chunks) == 1:
+            t_after_first = time.perf_counter()
+        elif stop_after is not None and stop_after(start, time.perf_counter() - t_after_first) and start < total:
+            break
         if fixed is None:
             per_sample = elapsed / max(1, len(part))
             size = int(max(1, min(cap, EVAL_CALL_S // per_sample if per_sample > 0 else cap, 2 * len(part) + 8)))
@@ -110,8 +118,8 @@ def evaluate_variant(
         _note(notes, f"the model's batch is fixed at {_fixed_batch(runner)}: evaluated "
                      f"{_batches_of(_fixed_batch(runner) or 1)}")
     out = np.concatenate(chunks, axis=0)
-    if out.shape[0] != total:
-        raise BadInput(f"the model returned {out.shape[0]} outputs for {total} inputs.")
+    if out.shape[0] != start:
+        raise BadInput(f"the model returned {out.shape[0]} outputs for {start} inputs.")
     return out
 
 
@@ -175,6 +183,10 @@ def score(state: StudyState, result: VariantResult, out: np.ndarray) -> None:
 
     y = state.dataset.y
     task = state.task
+    n = len(out)
+    partial = n < len(state.dataset.x)  # a slow variant evaluated on the first n samples only
+    if partial and y is not None:
+        y = y[:n]
     if not np.all(np.isfinite(out)):
         bad = int(np.size(out) - np.count_nonzero(np.isfinite(out)))
         result.notes.append(f"{bad} output values are NaN or infinite")
@@ -188,14 +200,22 @@ def score(state: StudyState, result: VariantResult, out: np.ndarray) -> None:
         state.baseline_out = out
         _note_degenerate(result, out, classification)
     elif state.baseline_out is not None:
-        result.fidelity = fidelity(state.baseline_out, out, classification)
-        if _note_degenerate(result, state.baseline_out, classification):
+        base_out = state.baseline_out[:n]  # the same samples as the variant's
+        result.fidelity = fidelity(base_out, out, classification)
+        if _note_degenerate(result, base_out, classification):
             # Read by the verdict (core.engine.verdicts): graded on fidelity only.
             result.fidelity["baseline_degenerate"] = True
         if y is not None and task is Task.CLASSIFICATION and result.metrics is not None:
             from core.measures.task_metrics import accuracy_delta_ci95
 
-            result.metrics["accuracy_delta_ci95"] = accuracy_delta_ci95(y, state.baseline_out, out)
+            result.metrics["accuracy_delta_ci95"] = accuracy_delta_ci95(y, base_out, out)
+        if partial and result.evaluated is not None and y is not None:
+            # The accuracy change and the verdict compare the baseline on these same samples.
+            if task is Task.CLASSIFICATION:
+                n_classes = out.shape[-1] if out.ndim == 2 and out.shape[-1] > 1 else int(np.max(y)) + 1
+                result.evaluated["baseline_metrics"] = classification_metrics(y, base_out, n_classes)
+            elif task is Task.REGRESSION:
+                result.evaluated["baseline_metrics"] = regression_metrics(y, base_out)
 
 
 def _note_degenerate(result: VariantResult, baseline_out: np.ndarray, classification: bool) -> bool:

@@ -300,7 +300,7 @@ def _model_call_s(module: Any, x: np.ndarray, dtype_name: str) -> float:
 
     import torch
 
-    from core.schemes.torch_precision import one_call_s, has_4d_weights, pick_layout
+    from core.schemes.torch_precision import has_4d_weights, one_call_s, pick_layout
 
     dtype = getattr(torch, dtype_name)
     half = copy.deepcopy(module).to(dtype)

@@ -304,7 +304,11 @@ def _run_variant(
     try:
         built = yield from _build(state, planned, result)
         stage = "evaluating"
-        out = yield from evaluate_variant(state, planned.label, built.runner, result.notes, built.coverage)
+        clock = _EvalClock(state, result)
+        out = yield from evaluate_variant(
+            state, planned.label, built.runner, result.notes, built.coverage, stop_after=clock.stop_after
+        )
+        clock.finish(len(out))
         score(state, result, out)
         if state.spec.layer_samples and not result.is_baseline:
             stage = "analysing layers"
@@ -322,6 +326,44 @@ def _run_variant(
         if built is not None:
             _keep_or_close(state, planned, result, built.runner)
     return result
+
+
+#: A variant whose evaluation takes this many times the baseline's per sample, or more, is "slow to evaluate":
+#: with ``--slow-variant-samples N`` it is evaluated on its first N samples only (float16 emulated on a CPU
+#: without float16 arithmetic, dynamic int8 convolutions). The same factor as the advice before the run.
+SLOW_EVAL_FACTOR = 3.0
+
+
+class _EvalClock:
+    """How fast each evaluation goes against the baseline's, and where a slow variant's evaluation stops."""
+
+    def __init__(self, state: StudyState, result: VariantResult) -> None:
+        self.state, self.result = state, result
+        self.done, self.seconds = 0, 0.0
+
+    def stop_after(self, done: int, seconds: float) -> bool:
+        """True once ``--slow-variant-samples`` samples are done and the variant is slow to evaluate."""
+        self.done, self.seconds = done, seconds
+        limit = self.state.spec.timing.slow_variant_samples
+        base = self.state.baseline_eval_s_per_sample
+        total = len(self.state.dataset)
+        if self.result.is_baseline or not limit or done < limit or done >= total or not base:
+            return False
+        # Samples after the first call (the one that warms the runner up) tell the speed.
+        slowdown = (seconds / max(1, done - 1)) / base
+        if slowdown < SLOW_EVAL_FACTOR:
+            return False
+        self.result.evaluated = {"samples": done, "of": total, "slowdown": round(slowdown, 1)}
+        self.result.notes.append(
+            f"evaluated on its first {done} of {total} samples (--slow-variant-samples {limit}): it evaluates "
+            f"about {slowdown:.0f}x slower than the baseline here; its accuracy and output error compare with "
+            "the baseline on those same samples"
+        )
+        return True
+
+    def finish(self, evaluated: int) -> None:
+        if self.result.is_baseline and evaluated > 1 and self.seconds > 0:
+            self.state.baseline_eval_s_per_sample = self.seconds / (evaluated - 1)
 
 
 def _build(state: StudyState, planned: PlannedVariant, result: VariantResult) -> Generator[Event, None, Any]:

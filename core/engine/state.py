@@ -47,6 +47,8 @@ class StudyState:
     shared: dict[str, Any] | None = None
     #: The largest evaluation batch (core.engine.evaluate.eval_batch_for), fixed when it is first asked.
     eval_batch: int | None = None
+    #: Seconds per sample the baseline's evaluation took after its first call (None: not measured yet).
+    baseline_eval_s_per_sample: float | None = None
 
     def close_runners(self) -> None:
         """Close every runner kept for the end of the study."""

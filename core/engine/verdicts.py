@@ -39,7 +39,8 @@ def grade_variant(
     degenerate = bool((result.fidelity or {}).get("baseline_degenerate"))
     result.verdict = verdict(
         task=task,
-        baseline_metrics=None if degenerate else baseline.metrics,
+        # A variant evaluated on its first samples only is compared with the baseline on those same samples.
+        baseline_metrics=None if degenerate else (result.evaluated or {}).get("baseline_metrics", baseline.metrics),
         metrics=None if degenerate else result.metrics,
         baseline_size=baseline.size_bytes,
         size=result.size_bytes,

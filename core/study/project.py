@@ -250,6 +250,8 @@ def _timing_options(timing: dict[str, Any]) -> list[str]:
         parts += ["--batch-size", str(timing["batch_size"])]
     if timing.get("eval_batch_size"):
         parts += ["--eval-batch-size", str(timing["eval_batch_size"])]
+    if timing.get("slow_variant_samples"):
+        parts += ["--slow-variant-samples", str(timing["slow_variant_samples"])]
     return parts
 
 

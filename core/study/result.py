@@ -96,6 +96,9 @@ class VariantResult:
     layers: list[dict[str, Any]] | None = None
     #: Where the time goes by op type and node, from the runtime's profiler (None: not profiled).
     profile: dict[str, Any] | None = None
+    #: Set when the variant was evaluated on the first samples only (``--slow-variant-samples``):
+    #: {"samples", "of", "slowdown", "baseline_metrics"} (the baseline's metrics on those same samples).
+    evaluated: dict[str, Any] | None = None
 
     def __post_init__(self) -> None:
         if self.is_baseline is None:
@@ -188,6 +191,7 @@ def variant_to_json(v: VariantResult, include_samples: bool = True) -> dict[str,
         "is_baseline": v.is_baseline,
         **({"layers": _plain(v.layers)} if v.layers is not None else {}),
         **({"profile": _plain(v.profile)} if v.profile is not None else {}),
+        **({"evaluated": _plain(v.evaluated)} if v.evaluated is not None else {}),
     }
 
 
@@ -232,6 +236,7 @@ def variant_from_json(d: dict[str, Any]) -> VariantResult:
         is_baseline=d.get("is_baseline"),
         layers=d["layers"] if isinstance(d.get("layers"), list) else None,
         profile=d["profile"] if isinstance(d.get("profile"), dict) else None,
+        evaluated=d["evaluated"] if isinstance(d.get("evaluated"), dict) else None,
     )
 
 

@@ -216,6 +216,9 @@ class TimingSpec:
     #: The largest batch evaluation feeds the model (``--eval-batch-size``); None: chosen from the model and
     #: the free memory (core.engine.evaluate). Timing keeps ``batch_size``.
     eval_batch_size: int | None = None
+    #: Evaluate at most this many samples of a variant that evaluates SLOW_EVAL_FACTOR times slower than the
+    #: baseline or more (``--slow-variant-samples``; core.engine.run); None: every variant on every sample.
+    slow_variant_samples: int | None = None
 
     @property
     def resolved_threads(self) -> int:

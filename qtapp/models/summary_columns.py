@@ -56,7 +56,12 @@ def _is_baseline(v: VariantState) -> bool:
 
 def accuracy(v: VariantState, base: VariantState | None) -> Cell:
     value = _metric(v, "accuracy")
-    return ("" if value is None else format_percent(value), None)
+    if value is None:
+        return ("", None)
+    evaluated = v.result.evaluated if v.result else None
+    if evaluated:  # a slow variant evaluated on its first samples only (--slow-variant-samples)
+        return (f"{format_percent(value)} ({evaluated.get('samples')}/{evaluated.get('of')})", None)
+    return (format_percent(value), None)
 
 
 def accuracy_drop(v: VariantState, base: VariantState | None) -> Cell:
@@ -216,7 +221,8 @@ SQNR = Column("SQNR", "Signal-to-quantization-noise ratio of the outputs against
 
 CLASSIFICATION_COLUMNS = (
     VERDICT,
-    Column("Acc.", "Accuracy: share of samples classified correctly.", accuracy),
+    Column("Acc.", "Accuracy: share of samples classified correctly; (n/N): a slow variant evaluated on its first n "
+           "of N samples (Slow variants), compared with the baseline on those same samples.", accuracy),
     Column(
         "Δ acc.",
         "Change in accuracy against the baseline, in percentage points, with its 95 % interval\n"

@@ -96,6 +96,15 @@ class RunPanel(QGroupBox):
             "Samples per call while evaluating; auto picks from the model and the free memory.\n"
             "Timing keeps Batch size."
         )
+        self.slow_samples = QSpinBox(self.settings)
+        self.slow_samples.setRange(0, 1_000_000)
+        self.slow_samples.setSpecialValueText("all")  # 0: every variant on every sample
+        self.slow_samples.setSuffix(" samples")
+        self.slow_samples.setToolTip(
+            "Evaluate at most this many samples of a variant that evaluates 3x slower than the baseline or more\n"
+            "(float16 emulated on a CPU without it, dynamic int8 convolutions). Its accuracy is then compared\n"
+            "with the baseline's on the same samples. All: every variant on every sample."
+        )
         self.layers = QSpinBox(self.settings)
         self.layers.setRange(0, 4096)
         self.layers.setSpecialValueText("off")
@@ -134,6 +143,7 @@ class RunPanel(QGroupBox):
         form.addRow("Max time / variant", self.max_time)
         form.addRow("Batch size", self.batch_size)
         form.addRow("Eval batch", self.eval_batch)
+        form.addRow("Slow variants", self.slow_samples)
         form.addRow("Layer analysis", self.layers)
         form.addRow("Device", self.device_box)
         form.addRow("Seed", self.seed_box)
@@ -199,6 +209,7 @@ class RunPanel(QGroupBox):
             mode=TimingMode(self.mode.currentData()),
             batch_size=self.batch_size.value(),
             eval_batch_size=self.eval_batch.value() or None,
+            slow_variant_samples=self.slow_samples.value() or None,
             max_time_s=_exact(self.max_time, self._timing.max_time_s),
         )
 
@@ -238,6 +249,7 @@ class RunPanel(QGroupBox):
         self.mode.setCurrentIndex(self.mode.findData(timing.mode.value))
         self.batch_size.setValue(timing.batch_size)
         self.eval_batch.setValue(timing.eval_batch_size or 0)
+        self.slow_samples.setValue(timing.slow_variant_samples or 0)
         self.max_time.setValue(timing.max_time_s)
         self.drop_good.setValue(thresholds.accuracy_drop_good * 100)
         self.drop_bad.setValue(thresholds.accuracy_drop_bad * 100)

@@ -376,3 +376,81 @@ def test_the_eval_batch_size_is_in_the_reproduce_command_and_overrides_a_project
     project = tmp_path / "study.json"
     save_spec(spec, project)
     assert main(["run", "--spec", str(project), "--eval-batch-size", "0", "--no-history"]) == 2
+
+
+# ----------------------------------------------------------------------------- a sample limit for slow variants
+
+
+def test_a_slow_variant_is_evaluated_on_its_first_samples_and_compared_on_those(
+    tiny_onnx: Path, tiny_npz: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """--slow-variant-samples: a variant past SLOW_EVAL_FACTOR stops after the limit; its metrics, fidelity and
+    accuracy change are those of the same first samples, never the baseline's whole set."""
+    import core.engine.run as run_module
+    from core.measures.task_metrics import classification_metrics
+
+    # Every variant counts as slow here (the factor is what the clock compares against: a real one is timing).
+    monkeypatch.setattr(run_module, "SLOW_EVAL_FACTOR", 0.0)
+    spec = _study(tiny_onnx, tiny_npz, "ort-int8-dynamic", "ort-fp16", eval_batch_size=16,
+                  slow_variant_samples=8)
+    result = _result(spec)
+    base = result.baseline()
+    data = np.load(tiny_npz)
+    x, y = data["x"], data["y"]
+    assert base.evaluated is None and sum(map(sum, base.metrics["confusion_matrix"])) == len(y)
+    for r in result.results:
+        if r.is_baseline or not r.ok:
+            continue
+        ev = r.evaluated
+        assert ev is not None and 8 <= ev["samples"] < len(y) and ev["of"] == len(y), (r.label, ev)
+        n = ev["samples"]
+        assert any(f"first {n} of {len(y)} samples" in note for note in r.notes)
+        # The baseline's metrics on the same n samples, computed directly from its own runtime.
+        import onnxruntime as ort
+
+        sess = ort.InferenceSession(str(tiny_onnx), providers=["CPUExecutionProvider"])
+        base_out = sess.run(None, {sess.get_inputs()[0].name: x[:n]})[0]
+        direct = classification_metrics(y[:n], base_out, base_out.shape[-1])
+        assert ev["baseline_metrics"]["accuracy"] == pytest.approx(direct["accuracy"])
+        assert r.verdict.accuracy_drop == pytest.approx(direct["accuracy"] - r.metrics["accuracy"])
+        assert sum(map(sum, r.metrics["confusion_matrix"])) == n
+    assert sum(1 for r in result.results if r.evaluated) == 2
+    # Without the option, nothing is cut short even when every variant is "slow".
+    whole = _result(_study(tiny_onnx, tiny_npz, "ort-int8-dynamic", eval_batch_size=16))
+    assert all(r.evaluated is None for r in whole.results)
+    assert sum(map(sum, whole.results[-1].metrics["confusion_matrix"])) == len(y)
+
+
+def test_the_eval_clock_stops_only_a_variant_past_the_factor() -> None:
+    from core.engine.run import SLOW_EVAL_FACTOR, _EvalClock
+
+    spec = SimpleNamespace(timing=SimpleNamespace(slow_variant_samples=10))
+    state = SimpleNamespace(spec=spec, baseline_eval_s_per_sample=0.01, dataset=[0] * 100)
+    fast = VariantResult("fast", "x", VariantStatus.OK, is_baseline=False)
+    clock = _EvalClock(state, fast)  # type: ignore[arg-type]
+    assert not clock.stop_after(11, 10 * 0.01 * (SLOW_EVAL_FACTOR - 0.5))  # slower, but under the factor
+    assert fast.evaluated is None
+    slow = VariantResult("slow", "x", VariantStatus.OK, is_baseline=False)
+    clock = _EvalClock(state, slow)  # type: ignore[arg-type]
+    assert not clock.stop_after(5, 4 * 0.01 * 10)  # under the limit: goes on
+    assert clock.stop_after(11, 10 * 0.01 * 10)
+    assert slow.evaluated == {"samples": 11, "of": 100, "slowdown": 10.0}
+    assert not clock.stop_after(100, 99 * 0.01 * 10)  # the whole set is done: nothing to cut
+    base = VariantResult("fp32", "fp32", VariantStatus.OK, is_baseline=True)
+    assert not _EvalClock(state, base).stop_after(11, 10.0)  # type: ignore[arg-type]
+
+
+def test_slow_variant_samples_on_the_command_line_reaches_the_spec_and_back(tmp_path: Path) -> None:
+    from core.cli.main import spec_from_args
+    from core.cli.parser import parse_args
+    from core.errors import BadInput
+    from core.study.project import spec_from_dict
+
+    args = parse_args(["run", "--model", str(tmp_path / "m.onnx"), "--dataset", "synthetic:8",
+                       "--slow-variant-samples", "32"])
+    spec = spec_from_args(args)
+    assert spec.timing.slow_variant_samples == 32
+    assert spec_from_dict(spec.to_dict()).timing.slow_variant_samples == 32
+    with pytest.raises(BadInput, match="--slow-variant-samples must be at least 1"):
+        spec_from_args(parse_args(["run", "--model", "m.onnx", "--dataset", "synthetic:8",
+                                   "--slow-variant-samples", "0"]))
