@@ -39,7 +39,7 @@ RECHECK_MIN_SAMPLES = 30
 #: When the re-check moved: every variant timed again in this many interleaved rounds of PAIRED_BURST_S each.
 PAIRED_ROUNDS = 7
 PAIRED_BURST_S = 0.1
-PAIRED_MIN_SAMPLES = 5  # a slow model still gives a median per burst without stretching it
+PAIRED_MIN_SAMPLES = 3  # a slow model still gives a median per burst without stretching it
 
 
 def guard_against_drift(
@@ -114,16 +114,18 @@ def _recheck(
     return block
 
 
-#: A burst lasts long enough for this many calls of the variant, up to MAX_BURST_S.
-BURST_CALLS = 6
+#: A burst lasts long enough for this many calls of the variant, up to MAX_BURST_S: with PAIRED_ROUNDS rounds,
+#: a slow model's paired median still rests on PAIRED_ROUNDS x BURST_CALLS calls.
+BURST_CALLS = 4
 MAX_BURST_S = 2.0
 
 
 def _burst(timing: TimingSpec, p50_ms: float = 0.0) -> TimingSpec:
     """A short timing: PAIRED_BURST_S (or, for a slow model, BURST_CALLS of its calls, up to MAX_BURST_S),
-    a brief warm-up (the runner is warm)."""
+    after a brief warm-up (the runner is warm: one call, or 10 ms of calls for a fast model, brings its weights
+    back into the caches the variant timed before it used)."""
     seconds = min(MAX_BURST_S, max(PAIRED_BURST_S, BURST_CALLS * p50_ms / 1000.0))
-    return replace(timing, max_time_s=seconds, min_samples=PAIRED_MIN_SAMPLES, warmup_runs=2, warmup_s=0.01)
+    return replace(timing, max_time_s=seconds, min_samples=PAIRED_MIN_SAMPLES, warmup_runs=1, warmup_s=0.01)
 
 
 def _paired_rounds(

@@ -21,9 +21,43 @@ EVAL_MEMORY_SHARE = 0.25
 #: A sample's working memory while it is evaluated, as a multiple of its input's size: a CNN's largest
 #: activations are a few times its input (ResNet-18: about 5x), with room for the runtime's own buffers.
 ACTIVATION_FACTOR = 32
-#: One evaluation call takes about this long at most, so a slow model still reports every few seconds
+#: One evaluation call takes about this long at most, so a slow model still reports every second or so
 #: (which is how the driver tells a slow study from a hung one).
-EVAL_CALL_S = 4.0
+EVAL_CALL_S = 1.0
+#: A doubled evaluation batch is kept only when it makes a sample at least this much cheaper (_BatchClimb).
+CLIMB_GAIN = 0.05
+
+
+class _BatchClimb:
+    """Each evaluation call's batch, chosen by measuring: the batch doubles while a sample gets cheaper by
+    CLIMB_GAIN or more, and settles on the cheapest batch seen once a larger one is not.
+
+    A larger batch is not always faster: a small model's per-call overhead shrinks with it (the digits CNN:
+    several times faster at 32 than at 1), but a convolutional network on one thread can get slower per sample
+    as its activations outgrow the caches (ResNet-18 here: batch 1 or 4 beat 16), and holds more memory. The
+    first call, which warms the runner up, says nothing about speed."""
+
+    def __init__(self, cap: int) -> None:
+        self.cap = max(1, cap)
+        self.calls = 0
+        self.best: tuple[int, float] | None = None  # (batch, seconds per sample)
+        self.settled = False
+
+    def next_size(self, size: int, elapsed: float) -> int:
+        """The next call's batch, after a call of ``size`` samples took ``elapsed`` seconds."""
+        self.calls += 1
+        if self.calls == 1:
+            return 1
+        per_sample = elapsed / max(1, size)
+        within_time = int(EVAL_CALL_S // per_sample) if per_sample > 0 else self.cap
+        if not self.settled:
+            if self.best is None or per_sample < self.best[1] * (1 - CLIMB_GAIN):
+                self.best = (size, per_sample)
+                if size * 2 <= min(self.cap, max(1, within_time)):
+                    return size * 2
+            self.settled = True
+        best = self.best[0] if self.best else 1
+        return max(1, min(best, self.cap, max(1, within_time)))
 
 
 def default_eval_batch(x: np.ndarray, free_bytes: int | None) -> int:
@@ -72,10 +106,10 @@ def evaluate_variant(
 ) -> Generator[Event, None, np.ndarray]:
     """Every sample's output, in batches of up to ``eval_batch_for(state)``, with a Progress event after each.
 
-    The first call runs one sample (it warms the runner up and tells its speed); each later batch is as
-    large as the cap allows while one call stays within EVAL_CALL_S. A model whose batch is fixed runs
-    one of its batches at a time, and a model that fails on a batch larger than one (a TorchScript
-    traced at batch 1) falls back to one sample at a time; either is said in ``notes``. A variant that
+    The first call runs one sample (it warms the runner up); then the batch doubles while a sample gets
+    cheaper, up to the cap and EVAL_CALL_S a call, and stays at the cheapest (``_BatchClimb``). A model
+    whose batch is fixed runs one of its batches at a time, and a model that fails on a batch larger than one
+    (a TorchScript traced at batch 1) falls back to one sample at a time; either is said in ``notes``. A variant that
     quantizes its activations per call (dynamic int8: one scale for the whole batch) is evaluated at the
     timed batch size, so that its outputs are the ones it gives as it is timed and used.
 
@@ -94,6 +128,7 @@ def evaluate_variant(
         _note(notes, f"the model's batch is fixed at {fixed}: evaluated {_batches_of(fixed)}")
     chunks: list[np.ndarray] = []
     size, start = (fixed or 1), 0
+    climb = _BatchClimb(cap)
     t_after_first = time.perf_counter()
     while start < total:
         state.cancel.raise_if_cancelled()
@@ -103,6 +138,7 @@ def evaluate_variant(
         elapsed = time.perf_counter() - t0
         if out is None:  # this runner fails on a batch > 1: one sample at a time from here on
             cap = size = 1
+            climb = _BatchClimb(1)
             out = np.concatenate([runner.predict(part[i : i + 1]) for i in range(len(part))], axis=0)
         chunks.append(out)
         start += len(part)
@@ -112,8 +148,7 @@ def evaluate_variant(
         elif stop_after is not None and stop_after(start, time.perf_counter() - t_after_first) and start < total:
             break
         if fixed is None:
-            per_sample = elapsed / max(1, len(part))
-            size = int(max(1, min(cap, EVAL_CALL_S // per_sample if per_sample > 0 else cap, 2 * len(part) + 8)))
+            size = climb.next_size(len(part), elapsed)
     if fixed is None and _fixed_batch(runner) is not None:  # found out while running (a TFLite resize refused)
         _note(notes, f"the model's batch is fixed at {_fixed_batch(runner)}: evaluated "
                      f"{_batches_of(_fixed_batch(runner) or 1)}")

@@ -94,11 +94,11 @@ def test_batched_and_unbatched_evaluation_agree_with_batchnorm_in_eval_mode(
     np.testing.assert_allclose(many, one, rtol=1e-5, atol=1e-5)
     assert np.array_equal(many.argmax(1), one.argmax(1))
     assert not one_notes and not many_notes
-    # Batch 1 reports after every sample; batches of up to 16 need far fewer calls, each reported.
-    assert len(one_events) == 70 and len(many_events) < 70 // 4
+    # Batch 1 reports after every sample; batches of up to 16 (as many as pay: _BatchClimb) report each call.
+    assert len(one_events) == 70
     assert [e.done for e in many_events][-1] == 70 and all(isinstance(e, Progress) for e in many_events)
     sizes = np.diff([0] + [e.done for e in many_events])
-    assert sizes[0] == 1 and sizes.max() <= 16
+    assert sizes[0] == 1 and sizes.max() <= 16 and all(b <= 2 * a for a, b in zip(sizes[:-1], sizes[1:], strict=True))
 
 
 def test_a_fixed_batch_onnx_model_falls_back_to_one_sample_and_says_so(tmp_path: Path) -> None:
@@ -454,3 +454,29 @@ def test_slow_variant_samples_on_the_command_line_reaches_the_spec_and_back(tmp_
     with pytest.raises(BadInput, match="--slow-variant-samples must be at least 1"):
         spec_from_args(parse_args(["run", "--model", "m.onnx", "--dataset", "synthetic:8",
                                    "--slow-variant-samples", "0"]))
+
+
+def _climb(cap: int, seconds: Any, calls: int = 12) -> list[int]:
+    """The batches _BatchClimb chooses for a model whose call of b samples takes seconds(b)."""
+    from core.engine.evaluate import _BatchClimb
+
+    climb, size, sizes = _BatchClimb(cap), 1, []
+    for _ in range(calls):
+        sizes.append(size)
+        size = climb.next_size(size, seconds(size))
+    return sizes
+
+
+def test_the_evaluation_batch_grows_only_while_a_sample_gets_cheaper() -> None:
+    # A small model: a call's overhead dominates, so every doubling pays until the cap.
+    assert _climb(32, lambda b: 1e-3 + 1e-5 * b) == [1, 1, 2, 4, 8, 16, 32, 32, 32, 32, 32, 32]
+    # A CNN whose activations outgrow the caches: batch 4 is the cheapest per sample, and it stays there.
+    per_sample = {1: 0.050, 2: 0.045, 4: 0.040, 8: 0.048, 16: 0.060}
+    assert _climb(32, lambda b: b * per_sample[b]) == [1, 1, 2, 4, 8, 4, 4, 4, 4, 4, 4, 4]
+    # No gain at all: one sample at a time (the least memory), after one try of two.
+    assert _climb(32, lambda b: b * 0.05) == [1, 1, 2, 1, 1, 1, 1, 1, 1, 1, 1, 1]
+    # A call stays within EVAL_CALL_S even where a larger batch would be cheaper.
+    from core.engine.evaluate import EVAL_CALL_S
+
+    slow = _climb(64, lambda b: EVAL_CALL_S / 5 + b * EVAL_CALL_S / 50)
+    assert max(b * EVAL_CALL_S / 50 + EVAL_CALL_S / 5 for b in slow) <= EVAL_CALL_S * 1.5
