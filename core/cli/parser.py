@@ -228,8 +228,9 @@ def _add_tune(sub: Any) -> None:
     p.add_argument("--dataset", metavar="SPEC",
                    help="builtin:digits, npz:PATH, csv:PATH[#label=COL], folder:PATH or synthetic:N")
     p.add_argument("--limit", type=int, metavar="N", help="evaluate at most N samples")
-    p.add_argument("--max-drop", type=float, required=True, metavar="PT",
-                   help="the accuracy budget: at most PT points lost against the float model")
+    p.add_argument("--max-drop", type=float, metavar="PT",
+                   help="the accuracy budget: at most PT points lost against the float model (the search; "
+                   "not needed for the sweeps alone)")
     p.add_argument("--objective", choices=["latency", "size"], default="latency",
                    help="what the best variant minimises within the budget (default latency)")
     p.add_argument("--time-limit", default="10m", metavar="T",
@@ -238,6 +239,40 @@ def _add_tune(sub: Any) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", metavar="FILE", help='write the search (kind: "tune") to FILE')
     p.add_argument("--quiet", action="store_true", help="no line per candidate")
+    p.add_argument("--save-best", metavar="FILE",
+                   help="save the best candidate to FILE (its format's suffix) with a FILE.quantbench.json sidecar")
+    p.add_argument("--home", metavar="DIR", help=_HOME_HELP)
+    p.add_argument("--no-history", action="store_true", help="do not record the search in the history")
+    p.add_argument("--name", metavar="TEXT", help="the search's name in the history")
+    p.add_argument("--calibration-sweep", action="store_true",
+                   help="sweep ort-int8-static's calibration: method x sample count, accuracy and SQNR per point")
+    p.add_argument("--sweep-samples", default="16,64,256", metavar="N,N,...",
+                   help="calibration sample counts of --calibration-sweep (default 16,64,256)")
+    p.add_argument("--batch-sizes", metavar="N,N,...",
+                   help="sweep the batch size (e.g. 1,8,32): latency per call and throughput of each variant")
+    p.add_argument("--scheme", action="append", default=[], metavar="ID",
+                   help="a variant of the batch sweep besides the float model (repeatable; default ort-int8-static)")
+    p.add_argument("--latency-limit", type=float, metavar="MS",
+                   help="the batch sweep marks each variant's best throughput within MS per call")
+    p.add_argument("--html", metavar="FILE", help="write the sweeps as an HTML page with their charts")
+
+
+def _add_sweep(sub: Any) -> None:
+    """The ``sweep`` subcommand's options (core.cli.sweep)."""
+    p = sub.add_parser("sweep", help=COMMAND_HELP["sweep"])
+    p.add_argument("sweep", metavar="SWEEP.json",
+                   help='{"studies": [SPEC, ...]}, each SPEC a study as `quantbench run --save-spec` writes it')
+    p.add_argument("--ray", nargs="?", const="env", metavar="ADDRESS",
+                   help="run each study as a Ray task: 'local' starts Ray on this machine, ADDRESS joins a cluster "
+                   "(alone: $RAY_ADDRESS); needs pip install 'quantbench[cluster]'")
+    p.add_argument("--target", metavar="NAME",
+                   help="with --ray: measure on the node carrying the resource device:NAME")
+    p.add_argument("--again", action="store_true",
+                   help="run every study, also those the history already holds as finished (default: skip them)")
+    p.add_argument("--json", metavar="FILE", help="write each study's result and where it ran to FILE")
+    p.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
+    p.add_argument("--home", metavar="DIR", help=_HOME_HELP)
+    _add_safety_options(p)
 
 
 def _add_run_timing(run: argparse.ArgumentParser) -> None:

@@ -107,6 +107,9 @@ class _Loaded:
 def _run(spec: StudySpec, cancel: CancelToken, workdir: Path) -> Iterator[Event]:
     t_start = time.perf_counter()
     created = datetime.now(UTC).isoformat(timespec="seconds")
+    from core.measures.peak_memory import reset_peak
+
+    reset_peak()  # the baseline's peak memory counts loading the model and the dataset
     loaded = _load(spec, cancel, workdir)
     state = loaded.state
     plan = plan_variants(spec, state.model)
@@ -253,15 +256,20 @@ def _run_variants(
     state: StudyState, plan: list[PlannedVariant], advice: dict[str, list[str]], results: list[VariantResult]
 ) -> Generator[Event, None, bool]:
     """Build, evaluate and time each planned variant in turn; returns whether the study was cancelled."""
+    from core.measures.peak_memory import PeakMemory
+
     study_id = state.spec.study_id
     for index, planned in enumerate(plan):
         if state.cancel.cancelled:
             return True
         yield VariantStarted(study_id, index, planned.label, planned.scheme_id)
+        memory = PeakMemory()
+        memory.start(reset=index > 0)  # the first (the baseline) counts from before loading
         try:
             result = yield from _run_variant(state, planned, advice.get(planned.label, []))
         except Cancelled:
             return True
+        result.memory = memory.result()
         if not any(_calibrates(p) for p in plan[index + 1 :]):
             state.dataset.forget_calibration_draws()  # shared while variants still to build calibrate
         results.append(result)

@@ -247,8 +247,10 @@ class StudyStore:
                 raise BadInput(f"study {result.study_id} was never started in {self.path}.")
             con.execute(
                 "UPDATE studies SET status = ?, created = ?, spec_json = ?, model_json = ?, dataset_json = ?,"
-                " environment_json = ?, timing_json = ?, duration_s = ?, ended = ? WHERE id = ?",
-                (*study, now(), result.study_id),
+                " environment_json = ?, timing_json = ?, duration_s = ?, ended = ?,"
+                # A search learns its candidates as it goes: more may have run than were planned at its start.
+                " variants_planned = MAX(variants_planned, ?) WHERE id = ?",
+                (*study, now(), len(rows), result.study_id),
             )
             con.execute("DELETE FROM variants WHERE study_id = ?", (result.study_id,))
             for row in rows:

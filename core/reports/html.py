@@ -382,7 +382,7 @@ def _quality_axis(studies: list[StudyResult]) -> tuple[str, Any]:
 def _results_table(rows: list[_Row]) -> str:
     head = [
         "Variant", "Runtime", "Quality", "vs base", "p50 ms", "p99 ms", "Speed-up", "vs best float", "Size",
-        "Size vs base", "Agree", "SQNR dB", "Verdict",
+        "Size vs base", "Peak RAM", "Agree", "SQNR dB", "Verdict",
     ]
     body = []
     for r in rows:
@@ -413,6 +413,7 @@ def _results_table(rows: list[_Row]) -> str:
             format_speedup(verdict.speedup_vs_fastest_float if verdict else None),
             escape(format_bytes(v.size_bytes)),
             "(base)" if r.is_baseline else escape(_negated_percent(_size_reduction(r))),
+            _peak_ram(v),
             escape(format_percent(fid["agreement"])) if isinstance(fid.get("agreement"), (int, float)) else "-",
             escape(f"{fid['sqnr_db']:.1f}") if _finite(fid.get("sqnr_db")) else "-",
             _badge(verdict.overall.value) if verdict else "-",
@@ -426,7 +427,23 @@ def _results_table(rows: list[_Row]) -> str:
         "Speed-up is the baseline's median over the variant's; "
         "\"vs best float\" compares with the fastest float variant.</p>"
         + "".join(f'<p class="hint">{escape(note)}.</p>' for note in _paired_footnotes(rows))
+        + _memory_hint(rows)
     )
+
+
+def _peak_ram(v: Any) -> str:
+    """The variant's peak resident memory (core.measures.peak_memory), '-' when not measured."""
+    peak = (v.memory or {}).get("peak_rss_bytes")
+    return escape(format_bytes(int(peak))) if peak else "-"
+
+
+def _memory_hint(rows: list[_Row]) -> str:
+    """How the peak RAM column was measured (once per method in the report)."""
+    methods = sorted({str(r.variant.memory.get("method")) for r in rows if r.variant.memory})
+    if not methods:
+        return ""
+    return (f'<p class="hint">Peak RAM: the study process\'s peak resident memory while the variant was loaded, '
+            f"built and run, the model and dataset included ({escape('; '.join(methods))}).</p>")
 
 
 def _paired_mark(r: _Row, speedup: float | None) -> str:

@@ -35,14 +35,25 @@ def int8_engine() -> str:
     return engine
 
 
-def _qconfig_mapping(engine: str, per_channel: bool) -> Any:
+def _qconfig_mapping(engine: str, per_channel: bool, exclude: tuple[str, ...] = ()) -> Any:
+    """The backend's default mapping; per-tensor weights unless ``per_channel``; ``exclude`` (module names, relative
+    to the module being traced) kept in float."""
     from torch.ao.quantization import QConfig, default_weight_observer, get_default_qconfig_mapping
 
     mapping = get_default_qconfig_mapping(engine)
     if not per_channel:
         base = mapping.global_qconfig
         mapping.set_global(QConfig(activation=base.activation, weight=default_weight_observer))
+    for name in exclude:
+        mapping.set_module_name(name, None)
     return mapping
+
+
+def _relative(names: tuple[str, ...], prefix: str) -> tuple[str, ...]:
+    """``names`` that lie inside module ``prefix`` (all of them for the root ""), relative to it."""
+    if not prefix:
+        return names
+    return tuple(n[len(prefix) + 1 :] for n in names if n.startswith(prefix + "."))
 
 
 def _is_quantized_compute(module: Any) -> bool:
@@ -62,8 +73,12 @@ def has_compute_layers(module: Any) -> bool:
 class _Partial:
     """Prepare what FX can trace; remember what it cannot and why."""
 
-    def __init__(self, mapping: Any, example_inputs: dict[str, tuple[Any, ...]]) -> None:
+    def __init__(
+        self, mapping: Any, example_inputs: dict[str, tuple[Any, ...]], make_mapping: Any = None
+    ) -> None:
         self.mapping = mapping
+        #: prefix -> the mapping for the module at ``prefix`` (module-name exclusions are relative to it).
+        self.make_mapping = make_mapping
         self.examples = example_inputs
         self.prepared: list[str] = []
         #: Layers kept in float, with the reason.
@@ -80,8 +95,9 @@ class _Partial:
         if example is not None:
             # A lone layer is traced inside a Sequential so it becomes a quantized module, not a bare function call.
             target = torch.nn.Sequential(module) if _is_float_compute(module) else module
+            mapping = self.mapping if self.make_mapping is None or not name else self.make_mapping(name)
             try:
-                prepared = prepare_fx(target, self.mapping, example)
+                prepared = prepare_fx(target, mapping, example)
                 self.prepared.append(name)
                 return prepared
             except Exception as exc:  # FX raises TraceError, TypeError, RuntimeError... for untraceable code
@@ -133,21 +149,25 @@ def _convert(module: Any, prepared_names: list[str]) -> Any:
 
 
 def quantize_static_fx(
-    module: Any, samples: np.ndarray, per_channel: bool, ctx: BuildContext
+    module: Any, samples: np.ndarray, per_channel: bool, ctx: BuildContext, exclude: tuple[str, ...] = ()
 ) -> tuple[Any, list[tuple[str, str]], list[tuple[str, str]]]:
-    """Static int8 of an eager module calibrated on ``samples``.
+    """Static int8 of an eager module calibrated on ``samples``; the modules named in ``exclude`` stay float.
 
     Returns (module, [(layer, why it stays float)], [(container, why FX could not trace it whole)]).
     """
     import torch
 
     engine = int8_engine()
-    mapping = _qconfig_mapping(engine, per_channel)
+    mapping = _qconfig_mapping(engine, per_channel, exclude)
     module = copy.deepcopy(module).eval()
+    unknown = [n for n in exclude if n not in dict(module.named_modules())]
+    if unknown:
+        raise BadInput(f"exclude={';'.join(unknown)}: no such module in the model (names as model.named_modules()).")
     first = torch.from_numpy(np.ascontiguousarray(samples[:1], dtype=np.float32))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # torch.ao.quantization announces its move to torchao
-        partial = _Partial(mapping, _record_example_inputs(module, first))
+        partial = _Partial(mapping, _record_example_inputs(module, first),
+                           lambda prefix: _qconfig_mapping(engine, per_channel, _relative(exclude, prefix)))
         prepared = partial.prepare(module, "")
         if not partial.prepared:
             reasons = "; ".join(f"{n}: {r}" for n, r in partial.left_float[:3])
@@ -230,6 +250,7 @@ class TorchInt8Static(Scheme):
         params=(
             SchemeParam("samples", "200", "calibration samples drawn from the dataset"),
             SchemeParam("per_channel", "true", "per-channel weight scales", ("true", "false")),
+            SchemeParam("exclude", "", "module names kept in float, separated by ';'"),
         ),
     )
 
@@ -262,15 +283,18 @@ class TorchInt8Static(Scheme):
         check_params(spec, self.info)
         samples_n = positive_int(spec, "samples", 200)
         per_channel = bool_param(spec, "per_channel", True)
+        exclude = tuple(n.strip() for n in (spec.param("exclude") or "").split(";") if n.strip())
         samples = ctx.calibration(samples_n)
         if len(samples) == 0:
             raise BadInput(f"{spec.label}: the dataset gave no calibration samples.")
         ctx.progress("building", 0, 2, "tracing and inserting observers")
-        qmodule, left_float, untraceable = quantize_static_fx(model.handle, samples, per_channel, ctx)
+        qmodule, left_float, untraceable = quantize_static_fx(model.handle, samples, per_channel, ctx, exclude)
         ctx.progress("building", 1, 2, "converting to int8 kernels")
         size, path = save_state_dict_size(qmodule, ctx, "torch_int8_static")
         coverage = static_coverage(qmodule, left_float, untraceable, int8_engine())
         coverage.update({"calibration_samples": len(samples), "per_channel": per_channel})
+        if exclude:
+            coverage["excluded"] = list(exclude)
         notes = []
         if ctx.device is Device.CUDA:
             notes.append("timed on the CPU: PyTorch's int8 kernels have no CUDA implementation")

@@ -99,6 +99,9 @@ class VariantResult:
     #: Set when the variant was evaluated on the first samples only (``--slow-variant-samples``):
     #: {"samples", "of", "slowdown", "baseline_metrics"} (the baseline's metrics on those same samples).
     evaluated: dict[str, Any] | None = None
+    #: Peak resident memory of the study process while this variant was loaded, built and run:
+    #: ``{"peak_rss_bytes", "rss_before_bytes", "method"}`` (core.measures.peak_memory; None: not measured).
+    memory: dict[str, Any] | None = None
 
     def __post_init__(self) -> None:
         if self.is_baseline is None:
@@ -192,6 +195,7 @@ def variant_to_json(v: VariantResult, include_samples: bool = True) -> dict[str,
         **({"layers": _plain(v.layers)} if v.layers is not None else {}),
         **({"profile": _plain(v.profile)} if v.profile is not None else {}),
         **({"evaluated": _plain(v.evaluated)} if v.evaluated is not None else {}),
+        **({"memory": _plain(v.memory)} if v.memory is not None else {}),
     }
 
 
@@ -237,6 +241,7 @@ def variant_from_json(d: dict[str, Any]) -> VariantResult:
         layers=d["layers"] if isinstance(d.get("layers"), list) else None,
         profile=d["profile"] if isinstance(d.get("profile"), dict) else None,
         evaluated=d["evaluated"] if isinstance(d.get("evaluated"), dict) else None,
+        memory=d["memory"] if isinstance(d.get("memory"), dict) else None,
     )
 
 

@@ -79,14 +79,29 @@ def sqnr_db(out: np.ndarray, base_out: np.ndarray) -> float | None:
 
 def latency_ms(runner: Any, x: np.ndarray, threads: int, max_time_s: float, stop: CancelToken) -> dict[str, float]:
     """p50 and p99 (ms per call) of one sample, with the study's harness (core.engine.timing) on a short budget."""
+    stats, _ = timed(runner, x, threads, max_time_s, stop)
+    return brief(stats)
+
+
+def brief(stats: Any) -> dict[str, float]:
+    """The candidate's ``latency_ms``: p50 and p99 of a LatencyStats, rounded as the tune JSON writes them."""
+    return {"p50": round(stats.p50, 4), "p99": round(stats.p99, 4)}
+
+
+def timed(
+    runner: Any, x: np.ndarray, threads: int, max_time_s: float, stop: CancelToken, batch_size: int = 1
+) -> tuple[Any, list[float]]:
+    """(LatencyStats, every kept sample in ms) of calls on ``batch_size`` samples, with the study's harness."""
     from core.engine.timing import LatencyHarness
     from core.measures.latency_stats import latency_stats
     from core.study.spec import TimingSpec
 
-    spec = TimingSpec(threads=threads, warmup_runs=3, warmup_s=0.05, min_samples=20, max_time_s=max_time_s)
-    run = LatencyHarness(runner.prepare_call(x[:1]), spec, cancel=stop).measure()
+    spec = TimingSpec(threads=threads, warmup_runs=3, warmup_s=0.05, min_samples=20, max_time_s=max_time_s,
+                      batch_size=batch_size)
+    run = LatencyHarness(runner.prepare_call(x[:batch_size]), spec, cancel=stop).measure()
     if run.stop_reason == "cancelled" or not run.samples_ms:
         stop.raise_if_cancelled()
         raise Cancelled("timing was cancelled")
-    stats = latency_stats(run.samples_ms, block_size=run.block_size, first_ms=run.first_ms)
-    return {"p50": round(stats.p50, 4), "p99": round(stats.p99, 4)}
+    stats = latency_stats(run.samples_ms, block_size=run.block_size, first_ms=run.first_ms, batch_size=batch_size)
+    stats.stop_reason = run.stop_reason
+    return stats, list(run.samples_ms)

@@ -227,7 +227,7 @@ def _sensitivity(
             delta = 100.0 * (acc - float_acc)
             impact = 100.0 * (acc - full_acc) if part == "leave_one_out" else -delta
             row = {
-                "layer": layer.name, "op_type": layer.op_type, "part": part,
+                "layer": layer.name, "op_type": layer.op_type, "part": part, "scheme": "ort-int8-static",
                 "accuracy_delta_pt": round(delta, 3) + 0.0, "sqnr_db": None if sqnr is None else round(sqnr, 2),
                 "impact_pt": round(impact, 3) + 0.0, "accuracy": round(acc, 6), "exclude": exclude,
             }

@@ -1,4 +1,6 @@
-"""Size on disk of every variant as horizontal bars, with the saving written on each.
+"""Size on disk of every variant as horizontal bars, with the saving written on each, and on the right
+axis, facing each bar, the peak resident memory of the study process while that variant was loaded, built
+and run (where measured; what it includes and the method are in the tooltip).
 
 One BarGraphItem holds all bars and is updated with ``setOpts``; the text
 items beside the bars are created once per study. The bars own the width: the
@@ -39,6 +41,29 @@ MIN_POINT_SIZE = 7
 #: Round tick steps (times a power of ten) and the gap between two tick labels.
 NICE_STEPS = (1.0, 2.0, 2.5, 5.0)
 TICK_GAP_PX = 14
+
+
+#: The right axis's title: what the figures facing the bars are.
+MEMORY_AXIS = "peak RAM"
+
+
+def memory_words(memory: dict | None) -> str:
+    """'561 MB' for a variant's ``memory`` block (core.measures.peak_memory); '' when not measured."""
+    peak = (memory or {}).get("peak_rss_bytes")
+    if not peak:
+        return ""
+    return format_bytes(int(peak))
+
+
+def memory_tooltip(memory: dict | None) -> str:
+    """The memory figure with what it includes and how it was measured, for the tooltip."""
+    words = memory_words(memory)
+    if not words:
+        return ""
+    before = (memory or {}).get("rss_before_bytes")
+    added = f", {format_bytes(max(0, int(memory['peak_rss_bytes']) - int(before)))} above the resident set " \
+        "when the variant started" if before else ""
+    return f"{MEMORY_AXIS} {words}{added} ({memory.get('method', 'method unknown')})"
 
 
 def _bar_words(size: int | None, baseline: int | None, failed: bool, is_baseline: bool) -> str:
@@ -106,6 +131,8 @@ class SizeBars(pg.PlotWidget):
         self._labels: list[str] = []
         self._sizes: dict[str, int | None] = {}
         self._failed: set[str] = set()
+        self._memory: dict[str, dict | None] = {}  # label -> its ``memory`` block (peak resident memory)
+        self._memory_ticks: list[str] = []
         self._texts: dict[str, pg.TextItem] = {}
         self._words_of: dict[str, str] = {}  # label -> its full text (also in the tooltip)
         self._baselines: dict[str, str] = {}  # label -> its baseline, where not the first bar (a comparison)
@@ -133,6 +160,7 @@ class SizeBars(pg.PlotWidget):
         self._baselines = {}
         self._baseline = None
         self._sizes = {label: None for label in labels}
+        self._memory = {}
         self._failed = set()
         self._texts = {}
         self._words_of = {}
@@ -164,6 +192,11 @@ class SizeBars(pg.PlotWidget):
         else:
             self._failed.discard(label)
 
+    def set_memory(self, label: str, memory: dict | None) -> None:
+        """The variant's peak resident memory (its result's ``memory`` block; None: not measured); then ``redraw``."""
+        if label in self._sizes:
+            self._memory[label] = memory
+
     def redraw(self) -> None:
         unit, scale = byte_unit(max((v or 0) for v in self._sizes.values()) if self._sizes else 0)
         lengths = np.asarray([(self._sizes[label] or 0) / scale for label in self._labels], dtype=float)
@@ -181,9 +214,31 @@ class SizeBars(pg.PlotWidget):
         self.getPlotItem().setXRange(0, self._end, padding=0)
         self._words_of = {label: self._words(label) for label in self._labels}
         self._update_tooltip()
+        self._show_memory()
         set_axis_label(self.getPlotItem(), "bottom", f"size on disk ({unit})", self._theme)
         self._fit_fonts()
         self._place_texts()
+
+    def _show_memory(self) -> None:
+        """Each variant's peak RAM on the right axis, facing its bar; the axis shows only once one is measured."""
+        plot = self.getPlotItem()
+        ticks = [(i, memory_words(self._memory.get(label))) for i, label in enumerate(self._labels)]
+        shown = any(words for _, words in ticks)
+        self._memory_ticks = [words for _, words in ticks] if shown else []
+        plot.showAxis("right", shown)
+        if not shown:
+            return
+        axis = plot.getAxis("right")
+        axis.setTicks([ticks, []])
+        axis.setTickFont(self.getPlotItem().getAxis("left").style.get("tickFont") or tick_font())
+        set_axis_label(plot, "right", MEMORY_AXIS, self._theme)
+        font = axis.style.get("tickFont") or tick_font()
+        widest = max((QFontMetricsF(font).horizontalAdvance(w) for _, w in ticks), default=0.0)
+        axis.setWidth(int(math.ceil(widest)) + axis.style["tickTextOffset"][0] + 30)
+
+    def memory_ticks(self) -> list[str]:
+        """The peak RAM written facing each bar, in bar order ('' where not measured; [] when the axis is hidden)."""
+        return list(self._memory_ticks)
 
     def _place_texts(self) -> None:
         """Each bar's text inside the bar where it fits, else just after it, else shorter (the change
@@ -244,7 +299,11 @@ class SizeBars(pg.PlotWidget):
         return self._baseline if self._baseline is not None else self._labels[0]
 
     def _update_tooltip(self) -> None:
-        lines = [f"{label}: {self._words_of[label]}" for label in self._labels if self._words_of.get(label)]
+        lines = []
+        for label in self._labels:
+            memory = memory_tooltip(self._memory.get(label))
+            if self._words_of.get(label) or memory:
+                lines.append(f"{label}: {self._words_of.get(label, '')}" + (f"; {memory}" if memory else ""))
         self.setToolTip("\n".join(lines))
 
     def _view_resized(self, *_args) -> None:
@@ -310,6 +369,10 @@ class SizeBars(pg.PlotWidget):
     def axis_end_bytes(self) -> float:
         """Where the size axis ends, in bytes."""
         return float(self.getPlotItem().getViewBox().viewRange()[0][1]) * self._scale
+
+    def memory_of(self, label: str) -> dict | None:
+        """The ``memory`` block drawn for ``label`` (None: not measured)."""
+        return self._memory.get(label)
 
     def bar_text(self, label: str) -> str:
         """The bar's whole text (size and change); the chart may show it shorter, or in the tooltip only."""

@@ -376,6 +376,7 @@ class ResultsPanel(QWidget):
         v = self.state.variants[label]
         r = v.result
         self.sizes.set_size(label, v.size_bytes, failed=r is not None and not r.ok, is_baseline=v.is_baseline)
+        self.sizes.set_memory(label, r.memory if r is not None else None)  # peak RAM beside the size
         if r is None:
             return
         if not r.ok:

@@ -142,6 +142,8 @@ class MainWindow(QMainWindow):
         )
         study_menu.addSeparator()
         self.tune_action = action(study_menu, "&Find the best variant within a budget…", self.open_tune_dialog)
+        self.sweep_action = action(study_menu, "Run a s&weep…", self.open_sweep_dialog)
+        self.knob_sweeps_action = action(study_menu, "Calibration and &batch-size sweeps…", self.open_sweeps_dialog)
         view_menu = self.menuBar().addMenu("&View")
         self.dark_action = action(view_menu, "&Dark theme", self._toggle_dark, QKeySequence("Ctrl+T"), checkable=True)
         self.dark_action.setChecked(self.theme.name == "dark")
@@ -427,8 +429,24 @@ class MainWindow(QMainWindow):
 
         dialog = TuneDialog(self.search_spec, VariantPalette(), self.theme, self)
         dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        dialog.study_recorded.connect(self.history.refresh_soon)  # the search is a study in the History panel
         dialog.show()
         self.tune_dialog = dialog
+
+    def open_sweep_dialog(self) -> None:
+        """Study ▸ Run a sweep: many saved studies, here or on a Ray cluster; a finished one opens from its table."""
+        from qtapp.window.sweep_dialog import open_sweep_dialog
+
+        self.sweep_dialog = open_sweep_dialog(self)
+
+    def open_sweeps_dialog(self) -> None:
+        """Study ▸ Calibration and batch-size sweeps: accuracy against calibration, throughput against batch."""
+        from qtapp.window.sweeps_dialog import SweepsDialog
+
+        dialog = SweepsDialog(self.search_spec, self.theme, self)
+        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        dialog.show()
+        self.sweeps_dialog = dialog
 
     # --- theme, screenshots --------------------------------------------
     def set_theme(self, name: str) -> None:

@@ -11,7 +11,12 @@ candidates arrive, so the live chart and the final result cannot disagree.
 from __future__ import annotations
 
 import logging
+import shutil
+import tempfile
+import uuid
 from collections.abc import Callable
+from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import pyqtgraph as pg
@@ -23,6 +28,7 @@ from PySide6.QtWidgets import (
     QComboBox,
     QDialog,
     QDoubleSpinBox,
+    QFileDialog,
     QHBoxLayout,
     QHeaderView,
     QLabel,
@@ -39,6 +45,7 @@ from core.reports.format import format_ms, format_percent
 from core.study.cancel import CancelToken
 from core.study.spec import StudySpec
 from core.tune.frontier import OBJECTIVES, best_candidate, mark_frontier, objective_value
+from core.tune.record import SearchStudy, save_best, study_name
 from qtapp.charts.export import install_export_menu
 from qtapp.charts.palette import VariantPalette
 from qtapp.charts.style import bold_font, set_axis_label, style_axes, with_alpha
@@ -74,12 +81,19 @@ class TuneWorker(QObject):
     search_finished = Signal(int, object)
     #: (run number, one sentence); the search could not run.
     search_failed = Signal(int, str)
+    #: A study id; the history now holds a new state of the search (recorded as a study).
+    study_recorded = Signal(str)
+    #: One sentence: the history could not be written; the search goes on unrecorded.
+    store_failed = Signal(str)
 
     def __init__(self, run: int, spec: StudySpec, max_drop_pt: float, objective: str, time_limit_s: float,
-                 cancel: CancelToken) -> None:
+                 cancel: CancelToken, study: SearchStudy | None = None, workdir: Path | None = None) -> None:
         super().__init__()
         self._run, self._spec, self._cancel = run, spec, cancel
         self._max_drop_pt, self._objective, self._time_limit_s = max_drop_pt, objective, time_limit_s
+        #: The search as a study in the history (None: not recorded); its variants keep their built files in
+        #: ``workdir`` (the dialog's, removed with it) for "Save the best variant…".
+        self._study, self._workdir = study, workdir
 
     @Slot()
     def run(self) -> None:
@@ -99,16 +113,45 @@ class TuneWorker(QObject):
         spec = self._spec
         loaded = load_model(spec.model)
         dataset = load_dataset(spec.dataset, loaded.input, spec.seed)
+        budget = {"max_drop": self._max_drop_pt, "objective": self._objective}
         if self._cancel.cancelled:  # cancelled while loading: nothing measured
-            return {"kind": "tune", "status": "cancelled", "candidates": [], "best": None,
-                    "budget": {"max_drop": self._max_drop_pt, "objective": self._objective}}
+            return {"kind": "tune", "status": "cancelled", "candidates": [], "best": None, "budget": budget}
         classification = dataset.y is not None and dataset.task.value == "classification"
-        return tune(
-            loaded.path, dataset.x, dataset.y if classification else None,
-            lambda n: dataset.calibration_samples(n, spec.seed), self._max_drop_pt, self._objective,
-            self._time_limit_s, self._cancel, lambda c: self.candidate_measured.emit(self._run, c),
-            threads=spec.timing.threads, model=loaded,
+        recording = self._recording()
+        study = self._study
+        try:
+            if study is not None:
+                study.sink = recording.handle if recording is not None else _drop
+                study.start(loaded, dataset, spec.timing.resolved_threads, budget)
+            result = tune(
+                loaded.path, dataset.x, dataset.y if classification else None,
+                lambda n: dataset.calibration_samples(n, spec.seed), self._max_drop_pt, self._objective,
+                self._time_limit_s, self._cancel, lambda c: self.candidate_measured.emit(self._run, c),
+                threads=spec.timing.resolved_threads, model=loaded, workdir=self._workdir,
+                on_variant=None if study is None else study.variant,
+            )
+            if study is not None:
+                study.finish(result)
+            return result
+        finally:
+            if recording is not None:
+                recording.close("interrupted")
+
+    def _recording(self) -> Any:
+        """The window's history, as its studies are recorded (core.history.recorder.StudyRecording)."""
+        if self._study is None:
+            return None
+        from core.history.recorder import StudyRecording
+        from qtapp.threads.recording import open_store
+
+        return StudyRecording(
+            self._spec, open_store=open_store, name=study_name(self._max_drop_pt, self._objective),
+            on_store_failed=self.store_failed.emit, on_recorded=self.study_recorded.emit,
         )
+
+
+def _drop(_event: object) -> None:
+    """The sink of a search that is not recorded."""
 
 
 class TuneDialog(QDialog):
@@ -123,10 +166,16 @@ class TuneDialog(QDialog):
     candidate_added = Signal(object)
     #: The search ended: "met", "missed", "cancelled" or "failed".
     search_ended = Signal(str)
+    #: A study id: the history holds a new state of the search (the window refreshes its History panel).
+    study_recorded = Signal(str)
 
     def __init__(self, spec_provider: SpecProvider, palette: VariantPalette, theme: Theme,
-                 parent: QWidget | None = None) -> None:
+                 parent: QWidget | None = None, record: bool = True) -> None:
         super().__init__(parent)
+        #: Whether searches are recorded in the history as studies.
+        self.record = record
+        self._study: SearchStudy | None = None
+        self._workdir: Path | None = None
         self.setWindowTitle("Find the best variant")
         self._spec_provider, self._palette, self._theme = spec_provider, palette, theme
         self._run = 0
@@ -156,6 +205,9 @@ class TuneDialog(QDialog):
         self.cancel_button = QPushButton("Cancel")
         self.copy_button = QPushButton("Copy scheme")
         self.copy_button.setToolTip("Put the best candidate's scheme string on the clipboard")
+        self.save_button = QPushButton("Save the best variant…")
+        self.save_button.setToolTip("Save the best candidate's model file, with a sidecar saying how it was made")
+        self.save_button.clicked.connect(self.ask_save_best)
         self.start_button.clicked.connect(self.start)
         self.cancel_button.clicked.connect(self.cancel)
         self.copy_button.clicked.connect(self.copy_scheme)
@@ -164,7 +216,7 @@ class TuneDialog(QDialog):
                        self.time_limit):
             controls.addWidget(widget)
         controls.addStretch(1)
-        for button in (self.start_button, self.cancel_button, self.copy_button):
+        for button in (self.start_button, self.cancel_button, self.copy_button, self.save_button):
             controls.addWidget(button)
         self.status = QLabel("Set the budget and press Start.")
         self.status.setWordWrap(True)
@@ -256,9 +308,17 @@ class TuneDialog(QDialog):
         self._palette.reset([])
         self.apply_theme(self._theme)  # the x-axis follows the objective
         self._cancel = CancelToken()
+        self._remove_workdir()
+        self._workdir = Path(tempfile.mkdtemp(prefix="quantbench-search-"))
+        # Each search is a study of its own in the history, even when the window's spec has not changed.
+        spec = replace(spec, study_id=uuid.uuid4().hex[:12])
+        self._study = SearchStudy(spec, _drop)
         thread = QThread()
         thread.setObjectName(f"tune-search-{self._run}")
-        worker = TuneWorker(self._run, spec, *self._budget, self.time_limit.value() * 60.0, self._cancel)
+        worker = TuneWorker(self._run, spec, *self._budget, self.time_limit.value() * 60.0, self._cancel,
+                            self._study if self.record else None, self._workdir)
+        worker.study_recorded.connect(self.study_recorded, Qt.ConnectionType.QueuedConnection)
+        worker.store_failed.connect(self._store_failed, Qt.ConnectionType.QueuedConnection)
         worker.moveToThread(thread)
         thread.started.connect(worker.run)
         queued = Qt.ConnectionType.QueuedConnection
@@ -303,12 +363,24 @@ class TuneDialog(QDialog):
 
     def done(self, result: int) -> None:
         # Closing (Esc, the title bar's button, accept/reject) never leaves a search running.
-        self.shutdown()
+        if self.shutdown():
+            self._remove_workdir()
         super().done(result)
 
     def closeEvent(self, event: QCloseEvent) -> None:
-        self.shutdown()  # also when closed while hidden, where QDialog does not call done()
+        if self.shutdown():  # also when closed while hidden, where QDialog does not call done()
+            self._remove_workdir()
         super().closeEvent(event)
+
+    def _remove_workdir(self) -> None:
+        """The built candidates of the last search go (called once its thread has finished)."""
+        if self._workdir is not None:
+            shutil.rmtree(self._workdir, ignore_errors=True)
+            self._workdir = None
+
+    @Slot(str)
+    def _store_failed(self, sentence: str) -> None:
+        log.warning("%s", sentence)
 
     @Slot(int, object)
     def _on_candidate(self, run: int, candidate: dict[str, Any]) -> None:
@@ -361,6 +433,32 @@ class TuneDialog(QDialog):
         self._redraw()
         self._fill_table()
         self.copy_button.setEnabled(self._best is not None)
+
+    def save_best_to(self, path: str | Path) -> Path:
+        """Save the best candidate's file to ``path`` with its sidecar; BadInput (one sentence) if it cannot."""
+        from core.errors import BadInput
+
+        if self._best is None or self._study is None or self._searching:
+            raise BadInput("there is no best variant to save yet.")
+        variant = next((r for r in self._study.results if r.label == self._best["label"]), None)
+        if variant is None:
+            raise BadInput("the best variant's file was not kept (the search was not recorded).")
+        return save_best(variant, path, self._study.sidecar_info())
+
+    @Slot()
+    def ask_save_best(self) -> None:
+        """Ask where, then save the best candidate (its file and sidecar) there."""
+        if self._best is None:
+            return
+        path, _ = QFileDialog.getSaveFileName(self, "Save the best variant", "best.onnx", "ONNX model (*.onnx)")
+        if not path:
+            return
+        try:
+            saved = self.save_best_to(path)
+        except QuantBenchError as exc:
+            self._say(first_line(str(exc)) or type(exc).__name__, error=True)
+            return
+        self._say(f"saved {self._best['scheme']} to {saved} with its sidecar")
 
     @Slot()
     def copy_scheme(self) -> None:
@@ -447,6 +545,7 @@ class TuneDialog(QDialog):
             widget.setEnabled(not running)
         self.cancel_button.setEnabled(running)
         self.copy_button.setEnabled(not running and self._best is not None)
+        self.save_button.setEnabled(not running and self._best is not None and self._study is not None)
 
     def _say(self, text: str, error: bool = False) -> None:
         self.status.setStyleSheet(f"color: {self._theme.error_text}; font-weight: bold;" if error else "")

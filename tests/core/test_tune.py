@@ -181,6 +181,11 @@ def test_a_budget_that_cannot_be_met_is_missed_and_keeps_the_frontier(tmp_path: 
     assert result["status"] == "missed"
     schemes = [c["scheme"] for c in candidates]
     assert schemes[0] == "fp32" and "ort-fp16" in schemes and "ort-int4-weight" in schemes
+    # A Gemm-only model gets the weight-only family, each measured; no op-type mix without a convolution.
+    for scheme in ("ort-int8-dynamic:per_channel=true", "ort-int4-weight:block_size=128",
+                   "ort-int4-weight:accuracy_level=4"):
+        assert next(c for c in candidates if c["scheme"] == scheme)["latency_ms"]["p50"] > 0
+    assert not any("exclude=Conv" in s for s in schemes)
     smaller = [c for c in candidates[1:] if c["status"] == "ok" and c["size_bytes"] < candidates[0]["size_bytes"]]
     assert smaller and all(c["accuracy_drop_pt"] > 0.5 for c in smaller)
     frontier = [c for c in candidates if c["on_frontier"]]
@@ -188,6 +193,45 @@ def test_a_budget_that_cannot_be_met_is_missed_and_keeps_the_frontier(tmp_path: 
     # The closest miss is kept as best: smaller than float, and the least accuracy lost among those.
     best = result["best"]
     assert best in smaller and best["accuracy_drop_pt"] == min(c["accuracy_drop_pt"] for c in smaller)
+
+
+def test_the_plan_tries_sample_counts_op_type_mixes_and_weight_only_after_the_static_knobs(
+    outlier: SimpleNamespace, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """The order of the knobs, on a plan that never meets its budget (every built candidate made to miss)."""
+    from core.schemes.params import check_params
+    from core.schemes.registry import get_scheme
+    from core.study.spec import SchemeSpec
+    from core.tune import search
+
+    real = search._Search._measure
+
+    def missing(self: Any, label: str, scheme: str) -> dict[str, Any]:
+        row = real(self, label, scheme)
+        return {**row, "accuracy": 0.0, "accuracy_drop_pt": 100.0} if row["status"] == "ok" else row
+
+    monkeypatch.setattr(search._Search, "_measure", missing)
+    calib = np.random.default_rng(5).standard_normal((256, *SAMPLE)).astype(np.float32)
+    result = search.tune(outlier.path, outlier.eval_x[:40], outlier.eval_y[:40], calib, 1.0, objective="size",
+                         threads=1, timing_s=0.02, sensitivity_parts=("leave_one_out",), workdir=tmp_path)
+    schemes = [c["scheme"] for c in result["candidates"]]
+    assert result["status"] == "missed" and all(c["status"] == "ok" for c in result["candidates"])
+    assert schemes[:5] == [
+        "fp32", "ort-int8-static", "ort-int8-static:per_channel=false", "ort-int8-static:calibration=entropy",
+        "ort-int8-static:calibration=percentile",
+    ]
+    # Then the sample counts the 256 calibration samples allow (the default is 200), before any exclusion.
+    assert schemes[5] == "ort-int8-static:samples=64" and "exclude=" in schemes[6]
+    assert "ort-int8-static:samples=512" not in schemes  # more than the dataset holds
+    fp16 = schemes.index("ort-fp16")
+    assert schemes[fp16 + 1 : fp16 + 3] == ["ort-int8-static:exclude=Gemm", "ort-int8-static:exclude=Conv"]
+    assert schemes[-5:] == [
+        "ort-int8-dynamic", "ort-int8-dynamic:per_channel=true", "ort-int4-weight",
+        "ort-int4-weight:block_size=128", "ort-int4-weight:accuracy_level=4",
+    ]
+    for text in schemes[1:]:
+        spec = SchemeSpec.parse(text)
+        check_params(spec, get_scheme(spec.id).info)
 
 
 def test_cancel_mid_search_keeps_the_finished_candidates(outlier: SimpleNamespace) -> None:
@@ -314,3 +358,128 @@ def test_static_knobs_write_scheme_strings_the_scheme_accepts() -> None:
     check_params(spec, OrtInt8Static.info)
     assert spec.param("exclude") == "/0/Conv;/1/Relu"
     assert StaticKnobs().scheme(None) == "ort-int8-static"
+
+
+# ----------------------------------------------------------------------------- PyTorch FX static int8
+
+
+@pytest.fixture(scope="module")
+def torch_outlier(tmp_path_factory: pytest.TempPathFactory) -> SimpleNamespace:
+    """The outlier CNN with a BatchNorm after the second convolution (folded in by the conversion), as an eager
+    PyTorch LoadedModel, with 200 evaluation samples labelled by it and 32 calibration samples."""
+    import torch
+    from torch import nn
+
+    from core.models.loaded import LoadedModel, ModelFormat, TensorInfo
+
+    model = _outlier_cnn()
+    layers = list(model)
+    bn = nn.BatchNorm2d(16)
+    with torch.no_grad():
+        gen = torch.Generator().manual_seed(3)
+        bn.running_mean.uniform_(-0.5, 0.5, generator=gen)
+        bn.running_var.uniform_(0.5, 2.0, generator=gen)
+        bn.weight.uniform_(0.5, 2.0, generator=gen)
+    model = nn.Sequential(*layers[:3], bn, *layers[3:]).eval()
+    path = tmp_path_factory.mktemp("torch_outlier") / "outlier_state.pt"
+    torch.save(model.state_dict(), str(path))
+    x = np.random.default_rng(0).standard_normal((232, *SAMPLE)).astype(np.float32)
+    with torch.no_grad():
+        y = model(torch.from_numpy(x[:200])).argmax(dim=1).numpy().astype(np.int64)
+    loaded = LoadedModel(
+        path=path, format=ModelFormat.TORCH_STATE_DICT, inputs=[TensorInfo("input", ("batch", *SAMPLE), "float32")],
+        outputs=[TensorInfo("output", ("batch", 10), "float32")], params=sum(p.numel() for p in model.parameters()),
+        file_bytes=path.stat().st_size, handle=model, arch="outlier",
+    )
+    return SimpleNamespace(model=model, loaded=loaded, eval_x=x[:200], eval_y=y, calib_x=x[200:])
+
+
+def test_torch_sensitivity_ranks_the_outlier_activation_first_from_one_calibration(
+    torch_outlier: SimpleNamespace, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from core.schemes import torch_static
+    from core.tune.torch_sensitivity import torch_layer_sensitivity
+
+    calibrations = []
+    real = torch_static.quantize_static_fx
+    monkeypatch.setattr(torch_static, "quantize_static_fx", lambda *a, **k: calibrations.append(1) or real(*a, **k))
+    run = torch_layer_sensitivity(torch_outlier.model, torch_outlier.eval_x, torch_outlier.eval_y,
+                                  torch_outlier.calib_x)
+    assert calibrations == [1]  # one calibration; every per-module variant reuses its ranges
+    assert run.layers == 4 and run.float_accuracy == 1.0 and run.quantized_accuracy < 0.8
+    top = run.rows[0]
+    assert (top["layer"], top["part"], top["scheme"]) == ("0", "activation", "torch-int8-static")
+    assert top["accuracy_delta_pt"] <= -20.0 and top["sqnr_db"] < 20.0
+    # Sparing that activation means the convolution that makes it and the one that reads it.
+    assert top["exclude"] == ["0", "2"]
+    # The last Linear's weights alone cost (almost) nothing.
+    last = next(r for r in run.rows if (r["layer"], r["part"]) == ("8", "weights"))
+    assert last["accuracy_delta_pt"] >= -1.0 and last["sqnr_db"] > 35.0
+    assert {r["part"] for r in run.rows} == {"weights", "activation", "leave_one_out"}
+    assert run.evaluations == 2 + len(run.rows)
+
+
+def test_the_weights_of_a_batchnorm_folded_convolution_are_unfolded_to_within_one_int8_step(
+    torch_outlier: SimpleNamespace, make_ctx: Any
+) -> None:
+    import torch
+
+    from core.schemes.torch_static import quantize_static_fx
+    from core.tune.torch_sensitivity import _variant, graph_facts, quantized_modules
+
+    model = torch_outlier.model
+    quantized, _, _ = quantize_static_fx(model, torch_outlier.calib_x, True, make_ctx("fold"))
+    norms, readers = graph_facts(model)
+    assert set(norms) == {"2"} and readers["0"] == ["2"] and readers["2"] == ["6"]
+    name, qsub, fsub = next(m for m in quantized_modules(quantized, model) if m[0] == "2")
+    original = fsub.weight.detach().clone()
+    with _variant("weights", name, qsub, fsub, model, quantized, norms["2"]):
+        unfolded = fsub.weight.detach().clone()
+    assert torch.equal(fsub.weight, original)  # put back
+    folded_step = qsub.weight().q_per_channel_scales().float()
+    bn_scale = (norms["2"].weight / torch.sqrt(norms["2"].running_var + norms["2"].eps)).abs()
+    step = (folded_step / bn_scale).reshape(-1, 1, 1, 1)
+    assert torch.all((unfolded - original).abs() <= step * 0.51)  # rounding error only, BatchNorm not doubled
+    assert not torch.equal(unfolded, original)
+
+
+def test_the_search_keeps_the_blamed_modules_float_in_torch_int8_static(
+    torch_outlier: SimpleNamespace, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from core.tune import search
+
+    # Only the PyTorch stage (the ONNX Runtime stages before it are tested above).
+    monkeypatch.setattr(search._Search, "_plan", lambda self: self._torch_static_plan(self._samples_param()))
+    result = search.tune(
+        torch_outlier.loaded.path, torch_outlier.eval_x, torch_outlier.eval_y, torch_outlier.calib_x, 5.0,
+        objective="size", threads=1, timing_s=0.05, model=torch_outlier.loaded, workdir=tmp_path,
+    )
+    schemes = [c["scheme"] for c in result["candidates"]]
+    assert schemes[:2] == ["fp32", "torch-int8-static:samples=32"]
+    assert result["candidates"][1]["accuracy_drop_pt"] > 20.0  # plain FX static int8 collapses too
+    assert result["status"] == "met"
+    best = result["best"]
+    # The outlier activation kept float (the module that makes it and the one that reads it): from 36 points
+    # lost to a few, at a third of the float file.
+    assert best["scheme"] == "torch-int8-static:exclude=0;2,samples=32" and best["accuracy_drop_pt"] <= 5.0
+    assert best["size_bytes"] < result["candidates"][0]["size_bytes"]
+    assert {r["scheme"] for r in result["sensitivity"]} == {"torch-int8-static"}
+
+
+def test_torch_int8_static_keeps_the_excluded_modules_float_and_refuses_unknown_names(
+    torch_outlier: SimpleNamespace, make_ctx: Any
+) -> None:
+    from core.errors import BadInput
+    from core.schemes.registry import get_scheme
+    from core.study.spec import SchemeSpec
+
+    scheme = get_scheme("torch-int8-static")
+    spec = SchemeSpec.parse("torch-int8-static:exclude=0;2")
+    built = scheme.build(torch_outlier.loaded, spec, make_ctx("exclude", calibration=torch_outlier.calib_x))
+    coverage = built.coverage
+    # FX still fuses a float convolution with its ReLU: the float layer is then "0.0" inside the fused "0".
+    assert coverage["excluded"] == ["0", "2"] and {m.split(".")[0] for m in coverage["float_modules"]} == {"0", "2"}
+    assert coverage["quantized_layers"] == 2  # the two Linear layers
+    with pytest.raises(BadInput, match="exclude=nope"):
+        scheme.build(torch_outlier.loaded, SchemeSpec.parse("torch-int8-static:exclude=nope"),
+                     make_ctx("unknown", calibration=torch_outlier.calib_x))

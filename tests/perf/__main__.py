@@ -33,6 +33,10 @@ BENCHMARKS: dict[str, float] = {
     "bench_int8": 1200.0,
     "bench_memory": 2400.0,
     "bench_study": 2400.0,
+    "bench_layers": 2400.0,
+    "bench_sweep": 600.0,
+    "bench_tune": 1800.0,
+    "bench_transformer": 1800.0,
 }
 
 

@@ -56,6 +56,21 @@ GOALS: tuple[Goal, ...] = (
     Goal("study_peak_rss_mb_resnet18_catalogue", "Peak RSS, catalogue study, ResNet-18", high=1500.0, unit=" MB"),
     Goal("study_peak_rss_ratio_catalogue_to_single", "Peak RSS, catalogue ÷ largest one-variant study", high=1.2,
          unit="×"),
+    Goal("layer_analysis_overhead_ratio_resnet18",
+         "Layer analysis ÷ evaluating fp32 + static int8 on the same 64 samples, ResNet-18", high=3.0, unit="×"),
+    Goal("layer_analysis_peak_rss_ratio_resnet50", "Peak RSS, ResNet-50 study with layer analysis ÷ without",
+         high=1.5, unit="×"),
+    Goal("sweep_overhead_ratio", "Sweep on local Ray: scheduling overhead per study ÷ the demo study's own time",
+         high=0.10, unit="×"),
+    Goal("sensitivity_cost_ratio_resnet18",
+         "Sensitivity (leave-one-out) ÷ (one calibration + (L+1) evaluations), ResNet-18", high=1.5, unit="×"),
+    Goal("sensitivity_cost_ratio_resnet18_per_part",
+         "Sensitivity, all three parts, per part ÷ the same bound, ResNet-18 (thorough)", high=1.5, unit="×"),
+    Goal("tune_demo_search_s", "quantbench tune --demo --max-drop 0.5, end to end", high=120.0, unit=" s"),
+    Goal("transformer_study_s", "BERT-base-shaped study (fp32, int8 dynamic, int4 ×2), 64 × 128 tokens", unit=" s"),
+    Goal("transformer_int8_speedup", "ort-int8-dynamic ÷ fp32 speed, BERT-base-shaped, 1 thread", unit="×"),
+    Goal("transformer_int4_speedup", "ort-int4-weight ÷ fp32 speed, BERT-base-shaped, 1 thread", unit="×"),
+    Goal("transformer_peak_rss_ratio", "Peak RSS of the BERT-base-shaped study ÷ its float file", high=3.0, unit="×"),
 )
 
 #: Keys the JSON must hold (the issue's list); the suite reports which are missing.

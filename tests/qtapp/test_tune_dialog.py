@@ -106,8 +106,11 @@ def test_a_finished_search_shows_every_candidate_and_the_best(
     dialog.objective.setCurrentText(objective)
     arrived = []
     dialog.candidate_added.connect(lambda c: arrived.append(c["scheme"]))
+    recorded: list[str] = []
+    dialog.study_recorded.connect(recorded.append)
 
     assert _run_to_end(qtbot, dialog) == "met"
+    qtbot.waitUntil(lambda: len(recorded) >= len(dialog.result["candidates"]) + 1, timeout=5_000)
 
     result = dialog.result
     candidates = result["candidates"]
@@ -150,6 +153,25 @@ def test_a_finished_search_shows_every_candidate_and_the_best(
 
     if objective == "latency":
         _save_pngs(qapp, dialog, tmp_path / "demo")
+        _check_recorded_and_saved(dialog, recorded, candidates, best, tmp_path)
+
+
+def _check_recorded_and_saved(dialog, recorded: list[str], candidates: list, best: dict, tmp_path: Path) -> None:
+    """The search is a study in the history (the window refreshes its History panel on study_recorded), and
+    Save the best variant… writes the measured file with its sidecar."""
+    import json
+
+    from core.history.store import StudyStore
+
+    assert recorded and len(set(recorded)) == 1
+    study = StudyStore().load_study(recorded[0])
+    assert study.status == "finished" and [v.label for v in study.results] == [c["label"] for c in candidates]
+    assert StudyStore().summary(recorded[0]).name == "search: at most 0.5 pt, by latency"
+    assert dialog.save_button.isEnabled()
+    saved = dialog.save_best_to(tmp_path / "winner.onnx")
+    sidecar = json.loads((tmp_path / "winner.quantbench.json").read_text())
+    assert saved == tmp_path / "winner.onnx" and saved.stat().st_size == best["size_bytes"]
+    assert sidecar["scheme"] == best["scheme"] and sidecar["study_id"] == recorded[0]
 
 
 def test_a_search_that_walks_the_plan_draws_its_frontier(
