@@ -83,6 +83,10 @@ def _main(args: argparse.Namespace, argv: list[str]) -> int:
             from core.cli.tune import cmd_tune
 
             return cmd_tune(args)
+        if args.command == "sweep":
+            from core.cli.sweep import cmd_sweep
+
+            return cmd_sweep(args, safety_limits(args))
         from core.cli.history import dispatch
 
         code = dispatch(args)

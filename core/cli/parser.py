@@ -21,6 +21,7 @@ from core.engine.isolation import DEFAULT_HANG_TIMEOUT_S
 COMMAND_HELP = {
     "run": "run a study headless and print the comparison table",
     "tune": "find the fastest (or smallest) variant within an accuracy budget, measuring every candidate",
+    "sweep": "run many saved studies (SWEEP.json), here one after another or on a Ray cluster",
     "schemes": "list the scheme catalogue with what each needs",
     "history": "list the studies in the history",
     "show": "print a study from the history as a table",
@@ -104,6 +105,7 @@ def build_parser(window: bool = True) -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", parser_class=Parser, metavar="{" + ",".join(SUBCOMMANDS) + "}")
     _add_run(sub)
     _add_tune(sub)
+    _add_sweep(sub)
     sub.add_parser("schemes", help=COMMAND_HELP["schemes"])
     _add_history_commands(sub)
     return parser

@@ -13,7 +13,7 @@ import gc
 import math
 import time
 from collections.abc import Callable, Generator, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass
 
 from core.measures.latency_stats import ci_half_width_rel
@@ -89,7 +89,12 @@ class LatencyHarness:
         return self.run
 
     def batches(self) -> Iterator[list[float]]:
-        """Yield new samples (ms per call) about every ``spec.report_every_ms``."""
+        """Yield new samples (ms per call) about every ``spec.report_every_ms``, inside the timing section
+        installed with ``timing_section_hook`` (held across the yields: nothing else times on its node meanwhile)."""
+        with _timing_section():
+            yield from self._batches()
+
+    def _batches(self) -> Iterator[list[float]]:
         self._run = None
         gc_was_enabled = gc.isenabled()
         gc.disable()
@@ -206,6 +211,26 @@ def _with_gc(batch: list[float], gc_was_enabled: bool) -> Iterator[list[float]]:
         yield batch
     finally:
         gc.disable()
+
+
+#: Entered around every timing run of this process; None: nothing. A sweep's Ray task installs one (core.sweep)
+#: that holds its node's timing slot, so no two studies on one machine time at once.
+_TIMING_SECTION: Callable[[], AbstractContextManager[object]] | None = None
+
+
+@contextmanager
+def timing_section_hook(section: Callable[[], AbstractContextManager[object]]) -> Iterator[None]:
+    """Enter ``section()`` around every ``LatencyHarness`` run started inside the block (this process only)."""
+    global _TIMING_SECTION
+    previous, _TIMING_SECTION = _TIMING_SECTION, section
+    try:
+        yield
+    finally:
+        _TIMING_SECTION = previous
+
+
+def _timing_section() -> AbstractContextManager[object]:
+    return _TIMING_SECTION() if _TIMING_SECTION is not None else nullcontext()
 
 
 def choose_block_size(call_ns: float, overhead_ns: float) -> int:

@@ -418,6 +418,10 @@ def study_title(model: dict, dataset: dict, env: dict) -> str:
     if env:
         threads = env.get("threads")
         parts.append(f"{env.get('cpu', 'CPU')}, {threads} thread{'s' if threads != 1 else ''}")
+        if env.get("placement"):  # a sweep's study: the host, node and target its figures came from
+            from core.sweep.outcome import measured_where
+
+            parts.append(measured_where(env))
     return "  ·  ".join(parts)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import Any
 
 from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtWidgets import (
@@ -146,6 +147,14 @@ class RunPanel(QGroupBox):
         form.addRow("Slow variants", self.slow_samples)
         form.addRow("Layer analysis", self.layers)
         form.addRow("Device", self.device_box)
+        # A target device of the Ray cluster the Sweep view listed (core.sweep.target); hidden until there is one.
+        self.target_box = QComboBox(self.settings)
+        self.target_box.setToolTip("Run the study on a target device of the cluster: its latency and memory\n"
+                                   "are that device's (Study ▸ Run a sweep… ▸ List targets finds them).")
+        self._cluster = None  # core.sweep.Where of the cluster the targets belong to
+        form.addRow("Measure on", self.target_box)
+        form.setRowVisible(self.target_box, False)
+        self._target_form = form
         form.addRow("Seed", self.seed_box)
         form.addRow("Good: acc. drop <", self.drop_good)
         form.addRow("Bad: acc. drop >", self.drop_bad)
@@ -229,6 +238,20 @@ class RunPanel(QGroupBox):
     def device(self) -> Device:
         """The device the variants run on."""
         return Device(self.device_box.currentData())
+
+    def set_targets(self, cluster: Any, targets: list[str]) -> None:
+        """Offer ``targets`` (device names) of ``cluster`` (a core.sweep.Where); none: the row is hidden."""
+        self._cluster = cluster if targets else None
+        self.target_box.clear()
+        self.target_box.addItem("this machine", None)
+        for name in targets:
+            self.target_box.addItem(f"target {name}", name)
+        self._target_form.setRowVisible(self.target_box, bool(targets))
+
+    def target_where(self) -> Any:
+        """Where the study is measured when the user chose a target device (a core.sweep.Where), else None."""
+        name = self.target_box.currentData()
+        return None if self._cluster is None or not name else replace(self._cluster, target=name)
 
     def seed(self) -> int:
         """The study's random seed."""

@@ -298,8 +298,13 @@ class MainWindow(QMainWindow):
         engine = self._run_study
         if engine is None:
             engine = isolated_run_study if self.run_panel.isolated.isChecked() else engine_run_study
+        target = self.run_panel.target_where() if self._run_study is None else None
+        if target is not None:  # measured on a target device of the cluster, streamed back (core.sweep.target)
+            from core.sweep.target import target_engine
+
+            engine = target_engine(target)
         # Recorded in the history; the built-in engines also keep the variants they build.
-        engine = self.history.recording.wrap(engine, keep_variants=self._run_study is None)
+        engine = self.history.recording.wrap(engine, keep_variants=self._run_study is None and target is None)
         study_id = self.controller.start(spec, engine)
         self.statusBar().showMessage("Study running. Esc cancels; finished variants stay on screen.")
         return study_id
@@ -459,6 +464,9 @@ class MainWindow(QMainWindow):
         dialog = getattr(self, "tune_dialog", None)
         if dialog is not None and shiboken6.isValid(dialog):  # an open search follows the theme too
             dialog.apply_theme(self.theme)
+        sweep = getattr(self, "sweep_dialog", None)
+        if sweep is not None and shiboken6.isValid(sweep):
+            sweep.apply_theme(self.theme)
 
     def _toggle_dark(self) -> None:
         self.set_theme("dark" if self.dark_action.isChecked() else "light")
