@@ -222,6 +222,18 @@ def _write_reports(studies: list[Any], names: dict[str, str], targets: dict[str,
             text = json_text(payload)
         write_atomic(path, text)
         sys.stderr.write(f"wrote {path}\n")
+        if kind == "csv":
+            _write_layer_table(studies, names, path, lambda line: sys.stderr.write(line + "\n"))
+
+
+def _write_layer_table(studies: list[Any], names: dict[str, str], path: Path, say: Any) -> None:
+    """Beside a CSV report, the layer table (``<stem>-layers.csv``) when a variant was analysed with --layers."""
+    from core.reports.csv import has_layers, layers_csv_path, render_layers_csv
+
+    if has_layers(studies):
+        layers_path = check_output_file("--csv", str(layers_csv_path(path)))
+        write_atomic(layers_path, render_layers_csv(studies, names))
+        say(f"wrote {layers_path}")
 
 
 # ---- what `run` does besides running ----------------------------------------------------------
@@ -239,6 +251,7 @@ class RunExtras:
     def __init__(self, args: argparse.Namespace) -> None:
         self.args = args
         self.html = check_output_file("--html", args.html) if args.html else None
+        self.csv = check_output_file("--csv", args.csv) if getattr(args, "csv", None) else None
         self.save_spec_path = check_output_file("--save-spec", args.save_spec) if args.save_spec else None
         if not args.no_history:
             from core.files.home import ENV_HOME, resolve_home
@@ -338,6 +351,16 @@ class RunExtras:
                 self._say(f"wrote {self.html}")
             except BadInput as exc:
                 failure = str(exc)
+        if self.csv is not None:
+            from core.reports.csv import render_csv
+
+            names = {result.study_id: self.args.name} if self.args.name else {}
+            try:
+                write_atomic(self.csv, render_csv([result], names))
+                self._say(f"wrote {self.csv}")
+                _write_layer_table([result], names, self.csv, self._say)
+            except BadInput as exc:
+                failure = failure or str(exc)
         saver = self.recording.saver if self.recording is not None else None
         if saver is not None:
             for label, path in saver.saved.items():

@@ -330,6 +330,8 @@ def _add_run_thresholds(run: argparse.ArgumentParser) -> None:
 def _add_run_outputs(run: argparse.ArgumentParser) -> None:
     run.add_argument("--json", metavar="FILE", help="write the result contract (schema_version 1) to FILE")
     run.add_argument("--html", metavar="FILE", help="write the self-contained HTML report to FILE")
+    run.add_argument("--csv", metavar="FILE", help="write one row per variant to FILE; with --layers, the layer "
+                     "table beside it (FILE's name with -layers)")
     run.add_argument("--save-spec", metavar="FILE", help="save this study as a project file, to re-run with --spec")
     run.add_argument(
         "--save-variants", metavar="DIR", help="keep each built variant in DIR in its runtime's format, with a sidecar"
@@ -362,4 +364,5 @@ def _add_history_commands(sub: Any) -> None:
 def _add_report_outputs(p: argparse.ArgumentParser) -> None:
     p.add_argument("--html", metavar="FILE", help="self-contained HTML report")
     p.add_argument("--json", metavar="FILE", help="the result contract (a list of studies for compare)")
-    p.add_argument("--csv", metavar="FILE", help="one row per variant")
+    p.add_argument("--csv", metavar="FILE", help="one row per variant (and the layer table beside it, FILE's name "
+                   "with -layers, for variants analysed with --layers)")

@@ -1,8 +1,9 @@
-"""Why a variant came out slower than the baseline, read from what its coverage counted.
+"""Why a variant came out slower than the baseline, read from what its coverage counted and its profile measured.
 
 ``explain_slowdown`` looks only at plain result data (the coverage dict each scheme
-fills, the runtimes, the timings), so it works on results loaded from JSON as well
-as on fresh ones. It names likely causes; it does not measure anything new.
+fills, the per-op profile of a layer analysis, the runtimes, the timings), so it works on
+results loaded from JSON as well as on fresh ones. It names likely causes; it does not
+measure anything new.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from core.layers.profile import CONVERSION_OPS, conversion_share, float_profile_for
 from core.printable import counted
 from core.study.result import VariantResult
 
@@ -61,6 +63,7 @@ def explain_slowdown(
             ]
     cov = result.coverage or {}
     base_cov = baseline.coverage or {}
+    measured = _measured_shares(result, baseline)
     causes = (
         _float_islands(cov)
         + _conversions(cov, base_cov)
@@ -72,7 +75,46 @@ def explain_slowdown(
     )
     if not causes:
         causes = _fallback(result, baseline)
+    return measured + causes
+
+
+#: Op types named after the conversions in the measured-shares sentence.
+MEASURED_TOP_OPS = 3
+
+
+def _measured_shares(result: VariantResult, baseline: VariantResult) -> list[str]:
+    """What the variant's profile (a layer analysis's profiler runs) measured: the conversions' share of its
+    time, its largest op types, and its nodes' time per call against the float model's in the same runtime."""
+    profile = result.profile or {}
+    by_op = profile.get("by_op_type") or {}
+    if not by_op:
+        return []
+    causes = []
+    share = conversion_share(profile) or 0.0
+    kinds = [op for op in CONVERSION_OPS if by_op.get(op, {}).get("ms", 0.0) > 0.0]
+    if kinds:
+        causes.append(f"measured: conversions ({', '.join(kinds)}): {_percent(share)} of its profiled time")
+    compute = [(op, v) for op, v in by_op.items() if op not in CONVERSION_OPS and v.get("share", 0.0) > 0.0]
+    if compute:
+        top = ", ".join(f"{op} {_percent(v['share'])}" for op, v in compute[:MEASURED_TOP_OPS])
+        text = f"measured: largest op types {top}"
+        # Without a float profile of its own runtime: the baseline's, only when that ran in the same runtime.
+        float_profile = float_profile_for(profile, baseline.profile if baseline.runtime == result.runtime else None)
+        own_ms, float_ms = _nodes_ms(profile), _nodes_ms(float_profile)
+        if own_ms and float_ms:
+            text += f"; its nodes take {own_ms:.3g} ms per call against {float_ms:.3g} ms in the float model"
+            if own_ms <= float_ms:
+                text += ", so the time lost is outside the kernels (per-call and data-movement costs)"
+        causes.append(text + " (profiler runs, apart from the timed ones)")
     return causes
+
+
+def _percent(share: float) -> str:
+    return f"{100.0 * share:.0f} %"
+
+
+def _nodes_ms(profile: dict[str, Any] | None) -> float:
+    return float(sum(node.get("ms", 0.0) for node in (profile or {}).get("by_node") or []))
 
 
 def _ops(cov: dict[str, Any]) -> dict[str, int]:

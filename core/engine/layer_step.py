@@ -36,8 +36,10 @@ def analyse_variant_layers(
     def progress(done: int, total: int) -> None:
         events.put(Progress(spec.study_id, label, "analysing layers", done, total, f"comparing {label}'s layers"))
 
+    flipped = _flipped_to_analyse(result, len(state.dataset.x))
+
     def work() -> None:
-        from core.layers import analyse_layers
+        from core.layers import analyse_layers, analyse_samples
 
         try:
             box["out"] = analyse_layers(
@@ -47,6 +49,16 @@ def analyse_variant_layers(
             )
         except BaseException as exc:  # handed to the generator's thread below
             box["error"] = exc
+            return
+        if not flipped:
+            return
+        events.put(Progress(spec.study_id, label, "analysing layers", 0, len(flipped),
+                            f"comparing {label}'s layers on its flipped samples"))
+        try:
+            box["samples"] = analyse_samples(float_model, variant_model, runtime, state.dataset.x[flipped],
+                                             flipped, state.cancel, threads=spec.timing.resolved_threads)
+        except BaseException as exc:  # the whole-set analysis stands; a cancel still stops the study
+            box["samples_error"] = exc
 
     progress(0, n)
     yield from in_thread(work, events, f"layers-{label}")
@@ -60,6 +72,17 @@ def analyse_variant_layers(
         return
     out = box["out"]
     result.layers, result.profile = out.get("layers"), out.get("profile")
+    samples_error = box.get("samples_error")
+    if samples_error is not None:
+        from core.errors import Cancelled
+
+        if isinstance(samples_error, Cancelled):
+            raise samples_error
+        result.notes.append(f"layers: the flipped samples' layers were not compared ({type(samples_error).__name__}: "
+                            f"{str(samples_error)[:200]})")
+    if box.get("samples") is not None and result.fidelity is not None:
+        # Beside "flipped": each analysed flipped sample's own per-layer error (the window shows it on a click).
+        result.fidelity["flipped_layers"] = box["samples"]
     if result.profile is not None and out.get("float_profile") is not None:
         # The float model in this variant's own runtime, for the float bars beside the variant's (a PyTorch
         # baseline's profile says nothing of an ONNX Runtime variant's ops).
@@ -70,6 +93,14 @@ def analyse_variant_layers(
         state.shared[f"float_profile:{runtime}"] = out["float_profile"]
         if state.baseline is not None and state.baseline.runtime == runtime:
             state.baseline.profile = out["float_profile"]  # the float bars beside each variant's
+
+
+def _flipped_to_analyse(result: VariantResult, samples: int) -> list[int]:
+    """The dataset indices of the first flipped samples (at most FLIPPED_SAMPLES_ANALYSED) of ``result``."""
+    from core.layers import FLIPPED_SAMPLES_ANALYSED
+
+    flipped = (result.fidelity or {}).get("flipped") or []
+    return [int(i) for i in flipped if 0 <= int(i) < samples][:FLIPPED_SAMPLES_ANALYSED]
 
 
 def _condensed(notes: list[str]) -> list[str]:
@@ -93,6 +124,10 @@ def _float_and_variant(state: StudyState, built: Any) -> tuple[Any, Any, str] | 
             return Path(exported), Path(built.artifact), "onnxruntime"
         if str(state.model.path).endswith(".onnx") or getattr(state.model.format, "value", "") == "onnx":
             return Path(state.model.path), Path(built.artifact), "onnxruntime"
+        return None
+    if runtime == "litert" and built.artifact is not None:
+        if getattr(state.model.format, "value", "") == "tflite":
+            return Path(state.model.path), Path(built.artifact), "litert"
         return None
     module = getattr(built.runner, "module", None)
     if runtime in ("pytorch", "torch") and module is not None and getattr(state.model.format, "is_torch", False):

@@ -23,7 +23,14 @@ from typing import Any
 import numpy as np
 
 from core.layers.profile import profile_record
-from core.layers.stats import TensorComparison, compare_weights, dequantize, representable_range
+from core.layers.stats import (
+    TensorComparison,
+    compare_weights,
+    dequantize,
+    representable_range,
+    span_of,
+    weight_histogram,
+)
 from core.layers.steps import check_cancel, next_batch
 
 DQ_OUTPUT = "_DequantizeLinear_Output"
@@ -68,6 +75,7 @@ class LayerPlan:
     float_tensor: str
     variant: VariantTensor
     weight: dict[str, Any] | None = None
+    weight_range: dict[str, Any] | None = None  # the float weight's histogram and quantization range
 
 
 class _Graph:
@@ -117,12 +125,30 @@ class _Graph:
             return None
         return representable_range(float(scale.reshape(())), float(zp.reshape(())), zp.dtype)
 
+    def integer_source(self, dq_output: str) -> VariantTensor | None:
+        """The integer tensor a per-tensor DequantizeLinear reads, with its scale and zero point, or None.
+
+        Reading it (and dequantizing in numpy) gives the same values as the DequantizeLinear's output, but asking
+        the session for a DequantizeLinear's output keeps its node group from being fused into the integer kernel
+        (the variant would then run as float ops, as ``qdq_loss_debug`` runs it, several times slower); the
+        integer tensor is the fused kernel's own output, so the variant runs as it is timed.
+        """
+        dq = self.producer.get(dq_output)
+        if dq is None or dq.op_type != "DequantizeLinear" or len(dq.input) < 3 or not self.has(dq.input[0]):
+            return None
+        scale, zp = self.inits.get(dq.input[1]), self.inits.get(dq.input[2])
+        if scale is None or zp is None or scale.size != 1:
+            return None
+        rng = representable_range(float(scale.reshape(())), float(zp.reshape(())), zp.dtype)
+        return VariantTensor(dq.input[0], qparams=(scale, zp), quant_range=rng)
+
     def counterpart(self, tensor: str) -> VariantTensor | None:
         """The variant's tensor that plays the float ``tensor``'s part, or None."""
         if self.has(tensor + DQ_OUTPUT):  # QDQ: what the next layer reads
-            return VariantTensor(tensor + DQ_OUTPUT, quant_range=self.range_before_dq(tensor + DQ_OUTPUT))
+            return self.integer_source(tensor + DQ_OUTPUT) or VariantTensor(
+                tensor + DQ_OUTPUT, quant_range=self.range_before_dq(tensor + DQ_OUTPUT))
         if self.has(tensor):
-            return VariantTensor(tensor, quant_range=self.range_before_dq(tensor))
+            return self.integer_source(tensor) or VariantTensor(tensor, quant_range=self.range_before_dq(tensor))
         if self.has(tensor + QUANTIZED):
             qparams = self.qparams_of(tensor + QUANTIZED)
             if qparams is None:
@@ -147,6 +173,18 @@ class _Graph:
             scale, zp, axis = found
             w = dequantize(q, scale, zp, axis)
             return np.swapaxes(w, -1, -2) if transposed and w.ndim >= 2 else w
+        return None
+
+    def weight_span(self, name: str) -> tuple[tuple[float, float], bool] | None:
+        """The range the variant's integer copy of weight ``name`` can represent (the union over channels) and
+        whether it is per channel; None where the weight is not stored in integers."""
+        for base in (name, name + TRANSPOSED):
+            if base + QUANTIZED in self.inits:
+                found = self._weight_qparams(base)
+                if found is None:
+                    return None
+                scale, zp, _ = found
+                return span_of(scale, zp, self.inits[base + QUANTIZED].dtype)
         return None
 
     def _weight_qparams(self, base: str) -> tuple[np.ndarray, np.ndarray, int | None] | None:
@@ -180,16 +218,20 @@ def _output_channel_axis(node: Any, weight: np.ndarray) -> int:
     return 0
 
 
-def _weight_record(float_graph: _Graph, variant: _Graph, node: Any) -> dict[str, Any] | None:
+def _weight_records(float_graph: _Graph, variant: _Graph, node: Any) -> tuple[dict[str, Any] | None,
+                                                                              dict[str, Any] | None]:
+    """The layer's ``weight`` record (SQNR of the dequantized weight) and its float weight's histogram."""
     for name in node.input:
         w = float_graph.inits.get(name)
         if w is None or w.ndim < 2 or not np.issubdtype(w.dtype, np.floating):
             continue
         deq = variant.dequantized_weight(name)
         if deq is None or deq.shape != w.shape:
-            return None
-        return compare_weights(w, deq, _output_channel_axis(node, w))
-    return None
+            return None, None
+        span = variant.weight_span(name)
+        histogram = weight_histogram(w, span[0] if span else None, bool(span and span[1]))
+        return compare_weights(w, deq, _output_channel_axis(node, w)), histogram
+    return None, None
 
 
 def layer_name(node: Any) -> str:
@@ -228,7 +270,8 @@ def plan_layers(float_model: Any, variant_model: Any) -> tuple[list[LayerPlan], 
             absorbed.add(layer_name(users[0]))
             tensor = users[0].output[0]
             op_type += "+" + users[0].op_type
-        layers.append(LayerPlan(layer_name(first), op_type, tensor, counterpart, _weight_record(fg, vg, first)))
+        weight, weight_range = _weight_records(fg, vg, first)
+        layers.append(LayerPlan(layer_name(first), op_type, tensor, counterpart, weight, weight_range))
     if pending is not None:
         unmatched.append(layer_name(pending))
     return layers, unmatched
@@ -269,8 +312,8 @@ def _session(model_bytes: bytes | str, threads: int, level: str, profile_prefix:
 
 def _analysis_session(model_bytes: bytes, threads: int) -> Any:
     """A session for the comparison runs. ONNX Runtime's optimizers keep every graph output, so every
-    added tensor stays readable (a QDQ node group whose inner tensors are outputs runs as float ops on the
-    dequantized values, as ``qdq_loss_debug`` runs it), while the layout and kernel choices keep it fast."""
+    added tensor stays readable, while the layout and kernel choices keep it fast; a QDQ variant's tensors are
+    read as the integer outputs of its fused kernels (``_Graph.integer_source``), so it runs as it is timed."""
     return _session(model_bytes, threads, ANALYSIS_LEVEL)
 
 
@@ -293,29 +336,63 @@ def _read(values: np.ndarray, variant: VariantTensor) -> np.ndarray:
     return values.astype(np.float32, copy=False)
 
 
+class _SessionPair:
+    """The float and the variant model in sessions that also output every planned tensor."""
+
+    def __init__(self, float_model: Any, variant_model: Any, plans: list[LayerPlan], threads: int) -> None:
+        self.float_sess = _analysis_session(_with_outputs(float_model, [p.float_tensor for p in plans]), threads)
+        self.variant_sess = _analysis_session(_with_outputs(variant_model, [p.variant.name for p in plans]), threads)
+        self.float_names = [o.name for o in self.float_sess.get_outputs()]
+        self.variant_names = [o.name for o in self.variant_sess.get_outputs()]
+        self.f_input, self.f_dtype, self.fixed = _feed_of(self.float_sess)
+        self.v_input, self.v_dtype, _ = _feed_of(self.variant_sess)
+
+    def run(self, batch: np.ndarray) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+        """Both models' outputs (every planned tensor) on ``batch``, by tensor name."""
+        f_out = self.float_sess.run(None, {self.f_input: batch.astype(self.f_dtype)})
+        v_out = self.variant_sess.run(None, {self.v_input: batch.astype(self.v_dtype)})
+        return (dict(zip(self.float_names, f_out, strict=True)), dict(zip(self.variant_names, v_out, strict=True)))
+
+
+def compare_samples(float_model: Any, variant_model: Any, samples: np.ndarray, *, threads: int = 1,
+                    channels_last: bool = False, cancel: Any = None) -> list[list[dict[str, Any]]]:
+    """Each sample's own layer records (``name``, ``op_type``, ``activation``), one run per sample, both
+    models' sessions made once."""
+    float_model, variant_model = _load(float_model), _load(variant_model)
+    plans, _ = plan_layers(float_model, variant_model)
+    pair = _SessionPair(float_model, variant_model, plans, threads)
+    out = []
+    for i in range(len(samples)):
+        check_cancel(cancel)
+        batch = samples[i:i + 1]
+        if pair.fixed and pair.fixed > 1:  # a model with a fixed batch: the sample repeated (same statistics)
+            batch = np.repeat(batch, pair.fixed, axis=0)
+        f_out, v_out = pair.run(batch)
+        stats = {p.name: TensorComparison(channels_last, p.variant.quant_range) for p in plans}
+        _compare_batch(plans, f_out, v_out, stats, {})
+        out.append([{"name": p.name, "op_type": p.op_type, "activation": stats[p.name].result()}
+                    for p in plans if stats[p.name].count])
+    return out
+
+
 def compare_activations(
     float_model: Any, variant_model: Any, plans: list[LayerPlan], samples: np.ndarray, *,
     threads: int = 1, channels_last: bool = False, cancel: Any = None,
     progress: Callable[[int, int], None] | None = None, total: int | None = None,
 ) -> tuple[dict[str, TensorComparison], list[str]]:
     """Run both models on ``samples`` batch by batch and compare every planned tensor pair."""
-    float_sess = _analysis_session(_with_outputs(float_model, [p.float_tensor for p in plans]), threads)
-    variant_sess = _analysis_session(_with_outputs(variant_model, [p.variant.name for p in plans]), threads)
-    float_names = [o.name for o in float_sess.get_outputs()]
-    variant_names = [o.name for o in variant_sess.get_outputs()]
-    f_input, f_dtype, fixed = _feed_of(float_sess)
-    v_input, v_dtype, _ = _feed_of(variant_sess)
+    pair = _SessionPair(float_model, variant_model, plans, threads)
     stats = {p.name: TensorComparison(channels_last, p.variant.quant_range) for p in plans}
     problems: dict[str, str] = {}
     n = len(samples)
     start, per_sample = 0, 0
     while start < n:
         check_cancel(cancel)
-        batch = samples[start:start + next_batch(start, per_sample, fixed)]
-        f_out = dict(zip(float_names, float_sess.run(None, {f_input: batch.astype(f_dtype)}), strict=True))
-        v_out = dict(zip(variant_names, variant_sess.run(None, {v_input: batch.astype(v_dtype)}), strict=True))
+        batch = samples[start:start + next_batch(start, per_sample, pair.fixed)]
+        f_out, v_out = pair.run(batch)
         if start == 0:
-            per_sample = sum(a.nbytes for a in (*f_out.values(), *v_out.values())) // len(batch)
+            # Integer tensors counted at their float32 size: they are compared dequantized.
+            per_sample = sum(a.size * max(a.itemsize, 4) for a in (*f_out.values(), *v_out.values())) // len(batch)
         _compare_batch(plans, f_out, v_out, stats, problems)
         del f_out, v_out
         start += len(batch)
@@ -393,6 +470,7 @@ def analyse_onnx(
     layers = [{
         "name": p.name, "op_type": p.op_type, "tensor": p.float_tensor,
         "activation": stats[p.name].result(), "weight": p.weight,
+        "ranges": {"activation": stats[p.name].histogram_record(), "weight": p.weight_range},
     } for p in plans if stats[p.name].count]
     notes: list[str] = []
     if not plans:

@@ -40,3 +40,17 @@ def layer_times(layers: list[dict[str, Any]], profile: dict[str, Any] | None) ->
     after the layer's output tensor (ONNX Runtime's NCHWc rewrite); None where the profile has neither."""
     by_name = {node["name"]: node["ms"] for node in (profile or {}).get("by_node", [])}
     return [by_name.get(layer["name"], by_name.get(layer.get("tensor", ""))) for layer in layers]
+
+
+def layer_shares(layers: list[dict[str, Any]], profile: dict[str, Any] | None) -> list[float | None]:
+    """Each layer's share of the profile's whole time per call (the sum over its nodes); None where unknown."""
+    total = sum(node["ms"] for node in (profile or {}).get("by_node", []))
+    return [ms / total if ms is not None and total > 0 else None for ms in layer_times(layers, profile)]
+
+
+def float_profile_for(profile: dict[str, Any] | None, baseline_profile: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The float model's profile to set beside a variant's: the one made in the variant's own runtime (its
+    ``float`` entry: an ONNX Runtime variant of a PyTorch model is compared with the ONNX export), else the
+    study baseline's."""
+    own = (profile or {}).get("float")
+    return own if isinstance(own, dict) else baseline_profile

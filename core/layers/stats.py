@@ -18,6 +18,8 @@ EXACT_SQNR_DB = 200.0
 DEPARTS_BELOW_DB = 10.0
 #: A channel is an outlier when its float range (zero included) exceeds this many times the median channel range.
 OUTLIER_FACTOR = 10.0
+#: Bins of a layer's float-value histogram (even: widening the range merges bins pairwise).
+HISTOGRAM_BINS = 128
 
 
 def sqnr_db(signal_energy: float, noise_energy: float) -> float | None:
@@ -53,6 +55,77 @@ def channel_axis_of(ndim: int, channels_last: bool = False) -> int | None:
     return ndim - 1 if channels_last else 1
 
 
+class StreamingHistogram:
+    """A histogram of equal bins whose range grows as batches stream in.
+
+    The first batch sets the range; a later value outside it doubles the bin width (merging neighbouring bins
+    exactly, the range growing away from the side that holds) until the range covers it. Memory: the bins only.
+    """
+
+    def __init__(self, bins: int = HISTOGRAM_BINS) -> None:
+        if bins < 2 or bins % 2:
+            raise ValueError(f"a streaming histogram needs an even number of bins, not {bins}")
+        self.bins = bins
+        self.low = 0.0
+        self.width = 0.0
+        self.counts = np.zeros(bins, dtype=np.int64)
+        self.total = 0
+
+    @property
+    def high(self) -> float:
+        return self.low + self.bins * self.width
+
+    def update(self, values: np.ndarray, lo: float | None = None, hi: float | None = None) -> None:
+        """Add ``values`` (any shape); ``lo``/``hi``, when the caller knows them, save a pass over the values."""
+        values = np.asarray(values).reshape(-1)
+        if lo is None or hi is None or not (math.isfinite(lo) and math.isfinite(hi)):
+            values = values[np.isfinite(values)]  # an overflowed float16 value has no bin
+            if values.size == 0:
+                return
+            lo, hi = float(values.min()), float(values.max())
+        if values.size == 0:
+            return
+        if self.total == 0:
+            span = hi - lo
+            self.low = lo
+            self.width = span / self.bins if span > 0 else max(abs(lo), 1.0) * 1e-6
+        else:
+            self._cover(lo, hi)
+        # Bin positions in float32, in place (a layer's output is millions of values a batch). The range covers the
+        # values, so positions lie in [0, bins] (a float32 rounding below 0 truncates to 0, as floor would): the
+        # top edge (position bins) belongs to the last bin.
+        position = np.subtract(values, np.float32(self.low), dtype=np.float32)
+        position *= np.float32(1.0 / self.width)
+        counts = np.bincount(position.astype(np.intp), minlength=self.bins + 1)
+        self.counts += counts[:self.bins]
+        self.counts[-1] += counts[self.bins:].sum()
+        self.total += int(values.size)
+
+    def _cover(self, lo: float, hi: float) -> None:
+        half = self.bins // 2
+        while lo < self.low or hi > self.high:
+            merged = self.counts[0::2] + self.counts[1::2]
+            counts = np.zeros_like(self.counts)
+            if hi > self.high:  # grow upwards: the old bins fill the lower half
+                counts[:half] = merged
+            else:  # grow downwards: the old bins fill the upper half
+                counts[half:] = merged
+                self.low -= self.bins * self.width
+            self.counts = counts
+            self.width *= 2.0
+
+    def record(self, quant_range: tuple[float, float] | None = None, clipped: float | None = None,
+               per_channel: bool = False) -> dict[str, Any] | None:
+        """``{"low", "high", "counts", "quant_range", "clipped_fraction", "per_channel"}``; None when empty."""
+        if self.total == 0:
+            return None
+        return {
+            "low": self.low, "high": self.high, "counts": [int(c) for c in self.counts],
+            "quant_range": [float(quant_range[0]), float(quant_range[1])] if quant_range is not None else None,
+            "clipped_fraction": clipped, "per_channel": per_channel,
+        }
+
+
 class TensorComparison:
     """Running comparison of one tensor: feed (float, quantized) batches with ``update``, read ``result``.
 
@@ -74,6 +147,7 @@ class TensorComparison:
         self._ch_err2: np.ndarray | None = None
         self._ch_min: np.ndarray | None = None
         self._ch_max: np.ndarray | None = None
+        self.histogram = StreamingHistogram()
 
     def update(self, ref: np.ndarray, test: np.ndarray) -> None:
         """Add one batch: ``ref`` from the float model, ``test`` (dequantized) from the variant, same shape."""
@@ -84,21 +158,28 @@ class TensorComparison:
         axis = channel_axis_of(ref.ndim, self.channels_last)
         r, t = _channel_view(ref, axis), _channel_view(test, axis)
         err = t - r
-        # Per-channel sums in float32 (einsum sums in blocks: relative error ~1e-7), totals in float64.
+        # Per-channel sums in float32 (einsum sums in blocks: relative error ~1e-7), totals in float64. With
+        # t = r + e: t·t = r·r + 2 r·e + e·e and r·t = r·r + r·e, one pass fewer than summing t·t and r·t.
         ch_ref2 = np.einsum("acb,acb->c", r, r).astype(np.float64)
         ch_err2 = np.einsum("acb,acb->c", err, err).astype(np.float64)
-        self._ref2 += float(ch_ref2.sum())
-        self._err2 += float(ch_err2.sum())
-        self._test2 += float(np.einsum("acb,acb->c", t, t).astype(np.float64).sum())
-        self._dot += float(np.einsum("acb,acb->c", r, t).astype(np.float64).sum())
+        ref_err = float(np.einsum("acb,acb->c", r, err).astype(np.float64).sum())
+        ref2, err2 = float(ch_ref2.sum()), float(ch_err2.sum())
+        self._ref2 += ref2
+        self._err2 += err2
+        self._test2 += ref2 + 2.0 * ref_err + err2
+        self._dot += ref2 + ref_err
         self.count += r.size
         if r.size == 0:
             return
         self._max_abs = max(self._max_abs, float(err.max()), -float(err.min()))
+        ch_min, ch_max = r.min(axis=(0, 2)).astype(np.float64), r.max(axis=(0, 2)).astype(np.float64)
+        lo, hi = float(ch_min.min()), float(ch_max.max())
         if self.quant_range is not None:
             low, high = self.quant_range
-            self._clipped += int(np.count_nonzero(r < low)) + int(np.count_nonzero(r > high))
-        ch_min, ch_max = r.min(axis=(0, 2)).astype(np.float64), r.max(axis=(0, 2)).astype(np.float64)
+            # Counted only on the side the batch's extremes cross (most batches cross neither, or one).
+            self._clipped += (int(np.count_nonzero(r < low)) if lo < low else 0) + (
+                int(np.count_nonzero(r > high)) if hi > high else 0)
+        self.histogram.update(r, lo, hi)
         if self._ch_ref2 is None or self._ch_ref2.shape != ch_ref2.shape:
             self._ch_ref2, self._ch_err2, self._ch_min, self._ch_max = ch_ref2, ch_err2, ch_min, ch_max
         else:
@@ -140,8 +221,16 @@ class TensorComparison:
             "max_abs": self._max_abs,
             "min_channel_sqnr_db": self.min_channel_sqnr_db(),
             "outlier_channels": self.outlier_channels(),
-            "clipped_fraction": (self._clipped / self.count if self.quant_range is not None and self.count else None),
+            "clipped_fraction": self.clipped_fraction(),
         }
+
+    def clipped_fraction(self) -> float | None:
+        """The share of float values outside the variant's representable range (None where it is not known)."""
+        return self._clipped / self.count if self.quant_range is not None and self.count else None
+
+    def histogram_record(self) -> dict[str, Any] | None:
+        """The float values' histogram with the variant's quantization range over it (see StreamingHistogram)."""
+        return self.histogram.record(self.quant_range, self.clipped_fraction())
 
 
 def compare_weights(float_weight: np.ndarray, dequantized: np.ndarray, channel_axis: int | None = 0) -> dict[str, Any]:
@@ -161,6 +250,28 @@ def compare_weights(float_weight: np.ndarray, dequantized: np.ndarray, channel_a
         "sqnr_db": sqnr_db(float(ch_ref2.sum()), float(ch_err2.sum())),
         "min_channel_sqnr_db": min(known) if known else None,
     }
+
+
+def weight_histogram(float_weight: np.ndarray, quant_range: tuple[float, float] | None,
+                     per_channel: bool = False) -> dict[str, Any] | None:
+    """A weight's float-value histogram with its quantization range (per channel: the widest channel's span)
+    and the share of values outside it."""
+    w = np.asarray(float_weight, dtype=np.float32)
+    hist = StreamingHistogram()
+    hist.update(w)
+    clipped = None
+    if quant_range is not None and w.size:
+        clipped = float(np.count_nonzero((w < quant_range[0]) | (w > quant_range[1]))) / w.size
+    return hist.record(quant_range, clipped, per_channel)
+
+
+def span_of(scale: np.ndarray, zero_point: np.ndarray, dtype: np.dtype) -> tuple[tuple[float, float], bool]:
+    """The representable range of a per-tensor or per-channel (scale, zero point), the union over channels,
+    and whether it is per channel."""
+    qmin, qmax = integer_range(dtype)
+    scale = np.asarray(scale, dtype=np.float64).reshape(-1)
+    zp = np.broadcast_to(np.asarray(zero_point, dtype=np.float64).reshape(-1), scale.shape)
+    return (float(((qmin - zp) * scale).min()), float(((qmax - zp) * scale).max())), scale.size > 1
 
 
 def dequantize(values: np.ndarray, scale: np.ndarray, zero_point: np.ndarray, axis: int | None = None) -> np.ndarray:

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from core.layers.profile import profile_record
-from core.layers.stats import TensorComparison, compare_weights
+from core.layers.stats import TensorComparison, compare_weights, span_of, weight_histogram
 from core.layers.steps import check_cancel, next_batch
 
 PROFILE_WARMUP = 2
@@ -106,12 +106,37 @@ def _weight_of(module: Any) -> Any:
     return w if isinstance(w, torch.Tensor) else None
 
 
-def _weight_record(float_mod: Any, variant_mod: Any) -> dict[str, Any] | None:
+def _weight_span(module: Any) -> tuple[tuple[float, float], bool] | None:
+    """The range a quantized module's integer weight can represent (union over channels), and whether it is
+    per channel; None for a weight that is not a quantized tensor."""
+    import torch
+
+    w = getattr(module, "weight", None)
+    if callable(w) and not isinstance(w, torch.Tensor):
+        try:
+            w = w()
+        except (RuntimeError, TypeError):
+            return None
+    if not isinstance(w, torch.Tensor) or not w.is_quantized:
+        return None
+    dtype = {torch.qint8: np.int8, torch.quint8: np.uint8, torch.qint32: np.int32}.get(w.dtype)
+    if dtype is None:
+        return None
+    if w.qscheme() in (torch.per_channel_affine, torch.per_channel_symmetric):
+        return span_of(w.q_per_channel_scales().numpy(), w.q_per_channel_zero_points().numpy(), dtype)
+    return span_of(np.array([w.q_scale()]), np.array([w.q_zero_point()]), dtype)
+
+
+def _weight_records(float_mod: Any, variant_mod: Any) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
+    """The module's ``weight`` record (SQNR of the dequantized weight) and its float weight's histogram."""
     fw, vw = _weight_of(float_mod), _weight_of(variant_mod)
     if fw is None or vw is None or fw.ndim < 2 or tuple(fw.shape) != tuple(vw.shape):
-        return None
+        return None, None
     axis = 1 if "Transpose" in type(float_mod).__name__ else 0
-    return compare_weights(fw.detach().float().numpy(), vw.detach().float().numpy(), axis)
+    float_w = fw.detach().float().numpy()
+    span = _weight_span(variant_mod)
+    histogram = weight_histogram(float_w, span[0] if span else None, bool(span and span[1]))
+    return compare_weights(float_w, vw.detach().float().numpy(), axis), histogram
 
 
 def _fused_activation(float_mod: Any, variant_mod: Any) -> bool:
@@ -143,8 +168,10 @@ def _input_dtype(module: Any) -> Any:
 def compare_modules(
     float_module: Any, variant_module: Any, samples: np.ndarray, *, channels_last: bool = False,
     cancel: Any = None, progress: Callable[[int, int], None] | None = None, total: int | None = None,
+    weights: bool = True,
 ) -> tuple[list[dict[str, Any]], list[str], list[str]]:
-    """Layers (in the float module's call order), unmatched module names and notes."""
+    """Layers (in the float module's call order), unmatched module names and notes. ``weights=False`` leaves
+    the weight records out (None): one sample's activations are asked for, the weights do not change."""
     import torch
 
     float_leaves, variant_leaves = _leaves(float_module), _leaves(variant_module)
@@ -182,8 +209,10 @@ def compare_modules(
         name = key.split("#")[0]
         fm, vm = float_leaves[name], variant_leaves[name]
         op = type(fm).__name__ + ("+ReLU" if _fused_activation(fm, vm) else "")
+        weight, weight_range = _weight_records(fm, vm) if weights else (None, None)
         layers.append({"name": key, "op_type": op, "tensor": key, "activation": stats[key].result(),
-                       "weight": _weight_record(fm, vm)})
+                       "weight": weight,
+                       "ranges": {"activation": stats[key].histogram_record(), "weight": weight_range}})
     unmatched = [k for k in order if k not in stats and k not in problems]
     notes = [f"not compared: {k}: {why}" for k, why in problems.items()]
     return layers, unmatched, notes

@@ -116,3 +116,72 @@ def _cell(value: Any) -> str:
     if isinstance(value, float):
         return repr(value) if math.isfinite(value) else ""
     return str(value)
+
+
+# ----------------------------------------------------------------------------- the layer table (--layers)
+
+#: The layer table's file beside the variant table's: ``results.csv`` -> ``results-layers.csv``.
+LAYERS_SUFFIX = "-layers"
+
+_LayerGetter = Callable[[dict[str, Any]], Any]
+
+
+def _act(name: str) -> _LayerGetter:
+    return lambda layer: (layer.get("activation") or {}).get(name)
+
+
+def _weight(name: str) -> _LayerGetter:
+    return lambda layer: (layer.get("weight") or {}).get(name)
+
+
+#: One row per layer of each analysed variant, in model order (the Layers tab's table, plus its figures).
+LAYER_COLUMNS: list[tuple[str, _LayerGetter]] = [
+    ("layer", lambda layer: layer.get("name")),
+    ("op_type", lambda layer: layer.get("op_type")),
+    ("tensor", lambda layer: layer.get("tensor")),
+    ("sqnr_db", _act("sqnr_db")),
+    ("relative_mse", _act("mse")),
+    ("cosine", _act("cosine")),
+    ("max_abs", _act("max_abs")),
+    ("min_channel_sqnr_db", _act("min_channel_sqnr_db")),
+    ("outlier_channels", lambda layer: ";".join(str(c) for c in _act("outlier_channels")(layer) or [])),
+    ("clipped_fraction", _act("clipped_fraction")),
+    ("weight_sqnr_db", _weight("sqnr_db")),
+    ("weight_min_channel_sqnr_db", _weight("min_channel_sqnr_db")),
+]
+
+
+def layers_csv_path(path: Any) -> Any:
+    """Where the layer table of the CSV report at ``path`` goes: ``<stem>-layers.csv`` beside it."""
+    return path.with_name(f"{path.stem}{LAYERS_SUFFIX}{path.suffix or '.csv'}")
+
+
+def has_layers(studies: list[StudyResult]) -> bool:
+    """Whether any variant of ``studies`` carries a layer analysis."""
+    return any(v.layers for s in studies for v in s.results)
+
+
+def render_layers_csv(study: StudyResult | list[StudyResult], names: Mapping[str, str] | None = None) -> str:
+    """One header row, then one row per layer of every variant analysed with --layers, in model order, with the
+    layer's time per call in the float model and the variant (profiler runs) and its share of the variant's."""
+    from core.layers.profile import float_profile_for, layer_shares, layer_times
+
+    studies = study if isinstance(study, list) else [study]
+    names = names or {}
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(["study_name", "study_id", "label", "scheme", "runtime", "index",
+                     *(name for name, _ in LAYER_COLUMNS), "float_ms", "variant_ms", "share"])
+    for s in studies:
+        baseline = next((v for v in s.results if v.is_baseline), None)
+        for v in s.results:
+            if not v.layers:
+                continue
+            float_ms = layer_times(v.layers, float_profile_for(v.profile, baseline.profile if baseline else None))
+            variant_ms = layer_times(v.layers, v.profile)
+            shares = layer_shares(v.layers, v.profile)
+            for i, layer in enumerate(v.layers):
+                writer.writerow([names.get(s.study_id, ""), s.study_id, v.label, v.scheme, v.runtime, i,
+                                 *(_cell(get(layer)) for _, get in LAYER_COLUMNS),
+                                 _cell(float_ms[i]), _cell(variant_ms[i]), _cell(shares[i])])
+    return out.getvalue()

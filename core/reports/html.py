@@ -393,7 +393,7 @@ def _results_table(rows: list[_Row]) -> str:
         ]
         if not v.ok:
             body.append(
-                f'<tr><td>{cells[0]}</td><td>{cells[1]}</td><td colspan="10" class="error">{escape(v.error or "")}</td>'
+                f'<tr><td>{cells[0]}</td><td>{cells[1]}</td><td colspan="11" class="error">{escape(v.error or "")}</td>'
                 f"<td>{_badge(v.status.value)}</td></tr>"
             )
             continue
@@ -537,7 +537,8 @@ WORST_LAYERS = 10
 def _layers(rows: list[_Row]) -> str:
     """Per variant analysed with --layers: its ten worst layers against the float model, and where its time goes."""
     out = ['<p class="hint">Activation SQNR of each layer against the float model (higher is better; under '
-           "10 dB the output has departed), the worst channel's, the outlier channels and the weight's; "
+           "10 dB the output has departed), the worst channel's, the outlier channels, the share of float values "
+           "outside the variant's quantization range (clipped) and the weight's SQNR; "
            "time by op type from the runtime's profiler (separate runs from the timed ones).</p>"]
     for r in rows:
         layers = r.variant.layers
@@ -546,7 +547,7 @@ def _layers(rows: list[_Row]) -> str:
         worst = sorted(layers, key=lambda layer: _finite_or((layer.get("activation") or {}).get("sqnr_db"), 1e9))
         body = "".join(_layer_row(layer) for layer in worst[:WORST_LAYERS])
         head = "".join(f"<th>{h}</th>" for h in ("Layer", "Op type", "SQNR dB", "Worst channel dB", "Outlier channels",
-                                                 "Weight dB"))
+                                                 "Clipped", "Weight dB"))
         ops = ((r.variant.profile or {}).get("by_op_type") or {}).items()
         time = ", ".join(f"{escape(op)} {figures.get('share', 0) * 100:.0f} %"
                          for op, figures in sorted(ops, key=lambda kv: -kv[1].get("share", 0))[:6])
@@ -570,8 +571,10 @@ def _layer_row(layer: dict[str, Any]) -> str:
         return f"{float(value):.1f}" if _finite(value) else "-"
 
     outliers = ", ".join(str(c) for c in (act.get("outlier_channels") or [])[:8])
+    clipped = act.get("clipped_fraction")
     cells = [escape(str(layer.get("name", ""))), escape(str(layer.get("op_type", ""))), db(act.get("sqnr_db")),
-             db(act.get("min_channel_sqnr_db")), escape(outliers), db(weight.get("sqnr_db"))]
+             db(act.get("min_channel_sqnr_db")), escape(outliers),
+             f"{100.0 * float(clipped):.2f} %" if _finite(clipped) else "-", db(weight.get("sqnr_db"))]
     return "<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>"
 
 

@@ -1,6 +1,14 @@
-"""Samples whose prediction changed against the baseline, per variant, with the input when it is an image."""
+"""Samples whose prediction changed against the baseline, per variant, with the input when it is an image.
+
+A click on a sample (or "Layers for this sample") shows that one input's per-layer error, float against the
+variant, with the first layer where it departs marked: read from the study's layer step (``flipped_layers``
+beside ``flipped``), or computed on demand in a background job when the two model files are still on disk.
+"""
 
 from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 from PySide6.QtCore import QSize, Qt
@@ -12,12 +20,19 @@ from PySide6.QtWidgets import (
     QListView,
     QListWidget,
     QListWidgetItem,
+    QPushButton,
     QVBoxLayout,
     QWidget,
 )
 
+from qtapp.charts.sample_layers import SampleLayersChart
+from qtapp.threads.tasks import TaskRunner
+from qtapp.window.theme import LIGHT, Theme
+
 THUMB_PX = 88
 MAX_SHOWN = 400  # a list longer than this is not read by anyone; the count says how many there are
+NO_SAMPLE_LAYERS = ("No per-layer error recorded for this sample: run the study with layer analysis (Layers "
+                    "option, or --layers) to record it for the first flipped samples")
 
 
 def image_of(sample: np.ndarray, image_shape: tuple[int, ...] | None = None) -> QImage | None:
@@ -44,10 +59,19 @@ def image_of(sample: np.ndarray, image_shape: tuple[int, ...] | None = None) -> 
     return QImage(pixels.data, w, h, 3 * w, QImage.Format.Format_RGB888).copy()
 
 
+#: Token ids shown under a flipped sample of a classifier over tokens.
+TOKENS_SHOWN = 8
+
+
 class FlippedPanel(QWidget):
-    def __init__(self, parent=None) -> None:
+    def __init__(self, parent=None, theme: Theme | None = None, tasks: TaskRunner | None = None) -> None:
         super().__init__(parent)
         self._flips: dict[str, dict] = {}
+        #: label -> (float model file, variant file, runtime) for a sample's layers computed on demand.
+        self._sources: dict[str, tuple[Path, Path, str]] = {}
+        self._tasks = tasks if tasks is not None else TaskRunner(self, max_threads=1)
+        self._asked: tuple[str, int] | None = None  # the sample whose layers are shown or being computed
+        self._computed_here: dict[tuple[str, int], dict[str, Any]] = {}  # records computed on demand
         self._x: np.ndarray | None = None
         self._y: np.ndarray | None = None
         self._class_names: list[str] | None = None
@@ -70,17 +94,35 @@ class FlippedPanel(QWidget):
         self.list.setMovement(QListView.Movement.Static)
         self.list.setSpacing(6)
         self.list.setUniformItemSizes(True)
+        self.list.currentItemChanged.connect(lambda *_: self.layers_button.setEnabled(self._selected() is not None))
+        self.list.itemClicked.connect(lambda _item: self.show_sample_layers())
+        self.layers_button = QPushButton("Layers for this sample", self)
+        self.layers_button.setToolTip("This input's per-layer error, float against the variant, and the first "
+                                      "layer where it departs")
+        self.layers_button.setEnabled(False)
+        self.layers_button.clicked.connect(lambda: self.show_sample_layers())
+        self.sample_status = QLabel(self)
+        self.sample_status.setObjectName("mutedLabel")
+        self.sample_status.setWordWrap(True)
+        self.sample_chart = SampleLayersChart(theme or LIGHT, self)
+        self.sample_chart.setVisible(False)
         top = QHBoxLayout()
         top.addWidget(QLabel("Variant:", self))
         top.addWidget(self.variant, 1)
         top.addWidget(self.summary, 2)
+        top.addWidget(self.layers_button)
         layout = QVBoxLayout(self)
         layout.addLayout(top)
         layout.addWidget(self.direction)
         layout.addWidget(self.list, 1)
+        layout.addWidget(self.sample_status)
+        layout.addWidget(self.sample_chart, 1)
 
     def clear(self) -> None:
         self._flips = {}
+        self._sources = {}
+        self._computed_here = {}
+        self._hide_sample_layers()
         self.variant.clear()
         self.list.clear()
         self.direction.clear()
@@ -114,6 +156,73 @@ class FlippedPanel(QWidget):
             if self.variant.currentData() == label:
                 self._show_current()
 
+    def set_sources(self, label: str, model: dict[str, Any], variant_path: str | None, runtime: str | None) -> None:
+        """Where variant ``label``'s files are (the study's ``model`` block, its ``source_path``), so a sample's
+        layers not recorded by the study can be computed on demand; ONNX Runtime pairs whose files still exist."""
+        float_path = Path(str(model.get("path") or ""))
+        if (runtime == "onnxruntime" and model.get("format") == "onnx" and variant_path
+                and float_path.is_file() and Path(variant_path).is_file()):
+            self._sources[label] = (float_path, Path(variant_path), runtime)
+        else:
+            self._sources.pop(label, None)
+
+    def apply_theme(self, theme: Theme) -> None:
+        self.sample_chart.apply_theme(theme)
+
+    # --- one sample's layers -------------------------------------------
+    def _selected(self) -> int | None:
+        item = self.list.currentItem()
+        return None if item is None else int(item.data(Qt.ItemDataRole.UserRole))
+
+    def show_sample_layers(self, index: int | None = None) -> None:
+        """Show sample ``index``'s (default: the selected one's) per-layer error for the chosen variant."""
+        label = self.variant.currentData()
+        index = self._selected() if index is None else index
+        if label is None or index is None:
+            return
+        self._asked = (label, index)
+        recorded = next((r for r in self._flips[label].get("flipped_layers") or [] if int(r["index"]) == index),
+                        self._computed_here.get((label, index)))
+        if recorded is not None:
+            self._show_record(label, recorded)
+            return
+        source = self._sources.get(label)
+        if source is None or self._x is None or index >= len(self._x):
+            self.sample_chart.setVisible(False)
+            self.sample_status.setText(NO_SAMPLE_LAYERS)
+            return
+        self.sample_chart.setVisible(False)
+        self.sample_status.setText(f"Comparing sample #{index}'s layers, float against {label}…")
+        float_path, variant_path, runtime = source
+        sample = np.array(self._x[index])
+
+        def job() -> dict[str, Any]:
+            from core.layers import analyse_sample
+
+            return analyse_sample(float_path, variant_path, runtime, sample, index)
+
+        self._tasks.submit(job, lambda record: self._computed(label, record), self._failed, replaces="sample-layers")
+
+    def _computed(self, label: str, record: dict[str, Any]) -> None:
+        if self._asked != (label, int(record["index"])):
+            return  # another sample was asked for meanwhile
+        self._computed_here[(label, int(record["index"]))] = record  # a second click shows it at once
+        self._show_record(label, record)
+
+    def _failed(self, message: str) -> None:
+        self.sample_chart.setVisible(False)
+        self.sample_status.setText(f"This sample's layers could not be compared: {message}")
+
+    def _show_record(self, label: str, record: dict[str, Any]) -> None:
+        self.sample_status.setText("")
+        self.sample_chart.show_record(record, label)
+        self.sample_chart.setVisible(True)
+
+    def _hide_sample_layers(self) -> None:
+        self._asked = None
+        self.sample_chart.setVisible(False)
+        self.sample_status.setText("")
+
     def show_variant(self, label: str) -> None:
         i = self.variant.findData(label)
         if i >= 0:
@@ -133,6 +242,7 @@ class FlippedPanel(QWidget):
 
     def _fill(self) -> None:
         self._stale = False
+        self._hide_sample_layers()
         self.list.clear()
         self.direction.clear()
         label = self.variant.currentData()
@@ -179,11 +289,28 @@ class FlippedPanel(QWidget):
             lines.append(f"true {self._name(int(self._y[index]))}")
         if base_pred is not None and var_pred is not None and k < len(base_pred) and k < len(var_pred):
             lines.append(f"{self._name(int(base_pred[k]))} → {self._name(int(var_pred[k]))}")
+        tokens = self._tokens(index)
+        if tokens:
+            lines.append(tokens)
         return "\n".join(lines)
 
-    def _icon(self, index: int) -> QIcon | None:
-        if self._x is None or index >= len(self._x):
+    def _tokens(self, index: int) -> str | None:
+        """A classifier over tokens: the sample's first real token ids, shown in place of a picture."""
+        from core.models.io_spec import attention_mask, token_ids
+
+        if self._x is None or index >= len(self._x) or self._x.dtype.kind not in "iuV":
             return None
+        sample = self._x[index : index + 1]
+        ids, mask = token_ids(sample), attention_mask(sample)
+        if ids is None:
+            return None
+        real = ids[0][mask[0] != 0] if mask is not None else ids[0]
+        shown = " ".join(str(int(t)) for t in real[:TOKENS_SHOWN])
+        return f"ids {shown}{' …' if len(real) > TOKENS_SHOWN else ''}"
+
+    def _icon(self, index: int) -> QIcon | None:
+        if self._x is None or index >= len(self._x) or self._x.dtype.names is not None:
+            return None  # several named inputs (token ids and a mask): the caption shows the ids
         image = image_of(self._x[index], self._image_shape)
         if image is None:
             return None

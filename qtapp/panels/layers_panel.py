@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import Qt
+from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QColor, QFontMetricsF
 from PySide6.QtWidgets import (
     QAbstractItemView,
@@ -21,16 +21,20 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QHeaderView,
     QLabel,
+    QMenu,
+    QPushButton,
     QTableWidget,
     QTableWidgetItem,
     QVBoxLayout,
     QWidget,
 )
 
-from core.layers.profile import CONVERSION_OPS, layer_times
+from core.layers import EXCLUDABLE_SCHEMES, keep_in_float
+from core.layers.profile import CONVERSION_OPS, float_profile_for, layer_shares, layer_times
 from core.layers.stats import DEPARTS_BELOW_DB, EXACT_SQNR_DB
 from core.reports.format import MISSING, format_ms
 from qtapp.charts.export import install_export_menu
+from qtapp.charts.layer_ranges import LayerRangesChart
 from qtapp.charts.palette import BASELINE_COLOR, VariantPalette
 from qtapp.charts.style import set_axis_label, short_name, style_axes, tick_font, with_alpha
 from qtapp.panels.scroll_page import fill_with_scrolling
@@ -134,8 +138,13 @@ class _OpAxis(pg.AxisItem):
 class LayersPanel(QWidget):
     """Per-layer SQNR chart, layer table and op-type time bars for the variants of one study."""
 
+    #: "Keep in float and re-run": the scheme (a core SchemeSpec) of the chosen variant with the layer excluded.
+    keep_in_float_requested = Signal(object)
+
     def __init__(self, palette: VariantPalette, theme: Theme, parent=None) -> None:
         super().__init__(parent)
+        #: label -> (scheme id, params) of each variant, for "Keep in float and re-run".
+        self._schemes: dict[str, tuple[str, dict[str, str]]] = {}
         self._palette = palette
         self._theme = theme
         self._variants: dict[str, tuple[list[dict[str, Any]], dict[str, Any] | None]] = {}
@@ -168,7 +177,22 @@ class LayersPanel(QWidget):
         choice_row.addWidget(self.table_title)
         choice_row.addWidget(self.variant_choice)
         choice_row.addStretch(1)
+        self.keep_float_button = QPushButton("Keep in float and re-run")
+        self.keep_float_button.setToolTip("Add a variant of this scheme with the selected layer left in float "
+                                          "(exclude=) and run the study again")
+        self.keep_float_button.setEnabled(False)
+        self.keep_float_button.clicked.connect(lambda: self.request_keep_in_float())
+        choice_row.addWidget(self.keep_float_button)
         self.table = _table(list(COLUMNS))
+        self.table.cellClicked.connect(self._row_clicked)
+        self.table.itemSelectionChanged.connect(self._update_keep_float)
+        self.table.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
+        self.table.customContextMenuRequested.connect(self._table_menu)
+        self.ranges_hint = QLabel("Click a layer for its value histograms with the variant's quantization range.")
+        self.ranges_hint.setObjectName("mutedLabel")
+        self.ranges = LayerRangesChart(theme)
+        self.ranges.setVisible(False)
+        self._ranges_layer: str | None = None  # the layer whose ranges are open, kept across variants
 
         self.bars_title = QLabel("Time by op type, ms per call (profiler runs, not the timed ones)")
         self.bars_title.setObjectName("chartTitle")
@@ -192,7 +216,7 @@ class LayersPanel(QWidget):
         for widget in (self.title, self.empty, self.legend, self.chart):
             layout.addWidget(widget)
         layout.addLayout(choice_row)
-        for widget in (self.table, self.bars_title, self.bars_legend, self.bars):
+        for widget in (self.table, self.ranges_hint, self.ranges, self.bars_title, self.bars_legend, self.bars):
             layout.addWidget(widget)
         layout.addStretch(1)
         fill_with_scrolling(self, page)
@@ -210,6 +234,8 @@ class LayersPanel(QWidget):
         self._variants = {}
         self._float_profile = None
         self.variant_choice.clear()
+        self._schemes = {}
+        self._ranges_layer = None
         self._axis.names = []
         self._fill_table(None)
         self._draw_bars(None)
@@ -219,17 +245,20 @@ class LayersPanel(QWidget):
         """The float model's profile beside a variant's: the one made in the variant's own runtime (its
         ``float`` entry: an ONNX Runtime variant of a PyTorch model is compared with the ONNX export), else
         the study's baseline's."""
-        own = (profile or {}).get("float")
-        return own if isinstance(own, dict) else self._float_profile
+        return float_profile_for(profile, self._float_profile)
 
     def set_float_profile(self, profile: dict[str, Any] | None) -> None:
         """The float model's profile (made once per study): the "Float ms" column and the float bars."""
         self._float_profile = profile
         self._show_variant(self.variant_choice.currentText())
 
-    def set_layers(self, label: str, layers: list[dict[str, Any]], profile: dict[str, Any] | None) -> None:
-        """Show (or replace) variant ``label``'s layer records and profile."""
+    def set_layers(self, label: str, layers: list[dict[str, Any]], profile: dict[str, Any] | None,
+                   scheme: tuple[str, dict[str, str]] | None = None) -> None:
+        """Show (or replace) variant ``label``'s layer records and profile; ``scheme`` (its id and parameters)
+        lets a layer be kept in float and the study re-run."""
         self._variants[label] = (list(layers), profile)
+        if scheme is not None:
+            self._schemes[label] = (scheme[0], dict(scheme[1]))
         self._draw_curves([label])
         if self.variant_choice.findText(label) < 0:
             self.variant_choice.addItem(label)
@@ -248,6 +277,7 @@ class LayersPanel(QWidget):
         self._departs.setPen(pg.mkPen(theme.bad, width=1.5, style=Qt.PenStyle.DashLine))
         if self._variants:
             self._draw_curves(list(self._variants))
+        self.ranges.apply_theme(theme)
         self._show_variant(self.variant_choice.currentText())
 
     # --- drawing -------------------------------------------------------
@@ -323,12 +353,14 @@ class LayersPanel(QWidget):
         self.table_title.setText("Layers of" if entry else "Layers")
         self._fill_table(entry)
         self._draw_bars(label if entry else None)
+        self._draw_ranges()
+        self._update_keep_float()
 
     def _fill_table(self, entry: tuple[list[dict[str, Any]], dict[str, Any] | None] | None) -> None:
         layers, profile = entry if entry else ([], None)
         float_ms = layer_times(layers, self._float_for(profile))
         variant_ms = layer_times(layers, profile)
-        total = sum(node["ms"] for node in (profile or {}).get("by_node", [])) or None
+        shares = layer_shares(layers, profile)
         self.table.setSortingEnabled(False)
         self.table.setRowCount(len(layers))
         for row, layer in enumerate(layers):
@@ -344,8 +376,7 @@ class LayersPanel(QWidget):
                 (", ".join(str(c) for c in outliers[:8]) + (" …" if len(outliers) > 8 else ""), len(outliers)),
                 (format_db(weight.get("sqnr_db")), weight.get("sqnr_db")),
                 (format_ms(f_ms), f_ms), (format_ms(v_ms), v_ms),
-                (format_share(v_ms / total if v_ms is not None and total else None),
-                 v_ms / total if v_ms is not None and total else None),
+                (format_share(shares[row]), shares[row]),
             ]
             for col, (text, key) in enumerate(cells):
                 item = _SortItem(text, key)
@@ -387,12 +418,76 @@ class LayersPanel(QWidget):
         rows_px = QFontMetricsF(tick_font()).height() * 2.2
         self.bars.setFixedHeight(int(max(160, 70 + rows_px * len(ops))))
 
+    # --- one layer's ranges ----------------------------------------------
+    def _row_clicked(self, row: int, _column: int) -> None:
+        item = self.table.item(row, 0)
+        if item is not None:
+            self.show_ranges(item.text())
+
+    def show_ranges(self, layer_name: str) -> None:
+        """Open ``layer_name``'s histograms (of the chosen variant) with its quantization range."""
+        self._ranges_layer = layer_name
+        self._draw_ranges()
+
+    # --- keep a layer in float -------------------------------------------
+    def selected_layer(self) -> str | None:
+        """The layer of the table's selected row, or None."""
+        rows = {index.row() for index in self.table.selectionModel().selectedRows()}
+        item = self.table.item(min(rows), 0) if rows else None
+        return item.text() if item is not None else None
+
+    def keep_in_float_scheme(self, layer: str | None = None) -> Any:
+        """The chosen variant's scheme with ``layer`` (default: the selected one) excluded, or None when its scheme
+        cannot leave a layer in float."""
+        layer = layer or self.selected_layer()
+        scheme = self._schemes.get(self.variant_choice.currentText())
+        if layer is None or scheme is None or scheme[0] not in EXCLUDABLE_SCHEMES:
+            return None
+        try:
+            return keep_in_float(scheme[0], scheme[1], layer)
+        except ValueError:
+            return None
+
+    def request_keep_in_float(self, layer: str | None = None) -> None:
+        """Ask for the chosen variant with ``layer`` (default: the selected one) in float (keep_in_float_requested)."""
+        scheme = self.keep_in_float_scheme(layer)
+        if scheme is not None:
+            self.keep_in_float_requested.emit(scheme)
+
+    def _update_keep_float(self) -> None:
+        scheme = self._schemes.get(self.variant_choice.currentText())
+        self.keep_float_button.setEnabled(self.keep_in_float_scheme() is not None)
+        if scheme is not None and scheme[0] not in EXCLUDABLE_SCHEMES:
+            self.keep_float_button.setToolTip(f"{scheme[0]} cannot leave one layer in float (only "
+                                              f"{', '.join(EXCLUDABLE_SCHEMES)} can)")
+
+    def _table_menu(self, pos) -> None:
+        item = self.table.itemAt(pos)
+        if item is None:
+            return
+        layer = self.table.item(item.row(), 0).text()
+        menu = QMenu(self)
+        action = menu.addAction(f"Keep {layer} in float and re-run")
+        action.setEnabled(self.keep_in_float_scheme(layer) is not None)
+        action.triggered.connect(lambda: self.request_keep_in_float(layer))
+        menu.popup(self.table.viewport().mapToGlobal(pos))
+
+    def _draw_ranges(self) -> None:
+        label = self.variant_choice.currentText()
+        layers = self._variants.get(label, ([], None))[0]
+        layer = next((entry for entry in layers if entry["name"] == self._ranges_layer), None)
+        self.ranges.setVisible(layer is not None)
+        if layer is not None:
+            self.ranges.show_layer(label, layer, self._palette.hex(label))
+
     def _refresh_visibility(self) -> None:
         has = bool(self._variants)
         self.empty.setVisible(not has)
         for widget in (self.legend, self.chart, self.table, self.table_title, self.variant_choice, self.bars_title,
-                       self.bars_legend, self.bars):
+                       self.bars_legend, self.bars, self.ranges_hint, self.keep_float_button):
             widget.setVisible(has)
+        if not has:
+            self.ranges.setVisible(False)
 
     # --- reading (tests) ----------------------------------------------
     def labels(self) -> list[str]:

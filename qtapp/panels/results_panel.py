@@ -88,7 +88,7 @@ class ResultsPanel(QWidget):
         self.sizes = SizeBars(palette, theme)
         self.scatter = TradeoffScatter(palette, theme)
         self.matrices = ConfusionMatrices(palette, theme)
-        self.flipped = FlippedPanel()
+        self.flipped = FlippedPanel(theme=theme)
         self.flipped.clear()
 
         self.side = QSplitter(Qt.Orientation.Vertical)
@@ -393,19 +393,20 @@ class ResultsPanel(QWidget):
             self.matrices.set_matrix(label, np.asarray(metrics["confusion_matrix"]), is_baseline=v.is_baseline)
         if v.index > 0:
             self.flipped.set_flips(label, r.fidelity)
+            self.flipped.set_sources(label, self.state.model, r.source_path, r.runtime)
         self._feed_layers(v, r)
 
     def _feed_layers(self, v: VariantState, r: VariantResult) -> None:
         if v.is_baseline and r.profile is not None:
             self.layers.set_float_profile(r.profile)  # the float model's time by op, beside each variant's
         elif r.layers:
-            self.layers.set_layers(v.label, r.layers, r.profile)
+            self.layers.set_layers(v.label, r.layers, r.profile, scheme=(r.scheme, dict(r.params)))
 
     # --- theme ---------------------------------------------------------
     def apply_theme(self, theme: Theme) -> None:
         self._theme = theme
         self.table.set_theme(theme)
-        for chart in (self.histogram, self.sizes, self.scatter, self.matrices, self.layers):
+        for chart in (self.histogram, self.sizes, self.scatter, self.matrices, self.layers, self.flipped):
             chart.apply_theme(theme)
 
 

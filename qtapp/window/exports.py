@@ -69,6 +69,11 @@ def write_report(studies: list[Any], names: dict[str, str], path: str | Path, ki
         raise ValueError(f"unknown report kind {kind!r}")
     try:
         write_atomic(path, text)
+        if kind == "csv":  # the layer table beside it, as `quantbench export --csv` writes it
+            from core.reports.csv import has_layers, layers_csv_path, render_layers_csv
+
+            if has_layers(studies):
+                write_atomic(layers_csv_path(path), render_layers_csv(studies, names))
     except OSError as exc:
         raise BadInput(f"{path} cannot be written ({exc.strerror or exc}).") from None
     return path

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import shiboken6
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QKeySequence
@@ -164,6 +166,7 @@ class MainWindow(QMainWindow):
         self.controller.running_changed.connect(self._running_changed)
         self.controller.threads_finished.connect(self._threads_finished)
         self.buffer.drained.connect(self._events_drained)
+        self.results.layers.keep_in_float_requested.connect(self.rerun_with_scheme)
 
     # --- model, dataset, schemes ---------------------------------------
     def _catalogue_loaded(self, schemes) -> None:
@@ -308,6 +311,21 @@ class MainWindow(QMainWindow):
         study_id = self.controller.start(spec, engine)
         self.statusBar().showMessage("Study running. Esc cancels; finished variants stay on screen.")
         return study_id
+
+    def rerun_with_scheme(self, scheme) -> str | None:
+        """Run the study the panels describe again with one more variant, ``scheme`` (a SchemeSpec, e.g. the Layers
+        tab's "Keep in float and re-run"); returns the study id, or None if it cannot run now."""
+        if self.controller.running:
+            self.statusBar().showMessage("A study is running: re-run once it has finished.")
+            return None
+        try:
+            spec = self.study_spec()
+        except BadInput as exc:
+            self.statusBar().showMessage(in_window_words(str(exc)))
+            return None
+        if all(v.scheme != scheme for v in spec.variants):
+            spec = replace(spec, variants=(*spec.variants, VariantSpec(scheme=scheme)))
+        return self.start_study(spec)
 
     def cancel_study(self) -> None:
         if self.controller.running and not self.controller.cancel_requested:

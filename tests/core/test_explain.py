@@ -160,3 +160,60 @@ def test_partial_results_do_not_break_it(missing: str) -> None:
     else:
         v.coverage = {}
         assert explain_slowdown(v, BASE)  # falls back to a general cause
+
+
+def test_a_profiled_dynamic_int8_cnn_cites_its_measured_conversion_share(
+    tiny_torch_loaded: Any, make_ctx: Any, kit: Any
+) -> None:
+    """The layer analysis's profile of a real dynamic-int8 CNN: the explanation cites the measured shares."""
+    from core.layers import analyse_layers
+    from core.layers.profile import conversion_share
+    from core.schemes import get_scheme
+    from core.study.spec import SchemeSpec
+
+    fp32 = get_scheme("onnx-fp32").build(tiny_torch_loaded, SchemeSpec("onnx-fp32"), make_ctx("onnx-fp32"))
+    dyn = get_scheme("ort-int8-dynamic").build(tiny_torch_loaded, SchemeSpec("ort-int8-dynamic"), make_ctx("dyn"))
+    out = analyse_layers(fp32.artifact, dyn.artifact, "onnxruntime", kit.tiny_inputs(16, seed=5))
+    result = variant("ort-int8-dynamic", 0.5, dyn.coverage)
+    result.profile = {**out["profile"], "float": out["float_profile"]}
+    causes = explain_slowdown(result, variant("onnx-fp32", 0.2, fp32.coverage))
+    by_op = out["profile"]["by_op_type"]
+    share = conversion_share(out["profile"])
+    assert "DynamicQuantizeLinear" in by_op and 0.0 < share < 1.0
+    kinds = [op for op in ("QuantizeLinear", "DequantizeLinear", "DynamicQuantizeLinear", "Cast", "Transpose")
+             if by_op.get(op, {}).get("ms", 0.0) > 0.0]
+    assert causes[0] == f"measured: conversions ({', '.join(kinds)}): {100 * share:.0f} % of its profiled time"
+    top_op, top = next((op, v) for op, v in by_op.items() if op not in kinds)
+    assert causes[1].startswith(f"measured: largest op types {top_op} {100 * top['share']:.0f} %")
+    own = sum(n["ms"] for n in out["profile"]["by_node"])
+    flt = sum(n["ms"] for n in out["float_profile"]["by_node"])
+    assert f"its nodes take {own:.3g} ms per call against {flt:.3g} ms in the float model" in causes[1]
+    assert ("the time lost is outside the kernels" in causes[1]) == (own <= flt)
+    # The counted causes still follow the measured ones.
+    assert any("ConvInteger kernels quantize their input on every call" in c for c in causes[2:]), causes
+    # Without a profile (no layer analysis) nothing measured is claimed.
+    assert not any(c.startswith("measured") for c in explain_slowdown(variant("ort-int8-dynamic", 0.5, dyn.coverage),
+                                                                       variant("onnx-fp32", 0.2, fp32.coverage)))
+
+
+def test_measured_shares_are_cited_exactly_from_the_profile() -> None:
+    profile = {
+        "by_op_type": {"ConvInteger": {"ms": 0.62, "share": 0.62, "count": 2},
+                       "DynamicQuantizeLinear": {"ms": 0.25, "share": 0.25, "count": 2},
+                       "Cast": {"ms": 0.06, "share": 0.06, "count": 2},
+                       "Relu": {"ms": 0.07, "share": 0.07, "count": 2}},
+        "by_node": [{"name": "a", "op_type": "ConvInteger", "ms": 0.62}, {"name": "b", "op_type": "x", "ms": 0.38}],
+        "float": {"by_op_type": {"Conv": {"ms": 0.4, "share": 1.0, "count": 2}},
+                  "by_node": [{"name": "a", "op_type": "Conv", "ms": 0.4}]},
+    }
+    slow = variant("ort-int8-dynamic", 14.0, ort_cov(ConvInteger=45, DynamicQuantizeLinear=45))
+    slow.profile = profile
+    causes = explain_slowdown(slow, BASE)
+    assert causes[:2] == [
+        "measured: conversions (DynamicQuantizeLinear, Cast): 31 % of its profiled time",
+        "measured: largest op types ConvInteger 62 %, Relu 7 %; its nodes take 1 ms per call against 0.4 ms in the "
+        "float model (profiler runs, apart from the timed ones)",
+    ]
+    # Nodes faster than the float model's while the call is slower: the time goes elsewhere, and it says so.
+    slow.profile = {**profile, "float": {"by_node": [{"name": "a", "op_type": "Conv", "ms": 1.5}]}}
+    assert "so the time lost is outside the kernels" in explain_slowdown(slow, BASE)[1]

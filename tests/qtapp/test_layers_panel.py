@@ -61,7 +61,7 @@ def _build(folder: Path) -> dict[str, Any]:
     for label, path in variants.items():
         results[label] = analyse_layers(src, path, "onnxruntime", x, float_profile=float_profile)
         float_profile = results[label]["float_profile"]
-    return {"results": results, "float_profile": float_profile}
+    return {"results": results, "float_profile": float_profile, "src": src, "variants": variants, "x": x}
 
 
 @pytest.fixture(scope="module")
@@ -135,6 +135,29 @@ def test_table_rows_and_numeric_sort(panel, analysis: dict[str, Any]) -> None:
     rows = {r[0]: r for r in panel.table_rows()}
     assert len(rows) == len(kept) and rows["/0/Conv"][2] == "exact" and rows["/0/Conv"][5] == "exact"
     assert float(rows["/5/Gemm"][2]) > 20.0  # the fix works: the logits follow the float model again
+
+
+def test_a_click_on_a_layer_opens_its_ranges(panel, qtbot, analysis: dict[str, Any]) -> None:
+    from PySide6.QtCore import Qt
+
+    assert not panel.ranges.isVisible()
+    layer = analysis["results"]["ort-int8-static"]["layers"][0]
+    row = [r[0] for r in panel.table_rows()].index(layer["name"])
+    rect = panel.table.visualItemRect(panel.table.item(row, 2))
+    qtbot.mouseClick(panel.table.viewport(), Qt.MouseButton.LeftButton, pos=rect.center())
+    assert panel.ranges.isVisible() and layer["name"] in panel.ranges.title.text()
+    act = layer["ranges"]["activation"]
+    edges, heights, region = panel.ranges.drawn("activation")
+    np.testing.assert_allclose(edges[[0, -1]], [act["low"], act["high"]])
+    np.testing.assert_allclose(heights, np.log10(1.0 + np.asarray(act["counts"])))
+    assert region == pytest.approx(tuple(act["quant_range"]))
+    assert f"clipped {100 * act['clipped_fraction']:.2f} %" in panel.ranges.captions["activation"].text()
+    assert panel.ranges.drawn("weight")[2] == pytest.approx(tuple(layer["ranges"]["weight"]["quant_range"]))
+    # Another variant: the same layer's ranges there (kept in float: nothing quantized, no range drawn).
+    panel.variant_choice.setCurrentText("ort-int8-static, convs float")
+    assert panel.ranges.isVisible() and "convs float" in panel.ranges.title.text()
+    assert panel.ranges.drawn("weight")[2] is None
+    assert panel.ranges.captions["weight"].text().startswith("quantization range not known")
 
 
 def test_op_type_bars_float_against_variant(panel, analysis: dict[str, Any]) -> None:
@@ -231,3 +254,146 @@ def test_a_variants_own_float_profile_is_drawn_beside_it(qtbot, analysis: dict[s
     names, float_ms, _ = panel.bar_widths()
     assert not any(name.startswith("aten::") for name in names)  # not the other runtime's baseline
     assert sum(float_ms) > 0 and any(name.startswith("Conv") for name in names)
+
+
+# ----------------------------------------------------------------------------- one flipped sample's layers
+
+
+@pytest.fixture
+def flipped(qtbot):
+    from qtapp.panels.flipped_panel import FlippedPanel
+
+    widget = FlippedPanel()
+    qtbot.addWidget(widget)
+    widget.resize(900, 800)
+    widget.show()
+    qtbot.waitExposed(widget)
+    return widget
+
+
+def _click_sample(qtbot, panel, index: int) -> None:
+    from PySide6.QtCore import Qt
+
+    row = panel.shown_indices().index(index)
+    rect = panel.list.visualItemRect(panel.list.item(row))
+    qtbot.mouseClick(panel.list.viewport(), Qt.MouseButton.LeftButton, pos=rect.center())
+
+
+def test_a_click_on_a_flipped_sample_shows_its_recorded_layers(flipped, qtbot, analysis: dict[str, Any]) -> None:
+    from core.layers import analyse_samples
+
+    label = "ort-int8-static"
+    x = analysis["x"]
+    records = analyse_samples(analysis["src"], analysis["variants"][label], "onnxruntime", x[[4, 11]], [4, 11])
+    flipped.set_dataset(x, np.zeros(len(x), dtype=np.int64))
+    flipped.set_flips(label, {"flipped": [4, 11], "flipped_count": 2, "flipped_layers": records})
+    assert not flipped.sample_chart.isVisible() and not flipped.layers_button.isEnabled()
+    _click_sample(qtbot, flipped, 11)
+    assert flipped.sample_chart.isVisible() and flipped.layers_button.isEnabled()
+    names, sqnr, marked = flipped.sample_chart.drawn()
+    record = records[1]
+    assert names == [layer["name"] for layer in record["layers"]]
+    np.testing.assert_allclose(sqnr, [min(100.0, layer["sqnr_db"]) for layer in record["layers"]])
+    departs = record["departs_at"]
+    assert departs is not None  # the crushed channels: some layer of the int8 variant falls under 10 dB
+    assert marked == names.index(departs)
+    assert f"departs from the float model at {departs}" in flipped.sample_chart.caption.text()
+    assert all(v >= DEPARTS_BELOW_DB for v in sqnr[:marked])
+
+
+def test_a_samples_layers_are_computed_on_demand_when_the_files_are_there(flipped, qtbot,
+                                                                         analysis: dict[str, Any]) -> None:
+    from core.layers import analyse_sample
+    from qtapp.panels.flipped_panel import NO_SAMPLE_LAYERS
+
+    label = "ort-int8-static"
+    x = analysis["x"]
+    flipped.set_dataset(x, np.zeros(len(x), dtype=np.int64))
+    flipped.set_flips(label, {"flipped": [2, 6], "flipped_count": 2})  # a study run without layer analysis
+    _click_sample(qtbot, flipped, 6)
+    assert flipped.sample_status.text() == NO_SAMPLE_LAYERS and not flipped.sample_chart.isVisible()
+    # A --variant file of an ONNX model: both files are on disk, the panel compares them in a background job.
+    flipped.set_sources(label, {"path": str(analysis["src"]), "format": "onnx"},
+                        str(analysis["variants"][label]), "onnxruntime")
+    flipped.layers_button.click()
+    assert "Comparing sample #6" in flipped.sample_status.text()
+    qtbot.waitUntil(flipped.sample_chart.isVisible, timeout=20_000)
+    expected = analyse_sample(analysis["src"], analysis["variants"][label], "onnxruntime", x[6], index=6)
+    names, sqnr, marked = flipped.sample_chart.drawn()
+    assert names == [layer["name"] for layer in expected["layers"]]
+    np.testing.assert_allclose(sqnr, [min(100.0, layer["sqnr_db"]) for layer in expected["layers"]], rtol=1e-6)
+    assert marked == (names.index(expected["departs_at"]) if expected["departs_at"] else None)
+    # A PyTorch variant built in memory (or files gone): nothing to compute from.
+    flipped.set_sources(label, {"path": str(analysis["src"]), "format": "onnx"}, None, "pytorch")
+    flipped.set_flips(label, {"flipped": [2, 6], "flipped_count": 2})
+    flipped.show_sample_layers(2)
+    assert flipped.sample_status.text() == NO_SAMPLE_LAYERS
+
+
+# ----------------------------------------------------------------------------- keep a layer in float and re-run
+
+
+def _select_layer(qtbot, panel, name: str) -> None:
+    from PySide6.QtCore import Qt
+
+    row = [r[0] for r in panel.table_rows()].index(name)
+    rect = panel.table.visualItemRect(panel.table.item(row, 1))
+    qtbot.mouseClick(panel.table.viewport(), Qt.MouseButton.LeftButton, pos=rect.center())
+
+
+def test_keep_in_float_yields_the_scheme_with_the_layer_excluded(panel, qtbot, analysis: dict[str, Any]) -> None:
+    from core.layers import keep_in_float
+
+    label = "ort-int8-static"
+    result = analysis["results"][label]
+    assert not panel.keep_float_button.isEnabled()  # no scheme known for the variant: nothing to re-run
+    panel.set_layers(label, result["layers"], result["profile"], scheme=("ort-int8-static", {"activations": "s8"}))
+    _select_layer(qtbot, panel, "/2/Conv")
+    assert panel.selected_layer() == "/2/Conv" and panel.keep_float_button.isEnabled()
+    with qtbot.waitSignal(panel.keep_in_float_requested) as signal:
+        panel.keep_float_button.click()
+    assert signal.args[0].label == "ort-int8-static:activations=s8,exclude=/2/Conv"
+    # The variant already keeping one layer in float: the next one is added to its list.
+    again = keep_in_float("ort-int8-static", {"exclude": "/0/Conv", "activations": "s8"}, "/2/Conv")
+    assert again.label == "ort-int8-static:activations=s8,exclude=/0/Conv;/2/Conv"
+    assert keep_in_float("torch-int8-static", {}, "features.3#1").label == "torch-int8-static:exclude=features.3"
+    with pytest.raises(ValueError, match="ort-int8-dynamic"):
+        keep_in_float("ort-int8-dynamic", {}, "/2/Conv")
+    # A scheme that cannot leave a layer in float: the action is off, and says why.
+    panel.set_layers(label, result["layers"], result["profile"], scheme=("ort-int8-dynamic", {}))
+    _select_layer(qtbot, panel, "/2/Conv")
+    assert not panel.keep_float_button.isEnabled() and "cannot" in panel.keep_float_button.toolTip()
+
+
+def test_keep_in_float_reruns_the_study_with_the_added_variant(qtbot, analysis: dict[str, Any]) -> None:
+    from fake_study import fake_run_study
+    from helpers import close_window
+
+    from core.study.spec import DatasetSpec, ModelSpec, SchemeSpec, StudySpec, VariantSpec
+    from qtapp.window.main_window import MainWindow
+    from qtapp.window.theme import LIGHT
+
+    specs: list[StudySpec] = []
+
+    def engine(spec, cancel):
+        specs.append(spec)
+        yield from fake_run_study(spec, cancel, delay_s=0.001)
+
+    base = StudySpec(ModelSpec(str(analysis["src"])), DatasetSpec.parse("builtin:digits"),
+                     variants=(VariantSpec(scheme=SchemeSpec("ort-int8-static")),))
+    window = MainWindow(LIGHT, run_study=engine)
+    window.study_spec = lambda: base  # what the panels describe (their own round trip is tested elsewhere)
+    window.show()
+    try:
+        layers = window.results.layers
+        result = analysis["results"]["ort-int8-static"]
+        layers.set_layers("ort-int8-static", result["layers"], result["profile"], scheme=("ort-int8-static", {}))
+        layers.variant_choice.setCurrentText("ort-int8-static")
+        layers.table.selectRow([r[0] for r in layers.table_rows()].index("/0/Conv"))
+        layers.keep_float_button.click()
+        qtbot.waitUntil(lambda: len(specs) == 1 and not window.controller.running, timeout=20_000)
+        schemes = [v.scheme.label for v in specs[0].variants if v.scheme is not None]
+        assert schemes == ["ort-int8-static", "ort-int8-static:exclude=/0/Conv"]
+        assert specs[0].model == base.model and specs[0].dataset == base.dataset
+    finally:
+        close_window(qtbot, window)
