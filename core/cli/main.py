@@ -138,6 +138,7 @@ def spec_from_args(args: argparse.Namespace) -> Any:
         accuracy_drop_good=args.accuracy_good / 100, accuracy_drop_bad=args.accuracy_bad / 100,
         size_reduction_good=args.size_good / 100, latency_reduction_good=args.speed_good / 100,
         class_recall_drop_bad=args.class_recall_bad / 100,
+        perplexity_ratio_good=args.perplexity_good, perplexity_ratio_bad=args.perplexity_bad,
     )
     if args.demo:
         from core.engine.run import demo_study_spec
@@ -155,7 +156,8 @@ def spec_from_args(args: argparse.Namespace) -> Any:
                     f"--input-shape {args.input_shape!r} must be integers separated by commas, e.g. 1,3,224,224."
                 ) from None
         path = str(Path(args.model).expanduser())
-        model = ModelSpec(path=path, arch=args.arch, trusted=str(Path(path).resolve()) in trusted, input_shape=shape)
+        model = ModelSpec(path=path, arch=args.arch, trusted=str(Path(path).resolve()) in trusted, input_shape=shape,
+                          output=args.output or None)
         if not args.dataset:
             raise BadInput("--dataset is required with --model (e.g. npz:val.npz, or synthetic:256 for latency only).")
         dataset = DatasetSpec.parse(args.dataset)

@@ -195,7 +195,10 @@ def _add_run(sub: Any) -> None:
     run.add_argument(
         "--dataset", metavar="SPEC", help="builtin:digits, npz:PATH, csv:PATH[#label=COL], folder:PATH or synthetic:N"
     )
-    run.add_argument("--task", choices=["auto", "classification", "regression"], default="auto")
+    run.add_argument("--task", choices=["auto", "classification", "regression", "causal-lm"], default="auto",
+                     help="what the outputs are judged as (causal-lm: perplexity and next-token accuracy)")
+    run.add_argument("--output", metavar="NAME",
+                     help="the model output that carries the prediction, for a model with several outputs")
     run.add_argument("--limit", type=int, metavar="N", help="evaluate at most N samples")
     run.add_argument(
         "--calibration-data", metavar="DATASET",
@@ -302,6 +305,14 @@ def _add_run_timing(run: argparse.ArgumentParser) -> None:
 
 
 def _add_run_thresholds(run: argparse.ArgumentParser) -> None:
+    run.add_argument(
+        "--perplexity-good", type=float, default=1.02, metavar="X",
+        help="a language model whose perplexity is at most X times the baseline's is good (default 1.02)",
+    )
+    run.add_argument(
+        "--perplexity-bad", type=float, default=1.10, metavar="X",
+        help="a language model whose perplexity is over X times the baseline's is bad (default 1.10)",
+    )
     run.add_argument(
         "--accuracy-good", type=float, default=1.0, metavar="PT",
         help="accuracy drop under PT points is good (default 1)",

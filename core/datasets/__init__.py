@@ -35,19 +35,24 @@ __all__ = [
 ]
 
 
-def load_dataset(spec: DatasetSpec, model_input: TensorInfo | None = None, seed: int = 0) -> Dataset:
+def load_dataset(
+    spec: DatasetSpec, model_input: TensorInfo | list[TensorInfo] | None = None, seed: int = 0
+) -> Dataset:
     """Load the dataset ``spec`` names, shaped for ``model_input`` when one is given.
 
     ``spec.limit`` keeps the first samples in the file's order (a folder takes them
     round-robin across classes); ``spec.task`` other than AUTO overrides the guess from
     the labels. ``seed`` only matters for synthetic data. ``spec.calibration`` picks the
     calibration pool: by default a held-out split (``_hold_out``), which is not evaluated.
-    Raises BadInput for anything the user can fix.
+    Raises BadInput for anything the user can fix. ``model_input`` may be the model's list of inputs: a
+    model with several reads one array per input (npz) or draws them (synthetic), as core.models.io_spec says.
     """
     if spec.limit is not None and spec.limit <= 0:
         raise BadInput(f"{spec.describe()}: the sample limit must be positive, not {spec.limit}.")
-    ds = _load(_reading_ahead(spec), model_input, seed)
-    _choose_calibration(ds, spec, model_input, seed)
+    inputs = list(model_input) if isinstance(model_input, (list, tuple)) else [model_input] if model_input else []
+    first = inputs[0] if inputs else None
+    ds = _load(_reading_ahead(spec), first, seed, inputs)
+    _choose_calibration(ds, spec, first, seed, inputs)
     return _finish(ds, spec)
 
 
@@ -61,7 +66,9 @@ def _reading_ahead(spec: DatasetSpec) -> DatasetSpec:
     return replace(spec, limit=spec.limit + ahead)
 
 
-def _load(spec: DatasetSpec, model_input: TensorInfo | None, seed: int) -> Dataset:
+def _load(
+    spec: DatasetSpec, model_input: TensorInfo | None, seed: int, inputs: list[TensorInfo] | None = None
+) -> Dataset:
     """The dataset as its loader reads it: no calibration split, sample limit or task applied yet."""
     if spec.kind is DatasetKind.BUILTIN:
         from core.datasets.builtin import load_builtin
@@ -70,7 +77,7 @@ def _load(spec: DatasetSpec, model_input: TensorInfo | None, seed: int) -> Datas
     elif spec.kind is DatasetKind.NPZ:
         from core.datasets.npz import load_npz
 
-        ds = load_npz(spec, model_input)
+        ds = load_npz(spec, model_input, inputs)
     elif spec.kind is DatasetKind.CSV:
         from core.datasets.csv import load_csv
 
@@ -82,11 +89,13 @@ def _load(spec: DatasetSpec, model_input: TensorInfo | None, seed: int) -> Datas
     else:
         from core.datasets.synthetic import load_synthetic
 
-        ds = load_synthetic(spec, model_input, seed)
+        ds = load_synthetic(spec, model_input, seed, inputs)
     return ds
 
 
-def _choose_calibration(ds: Dataset, spec: DatasetSpec, model_input: TensorInfo | None, seed: int) -> None:
+def _choose_calibration(
+    ds: Dataset, spec: DatasetSpec, model_input: TensorInfo | None, seed: int, inputs: list[TensorInfo] | None = None
+) -> None:
     """Give ``ds`` the calibration pool ``spec.calibration`` asks for (see ``DatasetSpec.calibration``)."""
     if spec.calibration == CALIBRATE_ON_SAME:
         ds.calibration, ds.calibration_source, ds.calibration_overlaps = None, CALIBRATE_ON_SAME, True
@@ -94,7 +103,7 @@ def _choose_calibration(ds: Dataset, spec: DatasetSpec, model_input: TensorInfo 
         return
     other = spec.calibration_dataset()
     if other is not None:
-        _calibrate_on(ds, spec, other, model_input, seed)
+        _calibrate_on(ds, spec, other, model_input, seed, inputs)
     elif ds.calibration is None:
         _hold_out(ds)
 
@@ -105,10 +114,19 @@ def overlap_warning(why: str) -> str:
 
 
 def _calibrate_on(
-    ds: Dataset, spec: DatasetSpec, other: DatasetSpec, model_input: TensorInfo | None, seed: int
+    ds: Dataset, spec: DatasetSpec, other: DatasetSpec, model_input: TensorInfo | None, seed: int,
+    inputs: list[TensorInfo] | None = None,
 ) -> None:
     """Calibrate on the whole of another dataset, after checking its samples are shaped like ``ds``'s."""
-    pool = _load(other, model_input, seed).x
+    pool = _load(other, model_input, seed, inputs).x
+    if pool.dtype.names is not None and pool.dtype != ds.x.dtype:
+        from core.models.io_spec import describe_arrays
+
+        def listed(x: np.ndarray) -> str:
+            return ", ".join(f"{a['name']} {a['shape']} {a['dtype']}" for a in describe_arrays(x))
+
+        raise BadInput(f"calibration data {other.describe()}: its arrays are {listed(pool)}, "
+                       f"but those of {ds.spec} are {listed(ds.x)}.")
     if pool.shape[1:] != ds.x.shape[1:]:
         raise BadInput(
             f"calibration data {other.describe()}: its samples are {list(pool.shape[1:])}, "
@@ -174,6 +192,11 @@ def _finish(ds: Dataset, spec: DatasetSpec) -> Dataset:
 
 def _labels_for(task: Task, ds: Dataset, chosen: bool) -> np.ndarray | None:
     y, text = ds.y, ds.spec
+    if task is Task.CAUSAL_LM:
+        # The labels of next-token prediction are the input tokens themselves, shifted by one.
+        if y is not None:
+            ds.notes.append("Labels ignored: a causal language model is judged on its next tokens.")
+        return None
     if task is Task.UNLABELLED:
         if y is not None:
             ds.notes.append("Labels ignored: the task is set to unlabelled.")

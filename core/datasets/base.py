@@ -73,8 +73,16 @@ class Dataset:
             "classes": len(self.class_names) if self.class_names else None,
             "class_names": self.class_names,
             "sample_shape": list(self.x.shape[1:]),
+            # Each input array with its per-sample shape and dtype (several for a model with several inputs).
+            "inputs": _describe_arrays(self.x),
             "preprocessing": self.preprocessing,
             "has_labels": self.y is not None,
             "notes": list(self.notes),
             "calibration": self.calibration_info(),
         }
+
+
+def _describe_arrays(x: np.ndarray) -> list[dict[str, Any]]:
+    from core.models.io_spec import describe_arrays
+
+    return describe_arrays(x)

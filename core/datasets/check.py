@@ -160,9 +160,10 @@ def check_dataset_fits(ds: Dataset, inputs: list[TensorInfo], outputs: list[Tens
 
 
 def _input_problem(ds: Dataset, inputs: list[TensorInfo]) -> str | None:
-    if len(inputs) > 1:
-        names = ", ".join(f"'{t.name}'" for t in inputs)
-        return f"{ds.spec}: the model takes {len(inputs)} inputs ({names}) but a dataset feeds only one."
+    from core.models.io_spec import is_named
+
+    if len(inputs) > 1 or is_named(ds.x):
+        return _named_inputs_problem(ds, inputs)
     info = inputs[0]
     want = tuple(info.sample_shape)
     have = tuple(ds.x.shape[1:])
@@ -178,7 +179,102 @@ def _input_problem(ds: Dataset, inputs: list[TensorInfo]) -> str | None:
             f"{ds.spec}: the model input '{info.name}' takes {wanted.name} values but the dataset "
             f"holds fractional {ds.x.dtype.name} numbers."
         )
+    return _value_problem(ds.spec, "x", ds.x, info)
+
+
+def _named_inputs_problem(ds: Dataset, inputs: list[TensorInfo]) -> str | None:
+    """Why the named arrays of ``ds`` cannot feed these inputs (one array per input, named as it), or None."""
+    from core.models.io_spec import describe_arrays, input_names, is_named
+
+    listed = ", ".join(f"'{t.name}'" for t in inputs)
+    if not is_named(ds.x):
+        return (
+            f"{ds.spec}: the model takes {len(inputs)} inputs ({listed}) but the dataset holds one array; "
+            "give an npz file with one array per input, named as the inputs."
+        )
+    held = input_names(ds.x)
+    for info in inputs:
+        if info.name not in held:
+            found = ", ".join(f"'{n}'" for n in held)
+            return f"{ds.spec}: no array named '{info.name}' for the model input '{info.name}' (arrays found: {found})."
+    shapes = {a["name"]: a for a in describe_arrays(ds.x)}
+    for info in inputs:
+        have = tuple(shapes[info.name]["shape"])
+        want = tuple(info.sample_shape)
+        fits = len(want) == len(have) and all(not _is_known(w) or w == h for w, h in zip(want, have, strict=True))
+        if not fits:
+            return (
+                f"{ds.spec}: array '{info.name}' is {format_shape(have)} per sample but the model input "
+                f"'{info.name}' expects {format_shape(want)}."
+            )
+        array = ds.x[info.name]
+        wanted = _model_dtype(info)
+        if wanted is not None and wanted.kind in "iu" and array.dtype.kind == "f":
+            return (
+                f"{ds.spec}: array '{info.name}' holds {array.dtype.name} numbers but the model input "
+                f"'{info.name}' takes {wanted.name} values."
+            )
+        problem = _value_problem(ds.spec, info.name, array, info)
+        if problem:
+            return problem
     return None
+
+
+def _value_problem(spec_text: str, name: str, array: np.ndarray, info: TensorInfo) -> str | None:
+    """Token ids outside the embedding table's rows, or a mask holding other values than 0 and 1."""
+    from core.models.io_spec import is_mask_name
+
+    if array.dtype.kind not in "biu" or not array.size:
+        return None
+    low, high = int(np.min(array)), int(np.max(array))
+    vocab = getattr(info, "vocab", None)
+    if vocab and (low < 0 or high >= vocab):
+        return (
+            f"{spec_text}: array '{name}' holds token ids from {low} to {high} but the model's embedding for "
+            f"'{info.name}' has {vocab} rows (ids 0 to {vocab - 1})."
+        )
+    if is_mask_name(info.name) and (low < 0 or high > 1):
+        return (f"{spec_text}: array '{name}' is a mask for '{info.name}' but holds values from {low} to {high}, "
+                "not 0 and 1.")
+    return None
+
+
+def conform_named(
+    arrays: dict[str, np.ndarray], inputs: list[TensorInfo], spec_text: str, found: list[str] | None = None
+) -> np.ndarray:
+    """One structured batch (core.models.io_spec) from arrays named as ``inputs``, in the inputs' order.
+
+    BadInput names the array when one is missing, holds no numbers, holds fractional numbers for an
+    integer input, or has another number of samples than the first."""
+    from core.models.io_spec import pack_inputs
+
+    listed = ", ".join(f"'{n}'" for n in (arrays if found is None else found)) or "none"
+    packed: dict[str, np.ndarray] = {}
+    first: tuple[str, int] | None = None
+    for info in inputs:
+        if info.name not in arrays:
+            raise BadInput(f"{spec_text}: no array named '{info.name}' for the model input '{info.name}' "
+                           f"(arrays found: {listed}).")
+        a = arrays[info.name]
+        if a.dtype.kind not in "biuf" or a.ndim < 1:
+            raise BadInput(f"{spec_text}: array '{info.name}' holds {a.dtype} values, not a batch of numbers.")
+        wanted = _model_dtype(info)
+        whole = bool(a.size) and bool(np.all(a == np.round(a)))
+        if wanted is not None and wanted.kind in "iu" and a.dtype.kind == "f" and not whole:
+            raise BadInput(
+                f"{spec_text}: array '{info.name}' holds fractional {a.dtype.name} numbers but the model input "
+                f"'{info.name}' takes {wanted.name} values."
+            )
+        if a.dtype.kind == "f" and not np.all(np.isfinite(a)):
+            raise BadInput(f"{spec_text}: array '{info.name}' holds NaN or infinite values.")
+        if first is None:
+            first = (info.name, len(a))
+        elif len(a) != first[1]:
+            raise BadInput(
+                f"{spec_text}: array '{info.name}' has {len(a)} samples but array '{first[0]}' has {first[1]}."
+            )
+        packed[info.name] = _cast_for(a, info, f"{spec_text}: array '{info.name}'")
+    return pack_inputs(packed)
 
 
 def _label_problem(ds: Dataset, output: TensorInfo) -> str | None:

@@ -25,13 +25,22 @@ _NPY_MAGIC = b"\x93NUMPY"
 MAX_NPY_HEADER_BYTES = 10_000
 
 
-def load_npz(spec: DatasetSpec, model_input: TensorInfo | None = None) -> Dataset:
-    """Load ``x`` and ``y`` from an .npz archive (a bare .npy file is taken as ``x`` alone)."""
+def load_npz(
+    spec: DatasetSpec, model_input: TensorInfo | None = None, inputs: list[TensorInfo] | None = None
+) -> Dataset:
+    """Load ``x`` and ``y`` from an .npz archive (a bare .npy file is taken as ``x`` alone).
+
+    For a model with several ``inputs`` the archive holds one array per input, named as the input
+    (``input_ids``, ``attention_mask``, ...), and optional ``y``; they become one structured batch
+    (core.models.io_spec). A model with one input may also find its array under the input's name."""
     text = spec.describe()
     path = Path(spec.location).expanduser()
     if not path.is_file():
         raise BadInput(f"{text}: no such file.")
-    x, y = _read_arrays(path, text)
+    names = [t.name for t in inputs or []]
+    if len(names) > 1:
+        return _load_named(path, text, inputs or [])
+    x, y = _read_arrays(path, text, names)
     x = _checked_inputs(x, text)
     if y is not None:
         y = _checked_labels(y, len(x), text)
@@ -46,7 +55,30 @@ def load_npz(spec: DatasetSpec, model_input: TensorInfo | None = None) -> Datase
     )
 
 
-def _read_arrays(path: Path, text: str) -> tuple[np.ndarray, np.ndarray | None]:
+def _load_named(path: Path, text: str, inputs: list[TensorInfo]) -> Dataset:
+    """A dataset of one array per model input, refused before the run when an array is missing or does not fit."""
+    from core.datasets.check import conform_named
+
+    with path.open("rb") as f:
+        magic = f.read(6)
+    listed = ", ".join(f"'{t.name}'" for t in inputs)
+    if not magic.startswith(b"PK"):
+        raise BadInput(f"{text}: the model takes {len(inputs)} inputs ({listed}); give an .npz archive with one "
+                       "array per input, named as the inputs.")
+    arrays = _read_npz_members(path, text, [t.name for t in inputs])
+    if "x" in arrays and not any(t.name in arrays for t in inputs):
+        raise BadInput(f"{text}: the model takes {len(inputs)} inputs ({listed}) but the file holds one array 'x'; "
+                       "save one array per input, named as the inputs.")
+    found = list(arrays)
+    y = arrays.pop("y", None)
+    arrays.pop("x", None)
+    x = conform_named(arrays, inputs, text, found)
+    if y is not None:
+        y = _checked_labels(y, len(x), text)
+    return Dataset(x=x, y=y, task=infer_task(y), spec=text, preprocessing="none (arrays used as stored)")
+
+
+def _read_arrays(path: Path, text: str, names: list[str] | None = None) -> tuple[np.ndarray, np.ndarray | None]:
     with path.open("rb") as f:
         magic = f.read(6)
     if not magic:
@@ -56,7 +88,7 @@ def _read_arrays(path: Path, text: str) -> tuple[np.ndarray, np.ndarray | None]:
         raise BadInput(f"{text}: not a numpy .npz or .npy file.")
     if magic == _NPY_MAGIC:
         return _read_npy(path, text), None
-    return _read_npz(path, text)
+    return _read_npz(path, text, names or [])
 
 
 def _read_npy(path: Path, text: str) -> np.ndarray:
@@ -76,7 +108,19 @@ def _read_npy(path: Path, text: str) -> np.ndarray:
         raise BadInput(f"{text}: not a readable numpy .npz or .npy file.") from None
 
 
-def _read_npz(path: Path, text: str) -> tuple[np.ndarray, np.ndarray | None]:
+def _read_npz(path: Path, text: str, names: list[str]) -> tuple[np.ndarray, np.ndarray | None]:
+    """``x`` (or the one model input's array, under its name) and ``y`` from an .npz archive."""
+    arrays = _read_npz_members(path, text, names)
+    if "x" not in arrays:
+        alias = next((n for n in names if n in arrays), None)
+        if alias is None:
+            found = ", ".join(repr(n) for n in arrays) or "none"
+            raise BadInput(f"{text}: no array named 'x' (arrays found: {found}).")
+        arrays["x"] = arrays.pop(alias)
+    return arrays["x"], arrays.get("y")
+
+
+def _read_npz_members(path: Path, text: str, names: list[str]) -> dict[str, np.ndarray]:
     """``x`` and ``y`` from an .npz archive, each read only after every claim about it was checked.
 
     The members are read here rather than through ``np.load``: numpy hands back the raw bytes of
@@ -93,8 +137,10 @@ def _read_npz(path: Path, text: str) -> tuple[np.ndarray, np.ndarray | None]:
     except Exception:  # noqa: BLE001 - all of them mean the same to the user
         raise BadInput(f"{text}: not a readable numpy .npz or .npy file.") from None
     with archive:
-        members = _members_by_key(archive)
-        if "x" not in members:
+        members = _members_by_key(archive, ("x", "y", *names))
+        order = {info.filename: i for i, info in enumerate(archive.infolist())}
+        members = dict(sorted(members.items(), key=lambda kv: order.get(kv[1].filename, 0)))  # as in the file
+        if "x" not in members and not any(n in members for n in names):
             found = ", ".join(repr(n.removesuffix(".npy")) for n in archive.namelist()) or "none"
             raise BadInput(f"{text}: no array named 'x' (arrays found: {found}).")
         archive_bytes = path.stat().st_size
@@ -103,19 +149,17 @@ def _read_npz(path: Path, text: str) -> tuple[np.ndarray, np.ndarray | None]:
             check_zip_member(text, info, archive_bytes)
             shape, dtype, header_bytes = _member_header(archive, info, key, text)
             declared = _check_data_length(shape, dtype, info.file_size - header_bytes, key, text, exact=True)
-            total += _loading_cost(key, shape, dtype, declared)
+            total += _loading_cost("x" if key in names else key, shape, dtype, declared)
         check_claim(text, "loading its arrays", total)
-        x = _member(archive, members["x"], "x", text)
-        y = _member(archive, members["y"], "y", text) if "y" in members else None
-    return x, y
+        return {key: _member(archive, info, key, text) for key, info in members.items()}
 
 
-def _members_by_key(archive: zipfile.ZipFile) -> dict[str, zipfile.ZipInfo]:
-    """The members that hold ``x`` and ``y``, chosen as ``np.load`` would (``x.npy``, or a member named ``x``)."""
+def _members_by_key(archive: zipfile.ZipFile, keys: tuple[str, ...] = ("x", "y")) -> dict[str, zipfile.ZipInfo]:
+    """The members that hold ``keys``, chosen as ``np.load`` would (``x.npy``, or a member named ``x``)."""
     last = {info.filename: info for info in archive.infolist()}  # a repeated name: zipfile opens the last
     names = {name.removesuffix(".npy"): name for name in last}
     names.update({name: name for name in last})  # an exact name wins, as in numpy's NpzFile
-    return {key: last[names[key]] for key in ("x", "y") if key in names}
+    return {key: last[names[key]] for key in dict.fromkeys(keys) if key in names}
 
 
 def _member_header(

@@ -23,8 +23,18 @@ if TYPE_CHECKING:
 CALIBRATION_DRAW_MAX = 500
 
 
-def load_synthetic(spec: DatasetSpec, model_input: TensorInfo | None, seed: int = 0) -> Dataset:
-    """N standard-normal float32 samples for ``model_input``, reproducible from ``seed``."""
+#: Tokens per sample of synthetic token data when the model leaves the sequence length open.
+SYNTHETIC_SEQUENCE = 32
+
+
+def load_synthetic(
+    spec: DatasetSpec, model_input: TensorInfo | None, seed: int = 0, inputs: list[TensorInfo] | None = None
+) -> Dataset:
+    """N standard-normal float32 samples for ``model_input``, reproducible from ``seed``.
+
+    A model over tokens (an integer input whose embedding size is known, or several inputs) gets token
+    ids drawn within the embedding's rows, masks of 0/1 (each sample's real length drawn, padding at the
+    end) and zero segment ids, as one structured batch (core.models.io_spec) when it has several inputs."""
     text = spec.describe()
     try:
         n = int(spec.location)
@@ -34,6 +44,8 @@ def load_synthetic(spec: DatasetSpec, model_input: TensorInfo | None, seed: int 
         raise BadInput(f"{text}: the sample count must be positive.")
     if model_input is None:
         raise BadInput(f"{text}: synthetic data takes its shape from the model, so a model is needed first.")
+    if (inputs and len(inputs) > 1) or model_input.vocab:
+        return _synthetic_tokens(text, n, inputs or [model_input], seed)
     shape = tuple(model_input.sample_shape)
     if not all(isinstance(d, int) and not isinstance(d, bool) and d > 0 for d in shape):
         raise BadInput(
@@ -69,3 +81,58 @@ def load_synthetic(spec: DatasetSpec, model_input: TensorInfo | None, seed: int 
         preprocessing=f"random standard-normal values (seed {seed})",
         notes=["Synthetic inputs: accuracy is not measured, only agreement with the baseline and latency."],
     )
+
+
+def _synthetic_tokens(text: str, n: int, inputs: list[TensorInfo], seed: int) -> Dataset:
+    """Random token ids within each embedding's rows, 0/1 masks with padding at the end, zero segment ids."""
+    from core.models.io_spec import is_mask_name, pack_inputs
+
+    rng = np.random.default_rng(seed)
+    length = _sequence_length(inputs)
+    total = n + min(n, CALIBRATION_DRAW_MAX)  # the calibration draw follows the evaluated samples
+    real = rng.integers(max(1, length // 2), length + 1, size=total)
+    mask = (np.arange(length)[None, :] < real[:, None]).astype(np.int64)
+    arrays: dict[str, np.ndarray] = {}
+    for info in inputs:
+        shape = tuple(length if not (isinstance(d, int) and d > 0) else d for d in info.sample_shape)
+        try:
+            dtype = np.dtype(info.dtype)
+        except TypeError:
+            dtype = np.dtype(np.float32)
+        if is_mask_name(info.name):
+            arrays[info.name] = mask.astype(dtype).reshape((total, *shape))
+        elif dtype.kind == "f":
+            arrays[info.name] = rng.standard_normal((total, *shape)).astype(dtype)
+        elif info.vocab:
+            ids = rng.integers(0, info.vocab, size=(total, *shape)).astype(dtype)
+            arrays[info.name] = ids * mask.reshape(ids.shape).astype(dtype) if ids.shape == (total, length) else ids
+        else:
+            raise BadInput(
+                f"{text}: the model input '{info.name}' takes {dtype.name} values whose valid range random data "
+                "cannot guess (no embedding table says it); use a real dataset."
+            )
+    x_all = arrays[inputs[0].name] if len(inputs) == 1 else pack_inputs(arrays)
+    open_length = any(not (isinstance(d, int) and d > 0) for t in inputs for d in t.sample_shape)
+    notes = ["Synthetic inputs: accuracy is not measured, only agreement with the baseline and latency."]
+    if open_length:
+        notes.append(f"Synthetic token sequences of {length} tokens (the model leaves the length open).")
+    return Dataset(
+        x=x_all[:n],
+        calibration=x_all[n:],
+        calibration_source="separate_draw",
+        calibration_overlaps=False,
+        y=None,
+        task=Task.UNLABELLED,
+        spec=text,
+        preprocessing=f"random token ids within the embedding, padded at the end (seed {seed})",
+        notes=notes,
+    )
+
+
+def _sequence_length(inputs: list[TensorInfo]) -> int:
+    """The sequence length the inputs fix (their first fixed second dimension), else SYNTHETIC_SEQUENCE."""
+    for info in inputs:
+        dims = info.sample_shape
+        if dims and isinstance(dims[0], int) and dims[0] > 0:
+            return int(dims[0])
+    return SYNTHETIC_SEQUENCE

@@ -117,6 +117,7 @@ def evaluate_variant(
     evaluation early: the outputs of the first samples are returned (a variant too slow to evaluate whole)."""
     x = state.dataset.x
     total = len(x)
+    select_prediction_output(state.model, runner)
     cap = eval_batch_for(state)
     if batch_dependent(runner, coverage) and cap != state.spec.timing.batch_size:
         cap = state.spec.timing.batch_size
@@ -156,6 +157,15 @@ def evaluate_variant(
     if out.shape[0] != start:
         raise BadInput(f"the model returned {out.shape[0]} outputs for {start} inputs.")
     return out
+
+
+def select_prediction_output(model: Any, runner: Any) -> None:
+    """Have a runner of a model with several outputs return the one that carries the prediction
+    (``model.output``: by name where the variant's file keeps the names, else by position)."""
+    select = getattr(runner, "select_output", None)
+    outputs = getattr(model, "outputs", None) or []
+    if callable(select) and len(outputs) > 1:
+        select(model.output.name, model.output_index)
 
 
 def _predict(runner: Any, part: np.ndarray, notes: list[str] | None) -> np.ndarray | None:
@@ -225,6 +235,9 @@ def score(state: StudyState, result: VariantResult, out: np.ndarray) -> None:
     if not np.all(np.isfinite(out)):
         bad = int(np.size(out) - np.count_nonzero(np.isfinite(out)))
         result.notes.append(f"{bad} output values are NaN or infinite")
+    if task is Task.CAUSAL_LM:
+        _score_language_model(state, result, out)
+        return
     if y is not None and task is Task.CLASSIFICATION:
         n_classes = out.shape[-1] if out.ndim == 2 and out.shape[-1] > 1 else int(np.max(y)) + 1
         result.metrics = classification_metrics(y, out, n_classes)
@@ -251,6 +264,34 @@ def score(state: StudyState, result: VariantResult, out: np.ndarray) -> None:
                 result.evaluated["baseline_metrics"] = classification_metrics(y, base_out, n_classes)
             elif task is Task.REGRESSION:
                 result.evaluated["baseline_metrics"] = regression_metrics(y, base_out)
+
+
+def _score_language_model(state: StudyState, result: VariantResult, out: np.ndarray) -> None:
+    """Perplexity and next-token accuracy over the real tokens; against the baseline, the logits' error and
+    the KL divergence of the next-token distributions (core.measures.language)."""
+    from core.measures.fidelity import logit_fidelity
+    from core.measures.language import causal_lm_metrics, next_token_divergence
+    from core.models.io_spec import attention_mask, token_ids
+
+    n = len(out)
+    x = state.dataset.x[:n]  # a slow variant may have been evaluated on the first n samples only
+    ids, mask = token_ids(x), attention_mask(x)
+    if ids is None or out.ndim != 3 or ids.shape != out.shape[:2]:
+        shape = "none" if ids is None else "x".join(str(d) for d in ids.shape)
+        raise BadInput(
+            f"the task is causal-lm, but the output '{state.model.output.name}' is "
+            f"{'x'.join(str(d) for d in out.shape)} for token ids {shape}: a language model's output is "
+            "[batch, sequence, vocabulary]."
+        )
+    result.metrics = causal_lm_metrics(out, ids, mask)
+    if result.is_baseline:
+        state.baseline_out = out
+    elif state.baseline_out is not None:
+        base_out = state.baseline_out[:n]
+        result.fidelity = logit_fidelity(base_out, out)  # chunked: logits can be gigabytes
+        result.fidelity.update(next_token_divergence(base_out, out, ids, mask))
+        if n < len(state.dataset.x) and result.evaluated is not None:
+            result.evaluated["baseline_metrics"] = causal_lm_metrics(base_out, ids, mask)
 
 
 def _note_degenerate(result: VariantResult, baseline_out: np.ndarray, classification: bool) -> bool:

@@ -41,6 +41,13 @@ def time_variant(state: StudyState, label: str, runner: Any, result: VariantResu
     result.latency.warmup_ms = round(run.warmup_ms, 4)
     result.latency.stop_reason = run.stop_reason
     result.throughput_per_s = throughput_per_s(result.latency.p50, timing.batch_size)
+    if result.metrics is not None and x.dtype.names is not None or state.task.value == "causal-lm":
+        from core.models.io_spec import tokens_in
+
+        # A model over tokens: its throughput in real (unpadded) tokens of the timed batch per second.
+        tokens = throughput_per_s(result.latency.p50, tokens_in(x))
+        if tokens is not None:
+            result.metrics = {**(result.metrics or {}), "tokens_per_s": tokens}
     if result.latency.noisy:
         result.notes.append(
             f"noisy timing: interquartile range is {result.latency.iqr_rel:.0%} of the median (over 10 %)"

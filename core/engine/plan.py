@@ -73,7 +73,9 @@ def resolve_task(spec: StudySpec, data_task: Task, y: np.ndarray | None, model: 
     if spec.dataset.task is not Task.AUTO:
         return spec.dataset.task
     if y is None:
-        return Task.UNLABELLED
+        from core.measures.language import looks_like_language_model
+
+        return Task.CAUSAL_LM if looks_like_language_model(model) else Task.UNLABELLED
     out_dim = model.output.shape[-1] if model.output.shape else None
     if data_task is Task.CLASSIFICATION and out_dim == 1:
         return Task.REGRESSION  # a single output scores a value, not ten classes

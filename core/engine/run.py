@@ -154,11 +154,13 @@ def _load(spec: StudySpec, cancel: CancelToken, workdir: Path) -> _Loaded:
     t_load = time.perf_counter()
     model = load_model(spec.model)
     model_load_s = time.perf_counter() - t_load
+    if model.output_problem:  # several outputs and none plainly the prediction (core.models.io_spec)
+        raise BadInput(f"{spec.model.path}: {model.output_problem}")
     cancel.raise_if_cancelled()
     t_load = time.perf_counter()
-    dataset = load_dataset(spec.dataset, model.input, seed=spec.seed)
+    dataset = load_dataset(spec.dataset, model.inputs, seed=spec.seed)
     dataset_load_s = time.perf_counter() - t_load
-    check_dataset_fits(dataset, model.inputs, model.outputs)
+    check_dataset_fits(dataset, model.inputs, [model.output])
     if len(dataset) < spec.timing.batch_size:
         raise BadInput(
             f"{spec.dataset.describe()}: the dataset has {len(dataset)} samples, "

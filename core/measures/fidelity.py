@@ -101,3 +101,52 @@ def _mean_cosine(b: np.ndarray, v: np.ndarray) -> float:
     return float(np.clip(np.mean(cos), -1.0, 1.0))
 
 
+
+
+def logit_fidelity(baseline: np.ndarray, variant: np.ndarray, chunk: int = 16) -> dict[str, Any]:
+    """``fidelity(baseline, variant, classification=False)`` computed ``chunk`` samples at a time, so that a
+    language model's logits ([N, sequence, vocabulary], often gigabytes) are never copied whole to float64.
+
+    Same keys and values (up to float64 summation order) as ``fidelity``."""
+    if baseline.shape != variant.shape or baseline.ndim == 0:
+        raise ValueError(f"baseline outputs {baseline.shape} and variant outputs {variant.shape} do not match")
+    n = baseline.shape[0]
+    sums = {"abs": 0.0, "sq": 0.0, "signal": 0.0, "count": 0, "cos": 0.0, "rows": 0}
+    max_abs: float | None = None
+    nonfinite = baseline_nonfinite = nonfinite_samples = 0
+    for start in range(0, n, chunk):
+        b = np.asarray(baseline[start : start + chunk], dtype=np.float64).reshape(-1, int(np.prod(baseline.shape[1:])))
+        v = np.asarray(variant[start : start + chunk], dtype=np.float64).reshape(b.shape)
+        rows = np.all(np.isfinite(b), axis=1) & np.all(np.isfinite(v), axis=1)
+        nonfinite += int(np.count_nonzero(~np.isfinite(v)))
+        baseline_nonfinite += int(np.count_nonzero(~np.isfinite(b)))
+        nonfinite_samples += int(np.count_nonzero(~rows))
+        b, v = b[rows], v[rows]
+        if not len(b):
+            continue
+        diff = b - v
+        sums["abs"] += float(np.sum(np.abs(diff)))
+        sums["sq"] += float(np.sum(diff * diff))
+        sums["signal"] += float(np.sum(b * b))
+        sums["count"] += int(diff.size)
+        if b.shape[1] > 1:
+            sums["cos"] += _mean_cosine(b, v) * len(b)
+        sums["rows"] += len(b)
+        worst = float(np.max(np.abs(diff)))
+        max_abs = worst if max_abs is None else max(max_abs, worst)
+    out: dict[str, Any] = {
+        "samples": int(n), "nonfinite": nonfinite, "baseline_nonfinite": baseline_nonfinite,
+        "nonfinite_samples": nonfinite_samples,
+    }
+    if not sums["rows"]:
+        out.update({"mae": None, "mse": None, "max_abs": None, "sqnr_db": None, "cosine": None, "identical": False})
+        return out
+    out.update({
+        "mae": sums["abs"] / sums["count"],
+        "mse": sums["sq"] / sums["count"],
+        "max_abs": max_abs,
+        "sqnr_db": _sqnr_db(sums["signal"], sums["sq"]),
+        "cosine": float(np.clip(sums["cos"] / sums["rows"], -1.0, 1.0)),
+        "identical": sums["sq"] == 0.0,
+    })
+    return out

@@ -36,8 +36,9 @@ class Rule:
         return self.holds(measured, self.limit(thresholds))
 
     def describe(self, thresholds: Thresholds) -> str:
-        """The rule in the legend's words, with its limit filled in."""
-        return self.legend.format(limit=f"{self.limit(thresholds) * 100:g}")
+        """The rule in the legend's words, with its limit filled in (a ratio as it is, a fraction in percent)."""
+        limit = self.limit(thresholds)
+        return self.legend.format(limit=f"{limit:g}" if "×" in self.legend else f"{limit * 100:g}")
 
 
 def _slower_than(reduction: float, limit: float) -> bool:
@@ -51,6 +52,9 @@ ACCURACY_BAD = Rule(Grade.BAD, "accuracy_drop_bad", operator.gt, "accuracy drop 
 WITHIN_NOISE = Rule(Grade.GOOD, None, operator.le, "within noise")
 #: The largest fall in one class's recall (a fraction; the legend says points).
 CLASS_RECALL_BAD = Rule(Grade.BAD, "class_recall_drop_bad", operator.gt, "a class's recall down > {limit} pt")
+#: A language model's perplexity over the baseline's (a ratio, not a percentage): the accuracy axis of task causal-lm.
+PERPLEXITY_GOOD = Rule(Grade.GOOD, "perplexity_ratio_good", operator.le, "perplexity ≤ {limit}× the baseline's")
+PERPLEXITY_BAD = Rule(Grade.BAD, "perplexity_ratio_bad", operator.gt, "perplexity > {limit}× the baseline's")
 #: Measured as 1 when accuracy cannot be judged (no labels and no class predictions), else 0.
 ACCURACY_UNKNOWN = Rule(Grade.UNKNOWN, None, operator.gt, "accuracy cannot be judged")
 #: Size: the fraction of the baseline's bytes saved.
@@ -125,6 +129,22 @@ OVERALL: tuple[tuple[Grade, Condition], ...] = (
 )
 
 
+#: The overall grade of a language model (task causal-lm): as ``OVERALL``, with the perplexity ratio as its
+#: accuracy axis.
+OVERALL_LANGUAGE_MODEL: tuple[tuple[Grade, Condition], ...] = (
+    (Grade.BAD, AnyOf((PERPLEXITY_BAD, AllOf((SIZE_BAD, SPEED_BAD))))),
+    (Grade.UNKNOWN, ACCURACY_UNKNOWN),
+    (Grade.GOOD, AllOf((PERPLEXITY_GOOD, AnyOf((SIZE_GOOD, SPEED_GOOD)), Not(AnyOf((SIZE_BAD, SPEED_BAD)))))),
+)
+
+
+def _overall_table(fired: frozenset[Rule] | None, task: Task | None = None) -> tuple[tuple[Grade, Condition], ...]:
+    """The language model's table when perplexity was graded (or the task says so), else ``OVERALL``."""
+    if task is Task.CAUSAL_LM or (fired is not None and fired & {PERPLEXITY_GOOD, PERPLEXITY_BAD}):
+        return OVERALL_LANGUAGE_MODEL
+    return OVERALL
+
+
 def thresholds_from(values: Thresholds | Mapping[str, Any]) -> Thresholds:
     """``values`` as ``Thresholds``; a mapping (a stored verdict's ``thresholds``) keeps the defaults it lacks."""
     if isinstance(values, Thresholds):
@@ -133,16 +153,17 @@ def thresholds_from(values: Thresholds | Mapping[str, Any]) -> Thresholds:
     return Thresholds(**{k: float(v) for k, v in values.items() if k in known and v is not None})
 
 
-def verdict_legend(thresholds: Thresholds | Mapping[str, Any]) -> str:
-    """The overall rule in one line, written from the conditions the grading evaluates (``OVERALL``)."""
+def verdict_legend(thresholds: Thresholds | Mapping[str, Any], task: Task | None = None) -> str:
+    """The overall rule in one line, written from the conditions the grading evaluates (``OVERALL``, or
+    ``OVERALL_LANGUAGE_MODEL`` for a causal language model)."""
     t = thresholds_from(thresholds)
-    clauses = [f"{grade.value.upper()}: {describe(condition, t)}" for grade, condition in OVERALL]
+    clauses = [f"{grade.value.upper()}: {describe(condition, t)}" for grade, condition in _overall_table(None, task)]
     return " · else ".join(clauses) + f" · else ACCEPTABLE · {NOISE_MEANING}"
 
 
 def overall_grade(fired: frozenset[Rule]) -> Grade:
     """The overall grade once ``fired`` (the rules whose measurements hold) is known."""
-    for grade, condition in OVERALL:
+    for grade, condition in _overall_table(fired):
         if _holds(condition, fired):
             return grade
     return Grade.ACCEPTABLE
@@ -263,6 +284,10 @@ def _accuracy_drop(
     task: Task, bm: dict[str, Any] | None, m: dict[str, Any] | None, agreement: float | None
 ) -> tuple[float | None, str]:
     bm, m = bm or {}, m or {}
+    if task is Task.CAUSAL_LM:
+        # The drop is the perplexity's relative rise (ratio - 1): 0.03 for 1.03x the baseline's.
+        ratio = _ratio(m.get("perplexity"), bm.get("perplexity"))
+        return (ratio - 1.0, "perplexity") if ratio is not None else (None, "unknown")
     if task in (Task.CLASSIFICATION, Task.AUTO) and _both(bm, m, "accuracy"):
         return float(bm["accuracy"]) - float(m["accuracy"]), "accuracy"
     if task in (Task.REGRESSION, Task.AUTO) and _both(bm, m, "r2"):
@@ -287,6 +312,8 @@ def _grade_accuracy(
     if drop is None:
         fired.add(ACCURACY_UNKNOWN)
         return Grade.UNKNOWN, ["accuracy unknown: no labels and no class predictions to compare"]
+    if kind == "perplexity":
+        return _grade_perplexity(1.0 + drop, bm, m, t, fired)
     good, bad = ACCURACY_GOOD.limit(t), ACCURACY_BAD.limit(t)
     interval = (m or {}).get("accuracy_delta_ci95") if kind == "accuracy" else None
     _fire(WITHIN_NOISE, _noise_distance(interval), t, fired)
@@ -329,6 +356,21 @@ def _grade_accuracy(
             f"(bad: a class's recall down over {_amount(CLASS_RECALL_BAD.limit(t), 'accuracy')})"
         )
     return grade, reasons
+
+
+def _grade_perplexity(
+    ratio: float, bm: dict[str, Any] | None, m: dict[str, Any] | None, t: Thresholds, fired: set[Rule]
+) -> tuple[Grade, list[str]]:
+    """A language model's accuracy axis: its perplexity over the baseline's against the two ratio limits."""
+    good, bad = PERPLEXITY_GOOD.limit(t), PERPLEXITY_BAD.limit(t)
+    if _fire(PERPLEXITY_GOOD, ratio, t, fired):
+        grade, rule = Grade.GOOD, f"good: at most {good:g}×"
+    elif _fire(PERPLEXITY_BAD, ratio, t, fired):
+        grade, rule = Grade.BAD, f"bad: over {bad:g}×"
+    else:
+        grade, rule = Grade.ACCEPTABLE, f"acceptable: between {good:g}× and {bad:g}×"
+    before, after = float((bm or {})["perplexity"]), float((m or {})["perplexity"])
+    return grade, [f"perplexity {before:.4g} → {after:.4g}, {ratio:.4f}× the baseline's ({rule})"]
 
 
 def _noise_distance(interval: Any) -> float | None:
@@ -429,7 +471,7 @@ def _overall_reason(overall: Grade, acc: Grade, size: Grade, speed: Grade, class
         if class_collapsed:
             return "overall bad: one class loses too much recall (named above)"
         if acc is Grade.BAD:
-            return "overall bad: it loses too much accuracy"
+            return "overall bad: it loses too much accuracy"  # for a language model: its perplexity rose too far
         return "overall bad: it is both larger and slower than the baseline"
     if overall is Grade.UNKNOWN:
         return "overall unknown: accuracy could not be judged"

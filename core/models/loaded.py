@@ -28,6 +28,8 @@ class TensorInfo:
     #: Dimensions; a symbolic dimension is its name (str), an unknown one None.
     shape: tuple[int | str | None, ...]
     dtype: str  # numpy dtype name, e.g. "float32"
+    #: For an integer input that indexes an embedding table (token ids): the table's rows, the ids it allows.
+    vocab: int | None = None
 
     @property
     def sample_shape(self) -> tuple[int | str | None, ...]:
@@ -51,6 +53,11 @@ class LoadedModel:
     handle: Any = None
     arch: str | None = None
     notes: list[str] = field(default_factory=list)
+    #: Which of ``outputs`` carries the prediction (core.models.io_spec.choose_output).
+    output_index: int = 0
+    #: Why the prediction output could not be chosen (several candidates, or ``--output`` names none); the
+    #: engine refuses the study with it before anything runs. None when the choice is made.
+    output_problem: str | None = None
 
     @property
     def input(self) -> TensorInfo:
@@ -58,7 +65,8 @@ class LoadedModel:
 
     @property
     def output(self) -> TensorInfo:
-        return self.outputs[0]
+        """The output that carries the prediction: the only one, or the one chosen among several."""
+        return self.outputs[self.output_index]
 
     def info(self) -> dict[str, Any]:
         """The ``model`` block of the result JSON."""
@@ -68,7 +76,9 @@ class LoadedModel:
             "arch": self.arch,
             "params": self.params,
             "file_bytes": self.file_bytes,
-            "inputs": [{"name": t.name, "shape": list(t.shape), "dtype": t.dtype} for t in self.inputs],
+            "inputs": [{"name": t.name, "shape": list(t.shape), "dtype": t.dtype,
+                        **({"vocab": t.vocab} if t.vocab else {})} for t in self.inputs],
+            "prediction_output": self.output.name,
             "outputs": [{"name": t.name, "shape": list(t.shape), "dtype": t.dtype} for t in self.outputs],
             "notes": [printable(n) for n in self.notes],  # may quote the file's own metadata
         }

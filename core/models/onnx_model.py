@@ -35,6 +35,7 @@ def load_onnx(path: Path) -> LoadedModel:
     inits = {t.name for t in model.graph.initializer}
     check_input_types(path, model, inits)
     inputs = [_tensor_info(v) for v in model.graph.input if v.name not in inits]
+    inputs = _with_vocab(inputs, model.graph)
     outputs = [_tensor_info(v) for v in model.graph.output]
     if not inputs:
         raise BadInput(f"{path} has no graph inputs, so there is nothing to feed it.")
@@ -275,6 +276,18 @@ _ONNX_TO_NUMPY = {
     1: "float32", 2: "uint8", 3: "int8", 4: "uint16", 5: "int16", 6: "int32", 7: "int64",
     9: "bool", 10: "float16", 11: "float64", 12: "uint32", 13: "uint64", 16: "bfloat16",
 }
+
+
+def _with_vocab(inputs: list[TensorInfo], graph: object) -> list[TensorInfo]:
+    """The integer inputs that index an embedding table carry its size (token ids a dataset may hold)."""
+    from dataclasses import replace
+
+    from core.models.io_spec import onnx_vocab_sizes
+
+    if not any(t.dtype in ("int32", "int64") for t in inputs):
+        return inputs
+    sizes = onnx_vocab_sizes(graph)
+    return [replace(t, vocab=sizes[t.name]) if t.name in sizes else t for t in inputs]
 
 
 def _tensor_info(value: object) -> TensorInfo:

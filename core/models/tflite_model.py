@@ -9,6 +9,7 @@ float32 interface and says in its notes how the conversion is done.
 from __future__ import annotations
 
 from collections import Counter
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +32,8 @@ def load_tflite(path: Path) -> LoadedModel:
     graph = read_graph(path)
     details = _interpreter_details(path)
     inputs = [_tensor_info(d) for d in details["inputs"]]
+    vocab = _gather_vocab(path)
+    inputs = [replace(t, vocab=vocab[t.name]) if t.name in vocab else t for t in inputs]
     outputs = [_tensor_info(d) for d in details["outputs"]]
     notes = [f"TFLite schema version {graph['version']}"]
     for role, items in (("input", details["inputs"]), ("output", details["outputs"])):
@@ -191,6 +194,31 @@ def _signature(detail: dict[str, Any]) -> list[int]:
     if sig is None or len(sig) != len(detail["shape"]):
         sig = detail["shape"]
     return [int(d) for d in sig]
+
+
+def _gather_vocab(path: Path) -> dict[str, int]:
+    """Integer graph inputs that index a constant table (GATHER or EMBEDDING_LOOKUP): the table's rows."""
+    try:
+        from ai_edge_litert import schema_py_generated as s
+
+        model = s.ModelT.InitFromPackedBuf(path.read_bytes(), 0)
+    except Exception:  # noqa: BLE001 - the file already loaded; no vocabulary is all this can cost
+        return {}
+    sub = model.subgraphs[0]
+    codes = [max(c.builtinCode, c.deprecatedBuiltinCode) for c in model.operatorCodes]
+    lookups = {s.BuiltinOperator.GATHER: (0, 1), s.BuiltinOperator.EMBEDDING_LOOKUP: (1, 0)}
+    inputs = set(sub.inputs if sub.inputs is not None else [])
+    vocab: dict[str, int] = {}
+    for op in sub.operators or []:
+        roles = lookups.get(codes[op.opcodeIndex])
+        if roles is None or op.inputs is None or len(op.inputs) < 2:
+            continue
+        table, ids = sub.tensors[op.inputs[roles[0]]], op.inputs[roles[1]]
+        data = model.buffers[table.buffer].data if table.buffer < len(model.buffers) else None
+        if ids in inputs and data is not None and len(data) and table.shape is not None and len(table.shape) >= 1:
+            name = sub.tensors[ids].name
+            vocab[name.decode() if isinstance(name, bytes) else str(name)] = int(table.shape[0])
+    return vocab
 
 
 def _tensor_info(detail: dict[str, Any]) -> TensorInfo:

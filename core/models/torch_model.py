@@ -208,8 +208,12 @@ def load_torchscript(path: Path, trusted: bool, input_shape: tuple[int, ...] | N
             f"open it only if you trust it (--trust {path})."
         )
     _check_zip_sizes(path)  # trusted code is still no licence to inflate a bomb
+    import warnings
+
     try:
-        module = torch.jit.load(str(path), map_location="cpu")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)  # its deprecation notice is not the user's business
+            module = torch.jit.load(str(path), map_location="cpu")
     except Exception as exc:
         raise BadInput(f"{path} could not be loaded as TorchScript ({_first_line(exc)}).") from None
     module.eval()
@@ -230,6 +234,9 @@ def load_torch_export(path: Path, trusted: bool, input_shape: tuple[int, ...] | 
     except Exception as exc:
         raise BadInput(f"{path} could not be loaded as a torch.export program ({_first_line(exc)}).") from None
     module = program.module()
+    named = _exported_named_inputs(path, program, module)
+    if named is not None:
+        return named
     exported_shape = _exported_input_shape(program)
     shape = input_shape
     if shape is None and exported_shape is not None:
@@ -245,6 +252,63 @@ def load_torch_export(path: Path, trusted: bool, input_shape: tuple[int, ...] | 
     loaded = _torch_loaded(path, ModelFormat.TORCH_EXPORT, module, shape, None)
     loaded.notes.extend(notes)
     return loaded
+
+
+def _exported_named_inputs(path: Path, program: Any, module: Any) -> LoadedModel | None:
+    """A torch.export program with several user inputs or integer ones (token ids, masks): its inputs as the
+    program records them (names, dtypes, symbolic dimensions, the embedding's rows for ids) and its outputs
+    from one run on the program's own example inputs; None for a program with one float input."""
+    import torch
+
+    from core.models.dims import readable_shape
+
+    names = list(program.graph_signature.user_inputs)
+    vals = {n.name: n.meta.get("val") for n in program.graph.nodes if n.op == "placeholder"}
+    metas = [vals.get(name) for name in names]
+    if len(names) < 2 and not any(getattr(m, "dtype", None) in (torch.int64, torch.int32) for m in metas):
+        return None
+    vocab = _exported_vocab(program, set(names))
+    inputs = []
+    for name, meta in zip(names, metas, strict=True):
+        if meta is None:
+            raise BadInput(f"{path}: the exported program does not record the shape of its input '{name}'.")
+        dims = tuple(d if isinstance(d, int) else str(d) for d in meta.shape)
+        dims = ("batch", *dims[1:]) if dims and not isinstance(dims[0], int) else dims
+        inputs.append(TensorInfo(name, readable_shape(dims), str(meta.dtype).removeprefix("torch."), vocab.get(name)))
+    example = getattr(program, "example_inputs", None)
+    args = example[0] if isinstance(example, tuple) and example and example[0] else None
+    if args is None:
+        raise BadInput(f"{path}: the exported program keeps no example inputs to learn its outputs from.")
+    try:
+        with torch.inference_mode():
+            out = module(*args)
+    except Exception as exc:
+        raise BadInput(f"{path} does not run on its own example inputs ({_first_line(exc)}).") from None
+    outs = list(out.items()) if isinstance(out, dict) else (
+        [(f"output{i}", o) for i, o in enumerate(out)] if isinstance(out, (tuple, list)) else [("output", out)])
+    outputs = [TensorInfo(str(n), ("batch", *tuple(int(d) for d in o.shape[1:])), str(o.dtype).removeprefix("torch."))
+               for n, o in outs if hasattr(o, "shape")]
+    params = sum(int(p.numel()) for p in module.parameters())
+    return LoadedModel(path=path, format=ModelFormat.TORCH_EXPORT, inputs=inputs, outputs=outputs, params=params,
+                       file_bytes=path.stat().st_size, handle=module,
+                       notes=[f"{len(inputs)} inputs: {', '.join(t.describe() for t in inputs)}"])
+
+
+def _exported_vocab(program: Any, user_inputs: set[str]) -> dict[str, int]:
+    """For each user input that an ``aten.embedding`` reads as indices, the rows of its table."""
+    import torch
+
+    vocab: dict[str, int] = {}
+    for node in program.graph.nodes:
+        if node.op != "call_function" or node.target is not torch.ops.aten.embedding.default:
+            continue
+        weight, indices = node.args[0], node.args[1]
+        while getattr(indices, "op", None) == "call_function" and indices.args:  # through casts and views
+            indices = indices.args[0]
+        shape = getattr(weight.meta.get("val"), "shape", None) if hasattr(weight, "meta") else None
+        if getattr(indices, "name", None) in user_inputs and shape is not None and len(shape) == 2:
+            vocab[indices.name] = int(shape[0])
+    return vocab
 
 
 def _exported_input_shape(program: Any) -> tuple[int | str, ...] | None:
@@ -387,6 +451,14 @@ def _torch_loaded(
     import torch
 
     params = sum(int(p.numel()) for p in module.parameters())
+    signature = _token_signature(path, module, input_shape)
+    if signature is not None:
+        inputs, outputs = signature
+        return LoadedModel(
+            path=path, format=fmt, inputs=inputs, outputs=outputs, params=params,
+            file_bytes=path.stat().st_size if file_bytes is None else file_bytes, handle=module, arch=arch,
+            notes=[f"{len(inputs)} inputs: {', '.join(t.describe() for t in inputs)}"],
+        )
     if input_shape is None:
         inputs = [TensorInfo("input", ("batch",), "float32")]
         outputs = [TensorInfo("output", ("batch",), "float32")]
@@ -417,6 +489,61 @@ def _torch_loaded(
         arch=arch,
         notes=notes,
     )
+
+
+#: Tokens per sample the signature of a token model is probed with, when its sequence length is not given.
+PROBE_SEQUENCE = 8
+
+
+def _token_signature(
+    path: Path, module: Any, input_shape: tuple[int, ...] | None
+) -> tuple[list[TensorInfo], list[TensorInfo]] | None:
+    """The inputs and outputs of a model over tokens (an embedding table, several forward arguments), found by
+    running it once on a short sequence; None for any other model (its one input is described as before).
+
+    Inputs are named as the forward arguments; ids and masks are int64 (ids within the embedding's rows,
+    masks all ones); several outputs are named by their dict keys, or ``output0``, ``output1``, ...
+    """
+    import torch
+
+    from core.models.io_spec import is_mask_name, is_type_ids_name, torch_forward_args, torch_vocab_size
+
+    args = torch_forward_args(module)
+    vocab = torch_vocab_size(module)
+    if vocab is None or not args or (len(args) == 1 and input_shape is not None and len(input_shape) != 2):
+        return None
+    seq = int(input_shape[1]) if input_shape is not None and len(input_shape) >= 2 else None
+    length = seq or PROBE_SEQUENCE
+    inputs = [
+        TensorInfo(a, ("batch", seq or "sequence"), "int64",
+                   None if is_mask_name(a) or is_type_ids_name(a) else vocab)
+        for a in args
+    ]
+    probe = [(torch.ones if is_mask_name(a) else torch.zeros)((1, length), dtype=torch.int64) for a in args]
+    try:
+        with torch.inference_mode():
+            out = module(*probe)
+    except Exception as exc:
+        raise BadInput(
+            f"{path} does not run on {len(args)} token input(s) ({', '.join(args)}) of {length} tokens "
+            f"({_first_line(exc)})."
+        ) from None
+    if isinstance(out, dict):
+        named = list(out.items())
+    elif isinstance(out, (tuple, list)):
+        named = [(f"output{i}", o) for i, o in enumerate(out)]
+    else:
+        named = [("output", out)]
+    outputs = []
+    for name, tensor in named:
+        if not hasattr(tensor, "shape"):
+            continue
+        dims: tuple[int | str | None, ...] = tuple(
+            "sequence" if seq is None and i == 1 and d == length else int(d) for i, d in enumerate(tensor.shape)
+        )
+        dtype = str(tensor.dtype).removeprefix("torch.")
+        outputs.append(TensorInfo(str(name), ("batch", *dims[1:]), dtype))
+    return inputs, outputs
 
 
 def _first_line(exc: BaseException) -> str:

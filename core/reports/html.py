@@ -362,6 +362,11 @@ def _quality_axis(studies: list[StudyResult]) -> tuple[str, Any]:
             m = r.variant.metrics or {}
             return m["accuracy"] * 100 if isinstance(m.get("accuracy"), (int, float)) else None
         return "accuracy (%)", accuracy
+    if task == "causal-lm":
+        def perplexity(r: _Row) -> float | None:
+            m = r.variant.metrics or {}
+            return m.get("perplexity") if isinstance(m.get("perplexity"), (int, float)) else None
+        return "perplexity (lower is better)", perplexity
     if task == "regression":
         def r2(r: _Row) -> float | None:
             m = r.variant.metrics or {}
@@ -470,6 +475,8 @@ _DETAIL_FIELDS: list[tuple[str, str]] = [
     ("batch size", "lat:batch_size"), ("throughput (samples/s)", "throughput"),
     ("accuracy", "m:accuracy"), ("precision (macro)", "m:precision_macro"), ("recall (macro)", "m:recall_macro"),
     ("F1 (macro)", "m:f1_macro"), ("MSE", "m:mse"), ("MAE", "m:mae"), ("R²", "m:r2"),
+    ("perplexity", "m:perplexity"), ("next-token accuracy", "m:next_token_accuracy"), ("tokens/s", "m:tokens_per_s"),
+    ("next-token KL divergence (nats)", "f:kl_divergence"),
     ("agreement with baseline", "f:agreement"), ("flipped predictions", "f:flipped_count"), ("output MAE", "f:mae"),
     ("output max |error|", "f:max_abs"), ("SQNR (dB)", "f:sqnr_db"), ("cosine similarity", "f:cosine"),
     ("size (bytes)", "size"), ("build time (s)", "build_s"),
@@ -517,7 +524,8 @@ def _detail(v: VariantResult, key: str) -> str:
         return str(value) if isinstance(value, int) else format_ms(value)
     if kind == "m":
         return _num(
-            (v.metrics or {}).get(name), percent=name in ("accuracy", "precision_macro", "recall_macro", "f1_macro")
+            (v.metrics or {}).get(name),
+            percent=name in ("accuracy", "precision_macro", "recall_macro", "f1_macro", "next_token_accuracy"),
         )
     if kind == "f":
         return _num((v.fidelity or {}).get(name), percent=name == "agreement")
@@ -676,6 +684,8 @@ def _reproduce(studies: list[StudyResult], titles: dict[str, str]) -> str:
 
 def _metric_name(v: VariantResult) -> str:
     m = v.metrics or {}
+    if "perplexity" in m:
+        return "perplexity"
     if "accuracy" in m:
         return "accuracy"
     if "r2" in m:
@@ -685,6 +695,8 @@ def _metric_name(v: VariantResult) -> str:
 
 def _quality_text(v: VariantResult, is_baseline: bool = False) -> str:
     m = v.metrics or {}
+    if isinstance(m.get("perplexity"), (int, float)):
+        return f"perplexity {m['perplexity']:.4g}"
     if isinstance(m.get("accuracy"), (int, float)):
         return format_percent(m["accuracy"], decimals=2)
     if isinstance(m.get("r2"), (int, float)):
@@ -721,6 +733,8 @@ def _threads(n: Any) -> str:
 def _change_with_interval(v: VariantResult) -> str:
     """The accuracy (or R²) change in points, rounded toward the worse side, with its 95 % interval when known."""
     drop = v.verdict.accuracy_drop if v.verdict else None
+    if "perplexity" in (v.metrics or {}):  # a language model's drop is its perplexity's relative rise
+        return format_percent(drop, signed=True)
     change = format_points(None if drop is None else -drop)
     interval = format_points_interval((v.metrics or {}).get("accuracy_delta_ci95"))
     return f"{change} {interval}" if interval else change

@@ -26,6 +26,9 @@ from core.study.result import StudyResult, VariantResult, VariantStatus
 def _quality(v: VariantResult, task: str) -> tuple[str, str]:
     """(headline metric, change against the baseline) for the table."""
     m = v.metrics or {}
+    if m.get("perplexity") is not None:  # a causal language model: perplexity, and its change in percent
+        drop = v.verdict.accuracy_drop if v.verdict and v.verdict.accuracy_drop is not None else None
+        return f"{m['perplexity']:.4g}", ("-" if drop is None else format_percent(drop, signed=True))
     if "accuracy" in m:
         drop = v.verdict.accuracy_drop if v.verdict and v.verdict.accuracy_drop is not None else None
         # The change's 95 % interval is in the verdict's reasons under the table (the table fits 100 columns).
@@ -54,7 +57,7 @@ def format_table(study: StudyResult, width: int = TABLE_WIDTH) -> str:
     failures, each note wrapped to ``width`` (the terminal's, for the command line)."""
     width = max(width, 40)
     task = study.dataset.get("task", "")
-    quality_head = "MSE" if task == "regression" else "Accuracy"
+    quality_head = {"regression": "MSE", "causal-lm": "Perplexity"}.get(task, "Accuracy")
     headers = [
         "Variant", "Runtime", quality_head, "vs base", "p50 ms", "p99 ms", "Speed-up", "vs best float", "Size",
         "Size vs base", "Agree", "SQNR dB", "Verdict",

@@ -55,6 +55,73 @@ class LiteRTRunner:
         self.resizable: bool | None = True if self.dynamic_batch else None
         self._batch = self.native_batch
         self._keep: Any = None
+        #: Every input by name (index, dtype, quantization, shape), for a model fed several named inputs.
+        self._inputs = {
+            str(d["name"]): (int(d["index"]), np.dtype(d["dtype"]), _quantization(d), tuple(int(s) for s in d["shape"]))
+            for d in self._interpreter.get_input_details()
+        }
+
+    def select_output(self, name: str, index: int) -> None:
+        """Return output ``name`` (or the ``index``-th) from now on, for a model with several outputs."""
+        details = self._interpreter.get_output_details()
+        chosen = next((d for d in details if d["name"] == name), details[min(index, len(details) - 1)])
+        self._out_index = int(chosen["index"])
+        self.output_dtype = np.dtype(chosen["dtype"])
+        self.output_quantization = _quantization(chosen)
+
+    # -- several named inputs (token ids and masks): one native batch at a time -----------------
+    def _named_chunks(self, x: np.ndarray) -> tuple[list[dict[int, np.ndarray]], int]:
+        """The batch as the model's native batches, each {input index: array in the input's dtype}, and the
+        padding added to the last one."""
+        from core.models.io_spec import input_names
+
+        missing = [name for name in self._inputs if name not in input_names(x)]
+        if missing:
+            raise BadInput(f"{self.path.name}: no array for the model input '{missing[0]}'.")
+        b = self.native_batch
+        pad = (-len(x)) % b
+        if pad:
+            x = np.concatenate([x, np.zeros(pad, dtype=x.dtype)])
+        self._resize(b)
+        chunks = []
+        for start in range(0, len(x), b):
+            part = x[start : start + b]
+            feed = {}
+            for name, (index, dtype, (scale, zero), shape) in self._inputs.items():
+                values = np.asarray(part[name]).reshape((b, *shape[1:]))
+                if dtype.kind in "iu" and scale:
+                    info = np.iinfo(dtype)
+                    v = values.astype(np.float64) / scale
+                    values = np.clip(np.sign(v) * np.floor(np.abs(v) + 0.5) + zero, info.min, info.max)
+                feed[index] = np.ascontiguousarray(values.astype(dtype))
+            chunks.append(feed)
+        return chunks, pad
+
+    def _predict_named(self, x: np.ndarray) -> np.ndarray:
+        chunks, pad = self._named_chunks(x)
+        interp = self._interpreter
+        outs = []
+        for feed in chunks:
+            for index, values in feed.items():
+                interp.set_tensor(index, values)
+            interp.invoke()
+            outs.append(interp.get_tensor(self._out_index).copy())
+        out = np.concatenate(outs, axis=0)
+        return self.from_model_output(out[: len(out) - pad] if pad else out)
+
+    def _call_named(self, x: np.ndarray) -> Callable[[], object]:
+        chunks, _ = self._named_chunks(x)
+        self._keep = chunks
+        interp = self._interpreter
+
+        def call() -> object:
+            for feed in chunks:
+                for index, values in feed.items():
+                    interp.set_tensor(index, values)
+                interp.invoke()
+            return None
+
+        return call
 
     @property
     def fixed_batch(self) -> int | None:
@@ -166,6 +233,8 @@ class LiteRTRunner:
         return np.concatenate(chunks, axis=0)
 
     def predict(self, x: np.ndarray) -> np.ndarray:
+        if x.dtype.names is not None:
+            return self._predict_named(x)
         xq = self.to_model_input(x)
         if len(xq) == 0:
             raise BadInput(f"{self.path.name}: an empty batch was given.")
@@ -175,6 +244,8 @@ class LiteRTRunner:
         return self.from_model_output(out)
 
     def prepare_call(self, x: np.ndarray) -> Callable[[], object]:
+        if x.dtype.names is not None:
+            return self._call_named(x)
         xq = self.to_model_input(x)
         self._keep = xq
         interp = self._interpreter

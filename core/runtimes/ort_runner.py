@@ -64,6 +64,8 @@ class OrtRunner:
             raise BadInput("CUDA was asked for, but ONNX Runtime could not start its CUDA provider here.")
         first = self.session.get_inputs()[0]
         self.input_name = first.name
+        #: Every input's name and dtype, for a model fed several named inputs (core.models.io_spec).
+        self.input_dtypes = {i.name: _NP_TYPES.get(i.type, np.float32) for i in self.session.get_inputs()}
         self.output_name = self.session.get_outputs()[0].name
         self.input_dtype = _NP_TYPES.get(first.type, np.float32)
         batch = first.shape[0] if first.shape else None
@@ -71,8 +73,20 @@ class OrtRunner:
         self.fixed_batch = batch if isinstance(batch, int) else None
         self.device = device
 
+    def select_output(self, name: str, index: int) -> None:
+        """Return output ``name`` (or the ``index``-th, for a file whose outputs are named otherwise) from now on."""
+        names = [o.name for o in self.session.get_outputs()]
+        self.output_name = name if name in names else names[min(index, len(names) - 1)]
+
+    def _feeds(self, x: np.ndarray) -> dict[str, np.ndarray]:
+        """The batch as this session's inputs, each in its own dtype (token ids stay integers)."""
+        from core.models.io_spec import is_named
+
+        if not is_named(x):
+            return {self.input_name: np.ascontiguousarray(x, dtype=self.input_dtype)}
+        return {name: np.ascontiguousarray(x[name], dtype=dtype) for name, dtype in self.input_dtypes.items()}
+
     def predict(self, x: np.ndarray) -> np.ndarray:
-        x = np.ascontiguousarray(x, dtype=self.input_dtype)
         step = self.fixed_batch or _EVAL_BATCH
         chunks = []
         for start in range(0, len(x), step):
@@ -80,15 +94,17 @@ class OrtRunner:
             short = (self.fixed_batch or len(part)) - len(part)
             if short > 0:  # the last samples of a fixed batch: padded with zeros, their outputs dropped
                 part = np.concatenate([part, np.zeros((short, *part.shape[1:]), dtype=part.dtype)])
-            out = self.session.run([self.output_name], {self.input_name: part})[0]
+            out = self.session.run([self.output_name], self._feeds(part))[0]
             chunks.append(np.asarray(out, dtype=np.float32)[: len(part) - short])
         return np.concatenate(chunks, axis=0)
 
     def prepare_call(self, x: np.ndarray) -> Callable[[], object]:
-        x = np.ascontiguousarray(x, dtype=self.input_dtype)
+        fed = self._feeds(x)
         binding = self.session.io_binding()
-        binding.bind_cpu_input(self.input_name, x)
+        for name, array in fed.items():
+            binding.bind_cpu_input(name, array)
         binding.bind_output(self.output_name)
+        x = fed  # type: ignore[assignment]
         session = self.session
         self._keep = x  # the binding points at this buffer; keep it alive
 

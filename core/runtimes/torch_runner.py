@@ -35,12 +35,33 @@ class TorchRunner:
         #: Input dtype the module computes in (float16/bfloat16 variants cast inputs here).
         self.dtype = dtype if dtype is not None else torch.float32
 
+    #: Which output is the prediction: its index, and its name for a module that returns a dict.
+    output_index = 0
+    output_name: str | None = None
+
+    def select_output(self, name: str, index: int) -> None:
+        """Return output ``name`` (a dict's key) or the ``index``-th of a tuple from now on."""
+        self.output_name, self.output_index = name, index
+
     def _tensor(self, x: np.ndarray) -> Any:
-        return self._torch.from_numpy(np.ascontiguousarray(x)).to(self.device, self.dtype)
+        tensor = self._torch.from_numpy(np.ascontiguousarray(x)).to(self.device)
+        # Token ids and masks keep their integer dtype; only floating inputs take the variant's precision.
+        return tensor.to(self.dtype) if tensor.is_floating_point() else tensor
+
+    def _args(self, x: np.ndarray) -> tuple[Any, ...]:
+        """The batch as the module's positional arguments: one per named input, in order."""
+        from core.models.io_spec import input_names, is_named
+
+        if not is_named(x):
+            return (self._tensor(x),)
+        return tuple(self._tensor(x[name]) for name in input_names(x))
 
     def _first(self, out: Any) -> Any:
+        if isinstance(out, dict):
+            key = self.output_name if self.output_name in out else list(out)[min(self.output_index, len(out) - 1)]
+            return out[key]
         if isinstance(out, (tuple, list)):
-            out = out[0]
+            out = out[min(self.output_index, len(out) - 1)]
         if isinstance(out, dict):
             out = next(iter(out.values()))
         return out
@@ -57,21 +78,21 @@ class TorchRunner:
         chunks = []
         with torch.inference_mode():
             for start in range(0, len(x), _EVAL_BATCH):
-                out = self._first(self.module(self._tensor(x[start : start + _EVAL_BATCH])))
+                out = self._first(self.module(*self._args(x[start : start + _EVAL_BATCH])))
                 chunks.append(out.float().cpu().numpy())
         return np.concatenate(chunks, axis=0)
 
     def prepare_call(self, x: np.ndarray) -> Callable[[], object]:
         torch = self._torch
         self._pin_threads()
-        tensor = self._tensor(x)
+        args = self._args(x)
         module = self.module
         if self.device.type == "cuda":
             sync = torch.cuda.synchronize
 
             def call() -> object:
                 with torch.inference_mode():
-                    out = module(tensor)
+                    out = module(*args)
                 sync()  # the clock is read after the GPU has finished
                 return out
 
@@ -79,7 +100,7 @@ class TorchRunner:
 
         def call_cpu() -> object:
             with torch.inference_mode():
-                return module(tensor)
+                return module(*args)
 
         return call_cpu
 

@@ -14,14 +14,18 @@ _INT_CONV = {"QLinearConv", "ConvInteger", "NhwcQLinearConv"}
 _FLOAT_CONV = {"Conv", "FusedConv", "ConvTranspose", "NhwcConv", "NhwcFusedConv"}
 _INT_MATMUL = {
     "QLinearMatMul", "MatMulInteger", "DynamicQuantizeMatMul", "MatMulIntegerToFloat", "QGemm",
-    "MatMulNBits", "QAttention", "DynamicQuantizeLSTM",
+    "MatMulNBits", "QAttention", "DynamicQuantizeLSTM", "QOrderedAttention", "QOrderedMatMul",
 }
 # Integer element-wise and pooling kernels: not compute-heavy, but they keep data in int8 between layers.
 _INT_OTHER = {
     "QLinearAdd", "QLinearMul", "QLinearGlobalAveragePool", "QLinearAveragePool", "QLinearConcat",
     "QLinearSigmoid", "QLinearLeakyRelu", "QLinearSoftmax", "QLinearReduceMean", "QLinearWhere", "QLinearPool",
 }
-_FLOAT_MATMUL = {"MatMul", "Gemm", "FusedMatMul", "FusedGemm", "LSTM", "GRU", "Attention"}
+# Fused transformer attention counts as one MatMul-class op (ONNX Runtime's transformer fusions write these).
+_FLOAT_MATMUL = {
+    "MatMul", "Gemm", "FusedMatMul", "FusedGemm", "LSTM", "GRU", "Attention", "MultiHeadAttention",
+    "GroupQueryAttention", "PackedAttention", "PackedMultiHeadAttention",
+}
 _CONVERSIONS = {
     "QuantizeLinear", "DequantizeLinear", "DynamicQuantizeLinear", "Cast", "ReorderInput", "ReorderOutput",
 }
@@ -111,13 +115,14 @@ def torch_module_coverage(module: Any) -> dict[str, Any]:
     kinds: Counter[str] = Counter()
     quantized: Counter[str] = Counter()
     for sub in module.modules():
-        name = type(sub).__name__
+        # A TorchScript module's class is RecursiveScriptModule; its original_name is the eager class's.
+        name = getattr(sub, "original_name", None) or type(sub).__name__
         qualified = type(sub).__module__
         if "PackedParams" in name:
             continue  # the weight container of a quantized Linear, not a layer of its own
         if "quantized" in qualified:
             quantized[name] += 1
-        elif name in ("Conv1d", "Conv2d", "Conv3d", "Linear", "LSTM", "GRU", "ConvTranspose2d"):
+        elif name in ("Conv1d", "Conv2d", "Conv3d", "Linear", "LSTM", "GRU", "ConvTranspose2d", "MultiheadAttention"):
             kinds[name] += 1
     total_q = sum(quantized.values())
     total_f = sum(kinds.values())

@@ -33,6 +33,9 @@ def export_torch_to_onnx(model: LoadedModel, path: Path) -> None:
     """Export with a dynamic batch axis into one self-contained file."""
     import torch
 
+    if len(model.inputs) > 1 or model.input.vocab:
+        _export_token_model(model, path)
+        return
     sample = model.input.shape[1:]
     if not sample or any(not isinstance(d, int) for d in sample):
         raise BadInput(
@@ -60,3 +63,58 @@ def export_torch_to_onnx(model: LoadedModel, path: Path) -> None:
                 dynamic_shapes=({0: torch.export.Dim("batch")},),
             )
             program.save(str(path), external_data=False)
+
+
+#: Tokens per sample of the example a model over tokens is exported with (its sequence axis stays dynamic).
+EXPORT_SEQUENCE = 8
+
+
+def _export_token_model(model: LoadedModel, path: Path) -> None:
+    """Export a model over named inputs (token ids, masks): the inputs and outputs keep their names and
+    dtypes, and the batch and (where open) the sequence axes stay dynamic."""
+    import torch
+
+    from core.models.io_spec import is_mask_name
+
+    examples = []
+    dynamic: dict[str, dict[int, str]] = {}
+    for info in model.inputs:
+        dims = [d if isinstance(d, int) else EXPORT_SEQUENCE for d in info.sample_shape]
+        dtype = torch.float32 if info.dtype.startswith("float") else torch.int64
+        make = torch.ones if is_mask_name(info.name) else torch.zeros
+        examples.append(make((2, *dims), dtype=dtype))
+        dynamic[info.name] = {0: "batch", **{i + 1: "sequence" for i, d in enumerate(info.sample_shape)
+                                             if not isinstance(d, int)}}
+    for out in model.outputs:
+        dynamic[out.name] = {0: "batch", **{i: "sequence" for i, d in enumerate(out.shape) if d == "sequence"}}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            torch.onnx.export(
+                model.handle, tuple(examples), str(path), dynamo=False, opset_version=OPSET,
+                input_names=[t.name for t in model.inputs], output_names=[t.name for t in model.outputs],
+                dynamic_axes=dynamic,
+            )
+    except Exception as exc:
+        try:  # the dynamo exporter handles what the TorchScript one cannot (e.g. Hugging Face models)
+            _export_token_model_dynamo(model, examples, dynamic, path)
+        except Exception:
+            lines = [ln for ln in str(exc).splitlines() if ln.strip()]
+            why = lines[0] if lines else type(exc).__name__
+            raise BadInput(f"{model.path}: could not be exported to ONNX ({why}).") from None
+
+
+def _export_token_model_dynamo(model: LoadedModel, examples: list, dynamic: dict[str, dict[int, str]],
+                               path: Path) -> None:
+    import torch
+
+    dims = {"batch": torch.export.Dim("batch"), "sequence": torch.export.Dim("sequence", min=2)}
+    shapes = tuple({axis: dims[name] for axis, name in dynamic[t.name].items()} for t in model.inputs)
+    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+        warnings.simplefilter("ignore")
+        program = torch.onnx.export(
+            model.handle, tuple(examples), dynamo=True, input_names=[t.name for t in model.inputs],
+            output_names=[t.name for t in model.outputs], dynamic_shapes=shapes,
+        )
+        program.save(str(path), external_data=False)

@@ -28,6 +28,8 @@ def _onnx_applicability(model: LoadedModel) -> str | None:
     if model.format is ModelFormat.ONNX:
         return None
     if model.format.is_torch:
+        if len(model.inputs) > 1 or model.input.vocab:
+            return None  # a model over tokens: exported with an example sequence, its length left dynamic
         if len(model.input.shape) < 2 or any(not isinstance(d, int) for d in model.input.shape[1:]):
             return "the input shape is unknown, so the model cannot be exported to ONNX (give --input-shape)"
         return None
@@ -39,8 +41,10 @@ def _finish(path: Path, ctx: BuildContext, extra: dict[str, Any] | None = None) 
     from core.schemes.coverage import ort_graph_coverage
 
     ctx.progress("building", 1, 1, "creating the ONNX Runtime session")
-    runner = OrtRunner(path, ctx.threads, ctx.device)
+    # The coverage's own session is gone before the runner's opens: a large model's weights are never held by
+    # two sessions at once.
     coverage = ort_graph_coverage(path, ctx.threads, ctx.workdir)
+    runner = OrtRunner(path, ctx.threads, ctx.device)
     if extra:
         coverage.update(extra)
     return BuiltVariant(runner=runner, size_bytes=_file_size(path), artifact=path, coverage=coverage)
@@ -216,10 +220,45 @@ class OrtFp16(Scheme):
         src = ensure_onnx(model, ctx)
         ctx.progress("building", 1, 2, "converting weights to float16")
         fp32 = onnx.load(str(src))
+        _separate_consumed_outputs(fp32)
         fp16 = _quiet(float16.convert_float_to_float16, fp32, keep_io_types=True)
+        _align_float_casts(fp16)
         out = ctx.workdir / "ort_fp16.onnx"
         onnx.save(fp16, str(out))
         return _finish(out, ctx)
+
+
+def _separate_consumed_outputs(model: Any) -> None:
+    """Give each graph output that other nodes also read (a transformer's hidden states beside its logits) an
+    Identity of its own: the float16 converter keeps outputs float32 and would feed that float32 tensor into
+    the float16 nodes that read it."""
+    from onnx import helper
+
+    outputs = {o.name for o in model.graph.output}
+    consumed = {i for n in model.graph.node for i in n.input} & outputs
+    for name in consumed:
+        inner = f"{name}__inner"
+        for node in model.graph.node:
+            node.input[:] = [inner if i == name else i for i in node.input]
+            node.output[:] = [inner if o == name else o for o in node.output]
+        model.graph.node.append(helper.make_node("Identity", [inner], [name], name=f"{name}__output"))
+
+
+def _align_float_casts(model: Any) -> None:
+    """Make each Cast to float32 whose result the converted graph declares float16 cast to float16.
+
+    The converter re-declares every float tensor as float16 but leaves a Cast's ``to`` alone; a transformer
+    casting its integer attention mask to float (``mask.to(h.dtype)``) then fails to load ("Type
+    (tensor(float16)) ... does not match expected type (tensor(float))")."""
+    from onnx import TensorProto
+
+    declared = {v.name: v.type.tensor_type.elem_type for v in model.graph.value_info}
+    for node in model.graph.node:
+        if node.op_type != "Cast" or declared.get(node.output[0]) != TensorProto.FLOAT16:
+            continue
+        for attr in node.attribute:
+            if attr.name == "to" and attr.i == TensorProto.FLOAT:
+                attr.i = TensorProto.FLOAT16
 
 
 #: Calibration runs in chunks of at most this many samples: ORT keeps a chunk's activations, then folds
@@ -261,6 +300,10 @@ class _CalibrationReader:
         total = len(self._samples)
         if self._i == total or self._i % max(1, total // 20) == 0:
             self._ctx.progress("calibrating", self._i, total, f"calibrating {self._label} {self._i}/{total}")
+        if sample.dtype.names is not None:  # several named inputs (core.models.io_spec): each in its own dtype
+            from core.models.io_spec import feeds
+
+            return feeds(sample)
         return {self._name: sample}
 
     def rewind(self) -> None:
@@ -319,6 +362,13 @@ class OrtInt8Static(Scheme):
             notes.append(
                 "QOperator format fixes the kernels at export; QDQ lets ONNX Runtime fuse what this CPU runs best"
             )
+        if any(t.vocab for t in model.inputs) or len(model.inputs) > 1:
+            notes.append(
+                "a transformer: static int8 also quantizes the attention scores, Softmax and LayerNorm, whose "
+                "activations have outliers one calibrated scale fits badly; if accuracy drops, keep them in float "
+                "(exclude=Softmax;LayerNormalization;Add) or use ort-int8-dynamic, which quantizes only the "
+                "MatMul inputs"
+            )
         return notes
 
     def build(self, model: LoadedModel, spec: SchemeSpec, ctx: BuildContext) -> BuiltVariant:
@@ -336,7 +386,9 @@ class OrtInt8Static(Scheme):
         import onnxruntime as ort
 
         input_name = ort.InferenceSession(str(src), providers=["CPUExecutionProvider"]).get_inputs()[0].name
-        reader = _CalibrationReader(input_name, samples.astype(np.float32, copy=False), ctx, spec.label)
+        if samples.dtype.names is None and samples.dtype.kind not in "iu":  # token ids stay integers
+            samples = samples.astype(np.float32, copy=False)
+        reader = _CalibrationReader(input_name, samples, ctx, spec.label)
         exclude_nodes, exclude_types = _exclusions(src, opts["exclude"])
         op_types = None
         if exclude_types:

@@ -121,6 +121,7 @@ def _model(d: dict[str, Any], base: Path | None) -> ModelSpec:
         # A stored "trusted" is never read back: trust comes only from the user's trust list
         # (core.files.trust), which drivers consult; a project file or history entry cannot grant it.
         input_shape=_int_tuple(d.get("input_shape")),
+        output=d.get("output"),
     )
 
 
@@ -213,6 +214,8 @@ def reproduce_command(spec: dict[str, Any]) -> str:
         parts += ["--input-shape", ",".join(str(x) for x in model["input_shape"])]
     if model.get("trusted"):
         parts += ["--trust", str(model["path"])]
+    if model.get("output"):
+        parts += ["--output", str(model["output"])]
     ds = spec["dataset"]
     text = f"{ds['kind']}:{ds['location']}" + (f"#label={ds['label_column']}" if ds.get("label_column") else "")
     parts += ["--dataset", text]
@@ -269,4 +272,8 @@ def _threshold_options(t: dict[str, Any]) -> list[str]:
         value = t.get(key)
         if value is not None and abs(float(value) - getattr(default, key)) > 1e-12:
             out += [option, f"{float(value) * 100:g}"]
+    for option, key in (("--perplexity-good", "perplexity_ratio_good"), ("--perplexity-bad", "perplexity_ratio_bad")):
+        value = t.get(key)
+        if value is not None and abs(float(value) - getattr(default, key)) > 1e-12:
+            out += [option, f"{float(value):g}"]  # a ratio, not a percentage
     return out

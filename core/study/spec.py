@@ -22,6 +22,8 @@ class Task(str, Enum):
     REGRESSION = "regression"
     #: No labels: only fidelity against the baseline and latency are measured.
     UNLABELLED = "unlabelled"
+    #: Next-token prediction: the labels are the input tokens shifted by one (perplexity, next-token accuracy).
+    CAUSAL_LM = "causal-lm"
 
 
 class DatasetKind(str, Enum):
@@ -137,6 +139,9 @@ class ModelSpec:
     trusted: bool = False
     #: Input shape with batch first, for formats that do not record it (TorchScript, state dicts).
     input_shape: tuple[int, ...] | None = None
+    #: The output that carries the prediction, for a model with several (``--output NAME``); None: chosen
+    #: when unambiguous (core.models.io_spec.choose_output).
+    output: str | None = None
 
 
 @dataclass(frozen=True)
@@ -241,6 +246,10 @@ class Thresholds:
     latency_increase_bad: float = 0.10
     #: Any class's recall falling by more than this (a fraction: 0.10 is 10 points) is "bad" for accuracy.
     class_recall_drop_bad: float = 0.10
+    #: A language model (task causal-lm) is graded on its perplexity over the baseline's: good at or under the
+    #: first ratio, bad over the second.
+    perplexity_ratio_good: float = 1.02
+    perplexity_ratio_bad: float = 1.10
 
 
 def _new_study_id() -> str:

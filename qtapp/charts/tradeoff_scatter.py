@@ -61,7 +61,7 @@ class TradeoffScatter(pg.PlotWidget):
 
     def _tip(self, x: float, y: float, data: object) -> str:
         ms, value, size = self._points.get(str(data), (10**x, y, 0))
-        what = f"accuracy {format_percent(value / 100)}" if self._accuracy else f"MSE {value:.4g}"
+        what = f"accuracy {format_percent(value / 100)}" if self._accuracy else f"{self._y_name.split()[0]} {value:.4g}"
         return f"{data}\np50 {format_ms(ms)} ms · {what} · {format_bytes(size)}"
 
     @property
@@ -76,7 +76,8 @@ class TradeoffScatter(pg.PlotWidget):
         self._points, self._tags, self._leaders = {}, {}, {}
         self._show_legend([])
         self.setMinimumHeight(self._min_height)
-        self._y_name = "MSE (lower is better)" if task == "regression" else "accuracy (%)"
+        self._y_name = {"regression": "MSE (lower is better)",
+                        "causal-lm": "perplexity (lower is better)"}.get(task, "accuracy (%)")
         for label in labels:
             color = self._palette.hex(label)
             leader = pg.PlotCurveItem(pen=pg.mkPen(color, width=1))
@@ -91,7 +92,7 @@ class TradeoffScatter(pg.PlotWidget):
         self.redraw()
 
     def set_point(self, label: str, latency_ms: float, y: float, size_bytes: int) -> None:
-        """y is accuracy as a fraction (shown in %) or, for regression, the MSE."""
+        """y is accuracy as a fraction (shown in %), or the MSE (regression), or the perplexity (causal-lm)."""
         if label in self._tags and latency_ms > 0:
             self._points[label] = (latency_ms, y * 100 if self._accuracy else y, size_bytes)
 

@@ -55,10 +55,15 @@ def load_model(spec: ModelSpec) -> ModelLoad:
 def load_dataset(spec: DatasetSpec, model: LoadedModel | None) -> DatasetLoad:
     from core.datasets import load_dataset as core_load_dataset
 
-    dataset = core_load_dataset(spec, model.input if model is not None else None)
+    dataset = core_load_dataset(spec, model.inputs if model is not None else None)
     mismatch = None
     if model is not None:
         from core.datasets.check import describe_mismatch
 
-        mismatch = describe_mismatch(dataset, model.inputs, model.outputs)
+        mismatch = describe_mismatch(dataset, model.inputs, [model.output])  # the output chosen to predict
+        from core.measures.language import looks_like_language_model
+        from core.study.spec import Task
+
+        if dataset.y is None and spec.task is Task.AUTO and looks_like_language_model(model):
+            dataset.task = Task.CAUSAL_LM  # as the engine will judge it (core.engine.plan.resolve_task)
     return DatasetLoad(spec, dataset, mismatch)

@@ -246,9 +246,46 @@ REGRESSION_COLUMNS = (
 UNLABELLED_COLUMNS = (VERDICT, *TIMING_AND_SIZE, AGREEMENT, SQNR)
 
 
+def perplexity(v: VariantState, base: VariantState | None) -> Cell:
+    value = _metric(v, "perplexity")
+    return ("" if value is None else f"{value:.4g}", None)
+
+
+def perplexity_change(v: VariantState, base: VariantState | None) -> Cell:
+    """The perplexity's rise against the baseline's, in percent (graded on the ratio's thresholds)."""
+    r = v.result
+    if _is_baseline(v) or r is None or not r.ok or r.verdict is None or r.verdict.accuracy_drop is None:
+        return ("", None)
+    return (format_percent(r.verdict.accuracy_drop, signed=True, typographic=True), r.verdict.accuracy)
+
+
+def next_token_accuracy(v: VariantState, base: VariantState | None) -> Cell:
+    value = _metric(v, "next_token_accuracy")
+    return ("" if value is None else format_percent(value), None)
+
+
+def kl_divergence(v: VariantState, base: VariantState | None) -> Cell:
+    value = _fidelity(v, "kl_divergence")
+    return ("" if value is None or _is_baseline(v) else f"{value:.2g}", None)
+
+
+LANGUAGE_MODEL_COLUMNS = (
+    VERDICT,
+    Column("PPL", "Perplexity over the real (unpadded) next tokens: lower is better.", perplexity),
+    Column("Δ PPL", "The perplexity's change against the baseline's (good at most ×1.02, bad over ×1.10 by default).",
+           perplexity_change),
+    Column("Next tok.", "Next-token accuracy: share of real next tokens that are the most likely one.",
+           next_token_accuracy),
+    *TIMING_AND_SIZE,
+    Column("KL", "Mean KL divergence of the next-token distributions from the baseline's, in nats.", kl_divergence),
+    SQNR,
+)
+
+
 def columns_for(task: str, paired: bool = False) -> tuple[Column, ...]:
     """The columns for ``task``; ``paired``: some speed-ups come from paired rounds (marked, with their p50)."""
-    columns = {"regression": REGRESSION_COLUMNS, "unlabelled": UNLABELLED_COLUMNS}.get(task, CLASSIFICATION_COLUMNS)
+    columns = {"regression": REGRESSION_COLUMNS, "unlabelled": UNLABELLED_COLUMNS,
+               "causal-lm": LANGUAGE_MODEL_COLUMNS}.get(task, CLASSIFICATION_COLUMNS)
     if not paired:
         return columns
     marked = PAIRED_TIMING_AND_SIZE[1:3]  # the paired p50, then the marked Speed, in the plain Speed's place
@@ -271,8 +308,10 @@ def verdict_tooltip(r: VariantResult | None) -> str:
     return "\n".join(lines)
 
 
-def thresholds_text(th: dict[str, float]) -> str:
-    """The verdict rule in one line, from the thresholds the engine used (written by the rules themselves)."""
+def thresholds_text(th: dict[str, float], task: str | None = None) -> str:
+    """The verdict rule in one line, from the thresholds the engine used (written by the rules themselves); a
+    language model's (``task`` causal-lm) grades its perplexity ratio in place of accuracy."""
     from core.measures.verdict import verdict_legend
+    from core.study.spec import Task
 
-    return verdict_legend(th)
+    return verdict_legend(th, Task.CAUSAL_LM if task == Task.CAUSAL_LM.value else None)

@@ -36,6 +36,8 @@ FIDELITY_FIGURES: tuple[tuple[str, str, str], ...] = (
     ("nonfinite", "Non-finite output values", "count"),
     ("baseline_nonfinite", "Non-finite baseline values", "count"),
     ("samples", "Samples compared", "count"),
+    ("kl_divergence", "Next-token KL divergence (nats)", "number"),
+    ("next_token_agreement", "Next tokens agreeing with the baseline", "percent"),
 )
 #: The task metrics, as the CLI and HTML name them.
 METRIC_FIGURES: tuple[tuple[str, str, str], ...] = (
@@ -46,6 +48,10 @@ METRIC_FIGURES: tuple[tuple[str, str, str], ...] = (
     ("mse", "MSE", "number"),
     ("mae", "MAE", "number"),
     ("r2", "R²", "number"),
+    ("perplexity", "Perplexity", "number"),
+    ("next_token_accuracy", "Next-token accuracy", "percent"),
+    ("tokens", "Tokens scored", "count"),
+    ("tokens_per_s", "Throughput (tokens/s)", "number"),
 )
 
 

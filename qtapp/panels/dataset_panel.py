@@ -310,7 +310,17 @@ def describe_dataset(info: dict) -> str:
         ("Task", task),
         ("Preprocessing", str(info.get("preprocessing", "none"))),
     ]
-    if not info.get("has_labels", True):
+    arrays = info.get("inputs") or []
+    if len(arrays) > 1:  # a model with several inputs: each array with its shape and dtype
+        listed = " · ".join(
+            f"{html.escape(printable(str(a['name'])))} {'×'.join(str(d) for d in a['shape']) or 'scalar'} {a['dtype']}"
+            for a in arrays
+        )
+        rows[0] = ("Samples", f"{int(info.get('samples') or 0):,}")
+        rows.insert(1, ("Inputs", listed))
+    if info.get("task") == "causal-lm":
+        rows.append(("Labels", "the next tokens: perplexity and next-token accuracy over the real tokens"))
+    elif not info.get("has_labels", True):
         rows.append(("Labels", "none: only fidelity and latency are measured"))
     calibration = info.get("calibration")
     if calibration:

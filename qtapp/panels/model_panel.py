@@ -12,6 +12,7 @@ import dataclasses
 import os
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from PySide6.QtCore import QSize, Qt, Signal
 from PySide6.QtWidgets import (
@@ -72,6 +73,8 @@ class ModelPanel(QGroupBox):
         self._path: str | None = None
         #: Input shape for formats that do not record it; kept from the spec that opened the file.
         self._input_shape: tuple[int, ...] | None = None
+        #: The output chosen as the prediction, for a model with several (None: chosen by the loader).
+        self._output: str | None = None
         #: The model file of a past study is gone (show_missing); cleared by the next open.
         self._missing = False
         #: What the current file holds, when it holds code (None: plain data, or not known yet).
@@ -120,6 +123,10 @@ class ModelPanel(QGroupBox):
         )
         self.trusted.toggled.connect(self._trust_toggled)
         self.trusted.hide()  # shown for files that contain code
+        self.output = QComboBox(self)
+        self.output.setToolTip("The model has several outputs: the one that carries the prediction is judged "
+                               "(--output on the command line).")
+        self.output.activated.connect(self._output_chosen)
         self.info = QLabel(self)
         self.info.setWordWrap(True)
         self.info.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
@@ -150,6 +157,9 @@ class ModelPanel(QGroupBox):
 
         form = QFormLayout()
         form.addRow("Architecture", self.arch)
+        form.addRow("Prediction output", self.output)
+        form.setRowVisible(self.output, False)  # shown for a model with several outputs
+        self._form = form
         layout = QVBoxLayout(self)
         layout.addLayout(buttons)
         layout.addWidget(self.path_label)
@@ -198,7 +208,8 @@ class ModelPanel(QGroupBox):
         Scheme variants belong to the schemes panel and are skipped. Trust is asked of the trust
         list for each file, as when the user opens it: a spec's own word cannot grant it.
         """
-        self.open_path(model.path, arch=model.arch, trusted=model.trusted, input_shape=model.input_shape)
+        self.open_path(model.path, arch=model.arch, trusted=model.trusted, input_shape=model.input_shape,
+                       output=model.output)
         self.set_variant_files([v.path for v in variants if v.path is not None])
 
     def set_variant_files(self, paths: Sequence[str]) -> None:
@@ -225,7 +236,8 @@ class ModelPanel(QGroupBox):
         self.open_path(str(DEMO_WEIGHTS), arch=DEMO_ARCH)
 
     def open_path(
-        self, path: str, arch: str | None = None, trusted: bool = False, input_shape: tuple[int, ...] | None = None
+        self, path: str, arch: str | None = None, trusted: bool = False, input_shape: tuple[int, ...] | None = None,
+        output: str | None = None,
     ) -> None:
         """Load ``path`` in the background; ``model_changed`` fires when it is done.
 
@@ -235,6 +247,7 @@ class ModelPanel(QGroupBox):
         """
         self._path = path.strip() if is_torchvision_name(path) else os.path.abspath(path)
         self._input_shape = input_shape
+        self._output = output
         self._set_arch(arch or "")
         self._code = None
         self._show_trust(None)
@@ -292,7 +305,7 @@ class ModelPanel(QGroupBox):
     def _spec(self) -> ModelSpec:
         # Trust is added to the spec by the load (_inspect_and_load), from the trust list by content hash.
         arch = self.arch.currentText().strip() or None
-        return ModelSpec(path=self._path or "", arch=arch, input_shape=self._input_shape)
+        return ModelSpec(path=self._path or "", arch=arch, input_shape=self._input_shape, output=self._output)
 
     def _start_load(self, trust_first: bool = False) -> None:
         spec = self._spec()
@@ -330,9 +343,33 @@ class ModelPanel(QGroupBox):
         self._load = load
         self.error.hide()
         self.info.setText(describe_model(load.model.info()))
+        self._show_outputs(load.model)
         recent_files.remember_model(load.spec.path, load.spec.arch)
         self.model_changed.emit(load)
         self._check_variants(self._variant_items())
+
+    def _show_outputs(self, model: Any) -> None:
+        """The output combo box, for a model with several outputs; the sentence when none is chosen yet."""
+        names = [t.name for t in model.outputs]
+        self._form.setRowVisible(self.output, len(names) > 1)
+        self.output.blockSignals(True)
+        self.output.clear()
+        if len(names) > 1:
+            if model.output_problem:
+                self.output.addItem("choose the prediction output…", None)
+            for name in names:
+                self.output.addItem(printable(name), name)
+            if not model.output_problem:
+                self.output.setCurrentIndex(names.index(model.output.name))
+        self.output.blockSignals(False)
+        if model.output_problem:
+            self._show_error(model.output_problem.replace("with --output NAME", "in the Prediction output box"))
+
+    def _output_chosen(self, index: int) -> None:
+        name = self.output.itemData(index)
+        if name is not None and name != self._output:
+            self._output = name
+            self._start_load()
 
     def _answered(self, generation: int, code: TrustRequest, accepted: bool) -> None:
         """The user's answer about the current file; nothing is loaded unless they trusted it."""

@@ -386,7 +386,8 @@ class ResultsPanel(QWidget):
         self._feed_samples(label)
         metrics = r.metrics or {}
         if r.latency is not None and r.size_bytes is not None:
-            y = metrics.get("accuracy") if self.state.task == "classification" else metrics.get("mse")
+            y = {"classification": metrics.get("accuracy"),
+                 "causal-lm": metrics.get("perplexity")}.get(self.state.task, metrics.get("mse"))
             if y is not None:
                 self.scatter.set_point(label, r.latency.p50, float(y), r.size_bytes)
         if metrics.get("confusion_matrix") is not None:

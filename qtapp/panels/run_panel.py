@@ -54,6 +54,18 @@ def _percent_box(value: float, maximum: float, suffix: str, tip: str) -> QDouble
     return box
 
 
+def _ratio_box(value: float, tip: str) -> QDoubleSpinBox:
+    """A threshold that is a ratio to the baseline's figure (a language model's perplexity), shown as ×."""
+    box = QDoubleSpinBox()
+    box.setRange(1.0, 10.0)
+    box.setDecimals(2)
+    box.setSingleStep(0.01)
+    box.setSuffix("×")
+    box.setValue(value)
+    box.setToolTip(tip)
+    return box
+
+
 class RunPanel(QGroupBox):
     """Run, Cancel and the progress; ``settings`` (timing, device, seed, verdict thresholds) is a
     separate box the window puts with the other setup panels, so these controls can stay in sight.
@@ -130,6 +142,12 @@ class RunPanel(QGroupBox):
         self.class_recall_bad = _percent_box(
             d.class_recall_drop_bad * 100, 100, " pt", "Any one class's recall falling by more than this is bad."
         )
+        self.perplexity_good = _ratio_box(
+            d.perplexity_ratio_good, "A language model whose perplexity is at most this times the baseline's is good."
+        )
+        self.perplexity_bad = _ratio_box(
+            d.perplexity_ratio_bad, "A language model whose perplexity is over this times the baseline's is bad."
+        )
 
         self.isolated = QCheckBox("Run in a separate process", self.settings)
         self.isolated.setChecked(True)
@@ -161,6 +179,8 @@ class RunPanel(QGroupBox):
         form.addRow("Good: size −", self.size_good)
         form.addRow("Good: latency −", self.speed_good)
         form.addRow("Bad: class recall −", self.class_recall_bad)
+        form.addRow("Good: perplexity ≤", self.perplexity_good)
+        form.addRow("Bad: perplexity >", self.perplexity_bad)
         form.addRow(self.isolated)
 
         self.run_button = QPushButton("Run study", self)
@@ -233,6 +253,9 @@ class RunPanel(QGroupBox):
             size_reduction_good=_exact(self.size_good, shown.size_reduction_good, 100),
             latency_reduction_good=_exact(self.speed_good, shown.latency_reduction_good, 100),
             class_recall_drop_bad=_exact(self.class_recall_bad, shown.class_recall_drop_bad, 100),
+            perplexity_ratio_good=_exact(self.perplexity_good, shown.perplexity_ratio_good),
+            perplexity_ratio_bad=max(_exact(self.perplexity_bad, shown.perplexity_ratio_bad),
+                                     _exact(self.perplexity_good, shown.perplexity_ratio_good)),
         )
 
     def device(self) -> Device:
@@ -279,6 +302,8 @@ class RunPanel(QGroupBox):
         self.size_good.setValue(thresholds.size_reduction_good * 100)
         self.speed_good.setValue(thresholds.latency_reduction_good * 100)
         self.class_recall_bad.setValue(thresholds.class_recall_drop_bad * 100)
+        self.perplexity_good.setValue(thresholds.perplexity_ratio_good)
+        self.perplexity_bad.setValue(thresholds.perplexity_ratio_bad)
         if self.device_box.findData(device.value) < 0:  # a study made on a GPU machine: shown as it is, and Run
             self.device_box.addItem("CUDA GPU", device.value)  # says in a sentence that CUDA is missing here
         self.device_box.setCurrentIndex(self.device_box.findData(device.value))

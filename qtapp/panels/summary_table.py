@@ -55,6 +55,11 @@ class SummaryModel(QAbstractTableModel):
         self._cells = {}
         self.endResetModel()
 
+    @property
+    def task(self) -> str | None:
+        """The study's task as the table shows it (its columns follow it)."""
+        return self._state.task
+
     def columns_stale(self) -> bool:
         """Whether the study's columns changed since the last reset (paired rounds add theirs at the end)."""
         return self._columns != columns_for(self._state.task, self._state.has_paired)
@@ -260,6 +265,8 @@ class SummaryTable(QWidget):
     def reset(self) -> None:
         self.model.reset()
         self._update_spans()
+        if self._legend_task != self.model.task:  # a language model's legend grades its perplexity
+            self.set_thresholds(self._thresholds)
         self.fit_columns()
 
     def refresh(self, labels: set[str], resize: bool = False, live: bool = False) -> None:
@@ -306,7 +313,8 @@ class SummaryTable(QWidget):
         return text
 
     def set_thresholds(self, thresholds: dict[str, float]) -> None:
-        text = thresholds_text(thresholds)
+        self._thresholds, self._legend_task = thresholds, self.model.task
+        text = thresholds_text(thresholds, self.model.task)
         self.thresholds.setText(text)
         self.thresholds.setToolTip(text)
 

@@ -1,0 +1,66 @@
+"""The window with a transformer (issue 18): the Prediction output box for a model with several outputs, and the
+dataset panel listing each input array with its shape and dtype."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from helpers import close_window
+
+from core.study.spec import DatasetSpec
+from qtapp.window.main_window import MainWindow
+from qtapp.window.theme import LIGHT
+
+
+@pytest.fixture
+def window(qtbot):
+    win = MainWindow(LIGHT)
+    win.resize(1280, 800)
+    win.show()
+    yield win
+    close_window(qtbot, win)
+
+
+def _idle(qtbot, window) -> None:
+    qtbot.waitUntil(lambda: not (window.model_panel.busy or window.dataset_panel.busy), timeout=60_000)
+
+
+def test_several_outputs_ask_for_the_prediction_output_and_the_arrays_are_listed(qtbot, window, tmp_path) -> None:
+    from tests.core import transformers_kit as kit
+
+    model = kit.save_torchscript(kit.make_decoder(), tmp_path / "decoder.pt")  # untrained: only its signature counts
+    data = tmp_path / "tokens.npz"
+    np.savez(data, **kit.decoder_data(40, seed=3))
+    panel = window.model_panel
+    panel.ask_trust = lambda parent, request, answer: answer(True)
+    panel.open_path(str(model))
+    _idle(qtbot, window)
+    assert not panel.output.isHidden()
+    assert [panel.output.itemText(i) for i in range(panel.output.count())] == [
+        "choose the prediction output…", "output0", "output1"
+    ]
+    assert panel.problem() is not None and "Prediction output box" in panel.problem()
+
+    panel.output.activated.emit(1)  # the user picks output0
+    _idle(qtbot, window)
+    assert panel.problem() is None and panel.model_spec().output == "output0"
+    assert panel.output.currentText() == "output0"
+
+    window.dataset_panel.set_spec(DatasetSpec.parse(f"npz:{data}"))
+    _idle(qtbot, window)
+    info = window.dataset_panel.info.text()
+    assert f"input_ids {kit.SEQ} int64 · attention_mask {kit.SEQ} int64" in info
+    assert "causal-lm" in info and "next tokens" in info
+    assert window.dataset_panel.problem() is None
+
+
+def test_perplexity_thresholds_are_edited_in_the_run_panel(qtbot, window) -> None:
+    from core.study.spec import Device, Thresholds, TimingSpec
+
+    panel = window.run_panel
+    asked = Thresholds(perplexity_ratio_good=1.05, perplexity_ratio_bad=1.25)
+    panel.set_spec(TimingSpec(), asked, Device.CPU, 0)
+    assert panel.thresholds() == asked  # shown and read back exactly
+    panel.perplexity_bad.setValue(1.03)  # under the good limit: counts as the good one
+    assert panel.thresholds().perplexity_ratio_bad == 1.05
+    assert panel.perplexity_good.text().endswith("×")
