@@ -20,7 +20,8 @@ from core.printable import counted
 
 
 def cmd_sweep(args: argparse.Namespace, isolation: dict[str, Any]) -> int:
-    """``isolation``: the ``run_study_isolated`` options of --max-memory and --hang-timeout (studies run here)."""
+    """``isolation``: the ``run_study_isolated`` options of --max-memory and --hang-timeout; on Ray they guard each
+    study's process on its node, and without --max-memory each node takes its own default share of its memory."""
     from core.files.atomic import check_output_file, write_atomic
     from core.study.cancel import CancelToken
     from core.sweep import SweepFinished, SweepNote, SweepStudyChanged, Where, load_sweep, ray_problem, run_sweep
@@ -28,6 +29,8 @@ def cmd_sweep(args: argparse.Namespace, isolation: dict[str, Any]) -> int:
     where = Where.from_option(args.ray, args.target)
     if where.ray and ray_problem():
         raise BadInput(f"--ray: {ray_problem()}.")
+    if where.ray and getattr(args, "max_memory", None) is None:
+        isolation = {k: v for k, v in isolation.items() if k != "max_memory_bytes"}
     json_path = check_output_file("--json", args.json) if args.json else None
     specs = load_sweep(args.sweep, home=args.home)
     _say(args, f"sweep {args.sweep}: {counted(len(specs), 'study', 'studies')}, run {where.describe()}")

@@ -134,17 +134,17 @@ class StudyResult:
         """The variant every other one was measured against (``VariantResult.is_baseline``)."""
         return find_baseline(self.results)
 
-    def baseline_failure(self) -> str | None:
+    def baseline_failure(self, where: str = "here") -> str | None:
         """One sentence when the model itself could not run (so nothing was compared), else None.
 
         The command line exits 2 with it and the window shows it: a model that cannot run is a
-        problem with the file, not a finished study."""
+        problem with the file, not a finished study. ``where``: where it ran ("on node-3", for a sweep's study)."""
         base = self.baseline()
         if self.status == "cancelled" or base is None or base.status is not VariantStatus.FAILED:
             return None
         path = self.model.get("path") or self.spec.get("model", {}).get("path", "the model")
         reason = (base.error or "it failed").strip().rstrip(".")
-        return f"{path}: the model does not run here, so no variant could be compared with it ({reason})."
+        return f"{path}: the model does not run {where}, so no variant could be compared with it ({reason})."
 
     def to_json_dict(self, include_samples: bool = True) -> dict[str, Any]:
         """The result contract of DESIGN.md; extend it, never rename keys."""

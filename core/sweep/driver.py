@@ -37,7 +37,8 @@ def run_sweep(
     """Run ``specs``; yields a SweepStudyChanged at each change of a study and ends with SweepFinished.
 
     ``resume``: skip studies already finished in the history. ``isolation``: ``run_study_isolated`` options
-    for studies run here (memory ceiling, hang timeout)."""
+    (memory ceiling, hang timeout); on Ray, ``max_memory_bytes`` and ``hang_timeout_s`` guard each study's process
+    on its node the same way (``core.sweep.guard``), a key left out meaning that node's default."""
     where = where or Where()
     cancel = cancel or CancelToken()
     outcomes = [StudyOutcome(i, spec, spec_fingerprint(spec)) for i, spec in enumerate(specs)]
@@ -52,7 +53,7 @@ def run_sweep(
     if where.ray:
         from core.sweep.ray_runner import run_on_ray
 
-        yield from run_on_ray(pending, where, home, cancel)
+        yield from run_on_ray(pending, where, home, cancel, isolation)
     else:
         yield from _run_here(pending, home, cancel, isolation or {})
     yield SweepFinished(outcomes, cancelled=cancel.cancelled, where=where.describe())

@@ -154,7 +154,8 @@ def conclude(outcome: StudyOutcome, finished: Any) -> None:
     if finished.cancelled:
         outcome.state = StudyState.CANCELLED
         return
-    failure = result.baseline_failure()
+    ran_on = outcome.placement.get("node")
+    failure = result.baseline_failure("here" if ran_on in (None, "here") else f"on {where_text(outcome.placement)}")
     if failure is not None:
         failed(outcome, failure, "bad_input")
         return

@@ -136,10 +136,14 @@ def _answering(gates: dict[str, Any]) -> dict[str, Any]:
 class _Sweep:
     """The driver's state while the tasks run: task -> its study, the shipped files, the gates."""
 
-    def __init__(self, where: Where, home: Path | str | None) -> None:
+    def __init__(self, where: Where, home: Path | str | None, limits: dict[str, Any] | None = None) -> None:
         import ray
 
+        from core.sweep.guard import HANG, MEMORY
+
         self.where = where
+        #: The study processes' memory ceiling and hang timeout (core.sweep.guard), as the driver was given them.
+        self.limits = {k: v for k, v in (limits or {}).items() if k in (MEMORY, HANG)}
         self.home = home
         self.task = ray.remote(run_remote_study)
         self.blobs: dict[str, Any] = {}  # path -> object ref of its packed bytes
@@ -158,7 +162,7 @@ class _Sweep:
                 except OSError as exc:
                     raise BadInput(f"{path}: cannot be read to send it to the cluster ({exc.strerror}).") from None
         outcome.attempts += 1
-        job = RemoteStudy(spec=spec, key=_key(outcome), target=self.where.target, paths=paths)
+        job = RemoteStudy(spec=spec, key=_key(outcome), target=self.where.target, paths=paths, limits=self.limits)
         ref = self.task.options(**task_options(spec, self.where)).remote(job, *(self.blobs[p] for p in paths))
         self.running[ref] = outcome
 
@@ -185,15 +189,17 @@ class _Sweep:
 
 
 def run_on_ray(
-    pending: list[StudyOutcome], where: Where, home: Path | str | None, cancel: CancelToken
+    pending: list[StudyOutcome], where: Where, home: Path | str | None, cancel: CancelToken,
+    limits: dict[str, Any] | None = None,
 ) -> Iterator[SweepEvent]:
-    """The Ray side of ``core.sweep.driver.run_sweep``."""
+    """The Ray side of ``core.sweep.driver.run_sweep``; ``limits``: ``max_memory_bytes`` and ``hang_timeout_s`` of
+    each study's process on its node (a key left out: that node's default)."""
     import ray
 
     ours = connect(where)
     try:
         check_target(where)
-        sweep = _Sweep(where, home)
+        sweep = _Sweep(where, home, limits)
         for outcome in pending:
             try:
                 sweep.submit(outcome)
@@ -224,6 +230,11 @@ def _collect(sweep: _Sweep, ref: Any) -> Iterator[SweepEvent]:
         reply = ray.get(ref)
     except ray.exceptions.TaskCancelledError:
         outcome.state = StudyState.CANCELLED
+        yield SweepStudyChanged(outcome)
+        return
+    except ray.exceptions.RayTaskError as exc:  # the task's own code raised: its node is fine, no retry
+        sweep.forget(outcome)
+        failed(outcome, f"the study's task failed on its node: {_first_line(exc)}", "internal")
         yield SweepStudyChanged(outcome)
         return
     except ray.exceptions.RayError as exc:  # its node or worker was lost

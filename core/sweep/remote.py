@@ -17,6 +17,7 @@ from typing import Any
 
 from core.errors import QuantBenchError
 from core.study.spec import DatasetKind, DatasetSpec, StudySpec
+from core.sweep.load import OtherLoad
 
 #: Dataset kinds whose location is a file or a folder to ship.
 PATH_KINDS = (DatasetKind.NPZ, DatasetKind.CSV, DatasetKind.FOLDER)
@@ -33,6 +34,9 @@ class RemoteStudy:
     key: str
     target: str | None = None
     paths: list[str] = field(default_factory=list)
+    #: The study process's memory ceiling and hang timeout (``max_memory_bytes``, ``hang_timeout_s``) as the
+    #: driver was given them; a missing key: the same default as a study run here, reckoned on the node.
+    limits: dict[str, Any] = field(default_factory=dict)
 
 
 def study_paths(spec: StudySpec) -> list[str]:
@@ -45,26 +49,73 @@ def study_paths(spec: StudySpec) -> list[str]:
 
 
 def pack(path: str) -> bytes:
-    """A file's bytes, or a folder as an uncompressed tar (folder datasets)."""
+    """A file's bytes; an ONNX file with its external data files as an uncompressed tar of the model and those
+    files, each at its place beside the model (``M``); a folder as an uncompressed tar (folder datasets)."""
     p = Path(path).expanduser()
     if p.is_dir():
-        buffer = io.BytesIO()
-        with tarfile.open(fileobj=buffer, mode="w") as tar:
-            tar.add(p, arcname=p.name)
-        return b"D" + buffer.getvalue()
+        return b"D" + _tar([(p, p.name)])
+    companions = external_data_names(p)
+    if companions:
+        return b"M" + _tar([(p, p.name), *((p.parent / name, name) for name in companions)])
     return b"F" + p.read_bytes()
 
 
+def external_data_names(path: Path) -> list[str]:
+    """The external data files an ONNX model reads, as names relative to its folder; [] for any other file (TFLite,
+    TorchScript, a PyTorch file: single files) or a file the node will refuse anyway with its own message. External
+    data that would escape the model's folder is refused here, in the words the loader uses."""
+    from core.errors import BadInput
+    from core.models.detect import FileKind, detect_file
+
+    try:
+        if not path.is_file() or detect_file(path) is not FileKind.ONNX:
+            return []
+    except BadInput:
+        return []  # not a model: the study on the node says what it is
+    import onnx
+
+    from core.models.onnx_model import _all_tensors, check_external_data
+
+    try:
+        model = onnx.load(str(path), load_external_data=False)
+    except Exception:  # noqa: BLE001 - a damaged file: the node's loader names the problem
+        return []
+    check_external_data(path, model)  # BadInput: a location outside the folder, a link, a missing file
+    from onnx.external_data_helper import ExternalDataInfo, uses_external_data
+
+    names = [ExternalDataInfo(t).location for t in _all_tensors(model.graph) if uses_external_data(t)]
+    return list(dict.fromkeys(names))
+
+
+def _tar(members: list[tuple[Path, str]]) -> bytes:
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as tar:
+        for source, name in members:
+            tar.add(source, arcname=name)
+    return buffer.getvalue()
+
+
 def unpack(blob: bytes, original: str, into: Path) -> str:
-    """Write a packed file or folder under ``into`` (same base name as on the driver); return its new path."""
+    """Write a packed file, model with its external data, or folder under ``into`` (same base names as on the
+    driver); return the new path of the file or folder itself."""
     name = Path(original).name or "file"
-    if blob[:1] == b"D":
+    if blob[:1] in (b"D", b"M"):
         with tarfile.open(fileobj=io.BytesIO(blob[1:]), mode="r") as tar:
             tar.extractall(into, filter="data")
         return str(into / name)
     target = into / name
     target.write_bytes(blob[1:])
     return str(target)
+
+
+def shipped_files(blob: bytes, original: str) -> dict[str, Any]:
+    """What a packed blob carried to the node: the driver's path, the files (names relative to it) and bytes."""
+    if blob[:1] in (b"D", b"M"):
+        with tarfile.open(fileobj=io.BytesIO(blob[1:]), mode="r") as tar:
+            files = [m.name for m in tar.getmembers() if m.isfile()]
+    else:
+        files = [Path(original).name]
+    return {"path": original, "files": files, "bytes": len(blob) - 1}
 
 
 def localize(spec: StudySpec, moved: dict[str, str]) -> StudySpec:
@@ -82,10 +133,17 @@ def localize(spec: StudySpec, moved: dict[str, str]) -> StudySpec:
 
 
 def node_runtimes() -> dict[str, bool]:
-    """Which runtimes this node can import (by name: PyTorch, ONNX Runtime, LiteRT)."""
+    """Which runtimes this node can import (by name: PyTorch, ONNX Runtime, LiteRT), asked without importing them."""
+    return {name: _findable(module) for module, name in RUNTIME_MODULES.items()}
+
+
+def _findable(module: str) -> bool:
     import importlib.util
 
-    return {name: importlib.util.find_spec(module) is not None for module, name in RUNTIME_MODULES.items()}
+    try:
+        return importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):  # an import hook that refuses the module: not there
+        return False
 
 
 def run_remote_study(job: RemoteStudy, *blobs: bytes) -> dict[str, Any]:
@@ -112,14 +170,16 @@ def stream_remote_study(job: RemoteStudy, *blobs: bytes) -> Iterator[tuple[str, 
     block says where every figure was measured."""
     import ray
 
-    from core.engine.timing import timing_section_hook
     from core.study.events import StudyFinished
+    from core.sweep.guard import guarded_study, node_limits
 
     node = ray.get_runtime_context().get_node_id()
     placement: dict[str, Any] = {
         "host": socket.gethostname(), "node": node, "target": job.target, "runtimes": node_runtimes(),
         "timing_intervals": [], "others_meanwhile": [], "started": time.time(),
     }
+    memory, hang = node_limits(job.limits)
+    placement["max_memory_bytes"], placement["hang_timeout_s"] = memory, hang
     gate = _own_gate(node)  # None on a node without the quantbench_timing resource: timings not exclusive
     placement["timing_exclusive"] = gate is not None
     if gate is not None:
@@ -129,20 +189,22 @@ def stream_remote_study(job: RemoteStudy, *blobs: bytes) -> Iterator[tuple[str, 
     try:
         with tempfile.TemporaryDirectory(prefix="quantbench-sweep-") as tmp:
             moved = {}
+            placement["shipped"] = []
             for index, (path, blob) in enumerate(zip(job.paths, blobs, strict=True)):
                 folder = Path(tmp) / f"in{index}"
                 folder.mkdir()
                 moved[path] = unpack(blob, path, folder)
+                placement["shipped"].append({**shipped_files(blob, path), "copy": moved[path]})
             spec = localize(job.spec, moved)
             load = OtherLoad()
-            section = _gate_section(gate, job.key, placement["timing_intervals"], others, load)
-            with timing_section_hook(section):
-                for event in _study_events(spec, Path(tmp) / "work"):
-                    _restore_paths([event], job.spec, placement)
-                    if isinstance(event, StudyFinished):
-                        finished = event  # told last, with the whole placement
-                    else:
-                        yield "event", event
+            section = _gate_section(gate, job.key, placement["timing_intervals"], others)
+            # In a study process of its own, under the memory ceiling and the hang timeout (core.sweep.guard).
+            for event in guarded_study(spec, Path(tmp) / "work", section, load, job.limits):
+                _restore_paths([event], job.spec, placement)
+                if isinstance(event, StudyFinished):
+                    finished = event  # told last, with the whole placement
+                else:
+                    yield "event", event
             # Whatever else kept the machine's cores busy while this study timed (any process, not only ours).
             placement["other_load_cores"] = load.cores
     except QuantBenchError as exc:
@@ -177,80 +239,25 @@ def _own_gate(node: str) -> Any:
         return node_gate(node, mine.get("Resources", {}))
 
 
-def _study_events(spec: StudySpec, workdir: Path) -> Iterator[Any]:
-    from core.engine.run import run_study
-
-    yield from run_study(spec, None, workdir=workdir)
-
-
-def _gate_section(gate: Any, key: str, intervals: list[list[float]], others: set[str],
-                  load: OtherLoad | None = None) -> Any:
-    """The ``timing_section_hook`` factory: each timing run holds the node's gate, records its interval and how
-    busy the rest of the machine was meanwhile."""
+def _gate_section(gate: Any, key: str, intervals: list[list[float]], others: set[str]) -> Any:
+    """The section each timing run of the study holds (``core.sweep.guard`` enters it for the study process): the
+    node's gate, and the run's interval recorded."""
     import ray
-
-    load = load if load is not None else OtherLoad()
 
     @contextmanager
     def section() -> Iterator[None]:
         if gate is not None:
             ray.get(gate.acquire.remote(key))
         start = time.time()
-        mark = load.mark()
         try:
             yield
         finally:
-            load.add(mark)
             end = time.time()
             if gate is not None:
                 others.update(ray.get(gate.release.remote(key)))
             intervals.append([start, end])
 
     return section
-
-
-class OtherLoad:
-    """How many cores the rest of the machine kept busy while this process timed: the machine's busy CPU time
-    (``/proc/stat``) less this process's own, over the wall time of the timing runs. None where /proc/stat is
-    not readable (not Linux)."""
-
-    def __init__(self) -> None:
-        self.other_s = 0.0
-        self.wall_s = 0.0
-        self.readable = _machine_busy_s() is not None
-
-    def mark(self) -> tuple[float, float, float] | None:
-        busy = _machine_busy_s()
-        return None if busy is None else (busy, time.process_time(), time.perf_counter())
-
-    def add(self, mark: tuple[float, float, float] | None) -> None:
-        busy = _machine_busy_s()
-        if mark is None or busy is None:
-            self.readable = False
-            return
-        self.other_s += max(0.0, (busy - mark[0]) - (time.process_time() - mark[1]))
-        self.wall_s += time.perf_counter() - mark[2]
-
-    @property
-    def cores(self) -> float | None:
-        """Mean cores busy with other work during the timings (None: unknown)."""
-        if not self.readable or self.wall_s <= 0:
-            return None
-        return round(self.other_s / self.wall_s, 3)
-
-
-def _machine_busy_s() -> float | None:
-    """CPU seconds the whole machine has spent busy since boot (user, nice, system, irq, softirq, steal)."""
-    import os
-
-    try:
-        with open("/proc/stat", encoding="ascii") as f:
-            fields = [int(v) for v in f.readline().split()[1:9]]
-        ticks = os.sysconf("SC_CLK_TCK")
-    except (OSError, ValueError):
-        return None
-    busy = sum(fields) - fields[3] - fields[4]  # less idle and iowait
-    return busy / ticks
 
 
 def _restore_paths(events: list[Any], spec: StudySpec, placement: dict[str, Any]) -> None:

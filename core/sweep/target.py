@@ -9,6 +9,7 @@ here. Cancel ends the task within a poll (a quarter of a second).
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from typing import Any
 
 from core.errors import BadInput, Cancelled
 from core.study.cancel import CancelToken
@@ -17,16 +18,19 @@ from core.study.spec import StudySpec
 from core.sweep.where import Where
 
 
-def target_engine(where: Where) -> Callable[[StudySpec, CancelToken], Iterator[Event]]:
-    """An engine that runs each study on ``where``'s target (or any node of the cluster when it names none)."""
+def target_engine(where: Where, limits: dict[str, Any] | None = None) -> Callable[[StudySpec, CancelToken],
+                                                                                   Iterator[Event]]:
+    """An engine that runs each study on ``where``'s target (or any node of the cluster when it names none);
+    ``limits``: the study process's ``max_memory_bytes`` and ``hang_timeout_s`` there (default: the node's)."""
 
     def engine(spec: StudySpec, cancel: CancelToken) -> Iterator[Event]:
-        return run_on_target(spec, cancel, where)
+        return run_on_target(spec, cancel, where, limits)
 
     return engine
 
 
-def run_on_target(spec: StudySpec, cancel: CancelToken | None, where: Where) -> Iterator[Event]:
+def run_on_target(spec: StudySpec, cancel: CancelToken | None, where: Where,
+                  limits: dict[str, Any] | None = None) -> Iterator[Event]:
     """Run ``spec`` as a Ray task where ``where`` says, yielding its events as they come; BadInput for what the
     study's own files or the cluster refuse, Cancelled when ``cancel`` stops it."""
     import ray
@@ -43,7 +47,8 @@ def run_on_target(spec: StudySpec, cancel: CancelToken | None, where: Where) -> 
         refs = [ray.put(_packed(path, pack)) for path in paths]
         options = {"num_returns": "streaming", **task_options(spec, where)}
         stream = ray.remote(stream_remote_study).options(**options).remote(
-            RemoteStudy(spec=spec, key=spec.study_id, target=where.target, paths=paths), *refs)
+            RemoteStudy(spec=spec, key=spec.study_id, target=where.target, paths=paths, limits=dict(limits or {})),
+            *refs)
         while True:
             if cancel.cancelled:
                 ray.cancel(stream, force=True)

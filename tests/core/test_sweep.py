@@ -250,7 +250,7 @@ def test_the_load_of_other_processes_during_a_timing_is_measured() -> None:
     import sys
     import time
 
-    from core.sweep.remote import OtherLoad
+    from core.sweep.load import OtherLoad
 
     load = OtherLoad()
     spin = "import time\nt = time.time()\nwhile time.time() - t < 1.5: pass"
@@ -275,3 +275,52 @@ def test_a_study_task_asks_ray_for_what_the_study_needs(tmp_path: Path) -> None:
     assert task_options(spec, Where(ray=True)) == {"num_cpus": 1, "max_retries": 0}
     on_gpu = task_options(replace(spec, device=Device.CUDA), Where(ray=True, target="jetson"))
     assert on_gpu == {"num_cpus": 1, "max_retries": 0, "num_gpus": 1, "resources": {"device:jetson": 0.001}}
+
+
+# ---- what a study ships to a node ------------------------------------------------------------------------------
+
+
+def test_an_onnx_model_is_packed_with_its_external_data_and_other_files_alone(tmp_path: Path) -> None:
+    import onnxruntime as ort
+
+    from core.sweep.remote import pack, shipped_files, unpack
+    from tests.core.conftest import make_mlp_onnx
+
+    model = make_mlp_onnx(tmp_path / "src" / "mlp.onnx", external_data="mlp.weights")
+    blob = pack(str(model))
+    assert blob[:1] == b"M"
+    assert sorted(shipped_files(blob, str(model))["files"]) == ["mlp.onnx", "mlp.weights"]
+    into = tmp_path / "node"
+    into.mkdir()
+    copy = Path(unpack(blob, str(model), into))
+    assert copy == into / "mlp.onnx"
+    assert (into / "mlp.weights").read_bytes() == (model.parent / "mlp.weights").read_bytes()
+    x = np.ones((2, 64), np.float32)
+    here = ort.InferenceSession(str(model)).run(None, {"x": x})[0]
+    there = ort.InferenceSession(str(copy)).run(None, {"x": x})[0]
+    np.testing.assert_array_equal(here, there)
+
+    single = make_mlp_onnx(tmp_path / "single.onnx")  # weights inside: the file alone
+    assert pack(str(single)) == b"F" + single.read_bytes()
+    other = tmp_path / "model.tflite"
+    other.write_bytes(b"\0\0\0\0TFL3" + bytes(64))
+    assert pack(str(other)) == b"F" + other.read_bytes()
+
+
+def test_external_data_outside_the_models_folder_is_refused_before_it_is_shipped(tmp_path: Path) -> None:
+    import onnx
+
+    from core.sweep.remote import pack
+    from tests.core.conftest import make_mlp_onnx
+
+    model = make_mlp_onnx(tmp_path / "m" / "mlp.onnx", external_data="mlp.weights")
+    proto = onnx.load(str(model), load_external_data=False)
+    for tensor in proto.graph.initializer:
+        for entry in tensor.external_data:
+            if entry.key == "location":
+                entry.value = "../secret.bin"
+    onnx.save(proto, str(model))
+    (tmp_path / "secret.bin").write_bytes((model.parent / "mlp.weights").read_bytes())
+    with pytest.raises(BadInput, match=r"mlp\.onnx: external data location '\.\./secret\.bin' .* must be a plain "
+                                       r"file name inside the model's folder"):
+        pack(str(model))

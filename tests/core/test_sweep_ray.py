@@ -13,6 +13,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 
 ray = pytest.importorskip("ray")
@@ -173,3 +174,139 @@ def test_the_window_engine_stops_at_cancel(cluster: Any, tmp_path: Path) -> None
                 cancel.cancel()
                 cancelled_at = time.monotonic()
     assert cancelled_at is not None and time.monotonic() - cancelled_at < 2.0
+
+
+# ---- nothing shared but the object store; a target without PyTorch; the study's guards on its node -------------
+
+
+def test_an_onnx_model_with_external_data_travels_with_it_and_measures_as_here(
+        cluster: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import core.sweep.ray_runner as ray_runner
+    from core.engine.run import run_study
+    from core.study.events import StudyFinished
+    from core.study.spec import DatasetSpec, ModelSpec, SchemeSpec, StudySpec, VariantSpec
+    from tests.core.conftest import make_mlp_onnx, save_npz
+    from tests.core.test_sweep import BRIEF
+
+    folder = tmp_path / "model"
+    model = make_mlp_onnx(folder / "mlp.onnx", external_data="mlp.weights")
+    rng = np.random.default_rng(0)
+    data = save_npz(tmp_path / "data.npz", rng.standard_normal((48, 64)).astype(np.float32), rng.integers(0, 10, 48))
+    spec = StudySpec(model=ModelSpec(path=str(model)), dataset=DatasetSpec.parse(f"npz:{data}"),
+                     variants=(VariantSpec(scheme=SchemeSpec.parse("ort-int8-dynamic")),), timing=BRIEF)
+    here = next(e for e in run_study(spec) if isinstance(e, StudyFinished)).result
+
+    # Once the model is packed for the cluster its folder is gone here: the node can only read what was shipped.
+    packed = []
+
+    def pack_then_hide(path: str) -> bytes:
+        blob = real_pack(path)
+        packed.append(path)
+        if path == str(model):
+            folder.rename(tmp_path / "gone")
+        return blob
+
+    real_pack = ray_runner.pack
+    monkeypatch.setattr(ray_runner, "pack", pack_then_hide)
+    end = finished(run_sweep([spec], Where(ray=True, address=cluster["address"], target="edge"),
+                             home=tmp_path / "home"))
+    (outcome,) = end.outcomes
+    assert str(model) in packed and not folder.exists()
+    assert outcome.state is StudyState.DONE, outcome.error
+    assert outcome.placement["node"] == cluster["worker"]
+    shipped = {s["path"]: s for s in outcome.placement["shipped"]}
+    assert sorted(shipped[str(model)]["files"]) == ["mlp.onnx", "mlp.weights"]
+    assert shipped[str(model)]["copy"] != str(model)
+    there = outcome.result
+    assert there.model["path"] == str(model) and there.model["file_bytes"] == here.model["file_bytes"]
+    assert there.model["file_bytes"] > (tmp_path / "gone" / "mlp.onnx").stat().st_size  # the weights counted
+    for a, b in zip(here.results, there.results, strict=True):
+        assert (a.label, a.status, a.size_bytes) == (b.label, b.status, b.size_bytes)
+        assert a.metrics["accuracy"] == b.metrics["accuracy"]
+        if a.fidelity is not None:
+            assert b.fidelity is not None and b.fidelity["max_abs"] == pytest.approx(a.fidelity["max_abs"], rel=1e-5)
+    assert all(v.latency is not None for v in there.results)
+
+
+#: Makes ``import torch`` fail in every Python process that starts with this folder on its PYTHONPATH: a board
+#: where PyTorch is not installed.
+NO_TORCH = '''import sys
+
+
+class _NoTorch:
+    def find_spec(self, name, path=None, target=None):
+        if name == "torch" or name.startswith("torch."):
+            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+        return None
+
+
+sys.meta_path.insert(0, _NoTorch())
+'''
+
+
+def test_a_target_without_pytorch_runs_the_onnx_runtime_variants_and_says_why_not_the_others(
+        cluster: Any, tmp_path: Path, tiny_cnn: Any, tiny_onnx: Path, tiny_npz: Path) -> None:
+    import torch
+
+    from core.study.spec import DatasetSpec, ModelSpec, SchemeSpec, StudySpec, VariantSpec
+    from tests.core.test_sweep import BRIEF
+
+    hide = tmp_path / "no_torch"
+    hide.mkdir()
+    (hide / "sitecustomize.py").write_text(NO_TORCH)
+    scripted = tmp_path / "tiny_cnn.ts.pt"
+    torch.jit.trace(tiny_cnn, torch.zeros(1, 1, 8, 8)).save(str(scripted))
+    c = cluster["cluster"]
+    bare = c.add_node(num_cpus=1, resources={TIMING_RESOURCE: 1, "device:bare": 1},
+                      env_vars={"PYTHONPATH": str(hide)})
+    c.wait_for_nodes()
+    try:
+        spec = StudySpec(model=ModelSpec(path=str(tiny_onnx)), dataset=DatasetSpec.parse(f"npz:{tiny_npz}"),
+                         variants=(VariantSpec(scheme=SchemeSpec.parse("ort-int8-dynamic")),
+                                   VariantSpec(path=str(scripted), trusted=True)), timing=BRIEF)
+        end = finished(run_sweep([spec], Where(ray=True, address=cluster["address"], target="bare"),
+                                 home=tmp_path / "home"))
+    finally:
+        c.remove_node(bare)
+    (outcome,) = end.outcomes
+    assert outcome.state is StudyState.DONE, outcome.error
+    assert outcome.placement["node"] == bare.node_id
+    runtimes = outcome.placement["runtimes"]
+    assert runtimes["PyTorch"] is False and runtimes["ONNX Runtime"] is True
+    rows = {v.label: v for v in outcome.result.results}
+    assert rows["fp32"].status.value == "ok" and rows["ort-int8-dynamic"].status.value == "ok"
+    assert rows["ort-int8-dynamic"].latency is not None and rows["ort-int8-dynamic"].metrics["accuracy"] > 0.5
+    scripted_row = rows["file:tiny_cnn.ts.pt"]
+    assert scripted_row.status.value == "failed"
+    assert scripted_row.error == "file:tiny_cnn.ts.pt cannot run on target bare: PyTorch is not installed there."
+    stored = StudyStore(tmp_path / "home").load_study(outcome.study_id)
+    assert [v.error for v in stored.results if v.status.value == "failed"] == [scripted_row.error]
+
+
+def test_a_study_on_a_node_is_stopped_at_its_memory_ceiling_or_hang_timeout_and_the_sweep_goes_on(
+        cluster: Any, tmp_path: Path) -> None:
+    from core.study.spec import DatasetSpec, ModelSpec, StudySpec
+    from tests.core.test_safety_ceilings import QUICK, endless_loop_model, memory_bomb_model
+    from tests.core.test_sweep import BRIEF
+
+    (fine,) = sweep_specs(tmp_path, schemes=("ort-fp16",))
+    on_four = DatasetSpec.parse("synthetic:4")
+    bomb = StudySpec(model=ModelSpec(path=str(memory_bomb_model(tmp_path / "bomb.onnx"))), dataset=on_four,
+                     timing=QUICK)
+    loop = StudySpec(model=ModelSpec(path=str(endless_loop_model(tmp_path / "loop.onnx"))), dataset=on_four,
+                     timing=QUICK)
+    limits = {"max_memory_bytes": 2 * 10**9, "hang_timeout_s": 3.0}
+    t0 = time.monotonic()
+    end = finished(run_sweep([bomb, loop, replace(fine, timing=BRIEF)], Where(ray=True, address=cluster["address"]),
+                             home=tmp_path / "home", isolation=limits))
+    assert time.monotonic() - t0 < 45
+    by_model = {o.model_name: o for o in end.outcomes}
+    assert by_model["mlp0.onnx"].state is StudyState.DONE
+    for name, says in (("bomb.onnx", "needed more than 2 GB of memory"), ("loop.onnx", "did not finish within 3 s")):
+        outcome = by_model[name]
+        assert outcome.state is StudyState.FAILED and outcome.error_kind == "bad_input"
+        assert says in outcome.error and "\n" not in outcome.error and "Traceback" not in outcome.error
+        assert f"{name}: the model does not run on {outcome.where}, so no variant" in outcome.error
+        assert outcome.placement["max_memory_bytes"] == 2 * 10**9 and outcome.placement["hang_timeout_s"] == 3.0
+    # The node's worker survived: its gate was freed, the study beside it was measured.
+    assert by_model["mlp0.onnx"].result.results[1].latency is not None
