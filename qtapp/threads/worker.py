@@ -56,6 +56,11 @@ def set_study_limits(*, hang_timeout_s: float | None, max_memory_bytes: int | No
     _limits.update(hang_timeout_s=hang_timeout_s, max_memory_bytes=max_memory_bytes)
 
 
+def study_limits() -> dict[str, Any]:
+    """The ceilings set with ``set_study_limits``, as ``run_study_isolated`` options (a sweep's studies too)."""
+    return dict(_limits)
+
+
 class StudyWorker(QObject):
     #: Every engine event, in the order the engine yielded it.
     event_emitted = Signal(object)

@@ -74,7 +74,12 @@ class SweepWorker(QObject):
         from core.sweep import run_sweep
 
         try:
-            for event in run_sweep(self._specs, self._where, cancel=self._cancel):
+            from qtapp.threads.worker import study_limits
+
+            # The window's --hang-timeout and --max-memory guard a sweep's studies as they guard its own; without
+            # --max-memory each study (here, or on its node) takes the default share of its machine's memory.
+            limits = {k: v for k, v in study_limits().items() if not (k == "max_memory_bytes" and v is None)}
+            for event in run_sweep(self._specs, self._where, cancel=self._cancel, isolation=limits):
                 self.sweep_event.emit(self._run, event)
         except QuantBenchError as exc:
             self.sweep_failed.emit(self._run, first_line(str(exc)) or type(exc).__name__)
