@@ -13,8 +13,7 @@ import logging
 from dataclasses import replace
 from typing import Any
 
-import shiboken6
-from PySide6.QtCore import QObject, Qt, QThread, Signal, Slot
+from PySide6.QtCore import QObject, Qt, Signal, Slot
 from PySide6.QtGui import QCloseEvent
 from PySide6.QtWidgets import (
     QComboBox,
@@ -42,6 +41,7 @@ from core.sweep import (
     ray_problem,
 )
 from qtapp.panels.sweep_panel import SweepTable
+from qtapp.threads.background import SHUTDOWN_WAIT_MS, BackgroundJob
 from qtapp.threads.tasks import TaskRunner
 from qtapp.window.errors import first_line
 from qtapp.window.theme import Theme
@@ -53,8 +53,6 @@ PLACES = (("here, one study after another", None), ("a local Ray instance", "loc
           ("the Ray cluster at", ""))
 HERE, LOCAL_RAY, CLUSTER = range(len(PLACES))
 ANY_NODE = "(any node)"
-#: How long closing the dialog waits for a cancelled sweep.
-SHUTDOWN_WAIT_MS = 30_000
 
 
 class SweepWorker(QObject):
@@ -104,7 +102,7 @@ class SweepDialog(QDialog):
         super().__init__(parent)
         self.setWindowTitle("Run a sweep")
         self._run = 0
-        self._thread: QThread | None = None
+        self._job = BackgroundJob()
         self._cancel: CancelToken | None = None
         self._running = False
         self.outcomes: dict[int, StudyOutcome] = {}
@@ -237,7 +235,7 @@ class SweepDialog(QDialog):
 
     @property
     def thread_alive(self) -> bool:
-        return self._thread is not None and shiboken6.isValid(self._thread) and not self._thread.isFinished()
+        return self._job.alive
 
     @Slot()
     def start(self) -> bool:
@@ -255,28 +253,22 @@ class SweepDialog(QDialog):
         except QuantBenchError as exc:
             self._say(first_line(str(exc)) or type(exc).__name__, error=True)
             return False
-        self._join_thread()
+        self._job.join()
         self._run += 1
         self._cancel = CancelToken()
         from core.sweep import spec_fingerprint
 
         self.outcomes = {i: StudyOutcome(i, spec, spec_fingerprint(spec)) for i, spec in enumerate(specs)}
         self.table.set_outcomes(list(self.outcomes.values()))
-        thread = QThread()
-        thread.setObjectName(f"sweep-{self._run}")
         worker = SweepWorker(self._run, specs, where, self._cancel)
-        worker.moveToThread(thread)
-        thread.started.connect(worker.run)
+        thread = self._job.attach(f"sweep-{self._run}", worker, (worker.sweep_failed,))
         queued = Qt.ConnectionType.QueuedConnection
         worker.sweep_event.connect(self._on_event, queued)
         worker.sweep_failed.connect(self._on_failed, queued)
-        worker.sweep_failed.connect(thread.quit)
         worker.sweep_event.connect(lambda _run, event: thread.quit() if isinstance(event, SweepFinished) else None)
-        thread.finished.connect(worker.deleteLater)
-        self._thread, self._worker = thread, worker
         self._say(f"Running {len(specs)} studies {where.describe()}…")
         self._set_running(True)
-        thread.start()
+        self._job.start()
         return True
 
     @Slot()
@@ -290,17 +282,7 @@ class SweepDialog(QDialog):
         """Cancel any sweep and wait for its thread; True when no thread is left running."""
         if self._cancel is not None:
             self._cancel.cancel()
-        return self._join_thread(timeout_ms)
-
-    def _join_thread(self, timeout_ms: int = SHUTDOWN_WAIT_MS) -> bool:
-        thread = self._thread
-        if thread is None or not shiboken6.isValid(thread):
-            return True
-        thread.quit()
-        finished = thread.wait(timeout_ms)
-        if finished:
-            self._thread = self._worker = None
-        return finished
+        return self._job.join(timeout_ms)
 
     def done(self, result: int) -> None:
         self.shutdown()  # closing never leaves a sweep running

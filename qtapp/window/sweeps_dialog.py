@@ -14,8 +14,7 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-import shiboken6
-from PySide6.QtCore import QObject, Qt, QThread, Signal, Slot
+from PySide6.QtCore import QObject, Qt, Signal, Slot
 from PySide6.QtGui import QCloseEvent
 from PySide6.QtWidgets import (
     QDialog,
@@ -38,12 +37,12 @@ from core.study.spec import StudySpec
 from core.tune.sweep_report import batch_series, best_points, calibration_series, render_sweeps_html
 from core.tune.sweeps import BATCH_SIZES, DEFAULT_BATCH_SCHEMES, SAMPLE_COUNTS, parse_sizes
 from qtapp.charts.sweep_charts import SweepLines
+from qtapp.threads.background import SHUTDOWN_WAIT_MS, BackgroundJob
 from qtapp.window.errors import first_line
 from qtapp.window.theme import Theme
 
 log = logging.getLogger(__name__)
 
-SHUTDOWN_WAIT_MS = 30_000
 KINDS = ("calibration", "batch")
 
 
@@ -108,8 +107,7 @@ class SweepsDialog(QDialog):
         self.setWindowTitle("Calibration and batch-size sweeps")
         self._spec_provider, self._theme = spec_provider, theme
         self._run = 0
-        self._thread: QThread | None = None
-        self._worker: SweepWorker | None = None
+        self._job = BackgroundJob()
         self._cancel: CancelToken | None = None
         self._running: str | None = None
         self._points: list[dict[str, Any]] = []
@@ -210,29 +208,22 @@ class SweepsDialog(QDialog):
         except QuantBenchError as exc:
             self._say(first_line(str(exc)) or type(exc).__name__, error=True)
             return False
-        self._join_thread()
+        self._job.join()
         self._run += 1
         self._points = []
         self._cancel = CancelToken()
         self.tabs.setCurrentIndex(KINDS.index(kind))
-        thread = QThread()
-        thread.setObjectName(f"sweep-{kind}-{self._run}")
         worker = SweepWorker(self._run, kind, spec, options, self._cancel)
-        worker.moveToThread(thread)
-        thread.started.connect(worker.run)
+        self._job.attach(f"sweep-{kind}-{self._run}", worker, (worker.sweep_finished, worker.sweep_failed))
         queued = Qt.ConnectionType.QueuedConnection
         worker.point_measured.connect(self._on_point, queued)
         worker.sweep_finished.connect(self._on_finished, queued)
         worker.sweep_failed.connect(self._on_failed, queued)
-        worker.sweep_finished.connect(thread.quit)
-        worker.sweep_failed.connect(thread.quit)
-        thread.finished.connect(worker.deleteLater)
-        self._thread, self._worker = thread, worker  # kept: an unreferenced worker would be collected
         self._say("Loading the model and the dataset…")
         self._set_running(kind)
         if kind == "batch":
             self.latency_chart.set_limit(options["limit"])
-        thread.start()
+        self._job.start()
         return True
 
     @Slot()
@@ -244,21 +235,11 @@ class SweepsDialog(QDialog):
     def shutdown(self, timeout_ms: int = SHUTDOWN_WAIT_MS) -> bool:
         if self._cancel is not None:
             self._cancel.cancel()
-        return self._join_thread(timeout_ms)
-
-    def _join_thread(self, timeout_ms: int = SHUTDOWN_WAIT_MS) -> bool:
-        thread = self._thread
-        if thread is None or not shiboken6.isValid(thread):
-            return True
-        thread.quit()
-        finished = thread.wait(timeout_ms)
-        if finished:
-            self._thread = self._worker = None
-        return finished
+        return self._job.join(timeout_ms)
 
     @property
     def thread_alive(self) -> bool:
-        return self._thread is not None and shiboken6.isValid(self._thread) and not self._thread.isFinished()
+        return self._job.alive
 
     def done(self, result: int) -> None:
         self.shutdown()

@@ -20,8 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pyqtgraph as pg
-import shiboken6
-from PySide6.QtCore import QObject, Qt, QThread, Signal, Slot
+from PySide6.QtCore import QObject, Qt, Signal, Slot
 from PySide6.QtGui import QBrush, QCloseEvent, QColor, QFont, QGuiApplication
 from PySide6.QtWidgets import (
     QAbstractItemView,
@@ -49,6 +48,7 @@ from core.tune.record import SearchStudy, save_best, study_name
 from qtapp.charts.export import install_export_menu
 from qtapp.charts.palette import VariantPalette
 from qtapp.charts.style import bold_font, set_axis_label, style_axes, with_alpha
+from qtapp.threads.background import SHUTDOWN_WAIT_MS, BackgroundJob
 from qtapp.window.errors import first_line
 from qtapp.window.theme import Theme
 
@@ -58,8 +58,6 @@ SpecProvider = Callable[[], StudySpec]
 
 DEFAULT_MAX_DROP_PT = 0.5
 DEFAULT_TIME_LIMIT_MIN = 10.0  # the command line's --time-limit default (10m)
-#: How long closing the dialog waits for a cancelled search (it stops within about a second).
-SHUTDOWN_WAIT_MS = 30_000
 #: The scheme string comes last: it is the longest, and stays whole with the numbers still in sight.
 COLUMNS = ("label", "accuracy", "drop (pt)", "p50 (ms)", "size (kB)", "on frontier", "scheme")
 NUMERIC_COLUMNS = range(1, 6)
@@ -179,8 +177,7 @@ class TuneDialog(QDialog):
         self.setWindowTitle("Find the best variant")
         self._spec_provider, self._palette, self._theme = spec_provider, palette, theme
         self._run = 0
-        self._thread: QThread | None = None
-        self._worker: TuneWorker | None = None
+        self._job = BackgroundJob()
         self._cancel: CancelToken | None = None
         self._searching = False
         self._candidates: list[dict[str, Any]] = []
@@ -289,7 +286,7 @@ class TuneDialog(QDialog):
     @property
     def thread_alive(self) -> bool:
         """The search's thread, under way or winding down, has not finished."""
-        return self._thread is not None and shiboken6.isValid(self._thread) and not self._thread.isFinished()
+        return self._job.alive
 
     @Slot()
     def start(self) -> bool:
@@ -301,7 +298,7 @@ class TuneDialog(QDialog):
         except QuantBenchError as exc:
             self._say(first_line(str(exc)) or type(exc).__name__, error=True)
             return False
-        self._join_thread()  # the previous search has ended; its thread may still be winding down
+        self._job.join()  # the previous search has ended; its thread may still be winding down
         self._run += 1
         self._budget = (self.max_drop.value(), self.objective.currentText())
         self._candidates, self._best, self.result = [], None, None
@@ -313,26 +310,19 @@ class TuneDialog(QDialog):
         # Each search is a study of its own in the history, even when the window's spec has not changed.
         spec = replace(spec, study_id=uuid.uuid4().hex[:12])
         self._study = SearchStudy(spec, _drop)
-        thread = QThread()
-        thread.setObjectName(f"tune-search-{self._run}")
         worker = TuneWorker(self._run, spec, *self._budget, self.time_limit.value() * 60.0, self._cancel,
                             self._study if self.record else None, self._workdir)
-        worker.study_recorded.connect(self.study_recorded, Qt.ConnectionType.QueuedConnection)
-        worker.store_failed.connect(self._store_failed, Qt.ConnectionType.QueuedConnection)
-        worker.moveToThread(thread)
-        thread.started.connect(worker.run)
+        # The thread's loop ends once the search returns; the worker is deleted on its own thread.
+        self._job.attach(f"tune-search-{self._run}", worker, (worker.search_finished, worker.search_failed))
         queued = Qt.ConnectionType.QueuedConnection
+        worker.study_recorded.connect(self.study_recorded, queued)
+        worker.store_failed.connect(self._store_failed, queued)
         worker.candidate_measured.connect(self._on_candidate, queued)
         worker.search_finished.connect(self._on_finished, queued)
         worker.search_failed.connect(self._on_failed, queued)
-        # The thread's loop ends once the search returns; the worker is deleted on its own thread.
-        worker.search_finished.connect(thread.quit)
-        worker.search_failed.connect(thread.quit)
-        thread.finished.connect(worker.deleteLater)
-        self._thread, self._worker = thread, worker
         self._say("Loading the model and the dataset…")
         self._set_running(True)
-        thread.start()
+        self._job.start()
         return True
 
     @Slot()
@@ -347,19 +337,7 @@ class TuneDialog(QDialog):
         """Cancel any search and wait for its thread; True when no thread is left running."""
         if self._cancel is not None:
             self._cancel.cancel()
-        return self._join_thread(timeout_ms)
-
-    def _join_thread(self, timeout_ms: int = SHUTDOWN_WAIT_MS) -> bool:
-        thread = self._thread
-        if thread is None or not shiboken6.isValid(thread):
-            return True
-        # Called here, not queued: the GUI thread is about to block in wait(). It takes effect once
-        # the search returns to the thread's loop.
-        thread.quit()
-        finished = thread.wait(timeout_ms)
-        if finished:
-            self._thread = self._worker = None
-        return finished
+        return self._job.join(timeout_ms)
 
     def done(self, result: int) -> None:
         # Closing (Esc, the title bar's button, accept/reject) never leaves a search running.
