@@ -165,7 +165,7 @@ def spec_from_args(args: argparse.Namespace) -> Any:
     return StudySpec(
         model=model, dataset=dataset, variants=_variants_from_args(args, trusted), timing=timing,
         thresholds=thresholds, device=Device(args.device), seed=args.seed,
-        layer_samples=args.layer_samples if args.layers else 0,
+        layer_samples=_layer_samples(args),
     )
 
 
@@ -204,8 +204,21 @@ def _check_run_numbers(args: argparse.Namespace) -> None:
         raise BadInput("--max-time must be positive.")
     if args.limit is not None and args.limit < 1:
         raise BadInput("--limit must be at least 1.")
-    if args.layers and args.layer_samples < 1:
-        raise BadInput("--layer-samples must be at least 1.")
+    if args.layer_samples is not None and args.layer_samples < 1:
+        raise BadInput("--layer-samples must be at least 1 (--no-layers turns the layer analysis off).")
+    if args.no_layers and (args.layers or args.layer_samples is not None):
+        raise BadInput("--no-layers cannot go with --layers or --layer-samples: choose one.")
+
+
+def _layer_samples(args: argparse.Namespace) -> int | None:
+    """StudySpec.layer_samples from --layers / --no-layers / --layer-samples: None (automatic) when none is given."""
+    from core.layers import DEFAULT_LAYER_SAMPLES
+
+    if args.no_layers:
+        return 0
+    if args.layer_samples is not None:
+        return args.layer_samples
+    return DEFAULT_LAYER_SAMPLES if args.layers else None
 
 
 def _variants_from_args(args: argparse.Namespace, trusted: set[str]) -> tuple[Any, ...]:

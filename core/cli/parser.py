@@ -208,10 +208,13 @@ def _add_run(sub: Any) -> None:
     run.add_argument(
         "--layers", action="store_true",
         help="compare every quantized variant with the float model layer by layer (error per tensor and channel, "
-        "time per op type)",
+        "time per op type), whatever the model's size; by default this runs by itself on models of at most 300 "
+        "layers",
     )
+    run.add_argument("--no-layers", action="store_true", help="no layer analysis, whatever the model's size")
     run.add_argument(
-        "--layer-samples", type=int, default=64, metavar="N", help="samples the --layers analysis uses (default 64)"
+        "--layer-samples", type=int, default=None, metavar="N",
+        help="samples the layer analysis uses (default 64); implies --layers",
     )
     _add_run_timing(run)
     _add_run_thresholds(run)

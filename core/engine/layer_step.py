@@ -1,9 +1,11 @@
 """The optional per-layer step of a study: where each quantized variant departs from the float model.
 
-Run after a variant's evaluation and before its timing (never inside it) when the study asks for it
-(``StudySpec.layer_samples``, ``quantbench run --layers``). The analysis is ``core.layers``; this step
-picks the float model that matches the variant's runtime, streams its progress, and writes the
-records on the result. A failure here is a note on the variant, never its failure.
+Run after a variant's evaluation and before its timing (never inside it) unless the study turns it off
+(``StudySpec.layer_samples``: None, the default, analyses models of at most AUTO_MAX_LAYERS layers on
+DEFAULT_LAYER_SAMPLES samples and says in the variant's notes when a larger one is skipped; 0 never; N
+always, on N samples; ``quantbench run --layers / --no-layers / --layer-samples N``). The analysis is
+``core.layers``; this step picks the float model that matches the variant's runtime, streams its progress,
+and writes the records on the result. A failure here is a note on the variant, never its failure.
 """
 
 from __future__ import annotations
@@ -22,14 +24,18 @@ from core.study.result import VariantResult
 def analyse_variant_layers(
     state: StudyState, label: str, built: Any, result: VariantResult
 ) -> Generator[Event, None, None]:
-    """Compare ``built`` layer by layer with the float model on ``state.spec.layer_samples`` samples."""
+    """Compare ``built`` layer by layer with the float model on ``state.spec.layer_samples`` samples (or, left
+    automatic, on DEFAULT_LAYER_SAMPLES when the model is small enough)."""
     pair = _float_and_variant(state, built)
     if pair is None:
         result.notes.append("layers: not analysed (this variant's runtime has no per-layer comparison yet)")
         return
     float_model, variant_model, runtime = pair
     spec = state.spec
-    n = min(spec.layer_samples, len(state.dataset.x))
+    samples = _samples_to_analyse(state, float_model, runtime, result)
+    if not samples:
+        return
+    n = min(samples, len(state.dataset.x))
     events: queue.Queue[Progress] = queue.Queue()
     box: dict[str, Any] = {}
 
@@ -70,6 +76,11 @@ def analyse_variant_layers(
             raise error
         result.notes.append(f"layers: the analysis failed ({type(error).__name__}: {str(error)[:200]})")
         return
+    _write_records(state, runtime, result, box)
+
+
+def _write_records(state: StudyState, runtime: str, result: VariantResult, box: dict[str, Any]) -> None:
+    """The analysis's records on ``result`` (and the float profile kept for the variants after it)."""
     out = box["out"]
     result.layers, result.profile = out.get("layers"), out.get("profile")
     samples_error = box.get("samples_error")
@@ -93,6 +104,50 @@ def analyse_variant_layers(
         state.shared[f"float_profile:{runtime}"] = out["float_profile"]
         if state.baseline is not None and state.baseline.runtime == runtime:
             state.baseline.profile = out["float_profile"]  # the float bars beside each variant's
+
+
+#: The automatic analysis (``StudySpec.layer_samples`` None) compares models of at most this many layers: a few
+#: hundred layers take seconds, while a large transformer's thousands would add minutes to every study.
+AUTO_MAX_LAYERS = 300
+
+
+def wants_layer_analysis(state: StudyState, result: VariantResult) -> bool:
+    """Whether ``result``'s variant goes through this step: every variant but the baseline, unless the study
+    turned the analysis off (``layer_samples`` 0); the automatic size rule is applied inside the step."""
+    return state.spec.layer_samples != 0 and not result.is_baseline
+
+
+def _samples_to_analyse(state: StudyState, float_model: Any, runtime: str, result: VariantResult) -> int:
+    """The samples to compare on: the study's own count, or, left automatic, DEFAULT_LAYER_SAMPLES when the
+    float model has at most AUTO_MAX_LAYERS layers, else 0 with a note on ``result`` saying why."""
+    from core.layers import DEFAULT_LAYER_SAMPLES
+
+    if state.spec.layer_samples is not None:
+        return state.spec.layer_samples
+    count = _layer_count(state, float_model, runtime)
+    if count is None or count <= AUTO_MAX_LAYERS:
+        return DEFAULT_LAYER_SAMPLES
+    result.notes.append(
+        f"layers: not analysed: the model has {count} layers, more than the {AUTO_MAX_LAYERS} the automatic "
+        "layer analysis takes (quantbench run --layers, or a sample count in the Run panel's Layer analysis, "
+        "analyses it anyway)"
+    )
+    return 0
+
+
+def _layer_count(state: StudyState, float_model: Any, runtime: str) -> int | None:
+    """The float model's layer count in ``runtime``, counted once per study (None: it could not be counted,
+    and the analysis itself will say what is wrong)."""
+    from core.layers import count_layers
+
+    state.shared = state.shared if state.shared is not None else {}
+    key = f"layer_count:{runtime}"
+    if key not in state.shared:
+        try:
+            state.shared[key] = count_layers(float_model, runtime)
+        except Exception:  # an unreadable float model fails the analysis below, with its own note
+            state.shared[key] = None
+    return state.shared[key]
 
 
 def _flipped_to_analyse(result: VariantResult, samples: int) -> list[int]:

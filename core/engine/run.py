@@ -24,7 +24,7 @@ from typing import Any
 from core.engine.build import build_variant
 from core.engine.evaluate import evaluate_variant, score
 from core.engine.latency import time_variant
-from core.engine.layer_step import analyse_variant_layers
+from core.engine.layer_step import analyse_variant_layers, wants_layer_analysis
 from core.engine.plan import plan_variants, resolve_task
 from core.engine.state import PlannedVariant, StudyState
 from core.engine.verdicts import final_verdicts, grade_variant
@@ -320,7 +320,7 @@ def _run_variant(
         )
         clock.finish(len(out))
         score(state, result, out)
-        if state.spec.layer_samples and not result.is_baseline:
+        if wants_layer_analysis(state, result):
             stage = "analysing layers"
             yield from analyse_variant_layers(state, planned.label, built, result)
         stage = "timing"

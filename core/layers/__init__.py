@@ -84,6 +84,30 @@ def analyse_layers(
     raise ValueError(f"no layer analysis for runtime {runtime!r} (supported: {', '.join(SUPPORTED_RUNTIMES)})")
 
 
+def count_layers(float_model: Any, runtime: str) -> int:
+    """How many layers an analysis of ``float_model`` in ``runtime`` would compare (the same arguments as
+    ``analyse_layers``'s float model): ONNX nodes other than shape arithmetic, PyTorch leaf modules, LiteRT
+    operators. Cheap: nothing runs, an ONNX file's external weights are not read."""
+    if runtime == "onnxruntime":
+        import onnx
+
+        from core.layers.onnx_layers import _SKIPPED_OPS
+
+        model = _model_file(float_model)
+        graph = (onnx.load(str(model), load_external_data=False) if isinstance(model, str | Path) else model).graph
+        return sum(1 for node in graph.node if node.op_type not in _SKIPPED_OPS)
+    if runtime == "pytorch":
+        from core.layers.torch_layers import _leaves
+
+        return len(_leaves(_torch_module(float_model)))
+    if runtime == "litert":
+        from ai_edge_litert.interpreter import Interpreter
+
+        ops = Interpreter(model_path=str(_model_file(float_model)))._get_ops_details()
+        return sum(1 for op in ops if op.get("op_name") != "DELEGATE")
+    raise ValueError(f"no layer analysis for runtime {runtime!r} (supported: {', '.join(SUPPORTED_RUNTIMES)})")
+
+
 #: Flipped samples whose own per-layer error a study's layer step records (the window shows them on a click).
 FLIPPED_SAMPLES_ANALYSED = 16
 

@@ -136,3 +136,48 @@ def latency_histogram(samples_by_variant: Sequence[Sequence[float] | np.ndarray]
 def beyond_text(beyond: int) -> str:
     """What a row says about samples past its axis ('' when there are none)."""
     return f"+{beyond} beyond the axis" if beyond else ""
+
+
+# ---- per-layer SQNR ----------------------------------------------------------------------------
+
+#: The per-layer SQNR axis ends here: layers a variant reproduces exactly (core.layers.stats.EXACT_SQNR_DB)
+#: are drawn on the chart's top edge, not at 200 dB where they would squash every other layer.
+LAYER_CHART_TOP_DB = 100.0
+
+
+def merged_layer_names(lists: Sequence[Sequence[dict]]) -> list[str]:
+    """Every variant's layer names on one axis, in model order (each list is in model order; a name
+    missing from the longest list goes right after the name that precedes it in its own list)."""
+    names: list[str] = []
+    for layers in sorted(lists, key=len, reverse=True):
+        previous = -1
+        for layer in layers:
+            name = layer["name"]
+            if name in names:
+                previous = names.index(name)
+            else:
+                previous += 1
+                names.insert(previous, name)
+    return names
+
+
+def layer_axis_groups(lists: Sequence[Sequence[dict]]) -> list[list[int]]:
+    """The indices of ``lists`` (each a variant's layer records) grouped by shared layer names, in first-seen
+    order: the variants of one runtime share an axis, while an ONNX Runtime variant's nodes and a PyTorch
+    variant's modules never name the same layer, so each runtime's variants get a chart of their own."""
+    groups: list[tuple[set[str], list[int]]] = []
+    for index, layers in enumerate(lists):
+        names = {layer["name"] for layer in layers}
+        joined = [g for g in groups if g[0] & names]
+        if not joined:
+            groups.append((set(names), [index]))
+            continue
+        first = joined[0]
+        first[0].update(names)
+        first[1].append(index)
+        for other in joined[1:]:  # this variant bridges two groups: one axis for all of them
+            first[0].update(other[0])
+            first[1].extend(other[1])
+            groups.remove(other)
+        first[1].sort()
+    return [indices for _, indices in groups]

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from core import quantbench_version
+from core.layers.stats import DEPARTS_BELOW_DB
 from core.measures.drift_notes import (
     DRIFT_PREFIX,
     PAIRED_MARK,
@@ -27,7 +28,7 @@ from core.measures.drift_notes import (
 )
 from core.printable import markup_escape as escape
 from core.reports import svg as svg_charts
-from core.reports.chart_data import variant_colors
+from core.reports.chart_data import layer_axis_groups, merged_layer_names, variant_colors
 from core.reports.format import (
     format_bytes,
     format_ms,
@@ -548,6 +549,7 @@ def _layers(rows: list[_Row]) -> str:
            "10 dB the output has departed), the worst channel's, the outlier channels, the share of float values "
            "outside the variant's quantization range (clipped) and the weight's SQNR; "
            "time by op type from the runtime's profiler (separate runs from the timed ones).</p>"]
+    out += _layer_charts([r for r in rows if r.variant.layers])
     for r in rows:
         layers = r.variant.layers
         if not layers:
@@ -566,6 +568,38 @@ def _layers(rows: list[_Row]) -> str:
             f"<tbody>{body}</tbody></table></div>" + (f'<p class="hint">Time by op type: {time}.</p>' if time else "")
         )
     return "".join(out)
+
+
+#: How the report names the runtimes whose layers it charts.
+_RUNTIME_NAMES = {"onnxruntime": "ONNX Runtime", "pytorch": "PyTorch", "torch": "PyTorch", "litert": "LiteRT"}
+
+
+def _layer_charts(rows: list[_Row]) -> list[str]:
+    """The per-layer SQNR chart: one per group of variants whose layers share names (one runtime's)."""
+    groups = layer_axis_groups([r.variant.layers or [] for r in rows])
+    figures = []
+    for indices in groups:
+        group = [rows[i] for i in indices]
+        layers = [r.variant.layers or [] for r in group]
+        runtimes = sorted({_RUNTIME_NAMES.get(r.variant.runtime or "", r.variant.runtime or "?") for r in group})
+        where = " and ".join(runtimes)
+        title = f"Per-layer error, {where} layers" if len(groups) > 1 else "Per-layer error"
+        series = [
+            svg_charts.LayerSeries(
+                r.label, r.color, [str(layer.get("name", "")) for layer in ls],
+                [(layer.get("activation") or {}).get("sqnr_db") for layer in ls],
+                [(layer.get("activation") or {}).get("min_channel_sqnr_db") for layer in ls],
+            )
+            for r, ls in zip(group, layers, strict=True)
+        ]
+        caption = (f"Activation SQNR of each layer against the float model, in model order: one line per variant, "
+                   f"a dot for the whole tensor and a triangle for its worst channel; under the dashed "
+                   f"{DEPARTS_BELOW_DB:g} dB line the layer's output has departed from the float model.")
+        if len(groups) > 1:
+            caption += (f" {where} variants only: their layers are named differently from the other "
+                        "runtimes' (nodes against modules), so each runtime has its own chart.")
+        figures.append(_figure(svg_charts.layer_sqnr_chart(series, merged_layer_names(layers), title), caption))
+    return figures
 
 
 def _finite_or(value: Any, default: float) -> float:

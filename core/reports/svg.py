@@ -13,9 +13,11 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
+from core.layers.stats import DEPARTS_BELOW_DB
 from core.printable import markup_escape as escape
-from core.reports.chart_data import latency_histogram
+from core.reports.chart_data import LAYER_CHART_TOP_DB, latency_histogram
 from core.reports.format import byte_unit, format_bytes, format_ms, format_percent, format_tick
 
 INK = "#1f2328"
@@ -405,6 +407,139 @@ def _place_label(
 
 def _overlaps(a: tuple[float, float, float, float], b: tuple[float, float, float, float]) -> bool:
     return a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]
+
+
+# ---- per-layer SQNR ----------------------------------------------------------------------------
+
+_DEPARTS = "#cf222e"  # the 10 dB line: under it a layer's output has departed from the float model
+
+
+@dataclass
+class LayerSeries:
+    """One variant's per-layer activation SQNR against the float model, in model order (None: no figure)."""
+
+    label: str
+    color: str
+    names: list[str]
+    sqnr_db: list[float | None]
+    worst_channel_db: list[float | None]
+
+
+def layer_sqnr_chart(
+    series: list[LayerSeries], names: list[str], title: str, departs_db: float = DEPARTS_BELOW_DB,
+    width: int = 900,
+) -> str:
+    """Activation SQNR per layer in model order on a shared layer axis (``names``, e.g. from
+    ``chart_data.merged_layer_names``): a line with a dot per layer for each variant, its worst channel as a
+    triangle, and the dashed ``departs_db`` line. Values above ``chart_data.LAYER_CHART_TOP_DB`` (exact copies)
+    are drawn on the top edge; the chart says so."""
+    series = [s for s in series if s.names]
+    if not series or not names:
+        return _empty_chart("layers", width, "No layer was compared with the float model.")
+    top_db = LAYER_CHART_TOP_DB
+    position = {name: i for i, name in enumerate(names)}
+    values = [min(top_db, float(v)) for s in series for v in (*s.sqnr_db, *s.worst_channel_db) if _number(v)]
+    clamped = any(float(v) > top_db for s in series for v in (*s.sqnr_db, *s.worst_channel_db) if _number(v))
+    ylo = min([0.0, *values]) - 3
+    yhi = max([departs_db * 4, *values]) + 8
+    left, right, top, plot_h = 62, 16, 30, 240
+    px0, px1, py0, py1 = left, width - right, top, top + plot_h
+    step = (px1 - px0) / len(names)
+    x_of = lambda i: px0 + (i + 0.5) * step  # noqa: E731
+    y_of = lambda v: py1 - (py1 - py0) * (min(top_db, v) - ylo) / (yhi - ylo)  # noqa: E731
+
+    every = max(1, math.ceil(len(names) / max(1, int((px1 - px0) // 14))))  # a readable name every 14 px at most
+    shown = [names[i] for i in range(0, len(names), every)]
+    label_chars = min(26, max((len(n) for n in shown), default=1))
+    labels_h = label_chars * 10 * _CHAR_W * 0.82 + 18  # rotated 55 degrees
+    legend_y = py1 + labels_h + 16
+    per_line = max(1, int((width - 16) // 190))
+    legend_lines = math.ceil(len(series) / per_line)
+    height = int(legend_y + legend_lines * 18 + 24)
+
+    parts = [_svg_open("layers", width, height, title), f'<g data-layers="{len(names)}" data-departs="{departs_db:g}">']
+    parts.append(_text(4, 16, title, size=13, weight="600"))
+    for tick in [t for t in _linear_ticks(ylo, yhi) if t <= top_db + 1e-9]:
+        y = y_of(tick)
+        parts.append(f'<line x1="{px0}" y1="{y:.1f}" x2="{px1}" y2="{y:.1f}" stroke="{GRID}"/>')
+        parts.append(_text(px0 - 6, y + 4, f"{tick:g}", size=11, anchor="end", fill=MUTED))
+    parts.append(f'<rect x="{px0}" y="{py0}" width="{px1 - px0}" height="{py1 - py0}" fill="none" stroke="{MUTED}"/>')
+    parts.append(_text(16, (py0 + py1) / 2, "activation SQNR (dB)", size=12, anchor="middle", fill=MUTED, rotate=True))
+    y10 = y_of(departs_db)
+    parts.append(f'<line x1="{px0}" y1="{y10:.1f}" x2="{px1}" y2="{y10:.1f}" stroke="{_DEPARTS}" stroke-width="1.4"'
+                 ' stroke-dasharray="6 4"/>')
+    parts.append(_text(px1 - 4, y10 - 4, f"{departs_db:g} dB", size=10, anchor="end", fill=_DEPARTS))
+    for i in range(0, len(names), every):
+        x = x_of(i)
+        parts.append(f'<line x1="{x:.1f}" y1="{py1}" x2="{x:.1f}" y2="{py1 + 4}" stroke="{MUTED}"/>')
+        parts.append(
+            f'<text x="{x + 3:.1f}" y="{py1 + 12:.1f}" font-size="10" text-anchor="end" fill="{MUTED}"'
+            f' transform="rotate(-55 {x + 3:.1f} {py1 + 12:.1f})">{escape(_clip_start(names[i], label_chars))}'
+            "</text>"
+        )
+    radius = min(3.2, max(1.2, step * 0.3))
+    for s in series:
+        parts.append(_layer_series(s, position, x_of, y_of, radius))
+    for n, s in enumerate(series):
+        lx, ly = 8 + (n % per_line) * 190, legend_y + (n // per_line) * 18
+        parts.append(
+            f'<line x1="{lx}" y1="{ly - 4}" x2="{lx + 18}" y2="{ly - 4}" stroke="{s.color}" stroke-width="2"/>'
+        )
+        parts.append(f'<circle cx="{lx + 9}" cy="{ly - 4}" r="3" fill="{s.color}"/>')
+        parts.append(_text(lx + 24, ly, _clip(s.label, 26), size=11))
+    ly = height - 8
+    parts.append(f'<circle cx="12" cy="{ly - 4}" r="3" fill="{MUTED}"/>')
+    parts.append(_text(20, ly, "the whole tensor", size=11, fill=MUTED))
+    parts.append(_triangle(126, ly - 4, 4.5, MUTED))
+    parts.append(_text(134, ly, "its worst channel", size=11, fill=MUTED))
+    parts.append(f'<line x1="250" y1="{ly - 4}" x2="272" y2="{ly - 4}" stroke="{_DEPARTS}" stroke-width="1.4"'
+                 ' stroke-dasharray="6 4"/>')
+    tail = f"under {departs_db:g} dB the output departs from the float model"
+    if clamped:
+        tail += f"; exact copies drawn at {top_db:g} dB"
+    if every > 1:
+        tail += f"; every {every}th layer named"
+    parts.append(_text(278, ly, tail, size=11, fill=MUTED))
+    parts.append("</g></svg>")
+    return "".join(parts)
+
+
+def _layer_series(s: LayerSeries, position: dict[str, int], x_of: Any, y_of: Any, radius: float) -> str:
+    """One variant's line (broken where a layer has no figure), its dots and its worst-channel triangles."""
+    path, pen_down = [], False
+    for n, v in zip(s.names, s.sqnr_db, strict=True):
+        if n not in position or not _number(v):
+            pen_down = False
+            continue
+        path.append(f"{'L' if pen_down else 'M'}{x_of(position[n]):.1f},{y_of(float(v)):.1f}")
+        pen_down = True
+    points = [(position[n], float(v)) for n, v in zip(s.names, s.sqnr_db, strict=True) if n in position and _number(v)]
+    worst = [(position[n], float(v)) for n, v in zip(s.names, s.worst_channel_db, strict=True)
+             if n in position and _number(v)]
+    out = [
+        f'<g data-variant="{escape(s.label)}" data-points="{len(points)}" data-worst-points="{len(worst)}"'
+        f' data-sqnr="{" ".join(f"{v:.4g}" for _, v in points)}">',
+        f'<path d="{"".join(path)}" fill="none" stroke="{s.color}" stroke-width="2" stroke-linejoin="round"/>',
+    ]
+    out += [f'<circle cx="{x_of(i):.1f}" cy="{y_of(v):.1f}" r="{radius:.1f}" fill="{s.color}"/>' for i, v in points]
+    out += [_triangle(x_of(i), y_of(v), radius * 1.5, s.color) for i, v in worst]
+    out.append("</g>")
+    return "".join(out)
+
+
+def _triangle(x: float, y: float, r: float, color: str) -> str:
+    """A downward triangle centred on (x, y): a worst channel's mark (the window draws the same)."""
+    return (f'<path d="M{x:.1f},{y + r:.1f}L{x - r:.1f},{y - r * 0.75:.1f}L{x + r:.1f},{y - r * 0.75:.1f}Z"'
+            f' fill="{color}" fill-opacity="0.45" stroke="{color}" stroke-width="1.1" data-mark="worst-channel"/>')
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and math.isfinite(value)
+
+
+def _clip_start(text: str, n: int) -> str:
+    """The end of a long layer name, which tells layers apart ("…/classifier.4/Gemm")."""
+    return text if len(text) <= n else "…" + text[-(n - 1):]
 
 
 # ---- small helpers -----------------------------------------------------------------------------

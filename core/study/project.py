@@ -107,7 +107,10 @@ def spec_from_dict(d: dict[str, Any], base: Path | None = None, source: str = "t
     )
     device = read("device", lambda: Device(d.get("device", Device.CPU.value)))
     seed = read("seed", lambda: int(d.get("seed", 0)))
-    layer_samples = read("layer_samples", lambda: max(0, int(d.get("layer_samples", 0))))
+    # null: automatic (the default since the analysis runs by itself on small models); a spec written before
+    # that, with 0 or without the field, keeps its analysis off.
+    layer_samples = read("layer_samples", lambda: None if d.get("layer_samples", 0) is None
+                         else max(0, int(d.get("layer_samples", 0))))
     return StudySpec(
         model=model, dataset=dataset, variants=variants, timing=timing, thresholds=thresholds, device=device,
         seed=seed, layer_samples=layer_samples,
@@ -236,8 +239,7 @@ def reproduce_command(spec: dict[str, Any]) -> str:
         if v.get("path"):
             parts += ["--variant", v["path"]] + (["--trust", v["path"]] if v.get("trusted") else [])
     parts += _timing_options(spec.get("timing", {}))
-    if spec.get("layer_samples"):
-        parts += ["--layers", "--layer-samples", str(spec["layer_samples"])]
+    parts += _layer_options(spec)
     if spec.get("device", "cpu") != "cpu":
         parts += ["--device", spec["device"]]
     if spec.get("seed", 0):
@@ -256,6 +258,14 @@ def _timing_options(timing: dict[str, Any]) -> list[str]:
     if timing.get("slow_variant_samples"):
         parts += ["--slow-variant-samples", str(timing["slow_variant_samples"])]
     return parts
+
+
+def _layer_options(spec: dict[str, Any]) -> list[str]:
+    """The layer analysis as the study ran it: N samples, off, or nothing for the automatic default (null)."""
+    samples = spec.get("layer_samples", 0)  # a spec from before the automatic analysis had it off
+    if samples is None:
+        return []
+    return ["--layers", "--layer-samples", str(samples)] if samples else ["--no-layers"]
 
 
 def _threshold_options(t: dict[str, Any]) -> list[str]:

@@ -266,8 +266,9 @@ class StudySpec:
     device: Device = Device.CPU
     seed: int = 0
     study_id: str = field(default_factory=_new_study_id)
-    #: Samples the per-layer analysis compares each quantized variant on (``core.layers``); 0: no analysis.
-    layer_samples: int = 0
+    #: Samples the per-layer analysis compares each quantized variant on (``core.layers``); 0: no analysis;
+    #: None: automatic, 64 samples when the model has at most 300 layers (core.engine.layer_step), else none.
+    layer_samples: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return _plain(asdict(self))

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import replace
 from typing import Any
 
 from PySide6.QtCore import Qt, QTimer, Signal
+from PySide6.QtGui import QValidator
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -118,13 +120,11 @@ class RunPanel(QGroupBox):
             "(float16 emulated on a CPU without it, dynamic int8 convolutions). Its accuracy is then compared\n"
             "with the baseline's on the same samples. All: every variant on every sample."
         )
-        self.layers = QSpinBox(self.settings)
-        self.layers.setRange(0, 4096)
-        self.layers.setSpecialValueText("off")
-        self.layers.setSuffix(" samples")
+        self.layers = LayerSamplesBox(self.settings)
         self.layers.setToolTip(
             "Compare every quantized variant with the float model layer by layer on this many samples\n"
-            "(error per tensor and channel, time per op type): the Layers tab. Off by default."
+            "(error per tensor and channel, time per op type): the Layers tab. Auto (the default): on 64\n"
+            "samples when the model has at most 300 layers, else not at all; off: never."
         )
         self.device_box = QComboBox(self.settings)
         self.device_box.addItem("CPU", Device.CPU.value)
@@ -280,17 +280,17 @@ class RunPanel(QGroupBox):
         """The study's random seed."""
         return self.seed_box.value()
 
-    def layer_samples(self) -> int:
-        """Samples of the per-layer analysis (0: off)."""
-        return self.layers.value()
+    def layer_samples(self) -> int | None:
+        """Samples of the per-layer analysis (0: off; None: automatic, by the model's size)."""
+        return self.layers.samples()
 
     def set_spec(
-        self, timing: TimingSpec, thresholds: Thresholds, device: Device, seed: int, layer_samples: int = 0
+        self, timing: TimingSpec, thresholds: Thresholds, device: Device, seed: int, layer_samples: int | None = None
     ) -> None:
         """Show a study's timing, verdict thresholds, device, seed and layer analysis (this panel's part of a
         StudySpec)."""
         self._timing, self._thresholds = timing, thresholds
-        self.layers.setValue(layer_samples)
+        self.layers.set_samples(layer_samples)
         self.threads.setValue(timing.resolved_threads)
         self.mode.setCurrentIndex(self.mode.findData(timing.mode.value))
         self.batch_size.setValue(timing.batch_size)
@@ -378,3 +378,43 @@ class RunPanel(QGroupBox):
     @property
     def progress(self) -> StudyProgress:
         return self._progress
+
+
+class LayerSamplesBox(QSpinBox):
+    """The layer analysis's samples (StudySpec.layer_samples): "auto" (the default: by the model's size),
+    "off", or a sample count."""
+
+    AUTO, OFF = -1, 0
+
+    def __init__(self, parent=None) -> None:
+        super().__init__(parent)
+        self.setRange(self.AUTO, 4096)
+        self.setSpecialValueText("auto")  # the minimum, AUTO
+        self.setValue(self.AUTO)
+
+    def samples(self) -> int | None:
+        """None for auto, 0 for off, else the sample count."""
+        return None if self.value() == self.AUTO else self.value()
+
+    def set_samples(self, samples: int | None) -> None:
+        self.setValue(self.AUTO if samples is None else max(self.OFF, samples))
+
+    def textFromValue(self, value: int) -> str:  # noqa: N802 (Qt's name)
+        return "off" if value == self.OFF else f"{value} sample{'' if value == 1 else 's'}"
+
+    def valueFromText(self, text: str) -> int:  # noqa: N802 (Qt's name)
+        words = text.strip().lower()
+        if words.startswith("auto"):
+            return self.AUTO
+        digits = "".join(c for c in words if c.isdigit())
+        return int(digits) if digits else self.OFF
+
+    def validate(self, text: str, pos: int) -> object:
+        words = text.strip().lower()
+        if words in ("auto", "off") or re.fullmatch(r"\d+( samples?)?", words):
+            digits = "".join(c for c in words if c.isdigit())
+            if not digits or int(digits) <= self.maximum():
+                return QValidator.State.Acceptable, text, pos
+        if any(word.startswith(words) for word in ("auto", "off")) or re.fullmatch(r"\d+( s[a-z]*)?", words):
+            return QValidator.State.Intermediate, text, pos
+        return QValidator.State.Invalid, text, pos

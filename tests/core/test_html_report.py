@@ -86,12 +86,13 @@ def test_report_is_one_self_contained_file(html: str) -> None:
     assert "url(" not in html and "@import" not in html
     assert names.count("style") == 1 and "@media print" in html and "break-inside: avoid" in html
     sections = [attrs.get("id") for t, attrs in parser.tags if t == "section"]
-    assert sections == ["summary", "charts", "results", "details", "coverage", "environment", "reproduce"]
+    # The demo's quantized variants are analysed layer by layer by default (a small model): a Layers section.
+    assert sections == ["summary", "charts", "results", "details", "coverage", "layers", "environment", "reproduce"]
 
 
 def test_every_chart_shows_every_finished_variant(html: str, study: StudyResult) -> None:
     charts = _svgs(html)
-    assert sorted(charts) == sorted(CHARTS)
+    assert sorted(charts) == sorted((*CHARTS, "layers"))  # the per-layer charts: test_layers_report
     ok = [v.label for v in study.results if v.ok]
     for kind in CHARTS:
         assert sorted(_variants(charts[kind])) == sorted(ok), kind
@@ -290,7 +291,9 @@ def test_report_renders_in_headless_chromium(tmp_path: Path, html: str, study: S
     assert on_screen("#0b4f8a", 1.0) >= 100  # the darkest cells of the confusion matrices
 
     dom = _chromium(tmp_path, "--dump-dom", url).stdout.decode()
-    assert sorted(re.findall(r'<svg[^>]*data-chart="(\w+)"', dom)) == sorted(CHARTS)
+    drawn = re.findall(r'<svg[^>]*data-chart="(\w+)"', dom)
+    # One layer chart per runtime: the ONNX Runtime variants' nodes and the PyTorch variant's modules.
+    assert sorted(c for c in drawn if c != "layers") == sorted(CHARTS) and drawn.count("layers") == 2
     n_ok = sum(v.ok for v in study.results)
     assert len(re.findall(r"<rect[^>]*data-count=", dom)) == n_ok * 10 * 10
     assert "parsererror" not in dom and "Recommended" in dom

@@ -18,7 +18,7 @@ def _run(tiny_onnx: Path, tiny_npz: Path, out: Path, *extra: str) -> dict:
 
 def test_layers_are_analysed_per_quantized_variant_only_when_asked(tiny_onnx: Path, tiny_npz: Path,
                                                                    tmp_path: Path) -> None:
-    plain = _run(tiny_onnx, tiny_npz, tmp_path / "plain.json")
+    plain = _run(tiny_onnx, tiny_npz, tmp_path / "plain.json", "--no-layers")
     assert all("layers" not in r and "profile" not in r for r in plain.values())
 
     results = _run(tiny_onnx, tiny_npz, tmp_path / "layers.json", "--layers", "--layer-samples", "16")
@@ -136,9 +136,9 @@ def test_csv_writes_the_layer_table_beside_the_variant_table(tiny_onnx: Path, ti
     assert shares and all(0.0 < s <= 1.0 for s in shares) and sum(shares) <= 1.0 + 1e-9
     assert all(row["variant_ms"] for row in static if row["share"])
     assert "fp32" not in {row["label"] for row in rows}  # the baseline has no layer rows
-    # The history's export writes the same pair; a study without --layers only the variant table.
+    # The history's export writes the same pair; a study with --no-layers only the variant table.
     plain = tmp_path / "plain.csv"
-    _run(tiny_onnx, tiny_npz, tmp_path / "plain.json", "--csv", str(plain))
+    _run(tiny_onnx, tiny_npz, tmp_path / "plain.json", "--no-layers", "--csv", str(plain))
     assert plain.exists() and not (tmp_path / "plain-layers.csv").exists()
     capsys.readouterr()
     assert cli(["compare", str(tmp_path / "layers.json"), str(tmp_path / "plain.json"),

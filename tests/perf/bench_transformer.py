@@ -113,7 +113,7 @@ def run(quick: bool) -> dict[str, Any]:
         child = run_child(
             ["-m", "core.cli", "run", "--model", str(model), "--dataset", f"npz:{data}",
              "--calibration-data", "same", "--scheme", "ort-int8-dynamic", "--scheme", "ort-int4-weight",
-             "--scheme", "ort-int4-weight:accuracy_level=4",
+             "--scheme", "ort-int4-weight:accuracy_level=4", "--no-layers",
              "--threads", str(THREADS), "--max-time", "1" if quick else "3", "--in-process", "--quiet",
              "--json", str(out)],
             timeout_s=1800, env={"QUANTBENCH_HOME": str(folder / "home")}, rss_limit_mb=12 * float_bytes / 2**20,

@@ -45,6 +45,7 @@ def _study(workdir: Path, n: int) -> dict[str, Any]:
         dataset=DatasetSpec.parse(f"synthetic:{n}"),
         variants=(VariantSpec(scheme=SchemeSpec("ort-int8-static", (("samples", str(n)),))),),
         timing=TimingSpec(max_time_s=1.0, min_samples=10),
+        layer_samples=0,  # the study's own memory: the layer analysis is measured by bench_layers
     )
     result = None
     for event in run_study(spec, workdir=workdir / "study"):
