@@ -26,7 +26,7 @@ from core.engine.evaluate import evaluate_variant, score
 from core.engine.latency import time_variant
 from core.engine.layer_step import analyse_variant_layers, wants_layer_analysis
 from core.engine.plan import plan_variants, resolve_task
-from core.engine.state import PlannedVariant, StudyState
+from core.engine.state import PlannedVariant, StudyState, baseline_reopens
 from core.engine.verdicts import final_verdicts, grade_variant
 from core.errors import BadInput, Cancelled, QuantBenchError
 from core.printable import printable
@@ -424,7 +424,8 @@ def _keep_or_close(state: StudyState, planned: PlannedVariant, result: VariantRe
 
             rebuild = rebuilder(state, planned)
         # Closed at the end of the study at the latest.
-        state.runners.keep(result.label, runner, reopen=not result.is_baseline, rebuild=rebuild)
+        reopen = not result.is_baseline or baseline_reopens(result)
+        state.runners.keep(result.label, runner, reopen=reopen, rebuild=rebuild)
     else:
         runner.close()
     # What the variant built is unreachable now; modules with reference cycles (FX graphs) go only with a collection.

@@ -55,6 +55,18 @@ class StudyState:
         self.runners.close_all()
 
 
+#: A baseline whose file (with its external data) is at least this large is closed once measured, while the
+#: variants build, and reopened for the end-of-study re-check: its session would otherwise hold the float weights
+#: beside every quantizer's work (0.53 GB for a 438 MB BERT-base-shaped encoder). A smaller one stays open and is
+#: re-timed in the very session first timed.
+LARGE_BASELINE_BYTES = 256 * 2**20
+
+
+def baseline_reopens(result: VariantResult) -> bool:
+    """Whether the baseline ``result``'s runner is closed while the variants build (a large model's)."""
+    return (result.size_bytes or 0) >= LARGE_BASELINE_BYTES
+
+
 class RunnerPool(Mapping[str, Any]):
     """The measured variants' runners by label, each either kept open or reopened from its file when asked.
 

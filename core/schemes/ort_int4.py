@@ -155,7 +155,8 @@ class OrtInt4Weight(Scheme):
         import onnx
 
         from core.schemes.onnx_export import ensure_onnx
-        from core.schemes.ort_schemes import _finish, _quiet
+        from core.schemes.onnx_external import save_self_contained
+        from core.schemes.ort_schemes import _current_directory, _finish, external_float
         from core.schemes.params import bool_param, check_params
 
         reason = self.applicability(model)
@@ -166,16 +167,21 @@ class OrtInt4Weight(Scheme):
         symmetric = bool_param(spec, "symmetric", True)
         accuracy_level = int(spec.param("accuracy_level", "0") or "0")
         ctx.progress("building", 0, 3, "preparing the float graph")
-        src = ensure_onnx(model, ctx)
-        proto = onnx.load(str(src))
-        rewritten = gemm_to_matmul(proto)
-        candidates = _constant_matmuls(proto)
-        if candidates == 0:
-            raise SchemeNotApplicable("the graph has no MatMul with a constant weight to pack to 4 bits")
-        ctx.progress("building", 1, 3, f"packing {candidates} MatMul weights to 4 bits")
-        packed = _pack(proto, block_size, symmetric, accuracy_level)
+        # The weights stay in an external-data copy and are read one at a time as they are packed (onnx's
+        # to_array reads them relative to the working directory): the float weights are never all in memory.
+        ext = external_float(ensure_onnx(model, ctx), ctx)
+        proto = onnx.load(str(ext), load_external_data=False)
         out = ctx.workdir / "ort_int4_weight.onnx"
-        _quiet(packed.save_model_to_file, str(out), False)
+        with _current_directory(ext.parent):
+            rewritten = gemm_to_matmul(proto)
+            candidates = _constant_matmuls(proto)
+            if candidates == 0:
+                raise SchemeNotApplicable("the graph has no MatMul with a constant weight to pack to 4 bits")
+            ctx.progress("building", 1, 3, f"packing {candidates} MatMul weights to 4 bits")
+            packed = _pack(proto, block_size, symmetric, accuracy_level)
+            del proto
+            packed.topological_sort()
+            save_self_contained(packed.model, ext.parent, out)
         n_nbits = sum(1 for n in onnx.load(str(out), load_external_data=False).graph.node if n.op_type == "MatMulNBits")
         if n_nbits == 0:
             raise BadInput(f"{spec.label}: no MatMul weight could be packed to 4 bits (block size {block_size}).")

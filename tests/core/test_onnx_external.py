@@ -1,0 +1,175 @@
+"""An ONNX file's weights moved to external data one tensor at a time (core.schemes.onnx_external), and the
+transformer schemes that quantize from such a copy so the float weights are never all in memory at once."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import numpy as np
+import pytest
+
+from core.study.spec import SchemeSpec
+from tests.core import transformers_kit as kit
+from tests.core.conftest import make_mlp_onnx
+
+
+def _run(path: Path, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    return session.run(None, feeds)
+
+
+def _external_tensors(path: Path) -> list[str]:
+    import onnx
+    from onnx.external_data_helper import uses_external_data
+
+    return [t.name for t in onnx.load(str(path), load_external_data=False).graph.initializer if uses_external_data(t)]
+
+
+def test_weights_move_to_an_aligned_data_file_and_the_model_computes_the_same(tmp_path: Path) -> None:
+    from core.schemes.onnx_external import ALIGNMENT, external_copy, to_external_data, uses_external_data
+
+    src = make_mlp_onnx(tmp_path / "mlp.onnx")
+    dst = tmp_path / "out" / "mlp_external.onnx"
+    dst.parent.mkdir()
+    moved = to_external_data(src, dst)
+    data = dst.with_name("mlp_external.onnx.data")
+    # w1 (8 KiB) and w2 (1.3 KiB) move; b1 (128 bytes) is under the 1 KiB threshold and stays inline.
+    assert moved == (64 * 32 + 32 * 10) * 4
+    assert sorted(_external_tensors(dst)) == ["w1", "w2"]
+    assert not uses_external_data(src) and uses_external_data(dst)
+    assert dst.stat().st_size < 1024 < data.stat().st_size
+
+    import onnx
+
+    for tensor in onnx.load(str(dst), load_external_data=False).graph.initializer:
+        entries = {e.key: e.value for e in tensor.external_data}
+        if entries:
+            assert int(entries["offset"]) % ALIGNMENT == 0 and entries["location"] == data.name
+
+    x = np.random.default_rng(3).standard_normal((5, 64)).astype(np.float32)
+    np.testing.assert_array_equal(_run(src, {"x": x})[0], _run(dst, {"x": x})[0])
+    # Already external: used as it is, never converted twice.
+    assert external_copy(dst, tmp_path) == dst
+    with pytest.raises(ValueError, match="already keeps its weights in external data"):
+        to_external_data(dst, tmp_path / "again.onnx")
+
+
+def test_a_failed_conversion_leaves_no_half_written_files(tmp_path: Path) -> None:
+    from core.schemes.onnx_external import external_copy
+
+    broken = tmp_path / "broken.onnx"
+    good = make_mlp_onnx(tmp_path / "mlp.onnx").read_bytes()
+    broken.write_bytes(good[: len(good) // 2])  # ends inside a field
+    out = tmp_path / "out"
+    out.mkdir()
+    from google.protobuf.message import DecodeError
+
+    with pytest.raises((ValueError, DecodeError)):
+        external_copy(broken, out)
+    assert list(out.iterdir()) == []
+
+
+def test_a_quantized_model_saved_self_contained_needs_nothing_of_the_float_data(tmp_path: Path) -> None:
+    """What a quantizer leaves in float comes into the saved file; past the single-file limit, a data file
+    of its own beside it, never a reference to the float model's."""
+    import onnx
+
+    from core.schemes import onnx_external
+    from core.schemes.onnx_external import external_copy, save_self_contained
+
+    ext = external_copy(make_mlp_onnx(tmp_path / "mlp.onnx"), tmp_path)
+    x = np.random.default_rng(4).standard_normal((3, 64)).astype(np.float32)
+    expected = _run(ext, {"x": x})[0]
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    one = elsewhere / "one.onnx"
+    save_self_contained(onnx.load(str(ext), load_external_data=False), ext.parent, one)
+    assert _external_tensors(one) == [] and sorted(p.name for p in elsewhere.iterdir()) == ["one.onnx"]
+    np.testing.assert_array_equal(_run(one, {"x": x})[0], expected)
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(onnx_external, "SINGLE_FILE_MAX_BYTES", 1000)
+        two = elsewhere / "two.onnx"
+        save_self_contained(onnx.load(str(ext), load_external_data=False), ext.parent, two)
+    assert (elsewhere / "two.onnx.data").exists() and sorted(_external_tensors(two)) == ["w1", "w2"]  # b1 under 1 KiB
+    np.testing.assert_array_equal(_run(two, {"x": x})[0], expected)
+
+
+@pytest.fixture(scope="module")
+def encoder(tmp_path_factory: pytest.TempPathFactory) -> SimpleNamespace:
+    folder = tmp_path_factory.mktemp("encoder")
+    model = kit.make_encoder(seed=2)
+    data = kit.encoder_data(16, seed=5)
+    return SimpleNamespace(onnx=kit.export_onnx(model, folder / "enc.onnx", ("logits", "pooled")), data=data)
+
+
+def _loaded(path: Path) -> Any:
+    from core.models import load_model
+    from core.study.spec import ModelSpec
+
+    return load_model(ModelSpec(path=str(path)))
+
+
+def test_transformer_dynamic_int8_from_external_data_equals_onnx_runtimes_own(
+    encoder: SimpleNamespace, make_ctx: Any, tmp_path: Path
+) -> None:
+    """The streamed path (weights read one at a time, quant_pre_process skipped) quantizes the same MatMul
+    weights to the same integers as quantize_dynamic on the whole file, and writes one self-contained file."""
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    from core.schemes import get_scheme
+    from core.schemes.ort_schemes import SKIPPED_PRE_PROCESS_NOTE, over_tokens
+
+    model = _loaded(encoder.onnx)
+    assert over_tokens(model)
+    built = get_scheme("ort-int8-dynamic").build(model, SchemeSpec("ort-int8-dynamic"), make_ctx("dyn"))
+    assert SKIPPED_PRE_PROCESS_NOTE in built.notes
+    assert built.artifact.parent.name == "dyn" and _external_tensors(built.artifact) == []
+    assert not any(p.name.endswith(".data") for p in built.artifact.parent.iterdir())
+
+    reference = tmp_path / "reference.onnx"
+    quantize_dynamic(str(encoder.onnx), str(reference), weight_type=QuantType.QInt8)
+    feeds = {"input_ids": encoder.data["input_ids"], "attention_mask": encoder.data["attention_mask"]}
+    ours, theirs = _run(built.artifact, feeds), _run(reference, feeds)
+    for a, b in zip(ours, theirs, strict=True):
+        np.testing.assert_allclose(a, b, rtol=0, atol=1e-5)
+
+    import onnx
+
+    def integer_ops(path: Path) -> int:
+        return sum(n.op_type in ("MatMulInteger", "DynamicQuantizeMatMul") for n in onnx.load(str(path)).graph.node)
+
+    assert integer_ops(built.artifact) == integer_ops(reference) >= 4
+
+
+def test_transformer_int4_packs_from_external_data(encoder: SimpleNamespace, make_ctx: Any) -> None:
+    import onnx
+
+    from core.schemes import get_scheme
+
+    model = _loaded(encoder.onnx)
+    spec = SchemeSpec.parse("ort-int4-weight:block_size=16")
+    built = get_scheme("ort-int4-weight").build(model, spec, make_ctx("int4"))
+    assert _external_tensors(built.artifact) == []
+    packed = sum(n.op_type == "MatMulNBits" for n in onnx.load(str(built.artifact)).graph.node)
+    assert packed >= 4
+    feeds = {"input_ids": encoder.data["input_ids"], "attention_mask": encoder.data["attention_mask"]}
+    logits = _run(built.artifact, feeds)[0]
+    expected = _run(encoder.onnx, feeds)[0]
+    assert logits.shape == expected.shape and np.mean(logits.argmax(-1) == expected.argmax(-1)) >= 0.75
+
+
+def test_only_a_large_baseline_is_closed_while_the_variants_build() -> None:
+    from core.engine.state import LARGE_BASELINE_BYTES, baseline_reopens
+    from core.study.result import VariantResult, VariantStatus
+
+    def baseline(size: int | None) -> VariantResult:
+        return VariantResult("fp32", "fp32", VariantStatus.OK, is_baseline=True, size_bytes=size)
+
+    assert not baseline_reopens(baseline(None))
+    assert not baseline_reopens(baseline(LARGE_BASELINE_BYTES - 1))
+    assert baseline_reopens(baseline(LARGE_BASELINE_BYTES))
