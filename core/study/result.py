@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field
 from enum import Enum
 from typing import Any
@@ -192,8 +193,9 @@ def variant_to_json(v: VariantResult, include_samples: bool = True) -> dict[str,
         "source_path": v.source_path,
         "is_float": v.is_float,
         "is_baseline": v.is_baseline,
-        **({"layers": _plain(v.layers)} if v.layers is not None else {}),
-        **({"profile": _plain(v.profile)} if v.profile is not None else {}),
+        # A model whose tensors hold NaN or infinity has no figure for them: null, and the file stays JSON.
+        **({"layers": _finite(_plain(v.layers))} if v.layers is not None else {}),
+        **({"profile": _finite(_plain(v.profile))} if v.profile is not None else {}),
         **({"evaluated": _plain(v.evaluated)} if v.evaluated is not None else {}),
         **({"memory": _plain(v.memory)} if v.memory is not None else {}),
     }
@@ -258,6 +260,17 @@ def study_from_json(d: dict[str, Any]) -> StudyResult:
         results=[variant_from_json(v) for v in d.get("results", [])],
         duration_s=d.get("duration_s"),
     )
+
+
+def _finite(value: Any) -> Any:
+    """``value`` (plain, from ``_plain``) with every NaN or infinite float replaced by None."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_finite(v) for v in value]
+    return value
 
 
 def _plain(value: Any) -> Any:
