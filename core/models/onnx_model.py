@@ -26,10 +26,6 @@ def load_onnx(path: Path) -> LoadedModel:
         raise BadInput(f"{path} parses as protobuf but holds no ONNX graph.")
     external_bytes = check_external_data(path, model)
     check_claim(path, "its weights", _declared_bytes(path, model))
-    try:
-        onnx.checker.check_model(str(path))
-    except Exception as exc:
-        raise BadInput(f"{path} fails the ONNX checker: {_first_line(exc)}.") from None
     check_custom_domains(path, model)
 
     inits = {t.name for t in model.graph.initializer}
@@ -46,6 +42,13 @@ def load_onnx(path: Path) -> LoadedModel:
     notes = [f"opset {opset}", f"producer {model.producer_name or 'unknown'} {model.producer_version}".strip()]
     if external_bytes:
         notes.append(f"weights in external data ({external_bytes} bytes)")
+    # The checker reads the file again itself: the parsed copy goes first, so a large model's weights are
+    # never held three times (the file's bytes, this proto, the checker's own).
+    del model
+    try:
+        onnx.checker.check_model(str(path))
+    except Exception as exc:
+        raise BadInput(f"{path} fails the ONNX checker: {_first_line(exc)}.") from None
     return LoadedModel(
         path=path,
         format=ModelFormat.ONNX,

@@ -50,12 +50,15 @@ class Fp32(Scheme):
     )
 
     def build(self, model: LoadedModel, spec: SchemeSpec, ctx: BuildContext) -> BuiltVariant:
-        runner = runner_for_loaded(model, ctx)
         if model.format is ModelFormat.ONNX:
             from core.schemes.coverage import ort_graph_coverage
 
+            # The coverage's own session is gone before the runner's opens (as for every ONNX Runtime variant):
+            # a large model's weights are never held by two sessions at once.
             coverage = ort_graph_coverage(model.path, ctx.threads, ctx.workdir)
+            runner = runner_for_loaded(model, ctx)
         else:
+            runner = runner_for_loaded(model, ctx)
             coverage = loaded_coverage(model)
 
         coverage["summary"] = "as loaded: " + coverage["summary"]

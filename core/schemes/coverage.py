@@ -39,17 +39,21 @@ def ort_graph_coverage(model_path: Path, threads: int, workdir: Path) -> dict[st
     from core.runtimes.ort_runner import session_options
 
     optimized = workdir / (model_path.stem + ".optimized.onnx")
+
+    def options(level: str) -> Any:
+        opts = session_options(threads, optimized, level)
+        # The weights are written beside the graph, not into it: only the op counts are read back, and a large
+        # model's serialized graph would otherwise hold every weight a second time while it is written.
+        opts.add_session_config_entry("session.optimized_model_external_initializers_file_name",
+                                      optimized.name + ".data")
+        opts.add_session_config_entry("session.optimized_model_external_initializers_min_size_in_bytes", "1024")
+        return opts
+
     try:
-        ort.InferenceSession(
-            str(model_path), sess_options=session_options(threads, optimized, "all"), providers=["CPUExecutionProvider"]
-        )
+        ort.InferenceSession(str(model_path), sess_options=options("all"), providers=["CPUExecutionProvider"])
         graph_note = "optimized graph (ORT_ENABLE_ALL)"
     except Exception:  # some layout-specific graphs cannot be written out; the extended level always can
-        ort.InferenceSession(
-            str(model_path),
-            sess_options=session_options(threads, optimized, "extended"),
-            providers=["CPUExecutionProvider"],
-        )
+        ort.InferenceSession(str(model_path), sess_options=options("extended"), providers=["CPUExecutionProvider"])
         graph_note = "optimized graph (ORT_ENABLE_EXTENDED)"
     model = onnx.load(str(optimized), load_external_data=False)
     counts = Counter(node.op_type for node in model.graph.node)
@@ -61,10 +65,10 @@ def ort_graph_coverage(model_path: Path, threads: int, workdir: Path) -> dict[st
 
 
 def onnx_file_op_counts(model_path: Path) -> dict[str, int]:
-    """Op counts of the ONNX file as written (before ONNX Runtime optimizes it)."""
-    import onnx
+    """Op counts of the ONNX file as written (before ONNX Runtime optimizes it); its weights are not read."""
+    from core.schemes.onnx_external import load_without_weights
 
-    model = onnx.load(str(model_path), load_external_data=False)
+    model = load_without_weights(model_path)
     return dict(Counter(node.op_type for node in model.graph.node))
 
 

@@ -113,6 +113,33 @@ def _tensor_header(stream: BinaryIO, start: int, length: int) -> bytes:
     return bytes(out)
 
 
+def load_without_weights(path: Path) -> Any:
+    """The ONNX file at ``path`` as a ModelProto whose graph initializers carry their names, types and shapes
+    but no data (external references are kept): what reading the graph's structure needs, at the cost of its
+    nodes rather than of its weights. ``onnx.load`` on a single-file model would hold the file's bytes and the
+    parsed weights at once (twice the file)."""
+    import onnx
+
+    top = bytearray()
+    with path.open("rb") as f:
+        for number, wire, start, length in _fields(f, path.stat().st_size):
+            if number != _GRAPH or wire != 2:
+                top += _raw_field(f, number, wire, start, length)
+                continue
+            graph = bytearray()
+            for inner, inner_wire, t_start, t_length in _fields(f, start + length):
+                if inner == _INITIALIZER and inner_wire == 2:
+                    body = _tensor_header(f, t_start, t_length)
+                    graph += _encode_varint(_INITIALIZER << 3 | 2) + _encode_varint(len(body)) + body
+                else:
+                    graph += _raw_field(f, inner, inner_wire, t_start, t_length)
+                f.seek(t_start + t_length)
+            top += _encode_varint(_GRAPH << 3 | 2) + _encode_varint(len(graph)) + bytes(graph)
+    model = onnx.ModelProto()
+    model.ParseFromString(bytes(top))
+    return model
+
+
 def to_external_data(src: Path, dst: Path) -> int:
     """Write ``src`` as ``dst`` plus ``dst.name + '.data'`` beside it, every initializer of at least
     EXTERNAL_MIN_BYTES moved to the data file; returns the bytes moved. Holds one initializer at a time.

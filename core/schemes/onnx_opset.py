@@ -30,9 +30,9 @@ def onnx_opset(model: Any) -> int:
 
 def file_opset(path: Path) -> int:
     """The ai.onnx opset of the ONNX file at ``path`` (weights are not read)."""
-    import onnx
+    from core.schemes.onnx_external import load_without_weights
 
-    return onnx_opset(onnx.load(str(path), load_external_data=False))
+    return onnx_opset(load_without_weights(Path(path)))
 
 
 def ensure_opset(

@@ -9,6 +9,7 @@ wrote as ``Gemm`` are first rewritten as MatMul + Add so they are covered too.
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 from typing import Any
 
 from core.errors import BadInput, SchemeNotApplicable
@@ -83,9 +84,9 @@ def matmul_weight_share(model: LoadedModel) -> float | None:
                 conv += size
         return linear / (linear + conv) if linear + conv else None
     if model.format is ModelFormat.ONNX:
-        import onnx
+        from core.schemes.onnx_external import load_without_weights
 
-        graph = onnx.load(str(model.path), load_external_data=False).graph
+        graph = load_without_weights(Path(model.path)).graph  # shapes only: the weights are not read
         sizes = {t.name: _numel(t.dims) for t in graph.initializer}
         weights = {"MatMul": 0, "Gemm": 0, "Conv": 0}
         for node in graph.node:

@@ -532,9 +532,9 @@ def _exclusions(src: Path, text: str) -> tuple[list[str], set[str]]:
     """Split ``exclude=`` into node names and op types present in the graph."""
     if not text:
         return [], set()
-    import onnx
+    from core.schemes.onnx_external import load_without_weights
 
-    graph = onnx.load(str(src), load_external_data=False).graph
+    graph = load_without_weights(src).graph
     names = {n.name for n in graph.node}
     types = {n.op_type for n in graph.node}
     nodes, op_types = [], set()

@@ -173,3 +173,27 @@ def test_only_a_large_baseline_is_closed_while_the_variants_build() -> None:
     assert not baseline_reopens(baseline(None))
     assert not baseline_reopens(baseline(LARGE_BASELINE_BYTES - 1))
     assert baseline_reopens(baseline(LARGE_BASELINE_BYTES))
+
+
+def test_the_graph_read_without_weights_is_the_files_graph_minus_the_weight_bytes(tmp_path: Path) -> None:
+    """What the op counts, the opset and the advice read of a large model: every node, input, output and
+    initializer header as onnx.load gives them, and no weight data (an external reference is kept)."""
+    import onnx
+    from onnx.external_data_helper import uses_external_data
+
+    from core.schemes.coverage import onnx_file_op_counts
+    from core.schemes.onnx_external import external_copy, load_without_weights
+    from core.schemes.onnx_opset import file_opset
+
+    single = make_mlp_onnx(tmp_path / "mlp.onnx")
+    for path in (single, external_copy(single, tmp_path)):
+        full, light = onnx.load(str(path), load_external_data=False), load_without_weights(path)
+        assert light.graph.node == full.graph.node and light.graph.input == full.graph.input
+        assert light.graph.output == full.graph.output and light.opset_import == full.opset_import
+        assert [(t.name, list(t.dims), t.data_type) for t in light.graph.initializer] == [
+            (t.name, list(t.dims), t.data_type) for t in full.graph.initializer]
+        for light_t, full_t in zip(light.graph.initializer, full.graph.initializer, strict=True):
+            assert not light_t.raw_data and uses_external_data(light_t) == uses_external_data(full_t)
+            assert list(light_t.external_data) == list(full_t.external_data)
+        assert light.ByteSize() < 1024 < full.ByteSize() or uses_external_data(full.graph.initializer[0])
+        assert onnx_file_op_counts(path) == {"MatMul": 2, "Add": 1, "Relu": 1} and file_opset(path) == 17
