@@ -86,6 +86,12 @@ class ModelPanel(QGroupBox):
         self.open_button = QPushButton("Open…", self)
         self.open_button.setToolTip("Open a model file (Ctrl+O); you can also drop a file on the window.")
         self.open_button.clicked.connect(self.choose_file)
+        self.folder_button = QPushButton("HF folder…", self)
+        self.folder_button.setToolTip(
+            "Open a local Hugging Face model folder (config.json and *.safetensors weights), read offline;\n"
+            "needs the optional transformers package (pip install 'quantbench[transformers]')."
+        )
+        self.folder_button.clicked.connect(self.choose_folder)
         self.recent_button = QToolButton(self)
         self.recent_button.setText("Recent")
         self.recent_button.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
@@ -102,7 +108,7 @@ class ModelPanel(QGroupBox):
         )
         self.torchvision_button.clicked.connect(self.choose_torchvision)
         buttons = QHBoxLayout()
-        for w in (self.open_button, self.recent_button, self.demo_button, self.torchvision_button):
+        for w in (self.open_button, self.folder_button, self.recent_button, self.demo_button, self.torchvision_button):
             buttons.addWidget(w)
         buttons.addStretch(1)
 
@@ -224,6 +230,13 @@ class ModelPanel(QGroupBox):
     def choose_file(self) -> None:
         start = str(Path(self._path).parent) if self._path else ""
         path, _ = QFileDialog.getOpenFileName(self, "Open model", start, MODEL_FILTER)
+        if path:
+            self.open_path(path)
+
+    def choose_folder(self) -> None:
+        """Open a Hugging Face model folder (a file dialog cannot pick a folder)."""
+        start = str(Path(self._path).parent) if self._path else ""
+        path = QFileDialog.getExistingDirectory(self, "Open a Hugging Face model folder", start)
         if path:
             self.open_path(path)
 

@@ -128,6 +128,7 @@ class MainWindow(QMainWindow):
         self.open_action = action(
             file_menu, "&Open model…", self.model_panel.choose_file, QKeySequence.StandardKey.Open
         )
+        action(file_menu, "Open Hugging Face &folder…", self.model_panel.choose_folder)
         self.demo_action = action(file_menu, "Open &demo", lambda: self.open_demo(), QKeySequence("Ctrl+D"))
         action(file_menu, "Add &variant file…", self.model_panel.choose_variant_file, QKeySequence("Ctrl+Shift+O"))
         file_menu.addSeparator()

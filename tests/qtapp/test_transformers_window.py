@@ -64,3 +64,36 @@ def test_perplexity_thresholds_are_edited_in_the_run_panel(qtbot, window) -> Non
     panel.perplexity_bad.setValue(1.03)  # under the good limit: counts as the good one
     assert panel.thresholds().perplexity_ratio_bad == 1.05
     assert panel.perplexity_good.text().endswith("×")
+
+
+def test_a_hugging_face_folder_is_opened_from_the_folder_picker(qtbot, window, tmp_path, monkeypatch) -> None:
+    """File ▸ Open Hugging Face folder… and the panel's button pick a folder; without the transformers extra the
+    panel says, in one sentence naming the folder, what to install (with it, the folder loads: test_transformers_hf)."""
+    import importlib.util
+
+    from PySide6.QtCore import Qt
+    from PySide6.QtWidgets import QFileDialog
+
+    folder = tmp_path / "tiny-bert"
+    folder.mkdir()
+    (folder / "config.json").write_text('{"model_type": "bert"}')
+    asked: list[str] = []
+
+    def pick(parent, caption, start="") -> str:
+        asked.append(caption)
+        return str(folder)
+
+    monkeypatch.setattr(QFileDialog, "getExistingDirectory", staticmethod(pick))
+    menu = next(a for a in window.menuBar().actions() if a.text() == "&File").menu()
+    next(a for a in menu.actions() if a.text() == "Open Hugging Face &folder…").trigger()
+    assert asked == ["Open a Hugging Face model folder"]
+    _idle(qtbot, window)
+    problem = window.model_panel.problem() or ""
+    assert str(folder) in problem
+    if importlib.util.find_spec("transformers") is None:
+        assert "pip install 'quantbench[transformers]'" in problem
+    else:
+        assert "no .safetensors weights" in problem
+    assert "Traceback" not in problem and problem.count("\n") == 0
+    qtbot.mouseClick(window.model_panel.folder_button, Qt.MouseButton.LeftButton)
+    assert len(asked) == 2
