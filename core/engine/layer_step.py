@@ -159,14 +159,25 @@ def _flipped_to_analyse(result: VariantResult, samples: int) -> list[int]:
 
 
 def _condensed(notes: list[str]) -> list[str]:
-    """The analysis's notes for the variant's note list: the layers it could not compare said in one note."""
+    """The analysis's notes for the variant's note list: the layers it could not compare said in one note per
+    reason (integer tensors, such as token ids and shapes, are nothing a quantizer changes)."""
     prefix = "not compared: "
-    skipped = [note.removeprefix(prefix).split(":", 1)[0] for note in notes if note.startswith(prefix)]
+    integer, changed = [], []
+    for note in notes:
+        if note.startswith(prefix):
+            name, _, why = note.removeprefix(prefix).partition(":")
+            (integer if why.strip() == "not a float tensor" else changed).append(name)
     kept = [f"layers: {note}" for note in notes if not note.startswith(prefix)]
-    if skipped:
-        shown = ", ".join(skipped[:6]) + (f" and {len(skipped) - 6} more" if len(skipped) > 6 else "")
-        kept.append(f"layers: {len(skipped)} layers not compared with the float model (their shapes or names "
-                    f"changed): {shown}")
+
+    def listed(names: list[str]) -> str:
+        return ", ".join(names[:6]) + (f" and {len(names) - 6} more" if len(names) > 6 else "")
+
+    if changed:
+        kept.append(f"layers: {len(changed)} layers not compared with the float model (their shapes or names "
+                    f"changed): {listed(changed)}")
+    if integer:
+        kept.append(f"layers: {len(integer)} integer tensors (indices, shapes, masks) not compared: nothing "
+                    f"quantizes them: {listed(integer)}")
     return kept
 
 

@@ -317,16 +317,32 @@ def _analysis_session(model_bytes: bytes, threads: int) -> Any:
     return _session(model_bytes, threads, ANALYSIS_LEVEL)
 
 
-_ORT_TYPES = {"tensor(float)": np.float32, "tensor(float16)": np.float16, "tensor(double)": np.float64}
+_ORT_TYPES = {
+    "tensor(float)": np.float32, "tensor(float16)": np.float16, "tensor(double)": np.float64,
+    "tensor(int64)": np.int64, "tensor(int32)": np.int32, "tensor(bool)": np.bool_,
+}
 
 
-def _feed_of(session: Any) -> tuple[str, Any, int | None]:
-    inputs = session.get_inputs()
-    if len(inputs) != 1:
-        raise ValueError(f"layer analysis takes models with one input; this one has {len(inputs)}")
-    first = inputs[0]
-    batch = first.shape[0] if first.shape and isinstance(first.shape[0], int) else None
-    return first.name, _ORT_TYPES.get(first.type, np.float32), batch
+class _Feed:
+    """How a batch of the dataset feeds a session: one input (a plain array) or several by name (a structured
+    array, core.models.io_spec), each cast to the dtype the session declares."""
+
+    def __init__(self, session: Any) -> None:
+        self.inputs = [(i.name, _ORT_TYPES.get(i.type, np.float32)) for i in session.get_inputs()]
+        first = session.get_inputs()[0]
+        #: The model's fixed batch size, None when the batch axis is free.
+        self.fixed: int | None = first.shape[0] if first.shape and isinstance(first.shape[0], int) else None
+
+    def __call__(self, batch: np.ndarray) -> dict[str, np.ndarray]:
+        from core.models.io_spec import field, is_named
+
+        if not is_named(batch):
+            if len(self.inputs) != 1:
+                names = ", ".join(name for name, _ in self.inputs)
+                raise ValueError(f"the model takes {len(self.inputs)} inputs ({names}) but the samples hold one array")
+            name, dtype = self.inputs[0]
+            return {name: np.ascontiguousarray(batch.astype(dtype, copy=False))}
+        return {name: field(batch, name).astype(dtype, copy=False) for name, dtype in self.inputs}
 
 
 def _read(values: np.ndarray, variant: VariantTensor) -> np.ndarray:
@@ -344,13 +360,13 @@ class _SessionPair:
         self.variant_sess = _analysis_session(_with_outputs(variant_model, [p.variant.name for p in plans]), threads)
         self.float_names = [o.name for o in self.float_sess.get_outputs()]
         self.variant_names = [o.name for o in self.variant_sess.get_outputs()]
-        self.f_input, self.f_dtype, self.fixed = _feed_of(self.float_sess)
-        self.v_input, self.v_dtype, _ = _feed_of(self.variant_sess)
+        self.f_feed, self.v_feed = _Feed(self.float_sess), _Feed(self.variant_sess)
+        self.fixed = self.f_feed.fixed
 
     def run(self, batch: np.ndarray) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
         """Both models' outputs (every planned tensor) on ``batch``, by tensor name."""
-        f_out = self.float_sess.run(None, {self.f_input: batch.astype(self.f_dtype)})
-        v_out = self.variant_sess.run(None, {self.v_input: batch.astype(self.v_dtype)})
+        f_out = self.float_sess.run(None, self.f_feed(batch))
+        v_out = self.variant_sess.run(None, self.v_feed(batch))
         return (dict(zip(self.float_names, f_out, strict=True)), dict(zip(self.variant_names, v_out, strict=True)))
 
 
@@ -442,13 +458,12 @@ def profile_onnx(model: Any, samples: np.ndarray, *, threads: int = 1, runs: int
     model = _load(model)
     with tempfile.TemporaryDirectory(prefix="quantbench-profile-") as folder:
         session = _session(model.SerializeToString(), threads, "all", str(Path(folder) / "ort"))
-        name, dtype, _ = _feed_of(session)
+        feed = _Feed(session)
         count = min(len(samples), runs or PROFILE_RUNS)
         for i in range(PROFILE_WARMUP + count):
             if i % 8 == 0:
                 check_cancel(cancel)
-            x = samples[(i % count): (i % count) + 1].astype(dtype)
-            session.run(None, {name: x})
+            session.run(None, feed(samples[(i % count): (i % count) + 1]))
         trace = Path(session.end_profiling())
         events = json.loads(trace.read_text(encoding="utf-8"))
     return _parse_profile(events, PROFILE_WARMUP)

@@ -150,10 +150,18 @@ def _nbytes(tensors: list[Any]) -> int:
     return sum(t.element_size() * t.nelement() for t in tensors if isinstance(t, torch.Tensor))
 
 
-def _to_tensor(batch: np.ndarray, dtype: Any) -> Any:
+def _to_args(batch: np.ndarray, dtype: Any) -> tuple[Any, ...]:
+    """The batch as the module's positional arguments, as the timed runner passes them: one per named input in
+    order (core.models.io_spec), floating ones in ``dtype``, token ids and masks keeping their integer dtype."""
     import torch
 
-    return torch.from_numpy(np.ascontiguousarray(batch)).to(dtype)
+    from core.models.io_spec import input_names, is_named
+
+    def tensor(x: np.ndarray) -> Any:
+        t = torch.from_numpy(np.ascontiguousarray(x))
+        return t.to(dtype) if t.is_floating_point() else t
+
+    return tuple(tensor(batch[name]) for name in input_names(batch)) if is_named(batch) else (tensor(batch),)
 
 
 def _input_dtype(module: Any) -> Any:
@@ -187,9 +195,9 @@ def compare_modules(
             while start < n:
                 check_cancel(cancel)
                 batch = samples[start:start + next_batch(start, per_sample)]
-                float_module(_to_tensor(batch, f_dtype))
+                float_module(*_to_args(batch, f_dtype))
                 f_out = f_rec.take()
-                variant_module(_to_tensor(batch, v_dtype))
+                variant_module(*_to_args(batch, v_dtype))
                 v_out = v_rec.take()
                 if start == 0:
                     order = list(f_out)
@@ -283,12 +291,12 @@ def profile_torch(module: Any, samples: np.ndarray, *, runs: int | None = None, 
     try:
         with torch.inference_mode():
             for i in range(PROFILE_WARMUP):
-                module(_to_tensor(samples[i % count: i % count + 1], dtype))
+                module(*_to_args(samples[i % count: i % count + 1], dtype))
             with profile(activities=[ProfilerActivity.CPU]) as prof:
                 for i in range(count):
                     if i % 8 == 0:
                         check_cancel(cancel)
-                    module(_to_tensor(samples[i: i + 1], dtype))
+                    module(*_to_args(samples[i: i + 1], dtype))
     finally:
         for h in handles:
             h.remove()
@@ -308,6 +316,15 @@ def profile_torch(module: Any, samples: np.ndarray, *, runs: int | None = None, 
     return profile_record(by_node, by_op)
 
 
+def _is_flat_graph(module: Any) -> bool:
+    """Whether ``module`` is one traced graph that never calls its layer modules (a torch.export program's module
+    keeps them only to hold the weights its graph reads), so no forward hook can see a layer's output."""
+    import torch
+
+    return isinstance(module, torch.fx.GraphModule) and not any(
+        node.op == "call_module" and not str(node.target).startswith("_") for node in module.graph.nodes)
+
+
 def analyse_torch(
     float_module: Any, variant_module: Any, samples: np.ndarray, *, channels_last: bool = False,
     profile: bool = True, float_profile: dict[str, Any] | None = None, cancel: Any = None,
@@ -319,7 +336,10 @@ def analyse_torch(
     total = n + (profiled * (1 if float_profile is not None else 2) if profile else 0)
     layers, unmatched, notes = compare_modules(float_module, variant_module, samples, channels_last=channels_last,
                                                cancel=cancel, progress=progress, total=total)
-    if not layers:
+    if not layers and _is_flat_graph(float_module):
+        notes[:] = ["the model is one traced graph that calls no layer module (a torch.export program): per-layer "
+                    "error needs the eager model (a state dict with its architecture) or its ONNX export"]
+    elif not layers:
         notes.insert(0, "no module of the variant shares a name with the float model's: per-layer error is not "
                         "available for this pair")
     elif unmatched:

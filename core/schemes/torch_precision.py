@@ -73,6 +73,30 @@ def half_applicability(model: LoadedModel) -> str | None:
     return None
 
 
+def retarget_float_casts(module: Any, dtype: Any) -> int:
+    """In a graph module (a torch.export program's), make every float32 the graph itself names (casts,
+    tensors it creates: ``_to_copy(dtype=float32)``, ``full(..., dtype=float32)``) ``dtype`` instead; returns
+    how many were changed. Casting the parameters alone leaves a traced graph mixing float32 and ``dtype``."""
+    import torch
+
+    graph = getattr(module, "graph", None)
+    if not isinstance(module, torch.fx.GraphModule) or graph is None:
+        return 0
+    changed = 0
+    for node in graph.nodes:
+        if node.op != "call_function":
+            continue
+        if node.kwargs.get("dtype") is torch.float32:
+            node.kwargs = {**node.kwargs, "dtype": dtype}
+            changed += 1
+        if any(a is torch.float32 for a in node.args):
+            node.args = tuple(dtype if a is torch.float32 else a for a in node.args)
+            changed += 1
+    if changed:
+        module.recompile()
+    return changed
+
+
 def dtype_coverage(module: Any, dtype_name: str) -> dict[str, Any]:
     """How many layers and parameters ended up in ``dtype_name`` (e.g. "float16")."""
     layers: Counter[str] = Counter()
@@ -145,6 +169,10 @@ class _TorchHalf(Scheme):
         module = copy.deepcopy(model.handle).eval().to(dtype)
         size, path = save_state_dict_size(module, ctx, self.info.id.replace("-", "_"))
         notes = [f"inputs are cast to {self.dtype_name} before the model and outputs back to float32"]
+        retargeted = retarget_float_casts(module, dtype)
+        if retargeted:
+            notes.append(f"{counted(retargeted, 'float32 cast')} in the exported graph made {self.dtype_name} "
+                         "(a traced graph keeps the dtypes it was traced with)")
         notes += self._set_layout(module, spec, ctx, dtype)
         return BuiltVariant(
             runner=TorchRunner(module, ctx.threads, ctx.device, dtype=dtype),

@@ -498,3 +498,50 @@ def test_tflite_with_two_named_inputs_is_fed_by_name(tmp_path: Path) -> None:
     np.testing.assert_allclose(out, table[ds.x["ids"]] * ds.x["mask"][..., None], rtol=1e-6)
     synthetic = _dataset(model, "synthetic:5")
     assert synthetic.x["ids"].max() < 9 and set(np.unique(synthetic.x["mask"])) <= {0.0, 1.0}
+
+
+# ----------------------------------------------------------------------------- layers and half precision
+
+
+def test_layer_analysis_feeds_every_input_of_a_transformer_by_name(tx: SimpleNamespace) -> None:
+    """A two-input encoder is compared layer by layer (the automatic analysis reaches it: a few dozen nodes);
+    its integer tensors (token gathers, shapes) are said apart from layers that could not be matched."""
+    from core.engine.run import run_study
+    from core.study.events import StudyFinished
+
+    spec = StudySpec(
+        model=ModelSpec(path=str(tx.enc_onnx), trusted=True), dataset=DatasetSpec.parse(f"npz:{tx.enc_npz}"),
+        variants=(VariantSpec(scheme=SchemeSpec.parse("ort-int8-dynamic")),), timing=TIMING,
+    )
+    assert spec.layer_samples is None  # automatic
+    (finished,) = [e for e in run_study(spec) if isinstance(e, StudyFinished)]
+    row = _by_label(finished.result)["ort-int8-dynamic"]
+    assert row.layers, row.notes
+    matmuls = [layer for layer in row.layers if layer["op_type"] in ("MatMul", "Gemm")]
+    assert len(matmuls) >= 4
+    # Dynamic int8 on a trained encoder: every compared MatMul output keeps its signal (not a broken feed).
+    assert all(layer["activation"]["sqnr_db"] > 10 for layer in matmuls), [
+        (layer["name"], layer["activation"]["sqnr_db"]) for layer in matmuls]
+    assert any("integer tensors" in note and "nothing quantizes them" in note for note in row.notes), row.notes
+    assert not any("analysis failed" in note for note in row.notes), row.notes
+    assert row.profile and row.profile["by_op_type"]
+
+
+@pytest.mark.parametrize("scheme", ["torch-fp16", "torch-bf16"])
+def test_half_precision_runs_a_torch_export_program_of_a_transformer(tx: SimpleNamespace, tmp_path: Path,
+                                                                     scheme: str) -> None:
+    """A torch.export graph keeps the float32 casts it was traced with (the attention mask's): the scheme makes
+    them half too, so the program runs in half precision and agrees with the float program."""
+    import torch
+
+    ids = torch.zeros((2, kit.SEQ), dtype=torch.int64)
+    mask = torch.ones((2, kit.SEQ), dtype=torch.int64)
+    batch = torch.export.Dim("batch")
+    path = tmp_path / "enc.pt2"
+    torch.export.save(torch.export.export(tx.encoder, (ids, mask), dynamic_shapes=({0: batch}, {0: batch})), str(path))
+    rows = _by_label(_study(path, f"npz:{tx.enc_npz}", (scheme,), output="output0"))
+    row = rows[scheme]
+    assert row.status.value == "ok", row.error
+    assert any("float32 cast" in note and "exported graph" in note for note in row.notes), row.notes
+    assert row.fidelity["agreement"] > 0.9 and row.size_bytes < 0.6 * rows["fp32"].size_bytes
+    assert any("traced graph that calls no layer module" in note for note in row.notes), row.notes
