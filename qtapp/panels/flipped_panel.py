@@ -61,6 +61,8 @@ def image_of(sample: np.ndarray, image_shape: tuple[int, ...] | None = None) -> 
 
 #: Token ids shown under a flipped sample of a classifier over tokens.
 TOKENS_SHOWN = 8
+#: Characters of a sample's decoded text shown under it (when the model has a tokenizer).
+TEXT_SHOWN = 60
 
 
 class FlippedPanel(QWidget):
@@ -78,6 +80,10 @@ class FlippedPanel(QWidget):
         self._image_shape: tuple[int, ...] | None = None
         #: Why the inputs are not shown (a stored study whose dataset is not the one loaded), or None.
         self._no_inputs: str | None = None
+        #: The model's tokenizer file and what reads it (core.models.tokenizer): token ids shown as text.
+        self._tokenizer: tuple[Path | None, Any] = (None, None)
+        #: Why a tokenizer beside the model is not used (the package missing, an unreadable file), or None.
+        self.tokenizer_problem: str | None = None
         self._stale = False
         self.variant = QComboBox(self)
         self.variant.currentIndexChanged.connect(self._show_current)
@@ -160,11 +166,23 @@ class FlippedPanel(QWidget):
         """Where variant ``label``'s files are (the study's ``model`` block, its ``source_path``), so a sample's
         layers not recorded by the study can be computed on demand; ONNX Runtime pairs whose files still exist."""
         float_path = Path(str(model.get("path") or ""))
+        self._use_tokenizer_of(float_path)
         if (runtime == "onnxruntime" and model.get("format") == "onnx" and variant_path
                 and float_path.is_file() and Path(variant_path).is_file()):
             self._sources[label] = (float_path, Path(variant_path), runtime)
         else:
             self._sources.pop(label, None)
+
+    def _use_tokenizer_of(self, model_path: Path) -> None:
+        """Read the tokenizer beside ``model_path`` (once per file), so token ids are shown as text."""
+        from core.models.tokenizer import load_decoder, tokenizer_file
+
+        found = tokenizer_file(model_path) if str(model_path) not in ("", ".") else None
+        if found == self._tokenizer[0]:
+            return
+        decoder, self.tokenizer_problem = load_decoder(found) if found is not None else (None, None)
+        self._tokenizer = (found, decoder)
+        self._show_current()
 
     def apply_theme(self, theme: Theme) -> None:
         self.sample_chart.apply_theme(theme)
@@ -276,6 +294,8 @@ class FlippedPanel(QWidget):
             parts.append(f"Under each sample: its number, its true class, then the predicted class baseline → {label}.")
         if self._no_inputs:
             parts.append(self._no_inputs)
+        if self.tokenizer_problem:
+            parts.append(f"{self.tokenizer_problem}: token ids are shown as numbers.")
         return " ".join(parts)
 
     def _name(self, cls: int) -> str:
@@ -305,6 +325,10 @@ class FlippedPanel(QWidget):
         if ids is None:
             return None
         real = ids[0][mask[0] != 0] if mask is not None else ids[0]
+        decode = self._tokenizer[1]
+        if decode is not None:
+            text = " ".join(decode(real).split())
+            return f"“{text[:TEXT_SHOWN]}{'…' if len(text) > TEXT_SHOWN else ''}”"
         shown = " ".join(str(int(t)) for t in real[:TOKENS_SHOWN])
         return f"ids {shown}{' …' if len(real) > TOKENS_SHOWN else ''}"
 

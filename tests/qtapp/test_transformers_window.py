@@ -97,3 +97,55 @@ def test_a_hugging_face_folder_is_opened_from_the_folder_picker(qtbot, window, t
     assert "Traceback" not in problem and problem.count("\n") == 0
     qtbot.mouseClick(window.model_panel.folder_button, Qt.MouseButton.LeftButton)
     assert len(asked) == 2
+
+
+def _word_tokenizer(folder, words: list[str]):
+    """A real tokenizer.json (word level) written by the tokenizers package: id i is words[i]."""
+    from tokenizers import Tokenizer, models, pre_tokenizers
+
+    tokenizer = Tokenizer(models.WordLevel({w: i for i, w in enumerate(words)}, unk_token="[UNK]"))
+    tokenizer.pre_tokenizer = pre_tokenizers.Whitespace()
+    tokenizer.add_special_tokens(["[PAD]"])
+    tokenizer.save(str(folder / "tokenizer.json"))
+    return tokenizer
+
+
+def test_flipped_token_samples_are_shown_as_text_when_the_model_has_a_tokenizer(qtbot, tmp_path) -> None:
+    """A classifier over tokens whose folder holds a tokenizer.json: each flipped sample is captioned with its
+    text (its real tokens, the padding left out); without one, its ids."""
+    pytest.importorskip("tokenizers")
+    from core.models.io_spec import pack_inputs
+    from qtapp.panels.flipped_panel import FlippedPanel
+
+    words = ["[PAD]", "[UNK]", "the", "film", "was", "good", "bad", "very", "plot"]
+    ids = np.array([[2, 3, 4, 5, 0, 0], [2, 8, 4, 7, 6, 0], [2, 3, 4, 7, 7, 5]], dtype=np.int64)
+    mask = (ids != 0).astype(np.int64)
+    x = pack_inputs({"input_ids": ids, "attention_mask": mask})
+    panel = FlippedPanel()
+    qtbot.addWidget(panel)
+    panel.show()
+    panel.set_dataset(x, np.array([1, 0, 1]), ["negative", "positive"])
+    fidelity = {"flipped": [1, 2], "flipped_count": 2, "flipped_from": [0, 1], "flipped_to": [1, 0]}
+    model_file = tmp_path / "model.onnx"
+    model_file.write_bytes(b"")  # only its folder matters here
+    panel.set_sources("ort-int8-dynamic", {"path": str(model_file), "format": "onnx"}, None, "onnxruntime")
+    panel.set_flips("ort-int8-dynamic", fidelity)
+    captions = [panel.list.item(i).text() for i in range(panel.list.count())]
+    assert [c.splitlines()[-1] for c in captions] == ["ids 2 8 4 7 6", "ids 2 3 4 7 7 5"]
+
+    _word_tokenizer(tmp_path, words)
+    other = tmp_path / "again"
+    other.mkdir()
+    (other / "tokenizer.json").write_bytes((tmp_path / "tokenizer.json").read_bytes())
+    panel.set_sources("ort-int8-dynamic", {"path": str(other / "model.onnx"), "format": "onnx"}, None, "onnxruntime")
+    captions = [panel.list.item(i).text() for i in range(panel.list.count())]
+    assert [c.splitlines()[-1] for c in captions] == ["“the plot was very bad”", "“the film was very very good”"]
+    assert captions[0].splitlines()[:3] == ["#1", "true negative", "negative → positive"]
+    assert panel.tokenizer_problem is None
+
+    (tmp_path / "broken").mkdir()
+    (tmp_path / "broken" / "tokenizer.json").write_text("{not json")
+    panel.set_sources("ort-int8-dynamic", {"path": str(tmp_path / "broken" / "m.onnx")}, None, "onnxruntime")
+    assert panel.tokenizer_problem and "could not be read as a tokenizer" in panel.tokenizer_problem
+    assert panel.list.item(0).text().splitlines()[-1] == "ids 2 8 4 7 6"
+    assert "token ids are shown as numbers" in panel.direction.text()
