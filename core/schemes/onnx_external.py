@@ -225,8 +225,12 @@ def save_self_contained(model: Any, folder: Path, out: Path) -> None:
     """Save ``model`` (whose external tensors are relative to ``folder``) as ``out``: one file, or ``out`` and
     ``out.name + '.data'`` when its weights would pass SINGLE_FILE_MAX_BYTES."""
     import onnx
+    from google.protobuf.message import EncodeError
 
     inline_external_data(model, folder)
-    large = model.ByteSize() >= SINGLE_FILE_MAX_BYTES
+    try:
+        large = model.ByteSize() >= SINGLE_FILE_MAX_BYTES
+    except EncodeError:  # protobuf cannot even size a message past 2 GB
+        large = True
     onnx.save(model, str(out), save_as_external_data=large, all_tensors_to_one_file=True,
               location=out.name + ".data", size_threshold=EXTERNAL_MIN_BYTES)

@@ -179,7 +179,7 @@ class OrtInt8Dynamic(Scheme):
         ctx.progress("building", 0, 2, "preparing the float graph")
         per_channel = bool_param(spec, "per_channel", False)
         out = ctx.workdir / "ort_int8_dynamic.onnx"
-        if over_tokens(model):
+        if over_tokens(model) or (model.file_bytes or 0) >= STREAMED_MIN_BYTES:
             ctx.progress("building", 1, 2, "quantizing weights to int8 (read one at a time from external data)")
             _quantize_dynamic_external(ensure_onnx(model, ctx), out, ctx, per_channel)
             built = _finish(out, ctx)
@@ -191,12 +191,18 @@ class OrtInt8Dynamic(Scheme):
         return _finish(out, ctx)
 
 
-#: Why a transformer's dynamic int8 skips ONNX Runtime's quant_pre_process (measured on a BERT-base-shaped
-#: encoder: the same 50 of 74 MatMul quantized with and without it; the pre-processing alone peaked at 6x the file).
+#: A model this large (file and external data) is quantized to dynamic int8 from its external data, weight by
+#: weight, like a transformer: ONNX Runtime's quant_pre_process holds such a model several times over, and fails
+#: outright on one over protobuf's 2 GB whose weights are already external.
+STREAMED_MIN_BYTES = 512 * 2**20
+
+#: Why dynamic int8 skips ONNX Runtime's quant_pre_process on a transformer or a large model (measured on a
+#: BERT-base-shaped encoder: the same 50 of 74 MatMul quantized with and without it; the pre-processing alone
+#: peaked at 6x the file).
 SKIPPED_PRE_PROCESS_NOTE = (
-    "quant_pre_process skipped: on a transformer its shape inference and graph optimization change nothing dynamic "
-    "int8 quantizes (the same MatMul run as integer kernels), and it held the weights several times over; the "
-    "weights were quantized one at a time from an external-data copy"
+    "quant_pre_process skipped: on a transformer or a model of 512 MB or more it holds the weights several times "
+    "over, while what dynamic int8 quantizes does not change (on a BERT-shaped encoder, the same MatMul run as "
+    "integer kernels with and without it); the weights were quantized one at a time from external data"
 )
 
 
@@ -296,6 +302,8 @@ class OrtFp16(Scheme):
         import onnx
         from onnxconverter_common import float16
 
+        from core.schemes.onnx_external import SINGLE_FILE_MAX_BYTES, save_self_contained
+
         reason = self.applicability(model)
         if reason:
             raise SchemeNotApplicable(reason)
@@ -304,10 +312,14 @@ class OrtFp16(Scheme):
         ctx.progress("building", 1, 2, "converting weights to float16")
         fp32 = onnx.load(str(src))
         _separate_consumed_outputs(fp32)
-        fp16 = _quiet(float16.convert_float_to_float16, fp32, keep_io_types=True)
+        # ONNX's shape inference serializes the whole model, which protobuf refuses past 2 GB: a model that large
+        # is converted without it.
+        large = (model.file_bytes or 0) >= SINGLE_FILE_MAX_BYTES
+        fp16 = _quiet(float16.convert_float_to_float16, fp32, keep_io_types=True, disable_shape_infer=large)
+        del fp32
         _align_float_casts(fp16)
         out = ctx.workdir / "ort_fp16.onnx"
-        onnx.save(fp16, str(out))
+        save_self_contained(fp16, src.parent, out)
         return _finish(out, ctx)
 
 
@@ -461,14 +473,23 @@ class OrtInt8Static(Scheme):
         if reason:
             raise SchemeNotApplicable(reason)
         opts = _static_options(spec)
-        ctx.progress("building", 0, 3, "preparing the float graph (quant_pre_process)")
-        src = _preprocessed(ensure_onnx(model, ctx), ctx)
+        large = (model.file_bytes or 0) >= STREAMED_MIN_BYTES
+        if large:
+            # quant_pre_process fails on a model whose weights are external (over 2 GB) and holds a large one
+            # several times over: the quantizer reads the external-data copy as it is.
+            ctx.progress("building", 0, 3, "preparing the float graph (its weights in external data)")
+            src = external_float(ensure_onnx(model, ctx), ctx)
+        else:
+            ctx.progress("building", 0, 3, "preparing the float graph (quant_pre_process)")
+            src = _preprocessed(ensure_onnx(model, ctx), ctx)
         samples = ctx.calibration(opts["samples"])
         if len(samples) == 0:
             raise BadInput("ort-int8-static: the dataset gave no calibration samples.")
-        import onnxruntime as ort
+        from core.schemes.onnx_external import load_without_weights
 
-        input_name = ort.InferenceSession(str(src), providers=["CPUExecutionProvider"]).get_inputs()[0].name
+        graph = load_without_weights(src).graph  # the first real input's name; no session, no weights read
+        weights = {t.name for t in graph.initializer}
+        input_name = next(i.name for i in graph.input if i.name not in weights)
         if samples.dtype.names is None and samples.dtype.kind not in "iu":  # token ids stay integers
             samples = samples.astype(np.float32, copy=False)
         reader = _CalibrationReader(input_name, samples, ctx, spec.label)
@@ -493,6 +514,7 @@ class OrtInt8Static(Scheme):
             nodes_to_exclude=exclude_nodes or None,
             op_types_to_quantize=op_types,
             extra_options={"CalibMovingAverage": False, "CalibStridedMinMax": calibration_chunk(len(samples))},
+            use_external_data_format=large,
         )
         aligned = []
         if (opts["align_channels"] and opts["activations"] == "u8" and opts["weights"] == "s8"
@@ -511,12 +533,22 @@ class OrtInt8Static(Scheme):
             "channel_padded_convs": aligned,
         }
         built = _finish(out, ctx, extra)
+        if large:
+            built.notes.append(LARGE_STATIC_NOTE)
         if aligned:
             widths = ", ".join(sorted({f"{a['input_channels']}→{a['padded_to']}" for a in aligned}))
             built.coverage["summary"] += (
                 f"; {len(aligned)} Conv padded {widths} input channels for the fused int8 kernel"
             )
         return built
+
+
+#: What a large model's static int8 does differently (OrtInt8Static.build).
+LARGE_STATIC_NOTE = (
+    "quant_pre_process skipped: the model is 512 MB or more, and the pre-processing fails on weights kept in "
+    "external data and holds a large model several times over; its graph optimizations (e.g. folded BatchNorm) "
+    "are left to ONNX Runtime's session"
+)
 
 
 def _static_options(spec: SchemeSpec) -> dict[str, Any]:

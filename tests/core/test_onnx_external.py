@@ -197,3 +197,40 @@ def test_the_graph_read_without_weights_is_the_files_graph_minus_the_weight_byte
             assert list(light_t.external_data) == list(full_t.external_data)
         assert light.ByteSize() < 1024 < full.ByteSize() or uses_external_data(full.graph.initializer[0])
         assert onnx_file_op_counts(path) == {"MatMul": 2, "Add": 1, "Relu": 1} and file_opset(path) == 17
+
+
+def _sqnr_db(ref: np.ndarray, got: np.ndarray) -> float:
+    return float(10 * np.log10(np.sum(ref.astype(np.float64) ** 2) / max(np.sum((ref - got) ** 2), 1e-30)))
+
+
+def test_a_large_models_int8_and_fp16_build_from_its_external_data(
+    tmp_path: Path, make_ctx: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The path a model of 512 MB or more takes (measured on a 2.2 GB one, whose external weights made
+    quant_pre_process and the float16 converter fail): taken here by lowering the thresholds on a small MLP."""
+    from core.models import load_model
+    from core.schemes import get_scheme, onnx_external, ort_schemes
+    from core.study.spec import ModelSpec
+
+    monkeypatch.setattr(ort_schemes, "STREAMED_MIN_BYTES", 0)
+    monkeypatch.setattr(onnx_external, "SINGLE_FILE_MAX_BYTES", 1000)
+    path = make_mlp_onnx(tmp_path / "m" / "mlp.onnx", external_data="mlp.data")
+    model = load_model(ModelSpec(path=str(path)))
+    x = np.random.default_rng(5).standard_normal((32, 64)).astype(np.float32)
+    expected = _run(path, {"x": x})[0]
+    calibration = np.random.default_rng(6).standard_normal((16, 64)).astype(np.float32)
+    for scheme_id, note, floor_db in (("ort-int8-dynamic", "quant_pre_process skipped", 25.0),
+                                      ("ort-int8-static", "quant_pre_process skipped", 20.0),
+                                      ("ort-fp16", None, 50.0)):
+        built = get_scheme(scheme_id).build(model, SchemeSpec(scheme_id), make_ctx(scheme_id, calibration))
+        if note:
+            assert any(note in n for n in built.notes), (scheme_id, built.notes)
+        got = built.runner.predict(x)
+        assert _sqnr_db(expected, got) > floor_db, scheme_id
+        # Its own file (and data file beside it, past the single-file limit), never the float model's data.
+        import onnx
+
+        for tensor in onnx.load(str(built.artifact), load_external_data=False).graph.initializer:
+            location = {e.key: e.value for e in tensor.external_data}.get("location")
+            assert location in (None, built.artifact.name + ".data") or location.startswith(built.artifact.stem)
+        built.runner.close()
