@@ -37,6 +37,7 @@ BENCHMARKS: dict[str, float] = {
     "bench_sweep": 600.0,
     "bench_tune": 1800.0,
     "bench_transformer": 1800.0,
+    "bench_large_onnx": 1800.0,
 }
 
 
