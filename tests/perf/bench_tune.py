@@ -1,4 +1,4 @@
-"""10. The search (issue 17): what per-layer sensitivity costs, and how long the demo search takes.
+"""13. The search (issue 17): what per-layer sensitivity costs, and how long the demo search takes.
 
 - ``sensitivity_cost_ratio_resnet18``: ONNX Runtime static int8 sensitivity of an untrained torchvision
   ResNet-18 (L = 21 Conv/Gemm layers) by leave-one-out, one evaluation per layer, divided by one
