@@ -34,7 +34,8 @@ def load_decoder(path: Path) -> tuple[Decoder | None, str | None]:
     try:
         from tokenizers import Tokenizer
     except ImportError:
-        return None, f"{path.name} is not read: the tokenizers package is missing (pip install 'quantbench[transformers]')"
+        return None, (f"{path.name} is not read: the tokenizers package is missing "
+                      "(pip install 'quantbench[transformers]')")
     try:
         tokenizer = Tokenizer.from_file(str(path))
     except Exception as exc:  # the Rust parser's errors have their own type
