@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import os
 import re
+from typing import Any
 
 #: The default ceiling, as a share of the machine's physical memory.
 DEFAULT_SHARE = 0.5
@@ -114,3 +115,26 @@ def needed_more_than(limit: int | None) -> str:
     if limit is None:
         return "needed more memory than this machine could give it"
     return f"needed more than {format_gb(limit)} of memory (the study's ceiling; --max-memory raises it)"
+
+
+def give_memory_back() -> None:
+    """Return the C heap's free pages to the system. glibc keeps them otherwise, so a study's resident memory
+    would stay at the high-water mark of every large model it read or variant it built. Nothing happens where
+    there is no glibc."""
+    import contextlib
+
+    with contextlib.suppress(OSError, AttributeError, TypeError):
+        _libc().malloc_trim(0)
+
+
+def _libc() -> Any:
+    import ctypes
+    import ctypes.util
+
+    global _LIBC
+    if _LIBC is None:
+        _LIBC = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+    return _LIBC
+
+
+_LIBC: Any = None

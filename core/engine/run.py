@@ -9,7 +9,6 @@ evaluate.py, latency.py, verdicts.py (and drift.py for the end-of-study re-check
 
 from __future__ import annotations
 
-import functools
 import gc
 import os
 import tempfile
@@ -29,6 +28,7 @@ from core.engine.plan import plan_variants, resolve_task
 from core.engine.state import PlannedVariant, StudyState, baseline_reopens
 from core.engine.verdicts import final_verdicts, grade_variant
 from core.errors import BadInput, Cancelled, QuantBenchError
+from core.memory_limit import give_memory_back
 from core.printable import printable
 from core.study.cancel import CancelToken
 from core.study.events import (
@@ -119,7 +119,7 @@ def _run(spec: StudySpec, cancel: CancelToken, workdir: Path) -> Iterator[Event]
         if p.scheme is not None and p.scheme_spec is not None and not p.skip_reason
     }
     _flag_slow_variants(state, plan, advice, loaded.timing_info)
-    _give_memory_back()  # what the advice read of the model (its graph, a probe's session) goes before the build
+    give_memory_back()  # what the advice read of the model (its graph, a probe's session) goes before the build
     yield StudyStarted(
         spec.study_id, loaded.model_info, loaded.dataset_info, [p.label for p in plan], loaded.environment,
         {k: v for k, v in advice.items() if v}, dict(loaded.timing_info),
@@ -155,7 +155,7 @@ def _load(spec: StudySpec, cancel: CancelToken, workdir: Path) -> _Loaded:
     t_load = time.perf_counter()
     model = load_model(spec.model)
     model_load_s = time.perf_counter() - t_load
-    _give_memory_back()  # reading a large file leaves its parsed copy in the C heap's free pages
+    give_memory_back()  # reading a large file leaves its parsed copy in the C heap's free pages
     if model.output_problem:  # several outputs and none plainly the prediction (core.models.io_spec)
         raise BadInput(f"{spec.model.path}: {model.output_problem}")
     cancel.raise_if_cancelled()
@@ -435,24 +435,7 @@ def _keep_or_close(state: StudyState, planned: PlannedVariant, result: VariantRe
     # collection there would finalise Qt objects off the GUI thread (a crash); the window collects on its own.
     if threading.current_thread() is threading.main_thread():
         gc.collect()
-    _give_memory_back()
-
-
-def _give_memory_back() -> None:
-    """Return the C heap's free pages to the system (glibc keeps them otherwise: a study's resident memory would
-    stay at the high-water mark of every variant's build). Nothing happens where there is no glibc."""
-    import contextlib
-
-    with contextlib.suppress(OSError, AttributeError, TypeError):
-        _libc().malloc_trim(0)
-
-
-@functools.cache
-def _libc() -> Any:
-    import ctypes
-    import ctypes.util
-
-    return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+    give_memory_back()
 
 
 def _fail(result: VariantResult, stage: str, message: str) -> None:

@@ -113,11 +113,16 @@ def _tensor_header(stream: BinaryIO, start: int, length: int) -> bytes:
     return bytes(out)
 
 
+#: Initializers this small (their whole message) keep their data in ``load_without_weights``: biases, shapes and
+#: scalars a graph rewrite may need, at no cost that matters (and every one an external copy leaves inline).
+KEPT_INLINE_BYTES = 64 * 1024
+
+
 def load_without_weights(path: Path) -> Any:
     """The ONNX file at ``path`` as a ModelProto whose graph initializers carry their names, types and shapes
-    but no data (external references are kept): what reading the graph's structure needs, at the cost of its
-    nodes rather than of its weights. ``onnx.load`` on a single-file model would hold the file's bytes and the
-    parsed weights at once (twice the file)."""
+    but no data (external references are kept; initializers of at most KEPT_INLINE_BYTES keep theirs): what
+    reading the graph's structure needs, at the cost of its nodes rather than of its weights. ``onnx.load`` on a
+    single-file model would hold the file's bytes and the parsed weights at once (twice the file)."""
     import onnx
 
     top = bytearray()
@@ -128,7 +133,7 @@ def load_without_weights(path: Path) -> Any:
                 continue
             graph = bytearray()
             for inner, inner_wire, t_start, t_length in _fields(f, start + length):
-                if inner == _INITIALIZER and inner_wire == 2:
+                if inner == _INITIALIZER and inner_wire == 2 and t_length > KEPT_INLINE_BYTES:
                     body = _tensor_header(f, t_start, t_length)
                     graph += _encode_varint(_INITIALIZER << 3 | 2) + _encode_varint(len(body)) + body
                 else:

@@ -37,13 +37,16 @@ def _onnx_applicability(model: LoadedModel) -> str | None:
 
 
 def _finish(path: Path, ctx: BuildContext, extra: dict[str, Any] | None = None) -> BuiltVariant:
+    from core.memory_limit import give_memory_back
     from core.runtimes.ort_runner import OrtRunner
     from core.schemes.coverage import ort_graph_coverage
 
     ctx.progress("building", 1, 1, "creating the ONNX Runtime session")
+    give_memory_back()  # what the quantizer held goes before a session reads the weights
     # The coverage's own session is gone before the runner's opens: a large model's weights are never held by
     # two sessions at once.
     coverage = ort_graph_coverage(path, ctx.threads, ctx.workdir)
+    give_memory_back()
     runner = OrtRunner(path, ctx.threads, ctx.device)
     if extra:
         coverage.update(extra)
@@ -302,7 +305,7 @@ class OrtFp16(Scheme):
         import onnx
         from onnxconverter_common import float16
 
-        from core.schemes.onnx_external import SINGLE_FILE_MAX_BYTES, save_self_contained
+        from core.schemes.onnx_external import SINGLE_FILE_MAX_BYTES, load_without_weights, save_self_contained
 
         reason = self.applicability(model)
         if reason:
@@ -310,17 +313,67 @@ class OrtFp16(Scheme):
         ctx.progress("building", 0, 2, "exporting to ONNX")
         src = ensure_onnx(model, ctx)
         ctx.progress("building", 1, 2, "converting weights to float16")
-        fp32 = onnx.load(str(src))
-        _separate_consumed_outputs(fp32)
-        # ONNX's shape inference serializes the whole model, which protobuf refuses past 2 GB: a model that large
-        # is converted without it.
-        large = (model.file_bytes or 0) >= SINGLE_FILE_MAX_BYTES
-        fp16 = _quiet(float16.convert_float_to_float16, fp32, keep_io_types=True, disable_shape_infer=large)
-        del fp32
-        _align_float_casts(fp16)
         out = ctx.workdir / "ort_fp16.onnx"
+        if (model.file_bytes or 0) >= STREAMED_MIN_BYTES:
+            # The graph converted without its weights, then each weight read, halved and written in turn: the
+            # float model is never in memory (the converter would hold it beside the half one).
+            src = external_float(src, ctx)
+            graph_only = load_without_weights(src)
+            _separate_consumed_outputs(graph_only)
+            # ONNX's shape inference serializes the whole model, which protobuf refuses past 2 GB.
+            large = (model.file_bytes or 0) >= SINGLE_FILE_MAX_BYTES
+            fp16 = _quiet(float16.convert_float_to_float16, graph_only, keep_io_types=True, disable_shape_infer=large)
+            del graph_only  # the same proto, converted in place: one name left, so it goes with ``del fp16``
+            _halve_external_weights(fp16, src.parent)
+            built_notes = [STREAMED_FP16_NOTE]
+        else:
+            fp32 = onnx.load(str(src))
+            _separate_consumed_outputs(fp32)
+            fp16 = _quiet(float16.convert_float_to_float16, fp32, keep_io_types=True)
+            del fp32
+            built_notes = []
+        _align_float_casts(fp16)
         save_self_contained(fp16, src.parent, out)
-        return _finish(out, ctx)
+        del fp16
+        built = _finish(out, ctx)
+        built.notes += built_notes
+        return built
+
+
+#: What a large model's float16 conversion does differently (OrtFp16.build).
+STREAMED_FP16_NOTE = (
+    "the model is 512 MB or more: its graph was converted without its weights, then each weight was read from "
+    "external data, converted to float16 and written in turn, so the float weights were never all in memory"
+)
+
+
+def _halve_external_weights(model: Any, folder: Path) -> None:
+    """Fill in the weights of ``model`` (converted to float16 without them: its initializers still point at the
+    float32 bytes in ``folder``'s external data), one at a time: those the converter made float16 are read,
+    converted as it converts (values clamped to its finite range, tiny ones kept off zero) and stored inline;
+    those it kept float32 are read as they are."""
+    import numpy as np
+    from onnx import TensorProto
+    from onnx.external_data_helper import ExternalDataInfo, load_external_data_for_tensor, uses_external_data
+    from onnxconverter_common.float16 import convert_np_to_float16
+
+    for tensor in model.graph.initializer:
+        if not uses_external_data(tensor):
+            continue
+        if tensor.data_type != TensorProto.FLOAT16:
+            load_external_data_for_tensor(tensor, str(folder))
+        else:
+            info = ExternalDataInfo(tensor)
+            count = int(np.prod(tensor.dims, dtype=np.int64))
+            with (folder / info.location).open("rb") as f:
+                f.seek(info.offset or 0)
+                values = np.frombuffer(f.read(count * 4), dtype=np.float32)
+            with warnings.catch_warnings():  # it warns for every value it clamps
+                warnings.simplefilter("ignore")
+                tensor.raw_data = convert_np_to_float16(values).tobytes()
+            del values
+        del tensor.external_data[:]
+        tensor.data_location = TensorProto.DEFAULT
 
 
 def _separate_consumed_outputs(model: Any) -> None:

@@ -175,11 +175,18 @@ def test_only_a_large_baseline_is_closed_while_the_variants_build() -> None:
     assert baseline_reopens(baseline(LARGE_BASELINE_BYTES))
 
 
-def test_the_graph_read_without_weights_is_the_files_graph_minus_the_weight_bytes(tmp_path: Path) -> None:
+def test_the_graph_read_without_weights_is_the_files_graph_minus_the_weight_bytes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """What the op counts, the opset and the advice read of a large model: every node, input, output and
-    initializer header as onnx.load gives them, and no weight data (an external reference is kept)."""
+    initializer header as onnx.load gives them, and no weight data (an external reference is kept; a small
+    initializer, here the 128-byte bias under a lowered limit, keeps its data)."""
     import onnx
     from onnx.external_data_helper import uses_external_data
+
+    from core.schemes import onnx_external
+
+    monkeypatch.setattr(onnx_external, "KEPT_INLINE_BYTES", 256)
 
     from core.schemes.coverage import onnx_file_op_counts
     from core.schemes.onnx_external import external_copy, load_without_weights
@@ -193,7 +200,8 @@ def test_the_graph_read_without_weights_is_the_files_graph_minus_the_weight_byte
         assert [(t.name, list(t.dims), t.data_type) for t in light.graph.initializer] == [
             (t.name, list(t.dims), t.data_type) for t in full.graph.initializer]
         for light_t, full_t in zip(light.graph.initializer, full.graph.initializer, strict=True):
-            assert not light_t.raw_data and uses_external_data(light_t) == uses_external_data(full_t)
+            assert light_t.raw_data == (full_t.raw_data if light_t.name == "b1" else b"")
+            assert uses_external_data(light_t) == uses_external_data(full_t)
             assert list(light_t.external_data) == list(full_t.external_data)
         assert light.ByteSize() < 1024 < full.ByteSize() or uses_external_data(full.graph.initializer[0])
         assert onnx_file_op_counts(path) == {"MatMul": 2, "Add": 1, "Relu": 1} and file_opset(path) == 17
@@ -207,7 +215,8 @@ def test_a_large_models_int8_and_fp16_build_from_its_external_data(
     tmp_path: Path, make_ctx: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The path a model of 512 MB or more takes (measured on a 2.2 GB one, whose external weights made
-    quant_pre_process and the float16 converter fail): taken here by lowering the thresholds on a small MLP."""
+    quant_pre_process and the float16 converter fail, and float16 held the float model beside the half one): taken
+    here by lowering the thresholds on a small MLP."""
     from core.models import load_model
     from core.schemes import get_scheme, onnx_external, ort_schemes
     from core.study.spec import ModelSpec
@@ -221,7 +230,7 @@ def test_a_large_models_int8_and_fp16_build_from_its_external_data(
     calibration = np.random.default_rng(6).standard_normal((16, 64)).astype(np.float32)
     for scheme_id, note, floor_db in (("ort-int8-dynamic", "quant_pre_process skipped", 25.0),
                                       ("ort-int8-static", "quant_pre_process skipped", 20.0),
-                                      ("ort-fp16", None, 50.0)):
+                                      ("ort-fp16", "converted to float16 and written in turn", 50.0)):
         built = get_scheme(scheme_id).build(model, SchemeSpec(scheme_id), make_ctx(scheme_id, calibration))
         if note:
             assert any(note in n for n in built.notes), (scheme_id, built.notes)
@@ -234,3 +243,22 @@ def test_a_large_models_int8_and_fp16_build_from_its_external_data(
             location = {e.key: e.value for e in tensor.external_data}.get("location")
             assert location in (None, built.artifact.name + ".data") or location.startswith(built.artifact.stem)
         built.runner.close()
+
+
+def test_float16_weight_by_weight_equals_the_converter_on_the_whole_model(
+    tmp_path: Path, make_ctx: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from core.models import load_model
+    from core.schemes import get_scheme, ort_schemes
+    from core.study.spec import ModelSpec
+
+    model = load_model(ModelSpec(path=str(make_mlp_onnx(tmp_path / "m" / "mlp.onnx", seed=3))))
+    x = np.random.default_rng(8).standard_normal((16, 64)).astype(np.float32)
+    whole = get_scheme("ort-fp16").build(model, SchemeSpec("ort-fp16"), make_ctx("whole"))
+    monkeypatch.setattr(ort_schemes, "STREAMED_MIN_BYTES", 0)
+    streamed = get_scheme("ort-fp16").build(model, SchemeSpec("ort-fp16"), make_ctx("streamed"))
+    assert ort_schemes.STREAMED_FP16_NOTE in streamed.notes and ort_schemes.STREAMED_FP16_NOTE not in whole.notes
+    np.testing.assert_array_equal(whole.runner.predict(x), streamed.runner.predict(x))
+    assert streamed.size_bytes == pytest.approx(whole.size_bytes, rel=0.05)
+    whole.runner.close()
+    streamed.runner.close()
