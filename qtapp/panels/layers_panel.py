@@ -32,6 +32,7 @@ from PySide6.QtWidgets import (
 from core.layers import EXCLUDABLE_SCHEMES, keep_in_float
 from core.layers.profile import CONVERSION_OPS, float_profile_for, layer_shares, layer_times
 from core.layers.stats import DEPARTS_BELOW_DB, EXACT_SQNR_DB
+from core.reports.chart_data import merged_layer_names
 from core.reports.format import MISSING, format_ms
 from qtapp.charts.export import install_export_menu
 from qtapp.charts.layer_ranges import LayerRangesChart
@@ -509,22 +510,6 @@ class LayersPanel(QWidget):
     def bar_widths(self) -> tuple[list[str], list[float], list[float]]:
         return (list(self._op_axis.names), [float(w) for w in self._float_bars.opts["width"]],
                 [float(w) for w in self._variant_bars.opts["width"]])
-
-
-def merged_layer_names(lists: list[list[dict[str, Any]]]) -> list[str]:
-    """Every variant's layer names on one axis, in model order (each list is in model order; a name
-    missing from the first list goes right after the name that precedes it in its own list)."""
-    names: list[str] = []
-    for layers in sorted(lists, key=len, reverse=True):
-        previous = -1
-        for layer in layers:
-            name = layer["name"]
-            if name in names:
-                previous = names.index(name)
-            else:
-                previous += 1
-                names.insert(previous, name)
-    return names
 
 
 def _legend_html(entries: list[tuple[str, str, str]]) -> str:
