@@ -211,7 +211,7 @@ def batch_sweep(
                         peak = memory.result() or {}
                         grown = max(0, int(peak.get("peak_rss_bytes") or 0) - int(peak.get("rss_before_bytes") or 0))
                         point = {
-                            "batch_size": batch, "latency_ms": {"p50": round(stats.p50, 4), "p99": round(stats.p99, 4)},
+                            "batch_size": batch, "latency_ms": {"p50": round(stats.p50, 6), "p99": round(stats.p99, 6)},
                             "throughput_per_s": round(batch * 1000.0 / stats.p50, 2) if stats.p50 > 0 else None,
                             "peak_rss_bytes": peak.get("peak_rss_bytes"),
                         }
