@@ -119,7 +119,8 @@ def _run(spec: StudySpec, cancel: CancelToken, workdir: Path) -> Iterator[Event]
         if p.scheme is not None and p.scheme_spec is not None and not p.skip_reason
     }
     _flag_slow_variants(state, plan, advice, loaded.timing_info)
-    give_memory_back()  # what the advice read of the model (its graph, a probe's session) goes before the build
+    # What loading and the advice read of the model (its parsed copy, a probe's session) goes before the build.
+    give_memory_back()
     yield StudyStarted(
         spec.study_id, loaded.model_info, loaded.dataset_info, [p.label for p in plan], loaded.environment,
         {k: v for k, v in advice.items() if v}, dict(loaded.timing_info),
@@ -155,7 +156,6 @@ def _load(spec: StudySpec, cancel: CancelToken, workdir: Path) -> _Loaded:
     t_load = time.perf_counter()
     model = load_model(spec.model)
     model_load_s = time.perf_counter() - t_load
-    give_memory_back()  # reading a large file leaves its parsed copy in the C heap's free pages
     if model.output_problem:  # several outputs and none plainly the prediction (core.models.io_spec)
         raise BadInput(f"{spec.model.path}: {model.output_problem}")
     cancel.raise_if_cancelled()

@@ -9,6 +9,7 @@ hundred kilobytes, and ONNX Runtime reads its weights from the data file.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -122,12 +123,24 @@ def load_without_weights(path: Path) -> Any:
     """The ONNX file at ``path`` as a ModelProto whose graph initializers carry their names, types and shapes
     but no data (external references are kept; initializers of at most KEPT_INLINE_BYTES keep theirs): what
     reading the graph's structure needs, at the cost of its nodes rather than of its weights. ``onnx.load`` on a
-    single-file model would hold the file's bytes and the parsed weights at once (twice the file)."""
+    single-file model would hold the file's bytes and the parsed weights at once (twice the file).
+
+    A study reads the same file's structure several times (op counts, opset, advice): the walk is done once per
+    file version and each call parses a fresh proto of its own (the float16 converter changes the one it gets)."""
     import onnx
 
+    stat = path.stat()
+    model = onnx.ModelProto()
+    model.ParseFromString(_graph_without_weights(str(path.resolve()), stat.st_size, stat.st_mtime_ns))
+    return model
+
+
+@functools.lru_cache(maxsize=8)
+def _graph_without_weights(path: str, size: int, mtime_ns: int) -> bytes:
+    """``load_without_weights``'s serialized proto for the file at ``path`` as it is (size and mtime key it)."""
     top = bytearray()
-    with path.open("rb") as f:
-        for number, wire, start, length in _fields(f, path.stat().st_size):
+    with open(path, "rb") as f:
+        for number, wire, start, length in _fields(f, size):
             if number != _GRAPH or wire != 2:
                 top += _raw_field(f, number, wire, start, length)
                 continue
@@ -140,9 +153,7 @@ def load_without_weights(path: Path) -> Any:
                     graph += _raw_field(f, inner, inner_wire, t_start, t_length)
                 f.seek(t_start + t_length)
             top += _encode_varint(_GRAPH << 3 | 2) + _encode_varint(len(graph)) + bytes(graph)
-    model = onnx.ModelProto()
-    model.ParseFromString(bytes(top))
-    return model
+    return bytes(top)
 
 
 def to_external_data(src: Path, dst: Path) -> int:
