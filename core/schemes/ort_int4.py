@@ -157,7 +157,8 @@ class OrtInt4Weight(Scheme):
 
         from core.schemes.onnx_export import ensure_onnx
         from core.schemes.onnx_external import save_self_contained
-        from core.schemes.ort_schemes import _current_directory, _finish, external_float
+        from core.schemes.ort_schemes import _current_directory, _finish
+        from core.schemes.ort_streamed import external_float
         from core.schemes.params import bool_param, check_params
 
         reason = self.applicability(model)

@@ -2,13 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
-import io
-import logging
-import os
-import threading
-import warnings
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +13,18 @@ from core.runtimes.environment import NO_INT8_DOT_ADVICE, cpu_flags_of, has_int8
 from core.schemes.base import BuildContext, BuiltVariant, Scheme, SchemeInfo, SchemeParam
 from core.schemes.onnx_export import ensure_onnx
 from core.schemes.ort_align import align_conv_channels, applies_here, output_multiple
+from core.schemes.ort_calls import current_directory as _current_directory
+from core.schemes.ort_calls import quiet as _quiet
+from core.schemes.ort_streamed import (
+    LARGE_STATIC_NOTE,
+    SKIPPED_PRE_PROCESS_NOTE,
+    STREAMED_FP16_NOTE,
+    STREAMED_MIN_BYTES,
+    external_float,
+    halve_external_weights,
+    over_tokens,
+    quantize_dynamic_external,
+)
 from core.schemes.params import bool_param, check_params, positive_int
 from core.study.spec import Device, SchemeSpec
 
@@ -46,7 +51,6 @@ def _finish(path: Path, ctx: BuildContext, extra: dict[str, Any] | None = None) 
     # The coverage's own session is gone before the runner's opens: a large model's weights are never held by
     # two sessions at once.
     coverage = ort_graph_coverage(path, ctx.threads, ctx.workdir)
-    give_memory_back()
     runner = OrtRunner(path, ctx.threads, ctx.device)
     if extra:
         coverage.update(extra)
@@ -82,34 +86,6 @@ def _preprocessed(src: Path, ctx: BuildContext) -> Path:
             _quiet(quant_pre_process, str(src.resolve()), str(out.resolve()), skip_symbolic_shape=True)
     ctx.shared["onnx_preprocessed"] = str(out)
     return out
-
-
-_cwd_lock = threading.Lock()
-
-
-@contextlib.contextmanager
-def _current_directory(folder: Path) -> Iterator[None]:
-    """Work in ``folder`` for a while (one such change at a time), then go back."""
-    with _cwd_lock:
-        previous = os.getcwd()
-        os.chdir(folder)
-        try:
-            yield
-        finally:
-            os.chdir(previous)
-
-
-def _quiet(fn: Any, *args: Any, **kwargs: Any) -> Any:
-    """Run an onnxruntime.quantization call without its logging, warnings and prints on stdout."""
-    root = logging.getLogger()
-    level = root.level
-    root.setLevel(logging.ERROR)
-    try:
-        with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
-            warnings.simplefilter("ignore")
-            return fn(*args, **kwargs)
-    finally:
-        root.setLevel(level)
 
 
 def _is_conv_heavy(model: LoadedModel) -> tuple[int, int]:
@@ -184,7 +160,7 @@ class OrtInt8Dynamic(Scheme):
         out = ctx.workdir / "ort_int8_dynamic.onnx"
         if over_tokens(model) or (model.file_bytes or 0) >= STREAMED_MIN_BYTES:
             ctx.progress("building", 1, 2, "quantizing weights to int8 (read one at a time from external data)")
-            _quantize_dynamic_external(ensure_onnx(model, ctx), out, ctx, per_channel)
+            quantize_dynamic_external(ensure_onnx(model, ctx), out, ctx, per_channel)
             built = _finish(out, ctx)
             built.notes.append(SKIPPED_PRE_PROCESS_NOTE)
             return built
@@ -192,91 +168,6 @@ class OrtInt8Dynamic(Scheme):
         ctx.progress("building", 1, 2, "quantizing weights to int8")
         _quiet(quantize_dynamic, str(src), str(out), weight_type=QuantType.QInt8, per_channel=per_channel)
         return _finish(out, ctx)
-
-
-#: A model this large (file and external data) is quantized to dynamic int8 from its external data, weight by
-#: weight, like a transformer: ONNX Runtime's quant_pre_process holds such a model several times over, and fails
-#: outright on one over protobuf's 2 GB whose weights are already external.
-STREAMED_MIN_BYTES = 512 * 2**20
-
-#: Why dynamic int8 skips ONNX Runtime's quant_pre_process on a transformer or a large model (measured on a
-#: BERT-base-shaped encoder: the same 50 of 74 MatMul quantized with and without it; the pre-processing alone
-#: peaked at 6x the file).
-SKIPPED_PRE_PROCESS_NOTE = (
-    "quant_pre_process skipped: on a transformer or a model of 512 MB or more it holds the weights several times "
-    "over, while what dynamic int8 quantizes does not change (on a BERT-shaped encoder, the same MatMul run as "
-    "integer kernels with and without it); the weights were quantized one at a time from external data"
-)
-
-
-def over_tokens(model: LoadedModel) -> bool:
-    """Whether ``model`` reads token ids or several inputs (a transformer, for the schemes' purposes)."""
-    return len(model.inputs) > 1 or any(t.vocab for t in model.inputs)
-
-
-def external_float(src: Path, ctx: BuildContext) -> Path:
-    """``src`` with its weights in external data (core.schemes.onnx_external), made once per study: what a
-    quantizer loads without its weights, reading each one when it quantizes it."""
-    from core.schemes.onnx_external import external_copy
-
-    key = f"onnx_external:{src.resolve()}"
-    cached = ctx.shared.get(key)
-    if cached is None:
-        ctx.shared[key] = cached = str(external_copy(src, ctx.workdir.parent))
-    return Path(cached)
-
-
-def _quantize_dynamic_external(src: Path, out: Path, ctx: BuildContext, per_channel: bool) -> None:
-    """quantize_dynamic on a proto whose weights stay on disk: ONNX Runtime's quantizer reads each weight when
-    it quantizes it (onnx's to_array reads external data relative to the working directory), so the float
-    weights are never all in memory; what stays float is read into the output afterwards."""
-    import onnx
-    from onnxruntime.quantization import QuantType, quantize_dynamic
-
-    from core.schemes.onnx_external import save_self_contained
-    from core.schemes.onnx_opset import MIN_OPSET_INT8_DYNAMIC, ensure_opset
-
-    ext = ensure_opset(external_float(src, ctx), MIN_OPSET_INT8_DYNAMIC, ctx.workdir.parent, "ort-int8-dynamic",
-                       ctx.shared)
-    proto = onnx.load(str(ext), load_external_data=False)
-    raw = ctx.workdir / "ort_int8_dynamic_raw.onnx"
-    with _current_directory(ext.parent), _shape_inference_without_weights(ext.parent):
-        _quiet(quantize_dynamic, proto, str(raw), weight_type=QuantType.QInt8, per_channel=per_channel)
-    del proto
-    try:
-        quantized = onnx.load(str(raw), load_external_data=False)
-        save_self_contained(quantized, ext.parent, out)
-    finally:
-        raw.unlink(missing_ok=True)
-
-
-@contextlib.contextmanager
-def _shape_inference_without_weights(folder: Path) -> Iterator[None]:
-    """While quantizing: ONNX Runtime's quantizer re-infers shapes by deep-copying the model and reloading it
-    from a temporary folder, which would copy every weight (and lose external ones, whose data file is not
-    there); shape inference needs no weight, so it runs here on the proto as it is, saved in ``folder``."""
-    from importlib import import_module
-    from unittest import mock
-
-    import onnx
-    from onnxruntime.quantization import quant_utils
-
-    def reload_with_shapes(model: Any) -> Any:
-        path = folder / "quantizer_shapes.onnx"
-        try:
-            onnx.save(model, str(path))
-            onnx.shape_inference.infer_shapes_path(str(path), str(path))
-            inferred = onnx.load(str(path), load_external_data=False)
-        finally:
-            path.unlink(missing_ok=True)
-        quant_utils.add_infer_metadata(inferred)
-        return inferred
-
-    with contextlib.ExitStack() as stack:
-        for name in ("quantize", "onnx_quantizer", "base_quantizer"):
-            module = import_module(f"onnxruntime.quantization.{name}")
-            stack.enter_context(mock.patch.object(module, "save_and_reload_model_with_shape_infer", reload_with_shapes))
-        yield
 
 
 class OrtFp16(Scheme):
@@ -324,7 +215,7 @@ class OrtFp16(Scheme):
             large = (model.file_bytes or 0) >= SINGLE_FILE_MAX_BYTES
             fp16 = _quiet(float16.convert_float_to_float16, graph_only, keep_io_types=True, disable_shape_infer=large)
             del graph_only  # the same proto, converted in place: one name left, so it goes with ``del fp16``
-            _halve_external_weights(fp16, src.parent)
+            halve_external_weights(fp16, src.parent)
             built_notes = [STREAMED_FP16_NOTE]
         else:
             fp32 = onnx.load(str(src))
@@ -338,42 +229,6 @@ class OrtFp16(Scheme):
         built = _finish(out, ctx)
         built.notes += built_notes
         return built
-
-
-#: What a large model's float16 conversion does differently (OrtFp16.build).
-STREAMED_FP16_NOTE = (
-    "the model is 512 MB or more: its graph was converted without its weights, then each weight was read from "
-    "external data, converted to float16 and written in turn, so the float weights were never all in memory"
-)
-
-
-def _halve_external_weights(model: Any, folder: Path) -> None:
-    """Fill in the weights of ``model`` (converted to float16 without them: its initializers still point at the
-    float32 bytes in ``folder``'s external data), one at a time: those the converter made float16 are read,
-    converted as it converts (values clamped to its finite range, tiny ones kept off zero) and stored inline;
-    those it kept float32 are read as they are."""
-    import numpy as np
-    from onnx import TensorProto
-    from onnx.external_data_helper import ExternalDataInfo, load_external_data_for_tensor, uses_external_data
-    from onnxconverter_common.float16 import convert_np_to_float16
-
-    for tensor in model.graph.initializer:
-        if not uses_external_data(tensor):
-            continue
-        if tensor.data_type != TensorProto.FLOAT16:
-            load_external_data_for_tensor(tensor, str(folder))
-        else:
-            info = ExternalDataInfo(tensor)
-            count = int(np.prod(tensor.dims, dtype=np.int64))
-            with (folder / info.location).open("rb") as f:
-                f.seek(info.offset or 0)
-                values = np.frombuffer(f.read(count * 4), dtype=np.float32)
-            with warnings.catch_warnings():  # it warns for every value it clamps
-                warnings.simplefilter("ignore")
-                tensor.raw_data = convert_np_to_float16(values).tobytes()
-            del values
-        del tensor.external_data[:]
-        tensor.data_location = TensorProto.DEFAULT
 
 
 def _separate_consumed_outputs(model: Any) -> None:
@@ -594,14 +449,6 @@ class OrtInt8Static(Scheme):
                 f"; {len(aligned)} Conv padded {widths} input channels for the fused int8 kernel"
             )
         return built
-
-
-#: What a large model's static int8 does differently (OrtInt8Static.build).
-LARGE_STATIC_NOTE = (
-    "quant_pre_process skipped: the model is 512 MB or more, and the pre-processing fails on weights kept in "
-    "external data and holds a large model several times over; its graph optimizations (e.g. folded BatchNorm) "
-    "are left to ONNX Runtime's session"
-)
 
 
 def _static_options(spec: SchemeSpec) -> dict[str, Any]:
