@@ -24,6 +24,7 @@ from core.schemes.ort_streamed import (
     halve_external_weights,
     over_tokens,
     quantize_dynamic_external,
+    quantize_static_external,
 )
 from core.schemes.params import bool_param, check_params, positive_int
 from core.study.spec import Device, SchemeSpec
@@ -409,21 +410,22 @@ class OrtInt8Static(Scheme):
             op_types = [t for t in onnx_file_op_counts(src) if t not in exclude_types]
         out = ctx.workdir / "ort_int8_static.onnx"
         types = {"u8": QuantType.QUInt8, "s8": QuantType.QInt8}
-        _quiet(
-            quantize_static,
-            str(src),
-            str(out),
-            reader,
-            quant_format=QuantFormat.QDQ if opts["format"] == "qdq" else QuantFormat.QOperator,
-            activation_type=types[opts["activations"]],
-            weight_type=types[opts["weights"]],
-            per_channel=opts["per_channel"],
-            calibrate_method=calibration_method(opts["calibration"]),
-            nodes_to_exclude=exclude_nodes or None,
-            op_types_to_quantize=op_types,
-            extra_options={"CalibMovingAverage": False, "CalibStridedMinMax": calibration_chunk(len(samples))},
-            use_external_data_format=large,
-        )
+        options = {
+            "quant_format": QuantFormat.QDQ if opts["format"] == "qdq" else QuantFormat.QOperator,
+            "activation_type": types[opts["activations"]],
+            "weight_type": types[opts["weights"]],
+            "per_channel": opts["per_channel"],
+            "nodes_to_exclude": exclude_nodes or None,
+        }
+        method = calibration_method(opts["calibration"])
+        if large:
+            quantize_static_external(src, out, reader, calibration_chunk(len(samples)), op_types, options, method)
+        else:
+            _quiet(
+                quantize_static, str(src), str(out), reader, calibrate_method=method, op_types_to_quantize=op_types,
+                extra_options={"CalibMovingAverage": False, "CalibStridedMinMax": calibration_chunk(len(samples))},
+                **options,
+            )
         aligned = []
         if (opts["align_channels"] and opts["activations"] == "u8" and opts["weights"] == "s8"
                 and ctx.device is Device.CPU and applies_here()):

@@ -139,5 +139,70 @@ def halve_external_weights(model: Any, folder: Path) -> None:
 LARGE_STATIC_NOTE = (
     "quant_pre_process skipped: the model is 512 MB or more, and the pre-processing fails on weights kept in "
     "external data and holds a large model several times over; its graph optimizations (e.g. folded BatchNorm) "
-    "are left to ONNX Runtime's session"
+    "are left to ONNX Runtime's session. Calibrated on one session of the float model reading its weights from "
+    "external data, then the weights were quantized one at a time"
 )
+
+
+def quantize_static_external(
+    ext: Path, out: Path, reader: Any, chunk: int, op_types: list[str] | None, options: dict[str, Any],
+    calibrate_method: Any,
+) -> None:
+    """quantize_static on a model whose weights stay in ``ext``'s external data: the float weights are never
+    in Python's memory, and only ONNX Runtime's calibration session reads them all.
+
+    ONNX Runtime's own quantize_static loads the whole model, saves the calibration graph with a copy of
+    every weight and opens a session on it beside the loaded model (3.1x the model at 2.2 GB). Here the
+    calibrator's graph is the weightless proto, saved beside the data file so its session reads the weights
+    from there; the ranges it finds are handed to quantize_static as a calibration cache, so it never
+    calibrates, and its quantizer reads each weight when it quantizes it (as in quantize_dynamic_external).
+    ``options``: quantize_static's keyword arguments other than the calibration's."""
+    from unittest import mock
+
+    import onnx
+    from onnxruntime.quantization import calibrate, create_calibrator, quantize_static
+    from onnxruntime.quantization.calibrate import save_tensors_data
+    from onnxruntime.quantization.registry import QDQRegistry, QLinearOpsRegistry
+
+    folder = ext.parent
+    augmented = folder / "calibration_augmented.onnx"
+    cache = folder / "calibration_ranges.json"
+
+    def weightless_with_shapes(path: Path) -> Any:
+        inferred = folder / "calibration_shapes.onnx"
+        try:
+            onnx.shape_inference.infer_shapes_path(str(path), str(inferred))
+            model = onnx.load(str(inferred), load_external_data=False)
+        finally:
+            inferred.unlink(missing_ok=True)
+        from onnxruntime.quantization.quant_utils import add_infer_metadata
+
+        add_infer_metadata(model)
+        return model
+
+    # quantize_static calibrates every op type its quantizers know when none is named; so does this.
+    calibrated_types = op_types or sorted(set(QLinearOpsRegistry) | set(QDQRegistry))
+    try:
+        with mock.patch.object(calibrate, "load_model_with_shape_infer", weightless_with_shapes):
+            calibrator = create_calibrator(ext, calibrated_types, augmented_model_path=str(augmented),
+                                           calibrate_method=calibrate_method, extra_options={"moving_average": False})
+        for start in range(0, len(reader), chunk):  # as quantize_static's CalibStridedMinMax
+            reader.set_range(start_index=start, end_index=start + chunk)
+            calibrator.collect_data(reader)
+        ranges = calibrator.compute_data()
+        del calibrator  # its session, and the float weights it read
+        save_tensors_data(ranges, cache)
+        del ranges
+        proto = onnx.load(str(ext), load_external_data=False)
+        raw = out.parent / "ort_int8_static_raw.onnx"
+        with current_directory(folder), _shape_inference_without_weights(folder):
+            quiet(quantize_static, proto, str(raw), None, calibration_cache_path=str(cache),
+                  calibrate_method=calibrate_method, op_types_to_quantize=op_types, **options)
+        del proto
+        from core.schemes.onnx_external import save_self_contained
+
+        quantized = onnx.load(str(raw), load_external_data=False)
+        save_self_contained(quantized, folder, out)
+    finally:
+        for leftover in (augmented, cache, out.parent / "ort_int8_static_raw.onnx"):
+            leftover.unlink(missing_ok=True)

@@ -262,3 +262,34 @@ def test_float16_weight_by_weight_equals_the_converter_on_the_whole_model(
     assert streamed.size_bytes == pytest.approx(whole.size_bytes, rel=0.05)
     whole.runner.close()
     streamed.runner.close()
+
+
+@pytest.mark.parametrize("method", ["minmax", "entropy"])
+def test_static_int8_from_external_data_equals_onnx_runtimes_own_quantize_static(
+    tmp_path: Path, make_ctx: Any, method: str
+) -> None:
+    """A large model's static int8 calibrates on one session reading the external weights and hands the ranges to
+    quantize_static as a cache: the model it writes runs exactly as ONNX Runtime's own quantize_static's."""
+    import onnx
+    from onnxruntime.quantization import QuantFormat, QuantType, quantize_static
+
+    from core.schemes.ort_calls import quiet
+    from core.schemes.ort_schemes import _CalibrationReader, calibration_method
+    from core.schemes.ort_streamed import quantize_static_external
+
+    path = make_mlp_onnx(tmp_path / "m" / "mlp.onnx", external_data="mlp.data", seed=4)
+    calibration = np.random.default_rng(9).standard_normal((12, 64)).astype(np.float32)
+    options = {"quant_format": QuantFormat.QDQ, "activation_type": QuantType.QUInt8,
+               "weight_type": QuantType.QInt8, "per_channel": True, "nodes_to_exclude": None}
+    ctx = make_ctx("static", calibration)
+    ours, theirs = tmp_path / "ours.onnx", tmp_path / "theirs.onnx"
+    quantize_static_external(path, ours, _CalibrationReader("x", calibration, ctx, "s"), 4, None, options,
+                             calibration_method(method))
+    quiet(quantize_static, str(path), str(theirs), _CalibrationReader("x", calibration, ctx, "s"),
+          calibrate_method=calibration_method(method),
+          extra_options={"CalibMovingAverage": False, "CalibStridedMinMax": 4}, **options)
+    x = np.random.default_rng(10).standard_normal((16, 64)).astype(np.float32)
+    np.testing.assert_array_equal(_run(ours, {"x": x})[0], _run(theirs, {"x": x})[0])
+    ops = [[n.op_type for n in onnx.load(str(f)).graph.node] for f in (ours, theirs)]
+    assert ops[0] == ops[1] and "QuantizeLinear" in ops[0]
+    assert sorted(p.name for p in path.parent.iterdir()) == ["mlp.data", "mlp.onnx"]  # nothing left beside it
