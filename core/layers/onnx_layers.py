@@ -317,18 +317,14 @@ def _analysis_session(model_bytes: bytes, threads: int) -> Any:
     return _session(model_bytes, threads, ANALYSIS_LEVEL)
 
 
-_ORT_TYPES = {
-    "tensor(float)": np.float32, "tensor(float16)": np.float16, "tensor(double)": np.float64,
-    "tensor(int64)": np.int64, "tensor(int32)": np.int32, "tensor(bool)": np.bool_,
-}
-
-
 class _Feed:
     """How a batch of the dataset feeds a session: one input (a plain array) or several by name (a structured
     array, core.models.io_spec), each cast to the dtype the session declares."""
 
     def __init__(self, session: Any) -> None:
-        self.inputs = [(i.name, _ORT_TYPES.get(i.type, np.float32)) for i in session.get_inputs()]
+        from core.runtimes.ort_runner import ORT_NUMPY_TYPES
+
+        self.inputs = [(i.name, ORT_NUMPY_TYPES.get(i.type, np.float32)) for i in session.get_inputs()]
         first = session.get_inputs()[0]
         #: The model's fixed batch size, None when the batch axis is free.
         self.fixed: int | None = first.shape[0] if first.shape and isinstance(first.shape[0], int) else None

@@ -65,9 +65,9 @@ class OrtRunner:
         first = self.session.get_inputs()[0]
         self.input_name = first.name
         #: Every input's name and dtype, for a model fed several named inputs (core.models.io_spec).
-        self.input_dtypes = {i.name: _NP_TYPES.get(i.type, np.float32) for i in self.session.get_inputs()}
+        self.input_dtypes = {i.name: ORT_NUMPY_TYPES.get(i.type, np.float32) for i in self.session.get_inputs()}
         self.output_name = self.session.get_outputs()[0].name
-        self.input_dtype = _NP_TYPES.get(first.type, np.float32)
+        self.input_dtype = ORT_NUMPY_TYPES.get(first.type, np.float32)
         batch = first.shape[0] if first.shape else None
         #: A model with a fixed batch of 1 is fed one sample at a time.
         self.fixed_batch = batch if isinstance(batch, int) else None
@@ -126,7 +126,8 @@ class OrtRunner:
         self._keep = None
 
 
-_NP_TYPES = {
+#: The numpy type of each ONNX Runtime input type string.
+ORT_NUMPY_TYPES = {
     "tensor(float)": np.float32,
     "tensor(float16)": np.float16,
     "tensor(double)": np.float64,
@@ -134,4 +135,5 @@ _NP_TYPES = {
     "tensor(int32)": np.int32,
     "tensor(int8)": np.int8,
     "tensor(uint8)": np.uint8,
+    "tensor(bool)": np.bool_,
 }

@@ -237,16 +237,30 @@ def inline_external_data(model: Any, folder: Path) -> int:
 SINGLE_FILE_MAX_BYTES = 1_800_000_000
 
 
-def save_self_contained(model: Any, folder: Path, out: Path) -> None:
+def save_self_contained(model: Any, folder: Path, out: Path, external_min_bytes: int | None = None) -> None:
     """Save ``model`` (whose external tensors are relative to ``folder``) as ``out``: one file, or ``out`` and
-    ``out.name + '.data'`` when its weights would pass SINGLE_FILE_MAX_BYTES."""
+    ``out.name + '.data'`` when its weights would pass ``external_min_bytes`` (by default SINGLE_FILE_MAX_BYTES:
+    protobuf's limit, with a margin). Written as external data, each weight leaves the proto as it is written;
+    one file is serialized whole, which briefly holds the weights twice more."""
     import onnx
-    from google.protobuf.message import EncodeError
 
     inline_external_data(model, folder)
-    try:
-        large = model.ByteSize() >= SINGLE_FILE_MAX_BYTES
-    except EncodeError:  # protobuf cannot even size a message past 2 GB
-        large = True
+    # Not model.ByteSize(): protobuf sizes a message by serializing it, which briefly holds twice its weights.
+    large = _initializer_bytes(model) >= (SINGLE_FILE_MAX_BYTES if external_min_bytes is None else external_min_bytes)
     onnx.save(model, str(out), save_as_external_data=large, all_tensors_to_one_file=True,
               location=out.name + ".data", size_threshold=EXTERNAL_MIN_BYTES)
+
+
+def _initializer_bytes(model: Any) -> int:
+    """The bytes of ``model``'s initializers, from their shapes and types (read without touching the data)."""
+    import numpy as np
+    from onnx.helper import tensor_dtype_to_np_dtype
+
+    total = 0
+    for tensor in model.graph.initializer:
+        try:
+            itemsize = np.dtype(tensor_dtype_to_np_dtype(tensor.data_type)).itemsize
+        except (KeyError, TypeError, ValueError):  # strings and types numpy has no size for: at face value
+            itemsize = 8
+        total += int(np.prod(tensor.dims, dtype=np.int64)) * itemsize
+    return total

@@ -195,7 +195,7 @@ class OrtInt4Weight(Scheme):
             "symmetric": symmetric,
             "accuracy_level": accuracy_level,
         }
-        built = _finish(out, ctx, extra)
+        built = _finish(out, ctx, extra, model=model)
         built.coverage["summary"] = (
             f"{n_nbits} of {candidates} constant-weight MatMul/Gemm packed to 4 bits (block {block_size}); "
             + built.coverage["summary"]

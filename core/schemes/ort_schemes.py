@@ -42,7 +42,11 @@ def _onnx_applicability(model: LoadedModel) -> str | None:
     return f"{model.format.value} models cannot be converted to ONNX"
 
 
-def _finish(path: Path, ctx: BuildContext, extra: dict[str, Any] | None = None) -> BuiltVariant:
+def _finish(path: Path, ctx: BuildContext, extra: dict[str, Any] | None = None, model: LoadedModel | None = None
+            ) -> BuiltVariant:
+    """The built variant of the ONNX file ``path``: its coverage counted, its runner opened. ``model``: the
+    float model it came from; a large one has its variant's ops counted from one profiled call
+    (core.schemes.coverage.profiled_op_counts), whatever the variant's own size."""
     from core.memory_limit import give_memory_back
     from core.runtimes.ort_runner import OrtRunner
     from core.schemes.coverage import ort_graph_coverage
@@ -51,7 +55,8 @@ def _finish(path: Path, ctx: BuildContext, extra: dict[str, Any] | None = None) 
     give_memory_back()  # what the quantizer held goes before a session reads the weights
     # The coverage's own session is gone before the runner's opens: a large model's weights are never held by
     # two sessions at once.
-    coverage = ort_graph_coverage(path, ctx.threads, ctx.workdir)
+    large = model is not None and (model.file_bytes or 0) >= STREAMED_MIN_BYTES
+    coverage = ort_graph_coverage(path, ctx.threads, ctx.workdir, profiled=True if large else None)
     runner = OrtRunner(path, ctx.threads, ctx.device)
     if extra:
         coverage.update(extra)
@@ -123,7 +128,7 @@ class OnnxFp32(Scheme):
         if reason:
             raise SchemeNotApplicable(reason)
         ctx.progress("building", 0, 1, "exporting to ONNX")
-        return _finish(ensure_onnx(model, ctx), ctx)
+        return _finish(ensure_onnx(model, ctx), ctx, model=model)
 
 
 class OrtInt8Dynamic(Scheme):
@@ -162,13 +167,13 @@ class OrtInt8Dynamic(Scheme):
         if over_tokens(model) or (model.file_bytes or 0) >= STREAMED_MIN_BYTES:
             ctx.progress("building", 1, 2, "quantizing weights to int8 (read one at a time from external data)")
             quantize_dynamic_external(ensure_onnx(model, ctx), out, ctx, per_channel)
-            built = _finish(out, ctx)
+            built = _finish(out, ctx, model=model)
             built.notes.append(SKIPPED_PRE_PROCESS_NOTE)
             return built
         src = _preprocessed(ensure_onnx(model, ctx), ctx)
         ctx.progress("building", 1, 2, "quantizing weights to int8")
         _quiet(quantize_dynamic, str(src), str(out), weight_type=QuantType.QInt8, per_channel=per_channel)
-        return _finish(out, ctx)
+        return _finish(out, ctx, model=model)
 
 
 class OrtFp16(Scheme):
@@ -218,16 +223,18 @@ class OrtFp16(Scheme):
             del graph_only  # the same proto, converted in place: one name left, so it goes with ``del fp16``
             halve_external_weights(fp16, src.parent)
             built_notes = [STREAMED_FP16_NOTE]
+            external_min_bytes = 0  # the half weights go to a data file one by one, never serialized together
         else:
             fp32 = onnx.load(str(src))
             _separate_consumed_outputs(fp32)
             fp16 = _quiet(float16.convert_float_to_float16, fp32, keep_io_types=True)
             del fp32
             built_notes = []
+            external_min_bytes = None  # one file, unless past protobuf's limit
         _align_float_casts(fp16)
-        save_self_contained(fp16, src.parent, out)
+        save_self_contained(fp16, src.parent, out, external_min_bytes)
         del fp16
-        built = _finish(out, ctx)
+        built = _finish(out, ctx, model=model)
         built.notes += built_notes
         return built
 
@@ -442,7 +449,7 @@ class OrtInt8Static(Scheme):
             "per_channel": opts["per_channel"],
             "channel_padded_convs": aligned,
         }
-        built = _finish(out, ctx, extra)
+        built = _finish(out, ctx, extra, model=model)
         if large:
             built.notes.append(LARGE_STATIC_NOTE)
         if aligned:

@@ -106,6 +106,10 @@ STREAMED_FP16_NOTE = (
 )
 
 
+#: Values halved at a time (16 MB of float32).
+HALVE_CHUNK_VALUES = 4 * 2**20
+
+
 def halve_external_weights(model: Any, folder: Path) -> None:
     """Fill in the weights of ``model`` (converted to float16 without them: its initializers still point at the
     float32 bytes in ``folder``'s external data), one at a time: those the converter made float16 are read,
@@ -123,14 +127,18 @@ def halve_external_weights(model: Any, folder: Path) -> None:
             load_external_data_for_tensor(tensor, str(folder))
         else:
             info = ExternalDataInfo(tensor)
-            count = int(np.prod(tensor.dims, dtype=np.int64))
-            with (folder / info.location).open("rb") as f:
+            left = int(np.prod(tensor.dims, dtype=np.int64))
+            halves = bytearray()
+            # In chunks: the converter's clamping makes several float32 temporaries the size of what it is given.
+            with (folder / info.location).open("rb") as f, warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # it warns for every value it clamps
                 f.seek(info.offset or 0)
-                values = np.frombuffer(f.read(count * 4), dtype=np.float32)
-            with warnings.catch_warnings():  # it warns for every value it clamps
-                warnings.simplefilter("ignore")
-                tensor.raw_data = convert_np_to_float16(values).tobytes()
-            del values
+                while left:
+                    count = min(left, HALVE_CHUNK_VALUES)
+                    halves += convert_np_to_float16(np.frombuffer(f.read(count * 4), dtype=np.float32)).tobytes()
+                    left -= count
+            tensor.raw_data = bytes(halves)
+            del halves
         del tensor.external_data[:]
         tensor.data_location = TensorProto.DEFAULT
 

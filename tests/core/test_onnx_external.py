@@ -293,3 +293,22 @@ def test_static_int8_from_external_data_equals_onnx_runtimes_own_quantize_static
     ops = [[n.op_type for n in onnx.load(str(f)).graph.node] for f in (ours, theirs)]
     assert ops[0] == ops[1] and "QuantizeLinear" in ops[0]
     assert sorted(p.name for p in path.parent.iterdir()) == ["mlp.data", "mlp.onnx"]  # nothing left beside it
+
+
+@pytest.mark.parametrize("scheme_id", ["onnx-fp32", "ort-int8-static", "ort-fp16", "ort-int8-dynamic"])
+def test_a_large_models_coverage_counted_from_one_profiled_call_equals_its_written_out_graph(
+    tiny_torch_loaded: Any, make_ctx: Any, scheme_id: str, tmp_path: Path
+) -> None:
+    """A model of 512 MB or more is counted from the nodes one profiled call runs (writing its optimized graph
+    out holds the weights about twice more): the same op counts as the graph the session writes out, on a
+    convolutional network in float, QDQ static int8 (fused), float16 (casts inserted) and dynamic int8."""
+    from core.schemes import get_scheme
+    from core.schemes.coverage import profiled_op_counts
+
+    built = get_scheme(scheme_id).build(tiny_torch_loaded, SchemeSpec(scheme_id), make_ctx(scheme_id))
+    written = built.coverage["ops"]
+    assert built.coverage["graph"].startswith("optimized graph")  # a small model: its written-out graph
+    profiled = profiled_op_counts(built.artifact, 1, tmp_path)
+    assert profiled == written and sum(profiled.values()) > 3
+    assert not list(tmp_path.glob("*coverage_profile*"))  # the profile goes once read
+    built.runner.close()
