@@ -6,8 +6,8 @@ speeds about 1.5x apart every second or so, even when idle. Then a speed-up
 compares two different machines. So once every variant has been timed, the
 engine (``guard_against_drift``) times the baseline again, and every other
 variant briefly; when a median moved by more than DRIFT_LIMIT (core.measures.drift_notes), it times every
-variant again in short interleaved rounds and the speed-ups and speed verdicts
-come from those. A variant timed with fewer than DRIFT_MIN_SAMPLES samples (a model taking
+variant again in short rounds interleaved with the baseline's, one variant at a time, and the speed-ups and
+speed verdicts come from those. A variant timed with fewer than DRIFT_MIN_SAMPLES samples (a model taking
 seconds per call) takes part in neither step: its few samples cannot tell a change of the
 machine's speed from noise, and its calls would stretch every round. Both steps use the
 runners the engine kept (or reopens: core.engine.state.RunnerPool), and stop at the cancel token.
@@ -36,8 +36,9 @@ DRIFT_MIN_SAMPLES = 20
 #: The baseline is timed again for this long at the end of a study.
 RECHECK_S = 0.5
 RECHECK_MIN_SAMPLES = 30
-#: When the re-check moved: every variant timed again in this many interleaved rounds of PAIRED_BURST_S each.
-PAIRED_ROUNDS = 7
+#: When the re-check moved: every variant timed again in this many bursts of PAIRED_BURST_S, each between two
+#: of the baseline's.
+PAIRED_ROUNDS = 5
 PAIRED_BURST_S = 0.1
 PAIRED_MIN_SAMPLES = 3  # a slow model still gives a median per burst without stretching it
 
@@ -132,45 +133,61 @@ def _paired_rounds(
     spec: StudySpec, base: VariantResult, results: list[VariantResult], runners: Mapping[str, Any], x: np.ndarray,
     cancel: CancelToken,
 ) -> Generator[Event, None, dict[str, Any] | None]:
-    """Time every variant again in PAIRED_ROUNDS short interleaved rounds, for speed-ups the
-    machine's changes of speed cannot skew.
+    """Time every variant again against the baseline, in PAIRED_ROUNDS short bursts each bracketed by two of
+    the baseline's, for speed-ups the machine's changes of speed cannot skew.
 
-    Run only when the baseline's re-check moved. In each round every variant is timed
-    for PAIRED_BURST_S (or BURST_CALLS of its own calls, when they take longer: see ``_burst``), the
-    order reversed from one round to the next, so the
-    baseline and each variant are measured within a second of each other. A
-    variant's paired speed-up is the median over rounds of baseline median ÷ its
-    median; its verdict's speed grade uses it. ``p50_ms`` keeps each variant's median over the
-    rounds, the latency those speed-ups come from. Each variant's own latency
-    figures and histogram stay those of its first timing.
+    Run only when the re-check moved. One variant at a time: its runner opens (core.engine.state.RunnerPool
+    reopens it), then baseline, variant, baseline, … variant, baseline, each burst PAIRED_BURST_S (or
+    BURST_CALLS of its own calls, when they take longer: see ``_burst``), and it closes again before the next
+    variant opens, so only the baseline and one variant are ever open: the memory stays that of the largest
+    variant however many the study has. Each of a variant's rounds gives a ratio: the mean of the two
+    baseline medians around its burst ÷ its median (a change of speed that is steady over the round cancels);
+    its paired speed-up is the median of those ratios, and its verdict's speed grade uses it. ``p50_ms`` keeps
+    each variant's median over its rounds (the baseline's over all its bursts), the latencies those speed-ups
+    come from. Each variant's own latency figures and histogram stay those of its first timing.
     Returns the ``timing.paired`` block.
     """
     timed = {r.label: r for r in results if _enough_samples(r, spec.timing) and r.label in runners}
-    labels = list(timed)
-    if base.label not in labels or len(labels) < 2:
+    others = [label for label in timed if label != base.label]
+    if base.label not in timed or not others:
         return None
-    # Each variant's burst lasts long enough for a few of its own calls (see _burst): the baseline and each
-    # variant still meet the same machine within a round, and a slow variant no longer stretches every burst.
-    bursts = {label: _burst(spec.timing, timed[label].latency.p50) for label in labels}
-    calls = {label: _prepared(runners, label, x) for label in labels}
-    medians: dict[str, list[float]] = {label: [] for label in labels}
-    for round_index in range(PAIRED_ROUNDS):
-        yield Progress(
-            spec.study_id, base.label, "re-checking", round_index, PAIRED_ROUNDS,
-            "the machine's speed changed: timing every variant again, in interleaved rounds",
-        )
-        for label in labels if round_index % 2 == 0 else labels[::-1]:
-            medians[label].append(_median_ms(calls[label], bursts[label], cancel)[0])  # nan: no figure this round
+    base_burst = _burst(spec.timing, base.latency.p50)
+    base_call = _prepared(runners, base.label, x)
+    base_medians: list[float] = []
     speedups: dict[str, dict[str, float]] = {}
-    for label in labels:
-        ratios = [b / v for b, v in zip(medians[base.label], medians[label], strict=True) if v > 0 and b > 0]
+    p50: dict[str, float] = {}
+    longest = base_burst.max_time_s
+    for index, label in enumerate(others):
+        yield Progress(
+            spec.study_id, base.label, "re-checking", index, len(others),
+            f"the machine's speed changed: timing {label} again, in {PAIRED_ROUNDS} interleaved rounds with the "
+            "baseline",
+        )
+        burst = _burst(spec.timing, timed[label].latency.p50)
+        longest = max(longest, burst.max_time_s)
+        call = _prepared(runners, label, x)
+        before = _median_ms(base_call, base_burst, cancel)[0]
+        ratios, medians = [], []
+        for _ in range(PAIRED_ROUNDS):
+            median = _median_ms(call, burst, cancel)[0]  # nan: no figure this round
+            after = _median_ms(base_call, base_burst, cancel)[0]
+            around = (before + after) / 2
+            if median > 0 and around > 0:
+                ratios.append(around / median)
+            medians.append(median)
+            base_medians.append(after)
+            before = after
+        del call
+        _release(runners, label)  # closed before the next variant opens
         if ratios:
             speedups[label] = {"median": round(float(np.median(ratios)), 4), "min": round(min(ratios), 4),
                                "max": round(max(ratios), 4)}
-    # Each variant's median over the rounds: the latency the paired speed-ups were measured from.
-    p50 = {label: round(float(np.nanmedian(m)), 6) for label, m in medians.items() if np.isfinite(m).any()}
-    burst_s = max(b.max_time_s for b in bursts.values())  # the longest burst of a round
-    return {"rounds": PAIRED_ROUNDS, "burst_s": burst_s, "speedup": speedups, "p50_ms": p50}
+        if np.isfinite(medians).any():
+            p50[label] = round(float(np.nanmedian(medians)), 6)
+    if np.isfinite(base_medians).any():
+        p50[base.label] = round(float(np.nanmedian(base_medians)), 6)
+        speedups[base.label] = {"median": 1.0, "min": 1.0, "max": 1.0}
+    return {"rounds": PAIRED_ROUNDS, "burst_s": longest, "speedup": speedups, "p50_ms": p50}
 
 
 def _enough_samples(result: VariantResult, timing: TimingSpec) -> bool:

@@ -35,9 +35,9 @@ def drift_note(
     )
     if paired_rounds:
         return (
-            f"{said}, so every variant was timed again in {paired_rounds} interleaved rounds and the speed-ups "
-            f"({PAIRED_MARK}) and speed verdicts come from those; each variant's p50/p99 and histogram are from its "
-            "first timing"
+            f"{said}, so every variant was timed again in {paired_rounds} interleaved rounds with the baseline, and "
+            f"the speed-ups ({PAIRED_MARK}) and speed verdicts come from those; each variant's p50/p99 and histogram "
+            "are from its first timing"
         )
     return f"{said}, so speed-ups can be off by that much; run the study again, or on a quieter machine"
 
@@ -105,6 +105,6 @@ def paired_footnote(timing: dict | None, labels: list[str], format_ms: Any) -> s
     medians = [f"{label} {format_ms(p50)}" for label in labels if (p50 := paired_p50_ms(timing, label))]
     said = (
         f"{PAIRED_MARK} speed-up: median over {paired.get('rounds', '?')} interleaved rounds of the baseline's "
-        "median ÷ the variant's"
+        "median (its bursts either side) ÷ the variant's"
     )
     return f"{said}; p50 in those rounds (ms): {', '.join(medians)}" if medians else said
