@@ -43,8 +43,9 @@ NICE_STEPS = (1.0, 2.0, 2.5, 5.0)
 TICK_GAP_PX = 14
 
 
-#: The right axis's title: what the figures facing the bars are.
-MEMORY_AXIS = "peak RAM"
+#: The right axis's title: what the figures facing the bars are (the whole study process's peak while the variant
+#: was measured, its libraries included, not what the variant alone needs: the tooltip gives the growth).
+MEMORY_AXIS = "process peak RAM"
 
 
 def memory_words(memory: dict | None) -> str:

@@ -27,7 +27,6 @@ from PySide6.QtWidgets import (
     QListWidget,
     QMenu,
     QPushButton,
-    QToolButton,
     QVBoxLayout,
 )
 
@@ -92,9 +91,9 @@ class ModelPanel(QGroupBox):
             "needs the optional transformers package (pip install 'quantbench[transformers]')."
         )
         self.folder_button.clicked.connect(self.choose_folder)
-        self.recent_button = QToolButton(self)
-        self.recent_button.setText("Recent")
-        self.recent_button.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
+        # A push button with a menu keeps room for its arrow (a tool button's arrow covered the last letter).
+        self.recent_button = QPushButton("Recent", self)
+        self.recent_button.setToolTip("Models opened before, newest first.")
         self.recent_menu = QMenu(self)
         self.recent_menu.aboutToShow.connect(self._fill_recent)
         self.recent_button.setMenu(self.recent_menu)

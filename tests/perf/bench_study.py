@@ -14,6 +14,9 @@ Each figure comes from a fresh child process (``tests.perf.catalogue_child``):
   studies of one variant each (the baseline plus ``ort-int8-static`` or ``torch-int8-static``, the two that
   calibrate and the largest builds; thorough mode adds ``torch-fp16``): the catalogue's peak should not grow
   with the number of variants (``study_peak_rss_ratio_catalogue_to_single`` ≤ 1.2, against the largest of them).
+- The paired rounds (run when the machine's speed changed during the study): when the study did not need them,
+  it runs again with them forced (``catalogue_child.paired``): ``study_floor_ratio_resnet18_paired`` (its wall
+  time ÷ the same floor) and ``study_peak_rss_mb_resnet18_catalogue_paired``.
 """
 
 from __future__ import annotations
@@ -81,6 +84,15 @@ def run(quick: bool) -> dict[str, Any]:
     if samples == 256:
         out["study_time_resnet18_catalogue_s"] = wall
     out["study_peak_rss_mb_resnet18_catalogue"] = study.get("peak_rss_mb_from_parent") or study.get("peak_rss_mb")
+    if study.get("paired_rounds"):
+        out["study_paired"] = {"ran_in_the_study": True}
+    else:  # the machine held still: the same study again with the paired rounds forced, for their time and memory
+        paired = _child(["paired", str(samples), *ids], limit, timeout_s=1800.0)
+        out["study_paired"] = paired
+        if "stopped" not in paired:
+            out["study_floor_ratio_resnet18_paired"] = float(paired["wall_s"]) / total if total else None
+            out["study_peak_rss_mb_resnet18_catalogue_paired"] = paired.get("peak_rss_mb_from_parent")
+            out["study_recheck_s_paired"] = paired.get("recheck_s")
     singles: dict[str, Any] = {}
     for scheme in SINGLE if quick else SINGLE_THOROUGH:
         got = _child(["study", str(samples), scheme], limit, timeout_s=900.0)

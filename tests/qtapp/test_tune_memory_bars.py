@@ -31,10 +31,10 @@ def test_peak_ram_faces_each_bar_and_the_tooltip_says_how_it_was_measured(qtbot)
     bars.redraw()
     assert bars.memory_ticks() == ["561 MB", "679 MB", ""]  # in bar order; the failed one has none
     axis = bars.getPlotItem().getAxis("right")
-    assert axis.isVisible() and axis.labelText == "peak RAM"
+    assert axis.isVisible() and axis.labelText == "process peak RAM"
     assert bars.bar_text("int8") == "100 kB · −75 %"  # the bar's own words are unchanged
     tip = bars.toolTip()
-    assert "int8: 100 kB · −75 %; peak RAM 679 MB, 4.0 MB above the resident set" in tip and METHOD in tip
+    assert "int8: 100 kB · −75 %; process peak RAM 679 MB, 4.0 MB above the resident set" in tip and METHOD in tip
     assert memory_tooltip(None) == ""
     # A new study starts with no memory figures.
     bars.set_variants(LABELS)
