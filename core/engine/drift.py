@@ -15,6 +15,7 @@ runners the engine kept (or reopens: core.engine.state.RunnerPool), and stop at 
 
 from __future__ import annotations
 
+import time
 from collections.abc import Generator, Mapping
 from dataclasses import replace
 from typing import Any
@@ -38,7 +39,10 @@ RECHECK_S = 0.5
 RECHECK_MIN_SAMPLES = 30
 #: When the re-check moved: every variant timed again in this many bursts of PAIRED_BURST_S, each between two
 #: of the baseline's.
-PAIRED_ROUNDS = 5
+PAIRED_ROUNDS = 3
+#: A variant whose runner took longer than this to reopen has its rounds opened by a fresh burst of the baseline;
+#: otherwise the previous variant's last baseline burst, just before, opens them.
+REOPEN_GAP_S = 0.5
 PAIRED_BURST_S = 0.1
 PAIRED_MIN_SAMPLES = 3  # a slow model still gives a median per burst without stretching it
 
@@ -137,14 +141,16 @@ def _paired_rounds(
     the baseline's, for speed-ups the machine's changes of speed cannot skew.
 
     Run only when the re-check moved. One variant at a time: its runner opens (core.engine.state.RunnerPool
-    reopens it), then baseline, variant, baseline, … variant, baseline, each burst PAIRED_BURST_S (or
-    BURST_CALLS of its own calls, when they take longer: see ``_burst``), and it closes again before the next
-    variant opens, so only the baseline and one variant are ever open: the memory stays that of the largest
-    variant however many the study has. Each of a variant's rounds gives a ratio: the mean of the two
-    baseline medians around its burst ÷ its median (a change of speed that is steady over the round cancels);
-    its paired speed-up is the median of those ratios, and its verdict's speed grade uses it. ``p50_ms`` keeps
-    each variant's median over its rounds (the baseline's over all its bursts), the latencies those speed-ups
-    come from. Each variant's own latency figures and histogram stay those of its first timing.
+    reopens it), then variant, baseline, … variant, baseline, each burst PAIRED_BURST_S (or BURST_CALLS of its
+    own calls, when they take longer: see ``_burst``), the first variant burst preceded by the previous
+    variant's last baseline burst (or a fresh one, for the first variant or one that took over REOPEN_GAP_S to
+    open); it closes again before the next variant opens, so only the baseline and one variant are ever open:
+    the memory stays that of the largest variant however many the study has. Each of a variant's rounds gives a
+    ratio: the mean of the two baseline medians around its burst ÷ its median (a change of speed that is steady
+    over the round cancels); its paired speed-up is the median of those ratios, and its verdict's speed grade
+    uses it. ``p50_ms`` keeps each variant's median over its rounds (the baseline's over all its bursts), the
+    latencies those speed-ups come from. Each variant's own latency figures and histogram stay those of its
+    first timing.
     Returns the ``timing.paired`` block.
     """
     timed = {r.label: r for r in results if _enough_samples(r, spec.timing) and r.label in runners}
@@ -157,6 +163,7 @@ def _paired_rounds(
     speedups: dict[str, dict[str, float]] = {}
     p50: dict[str, float] = {}
     longest = base_burst.max_time_s
+    before: float | None = None  # the baseline's last burst
     for index, label in enumerate(others):
         yield Progress(
             spec.study_id, base.label, "re-checking", index, len(others),
@@ -165,8 +172,12 @@ def _paired_rounds(
         )
         burst = _burst(spec.timing, timed[label].latency.p50)
         longest = max(longest, burst.max_time_s)
+        opened = time.perf_counter()
         call = _prepared(runners, label, x)
-        before = _median_ms(base_call, base_burst, cancel)[0]
+        if before is None or time.perf_counter() - opened > REOPEN_GAP_S:
+            # The previous variant's last baseline burst opens this one's rounds, unless reopening took long.
+            before = _median_ms(base_call, base_burst, cancel)[0]
+            base_medians.append(before)
         ratios, medians = [], []
         for _ in range(PAIRED_ROUNDS):
             median = _median_ms(call, burst, cancel)[0]  # nan: no figure this round
