@@ -121,7 +121,7 @@ def _recheck(
 
 #: A burst lasts long enough for this many calls of the variant, up to MAX_BURST_S: with PAIRED_ROUNDS rounds,
 #: a slow model's paired median still rests on PAIRED_ROUNDS x BURST_CALLS calls.
-BURST_CALLS = 4
+BURST_CALLS = 3
 MAX_BURST_S = 2.0
 
 

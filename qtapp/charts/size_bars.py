@@ -213,6 +213,8 @@ class SizeBars(pg.PlotWidget):
         self._lengths = lengths
         self._end = axis_end(float(lengths.max()) if lengths.size else 0.0)
         self.getPlotItem().setXRange(0, self._end, padding=0)
+        for side in ("left", "bottom"):  # before a study, no made-up scale from 0 to 1
+            self.getPlotItem().showAxis(side, bool(self._labels))
         self._words_of = {label: self._words(label) for label in self._labels}
         self._update_tooltip()
         self._show_memory()
@@ -357,6 +359,9 @@ class SizeBars(pg.PlotWidget):
         if self._labels:
             self._points = 0
             self.redraw()
+        else:  # before a study, no made-up scale from 0 to 1
+            for side in ("left", "bottom"):
+                plot.showAxis(side, False)
 
     # --- reading -------------------------------------------------------
     def values(self) -> dict[str, int | None]:

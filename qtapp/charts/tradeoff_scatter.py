@@ -117,6 +117,7 @@ class TradeoffScatter(pg.PlotWidget):
         self._place_tags()
 
     def _fit(self, labels: list[str]) -> None:
+        self._show_values(bool(labels))
         if not labels:
             return
         xs = [math.log10(self._points[label][0]) for label in labels]
@@ -228,9 +229,16 @@ class TradeoffScatter(pg.PlotWidget):
         self._theme = theme
         self.setBackground(theme.plot_bg)
         plot = self.getPlotItem()
-        set_axis_label(plot, "bottom", "median latency (ms, log scale)", theme)
+        set_axis_label(plot, "bottom", "median latency, ms (log)", theme)  # short: the panel can be narrow
         set_axis_label(plot, "left", self._y_name, theme)
         style_axes(plot, theme)
+        self._show_values(bool(self._points))
+
+    def _show_values(self, shown: bool) -> None:
+        """Tick values only once there is a bubble: before, the axes' titles say what will be drawn, without
+        a made-up scale."""
+        for side in ("left", "bottom"):
+            self.getPlotItem().getAxis(side).setStyle(showValues=shown)
 
     # --- reading -------------------------------------------------------
     def points(self) -> dict[str, tuple[float, float, float]]:

@@ -176,7 +176,10 @@ def test_confusion_matrices_show_counts_and_difference(qtbot, palette):
 def test_size_bars_length_and_saving(qtbot, palette):
     bars = SizeBars(palette, LIGHT)
     qtbot.addWidget(bars)
+    plot = bars.getPlotItem()
+    assert not plot.getAxis("left").isVisible() and not plot.getAxis("bottom").isVisible()  # no scale before
     bars.set_variants(LABELS)
+    assert plot.getAxis("left").isVisible() and plot.getAxis("bottom").isVisible()
     bars.set_size("fp32", 400_000)
     bars.set_size("int8", 100_000)
     bars.set_size("fp16", None, failed=True)
@@ -196,9 +199,12 @@ def test_scatter_places_one_bubble_per_finished_variant(qtbot, palette):
     scatter = TradeoffScatter(palette, LIGHT)
     qtbot.addWidget(scatter)
     scatter.set_variants(LABELS)
+    axes = [scatter.getPlotItem().getAxis(side) for side in ("left", "bottom")]
+    assert not any(a.style["showValues"] for a in axes)  # titles, but no made-up scale before a bubble
     scatter.set_point("fp32", 1.0, 0.95, 400_000)
     scatter.set_point("int8", 0.4, 0.93, 100_000)
     scatter.redraw()
+    assert all(a.style["showValues"] for a in axes)
     points = scatter.points()
     assert set(points) == {"fp32", "int8"}
     assert points["int8"][:2] == pytest.approx((0.4, 93.0))
