@@ -85,8 +85,8 @@ def _recheck(
     more than DRIFT_LIMIT (core.measures.drift_notes).
     Returns the ``timing.baseline_recheck`` block (None when there is nothing to compare).
     """
-    timed = [r for r in results if _enough_samples(r, spec.timing) and r is not base and r.label in runners]
-    if base is None or base.label not in runners or not _enough_samples(base, spec.timing) or not timed:
+    timed = [r for r in results if takes_part(r, spec.timing) and r is not base and r.label in runners]
+    if base is None or base.label not in runners or not takes_part(base, spec.timing) or not timed:
         return None
     timing = replace(spec.timing, max_time_s=min(spec.timing.max_time_s, RECHECK_S), min_samples=RECHECK_MIN_SAMPLES)
     steps = 1 + len(timed)
@@ -153,7 +153,7 @@ def _paired_rounds(
     first timing.
     Returns the ``timing.paired`` block.
     """
-    timed = {r.label: r for r in results if _enough_samples(r, spec.timing) and r.label in runners}
+    timed = {r.label: r for r in results if takes_part(r, spec.timing) and r.label in runners}
     others = [label for label in timed if label != base.label]
     if base.label not in timed or not others:
         return None
@@ -201,7 +201,7 @@ def _paired_rounds(
     return {"rounds": PAIRED_ROUNDS, "burst_s": longest, "speedup": speedups, "p50_ms": p50}
 
 
-def _enough_samples(result: VariantResult, timing: TimingSpec) -> bool:
+def takes_part(result: VariantResult, timing: TimingSpec) -> bool:
     """Whether ``result`` was timed with at least DRIFT_MIN_SAMPLES samples (or the study's own sample floor,
     when that is lower: a timing that converged there is settled): only then does a change of its median
     tell that the machine's speed changed (see DRIFT_MIN_SAMPLES)."""
@@ -251,6 +251,6 @@ def _note_drift(
     # A variant with too few samples for the rounds keeps its first timing: its note does not claim rounds.
     unpaired = recheck_note(recheck, None)
     for r in results:
-        text = note if _enough_samples(r, timing) else unpaired
+        text = note if takes_part(r, timing) else unpaired
         if r.ok and text:
             r.notes.append(text)

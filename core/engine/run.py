@@ -419,7 +419,11 @@ REBUILD_MAX_S = 1.0
 def _keep_or_close(state: StudyState, planned: PlannedVariant, result: VariantResult, runner: Any) -> None:
     """Keep a timed variant's runner for the end-of-study re-check (closed now when it can reopen its file or be
     rebuilt quickly, see RunnerPool); close any other at once."""
-    if result.ok and result.latency is not None and result.label not in state.runners:
+    from core.engine.drift import takes_part
+
+    # A variant timed with too few samples for the re-check (seconds per call) is never re-timed: closed now.
+    kept = result.is_baseline or takes_part(result, state.spec.timing)
+    if kept and result.ok and result.latency is not None and result.label not in state.runners:
         rebuild = None
         if planned.scheme is not None and not result.is_baseline and (result.build_s or 0.0) <= REBUILD_MAX_S:
             from core.engine.build import rebuilder

@@ -319,6 +319,31 @@ def test_a_finished_variants_model_is_released_before_the_next_starts(monkeypatc
         assert {"ort-int8-dynamic", "torch-int8-dynamic"} <= set(recheck["variants"])
 
 
+def test_a_variant_timed_with_too_few_samples_for_the_recheck_is_closed_at_once(tmp_path: Path) -> None:
+    """A PyTorch module slow to build stays open for the end-of-study re-check, unless it was timed with too few
+    samples to take part in it (float16 emulated at seconds per call): that one is closed as soon as it is measured."""
+    from core.engine.drift import DRIFT_MIN_SAMPLES
+    from core.engine.run import _keep_or_close
+    from core.engine.state import PlannedVariant
+
+    class Module:  # a runner with no file to reopen, as a PyTorch module built in memory
+        closed = False
+
+        def close(self) -> None:
+            self.closed = True
+
+    spec = StudySpec(model=ModelSpec(path="m.pt"), dataset=DatasetSpec.parse("synthetic:4"), timing=QUICK)
+    state = StudyState(spec=spec, model=None, dataset=None, task=Task.CLASSIFICATION, cancel=CancelToken(),
+                       workdir=tmp_path)
+    for label, n in (("slow", min(DRIFT_MIN_SAMPLES, QUICK.min_samples) - 1), ("steady", 200)):
+        runner = Module()
+        result = VariantResult(label=label, scheme="torch-fp16", status=VariantStatus.OK, build_s=5.0,
+                               latency=_latency(1000.0 if label == "slow" else 10.0, n))
+        _keep_or_close(state, PlannedVariant(label, "torch-fp16", None, None, None), result, runner)
+        assert runner.closed == (label == "slow") and (label in state.runners) == (label == "steady")
+    state.close_runners()
+
+
 # ----------------------------------------------------------------------------- calibration drawn once
 
 
