@@ -238,7 +238,9 @@ class TradeoffScatter(pg.PlotWidget):
         """Tick values only once there is a bubble: before, the axes' titles say what will be drawn, without
         a made-up scale."""
         for side in ("left", "bottom"):
-            self.getPlotItem().getAxis(side).setStyle(showValues=shown)
+            axis = self.getPlotItem().getAxis(side)
+            if axis.style["showValues"] != shown:  # setStyle lays the axis out again: only on a change
+                axis.setStyle(showValues=shown)
 
     # --- reading -------------------------------------------------------
     def points(self) -> dict[str, tuple[float, float, float]]:
