@@ -425,11 +425,18 @@ class OrtInt8Static(Scheme):
             "nodes_to_exclude": exclude_nodes or None,
         }
         method = calibration_method(opts["calibration"])
+        # The activation ranges depend on the graph, the samples, the method and the op types calibrated, not on
+        # the weights' or the format's options: a study's (or search's) later variant calibrated the same way
+        # reads them from the first one's cache instead of calibrating again.
+        ranges = ranges_cache(ctx, src, opts["calibration"], samples, op_types)
+        reused = ranges.exists()
         if large:
-            quantize_static_external(src, out, reader, calibration_chunk(len(samples)), op_types, options, method)
+            quantize_static_external(src, out, reader, calibration_chunk(len(samples)), op_types, options, method,
+                                     ranges)
         else:
             _quiet(
                 quantize_static, str(src), str(out), reader, calibrate_method=method, op_types_to_quantize=op_types,
+                calibration_cache_path=str(ranges),
                 extra_options={"CalibMovingAverage": False, "CalibStridedMinMax": calibration_chunk(len(samples))},
                 **options,
             )
@@ -449,7 +456,13 @@ class OrtInt8Static(Scheme):
             "per_channel": opts["per_channel"],
             "channel_padded_convs": aligned,
         }
+        extra["calibration_reused"] = reused
         built = _finish(out, ctx, extra, model=model)
+        if reused:
+            built.notes.append(
+                f"activation ranges reused from an earlier variant calibrated the same way ({len(samples)} samples, "
+                f"{opts['calibration']}): not calibrated again"
+            )
         if large:
             built.notes.append(LARGE_STATIC_NOTE)
         if aligned:
@@ -458,6 +471,18 @@ class OrtInt8Static(Scheme):
                 f"; {len(aligned)} Conv padded {widths} input channels for the fused int8 kernel"
             )
         return built
+
+
+def ranges_cache(ctx: BuildContext, src: Path, method: str, samples: np.ndarray, op_types: list[str] | None) -> Path:
+    """Where ONNX Runtime's calibration cache for these ranges lives in the study's (or search's) folder: one
+    file per float graph, calibration method, op types calibrated and calibration samples (by their bytes)."""
+    import hashlib
+
+    digest = hashlib.blake2b(digest_size=16)
+    for part in (str(src.resolve()), method, str(len(samples)), ";".join(sorted(op_types)) if op_types else "*"):
+        digest.update(part.encode() + b"\0")
+    digest.update(np.ascontiguousarray(samples).reshape(-1).view(np.uint8))
+    return ctx.workdir.parent / f"ort_ranges_{digest.hexdigest()}.json"
 
 
 def _static_options(spec: SchemeSpec) -> dict[str, Any]:

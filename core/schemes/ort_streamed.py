@@ -154,7 +154,7 @@ LARGE_STATIC_NOTE = (
 
 def quantize_static_external(
     ext: Path, out: Path, reader: Any, chunk: int, op_types: list[str] | None, options: dict[str, Any],
-    calibrate_method: Any,
+    calibrate_method: Any, cache: Path,
 ) -> None:
     """quantize_static on a model whose weights stay in ``ext``'s external data: the float weights are never
     in Python's memory, and only ONNX Runtime's calibration session reads them all.
@@ -164,7 +164,8 @@ def quantize_static_external(
     calibrator's graph is the weightless proto, saved beside the data file so its session reads the weights
     from there; the ranges it finds are handed to quantize_static as a calibration cache, so it never
     calibrates, and its quantizer reads each weight when it quantizes it (as in quantize_dynamic_external).
-    ``options``: quantize_static's keyword arguments other than the calibration's."""
+    ``options``: quantize_static's keyword arguments other than the calibration's; ``cache``: the ranges' file,
+    written here unless it is already there (calibrated the same way earlier in the study)."""
     from unittest import mock
 
     import onnx
@@ -174,7 +175,6 @@ def quantize_static_external(
 
     folder = ext.parent
     augmented = folder / "calibration_augmented.onnx"
-    cache = folder / "calibration_ranges.json"
 
     def weightless_with_shapes(path: Path) -> Any:
         inferred = folder / "calibration_shapes.onnx"
@@ -191,16 +191,18 @@ def quantize_static_external(
     # quantize_static calibrates every op type its quantizers know when none is named; so does this.
     calibrated_types = op_types or sorted(set(QLinearOpsRegistry) | set(QDQRegistry))
     try:
-        with mock.patch.object(calibrate, "load_model_with_shape_infer", weightless_with_shapes):
-            calibrator = create_calibrator(ext, calibrated_types, augmented_model_path=str(augmented),
-                                           calibrate_method=calibrate_method, extra_options={"moving_average": False})
-        for start in range(0, len(reader), chunk):  # as quantize_static's CalibStridedMinMax
-            reader.set_range(start_index=start, end_index=start + chunk)
-            calibrator.collect_data(reader)
-        ranges = calibrator.compute_data()
-        del calibrator  # its session, and the float weights it read
-        save_tensors_data(ranges, cache)
-        del ranges
+        if not cache.exists():
+            with mock.patch.object(calibrate, "load_model_with_shape_infer", weightless_with_shapes):
+                calibrator = create_calibrator(ext, calibrated_types, augmented_model_path=str(augmented),
+                                               calibrate_method=calibrate_method,
+                                               extra_options={"moving_average": False})
+            for start in range(0, len(reader), chunk):  # as quantize_static's CalibStridedMinMax
+                reader.set_range(start_index=start, end_index=start + chunk)
+                calibrator.collect_data(reader)
+            ranges = calibrator.compute_data()
+            del calibrator  # its session, and the float weights it read
+            save_tensors_data(ranges, cache)
+            del ranges
         proto = onnx.load(str(ext), load_external_data=False)
         raw = out.parent / "ort_int8_static_raw.onnx"
         with current_directory(folder), _shape_inference_without_weights(folder):
@@ -212,5 +214,5 @@ def quantize_static_external(
         quantized = onnx.load(str(raw), load_external_data=False)
         save_self_contained(quantized, folder, out)
     finally:
-        for leftover in (augmented, cache, out.parent / "ort_int8_static_raw.onnx"):
+        for leftover in (augmented, out.parent / "ort_int8_static_raw.onnx"):
             leftover.unlink(missing_ok=True)

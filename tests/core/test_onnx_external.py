@@ -283,8 +283,10 @@ def test_static_int8_from_external_data_equals_onnx_runtimes_own_quantize_static
                "weight_type": QuantType.QInt8, "per_channel": True, "nodes_to_exclude": None}
     ctx = make_ctx("static", calibration)
     ours, theirs = tmp_path / "ours.onnx", tmp_path / "theirs.onnx"
+    ranges = tmp_path / "ranges.json"
     quantize_static_external(path, ours, _CalibrationReader("x", calibration, ctx, "s"), 4, None, options,
-                             calibration_method(method))
+                             calibration_method(method), ranges)
+    assert ranges.exists()  # kept for a later variant calibrated the same way
     quiet(quantize_static, str(path), str(theirs), _CalibrationReader("x", calibration, ctx, "s"),
           calibrate_method=calibration_method(method),
           extra_options={"CalibMovingAverage": False, "CalibStridedMinMax": 4}, **options)
