@@ -213,8 +213,7 @@ class SizeBars(pg.PlotWidget):
         self._lengths = lengths
         self._end = axis_end(float(lengths.max()) if lengths.size else 0.0)
         self.getPlotItem().setXRange(0, self._end, padding=0)
-        for side in ("left", "bottom"):  # before a study, no made-up scale from 0 to 1
-            self.getPlotItem().showAxis(side, bool(self._labels))
+        self._show_axes(bool(self._labels))
         self._words_of = {label: self._words(label) for label in self._labels}
         self._update_tooltip()
         self._show_memory()
@@ -228,7 +227,8 @@ class SizeBars(pg.PlotWidget):
         ticks = [(i, memory_words(self._memory.get(label))) for i, label in enumerate(self._labels)]
         shown = any(words for _, words in ticks)
         self._memory_ticks = [words for _, words in ticks] if shown else []
-        plot.showAxis("right", shown)
+        if plot.getAxis("right").isVisible() != shown:  # showing an axis lays the plot out anew: only on a change
+            plot.showAxis("right", shown)
         if not shown:
             return
         axis = plot.getAxis("right")
@@ -359,9 +359,16 @@ class SizeBars(pg.PlotWidget):
         if self._labels:
             self._points = 0
             self.redraw()
-        else:  # before a study, no made-up scale from 0 to 1
-            for side in ("left", "bottom"):
-                plot.showAxis(side, False)
+        else:
+            self._show_axes(False)
+
+    def _show_axes(self, shown: bool) -> None:
+        """The size and name axes, once there are variants: before a study, no made-up scale from 0 to 1. Only on
+        a change: an axis shown again measures its labels and lays the plot out anew."""
+        plot = self.getPlotItem()
+        for side in ("left", "bottom"):
+            if plot.getAxis(side).isVisible() != shown:
+                plot.showAxis(side, shown)
 
     # --- reading -------------------------------------------------------
     def values(self) -> dict[str, int | None]:
