@@ -46,9 +46,12 @@ class Dataset:
         n = min(n, len(pool))
         key = (n, seed, id(pool))
         if key not in self._calibration_drawn:
-            rng = np.random.default_rng(seed)
-            idx = np.sort(rng.choice(len(pool), size=n, replace=False))
-            self._calibration_drawn[key] = pool[idx]
+            if n == len(pool):  # every sample, in order: the pool itself, not a copy of it
+                self._calibration_drawn[key] = pool
+            else:
+                rng = np.random.default_rng(seed)
+                idx = np.sort(rng.choice(len(pool), size=n, replace=False))
+                self._calibration_drawn[key] = pool[idx]
         return self._calibration_drawn[key]
 
     def forget_calibration_draws(self) -> None:
