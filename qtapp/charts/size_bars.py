@@ -16,12 +16,13 @@ import math
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtGui import QFontMetricsF
+from PySide6.QtGui import QFont, QFontMetricsF
 
 from core.reports.format import byte_unit, format_bytes, format_size_change, format_tick
 from qtapp.charts.export import install_export_menu
 from qtapp.charts.palette import VariantPalette
 from qtapp.charts.style import (
+    LABEL_POINT_SIZE,
     bold_font,
     contrast_text,
     set_axis_label,
@@ -46,6 +47,8 @@ TICK_GAP_PX = 14
 #: The right axis's title: what the figures facing the bars are (the whole study process's peak while the variant
 #: was measured, its libraries included, not what the variant alone needs: the tooltip gives the growth).
 MEMORY_AXIS = "process peak RAM"
+#: The right axis's title where the plot is too short for MEMORY_AXIS (a few variants in a short window).
+MEMORY_AXIS_SHORT = "peak RAM"
 
 
 def memory_words(memory: dict | None) -> str:
@@ -234,10 +237,17 @@ class SizeBars(pg.PlotWidget):
         axis = plot.getAxis("right")
         axis.setTicks([ticks, []])
         axis.setTickFont(self.getPlotItem().getAxis("left").style.get("tickFont") or tick_font())
-        set_axis_label(plot, "right", MEMORY_AXIS, self._theme)
+        set_axis_label(plot, "right", self._memory_title(), self._theme)
         font = axis.style.get("tickFont") or tick_font()
         widest = max((QFontMetricsF(font).horizontalAdvance(w) for _, w in ticks), default=0.0)
         axis.setWidth(int(math.ceil(widest)) + axis.style["tickTextOffset"][0] + 30)
+
+    def _memory_title(self) -> str:
+        """MEMORY_AXIS where the plot is tall enough for it (the title runs along the axis), else the short one."""
+        font = QFont()
+        font.setPointSize(LABEL_POINT_SIZE)
+        height = self.getPlotItem().getViewBox().height()
+        return MEMORY_AXIS if QFontMetricsF(font).horizontalAdvance(MEMORY_AXIS) <= height else MEMORY_AXIS_SHORT
 
     def memory_ticks(self) -> list[str]:
         """The peak RAM written facing each bar, in bar order ('' where not measured; [] when the axis is hidden)."""
@@ -312,6 +322,9 @@ class SizeBars(pg.PlotWidget):
     def _view_resized(self, *_args) -> None:
         self._fit_fonts()
         self._place_texts()
+        axis = self.getPlotItem().getAxis("right")
+        if self._memory_ticks and axis.labelText != self._memory_title():
+            set_axis_label(self.getPlotItem(), "right", self._memory_title(), self._theme)
 
     def resizeEvent(self, event) -> None:
         self._fit_names()  # before the layout: the names decide how wide the left axis is

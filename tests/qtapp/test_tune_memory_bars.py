@@ -32,6 +32,10 @@ def test_peak_ram_faces_each_bar_and_the_tooltip_says_how_it_was_measured(qtbot)
     assert bars.memory_ticks() == ["561 MB", "679 MB", ""]  # in bar order; the failed one has none
     axis = bars.getPlotItem().getAxis("right")
     assert axis.isVisible() and axis.labelText == "process peak RAM"
+    bars.resize(700, 110)  # too short for the title along the axis: the short one, never a clipped one
+    qtbot.waitUntil(lambda: axis.labelText == "peak RAM", timeout=2000)
+    bars.resize(700, 300)
+    qtbot.waitUntil(lambda: axis.labelText == "process peak RAM", timeout=2000)
     assert bars.bar_text("int8") == "100 kB · −75 %"  # the bar's own words are unchanged
     tip = bars.toolTip()
     assert "int8: 100 kB · −75 %; process peak RAM 679 MB, 4.0 MB above the resident set" in tip and METHOD in tip
