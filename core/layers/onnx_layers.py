@@ -437,8 +437,10 @@ def _parse_profile(events: list[dict[str, Any]], warmup: int) -> dict[str, Any]:
         return profile_record([])
     since = kept[0]["ts"]
     nodes: dict[str, dict[str, Any]] = {}
-    for e in events:
-        if e.get("cat") != "Node" or not str(e.get("name", "")).endswith("_kernel_time") or e["ts"] < since:
+    from core.runtimes.ort_runner import kernel_events
+
+    for e in kernel_events(events):
+        if e["ts"] < since:
             continue
         name = _OPTIMIZER_SUFFIX.sub("", e["name"][: -len("_kernel_time")])
         op = e.get("args", {}).get("op_name", "?")

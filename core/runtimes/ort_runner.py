@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +36,12 @@ def session_options(threads: int, optimized_path: Path | None = None, level: str
     if optimized_path is not None:
         opts.optimized_model_filepath = str(optimized_path)
     return opts
+
+
+def kernel_events(events: list[dict[str, Any]]) -> Iterator[dict[str, Any]]:
+    """The node-kernel events of an ONNX Runtime profile (one per node run per call, ``args.op_name`` its op
+    type), without the fences and session events around them."""
+    return (e for e in events if e.get("cat") == "Node" and str(e.get("name", "")).endswith("_kernel_time"))
 
 
 def providers_for(device: Device) -> list[str]:

@@ -91,7 +91,7 @@ def profiled_op_counts(model_path: Path, threads: int, workdir: Path) -> dict[st
     import numpy as np
     import onnxruntime as ort
 
-    from core.runtimes.ort_runner import ORT_NUMPY_TYPES, session_options
+    from core.runtimes.ort_runner import ORT_NUMPY_TYPES, kernel_events, session_options
 
     opts = session_options(threads, level="all")
     opts.enable_profiling = True
@@ -110,8 +110,7 @@ def profiled_op_counts(model_path: Path, threads: int, workdir: Path) -> dict[st
     finally:
         if profile is not None:
             profile.unlink(missing_ok=True)
-    counts = Counter(str((e.get("args") or {}).get("op_name")) for e in events
-                     if e.get("cat") == "Node" and str(e.get("name", "")).endswith("_kernel_time"))
+    counts = Counter(str((e.get("args") or {}).get("op_name")) for e in kernel_events(events))
     return dict(counts) or None
 
 
