@@ -129,7 +129,9 @@ def _sections(state: StudyState, v: VariantState) -> list[tuple[str, list[str]]]
     advice = list(dict.fromkeys([*state.advice.get(v.label, []), *(r.advice if r else [])]))
     if r is not None:
         if r.coverage.get("summary"):
-            sections.append(("What changed", [str(r.coverage["summary"])]))
+            # What was counted: the session's optimized graph, or for a large model the nodes one call ran.
+            counted = [f"counted on: {r.coverage['graph']}"] if r.coverage.get("graph") else []
+            sections.append(("What changed", [str(r.coverage["summary"]), *counted]))
         if r.params:
             sections.append(("Parameters", [", ".join(f"{k}={x}" for k, x in r.params.items())]))
     if advice:

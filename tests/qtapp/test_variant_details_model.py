@@ -98,3 +98,18 @@ def test_the_baseline_and_unknown_labels():
     assert base.title.startswith("fp32: the baseline") and len(base.classes) == 4
     assert variant_details(state, "nope") is None and variant_details(state, None) is None
 
+
+
+def test_details_say_what_the_coverage_was_counted_on():
+    """A large model's coverage is counted on the nodes one profiled call ran, not the written-out graph: the
+    details say which."""
+    state = _state()
+    details = variant_details(state, "int8")
+    assert details is not None and "counted on:" not in " ".join(dict(details.sections)["What changed"])
+    for r in _results():  # the same rows, the int8 one's coverage now naming what was counted
+        if r.label == "int8":
+            r.coverage["graph"] = "nodes one call of the optimized session ran (ORT_ENABLE_ALL)"
+        state.apply(VariantFinished("s", r))
+    sections = dict(variant_details(state, "int8").sections)
+    assert sections["What changed"] == [
+        "20 of 20 Conv as integer kernels", "counted on: nodes one call of the optimized session ran (ORT_ENABLE_ALL)"]
