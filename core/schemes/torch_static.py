@@ -22,7 +22,10 @@ from core.schemes.params import bool_param, check_params, positive_int
 from core.study.spec import Device, SchemeSpec
 
 _FLOAT_COMPUTE = ("Conv1d", "Conv2d", "Conv3d", "ConvTranspose1d", "ConvTranspose2d", "Linear")
-_CALIBRATION_BATCH = 32
+#: Calibration feeds the observers this many samples a call. Measured on ResNet-18 (224x224, one thread, 200
+#: samples): batch 8 calibrates in 15 s with 236 MB above the model at its peak, batch 32 in 17 s with 399 MB
+#: (the histogram observers work on whole activations, which grow with the batch); 2 and 4 save little more.
+_CALIBRATION_BATCH = 8
 
 
 def int8_engine() -> str:
