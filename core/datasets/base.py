@@ -28,11 +28,16 @@ class Dataset:
     calibration_source: str = "same"
     #: Whether calibration samples are also evaluated (asked for with ``same``, or the same data named again).
     calibration_overlaps: bool = True
+    #: Whether the pool's samples are independent random draws in no order (a synthetic draw): then its
+    #: first n samples are as random a draw as any, and are taken as they lie, without a copy.
+    calibration_exchangeable: bool = False
     #: Per-sample image shape for showing inputs (e.g. (8, 8) or (H, W, 3)); None if not images.
     image_shape: tuple[int, ...] | None = None
     notes: list[str] = field(default_factory=list)
     #: Calibration draws already made, by (n, seed, pool): see ``calibration_samples``.
     _calibration_drawn: dict[tuple[int, int, int], np.ndarray] = field(default_factory=dict, repr=False, compare=False)
+    #: The calibration block of a separate pool let go of (forget_calibration_draws); None while it is held.
+    _pool_released: dict[str, Any] | None = field(default=None, repr=False, compare=False)
 
     def __len__(self) -> int:
         return int(self.x.shape[0])
@@ -41,25 +46,35 @@ class Dataset:
         """Up to ``n`` samples for calibrating static quantization, drawn reproducibly.
 
         Drawn once per (n, seed) and shared: every scheme of a study that calibrates on the same number
-        of samples gets the same array (not a copy each), so it must not change it."""
+        of samples gets the same array (not a copy each), so it must not change it. Every sample of the pool,
+        or the first n of an exchangeable pool, is the pool itself or a view of it, not a copy."""
+        if self._pool_released is not None:
+            raise RuntimeError("the calibration pool was let go of: no variant was left to calibrate")
         pool = self.calibration if self.calibration is not None and len(self.calibration) else self.x
         n = min(n, len(pool))
         key = (n, seed, id(pool))
         if key not in self._calibration_drawn:
-            if n == len(pool):  # every sample, in order: the pool itself, not a copy of it
-                self._calibration_drawn[key] = pool
+            if n == len(pool) or self.calibration_exchangeable:  # a view: a 200-image draw copied is 120 MB
+                self._calibration_drawn[key] = pool[:n]
             else:
                 rng = np.random.default_rng(seed)
                 idx = np.sort(rng.choice(len(pool), size=n, replace=False))
                 self._calibration_drawn[key] = pool[idx]
         return self._calibration_drawn[key]
 
-    def forget_calibration_draws(self) -> None:
-        """Let go of the shared calibration draws (once no variant left to build calibrates)."""
+    def forget_calibration_draws(self, pool_too: bool = False) -> None:
+        """Let go of the shared calibration draws (once no variant left to build calibrates), and with
+        ``pool_too`` of a separate calibration pool as well (once nothing can ask for a draw again: a 256-image
+        pool is 150 MB). The pool's description stays for the result; a draw asked for later is a mistake."""
         self._calibration_drawn.clear()
+        if pool_too and self.calibration is not None and self._pool_released is None:
+            self._pool_released = self.calibration_info()
+            self.calibration = None
 
     def calibration_info(self) -> dict[str, Any]:
         """The ``dataset.calibration`` block of the result JSON: where static schemes calibrate."""
+        if self._pool_released is not None:
+            return dict(self._pool_released)
         pool = self.calibration if self.calibration is not None and len(self.calibration) else self.x
         return {
             "source": self.calibration_source,

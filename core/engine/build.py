@@ -83,6 +83,7 @@ def _context(state: StudyState, planned: PlannedVariant, progress: Any) -> Any:
         progress=progress,
         shared=state.shared,
         seed=spec.seed,
+        example_input=lambda: state.dataset.x[:1],
     )
 
 

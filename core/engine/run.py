@@ -275,7 +275,11 @@ def _run_variants(
             return True
         result.memory = memory.result()
         if not any(_calibrates(p) for p in plan[index + 1 :]):
-            state.dataset.forget_calibration_draws()  # shared while variants still to build calibrate
+            # Shared while variants still to build calibrate; the pool goes too unless a variant built again
+            # for the re-check calibrates.
+            rebuilt = state.runners.rebuilt()
+            state.dataset.forget_calibration_draws(
+                pool_too=not any(_calibrates(p) for p in plan[: index + 1] if p.label in rebuilt))
         results.append(result)
         if result.status is VariantStatus.OK:
             yield VariantFinished(study_id, result)

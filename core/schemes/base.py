@@ -60,6 +60,14 @@ class BuildContext:
     #: Cache shared by the variants of one study (e.g. the float ONNX export).
     shared: dict[str, Any] = field(default_factory=dict)
     seed: int = 0
+    #: One input sample, shaped (1, ...), to trace or try the model with: see ``example``.
+    example_input: Callable[[], np.ndarray] | None = None
+
+    def example(self) -> np.ndarray:
+        """One input sample to trace the model with or time a layout on (not to calibrate): the study's first
+        evaluated sample, or without one the first calibration sample. A study lets go of its calibration pool
+        once no variant left calibrates, and a variant that only needs an example builds after that."""
+        return self.example_input() if self.example_input is not None else self.calibration(1)
 
 
 @dataclass

@@ -175,7 +175,7 @@ class PruneChannels(Scheme):
         ratio = fraction_param(spec, "ratio", 0.3, upper=0.9)
         int8 = spec.param("int8", "none") or "none"
         wanted = positive_int(spec, "samples", 200)
-        samples = ctx.calibration(wanted if int8 == "static" else 1)  # one sample is enough to trace
+        samples = ctx.calibration(wanted) if int8 == "static" else ctx.example()  # one sample is enough to trace
         if len(samples) == 0:
             raise BadInput(f"{spec.label}: the dataset gave no samples to trace the model with.")
         ctx.progress("building", 0, 2, "finding channel dependencies")

@@ -196,7 +196,7 @@ class _TorchHalf(Scheme):
         if wanted == "contiguous" or ctx.device.value != "cpu":
             return []
         ctx.progress("building", 0, 1, "timing the channels-last and contiguous layouts on one sample")
-        sample = torch.from_numpy(np.ascontiguousarray(ctx.calibration(1), dtype=np.float32)).to(dtype)
+        sample = torch.from_numpy(np.ascontiguousarray(ctx.example(), dtype=np.float32)).to(dtype)
         layout, times = pick_layout(module, sample)
         ms = {k: f"{v * 1000:,.0f} ms" if v >= 0.1 else f"{v * 1000:.3g} ms" for k, v in times.items()}
         if layout == "channels_last":
