@@ -96,7 +96,8 @@ def import_runtimes(stop_early: Any = None) -> None:
     import importlib
 
     for name in ("numpy", "torch", "core.measures.latency_stats", "core.engine.timing", "core.runtimes.torch_runner",
-                 "onnx", "onnxruntime", "core.runtimes.ort_runner", "core.schemes.ort_schemes"):
+                 "onnx", "onnxruntime", "core.runtimes.ort_runner", "core.schemes.ort_schemes",
+                 "core.schemes.ort_static"):
         if stop_early is not None and stop_early():
             return
         with contextlib.suppress(Exception):  # a missing optional runtime shows up later, with its own message

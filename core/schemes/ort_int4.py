@@ -131,9 +131,9 @@ class OrtInt4Weight(Scheme):
     )
 
     def applicability(self, model: LoadedModel) -> str | None:
-        from core.schemes.ort_schemes import _onnx_applicability
+        from core.schemes.ort_schemes import onnx_applicability
 
-        reason = _onnx_applicability(model)
+        reason = onnx_applicability(model)
         if reason:
             return reason
         linear = ("Linear", "MultiheadAttention")
@@ -157,7 +157,8 @@ class OrtInt4Weight(Scheme):
 
         from core.schemes.onnx_export import ensure_onnx
         from core.schemes.onnx_external import save_self_contained
-        from core.schemes.ort_schemes import _current_directory, _finish
+        from core.schemes.ort_calls import current_directory
+        from core.schemes.ort_schemes import finish_onnx_variant
         from core.schemes.ort_streamed import external_float
         from core.schemes.params import bool_param, check_params
 
@@ -174,7 +175,7 @@ class OrtInt4Weight(Scheme):
         ext = external_float(ensure_onnx(model, ctx), ctx)
         proto = onnx.load(str(ext), load_external_data=False)
         out = ctx.workdir / "ort_int4_weight.onnx"
-        with _current_directory(ext.parent):
+        with current_directory(ext.parent):
             rewritten = gemm_to_matmul(proto)
             candidates = _constant_matmuls(proto)
             if candidates == 0:
@@ -195,7 +196,7 @@ class OrtInt4Weight(Scheme):
             "symmetric": symmetric,
             "accuracy_level": accuracy_level,
         }
-        built = _finish(out, ctx, extra, model=model)
+        built = finish_onnx_variant(out, ctx, extra, model=model)
         built.coverage["summary"] = (
             f"{n_nbits} of {candidates} constant-weight MatMul/Gemm packed to 4 bits (block {block_size}); "
             + built.coverage["summary"]
@@ -211,7 +212,7 @@ def _pack(proto: Any, block_size: int, symmetric: bool, accuracy_level: int) -> 
     """Run ONNX Runtime's MatMulNBits quantizer quietly; return its ONNXModel."""
     from onnxruntime.quantization.matmul_nbits_quantizer import MatMulNBitsQuantizer
 
-    from core.schemes.ort_schemes import _quiet
+    from core.schemes.ort_calls import quiet
 
     logger = logging.getLogger(_QUANTIZER_LOGGER)
     level = logger.level
@@ -221,7 +222,7 @@ def _pack(proto: Any, block_size: int, symmetric: bool, accuracy_level: int) -> 
             proto, bits=4, block_size=block_size, is_symmetric=symmetric,
             accuracy_level=accuracy_level or None, op_types_to_quantize=("MatMul",),
         )
-        _quiet(quantizer.process)
+        quiet(quantizer.process)
     finally:
         logger.setLevel(level)
     return quantizer.model

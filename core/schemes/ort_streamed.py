@@ -1,6 +1,7 @@
 """The ONNX Runtime schemes' path for large models and transformers: the weights stay in external data and are
 read one at a time as they are quantized or halved, so the float weights are never all in memory at once
-(core.schemes.onnx_external makes the external copy). ``ort_schemes`` decides which path a model takes."""
+(core.schemes.onnx_external makes the external copy). ``ort_schemes`` and ``ort_static`` decide which path a model
+takes (``is_large``)."""
 
 from __future__ import annotations
 
@@ -18,6 +19,11 @@ from core.schemes.ort_calls import current_directory, quiet
 #: weight, like a transformer: ONNX Runtime's quant_pre_process holds such a model several times over, and fails
 #: outright on one over protobuf's 2 GB whose weights are already external.
 STREAMED_MIN_BYTES = 512 * 2**20
+
+
+def is_large(model: Any) -> bool:
+    """Whether ``model`` (a LoadedModel) takes the streamed path: a file of STREAMED_MIN_BYTES or more."""
+    return (model.file_bytes or 0) >= STREAMED_MIN_BYTES
 
 #: Why dynamic int8 skips ONNX Runtime's quant_pre_process on a transformer or a large model (measured on a
 #: BERT-base-shaped encoder: the same 50 of 74 MatMul quantized with and without it; the pre-processing alone

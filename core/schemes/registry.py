@@ -10,7 +10,8 @@ def catalogue() -> list[Scheme]:
     """Every scheme, in the order the window and `quantbench schemes` list them."""
     from core.schemes.baseline import Fp32
     from core.schemes.ort_int4 import OrtInt4Weight
-    from core.schemes.ort_schemes import OnnxFp32, OrtFp16, OrtInt8Dynamic, OrtInt8Static
+    from core.schemes.ort_schemes import OnnxFp32, OrtFp16, OrtInt8Dynamic
+    from core.schemes.ort_static import OrtInt8Static
     from core.schemes.pruning import PruneChannels, PruneL1
     from core.schemes.torch_precision import TorchBf16, TorchFp16
     from core.schemes.torch_schemes import TorchInt8Dynamic

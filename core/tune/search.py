@@ -299,7 +299,7 @@ class _Search:
 
     def _measure_float(self) -> dict[str, Any]:
         from core.measures.peak_memory import PeakMemory
-        from core.schemes.ort_schemes import _file_size
+        from core.schemes.ort_schemes import onnx_file_size
         from core.tune.measure import accuracy, brief, open_runner, predict, timed
 
         assert self.onnx_path is not None
@@ -313,7 +313,7 @@ class _Search:
             stats, samples = timed(runner, self.eval_x, self.threads, self.timing_s, self.stop)
         finally:
             runner.close()
-        size = _file_size(self.onnx_path)
+        size = onnx_file_size(self.onnx_path)
         row = _row("fp32", "fp32", self.float_accuracy, 0.0, brief(stats), size, 200.0, time.monotonic() - started)
         self._tell(row, "fp32", stats, samples, self.base_out, size, str(self.onnx_path), {}, [],
                    memory=memory.result())

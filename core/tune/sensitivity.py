@@ -80,10 +80,11 @@ def quantize_with_cache(setup: _Setup, out: Path, exclude: Sequence[str] = (), r
     """``quantize_static`` with the options of ``ort-int8-static``; ranges from the cache once it exists."""
     from onnxruntime.quantization import QuantFormat, QuantType, quantize_static
 
-    from core.schemes.ort_schemes import _quiet, calibration_method
+    from core.schemes.ort_calls import quiet
+    from core.schemes.ort_static import calibration_method
 
     opts = setup.options
-    _quiet(
+    quiet(
         quantize_static,
         str(setup.src),
         str(out),
@@ -110,7 +111,8 @@ def prepare(
     import onnx
 
     from core.schemes.base import BuildContext
-    from core.schemes.ort_schemes import _CalibrationReader, _preprocessed, calibration_chunk
+    from core.schemes.ort_schemes import preprocessed
+    from core.schemes.ort_static import CalibrationReader, calibration_chunk
     from core.study.spec import Device
 
     vdir = workdir / "sensitivity"
@@ -120,7 +122,7 @@ def prepare(
         calibration=lambda n: calib_x[:n], progress=lambda *_: None, shared=shared if shared is not None else {},
     )
     started = time.perf_counter()
-    src = _preprocessed(Path(model_path), ctx)
+    src = preprocessed(Path(model_path), ctx)
     preprocess_s = time.perf_counter() - started
     float_model = onnx.load(str(src))
     weights = {t.name for t in float_model.graph.initializer}
@@ -130,7 +132,7 @@ def prepare(
     setup = _Setup(src, vdir / f"ranges_{calibration}.json", float_model, None, options, vdir, threads, preprocess_s)
     if setup.cache.exists():
         setup.cache.unlink()
-    reader = _CalibrationReader(input_name, samples, ctx, "sensitivity")
+    reader = CalibrationReader(input_name, samples, ctx, "sensitivity")
     started = time.perf_counter()
     full = quantize_with_cache(setup, vdir / "full_int8.onnx", reader=reader)
     setup.qdq_model = onnx.load(str(full))

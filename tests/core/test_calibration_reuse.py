@@ -28,11 +28,11 @@ def test_a_second_static_variant_calibrated_the_same_way_reuses_the_ranges(
     from importlib import import_module
 
     from core.models import load_model
-    from core.schemes import get_scheme, ort_schemes
+    from core.schemes import get_scheme, ort_streamed
     from core.study.spec import ModelSpec
 
     if large:  # the path of a model of 512 MB or more (its own calibration), taken by lowering the threshold
-        monkeypatch.setattr(ort_schemes, "STREAMED_MIN_BYTES", 0)
+        monkeypatch.setattr(ort_streamed, "STREAMED_MIN_BYTES", 0)
     model = load_model(ModelSpec(path=str(make_mlp_onnx(tmp_path / "m" / "mlp.onnx", seed=2))))
     calibration = np.random.default_rng(3).standard_normal((16, 64)).astype(np.float32)
     calibrations = []

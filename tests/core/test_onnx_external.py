@@ -218,10 +218,10 @@ def test_a_large_models_int8_and_fp16_build_from_its_external_data(
     quant_pre_process and the float16 converter fail, and float16 held the float model beside the half one): taken
     here by lowering the thresholds on a small MLP."""
     from core.models import load_model
-    from core.schemes import get_scheme, onnx_external, ort_schemes
+    from core.schemes import get_scheme, onnx_external, ort_streamed
     from core.study.spec import ModelSpec
 
-    monkeypatch.setattr(ort_schemes, "STREAMED_MIN_BYTES", 0)
+    monkeypatch.setattr(ort_streamed, "STREAMED_MIN_BYTES", 0)
     monkeypatch.setattr(onnx_external, "SINGLE_FILE_MAX_BYTES", 1000)
     path = make_mlp_onnx(tmp_path / "m" / "mlp.onnx", external_data="mlp.data")
     model = load_model(ModelSpec(path=str(path)))
@@ -249,13 +249,13 @@ def test_float16_weight_by_weight_equals_the_converter_on_the_whole_model(
     tmp_path: Path, make_ctx: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from core.models import load_model
-    from core.schemes import get_scheme, ort_schemes
+    from core.schemes import get_scheme, ort_schemes, ort_streamed
     from core.study.spec import ModelSpec
 
     model = load_model(ModelSpec(path=str(make_mlp_onnx(tmp_path / "m" / "mlp.onnx", seed=3))))
     x = np.random.default_rng(8).standard_normal((16, 64)).astype(np.float32)
     whole = get_scheme("ort-fp16").build(model, SchemeSpec("ort-fp16"), make_ctx("whole"))
-    monkeypatch.setattr(ort_schemes, "STREAMED_MIN_BYTES", 0)
+    monkeypatch.setattr(ort_streamed, "STREAMED_MIN_BYTES", 0)
     streamed = get_scheme("ort-fp16").build(model, SchemeSpec("ort-fp16"), make_ctx("streamed"))
     assert ort_schemes.STREAMED_FP16_NOTE in streamed.notes and ort_schemes.STREAMED_FP16_NOTE not in whole.notes
     np.testing.assert_array_equal(whole.runner.predict(x), streamed.runner.predict(x))
@@ -274,7 +274,7 @@ def test_static_int8_from_external_data_equals_onnx_runtimes_own_quantize_static
     from onnxruntime.quantization import QuantFormat, QuantType, quantize_static
 
     from core.schemes.ort_calls import quiet
-    from core.schemes.ort_schemes import _CalibrationReader, calibration_method
+    from core.schemes.ort_static import CalibrationReader, calibration_method
     from core.schemes.ort_streamed import quantize_static_external
 
     path = make_mlp_onnx(tmp_path / "m" / "mlp.onnx", external_data="mlp.data", seed=4)
@@ -284,10 +284,10 @@ def test_static_int8_from_external_data_equals_onnx_runtimes_own_quantize_static
     ctx = make_ctx("static", calibration)
     ours, theirs = tmp_path / "ours.onnx", tmp_path / "theirs.onnx"
     ranges = tmp_path / "ranges.json"
-    quantize_static_external(path, ours, _CalibrationReader("x", calibration, ctx, "s"), 4, None, options,
+    quantize_static_external(path, ours, CalibrationReader("x", calibration, ctx, "s"), 4, None, options,
                              calibration_method(method), ranges)
     assert ranges.exists()  # kept for a later variant calibrated the same way
-    quiet(quantize_static, str(path), str(theirs), _CalibrationReader("x", calibration, ctx, "s"),
+    quiet(quantize_static, str(path), str(theirs), CalibrationReader("x", calibration, ctx, "s"),
           calibrate_method=calibration_method(method),
           extra_options={"CalibMovingAverage": False, "CalibStridedMinMax": 4}, **options)
     x = np.random.default_rng(10).standard_normal((16, 64)).astype(np.float32)

@@ -273,17 +273,17 @@ def test_chunked_calibration_gives_the_same_ranges_as_one_pass(
     import onnx
     from onnx import numpy_helper
 
-    from core.schemes import ort_schemes
+    from core.schemes import ort_static
 
-    assert ort_schemes.calibration_chunk(200) == 4 and ort_schemes.calibration_chunk(30) == 3
-    assert ort_schemes.calibration_chunk(200, limit=16) == 10 and ort_schemes.calibration_chunk(17) == 1
+    assert ort_static.calibration_chunk(200) == 4 and ort_static.calibration_chunk(30) == 3
+    assert ort_static.calibration_chunk(200, limit=16) == 10 and ort_static.calibration_chunk(17) == 1
 
     def scales(built: Any) -> dict[str, np.ndarray]:
         graph = onnx.load(str(built.artifact)).graph
         return {t.name: numpy_helper.to_array(t) for t in graph.initializer if t.name.endswith("_scale")}
 
     a = scales(_build(onnx_loaded, "ort-int8-static:samples=32", make_ctx)[0])  # read now: builds share a folder
-    monkeypatch.setattr(ort_schemes, "calibration_chunk", lambda n, limit=4: n)  # one pass over all samples
+    monkeypatch.setattr(ort_static, "calibration_chunk", lambda n, limit=4: n)  # one pass over all samples
     b = scales(_build(onnx_loaded, "ort-int8-static:samples=32", make_ctx)[0])
     assert a.keys() == b.keys() and len(a) > 4
     for name in a:

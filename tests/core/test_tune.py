@@ -347,7 +347,7 @@ def test_frontier_and_best_follow_the_objective() -> None:
 
 
 def test_static_knobs_write_scheme_strings_the_scheme_accepts() -> None:
-    from core.schemes.ort_schemes import OrtInt8Static
+    from core.schemes.ort_static import OrtInt8Static
     from core.schemes.params import check_params
     from core.study.spec import SchemeSpec
     from core.tune.search import StaticKnobs

@@ -62,7 +62,7 @@ def _growth(runs: list[dict[str, Any]], input_mb: float) -> dict[str, Any]:
 
 def run(quick: bool) -> dict[str, Any]:
     study_samples = 16 if quick else TARGET_SAMPLES
-    # Both sizes are several calibration chunks (core.schemes.ort_schemes.CALIBRATION_CHUNK), so
+    # Both sizes are several calibration chunks (core.schemes.ort_static.CALIBRATION_CHUNK), so
     # the slope shows whether memory grows with the sample count or stays at one chunk's worth.
     sizes = ["8", "24"] if quick else ["16", "64"]
     # Entropy and percentile share ORT's histogram collection; quick mode measures one of them.
