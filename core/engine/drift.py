@@ -7,10 +7,12 @@ compares two different machines. So once every variant has been timed, the
 engine (``guard_against_drift``) times the baseline again, and every other
 variant briefly; when a median moved by more than DRIFT_LIMIT (core.measures.drift_notes), it times every
 variant again in short rounds interleaved with the baseline's, one variant at a time, and the speed-ups and
-speed verdicts come from those. A variant timed with fewer than DRIFT_MIN_SAMPLES samples (a model taking
-seconds per call) takes part in neither step: its few samples cannot tell a change of the
-machine's speed from noise, and its calls would stretch every round. Both steps use the
-runners the engine kept (or reopens: core.engine.state.RunnerPool), and stop at the cancel token.
+speed verdicts come from those. When the baseline itself moved, the rounds follow at once: each variant's
+median at the end comes from its rounds instead of a burst of its own (``variants_from``: "paired").
+A variant timed with fewer than DRIFT_MIN_SAMPLES samples (a model taking seconds per call) takes part in
+neither step: its few samples cannot tell a change of the machine's speed from noise, and its calls would
+stretch every round. Both steps use the runners the engine kept (or reopens: core.engine.state.RunnerPool),
+and stop at the cancel token.
 """
 
 from __future__ import annotations
@@ -65,6 +67,8 @@ def guard_against_drift(
     paired = yield from _paired_rounds(spec, base, results, runners, x, cancel)
     if paired is not None:
         timing_info["paired"] = paired
+        if recheck.get("variants_from") == "paired":
+            recheck.update(_moved(_variants_again(results, paired["p50_ms"], base.label)))
     _note_drift(results, recheck, paired["rounds"] if paired else None, spec.timing)
     return paired
 
@@ -74,7 +78,8 @@ def _recheck(
     x: np.ndarray, cancel: CancelToken,
 ) -> Generator[Event, None, dict[str, Any] | None]:
     """Time the baseline again (RECHECK_S), and every other variant for one short burst, once all
-    have been timed.
+    have been timed; when the baseline itself moved, the paired rounds that follow time the variants
+    (``variants`` is then filled from them by ``guard_against_drift``).
 
     Each variant is timed in its own stretch of time. On a shared or virtual
     machine the CPU's speed can change between stretches (this project's own CI
@@ -98,25 +103,45 @@ def _recheck(
         return None
     first = base.latency.p50
     change = again / first - 1 if first > 0 else 0.0
+    block: dict[str, Any] = {
+        "p50_ms": round(again, 6), "first_p50_ms": round(first, 6), "change": round(change, 4), "samples": samples,
+    }
+    if drift_note(first, again) is not None:
+        # The baseline itself moved: the paired rounds time every variant again anyway, so no burst of each is
+        # taken here (each would reopen its runner once more); their medians fill ``variants`` afterwards.
+        block.update(variants={}, moved=None, drifted=True, variants_from="paired")
+        return block
     # The baseline can be back at its first speed by the end while a variant was timed at another
     # (the machine changed speed and back): one short burst of every variant shows that too.
-    variants: dict[str, dict[str, float]] = {}
+    again_p50: dict[str, float] = {}
     for i, r in enumerate(timed, start=1):
         yield Progress(spec.study_id, base.label, "re-checking", i, steps,
                        f"re-timing {r.label} briefly: did the machine's speed change?")
         v_again, n = _median_ms(_prepared(runners, r.label, x), _burst(spec.timing, r.latency.p50), cancel)
         _release(runners, r.label)  # a runner reopened for its burst goes again: the memory stays flat
-        if n and r.latency.p50 > 0 and v_again > 0:
-            variants[r.label] = {"first_p50_ms": round(r.latency.p50, 6), "p50_ms": round(v_again, 6),
-                                 "change": round(v_again / r.latency.p50 - 1, 4)}
+        if n:
+            again_p50[r.label] = v_again
+    block.update(_moved(_variants_again(timed, again_p50, base.label)))
     # Whether the study drifted, and the warning, are read from the same stored figures.
-    moving = [label for label, f in variants.items() if drift_note(f["first_p50_ms"], f["p50_ms"]) is not None]
-    block: dict[str, Any] = {
-        "p50_ms": round(again, 6), "first_p50_ms": round(first, 6), "change": round(change, 4), "samples": samples,
-        "variants": variants, "moved": max(moving, key=lambda label: abs(variants[label]["change"]), default=None),
-    }
     block["drifted"] = recheck_note(block) is not None
     return block
+
+
+def _variants_again(results: list[VariantResult], again_p50: Mapping[str, float], base: str) -> dict[str, Any]:
+    """Each variant's first median, its median at the end and the change, for those timed again (not the baseline)."""
+    variants: dict[str, dict[str, float]] = {}
+    for r in results:
+        again = again_p50.get(r.label)
+        if r.label != base and r.latency is not None and again is not None and r.latency.p50 > 0 and again > 0:
+            variants[r.label] = {"first_p50_ms": round(r.latency.p50, 6), "p50_ms": round(again, 6),
+                                 "change": round(again / r.latency.p50 - 1, 4)}
+    return variants
+
+
+def _moved(variants: dict[str, dict[str, float]]) -> dict[str, Any]:
+    """The re-check's ``variants`` and ``moved`` (the variant whose median moved most past the drift limit)."""
+    moving = [label for label, f in variants.items() if drift_note(f["first_p50_ms"], f["p50_ms"]) is not None]
+    return {"variants": variants, "moved": max(moving, key=lambda label: abs(variants[label]["change"]), default=None)}
 
 
 #: A burst lasts long enough for this many calls of the variant, up to MAX_BURST_S: with PAIRED_ROUNDS rounds,
