@@ -106,10 +106,16 @@ class ModelPanel(QGroupBox):
             "torchvision:NAME in the Architecture box when no file is open."
         )
         self.torchvision_button.clicked.connect(self.choose_torchvision)
-        buttons = QHBoxLayout()
-        for w in (self.open_button, self.folder_button, self.recent_button, self.demo_button, self.torchvision_button):
-            buttons.addWidget(w)
-        buttons.addStretch(1)
+        # Two rows, so the setup column keeps a quarter of a 1280 px window: files first, then the
+        # sources that are not a file (a folder of weights, a torchvision network by name).
+        buttons = QVBoxLayout()
+        for row_buttons in ((self.open_button, self.recent_button, self.demo_button),
+                            (self.folder_button, self.torchvision_button)):
+            row = QHBoxLayout()
+            for w in row_buttons:
+                row.addWidget(w)
+            row.addStretch(1)
+            buttons.addLayout(row)
 
         self.path_label = QLabel("No model loaded. Open a file, drop one here, or open the demo.", self)
         self.path_label.setWordWrap(True)

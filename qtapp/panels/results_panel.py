@@ -148,8 +148,12 @@ class ResultsPanel(QWidget):
 
     def _matrix_tab(self) -> QWidget:
         page = QWidget()
-        counts = QRadioButton("Counts (one colour scale for all)")
-        diff = QRadioButton("Difference against the baseline (red: more mistakes)")
+        counts = QRadioButton("Counts")
+        counts.setToolTip("How many samples of each true class were predicted as each class; one colour scale "
+                          "for all the matrices.")
+        diff = QRadioButton("Difference from the baseline")
+        diff.setToolTip("Each variant's matrix minus the baseline's, coloured by harm: red where it makes more "
+                        "mistakes (fewer on the diagonal, more off it), blue where it makes fewer.")
         counts.setChecked(True)
         self.matrix_mode = QButtonGroup(page)
         self.matrix_mode.addButton(counts)

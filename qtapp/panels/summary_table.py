@@ -204,7 +204,7 @@ class SummaryModel(QAbstractTableModel):
 
 class _FailureSpanDelegate(QStyledItemDelegate):
     """Keeps a failed row's long reason (spanning the row) from widening its first column; the
-    labels are elided at their start (set on the view), every other cell at its end."""
+    labels are elided in the middle (set on the view), every other cell at its end."""
 
     def sizeHint(self, option: QStyleOptionViewItem, index: _Index) -> QSize:
         hint = super().sizeHint(option, index)
@@ -234,9 +234,10 @@ class SummaryTable(QWidget):
         self.view.verticalHeader().setVisible(False)
         self.view.verticalHeader().setDefaultSectionSize(ROW_PX)
         self.view.setWordWrap(False)
-        # A long label keeps its end: the variant after a compared study's time, a scheme's parameters.
-        self.view.setTextElideMode(Qt.TextElideMode.ElideLeft)
-        # One point smaller than the window so ten columns fit beside the setup column at 1280 px.
+        # A long label keeps both ends: a scheme and its parameters, a compared study's time and its variant.
+        self.view.setTextElideMode(Qt.TextElideMode.ElideMiddle)
+        # One point smaller than the window: at 1280 px the verdict, quality, speed-up and size columns fit
+        # beside the setup column; the latencies and fidelity scroll in.
         font = self.view.font()
         font.setPointSize(TABLE_POINT_SIZE)
         self.view.setFont(font)

@@ -78,3 +78,19 @@ def no_thread_left_running(qapp):
     if threads or runners:
         names = [t.objectName() for t in threads] + [f"TaskRunner({r.active()} jobs)" for r in runners]
         pytest.fail(f"the test left threads running: {', '.join(names)}")
+
+
+@pytest.fixture
+def app_look(qapp):
+    """The application's own style, font size, palette and style sheet (what ``quantbench`` applies), for
+    the tests that measure what fits on a screen; the test session's previous look comes back after."""
+    from qtapp.window.theme import LIGHT, apply_theme
+
+    before = (qapp.style().name(), qapp.font(), qapp.palette(), qapp.styleSheet())
+    apply_theme(qapp, LIGHT)
+    yield
+    style, font, palette, sheet = before
+    qapp.setStyleSheet(sheet)
+    qapp.setStyle(style)
+    qapp.setFont(font)
+    qapp.setPalette(palette)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from fake_study import fake_run_study
+from fake_study import fake_run_study, with_paired_rounds
 from helpers import fake_spec
 from PySide6.QtCore import Qt
 
@@ -20,26 +20,6 @@ from core.study.events import StudyFinished
 from qtapp.charts.palette import VariantPalette
 from qtapp.panels.results_panel import ResultsPanel
 from qtapp.window.theme import LIGHT
-
-
-def _with_paired_rounds(final: StudyFinished) -> tuple[StudyFinished, dict]:
-    """The study as the engine ends it after a drift: a re-check that moved, and paired rounds
-    whose medians tell another story than the first timings (every variant as fast as the baseline)."""
-    results = [r for r in final.result.results if r.ok]
-    base = results[0]
-    p50 = {r.label: round(base.latency.p50 * (1.0 + 0.01 * i), 6) for i, r in enumerate(results)}
-    speedup = {r.label: {"median": round(p50[base.label] / p50[r.label], 4), "min": 0.9, "max": 1.05}
-               for r in results}
-    paired = {"rounds": 7, "burst_s": 0.15, "speedup": speedup, "p50_ms": p50}
-    first = base.latency.p50
-    timing = {**final.result.timing, "paired": paired,
-              "baseline_recheck": {"first_p50_ms": first, "p50_ms": first * 1.6, "drifted": True}}
-    marked = [
-        r if r.is_baseline or r.verdict is None else replace(r, verdict=replace(
-            r.verdict, speedup=speedup[r.label]["median"]))
-        for r in final.result.results
-    ]
-    return replace(final, result=replace(final.result, timing=timing, results=marked)), paired
 
 
 def _headers(panel: ResultsPanel) -> list[str]:
@@ -65,12 +45,13 @@ def test_paired_speed_ups_are_marked_and_shown_with_the_latencies_they_come_from
     panel.apply_events(events[:-1])
     assert "Speed" in _headers(panel) and not any(PAIRED_MARK in h for h in _headers(panel))
 
-    drifted, paired = _with_paired_rounds(final)
+    drifted, paired = with_paired_rounds(final)
     panel.apply_events([drifted])
     headers = _headers(panel)
     speed, rounds_p50 = f"Speed {PAIRED_MARK}", f"p50 {PAIRED_MARK} ms"
     assert "Speed" not in headers and speed in headers and rounds_p50 in headers
-    assert headers.index("p50/p99 ms") < headers.index(rounds_p50) < headers.index(speed)
+    # The marked speed-up with the verdict's other figures; the rounds' p50 right after the first timing's.
+    assert headers.index(speed) < headers.index("p50/p99 ms") == headers.index(rounds_p50) - 1
 
     # The marked speed-up and the medians beside it agree: read together, they say the same.
     for label, p50 in paired["p50_ms"].items():
@@ -107,7 +88,7 @@ def test_a_comparison_keeps_each_studys_paired_figures_and_names_whose_machine_m
     from qtapp.models.stored_study import compare, replay_events
 
     final = list(fake_run_study(fake_spec()))[-1]
-    drifted, paired = _with_paired_rounds(final)
+    drifted, paired = with_paired_rounds(final)
     calm = replace(final.result, study_id="calm0000study", created="2026-12-06T09:30:00+00:00")
     moved = replace(drifted.result, study_id="moved000study", created="2026-12-07T14:02:00+00:00")
     comparison = compare([calm, moved])
@@ -131,7 +112,7 @@ def test_a_comparisons_drift_line_names_what_moved() -> None:
     from qtapp.models.stored_study import compare
 
     final = list(fake_run_study(fake_spec()))[-1]
-    drifted, _ = _with_paired_rounds(final)
+    drifted, _ = with_paired_rounds(final)
     base = drifted.result.timing["baseline_recheck"]["first_p50_ms"]
     variant_moved = {**drifted.result.timing, "baseline_recheck": {
         "first_p50_ms": base, "p50_ms": base * 1.04, "drifted": True, "moved": "ort-int8-static",

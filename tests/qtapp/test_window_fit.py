@@ -35,7 +35,7 @@ def _bottom_right(widget: QWidget, window: MainWindow) -> QPoint:
     return widget.mapTo(window, QPoint(widget.width(), widget.height()))
 
 
-def test_every_setup_control_scrolls_into_view_whole_at_1280x800(qtbot):
+def test_every_setup_control_scrolls_into_view_whole_at_1280x800(qtbot, app_look):
     window = _window(qtbot)
     try:
         qtbot.waitUntil(lambda: not window.schemes_panel.loading, timeout=LOAD_MS)
