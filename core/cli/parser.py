@@ -293,9 +293,9 @@ def _add_run_timing(run: argparse.ArgumentParser) -> None:
     run.add_argument("--batch-size", type=int, default=1, metavar="N", help="samples per timed call (default 1)")
     run.add_argument(
         "--eval-batch-size", type=int, metavar="N",
-        help="the largest batch of samples per call while evaluating (default: chosen from the model and the free "
-        "memory); a model with a fixed batch is evaluated one batch of its own size at a time; timing keeps "
-        "--batch-size",
+        help="the largest batch of samples per call while evaluating (default: from the sample's size, at most 32 "
+        "and about 256 MB of working memory a call, and the free memory); a model with a fixed batch is evaluated "
+        "one batch of its own size at a time; timing keeps --batch-size",
     )
     run.add_argument(
         "--slow-variant-samples", type=int, metavar="N",

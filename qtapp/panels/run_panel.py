@@ -106,9 +106,10 @@ class RunPanel(QGroupBox):
         self.batch_size.setToolTip("Inputs per timed call (the latency is of the whole batch).")
         self.eval_batch = QSpinBox(self.settings)
         self.eval_batch.setRange(0, 4096)
-        self.eval_batch.setSpecialValueText("auto")  # 0: chosen from the model and the free memory
+        self.eval_batch.setSpecialValueText("auto")  # 0: chosen from the sample's size and the free memory
         self.eval_batch.setToolTip(
-            "Samples per call while evaluating; auto picks from the model and the free memory.\n"
+            "Samples per call while evaluating; auto: at most 32, and no more than keep a call's working memory\n"
+            "to about 256 MB (8 images of 224x224) within a quarter of the free memory.\n"
             "Timing keeps Batch size."
         )
         self.slow_samples = QSpinBox(self.settings)

@@ -190,13 +190,18 @@ def test_a_whole_study_gives_the_same_metrics_in_batches_as_one_by_one(tiny_onnx
         assert a.latency.batch_size == b.latency.batch_size == 1
 
 
-def test_the_eval_batch_is_chosen_from_the_free_memory() -> None:
-    from core.engine.evaluate import ACTIVATION_FACTOR, MAX_AUTO_EVAL_BATCH, default_eval_batch
+def test_the_eval_batch_is_chosen_from_the_sample_size_and_the_free_memory() -> None:
+    from core.engine.evaluate import ACTIVATION_FACTOR, EVAL_CALL_BYTES, MAX_AUTO_EVAL_BATCH, default_eval_batch
 
+    small = np.zeros((4, 1, 8, 8), dtype=np.float32)
+    assert default_eval_batch(small, None) == default_eval_batch(small, 10**12) == MAX_AUTO_EVAL_BATCH
+    # A 224x224 image: the largest power of two whose working memory fits one call's share, however much is free.
     x = np.zeros((4, 3, 224, 224), dtype=np.float32)
     per_sample = x[:1].nbytes * ACTIVATION_FACTOR
-    assert default_eval_batch(x, None) == MAX_AUTO_EVAL_BATCH
-    assert default_eval_batch(x, 10**12) == MAX_AUTO_EVAL_BATCH
+    by_call = default_eval_batch(x, None)
+    assert by_call == default_eval_batch(x, 10**12) < MAX_AUTO_EVAL_BATCH
+    assert by_call * per_sample <= EVAL_CALL_BYTES < 2 * by_call * per_sample and by_call & (by_call - 1) == 0
+    assert default_eval_batch(np.zeros((4, 3, 448, 448), dtype=np.float32), None) == by_call // 4
     assert default_eval_batch(x, 8 * per_sample) == 2  # a quarter of the free memory: two samples' worth
     assert default_eval_batch(x, 0) == 1
 
