@@ -117,7 +117,8 @@ def _recheck(
     for i, r in enumerate(timed, start=1):
         yield Progress(spec.study_id, base.label, "re-checking", i, steps,
                        f"re-timing {r.label} briefly: did the machine's speed change?")
-        v_again, n = _median_ms(_prepared(runners, r.label, x), _burst(spec.timing, r.latency.p50), cancel)
+        v_again, n = _median_ms(_prepared(runners, r.label, x), _burst(spec.timing, r.latency.p50, fresh=True),
+                                cancel)
         _release(runners, r.label)  # a runner reopened for its burst goes again: the memory stays flat
         if n:
             again_p50[r.label] = v_again
@@ -150,12 +151,20 @@ BURST_CALLS = 3
 MAX_BURST_S = 2.0
 
 
-def _burst(timing: TimingSpec, p50_ms: float = 0.0) -> TimingSpec:
+#: Before a burst, the runner's calls run untimed for about this long (the harness's first call included).
+BURST_WARMUP_S = 0.01
+
+
+def _burst(timing: TimingSpec, p50_ms: float = 0.0, fresh: bool = False) -> TimingSpec:
     """A short timing: PAIRED_BURST_S (or, for a slow model, BURST_CALLS of its calls, up to MAX_BURST_S),
-    after a brief warm-up (the runner is warm: one call, or 10 ms of calls for a fast model, brings its weights
-    back into the caches the variant timed before it used)."""
+    after a brief warm-up: the runner is warm, so its weights need only be brought back into the caches the
+    variant timed before it used, which the harness's first, untimed call does for a model that takes
+    BURST_WARMUP_S or more; a faster one runs that long. A ``fresh`` runner (just reopened or rebuilt) also
+    gets one more untimed call, its first ones allocating what later calls reuse."""
     seconds = min(MAX_BURST_S, max(PAIRED_BURST_S, BURST_CALLS * p50_ms / 1000.0))
-    return replace(timing, max_time_s=seconds, min_samples=PAIRED_MIN_SAMPLES, warmup_runs=1, warmup_s=0.01)
+    warmup_s = max(0.0, BURST_WARMUP_S - p50_ms / 1000.0)
+    return replace(timing, max_time_s=seconds, min_samples=PAIRED_MIN_SAMPLES, warmup_runs=1 if fresh else 0,
+                   warmup_s=warmup_s)
 
 
 def _paired_rounds(
@@ -196,6 +205,7 @@ def _paired_rounds(
             "baseline",
         )
         burst = _burst(spec.timing, timed[label].latency.p50)
+        opening = _burst(spec.timing, timed[label].latency.p50, fresh=True)  # the first, after reopening
         longest = max(longest, burst.max_time_s)
         opened = time.perf_counter()
         call = _prepared(runners, label, x)
@@ -204,8 +214,8 @@ def _paired_rounds(
             before = _median_ms(base_call, base_burst, cancel)[0]
             base_medians.append(before)
         ratios, medians = [], []
-        for _ in range(PAIRED_ROUNDS):
-            median = _median_ms(call, burst, cancel)[0]  # nan: no figure this round
+        for round_ in range(PAIRED_ROUNDS):
+            median = _median_ms(call, burst if round_ else opening, cancel)[0]  # nan: no figure this round
             after = _median_ms(base_call, base_burst, cancel)[0]
             around = (before + after) / 2
             if median > 0 and around > 0:

@@ -100,7 +100,7 @@ class LatencyHarness:
         gc.disable()
         try:
             first_ms = self._time_first()
-            warmup_runs, warmup_ns, call_ns = self._warm_up()
+            warmup_runs, warmup_ns, call_ns = self._warm_up(first_ms)
             if self._cancelled():
                 self._run = TimingRun([], 1, first_ms, warmup_runs, warmup_ns / 1e6, "cancelled", 0.0)
                 return
@@ -123,8 +123,9 @@ class LatencyHarness:
         t1 = clock()
         return (t1 - t0) / 1e6
 
-    def _warm_up(self) -> tuple[int, int, float]:
-        """Run until both the call count and the time are reached; return (runs, ns, median call ns)."""
+    def _warm_up(self, first_ms: float) -> tuple[int, int, float]:
+        """Run until both the call count and the time are reached; return (runs, ns, median call ns). With no
+        warm-up asked for, the first call (``first_ms``) is the estimate: no call is made here."""
         clock, fn, spec = self._clock, self._fn, self._spec
         min_ns = spec.warmup_s * 1e9
         times: list[int] = []
@@ -137,14 +138,8 @@ class LatencyHarness:
             fn()
             now = clock()
             times.append(now - t0)
-        if not times:
-            # No warm-up asked for (or cancelled at once): estimate the call from one timed call.
-            t0 = clock()
-            fn()
-            t1 = clock()
-            call_ns = float(t1 - t0)
-        else:
-            call_ns = float(sorted(times)[len(times) // 2])
+        # No warm-up asked for (or cancelled at once): the first call's time is the estimate.
+        call_ns = float(sorted(times)[len(times) // 2]) if times else first_ms * 1e6
         return len(times), now - start, call_ns
 
     def _clock_read_ns(self) -> float:

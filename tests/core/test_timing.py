@@ -138,6 +138,33 @@ def test_warmup_runs_until_both_count_and_time() -> None:
     assert run.warmup_ms == 16.0
 
 
+def test_without_a_warm_up_the_first_call_is_the_only_untimed_one() -> None:
+    clock = FakeClock()
+    model = FakeModel(clock, [40 * MS], first_ns=60 * MS)
+    spec = _spec(warmup_runs=0, warmup_s=0.0, min_samples=3, max_time_s=0.1)
+    run = LatencyHarness(model, spec, clock=clock).measure()
+    assert run.warmup_runs == 0 and run.first_ms == 60.0
+    assert model.calls == 1 + len(run.samples_ms) and run.samples_ms == [40.0] * 3
+    assert run.block_size == 1  # chosen from the first call's time: no call was spent estimating it
+
+
+def test_a_paired_burst_spends_one_untimed_call_on_a_warm_runner_and_two_on_a_fresh_one() -> None:
+    from core.engine.drift import BURST_WARMUP_S, _burst
+
+    timing = _spec()
+    for fresh, untimed in ((False, 1), (True, 2)):
+        clock = FakeClock()
+        model = FakeModel(clock, [40 * MS])
+        run = LatencyHarness(model, _burst(timing, 40.0, fresh=fresh), clock=clock).measure()
+        assert model.calls - len(run.samples_ms) == untimed, fresh
+        assert len(run.samples_ms) >= 3
+    # A call shorter than BURST_WARMUP_S: calls run untimed until about that long has passed, the first included.
+    clock = FakeClock()
+    model = FakeModel(clock, [1 * MS])
+    run = LatencyHarness(model, _burst(timing, 1.0), clock=clock).measure()
+    assert BURST_WARMUP_S * 1e3 <= run.first_ms + run.warmup_ms <= BURST_WARMUP_S * 1e3 + 1.0 + 1e-6
+
+
 def test_block_size_for_a_one_microsecond_call() -> None:
     # Each clock read costs 50 ns, so two reads are 10 % of a 1 us call: blocks are needed.
     clock = FakeClock(tick_ns=50)
