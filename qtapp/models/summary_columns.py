@@ -124,11 +124,13 @@ def latency(v: VariantState, base: VariantState | None) -> Cell:
 
 
 def speedup(v: VariantState, base: VariantState | None) -> Cell:
+    """The verdict's speed-up, marked when it comes from the paired rounds (as the CLI and HTML tables mark it):
+    a variant timed with too few samples for the rounds keeps its first timing's, unmarked."""
     r = v.result
     if _is_baseline(v) or r is None or not r.ok or r.verdict is None or r.verdict.speedup is None:
         return ("", None)
-    value = r.verdict.speedup
-    return (format_speedup(value, typographic=True), r.verdict.speed)
+    mark = PAIRED_MARK if v.paired is not None and v.paired.speedup is not None else ""
+    return (format_speedup(r.verdict.speedup, typographic=True) + mark, r.verdict.speed)
 
 
 def paired_latency(v: VariantState, base: VariantState | None) -> Cell:
@@ -138,9 +140,21 @@ def paired_latency(v: VariantState, base: VariantState | None) -> Cell:
 
 
 def paired_speedup_tooltip(v: VariantState) -> str:
-    """Where a marked speed-up came from: its range over the rounds, and what the first timings alone said."""
-    if v.paired is None or v.paired.speedup is None or v.is_baseline:
+    """Where a marked speed-up came from: its range over the rounds, and what the first timings alone said; for an
+    unmarked one, why it took no part in the rounds."""
+    if v.is_baseline:
         return ""
+    if v.paired is None or v.paired.speedup is None:
+        r = v.result
+        if r is None or not r.ok or r.latency is None or r.verdict is None or r.verdict.speedup is None:
+            return ""
+        from core.engine.drift import DRIFT_MIN_SAMPLES
+
+        said = f"{format_speedup(r.verdict.speedup)} the baseline's speed, from this variant's first timing"
+        if r.latency.n < DRIFT_MIN_SAMPLES:
+            return (f"{said}: it took no part in the interleaved rounds, its {r.latency.n} timing samples being too "
+                    "few to tell a change of the machine's speed from noise.")
+        return f"{said}: its study's machine held still, so it ran no interleaved rounds."  # a calm study, compared
     median, low, high = v.paired.speedup
     lines = [
         f"{format_speedup(median)} the baseline's speed: the median over {v.paired.rounds} interleaved rounds "
@@ -201,8 +215,9 @@ TIMING_AND_SIZE = (SPEED, SIZE, LATENCY)
 #: Speed column's title and shows each variant's median in those rounds beside its first timing.
 PAIRED_SPEED = Column(
     f"Speed {PAIRED_MARK}",
-    "Speed-up from the interleaved rounds: the median over rounds of the baseline's median ÷ this variant's "
-    "(both timed within a second of each other). Hover a cell for its range.",
+    f"Speed-up; marked {PAIRED_MARK}: from the interleaved rounds, the median over rounds of the baseline's median ÷ "
+    "this variant's (both timed within a second of each other). Unmarked: from the first timing (too few samples "
+    "for the rounds). Hover a cell for its range.",
     speedup,
     paired_speedup_tooltip,
 )

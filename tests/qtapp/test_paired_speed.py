@@ -57,7 +57,8 @@ def test_paired_speed_ups_are_marked_and_shown_with_the_latencies_they_come_from
     for label, p50 in paired["p50_ms"].items():
         assert _cell(panel, label, rounds_p50) == format_ms(p50)
     int8 = "ort-int8-static"
-    assert _cell(panel, int8, speed) == format_speedup(paired["speedup"][int8]["median"], typographic=True)
+    marked = format_speedup(paired["speedup"][int8]["median"], typographic=True) + PAIRED_MARK
+    assert _cell(panel, int8, speed) == marked
     shown_ratio = float(_cell(panel, "fp32", rounds_p50)) / float(_cell(panel, int8, rounds_p50))
     assert abs(shown_ratio - paired["speedup"][int8]["median"]) < 0.02
     # ...while its first timing (the p50/p99 column and the histogram) is kept as measured.
@@ -73,6 +74,33 @@ def test_paired_speed_ups_are_marked_and_shown_with_the_latencies_they_come_from
     # The column chooser keeps the new column like any other.
     panel.columns.set_shown(rounds_p50, False)
     assert not panel.columns.is_shown(rounds_p50) and panel.columns.is_shown(speed)
+
+
+def test_a_variant_left_out_of_the_rounds_shows_its_first_timings_speed_unmarked_and_says_why(qtbot) -> None:
+    """A variant timed with too few samples (float16 emulated at seconds a call) takes no part in the rounds: its
+    speed-up stays its first timing's, so the window must not mark it as the rounds' (the CLI and HTML do not)."""
+    events = list(fake_run_study(fake_spec()))
+    drifted, paired = with_paired_rounds(events[-1])
+    slow = "torch-int8-dynamic"
+    timing = drifted.result.timing
+    left_out = {**timing, "paired": {**timing["paired"],
+                                     "speedup": {k: v for k, v in paired["speedup"].items() if k != slow},
+                                     "p50_ms": {k: v for k, v in paired["p50_ms"].items() if k != slow}}}
+    # As the engine leaves one out: timed with fewer samples than the rounds need.
+    results = [replace(r, latency=replace(r.latency, n=4)) if r.label == slow else r for r in drifted.result.results]
+    final = replace(drifted, result=replace(drifted.result, timing=left_out, results=results))
+    panel = ResultsPanel(VariantPalette(), LIGHT)
+    qtbot.addWidget(panel)
+    panel.apply_events([*events[:-1], final])
+    speed = f"Speed {PAIRED_MARK}"
+    first = next(r for r in final.result.results if r.label == slow)
+    assert _cell(panel, slow, speed) == format_speedup(first.verdict.speedup, typographic=True)
+    assert _cell(panel, slow, f"p50 {PAIRED_MARK} ms") == ""
+    assert _cell(panel, "ort-int8-static", speed).endswith(PAIRED_MARK)
+    model = panel.table.model
+    index = model.index(panel.state.labels.index(slow), _headers(panel).index(speed))
+    tip = model.data(index, Qt.ItemDataRole.ToolTipRole)
+    assert "first timing" in tip and "no part in the interleaved rounds" in tip and "its 4 timing samples" in tip
 
 
 def test_a_study_without_paired_rounds_keeps_its_plain_columns(qtbot) -> None:
@@ -102,6 +130,14 @@ def test_a_comparison_keeps_each_studys_paired_figures_and_names_whose_machine_m
     rounds_p50 = f"p50 {PAIRED_MARK} ms"
     assert _cell(panel, f"{prefix} / ort-int8-static", rounds_p50) == format_ms(paired["p50_ms"]["ort-int8-static"])
     assert _cell(panel, f"{comparison.prefixes['calm0000study']} / ort-int8-static", rounds_p50) == ""
+    # The calm study's speed-ups are its first timings', unmarked, and say so.
+    speed = f"Speed {PAIRED_MARK}"
+    calm_int8 = f"{comparison.prefixes['calm0000study']} / ort-int8-static"
+    assert _cell(panel, f"{prefix} / ort-int8-static", speed).endswith(PAIRED_MARK)
+    assert not _cell(panel, calm_int8, speed).endswith(PAIRED_MARK)
+    model = panel.table.model
+    index = model.index(panel.state.labels.index(calm_int8), _headers(panel).index(speed))
+    assert "machine held still" in model.data(index, Qt.ItemDataRole.ToolTipRole)
     # One warning, naming the study whose machine moved (the calm one has none).
     text = panel.drift.text()
     assert panel.drift.isVisible() and text.count("⚠") == 1
