@@ -156,13 +156,16 @@ def format_reduction(reduction: float, decimals: int = 0) -> str:
 
 
 def format_size_change(size: float, baseline: float | None, typographic: bool = False) -> str:
-    """A size against its baseline's, in whole percent: '-74 %' (smaller), '+3 %', '±0 %'; '' without one."""
+    """A size against its baseline's: '-74 %' (smaller), '+3 %', '±0 %'; '' without one. In whole percent from
+    1 % on, with one decimal below ('+0.1 %', '-0.8 %', as the CLI's table writes them): rounded toward the worse
+    side at whole percent, a file 0.1 % larger would read '+1 %'."""
     if baseline is None or baseline <= 0:
         return ""
     change = size / baseline - 1.0
-    if round_toward_worse(change * 100, 0, higher_is_better=False) == 0:
+    decimals = 0 if abs(change) >= 0.01 else 1
+    if round_toward_worse(change * 100, decimals, higher_is_better=False) == 0:
         return "±0 %"
-    return format_percent(change, decimals=0, signed=True, typographic=typographic)
+    return format_percent(change, decimals=decimals, signed=True, typographic=typographic)
 
 
 def format_speedup(x: float | None, typographic: bool = False) -> str:

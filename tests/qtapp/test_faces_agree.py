@@ -142,3 +142,16 @@ def test_the_histograms_bin_the_same_samples_alike_and_say_what_lies_beyond(qtbo
         assert sum(report_counts) + report_beyond == len(v.samples_ms)
     assert panel.histogram.beyond("v1") == 2 and "+2 beyond the axis" in panel.histogram.caption("v1")
     assert ">+2<" in latency_chart
+
+
+def test_a_small_change_of_size_reads_the_same_in_the_window_as_in_the_cli_and_the_report(qtbot) -> None:
+    """A pruned file 0.1 % larger than its float one read "+1 %" in the window (whole percent, rounded toward
+    the worse side) and "+0.1 %" in the CLI and the report; a change of 1 % or more keeps whole percent."""
+    study = _study([SIZE, SIZE + 873, SIZE - 7_000, 218_250])  # +0.1 %, -0.8 %, -75 %
+    panel = _window(qtbot, study)
+    text, html = format_table(study), render_html([study])
+    for label, change in (("v1", "+0.1 %"), ("v2", "-0.8 %")):
+        window = _window_cell(panel, label, "Size").split(" ", 2)[-1].replace("\u2212", "-")
+        assert window == _cli_cell(text, label, "Size vs base") == _html_cell(html, label, "Size vs base") == change
+        assert panel.sizes.bar_text(label).split(" · ")[-1].replace("\u2212", "-") == change
+    assert _window_cell(panel, "v3", "Size").endswith("\u221275 %")
