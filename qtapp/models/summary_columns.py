@@ -212,7 +212,8 @@ SIZE = Column("Size", "Bytes on disk of the file a user would ship (change again
 LATENCY = Column("p50/p99 ms", "Median and 99th-percentile latency of one call (live estimate while timing).", latency)
 TIMING_AND_SIZE = (SPEED, SIZE, LATENCY)
 #: When the machine's speed changed, the speed-ups come from paired rounds: the table says so in the
-#: Speed column's title and shows each variant's median in those rounds beside its first timing.
+#: Speed column's title, marks each speed-up measured in them, and shows each variant's median in those
+#: rounds beside its first timing.
 PAIRED_SPEED = Column(
     f"Speed {PAIRED_MARK}",
     f"Speed-up; marked {PAIRED_MARK}: from the interleaved rounds, the median over rounds of the baseline's median ÷ "
