@@ -35,9 +35,9 @@ def drift_note(
     )
     if paired_rounds:
         return (
-            f"{said}, so every variant timed with enough samples was timed again in {paired_rounds} interleaved "
-            f"rounds with the baseline, and the speed-ups marked {PAIRED_MARK} and their speed verdicts come from "
-            "those; each variant's p50/p99 and histogram are from its first timing"
+            f"{said}, so each variant with enough timing samples was timed again in {paired_rounds} interleaved "
+            f"rounds with the baseline: the speed-ups marked {PAIRED_MARK} and their verdicts come from those, "
+            "p50/p99 and histograms from the first timing"
         )
     return f"{said}, so speed-ups can be off by that much; run the study again, or on a quieter machine"
 
