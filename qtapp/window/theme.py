@@ -147,7 +147,10 @@ def style_sheet(theme: Theme) -> str:
 
 def apply_theme(app: QApplication, theme: Theme) -> None:
     """Fonts, palette and style sheet for the whole application."""
-    app.setStyle("Fusion")  # the same look on every platform, and it honours the palette
+    # The same look on every platform, and it honours the palette. Set once: a new style object for every switch
+    # of theme would delete the one every widget was polished with while they live on.
+    if app.style().name().lower() != "fusion":
+        app.setStyle("Fusion")
     font = QFont(app.font())
     font.setPointSize(BASE_POINT_SIZE)
     app.setFont(font)

@@ -82,15 +82,15 @@ def no_thread_left_running(qapp):
 
 @pytest.fixture
 def app_look(qapp):
-    """The application's own style, font size, palette and style sheet (what ``quantbench`` applies), for
-    the tests that measure what fits on a screen; the test session's previous look comes back after."""
+    """The application's own font size, palette and style sheet (what ``quantbench`` applies; its Fusion style
+    is the offscreen platform's own), for the tests that measure what fits on a screen; the test session's
+    previous font, palette and style sheet come back after."""
     from qtapp.window.theme import LIGHT, apply_theme
 
-    before = (qapp.style().name(), qapp.font(), qapp.palette(), qapp.styleSheet())
+    before = (qapp.font(), qapp.palette(), qapp.styleSheet())
     apply_theme(qapp, LIGHT)
     yield
-    style, font, palette, sheet = before
+    font, palette, sheet = before
     qapp.setStyleSheet(sheet)
-    qapp.setStyle(style)
     qapp.setFont(font)
     qapp.setPalette(palette)
