@@ -123,13 +123,18 @@ def latency(v: VariantState, base: VariantState | None) -> Cell:
     return ("" if both is None else f"{format_ms(both[0])} / {format_ms(both[1])}", None)
 
 
+def _from_rounds(v: VariantState) -> bool:
+    """Whether ``v``'s speed-up was measured in the paired rounds (else it is its first timing's)."""
+    return v.paired is not None and v.paired.speedup is not None
+
+
 def speedup(v: VariantState, base: VariantState | None) -> Cell:
     """The verdict's speed-up, marked when it comes from the paired rounds (as the CLI and HTML tables mark it):
     a variant timed with too few samples for the rounds keeps its first timing's, unmarked."""
     r = v.result
     if _is_baseline(v) or r is None or not r.ok or r.verdict is None or r.verdict.speedup is None:
         return ("", None)
-    mark = PAIRED_MARK if v.paired is not None and v.paired.speedup is not None else ""
+    mark = PAIRED_MARK if _from_rounds(v) else ""
     return (format_speedup(r.verdict.speedup, typographic=True) + mark, r.verdict.speed)
 
 
@@ -144,7 +149,7 @@ def paired_speedup_tooltip(v: VariantState) -> str:
     unmarked one, why it took no part in the rounds."""
     if v.is_baseline:
         return ""
-    if v.paired is None or v.paired.speedup is None:
+    if not _from_rounds(v):
         r = v.result
         if r is None or not r.ok or r.latency is None or r.verdict is None or r.verdict.speedup is None:
             return ""
