@@ -99,12 +99,14 @@ def _choose_calibration(
     """Give ``ds`` the calibration pool ``spec.calibration`` asks for (see ``DatasetSpec.calibration``)."""
     if spec.calibration == CALIBRATE_ON_SAME:
         ds.calibration, ds.calibration_source, ds.calibration_overlaps = None, CALIBRATE_ON_SAME, True
+        ds.calibration_recipe = None
         ds.notes.append(overlap_warning("asked for"))
         return
     other = spec.calibration_dataset()
     if other is not None:
         _calibrate_on(ds, spec, other, model_input, seed, inputs)
-    elif ds.calibration is None:
+        ds.calibration_recipe = None
+    elif ds.calibration is None and ds.calibration_recipe is None:
         _hold_out(ds)
 
 

@@ -2,12 +2,23 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from core.study.spec import Task
+
+
+@dataclass(frozen=True)
+class PoolRecipe:
+    """How to make a calibration pool of ``samples`` samples, the same ones every time (a seeded random draw):
+    ``make(n)`` gives its first n samples. Such a pool is never held whole: a draw is made when a variant asks
+    for calibration samples, and let go of between builds."""
+
+    samples: int
+    make: Callable[[int], np.ndarray]
 
 
 @dataclass
@@ -31,6 +42,9 @@ class Dataset:
     #: Whether the pool's samples are independent random draws in no order (a synthetic draw): then its
     #: first n samples are as random a draw as any, and are taken as they lie, without a copy.
     calibration_exchangeable: bool = False
+    #: Set where the pool can be made at will (a synthetic draw): then ``calibration`` stays None, a draw is made
+    #: when a variant asks for samples, and ``forget_calibration_draws`` lets go of it until the next one asks.
+    calibration_recipe: PoolRecipe | None = None
     #: Per-sample image shape for showing inputs (e.g. (8, 8) or (H, W, 3)); None if not images.
     image_shape: tuple[int, ...] | None = None
     notes: list[str] = field(default_factory=list)
@@ -50,11 +64,14 @@ class Dataset:
         or the first n of an exchangeable pool, is the pool itself or a view of it, not a copy."""
         if self._pool_released is not None:
             raise RuntimeError("the calibration pool was let go of: no variant was left to calibrate")
+        recipe = self.calibration_recipe if self.calibration is None else None
         pool = self.calibration if self.calibration is not None and len(self.calibration) else self.x
-        n = min(n, len(pool))
-        key = (n, seed, id(pool))
+        n = min(n, recipe.samples if recipe is not None else len(pool))
+        key = (n, seed, 0 if recipe is not None else id(pool))
         if key not in self._calibration_drawn:
-            if n == len(pool) or self.calibration_exchangeable:  # a view: a 200-image draw copied is 120 MB
+            if recipe is not None:  # the pool's first n samples made for this draw, not the whole pool
+                self._calibration_drawn[key] = recipe.make(n)
+            elif n == len(pool) or self.calibration_exchangeable:  # a view: a 200-image draw copied is 120 MB
                 self._calibration_drawn[key] = pool[:n]
             else:
                 rng = np.random.default_rng(seed)
@@ -65,20 +82,30 @@ class Dataset:
     def forget_calibration_draws(self, pool_too: bool = False) -> None:
         """Let go of the shared calibration draws (once no variant left to build calibrates), and with
         ``pool_too`` of a separate calibration pool as well (once nothing can ask for a draw again: a 256-image
-        pool is 150 MB). The pool's description stays for the result; a draw asked for later is a mistake."""
+        pool is 150 MB). The pool's description stays for the result; a draw asked for later is a mistake,
+        except from a pool with a recipe, which is made again (the same samples)."""
         self._calibration_drawn.clear()
         if pool_too and self.calibration is not None and self._pool_released is None:
             self._pool_released = self.calibration_info()
             self.calibration = None
 
+    @property
+    def holds_calibration(self) -> bool:
+        """Whether calibration samples apart from the evaluated ones are held now (a pool, or a draw of one)."""
+        return self.calibration is not None or any(
+            not np.may_share_memory(d, self.x) for d in self._calibration_drawn.values())
+
     def calibration_info(self) -> dict[str, Any]:
         """The ``dataset.calibration`` block of the result JSON: where static schemes calibrate."""
         if self._pool_released is not None:
             return dict(self._pool_released)
-        pool = self.calibration if self.calibration is not None and len(self.calibration) else self.x
+        if self.calibration is None and self.calibration_recipe is not None:
+            samples = self.calibration_recipe.samples
+        else:
+            samples = len(self.calibration if self.calibration is not None and len(self.calibration) else self.x)
         return {
             "source": self.calibration_source,
-            "samples": int(len(pool)),
+            "samples": int(samples),
             "overlaps_evaluation": bool(self.calibration_overlaps),
         }
 

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from core.datasets.base import Dataset
+from core.datasets.base import Dataset, PoolRecipe
 from core.datasets.check import INDEX_DTYPES, format_shape
 from core.errors import BadInput
 from core.study.spec import DatasetSpec, Task
@@ -68,11 +68,10 @@ def load_synthetic(
     check_claim(text, f"{n} samples of {format_shape(shape)} values", n * math.prod(shape) * 4)
     rng = np.random.default_rng(seed)
     x = rng.standard_normal((n, *shape), dtype=np.float32)
-    # Drawn after x from the same stream, so x is what it always was and calibration never reuses it.
-    calibration = rng.standard_normal((min(n, CALIBRATION_DRAW_MAX), *shape), dtype=np.float32)
     return Dataset(
         x=x,
-        calibration=calibration,
+        calibration=None,
+        calibration_recipe=_draw_after(rng, (min(n, CALIBRATION_DRAW_MAX), *shape)),
         calibration_source="separate_draw",
         calibration_overlaps=False,
         calibration_exchangeable=True,
@@ -82,6 +81,22 @@ def load_synthetic(
         preprocessing=f"random standard-normal values (seed {seed})",
         notes=["Synthetic inputs: accuracy is not measured, only agreement with the baseline and latency."],
     )
+
+
+def _draw_after(rng: np.random.Generator, shape: tuple[int, ...]) -> PoolRecipe:
+    """The recipe of a calibration pool of standard-normal samples drawn from ``rng``'s stream where it stands
+    (after the evaluated samples, so they stay what they always were and calibration never reuses one).
+    Its first n samples are made from the saved state whenever asked, the same values each time (the stream is
+    filled in order): a 256-image pool is 147 MB, and only the samples a variant calibrates on are made, for
+    its build alone."""
+    state = rng.bit_generator.state
+
+    def make(n: int) -> np.ndarray:
+        again = np.random.Generator(type(rng.bit_generator)())
+        again.bit_generator.state = state
+        return again.standard_normal((min(n, shape[0]), *shape[1:]), dtype=np.float32)
+
+    return PoolRecipe(int(shape[0]), make)
 
 
 def _synthetic_tokens(text: str, n: int, inputs: list[TensorInfo], seed: int) -> Dataset:

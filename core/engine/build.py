@@ -60,7 +60,11 @@ def rebuilder(state: StudyState, planned: PlannedVariant) -> Any:
 
     def rebuild() -> Any:
         ctx = _context(state, planned, lambda *_: None)
-        return planned.scheme.build(state.model, planned.scheme_spec, ctx).runner
+        try:
+            return planned.scheme.build(state.model, planned.scheme_spec, ctx).runner
+        finally:
+            if state.dataset.calibration_recipe is not None:  # made again for this build: not kept after it
+                state.dataset.forget_calibration_draws()
 
     return rebuild
 

@@ -274,12 +274,7 @@ def _run_variants(
         except Cancelled:
             return True
         result.memory = memory.result()
-        if not any(_calibrates(p) for p in plan[index + 1 :]):
-            # Shared while variants still to build calibrate; the pool goes too unless a variant built again
-            # for the re-check calibrates.
-            rebuilt = state.runners.rebuilt()
-            state.dataset.forget_calibration_draws(
-                pool_too=not any(_calibrates(p) for p in plan[: index + 1] if p.label in rebuilt))
+        _let_go_of_calibration(state, plan, index)
         results.append(result)
         if result.status is VariantStatus.OK:
             yield VariantFinished(study_id, result)
@@ -288,6 +283,21 @@ def _run_variants(
         if planned.is_baseline and result.status is VariantStatus.FAILED:
             break  # the model itself does not run: nothing can be compared with it
     return False
+
+
+def _let_go_of_calibration(state: StudyState, plan: list[PlannedVariant], index: int) -> None:
+    """After ``plan[index]``: the calibration draws are shared while variants still to build calibrate; the
+    pool goes too unless a variant built again for the re-check calibrates. The draws of a pool that can be
+    made again (a synthetic draw) go whenever the next variant does not calibrate, and are made when one does."""
+    dataset = state.dataset
+    later = plan[index + 1 :]
+    if dataset.calibration_recipe is not None:
+        if not (later and _calibrates(later[0])):
+            dataset.forget_calibration_draws()
+    elif not any(_calibrates(p) for p in later):
+        rebuilt = state.runners.rebuilt()
+        dataset.forget_calibration_draws(
+            pool_too=not any(_calibrates(p) for p in plan[: index + 1] if p.label in rebuilt))
 
 
 def _calibrates(planned: PlannedVariant) -> bool:

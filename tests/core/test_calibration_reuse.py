@@ -1,7 +1,8 @@
 """Calibration shared within a study, and let go of once done: samples drawn once (a synthetic draw as a view of
 its pool), activation ranges computed once (a later ONNX Runtime static int8 variant calibrated the same way, same
 float graph, samples, method and op types, reads the first one's ranges instead of calibrating again), and the
-calibration pool freed once no variant left to build calibrates."""
+calibration pool freed once no variant left to build calibrates (a synthetic pool, which can be made again, held
+only while a variant calibrates)."""
 
 from __future__ import annotations
 
@@ -94,62 +95,113 @@ def test_calibration_samples_are_drawn_once_and_shared() -> None:
     assert len(whole) == 40 and np.array_equal(whole, x) and np.shares_memory(whole, data.x)
 
 
-def test_a_synthetic_calibration_draw_is_its_pools_first_samples_not_a_copy() -> None:
+def test_a_synthetic_calibration_draw_is_made_as_asked_never_the_whole_pool() -> None:
     """Synthetic samples are independent random draws, so the first n of the separate calibration draw are
-    a random draw as good as any: taken as a view, reproducibly, and never overlapping the evaluated ones."""
+    a random draw as good as any. An image pool is never held whole (256 images of 224x224 are 147 MB): the n
+    samples a variant asks for are made from the seeded stream, the same values as the pool's first n, and
+    never overlap the evaluated ones. Token data, small, is drawn whole and its first n taken as a view."""
     from core.datasets.synthetic import load_synthetic
     from core.models.loaded import TensorInfo
 
-    data = load_synthetic(DatasetSpec.parse("synthetic:30"), TensorInfo("x", (None, 4, 5), "float32"), seed=2)
+    def images() -> Dataset:
+        return load_synthetic(DatasetSpec.parse("synthetic:30"), TensorInfo("x", (None, 4, 5), "float32"), seed=2)
+
+    data = images()
     draw = data.calibration_samples(12, seed=2)
-    assert data.calibration is not None and data.calibration_exchangeable
-    assert draw.shape == (12, 4, 5) and np.shares_memory(draw, data.calibration)
-    assert np.array_equal(draw, data.calibration[:12]) and not np.shares_memory(draw, data.x)
-    again = load_synthetic(DatasetSpec.parse("synthetic:30"), TensorInfo("x", (None, 4, 5), "float32"), seed=2)
-    assert np.array_equal(again.calibration_samples(12, seed=2), draw)
-    assert not any(np.array_equal(row, sample) for row in draw for sample in data.x)
+    assert data.calibration is None and data.calibration_info()["samples"] == 30
+    assert data.calibration_samples(12, seed=2) is draw  # shared by the variants that ask alike
+    assert draw.shape == (12, 4, 5) and not np.shares_memory(draw, data.x)
+    whole = images().calibration_samples(100, seed=2)
+    assert whole.shape == (30, 4, 5) and np.array_equal(draw, whole[:12])
+    assert not any(np.array_equal(row, sample) for row in whole for sample in data.x)
+    data.forget_calibration_draws(pool_too=True)
+    assert not data.holds_calibration
+    assert np.array_equal(data.calibration_samples(12, seed=2), draw)  # made again, the same samples
+
+    tokens = load_synthetic(DatasetSpec.parse("synthetic:30"), TensorInfo("ids", (None, 8), "int64", vocab=50))
+    ids = tokens.calibration_samples(12)
+    assert tokens.calibration is not None and np.shares_memory(ids, tokens.calibration)
+    assert np.array_equal(ids, tokens.calibration[:12]) and not np.shares_memory(ids, tokens.x)
 
 
 def _pool_watch(monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
-    """Records, as each variant's build starts, whether the dataset still holds its calibration pool."""
+    """Records, as each variant's build starts and ends, whether the dataset holds its calibration pool."""
     from core.engine import build as build_module
 
-    seen: dict[str, Any] = {"held_at_build": {}}
+    seen: dict[str, Any] = {"held_at_build": {}, "held_after_build": {}}
     original = build_module.build_variant
 
     def watching_build(state: StudyState, planned: Any) -> Any:
         seen["state"] = state
-        if "pool" not in seen and state.dataset.calibration is not None:
-            seen["pool"] = weakref.ref(state.dataset.calibration)
-        seen["held_at_build"][planned.label] = state.dataset.calibration is not None
+        seen["held_at_build"][planned.label] = state.dataset.holds_calibration
+        out = yield from original(state, planned)
+        if "pool" not in seen and state.dataset.holds_calibration:
+            held = state.dataset.calibration
+            if held is None:  # a synthetic pool's draw, made for the build
+                held = next(iter(state.dataset._calibration_drawn.values()))
+            seen["pool"] = weakref.ref(held)
+        seen["held_after_build"][planned.label] = state.dataset.holds_calibration
         seen["rebuilt"] = state.runners.rebuilt()
-        return (yield from original(state, planned))
+        return out
 
     monkeypatch.setattr("core.engine.run.build_variant", watching_build)
     return seen
 
 
-def test_the_calibration_pool_is_let_go_of_once_no_variant_left_calibrates(
-    tiny_onnx: Path, monkeypatch: pytest.MonkeyPatch
+def _two_variant_study(model: Path, data: str, schemes: tuple[str, ...]) -> StudySpec:
+    return StudySpec(model=ModelSpec(path=str(model)), dataset=DatasetSpec.parse(data), timing=QUICK,
+                     variants=tuple(VariantSpec(scheme=SchemeSpec.parse(s)) for s in schemes), layer_samples=0)
+
+
+def test_a_held_out_calibration_pool_is_let_go_of_once_no_variant_left_calibrates(
+    tiny_onnx: Path, tiny_npz: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Synthetic data draws a separate calibration pool as large as the evaluated samples (150 MB at 256
-    images of 224x224): once the last calibrating variant is built it is freed, and the result still says
-    where calibration came from."""
+    """A pool held out of a dataset cannot be made again: it is held from loading until the last calibrating
+    variant is built, then freed, and the result still says where calibration came from."""
     from core.engine.run import run_study
 
     seen = _pool_watch(monkeypatch)
-    spec = StudySpec(model=ModelSpec(path=str(tiny_onnx)), dataset=DatasetSpec.parse("synthetic:40"), timing=QUICK,
-                     variants=tuple(VariantSpec(scheme=SchemeSpec(s)) for s in ("ort-int8-static", "ort-fp16")),
-                     layer_samples=0)
+    spec = _two_variant_study(tiny_onnx, f"npz:{tiny_npz}", ("ort-int8-static", "ort-fp16"))
     result = next(e for e in run_study(spec) if isinstance(e, StudyFinished)).result
     assert [r.status for r in result.results] == [VariantStatus.OK] * 3
     assert seen["held_at_build"] == {"fp32": True, "ort-int8-static": True, "ort-fp16": False}
     gc.collect()
     assert seen["pool"]() is None  # the pool's memory is gone, not only its name
-    calibration = result.dataset["calibration"]
-    assert calibration == {"source": "separate_draw", "samples": 40, "overlaps_evaluation": False}
+    assert result.dataset["calibration"] == {"source": "holdout", "samples": 10, "overlaps_evaluation": False}
     with pytest.raises(RuntimeError, match="let go of"):
         seen["state"].dataset.calibration_samples(8)
+
+
+def test_a_synthetic_calibration_pool_is_held_only_while_a_variant_calibrates(
+    tiny_onnx: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Synthetic data draws a separate calibration pool as large as the evaluated samples (147 MB at 256
+    images of 224x224). Being a seeded draw, it is made when a variant calibrates and let go of before the
+    next variant that does not: not held while the baseline loads and runs, nor while ort-fp16 builds between
+    two static variants. Made again, it is the same samples: both static variants calibrate alike."""
+    from core.engine.run import run_study
+
+    seen = _pool_watch(monkeypatch)
+    spec = _two_variant_study(tiny_onnx, "synthetic:40", ("ort-int8-static", "ort-fp16",
+                                                          "ort-int8-static:per_channel=false"))
+    result = next(e for e in run_study(spec) if isinstance(e, StudyFinished)).result
+    assert [r.status for r in result.results] == [VariantStatus.OK] * 4
+    labels = ["fp32", "ort-int8-static", "ort-fp16", "ort-int8-static:per_channel=false"]
+    assert seen["held_at_build"] == dict.fromkeys(labels, False)
+    assert seen["held_after_build"] == {"fp32": False, "ort-int8-static": True, "ort-fp16": False,
+                                        "ort-int8-static:per_channel=false": True}
+    assert not seen["state"].dataset.holds_calibration  # after the last static variant, let go of again
+    gc.collect()
+    assert seen["pool"]() is None
+    assert result.dataset["calibration"] == {"source": "separate_draw", "samples": 40, "overlaps_evaluation": False}
+    # The second static variant found the first one's activation ranges: the same samples, made again.
+    second = result.results[3]
+    assert second.coverage["calibration_reused"] is True
+    again = seen["state"].dataset.calibration_samples(40)
+    from core.datasets.synthetic import load_synthetic
+
+    fresh = load_synthetic(DatasetSpec.parse("synthetic:40"), seen["state"].model.input, seed=spec.seed)
+    np.testing.assert_array_equal(again, fresh.calibration_samples(40))
 
 
 def test_the_calibration_pool_stays_while_a_variant_built_again_for_the_recheck_calibrates(
@@ -167,7 +219,32 @@ def test_the_calibration_pool_stays_while_a_variant_built_again_for_the_recheck_
     result = next(e for e in run_study(spec) if isinstance(e, StudyFinished)).result
     assert [r.status for r in result.results] == [VariantStatus.OK] * 3
     assert seen["rebuilt"] == {"torch-int8-static"}  # as ort-fp16 was built
-    assert seen["held_at_build"]["ort-fp16"] and seen["state"].dataset.calibration is not None
+    assert seen["held_at_build"]["ort-fp16"] and seen["state"].dataset.holds_calibration
     recheck = result.timing.get("baseline_recheck")
     if recheck is not None:  # built again, calibrated on the pool it was first built with
         assert "torch-int8-static" in recheck["variants"]
+
+
+def test_a_synthetic_pool_made_again_for_a_rebuild_is_let_go_of_after_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The re-check's rebuild of a calibrating PyTorch variant on synthetic data makes the pool again for that
+    build only, and calibrates on the same samples: the rebuilt model gives the first one's outputs."""
+    from core.engine.build import rebuilder
+    from core.engine.run import demo_study_spec, run_study
+    from core.engine.state import PlannedVariant
+    from core.schemes import get_scheme
+
+    seen = _pool_watch(monkeypatch)
+    spec = replace(demo_study_spec(QUICK), layer_samples=0, dataset=DatasetSpec.parse("synthetic:24"),
+                   variants=(VariantSpec(scheme=SchemeSpec("torch-int8-static")),))
+    result = next(e for e in run_study(spec) if isinstance(e, StudyFinished)).result
+    assert [r.status for r in result.results] == [VariantStatus.OK] * 2
+    state = seen["state"]
+    assert seen["held_after_build"]["torch-int8-static"] and not state.dataset.holds_calibration
+    scheme = get_scheme("torch-int8-static")
+    planned = PlannedVariant("torch-int8-static", scheme.info.id, scheme, SchemeSpec("torch-int8-static"), None)
+    first, second = rebuilder(state, planned)(), rebuilder(state, planned)()
+    assert not state.dataset.holds_calibration
+    x = state.dataset.x[:8]
+    np.testing.assert_array_equal(first.predict(x), second.predict(x))
+    first.close()
+    second.close()
