@@ -197,9 +197,9 @@ def _flag_slow_variants(
     state: StudyState, plan: list[PlannedVariant], advice: dict[str, list[str]], timing_info: dict[str, Any]
 ) -> None:
     """Advice, before the run, for each variant a few measured calls show pathologically slow here (float16
-    on a CPU without float16 arithmetic); the factors go to ``timing.expected_slowdown`` (read by the
-    progress bar's time-left estimate)."""
-    from core.engine.explain import half_dtype_of, probe_slowdowns, slow_advice
+    on a CPU without float16 arithmetic, dynamic int8 on convolutions); the factors go to
+    ``timing.expected_slowdown`` (read by the progress bar's time-left estimate)."""
+    from core.engine.explain import probe_slowdowns, slow_advice, slow_kind_of
 
     # Which rows calibrate (their builds run the model over calibration samples): the time-left estimate reads it.
     calibrating = [p.label for p in plan if p.scheme is not None and not p.skip_reason
@@ -214,7 +214,7 @@ def _flag_slow_variants(
         timing_info["expected_slowdown"] = factors
     by_label = {label: scheme_id for scheme_id, label in labels.items()}
     for label, factor in factors.items():
-        line = slow_advice(factor, half_dtype_of(by_label[label]) or "it", call_s, len(state.dataset))
+        line = slow_advice(factor, slow_kind_of(by_label[label]) or "it", call_s, len(state.dataset))
         if line:
             advice[label] = [*advice.get(label, []), line]
 

@@ -372,6 +372,51 @@ def test_a_slow_half_precision_variant_is_measured_and_flagged_before_the_run() 
     assert result.timing["expected_slowdown"] == slowdown  # kept in the result's timing block
 
 
+def test_dynamic_int8_is_measured_before_the_run_on_the_models_own_layers() -> None:
+    """ort-int8-dynamic on the demo CNN: its layers quantized and run by ONNX Runtime give its expected
+    slowdown, carried by StudyStarted and kept in the result (the time-left estimate reads it)."""
+    from core.engine.explain import SLOW_FACTOR
+    from core.engine.run import demo_study_spec, run_study
+
+    spec = replace(demo_study_spec(QUICK), layer_samples=0,
+                   variants=(VariantSpec(scheme=SchemeSpec("ort-int8-dynamic")),))
+    events = list(run_study(spec))
+    started = next(e for e in events if isinstance(e, StudyStarted))
+    factor = started.timing["expected_slowdown"]["ort-int8-dynamic"]
+    assert factor > 0
+    flagged = any("dynamic int8 runs about" in line for line in started.advice.get("ort-int8-dynamic", []))
+    assert flagged == (factor >= SLOW_FACTOR)
+    assert events[-1].result.timing["expected_slowdown"] == {"ort-int8-dynamic": factor}
+
+
+def test_the_dynamic_int8_probe_writes_each_layer_as_pytorch_computes_it() -> None:
+    """The probe's graph holds each Conv/Linear on its own input: in float32 it gives the layers' own outputs
+    (strides, padding, dilation, groups, bias, 1-D and 2-D convolutions, a Linear on a sequence)."""
+    import onnxruntime as ort
+    import torch
+
+    from core.engine.explain import _layers_onnx, _LayerTime, _writable
+
+    torch.manual_seed(0)
+    cases = [
+        (torch.nn.Conv2d(3, 8, 3, stride=2, padding=1), (1, 3, 17, 17)),
+        (torch.nn.Conv2d(8, 8, 3, padding=(2, 1), dilation=(2, 1), groups=4, bias=False), (1, 8, 9, 11)),
+        (torch.nn.Conv1d(4, 6, 5, padding=2), (1, 4, 20)),
+        (torch.nn.Linear(12, 5), (1, 7, 12)),
+        (torch.nn.Linear(12, 5, bias=False), (1, 12)),
+    ]
+    layers = [_LayerTime(layer.eval(), shape, 1, 0.0) for layer, shape in cases]
+    assert all(_writable(t.layer) for t in layers)
+    assert not _writable(torch.nn.Conv2d(3, 3, 3, padding="same"))
+    assert not _writable(torch.nn.Conv2d(3, 3, 3, padding=1, padding_mode="reflect"))
+    session = ort.InferenceSession(_layers_onnx(layers).SerializeToString(), providers=["CPUExecutionProvider"])
+    xs = [np.random.default_rng(i).standard_normal(shape, dtype=np.float32) for i, (_, shape) in enumerate(cases)]
+    got = session.run(None, {f"x{i}": x for i, x in enumerate(xs)})
+    with torch.inference_mode():
+        for (layer, _), x, y in zip(cases, xs, got, strict=True):
+            np.testing.assert_allclose(y, layer(torch.from_numpy(x)).numpy(), rtol=1e-4, atol=1e-5)
+
+
 def test_slow_advice_says_the_slowdown_and_the_time_it_will_take() -> None:
     from core.engine.explain import slow_advice
 
