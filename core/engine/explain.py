@@ -237,6 +237,8 @@ _HALF_DTYPES = {"torch-fp16": "float16", "torch-bf16": "bfloat16"}
 #: Schemes that run convolutions and matrix products in ONNX Runtime's dynamic int8 kernels (ConvInteger,
 #: MatMulInteger), which quantize their input on every call: slower than float on a convolutional network.
 _DYNAMIC_INT8 = {"ort-int8-dynamic": "dynamic int8"}
+#: The dynamic int8 probe quantizes the convolutions in graphs of at most this many bytes of float32 weights.
+PROBE_GRAPH_BYTES = 16 << 20
 #: A variant measured this many times slower than float on a few calls is flagged before the run.
 SLOW_FACTOR = 3.0
 #: Calls of the probed layer timed in each dtype (after one warm-up call).
@@ -253,9 +255,10 @@ def probe_slowdowns(
 
     Half precision: measured on a few calls of one layer (the Conv/Linear that took longest in a float32 call
     of one sample), then, where that layer is slow and the model small enough, on one call of the whole model
-    cast. Dynamic int8: every Conv/Linear layer quantized as the scheme quantizes it and run once by ONNX
-    Runtime (the whole model would need its export and graph preparation first, which are its build), in
-    place of its float32 time in the call. So a pathologically slow variant is known before the run.
+    cast. Dynamic int8: every convolution quantized as the scheme quantizes it and run by ONNX Runtime (the
+    whole model would need its export and graph preparation first, which are its build), in place of its
+    float32 time in the call; nothing for a model without convolutions. So a pathologically slow variant is
+    known before the run.
     ``labels_by_scheme``: scheme id -> the label of its row. Nothing for a model that is not a PyTorch module."""
     wanted = {label: sid for sid, label in labels_by_scheme.items() if sid in _HALF_DTYPES or sid in _DYNAMIC_INT8}
     handle = getattr(model, "handle", None)
@@ -383,13 +386,33 @@ def _median_call_s(call: Any) -> float:
 
 
 def _dynamic_int8_slowdown(layers: list[_LayerTime], call_s: float, threads: int) -> float:
-    """How many times slower than the float32 call the model runs with its Conv/Linear layers in dynamic int8.
+    """How many times slower than the float32 call the model runs with its convolutions in dynamic int8.
 
-    Each layer run once per call is put in one ONNX graph as its own branch, quantized as ort-int8-dynamic
-    quantizes (int8 weights, per tensor), and the graph run by ONNX Runtime on the study's threads; its median
-    time replaces those layers' float32 time in the call. The other ops (and a layer run several times, or
-    padded in a way the graph does not write) keep their float32 time. On ResNet-18 this says 2.7x where the
-    variant measures 2.4-2.7x; on MobileNetV2 3.2x where it measures 3.6x."""
+    The convolutions run once per call are put in ONNX graphs, each on its own input, quantized as
+    ort-int8-dynamic quantizes (int8 weights, per tensor, ``ConvInteger``) and run by ONNX Runtime on the study's
+    threads; their median times replace those layers' float32 time in the call. The other ops keep their
+    float32 time (a Linear too: dynamic int8 is not slow there). The graphs hold at most PROBE_GRAPH_BYTES of
+    weights each, so the probe's memory does not grow with the model. On ResNet-18 this says 2.3-2.8x where
+    the variant measures 2.4-2.7x; on MobileNetV2 3.6-4.0x where it measures 3.6x."""
+    probed = [t for t in layers if t.calls == 1 and t.shape is not None and _writable(t.layer)]
+    if not probed:
+        raise ValueError("no convolution to probe: dynamic int8 is not slow without them")
+    graphs: list[list[_LayerTime]] = [[]]
+    held = 0
+    for t in probed:
+        size = t.layer.weight.numel() * 4
+        if graphs[-1] and held + size > PROBE_GRAPH_BYTES:
+            graphs.append([])
+            held = 0
+        graphs[-1].append(t)
+        held += size
+    dynamic = sum(_dynamic_int8_call_s(graph, threads) for graph in graphs)
+    float_s = sum(t.seconds for t in probed)
+    return (max(call_s - float_s, 0.0) + dynamic) / call_s if call_s > 0 else 1.0
+
+
+def _dynamic_int8_call_s(layers: list[_LayerTime], threads: int) -> float:
+    """Median seconds of one ONNX Runtime call of ``layers`` quantized as ort-int8-dynamic quantizes."""
     import tempfile
     from pathlib import Path
 
@@ -398,56 +421,44 @@ def _dynamic_int8_slowdown(layers: list[_LayerTime], call_s: float, threads: int
 
     from core.schemes.ort_calls import quiet
 
-    probed = [t for t in layers if t.calls == 1 and t.shape is not None and _writable(t.layer)]
-    if not probed:
-        raise ValueError("no layer to probe")
     rng = np.random.default_rng(0)
-    feed = {f"x{i}": rng.standard_normal(t.shape, dtype=np.float32) for i, t in enumerate(probed)}
+    feed = {f"x{i}": rng.standard_normal(t.shape, dtype=np.float32) for i, t in enumerate(layers)}
     with tempfile.TemporaryDirectory(prefix="quantbench-probe-") as tmp:
         src, out = Path(tmp) / "layers.onnx", Path(tmp) / "layers_int8.onnx"
-        src.write_bytes(_layers_onnx(probed).SerializeToString())
+        src.write_bytes(_layers_onnx(layers).SerializeToString())
         quiet(quantize_dynamic, str(src), str(out), weight_type=QuantType.QInt8, per_channel=False)
         options = ort.SessionOptions()
         options.intra_op_num_threads, options.inter_op_num_threads = threads, 1
         session = ort.InferenceSession(str(out), options, providers=["CPUExecutionProvider"])
-        dynamic = _median_call_s(lambda: session.run(None, feed))
-    float_s = sum(t.seconds for t in probed)
-    return (max(call_s - float_s, 0.0) + dynamic) / call_s if call_s > 0 else 1.0
+        return _median_call_s(lambda: session.run(None, feed))
 
 
 def _writable(layer: Any) -> bool:
-    """Whether ``_layers_onnx`` writes ``layer`` as it computes: a Linear, or a convolution padded with zeros
-    by a number of elements (not "same"/"valid", nor reflect or circular padding)."""
-    return not hasattr(layer, "padding_mode") or (layer.padding_mode == "zeros" and not isinstance(layer.padding, str))
+    """Whether ``_layers_onnx`` writes ``layer`` as it computes: a convolution padded with zeros by a number of
+    elements (not "same"/"valid", nor reflect or circular padding)."""
+    return (hasattr(layer, "kernel_size") and layer.padding_mode == "zeros"
+            and not isinstance(layer.padding, str))
 
 
 def _layers_onnx(layers: list[_LayerTime]) -> Any:
-    """One ONNX model with each layer on its own input ("x0", "x1", ...): Conv, or MatMul and Add for a Linear,
-    with the layer's float32 weights."""
+    """One ONNX model with each convolution on its own input ("x0", "x1", ...) and its float32 weights."""
     import onnx
     from onnx import TensorProto, helper, numpy_helper
 
     nodes, weights, inputs, outputs = [], [], [], []
     for i, t in enumerate(layers):
         layer = t.layer
-        conv = hasattr(layer, "kernel_size")
-        weight = layer.weight.detach().float().numpy()
-        weights.append(numpy_helper.from_array(np.ascontiguousarray(weight if conv else weight.T), f"w{i}"))
+        weights.append(numpy_helper.from_array(layer.weight.detach().float().numpy(), f"w{i}"))
         bias = [f"b{i}"] if layer.bias is not None else []
         if bias:
             weights.append(numpy_helper.from_array(layer.bias.detach().float().numpy(), f"b{i}"))
         inputs.append(helper.make_tensor_value_info(f"x{i}", TensorProto.FLOAT, list(t.shape)))
         outputs.append(helper.make_tensor_value_info(f"y{i}", TensorProto.FLOAT, None))
-        if conv:
-            nodes.append(helper.make_node(
-                "Conv", [f"x{i}", f"w{i}", *bias], [f"y{i}"], kernel_shape=list(layer.kernel_size),
-                strides=list(layer.stride), dilations=list(layer.dilation), group=int(layer.groups),
-                pads=[*layer.padding, *layer.padding],
-            ))
-        else:
-            nodes.append(helper.make_node("MatMul", [f"x{i}", f"w{i}"], [f"m{i}" if bias else f"y{i}"]))
-            if bias:
-                nodes.append(helper.make_node("Add", [f"m{i}", *bias], [f"y{i}"]))
+        nodes.append(helper.make_node(
+            "Conv", [f"x{i}", f"w{i}", *bias], [f"y{i}"], kernel_shape=list(layer.kernel_size),
+            strides=list(layer.stride), dilations=list(layer.dilation), group=int(layer.groups),
+            pads=[*layer.padding, *layer.padding],
+        ))
     graph = helper.make_graph(nodes, "layers", inputs, outputs, initializer=weights)
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     model.ir_version = min(model.ir_version, onnx.IR_VERSION)

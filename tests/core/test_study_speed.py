@@ -389,32 +389,44 @@ def test_dynamic_int8_is_measured_before_the_run_on_the_models_own_layers() -> N
     assert events[-1].result.timing["expected_slowdown"] == {"ort-int8-dynamic": factor}
 
 
-def test_the_dynamic_int8_probe_writes_each_layer_as_pytorch_computes_it() -> None:
-    """The probe's graph holds each Conv/Linear on its own input: in float32 it gives the layers' own outputs
-    (strides, padding, dilation, groups, bias, 1-D and 2-D convolutions, a Linear on a sequence)."""
+def test_the_dynamic_int8_probe_writes_each_convolution_as_pytorch_computes_it(
+    monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The probe's graph holds each convolution on its own input: in float32 it gives the layers' own outputs
+    (strides, padding, dilation, groups, bias, 1-D and 2-D). Its graphs hold at most PROBE_GRAPH_BYTES of
+    weights each, and a model without convolutions is not probed."""
     import onnxruntime as ort
     import torch
 
-    from core.engine.explain import _layers_onnx, _LayerTime, _writable
+    from core.engine import explain
+    from core.engine.explain import _dynamic_int8_slowdown, _layers_onnx, _LayerTime, _writable
 
     torch.manual_seed(0)
     cases = [
         (torch.nn.Conv2d(3, 8, 3, stride=2, padding=1), (1, 3, 17, 17)),
         (torch.nn.Conv2d(8, 8, 3, padding=(2, 1), dilation=(2, 1), groups=4, bias=False), (1, 8, 9, 11)),
         (torch.nn.Conv1d(4, 6, 5, padding=2), (1, 4, 20)),
-        (torch.nn.Linear(12, 5), (1, 7, 12)),
-        (torch.nn.Linear(12, 5, bias=False), (1, 12)),
     ]
-    layers = [_LayerTime(layer.eval(), shape, 1, 0.0) for layer, shape in cases]
+    layers = [_LayerTime(layer.eval(), shape, 1, 1e-3) for layer, shape in cases]
     assert all(_writable(t.layer) for t in layers)
     assert not _writable(torch.nn.Conv2d(3, 3, 3, padding="same"))
     assert not _writable(torch.nn.Conv2d(3, 3, 3, padding=1, padding_mode="reflect"))
+    assert not _writable(torch.nn.Linear(4, 4))
     session = ort.InferenceSession(_layers_onnx(layers).SerializeToString(), providers=["CPUExecutionProvider"])
     xs = [np.random.default_rng(i).standard_normal(shape, dtype=np.float32) for i, (_, shape) in enumerate(cases)]
     got = session.run(None, {f"x{i}": x for i, x in enumerate(xs)})
     with torch.inference_mode():
         for (layer, _), x, y in zip(cases, xs, got, strict=True):
             np.testing.assert_allclose(y, layer(torch.from_numpy(x)).numpy(), rtol=1e-4, atol=1e-5)
+
+    graphs: list[int] = []
+    real = explain._dynamic_int8_call_s
+    monkeypatch.setattr(explain, "_dynamic_int8_call_s", lambda ls, threads: graphs.append(len(ls)) or real(ls, 1))
+    monkeypatch.setattr(explain, "PROBE_GRAPH_BYTES", 1100)  # weights of 864, 576 and 480 bytes: [864], [576 + 480]
+    assert _dynamic_int8_slowdown(layers, 1.0, 1) > 0
+    assert graphs == [1, 2]
+    with pytest.raises(ValueError, match="no convolution"):
+        _dynamic_int8_slowdown([_LayerTime(torch.nn.Linear(4, 4), (1, 4), 1, 1e-3)], 1.0, 1)
 
 
 def test_slow_advice_says_the_slowdown_and_the_time_it_will_take() -> None:
