@@ -1,4 +1,5 @@
-"""Choose the model (file, drag and drop, recent list, demo) and extra variant files; show what it is.
+"""Choose the model (file, drag and drop, recent list, demo, a Hugging Face folder, a torchvision network) and
+show what it is; the extra variant files below it are ``qtapp.panels.variant_files``.
 
 A file that contains code (TorchScript, torch.export) opens only once the user
 trusted it: the panel asks (``ask_trust``, a seam tests answer in place of the
@@ -14,7 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QSize, Qt, Signal
+from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -24,7 +25,6 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QInputDialog,
     QLabel,
-    QListWidget,
     QMenu,
     QPushButton,
     QVBoxLayout,
@@ -35,12 +35,11 @@ from core.reports.format import format_bytes
 from core.study.spec import ModelSpec, VariantSpec
 from qtapp.models import loading
 from qtapp.models.window_words import in_window_words
+from qtapp.panels.variant_files import VariantFiles
 from qtapp.threads.tasks import TaskRunner
 from qtapp.window import recent_files
-from qtapp.window.trust_dialog import CODE_KINDS, AskTrust, TrustRequest, ask_trust, trust_file, trust_request
+from qtapp.window.trust_dialog import AskTrust, TrustRequest, ask_trust, trust_file, trust_request
 
-#: Item data: whether a variant file with code was trusted when it was added.
-_TRUSTED_ROLE = Qt.ItemDataRole.UserRole + 1
 MODEL_FILTER = "Models (*.onnx *.pt *.pth *.bin *.tflite *.ts *.pt2 *.ep);;All files (*)"
 ARCH_CHOICES = ("", "demo", "torchvision:resnet18", "torchvision:mobilenet_v3_small", "torchvision:resnet50")
 TORCHVISION = "torchvision:"
@@ -146,25 +145,9 @@ class ModelPanel(QGroupBox):
         self.error.setWordWrap(True)
         self.error.hide()
 
-        self.variant_error = QLabel(self)
-        self.variant_error.setObjectName("errorLabel")
-        self.variant_error.setWordWrap(True)
-        self.variant_error.hide()
-
-        self.variant_list = QListWidget(self)
-        self.variant_list.setMaximumHeight(58)
-        # One line per file, '…' in the middle: a long name keeps its start and its extension.
-        self.variant_list.setTextElideMode(Qt.TextElideMode.ElideMiddle)
-        self.variant_list.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
-        self.variant_list.setToolTip("Files of the same model quantized or optimized elsewhere, compared as variants.")
-        add_variant = QPushButton("Add variant file…", self)
-        add_variant.clicked.connect(self.choose_variant_file)
-        remove_variant = QPushButton("Remove", self)
-        remove_variant.clicked.connect(self._remove_selected_variant)
-        variant_buttons = QHBoxLayout()
-        variant_buttons.addWidget(add_variant)
-        variant_buttons.addWidget(remove_variant)
-        variant_buttons.addStretch(1)
+        self.variant_files = VariantFiles(tasks, lambda: self.ask_trust, self._start_folder, MODEL_FILTER, self)
+        self.variant_files.changed.connect(self.variants_changed)
+        self.model_changed.connect(self.variant_files.model_changed)
 
         form = QFormLayout()
         form.addRow("Architecture", self.arch)
@@ -178,10 +161,7 @@ class ModelPanel(QGroupBox):
         layout.addWidget(self.trusted)
         layout.addWidget(self.info)
         layout.addWidget(self.error)
-        layout.addWidget(QLabel("Extra variant files", self))
-        layout.addWidget(self.variant_list)
-        layout.addWidget(self.variant_error)
-        layout.addLayout(variant_buttons)
+        layout.addWidget(self.variant_files)
 
     # --- state ---------------------------------------------------------
     @property
@@ -209,9 +189,7 @@ class ModelPanel(QGroupBox):
 
     def variant_specs(self) -> list[VariantSpec]:
         """The extra variant files, in the order they were added."""
-        items = [self.variant_list.item(i) for i in range(self.variant_list.count())]
-        return [VariantSpec(path=item.data(Qt.ItemDataRole.UserRole), trusted=bool(item.data(_TRUSTED_ROLE)))
-                for item in items]
+        return self.variant_files.specs()
 
     def set_spec(self, model: ModelSpec, variants: Sequence[VariantSpec] = ()) -> None:
         """Open ``model`` and make the variant files those of ``variants`` that are files.
@@ -221,27 +199,21 @@ class ModelPanel(QGroupBox):
         """
         self.open_path(model.path, arch=model.arch, trusted=model.trusted, input_shape=model.input_shape,
                        output=model.output)
-        self.set_variant_files([v.path for v in variants if v.path is not None])
-
-    def set_variant_files(self, paths: Sequence[str]) -> None:
-        """Replace the variant files with ``paths`` (each checked as ``add_variant_file`` does)."""
-        self.variant_error.hide()
-        self.variant_list.clear()
-        self.variants_changed.emit()
-        for path in paths:
-            self.add_variant_file(path)
+        self.variant_files.set_paths([v.path for v in variants if v.path is not None])
 
     # --- opening -------------------------------------------------------
+    def _start_folder(self) -> str:
+        """Where a file dialog opens: the current model's folder."""
+        return str(Path(self._path).parent) if self._path else ""
+
     def choose_file(self) -> None:
-        start = str(Path(self._path).parent) if self._path else ""
-        path, _ = QFileDialog.getOpenFileName(self, "Open model", start, MODEL_FILTER)
+        path, _ = QFileDialog.getOpenFileName(self, "Open model", self._start_folder(), MODEL_FILTER)
         if path:
             self.open_path(path)
 
     def choose_folder(self) -> None:
         """Open a Hugging Face model folder (a file dialog cannot pick a folder)."""
-        start = str(Path(self._path).parent) if self._path else ""
-        path = QFileDialog.getExistingDirectory(self, "Open a Hugging Face model folder", start)
+        path = QFileDialog.getExistingDirectory(self, "Open a Hugging Face model folder", self._start_folder())
         if path:
             self.open_path(path)
 
@@ -285,7 +257,7 @@ class ModelPanel(QGroupBox):
                          "open it where it is now to run the study again.")
         self._missing = True
         self.model_changed.emit(None)
-        self.set_variant_files(variant_paths)
+        self.variant_files.set_paths(variant_paths)
 
     def choose_torchvision(self) -> None:
         examples = ", ".join(c.removeprefix(TORCHVISION) for c in TORCHVISION_CHOICES)
@@ -364,7 +336,6 @@ class ModelPanel(QGroupBox):
         self._show_outputs(load.model)
         recent_files.remember_model(load.spec.path, load.spec.arch)
         self.model_changed.emit(load)
-        self._check_variants(self._variant_items())
 
     def _show_outputs(self, model: Any) -> None:
         """The output combo box, for a model with several outputs; the sentence when none is chosen yet."""
@@ -472,103 +443,6 @@ class ModelPanel(QGroupBox):
             action.setToolTip(printable(path))
             action.triggered.connect(lambda _=False, p=path, a=arch: self.open_path(p, arch=a))
 
-    # --- variant files -------------------------------------------------
-    def choose_variant_file(self) -> None:
-        start = str(Path(self._path).parent) if self._path else ""
-        path, _ = QFileDialog.getOpenFileName(self, "Add a variant file", start, MODEL_FILTER)
-        if path:
-            self.add_variant_file(path)
-
-    def add_variant_file(self, path: str) -> None:
-        """Add a file to compare; one that contains code is added only once the user trusted it."""
-        from core.errors import BadInput
-        from core.models.detect import detect_file
-
-        path = os.path.abspath(path)
-        if path in self._variant_paths():
-            return
-        self.variant_error.hide()
-        try:
-            kind = detect_file(Path(path))  # reads a few bytes: cheap enough for the GUI thread
-        except BadInput as exc:
-            self._variant_refused(str(exc))
-            return
-        if kind not in CODE_KINDS:
-            self._append_variant(path)
-            return
-        self._tasks.submit(lambda: trust_request(path), lambda code: self._variant_inspected(path, code),
-                           self._variant_refused)
-
-    def _variant_inspected(self, path: str, code: TrustRequest | None) -> None:
-        if code is None or code.trusted:
-            self._append_variant(path, trusted=code is not None)
-            return
-
-        def answered(accepted: bool) -> None:
-            if not accepted:
-                self._variant_refused(f"{code.path} was not added: it contains code and you did not trust it.")
-                return
-            self._tasks.submit(lambda: trust_file(code), lambda _none: self._append_variant(code.path, trusted=True),
-                               self._variant_refused)
-
-        self.ask_trust(self.window(), code, answered)
-
-    def _variant_refused(self, message: str) -> None:
-        self.variant_error.setText(printable(in_window_words(message)))
-        self.variant_error.show()
-
-    def _variant_items(self) -> list[tuple[str, bool]]:
-        return [(v.path or "", v.trusted) for v in self.variant_specs()]
-
-    def _check_variants(self, items: list[tuple[str, bool]]) -> None:
-        """In the background, drop the variant files whose inputs or outputs are not the model's, and say so.
-
-        The engine refuses such a file too (core.engine.plan); this says it as soon as it is known.
-        """
-        load = self._load
-        if load is None or not items:
-            return
-        generation = self._generation
-        self._tasks.submit(lambda: _unfit_variants(load, items), lambda unfit: self._drop_unfit(generation, unfit),
-                           lambda _message: None)  # a file that does not load fails as its own row
-
-    def _drop_unfit(self, generation: int, unfit: list[tuple[str, str]]) -> None:
-        if generation != self._generation or not unfit:
-            return  # another model was opened meanwhile: its own check follows
-        paths = {path for path, _reason in unfit}
-        for row in reversed(range(self.variant_list.count())):
-            if self.variant_list.item(row).data(Qt.ItemDataRole.UserRole) in paths:
-                self.variant_list.takeItem(row)
-        if len(unfit) == 1:
-            message = f"{unfit[0][1]} It was removed from the variant files."
-        else:
-            names = ", ".join(os.path.basename(path) for path, _reason in unfit)
-            message = f"Removed {len(unfit)} variant files whose inputs or outputs do not fit this model: {names}."
-        self._variant_refused(message)
-        self.variants_changed.emit()
-
-    def _variant_paths(self) -> list[str]:
-        return [self.variant_list.item(i).data(Qt.ItemDataRole.UserRole) for i in range(self.variant_list.count())]
-
-    def _append_variant(self, path: str, trusted: bool = False) -> None:
-        if path in self._variant_paths():
-            return
-        self.variant_list.addItem(printable(os.path.basename(path)))
-        item = self.variant_list.item(self.variant_list.count() - 1)
-        item.setData(Qt.ItemDataRole.UserRole, path)
-        item.setData(_TRUSTED_ROLE, trusted)  # code the user trusted (by hash) when adding it
-        item.setToolTip(printable(path))
-        # No width of its own: the row is the list's width and a longer name is elided, not scrolled.
-        item.setSizeHint(QSize(1, self.variant_list.sizeHintForRow(self.variant_list.row(item))))
-        self.variants_changed.emit()
-        self._check_variants([(path, trusted)])
-
-    def _remove_selected_variant(self) -> None:
-        self.variant_error.hide()
-        for item in self.variant_list.selectedItems():
-            self.variant_list.takeItem(self.variant_list.row(item))
-        self.variants_changed.emit()
-
 
 def _inspect_and_load(spec: ModelSpec, trust_first: bool) -> tuple[TrustRequest | None, loading.ModelLoad | None]:
     """In the background: what the file holds and, unless it is code nobody trusted yet, its load.
@@ -585,24 +459,6 @@ def _inspect_and_load(spec: ModelSpec, trust_first: bool) -> tuple[TrustRequest 
         code = replace(code, trusted=True)
     # The loader takes trust from the spec only; the spec says what the trust list said just now.
     return code, loading.load_model(replace(spec, trusted=code is not None and code.trusted))
-
-
-def _unfit_variants(load: loading.ModelLoad, items: list[tuple[str, bool]]) -> list[tuple[str, str]]:
-    """In the background: (path, why) for each variant file whose inputs or outputs are not the model's."""
-    from core.models import load_model
-    from core.models.signature import signature_mismatch
-
-    unfit = []
-    for path, trusted in items:
-        spec = ModelSpec(path=path, arch=load.spec.arch, trusted=trusted, input_shape=load.spec.input_shape)
-        try:
-            variant = load_model(spec)
-        except Exception:  # noqa: BLE001 - a file that does not load fails as its own row, as before
-            continue
-        reason = signature_mismatch(load.model, variant)
-        if reason:
-            unfit.append((path, reason))
-    return unfit
 
 
 def _revoke(code: TrustRequest) -> TrustRequest:

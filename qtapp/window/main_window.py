@@ -130,7 +130,7 @@ class MainWindow(QMainWindow):
         )
         action(file_menu, "Open Hugging Face &folder…", self.model_panel.choose_folder)
         self.demo_action = action(file_menu, "Open &demo", lambda: self.open_demo(), QKeySequence("Ctrl+D"))
-        action(file_menu, "Add &variant file…", self.model_panel.choose_variant_file, QKeySequence("Ctrl+Shift+O"))
+        action(file_menu, "Add &variant file…", self.model_panel.variant_files.choose, QKeySequence("Ctrl+Shift+O"))
         file_menu.addSeparator()
         # The History dock, project files, reports and saved variants; it records every study run here.
         self.history = HistoryController(self)
@@ -433,7 +433,7 @@ class MainWindow(QMainWindow):
         """The first file becomes the model; more files become variant files to compare."""
         self.model_panel.open_path(paths[0])
         for extra in paths[1:]:
-            self.model_panel.add_variant_file(extra)
+            self.model_panel.variant_files.add(extra)
 
     # --- the accuracy-budget search ------------------------------------
     def search_spec(self) -> StudySpec:

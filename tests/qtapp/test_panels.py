@@ -54,7 +54,7 @@ def test_scheme_options_become_spec_parameters(qtbot, window):
     row.editors["samples"].setText("64")
     wanted = SchemeSpec("ort-int8-static", (("samples", "64"), ("calibration", "entropy")))
     assert window.schemes_panel.selected() == [wanted]
-    window.model_panel.add_variant_file(str(DEMO_ONNX))
+    window.model_panel.variant_files.add(str(DEMO_ONNX))
     spec = window.study_spec()
     labels = [v.label for v in spec.variants]
     assert labels == ["ort-int8-static:samples=64,calibration=entropy", "file:digits_cnn.onnx"]

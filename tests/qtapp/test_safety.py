@@ -159,11 +159,11 @@ def test_code_opens_only_after_the_user_trusts_that_file(qtbot, tmp_path, home, 
     assert "is no longer trusted, so it was closed" in panel.error.text()
 
     # A variant file with code is added only once trusted.
-    panel.add_variant_file(str(copy))
+    panel.variant_files.add(str(copy))
     qtbot.waitUntil(lambda: len(answers.asked) == 4, timeout=30_000)
     answers.answer(False)
-    assert panel.variant_specs() == [] and "was not added" in panel.variant_error.text()
-    panel.add_variant_file(str(copy))
+    assert panel.variant_specs() == [] and "was not added" in panel.variant_files.error.text()
+    panel.variant_files.add(str(copy))
     qtbot.waitUntil(lambda: len(answers.asked) == 5, timeout=30_000)
     answers.answer(True)
     qtbot.waitUntil(lambda: len(panel.variant_specs()) == 1, timeout=30_000)

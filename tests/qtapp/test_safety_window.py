@@ -102,9 +102,10 @@ def test_names_from_files_are_shown_with_control_characters_written_out(qtbot, w
     assert "\x1b" not in panel.path_label.text()
 
     good = _onnx(tmp_path / "v\x1b[5m.onnx")
-    panel.add_variant_file(str(good))
-    qtbot.waitUntil(lambda: panel.variant_list.count() == 1 or panel.variant_error.isVisible(), timeout=30_000)
-    texts = [panel.variant_list.item(i).text() for i in range(panel.variant_list.count())]
-    texts.append(panel.variant_error.text())
+    panel.variant_files.add(str(good))
+    files = panel.variant_files
+    qtbot.waitUntil(lambda: files.list.count() == 1 or files.error.isVisible(), timeout=30_000)
+    texts = [panel.variant_files.list.item(i).text() for i in range(panel.variant_files.list.count())]
+    texts.append(panel.variant_files.error.text())
     assert all("\x1b" not in t for t in texts)
     window.tasks.wait(30_000)

@@ -89,8 +89,8 @@ def test_a_long_variant_file_name_is_elided_in_the_middle(qtbot, tmp_path):
     try:
         name = "digits_cnn_float32_exported_then_pruned_channels_ratio_0.35_and_quantized_int8_v2.pt"
         (tmp_path / name).write_bytes(DEMO_WEIGHTS.read_bytes())
-        window.model_panel.add_variant_file(str(tmp_path / name))  # no model open: nothing to check it against
-        listed = window.model_panel.variant_list
+        window.model_panel.variant_files.add(str(tmp_path / name))  # no model open: nothing to check it against
+        listed = window.model_panel.variant_files.list
         assert listed.count() == 1 and listed.item(0).toolTip() == str(tmp_path / name)
         # One line, '…' in the middle: both the start of the name and its ending stay in sight.
         assert listed.textElideMode() == Qt.TextElideMode.ElideMiddle and not listed.wordWrap()

@@ -52,12 +52,12 @@ def _open(qtbot, window, path: Path) -> None:
 def test_a_variant_file_that_does_not_fit_the_model_is_refused_in_one_sentence(qtbot, window, tmp_path):
     panel = window.model_panel
     _open(qtbot, window, onnx_relu(tmp_path / "model.onnx", 4))
-    panel.add_variant_file(str(onnx_relu(tmp_path / "stale.onnx", 3)))
-    qtbot.waitUntil(lambda: panel.variant_error.isVisible(), timeout=LOAD_MS)
+    panel.variant_files.add(str(onnx_relu(tmp_path / "stale.onnx", 3)))
+    qtbot.waitUntil(lambda: panel.variant_files.error.isVisible(), timeout=LOAD_MS)
     assert panel.variant_specs() == []
-    text = panel.variant_error.text()
+    text = panel.variant_files.error.text()
     assert "stale.onnx does not fit the model" in text and "removed" in text
-    panel.add_variant_file(str(onnx_relu(tmp_path / "fits.onnx", 4, batch=1)))
+    panel.variant_files.add(str(onnx_relu(tmp_path / "fits.onnx", 4, batch=1)))
     window.tasks.wait(30_000)
     qtbot.wait(50)
     assert [Path(v.path or "").name for v in panel.variant_specs()] == ["fits.onnx"]
@@ -66,7 +66,7 @@ def test_a_variant_file_that_does_not_fit_the_model_is_refused_in_one_sentence(q
 def test_opening_another_model_drops_variants_that_no_longer_fit_and_keeps_scheme_ticks(qtbot, window, tmp_path):
     panel = window.model_panel
     _open(qtbot, window, onnx_relu(tmp_path / "wide.onnx", 4))
-    panel.add_variant_file(str(onnx_relu(tmp_path / "wide-int8.onnx", 4)))
+    panel.variant_files.add(str(onnx_relu(tmp_path / "wide-int8.onnx", 4)))
     window.tasks.wait(30_000)
     qtbot.wait(50)
     assert len(panel.variant_specs()) == 1
@@ -75,9 +75,9 @@ def test_opening_another_model_drops_variants_that_no_longer_fit_and_keeps_schem
     window.schemes_panel.rows[applicable[0]].check.setChecked(True)
 
     _open(qtbot, window, onnx_relu(tmp_path / "narrow.onnx", 3))
-    qtbot.waitUntil(lambda: panel.variant_error.isVisible(), timeout=LOAD_MS)
+    qtbot.waitUntil(lambda: panel.variant_files.error.isVisible(), timeout=LOAD_MS)
     assert panel.variant_specs() == []
-    assert "wide-int8.onnx does not fit the model" in panel.variant_error.text()
+    assert "wide-int8.onnx does not fit the model" in panel.variant_files.error.text()
     assert [s.id for s in window.schemes_panel.selected()] == [applicable[0]]
 
 
