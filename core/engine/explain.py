@@ -234,8 +234,8 @@ def _fallback(result: VariantResult, baseline: VariantResult) -> list[str]:
 #: Schemes that compute in a half-precision dtype in PyTorch: on a CPU without native arithmetic in it,
 #: PyTorch falls back to slow kernels (ResNet-18 in float16: about a second per sample).
 _HALF_DTYPES = {"torch-fp16": "float16", "torch-bf16": "bfloat16"}
-#: Schemes that run convolutions and matrix products in ONNX Runtime's dynamic int8 kernels (ConvInteger,
-#: MatMulInteger), which quantize their input on every call: slower than float on a convolutional network.
+#: Schemes that run convolutions in ONNX Runtime's dynamic int8 kernel (ConvInteger), which quantizes its input
+#: on every call: slower than float on a convolutional network.
 _DYNAMIC_INT8 = {"ort-int8-dynamic": "dynamic int8"}
 #: The dynamic int8 probe quantizes the convolutions in graphs of at most this many bytes of float32 weights.
 PROBE_GRAPH_BYTES = 16 << 20
@@ -392,8 +392,8 @@ def _dynamic_int8_slowdown(layers: list[_LayerTime], call_s: float, threads: int
     ort-int8-dynamic quantizes (int8 weights, per tensor, ``ConvInteger``) and run by ONNX Runtime on the study's
     threads; their median times replace those layers' float32 time in the call. The other ops keep their
     float32 time (a Linear too: dynamic int8 is not slow there). The graphs hold at most PROBE_GRAPH_BYTES of
-    weights each, so the probe's memory does not grow with the model. On ResNet-18 this says 2.3-2.8x where
-    the variant measures 2.4-2.7x; on MobileNetV2 3.6-4.0x where it measures 3.6x."""
+    weights each, so the probe's memory does not grow with the model. On ResNet-18 this says 2.5-2.9x where
+    the variant measures 2.2-2.7x; on MobileNetV2 3.8-3.9x where it measures 3.65x."""
     probed = [t for t in layers if t.calls == 1 and t.shape is not None and _writable(t.layer)]
     if not probed:
         raise ValueError("no convolution to probe: dynamic int8 is not slow without them")
