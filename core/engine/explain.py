@@ -248,7 +248,7 @@ WHOLE_PROBE_MAX_S = 10.0
 
 
 def probe_slowdowns(
-    model: Any, labels_by_scheme: dict[str, str], x: np.ndarray, threads: int
+    model: Any, labels_by_scheme: dict[str, str], x: np.ndarray, threads: int, shared: dict[str, Any] | None = None
 ) -> tuple[dict[str, float], float | None]:
     """({label: how many times slower than float32 its variant runs here}, seconds of one float32 call of one
     sample), for the variants that compute in half precision or in ONNX Runtime's dynamic int8.
@@ -259,7 +259,9 @@ def probe_slowdowns(
     whole model would need its export and graph preparation first, which are its build), in place of its
     float32 time in the call; nothing for a model without convolutions. So a pathologically slow variant is
     known before the run.
-    ``labels_by_scheme``: scheme id -> the label of its row. Nothing for a model that is not a PyTorch module."""
+    ``labels_by_scheme``: scheme id -> the label of its row. Nothing for a model that is not a PyTorch module.
+    The memory format a whole half-precision call measured faster goes into ``shared`` (the study's cache, see
+    ``core.schemes.torch_precision.layout_key``), so that the variant's build does not time both again."""
     wanted = {label: sid for sid, label in labels_by_scheme.items() if sid in _HALF_DTYPES or sid in _DYNAMIC_INT8}
     handle = getattr(model, "handle", None)
     if not wanted or handle is None or not hasattr(handle, "modules") or not len(x):
@@ -280,7 +282,7 @@ def probe_slowdowns(
                 factor = _layer_slowdown(heaviest.layer, heaviest.shape, _HALF_DTYPES[sid])
                 if factor >= SLOW_FACTOR and call_s * factor <= WHOLE_PROBE_MAX_S:
                     # One layer's ratio is not the model's (the other layers and ops differ): one whole call says.
-                    factor = _model_call_s(handle, x[:1], _HALF_DTYPES[sid]) / call_s
+                    factor = _model_call_s(handle, x[:1], _HALF_DTYPES[sid], threads, shared) / call_s
             factors[label] = round(factor, 1)
     return factors, call_s
 
@@ -355,20 +357,26 @@ def _layer_times(module: Any, x: np.ndarray, threads: int) -> tuple[list[_LayerT
     return [_LayerTime(layer, shapes.get(layer), len(t), sum(t)) for layer, t in times.items()], call_s
 
 
-def _model_call_s(module: Any, x: np.ndarray, dtype_name: str) -> float:
+def _model_call_s(
+    module: Any, x: np.ndarray, dtype_name: str, threads: int, shared: dict[str, Any] | None = None
+) -> float:
     """Seconds of one call of a copy of ``module`` cast to ``dtype_name`` on ``x``, in the memory format its
-    scheme would choose (the faster of channels-last and contiguous for a model with convolutions)."""
+    scheme would choose (the faster of channels-last and contiguous for a model with convolutions, which then
+    goes into ``shared`` for the scheme's build)."""
     import copy
 
     import torch
 
-    from core.schemes.torch_precision import has_4d_weights, one_call_s, pick_layout
+    from core.schemes.torch_precision import has_4d_weights, layout_key, one_call_s, pick_layout
 
     dtype = getattr(torch, dtype_name)
     half = copy.deepcopy(module).to(dtype)
     inp = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)).to(dtype)
     if has_4d_weights(half):
-        return min(pick_layout(half, inp)[1].values())
+        layout, times = pick_layout(half, inp)
+        if shared is not None:
+            shared[layout_key(dtype_name, threads, inp.shape)] = (layout, times)
+        return min(times.values())
     return one_call_s(half, inp)
 
 

@@ -209,7 +209,10 @@ def _flag_slow_variants(
     if state.spec.device is not Device.CPU:
         return
     labels = {p.scheme_id: p.label for p in plan if p.scheme is not None and not p.skip_reason and not p.is_baseline}
-    factors, call_s = probe_slowdowns(state.model, labels, state.dataset.x, state.spec.timing.resolved_threads)
+    if state.shared is None:
+        state.shared = {}
+    factors, call_s = probe_slowdowns(state.model, labels, state.dataset.x, state.spec.timing.resolved_threads,
+                                      state.shared)
     if factors:
         timing_info["expected_slowdown"] = factors
     by_label = {label: scheme_id for scheme_id, label in labels.items()}

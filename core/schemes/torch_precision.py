@@ -42,6 +42,13 @@ def one_call_s(module: Any, inp: Any) -> float:
         return time.perf_counter() - t0
 
 
+def layout_key(dtype_name: str, threads: int, shape: Any) -> str:
+    """Where a study's shared cache keeps the memory format ``pick_layout`` chose for the model cast to
+    ``dtype_name``, at ``threads`` threads on an input of ``shape`` (the slow-variant probe before the run
+    measures it, and the variant's build reads it instead of timing both layouts again)."""
+    return f"memory_format:{dtype_name}:{threads}:{tuple(shape)}"
+
+
 def pick_layout(module: Any, inp: Any) -> tuple[str, dict[str, float]]:
     """Leave ``module`` (already cast, with 4-D weights) in the faster of the channels-last and contiguous
     memory formats for input ``inp``; returns the layout's name and the seconds per call measured for each.
@@ -173,7 +180,7 @@ class _TorchHalf(Scheme):
         if retargeted:
             notes.append(f"{counted(retargeted, 'float32 cast')} in the exported graph made {self.dtype_name} "
                          "(a traced graph keeps the dtypes it was traced with)")
-        notes += self._set_layout(module, spec, ctx, dtype)
+        notes += self._set_layout(module, spec, ctx, dtype, measured=not retargeted)
         return BuiltVariant(
             runner=TorchRunner(module, ctx.threads, ctx.device, dtype=dtype),
             size_bytes=size,
@@ -183,8 +190,13 @@ class _TorchHalf(Scheme):
         )
 
 
-    def _set_layout(self, module: Any, spec: SchemeSpec, ctx: BuildContext, dtype: Any) -> list[str]:
-        """Put the convolution weights in the memory format asked for (or measured faster); the notes say which."""
+    def _set_layout(
+        self, module: Any, spec: SchemeSpec, ctx: BuildContext, dtype: Any, measured: bool = True
+    ) -> list[str]:
+        """Put the convolution weights in the memory format asked for (or measured faster); the notes say which.
+
+        ``measured``: the model cast here is the one the probe before the run cast (no graph casts retargeted),
+        so the layout that probe measured faster, kept in ``ctx.shared``, stands without timing both again."""
         import torch
 
         wanted = spec.param("memory_format", "auto") or "auto"
@@ -195,19 +207,27 @@ class _TorchHalf(Scheme):
             return ["convolution weights in channels-last memory format (memory_format=channels_last)"]
         if wanted == "contiguous" or ctx.device.value != "cpu":
             return []
-        ctx.progress("building", 0, 1, "timing the channels-last and contiguous layouts on one sample")
         sample = torch.from_numpy(np.ascontiguousarray(ctx.example(), dtype=np.float32)).to(dtype)
-        layout, times = pick_layout(module, sample)
+        known = ctx.shared.get(layout_key(self.dtype_name, ctx.threads, sample.shape)) if measured else None
+        if known is not None:
+            layout, times = known
+            if layout == "channels_last":
+                module.to(memory_format=torch.channels_last)
+            when = " (measured before the run)"
+        else:
+            ctx.progress("building", 0, 1, "timing the channels-last and contiguous layouts on one sample")
+            layout, times = pick_layout(module, sample)
+            when = ""
         ms = {k: f"{v * 1000:,.0f} ms" if v >= 0.1 else f"{v * 1000:.3g} ms" for k, v in times.items()}
         if layout == "channels_last":
             return [
                 f"convolution weights in channels-last memory format: one {self.dtype_name} call took "
-                f"{ms['channels_last']} that way against {ms['contiguous']} contiguous on this machine "
+                f"{ms['channels_last']} that way against {ms['contiguous']} contiguous on this machine{when} "
                 "(memory_format=contiguous keeps the plain layout)"
             ]
         return [
             f"convolution weights kept contiguous: channels-last took {ms['channels_last']} per call against "
-            f"{ms['contiguous']} on this machine"
+            f"{ms['contiguous']} on this machine{when}"
         ]
 
 

@@ -372,6 +372,34 @@ def test_a_slow_half_precision_variant_is_measured_and_flagged_before_the_run() 
     assert result.timing["expected_slowdown"] == slowdown  # kept in the result's timing block
 
 
+def test_the_layout_the_probe_measured_is_the_one_the_build_keeps_without_timing_it_again(
+    monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The whole-model half-precision probe times channels-last against contiguous, as torch-fp16's build
+    does with memory_format=auto: the build takes the probe's answer from the study's cache (both layouts
+    timed once in the study, not twice) and its note says when it was measured."""
+    from core.engine import explain
+    from core.engine.run import demo_study_spec, run_study
+    from core.schemes import torch_precision
+
+    monkeypatch.setattr(explain, "SLOW_FACTOR", 0.0)  # the whole model is called whatever the layer says
+    picked: list[str] = []
+    real = torch_precision.pick_layout
+
+    def counted(module: Any, inp: Any) -> Any:
+        picked.append("called")
+        return real(module, inp)
+
+    monkeypatch.setattr(torch_precision, "pick_layout", counted)
+    spec = replace(demo_study_spec(QUICK), layer_samples=0, variants=(VariantSpec(scheme=SchemeSpec("torch-fp16")),))
+    result = next(e for e in run_study(spec) if isinstance(e, StudyFinished)).result
+    variant = result.results[1]
+    assert variant.ok and len(picked) == 1
+    layout_notes = [n for n in variant.notes if "contiguous" in n]
+    assert len(layout_notes) == 1 and "(measured before the run)" in layout_notes[0]
+    assert result.timing["expected_slowdown"]["torch-fp16"] > 0
+
+
 def test_dynamic_int8_is_measured_before_the_run_on_the_models_own_layers() -> None:
     """ort-int8-dynamic on the demo CNN: its layers quantized and run by ONNX Runtime give its expected
     slowdown, carried by StudyStarted and kept in the result (the time-left estimate reads it)."""
