@@ -213,7 +213,7 @@ class _TorchHalf(Scheme):
             layout, times = known
             if layout == "channels_last":
                 module.to(memory_format=torch.channels_last)
-            when = " (measured before the run)"
+            when = ", measured before the run"
         else:
             ctx.progress("building", 0, 1, "timing the channels-last and contiguous layouts on one sample")
             layout, times = pick_layout(module, sample)

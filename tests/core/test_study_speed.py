@@ -396,7 +396,7 @@ def test_the_layout_the_probe_measured_is_the_one_the_build_keeps_without_timing
     variant = result.results[1]
     assert variant.ok and len(picked) == 1
     layout_notes = [n for n in variant.notes if "contiguous" in n]
-    assert len(layout_notes) == 1 and "(measured before the run)" in layout_notes[0]
+    assert len(layout_notes) == 1 and "on this machine, measured before the run" in layout_notes[0]
     assert result.timing["expected_slowdown"]["torch-fp16"] > 0
 
 
