@@ -239,8 +239,13 @@ _HALF_DTYPES = {"torch-fp16": "float16", "torch-bf16": "bfloat16"}
 _DYNAMIC_INT8 = {"ort-int8-dynamic": "dynamic int8"}
 #: The dynamic int8 probe quantizes the convolutions in graphs of at most this many bytes of float32 weights.
 PROBE_GRAPH_BYTES = 16 << 20
-#: A variant measured this many times slower than float on a few calls is flagged before the run.
-SLOW_FACTOR = 3.0
+#: A model whose float32 call takes less than this is not probed for dynamic int8: ONNX Runtime's own cost per
+#: call would weigh in the probe's graphs as it does not in the variant (the demo CNN, 0.24 ms a call, read
+#: 1.2x slower where its variant runs faster), and so fast a model cannot be pathologically slow anyway.
+DYNAMIC_PROBE_MIN_CALL_S = 1e-3
+#: A variant measured this many times slower than float on a few calls is flagged before the run (dynamic int8
+#: convolutions on ResNet-18 measure 2.2-2.9x: the slowdown the advice exists to name).
+SLOW_FACTOR = 2.0
 #: Calls of the probed layer timed in each dtype (after one warm-up call).
 PROBE_CALLS = 3
 #: A variant whose layer probe says slow is then called whole once, when that is expected to take at most this.
@@ -291,7 +296,8 @@ def slow_advice(factor: float, dtype_name: str, per_sample_s: float | None, samp
     """The advice line for a variant measured ``factor`` times slower than float32; None below SLOW_FACTOR."""
     if factor < SLOW_FACTOR:
         return None
-    text = f"measured on a few calls: {dtype_name} runs about {factor:.0f}x slower than float32 on this CPU"
+    times = f"{factor:.1f}" if factor < 10 else f"{factor:.0f}"
+    text = f"measured on a few calls: {dtype_name} runs about {times}x slower than float32 on this CPU"
     if per_sample_s is not None and per_sample_s > 0:
         total = per_sample_s * factor * samples
         text += f"; evaluating {samples} samples may take about {_duration(total)}"
@@ -402,6 +408,8 @@ def _dynamic_int8_slowdown(layers: list[_LayerTime], call_s: float, threads: int
     float32 time (a Linear too: dynamic int8 is not slow there). The graphs hold at most PROBE_GRAPH_BYTES of
     weights each, so the probe's memory does not grow with the model. On ResNet-18 this says 2.5-2.9x where
     the variant measures 2.2-2.7x; on MobileNetV2 3.8-3.9x where it measures 3.65x."""
+    if call_s < DYNAMIC_PROBE_MIN_CALL_S:
+        raise ValueError("too fast a model to probe: the runtime's own cost per call would be the figure")
     probed = [t for t in layers if t.calls == 1 and t.shape is not None and _writable(t.layer)]
     if not probed:
         raise ValueError("no convolution to probe: dynamic int8 is not slow without them")
