@@ -199,7 +199,7 @@ def _flag_slow_variants(
     """Advice, before the run, for each variant a few measured calls show pathologically slow here (float16
     on a CPU without float16 arithmetic, dynamic int8 on convolutions); the factors go to
     ``timing.expected_slowdown`` (read by the progress bar's time-left estimate)."""
-    from core.engine.explain import probe_slowdowns, slow_advice, slow_kind_of
+    from core.engine.slow_probe import probe_slowdowns, slow_advice, slow_kind_of
 
     # Which rows calibrate (their builds run the model over calibration samples): the time-left estimate reads it.
     calibrating = [p.label for p in plan if p.scheme is not None and not p.skip_reason

@@ -1,5 +1,6 @@
 """A whole study near its floor (issue 20): batched evaluation, the drift re-check's sample floor,
-the slow-variant advice, memory released after each variant.
+memory released after each variant, a sample limit for slow variants (the advice before the run:
+test_slow_probe.py).
 
 Every model here is built in the test (a tiny CNN, one with BatchNorm, ONNX graphs made in code);
 nothing is timed against a clock limit (the speed goals live in tests/perf).
@@ -22,7 +23,7 @@ import pytest
 from core.datasets.base import Dataset
 from core.engine.state import StudyState
 from core.study.cancel import CancelToken
-from core.study.events import Progress, StudyFinished, StudyStarted, VariantStarted
+from core.study.events import Progress, StudyFinished, VariantStarted
 from core.study.result import LatencyStats, VariantResult, VariantStatus
 from core.study.spec import (
     CALIBRATE_ON_SAME,
@@ -347,130 +348,6 @@ def test_a_variant_timed_with_too_few_samples_for_the_recheck_is_closed_at_once(
         _keep_or_close(state, PlannedVariant(label, "torch-fp16", None, None, None), result, runner)
         assert runner.closed == (label == "slow") and (label in state.runners) == (label == "steady")
     state.close_runners()
-
-
-# ----------------------------------------------------------------------------- advice before the run
-
-
-def test_a_slow_half_precision_variant_is_measured_and_flagged_before_the_run() -> None:
-    """The demo CNN with torch-fp16 and torch-bf16: StudyStarted carries each one's slowdown measured on a few
-    calls, and the advice names it when it is past SLOW_FACTOR."""
-    from core.engine.explain import SLOW_FACTOR
-    from core.engine.run import demo_study_spec, run_study
-
-    base = demo_study_spec(QUICK)
-    spec = replace(base, variants=(VariantSpec(scheme=SchemeSpec("torch-fp16")),
-                                   VariantSpec(scheme=SchemeSpec("torch-bf16"))))
-    events = list(run_study(spec))
-    started = next(e for e in events if isinstance(e, StudyStarted))
-    slowdown = started.timing["expected_slowdown"]
-    assert set(slowdown) == {"torch-fp16", "torch-bf16"} and all(v > 0 for v in slowdown.values())
-    for label, factor in slowdown.items():
-        flagged = any("measured on a few calls" in line for line in started.advice.get(label, []))
-        assert flagged == (factor >= SLOW_FACTOR)
-    result = events[-1].result
-    assert result.timing["expected_slowdown"] == slowdown  # kept in the result's timing block
-
-
-def test_the_layout_the_probe_measured_is_the_one_the_build_keeps_without_timing_it_again(
-    monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """The whole-model half-precision probe times channels-last against contiguous, as torch-fp16's build
-    does with memory_format=auto: the build takes the probe's answer from the study's cache (both layouts
-    timed once in the study, not twice) and its note says when it was measured."""
-    from core.engine import explain
-    from core.engine.run import demo_study_spec, run_study
-    from core.schemes import torch_precision
-
-    monkeypatch.setattr(explain, "SLOW_FACTOR", 0.0)  # the whole model is called whatever the layer says
-    picked: list[str] = []
-    real = torch_precision.pick_layout
-
-    def counted(module: Any, inp: Any) -> Any:
-        picked.append("called")
-        return real(module, inp)
-
-    monkeypatch.setattr(torch_precision, "pick_layout", counted)
-    spec = replace(demo_study_spec(QUICK), layer_samples=0, variants=(VariantSpec(scheme=SchemeSpec("torch-fp16")),))
-    result = next(e for e in run_study(spec) if isinstance(e, StudyFinished)).result
-    variant = result.results[1]
-    assert variant.ok and len(picked) == 1
-    layout_notes = [n for n in variant.notes if "contiguous" in n]
-    assert len(layout_notes) == 1 and "on this machine, measured before the run" in layout_notes[0]
-    assert result.timing["expected_slowdown"]["torch-fp16"] > 0
-
-
-def test_dynamic_int8_is_measured_before_the_run_on_the_models_own_layers(monkeypatch: pytest.MonkeyPatch) -> None:
-    """ort-int8-dynamic on the demo CNN: its layers quantized and run by ONNX Runtime give its expected
-    slowdown, carried by StudyStarted and kept in the result (the time-left estimate reads it). The demo's
-    0.24 ms call is under DYNAMIC_PROBE_MIN_CALL_S, so the limit is lowered here."""
-    from core.engine import explain
-    from core.engine.explain import SLOW_FACTOR
-    from core.engine.run import demo_study_spec, run_study
-
-    monkeypatch.setattr(explain, "DYNAMIC_PROBE_MIN_CALL_S", 0.0)
-
-    spec = replace(demo_study_spec(QUICK), layer_samples=0,
-                   variants=(VariantSpec(scheme=SchemeSpec("ort-int8-dynamic")),))
-    events = list(run_study(spec))
-    started = next(e for e in events if isinstance(e, StudyStarted))
-    factor = started.timing["expected_slowdown"]["ort-int8-dynamic"]
-    assert factor > 0
-    flagged = any("dynamic int8 runs about" in line for line in started.advice.get("ort-int8-dynamic", []))
-    assert flagged == (factor >= SLOW_FACTOR)
-    assert events[-1].result.timing["expected_slowdown"] == {"ort-int8-dynamic": factor}
-
-
-def test_the_dynamic_int8_probe_writes_each_convolution_as_pytorch_computes_it(
-    monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """The probe's graph holds each convolution on its own input: in float32 it gives the layers' own outputs
-    (strides, padding, dilation, groups, bias, 1-D and 2-D). Its graphs hold at most PROBE_GRAPH_BYTES of
-    weights each, and a model without convolutions is not probed."""
-    import onnxruntime as ort
-    import torch
-
-    from core.engine import explain
-    from core.engine.explain import _dynamic_int8_slowdown, _layers_onnx, _LayerTime, _writable
-
-    torch.manual_seed(0)
-    cases = [
-        (torch.nn.Conv2d(3, 8, 3, stride=2, padding=1), (1, 3, 17, 17)),
-        (torch.nn.Conv2d(8, 8, 3, padding=(2, 1), dilation=(2, 1), groups=4, bias=False), (1, 8, 9, 11)),
-        (torch.nn.Conv1d(4, 6, 5, padding=2), (1, 4, 20)),
-    ]
-    layers = [_LayerTime(layer.eval(), shape, 1, 1e-3) for layer, shape in cases]
-    assert all(_writable(t.layer) for t in layers)
-    assert not _writable(torch.nn.Conv2d(3, 3, 3, padding="same"))
-    assert not _writable(torch.nn.Conv2d(3, 3, 3, padding=1, padding_mode="reflect"))
-    assert not _writable(torch.nn.Linear(4, 4))
-    session = ort.InferenceSession(_layers_onnx(layers).SerializeToString(), providers=["CPUExecutionProvider"])
-    xs = [np.random.default_rng(i).standard_normal(shape, dtype=np.float32) for i, (_, shape) in enumerate(cases)]
-    got = session.run(None, {f"x{i}": x for i, x in enumerate(xs)})
-    with torch.inference_mode():
-        for (layer, _), x, y in zip(cases, xs, got, strict=True):
-            np.testing.assert_allclose(y, layer(torch.from_numpy(x)).numpy(), rtol=1e-4, atol=1e-5)
-
-    graphs: list[int] = []
-    real = explain._dynamic_int8_call_s
-    monkeypatch.setattr(explain, "_dynamic_int8_call_s", lambda ls, threads: graphs.append(len(ls)) or real(ls, 1))
-    monkeypatch.setattr(explain, "PROBE_GRAPH_BYTES", 1100)  # weights of 864, 576 and 480 bytes: [864], [576 + 480]
-    assert _dynamic_int8_slowdown(layers, 1.0, 1) > 0
-    assert graphs == [1, 2]
-    with pytest.raises(ValueError, match="no convolution"):
-        _dynamic_int8_slowdown([_LayerTime(torch.nn.Linear(4, 4), (1, 4), 1, 1e-3)], 1.0, 1)
-    with pytest.raises(ValueError, match="too fast"):  # ONNX Runtime's cost per call would be the figure
-        _dynamic_int8_slowdown(layers, explain.DYNAMIC_PROBE_MIN_CALL_S / 2, 1)
-
-
-def test_slow_advice_says_the_slowdown_and_the_time_it_will_take() -> None:
-    from core.engine.explain import slow_advice
-
-    text = slow_advice(27.4, "float16", 0.045, 256)
-    assert text is not None and "about 27x slower than float32" in text
-    assert "evaluating 256 samples may take about 5 min" in text  # 0.045 s x 27.4 x 256 = 316 s
-    assert "dynamic int8 runs about 2.6x slower" in (slow_advice(2.6, "dynamic int8", 0.045, 64) or "")
-    assert slow_advice(1.4, "bfloat16", 0.045, 256) is None
 
 
 def test_the_eval_batch_size_is_in_the_reproduce_command_and_overrides_a_project_file(tmp_path: Path) -> None:
