@@ -228,6 +228,7 @@ def _variants_from_args(args: argparse.Namespace, trusted: set[str]) -> tuple[An
     files and no --scheme, only the files (compared with the baseline)."""
     from core.engine.run import DEFAULT_SCHEMES, DEMO_SCHEMES
     from core.schemes import get_scheme
+    from core.schemes.params import check_params
     from core.study.spec import SchemeSpec, VariantSpec
 
     defaults = not args.scheme
@@ -236,7 +237,7 @@ def _variants_from_args(args: argparse.Namespace, trusted: set[str]) -> tuple[An
     variants = []
     for text in schemes:
         s = SchemeSpec.parse(text)
-        get_scheme(s.id)  # unknown ids are bad input before anything runs
+        check_params(s, get_scheme(s.id).info)  # unknown ids and bad values are bad input before anything runs
         if s.id != "fp32":
             variants.append(VariantSpec(scheme=s, if_applicable=defaults))
     for p in args.variant:

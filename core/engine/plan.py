@@ -13,8 +13,10 @@ from core.study.spec import ModelSpec, SchemeSpec, StudySpec, Task, VariantSpec
 
 
 def plan_variants(spec: StudySpec, model: Any) -> list[PlannedVariant]:
-    """The baseline, then each asked-for variant once; a scheme that cannot apply is planned as skipped."""
+    """The baseline, then each asked-for variant once; a scheme that cannot apply is planned as skipped.
+    BadInput, before anything runs, for a scheme parameter it does not know or a value it cannot take."""
     from core.schemes import get_scheme
+    from core.schemes.params import check_params
 
     baseline = PlannedVariant(
         BASELINE_SCHEME, BASELINE_SCHEME, get_scheme(BASELINE_SCHEME), SchemeSpec(BASELINE_SCHEME), None,
@@ -38,6 +40,7 @@ def plan_variants(spec: StudySpec, model: Any) -> list[PlannedVariant]:
         seen.add(label)
         if variant.scheme is not None:
             scheme = get_scheme(variant.scheme.id)
+            check_params(variant.scheme, scheme.info)
             reason = scheme.applicability(model)
             if reason and variant.if_applicable:
                 continue  # a default nobody asked for, which cannot apply here: left out, not a SKIPPED row

@@ -24,6 +24,10 @@ class SchemeParam:
     default: str
     help: str
     choices: tuple[str, ...] = ()  # empty: free text / number
+    #: How a value without ``choices`` is read: "text" (as written), "count" (a whole number above 0) or
+    #: "fraction" (a number above 0 and at most ``upper``). core.schemes.params checks it before a study runs.
+    kind: str = "text"
+    upper: float = 1.0
 
 
 @dataclass(frozen=True)

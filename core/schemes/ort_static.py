@@ -17,7 +17,7 @@ from core.schemes.ort_align import align_conv_channels, applies_here, output_mul
 from core.schemes.ort_calls import quiet
 from core.schemes.ort_schemes import finish_onnx_variant, onnx_applicability, preprocessed
 from core.schemes.ort_streamed import LARGE_STATIC_NOTE, external_float, is_large, quantize_static_external
-from core.schemes.params import bool_param, check_params, positive_int
+from core.schemes.params import bool_param, check_params, number_param
 from core.study.spec import Device, SchemeSpec
 
 #: Calibration runs in chunks of at most this many samples: ORT keeps a chunk's activations, then folds
@@ -79,7 +79,7 @@ class OrtInt8Static(Scheme):
         runtime="onnxruntime",
         needs_calibration=True,
         params=(
-            SchemeParam("samples", "200", "calibration samples drawn from the dataset"),
+            SchemeParam("samples", "200", "calibration samples drawn from the dataset", kind="count"),
             SchemeParam(
                 "calibration", "minmax", "how activation ranges are chosen", ("minmax", "entropy", "percentile")
             ),
@@ -236,7 +236,7 @@ def ranges_cache(ctx: BuildContext, src: Path, method: str, samples: np.ndarray,
 def _static_options(spec: SchemeSpec) -> dict[str, Any]:
     check_params(spec, OrtInt8Static.info)
     opts: dict[str, Any] = {p.name: spec.param(p.name, p.default) or p.default for p in OrtInt8Static.info.params}
-    opts["samples"] = positive_int(spec, "samples", 200)
+    opts["samples"] = number_param(spec, OrtInt8Static.info, "samples")
     opts["per_channel"] = bool_param(spec, "per_channel", True)
     opts["align_channels"] = bool_param(spec, "align_channels", True)
     return opts

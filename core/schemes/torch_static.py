@@ -18,7 +18,7 @@ import numpy as np
 from core.errors import BadInput, SchemeNotApplicable
 from core.models.loaded import LoadedModel, ModelFormat
 from core.schemes.base import BuildContext, BuiltVariant, Scheme, SchemeInfo, SchemeParam
-from core.schemes.params import bool_param, check_params, positive_int
+from core.schemes.params import bool_param, check_params, number_param
 from core.study.spec import Device, SchemeSpec
 
 _FLOAT_COMPUTE = ("Conv1d", "Conv2d", "Conv3d", "ConvTranspose1d", "ConvTranspose2d", "Linear")
@@ -251,7 +251,7 @@ class TorchInt8Static(Scheme):
         runtime="pytorch",
         needs_calibration=True,
         params=(
-            SchemeParam("samples", "200", "calibration samples drawn from the dataset"),
+            SchemeParam("samples", "200", "calibration samples drawn from the dataset", kind="count"),
             SchemeParam("per_channel", "true", "per-channel weight scales", ("true", "false")),
             SchemeParam("exclude", "", "module names kept in float, separated by ';'"),
         ),
@@ -284,7 +284,7 @@ class TorchInt8Static(Scheme):
         if reason:
             raise SchemeNotApplicable(reason)
         check_params(spec, self.info)
-        samples_n = positive_int(spec, "samples", 200)
+        samples_n = int(number_param(spec, self.info, "samples"))
         per_channel = bool_param(spec, "per_channel", True)
         exclude = tuple(n.strip() for n in (spec.param("exclude") or "").split(";") if n.strip())
         samples = ctx.calibration(samples_n)

@@ -17,13 +17,18 @@ from PySide6.QtWidgets import (
 )
 
 from core.schemes.base import SchemeInfo, SchemeParam
+from core.schemes.params import param_problem
 from core.study.spec import SchemeSpec
 from qtapp.panels.compact import compact_combos
 from qtapp.panels.elided_label import ElidedLabel
 
 
 class SchemeRow(QWidget):
-    """A checkbox, its one-line description, the reason it is disabled, and its options."""
+    """A checkbox, its one-line description, the reason it is disabled, and its options.
+
+    An option the scheme cannot take (a sparsity of 2, a sample count of "lots", a choice a hand-edited
+    project file made up) is marked and said under the options as it is typed, and ``problem`` keeps Run
+    disabled until it is mended: the study is not started to fail at that variant's build."""
 
     toggled = Signal()
 
@@ -46,14 +51,29 @@ class SchemeRow(QWidget):
         self.reason.hide()
         self.editors: dict[str, QComboBox | QLineEdit] = {}
         self.options = QWidget(self)
-        form = QFormLayout(self.options)
-        form.setContentsMargins(24, 0, 0, 4)
+        options_box = QVBoxLayout(self.options)
+        options_box.setContentsMargins(24, 0, 0, 4)
+        options_box.setSpacing(2)
+        form = QFormLayout()
+        form.setContentsMargins(0, 0, 0, 0)
+        options_box.addLayout(form)
         for param in info.params:
             editor = _editor_for(param, self.options)
             self.editors[param.name] = editor
             label = QLabel(param.name, self.options)
             label.setToolTip(param.help)
             form.addRow(label, editor)
+            if isinstance(editor, QComboBox):
+                editor.currentTextChanged.connect(self._options_edited)
+            else:
+                editor.textChanged.connect(self._options_edited)
+        self.option_error = QLabel(self.options)
+        self.option_error.setObjectName("errorLabel")
+        self.option_error.setWordWrap(True)
+        self.option_error.hide()
+        options_box.addWidget(self.option_error)  # not a form row: a wrapped label there gets one line's height
+        #: Parameters a project file named that the scheme does not have: said under the options, left out.
+        self._dropped: list[str] = []
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 2, 0, 2)
         layout.setSpacing(1)
@@ -72,7 +92,7 @@ class SchemeRow(QWidget):
 
     def _on_toggled(self, checked: bool) -> None:
         self.options.setVisible(checked and bool(self.editors))
-        self.toggled.emit()
+        self._options_edited()  # emits toggled
 
     def set_reason(self, reason: str | None) -> None:
         """Disable the row with ``reason`` (None enables it again)."""
@@ -84,6 +104,35 @@ class SchemeRow(QWidget):
         if reason:
             self.check.setChecked(False)
 
+    def problem(self) -> str | None:
+        """Why this ticked row's options cannot run ("ort-int8-static: samples must be …"), or None."""
+        if not self.check.isChecked():
+            return None
+        for param in self.info.params:
+            problem = param_problem(param, _value_of(self.editors[param.name]))
+            if problem:
+                return f"{self.info.id}: {problem}"
+        return None
+
+    def _options_edited(self, *_args) -> None:
+        """Mark the options that cannot be taken, say why under them, and let the window re-check Run."""
+        for param in self.info.params:
+            editor = self.editors[param.name]
+            bad = param_problem(param, _value_of(editor)) is not None
+            if isinstance(editor, QComboBox) and not bad:
+                _drop_made_up_choices(editor, param)
+            if editor.property("invalid") != bad:
+                editor.setProperty("invalid", bad)
+                editor.style().polish(editor)  # the style sheet marks [invalid="true"] editors
+        problem = self.problem()
+        said = [problem.split(": ", 1)[1]] if problem else []
+        if self._dropped:
+            said.append(f"not options of this scheme, left out: {', '.join(self._dropped)}")
+        text = "; ".join(said)
+        self.option_error.setText(text[:1].upper() + text[1:] + ("." if text else ""))
+        self.option_error.setVisible(bool(text))
+        self.toggled.emit()
+
     def spec(self) -> SchemeSpec:
         """The scheme with the options the user changed from their defaults."""
         params = []
@@ -94,8 +143,12 @@ class SchemeRow(QWidget):
         return SchemeSpec(self.info.id, tuple(params))
 
     def set_params(self, params: tuple[tuple[str, str], ...]) -> None:
+        """Show ``params`` in the editors, as they are: a value the scheme cannot take is shown and marked."""
+        names = {p.name for p in self.info.params}
+        self._dropped = [f"{key}={value}" for key, value in params if key not in names]
         for param in self.info.params:
             _set_value(self.editors[param.name], dict(params).get(param.name, param.default))
+        self._options_edited()
 
 
 def _editor_for(param: SchemeParam, parent: QWidget) -> QComboBox | QLineEdit:
@@ -116,9 +169,18 @@ def _value_of(editor: QComboBox | QLineEdit) -> str:
 
 def _set_value(editor: QComboBox | QLineEdit, value: str) -> None:
     if isinstance(editor, QComboBox):
+        if editor.findText(value) < 0:
+            editor.addItem(value)  # not one of its choices: shown (and marked) rather than replaced unseen
         editor.setCurrentText(value)
     else:
         editor.setText(value)
+
+
+def _drop_made_up_choices(combo: QComboBox, param: SchemeParam) -> None:
+    """Once a real choice is picked, take out the items ``_set_value`` added for values that were not one."""
+    for index in reversed(range(combo.count())):
+        if combo.itemText(index) not in param.choices:
+            combo.removeItem(index)
 
 
 class SchemesPanel(QGroupBox):
@@ -190,6 +252,10 @@ class SchemesPanel(QGroupBox):
         self._applicability_known = reasons is not None
         self._apply_wanted()
         self.selection_changed.emit()
+
+    def problem(self) -> str | None:
+        """The first ticked scheme whose options cannot run, and why (None: all can)."""
+        return next((p for row in self.rows.values() if (p := row.problem())), None)
 
     def selected(self) -> list[SchemeSpec]:
         """The ticked schemes (the baseline is always run by the engine and is left out)."""

@@ -209,7 +209,7 @@ class MainWindow(QMainWindow):
 
     def blocker(self) -> str | None:
         """Why Run is disabled (None: it is enabled)."""
-        for problem in (self.model_panel.problem(), self.dataset_panel.problem()):
+        for problem in (self.model_panel.problem(), self.dataset_panel.problem(), self.schemes_panel.problem()):
             if problem:
                 return problem
         if self.schemes_panel.rows and not self.schemes_panel.selected() and not self.model_panel.variant_specs():

@@ -188,11 +188,13 @@ class SweepsDialog(QDialog):
         if kind == "calibration":
             return {"counts": parse_sizes(self.counts.text(), "Calibration samples")}
         schemes = tuple(self.schemes.text().split())
+        from core.schemes.params import check_params
         from core.schemes.registry import get_scheme
         from core.study.spec import SchemeSpec
 
         for text in schemes:
-            get_scheme(SchemeSpec.parse(text).id)  # BadInput names an unknown scheme
+            spec = SchemeSpec.parse(text)
+            check_params(spec, get_scheme(spec.id).info)  # BadInput names an unknown scheme or a bad option
         limit = self.latency_limit.value()
         return {"sizes": parse_sizes(self.batch_sizes.text(), "Batch sizes"), "schemes": schemes,
                 "limit": limit if limit > 0 else None}

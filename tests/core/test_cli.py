@@ -88,6 +88,14 @@ BAD_INPUTS: dict[str, Callable[[Path, Path, Path], tuple[list[str], str]]] = {
     "bad scheme option": lambda tmp, model, data: (
         ["--model", str(model), "--dataset", f"npz:{data}", "--scheme", "ort-int8-static:samples"], "key=value"
     ),
+    "scheme option value out of range": lambda tmp, model, data: (
+        ["--model", str(model), "--dataset", f"npz:{data}", "--scheme", "ort-int8-static:samples=lots"],
+        "scheme ort-int8-static:samples=lots: samples must be a whole number, not 'lots'.",
+    ),
+    "scheme option not a choice": lambda tmp, model, data: (
+        ["--model", str(model), "--dataset", f"npz:{data}", "--scheme", "ort-int8-static:calibration=best"],
+        "calibration must be one of minmax, entropy, percentile, not 'best'.",
+    ),
     "bad dataset spec": lambda tmp, model, data: (
         ["--model", str(model), "--dataset", "pictures:somewhere"], "unknown dataset kind 'pictures'"
     ),

@@ -143,6 +143,54 @@ def test_bad_option_values_are_bad_input(
         _build(onnx_loaded, text, make_ctx)
 
 
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("prune-l1:sparsity=2", "sparsity must be a number above 0 and at most 0.95, not '2'"),
+        ("prune-l1:sparsity=nan", "sparsity must be a number above 0 and at most 0.95, not 'nan'"),
+        ("prune-channels:ratio=0.95", "ratio must be a number above 0 and at most 0.9, not '0.95'"),
+        ("prune-channels:samples=2.5", "samples must be a whole number, not '2.5'"),
+        ("ort-int8-static:calibration=median", "calibration must be one of minmax, entropy, percentile, not 'median'"),
+    ],
+)
+def test_a_study_with_a_bad_option_is_refused_before_anything_runs(
+    tiny_onnx: Path, tiny_npz: Path, text: str, expected: str
+) -> None:
+    from core.engine.run import run_study
+    from core.study.spec import DatasetSpec, StudySpec, TimingSpec, VariantSpec
+
+    # As a project file or the window would hand it over: the spec is not checked on the way in.
+    spec = StudySpec(model=ModelSpec(path=str(tiny_onnx)), dataset=DatasetSpec.parse(f"npz:{tiny_npz}"),
+                     variants=(VariantSpec(scheme=SchemeSpec.parse(text)),), timing=TimingSpec(max_time_s=0.05))
+    events = run_study(spec)
+    with pytest.raises(BadInput) as caught:
+        next(events)  # not even the StudyStarted: the baseline is not evaluated first
+    assert str(caught.value) == f"scheme {text}: {expected}."
+
+
+def test_option_values_are_checked_by_kind() -> None:
+    from core.schemes.base import SchemeParam
+    from core.schemes.params import number_param, param_problem
+
+    count = SchemeParam("samples", "200", "", kind="count")
+    share = SchemeParam("ratio", "0.3", "", kind="fraction", upper=0.9)
+    assert [param_problem(count, v) for v in ("1", "200")] == [None, None]
+    assert [param_problem(share, v) for v in ("0.9", "1e-3")] == [None, None]
+    assert param_problem(count, "-1") == "samples must be positive, not -1"
+    assert param_problem(share, "0") == "ratio must be a number above 0 and at most 0.9, not '0'"
+    assert param_problem(share, "inf") is not None and param_problem(share, "") is not None
+    assert param_problem(SchemeParam("exclude", "", ""), "any;thing") is None  # text: read by the build
+    info = get_scheme("prune-channels").info
+    assert number_param(SchemeSpec("prune-channels"), info, "ratio") == 0.3  # the default
+    assert number_param(SchemeSpec("prune-channels", (("samples", "64"),)), info, "samples") == 64
+    # Every free-text option of the catalogue that holds a number says which kind of number.
+    for scheme in catalogue():
+        for param in scheme.info.params:
+            if not param.choices and param.name != "exclude":
+                assert param.kind in ("count", "fraction"), (scheme.info.id, param.name)
+                assert param_problem(param, param.default) is None, (scheme.info.id, param.name)
+
+
 def test_dynamic_int8_on_onnx(
     onnx_loaded: Any, make_ctx: Callable[..., Any], tiny_x: np.ndarray, reference: np.ndarray
 ) -> None:

@@ -380,8 +380,32 @@ def test_l1_pruning_reaches_the_sparsity_but_not_a_smaller_file(tiny: Any, make_
     assert agreement(ref, out) >= 0.3 and sqnr_db(ref, out) > 6
 
 
+def test_l1_pruning_variants_of_a_study_compress_the_float_model_once(
+    tiny: Any, make_ctx: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import torch
+
+    from core.schemes import pruning
+
+    model = tiny[0]
+    reference = tmp_path / "float_reference.pt"  # torch.save names its records after the file
+    torch.save(model.handle.state_dict(), str(reference))
+    compressed: list[str] = []
+    real = pruning.compressed_size
+    monkeypatch.setattr(pruning, "compressed_size", lambda path: compressed.append(Path(path).stem) or real(path))
+    first = build("prune-l1", model, make_ctx("l1-30"), sparsity="0.3")
+    second = build("prune-l1", model, make_ctx("l1-70"), sparsity="0.7")
+    # The float model is compressed for the first variant only; both compare with the same figure, which is
+    # the float state dict's own compressed size, and the sparser variant compresses further.
+    assert compressed == ["prune_l1", "float_reference", "prune_l1"]
+    assert first.coverage["baseline_compressed_bytes"] == second.coverage["baseline_compressed_bytes"]
+    assert first.coverage["baseline_compressed_bytes"] == real(reference)
+    assert second.coverage["compressed_bytes"] < first.coverage["compressed_bytes"]
+    assert not list((tmp_path / "study").rglob("float_reference.pt"))  # its file is not left behind
+
+
 def test_l1_pruning_refuses_a_sparsity_out_of_range(tiny: Any, make_ctx: Any) -> None:
-    with pytest.raises(BadInput, match=r"sparsity must be above 0 and at most 0\.95"):
+    with pytest.raises(BadInput, match=r"sparsity must be a number above 0 and at most 0\.95"):
         build("prune-l1", tiny[0], make_ctx("bad"), sparsity="1.5")
 
 

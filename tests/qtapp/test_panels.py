@@ -64,6 +64,42 @@ def test_scheme_options_become_spec_parameters(qtbot, window):
     assert [s.id for s in window.schemes_panel.selected()] == ["ort-fp16"]
 
 
+def test_an_option_the_scheme_cannot_take_is_marked_and_keeps_run_disabled(qtbot, window):
+    window.model_panel.open_path(str(DEMO_ONNX))
+    window.dataset_panel.set_spec(DatasetSpec.parse("builtin:digits"))
+    _loaded(qtbot, window)
+    run = window.run_panel.run_button
+    window.schemes_panel.rows["ort-fp16"].check.setChecked(True)
+    row = window.schemes_panel.rows["ort-int8-static"]
+    row.check.setChecked(True)
+    assert window.blocker() is None and run.isEnabled()
+    samples = row.editors["samples"]
+    samples.setText("lots")
+    assert samples.property("invalid") is True
+    assert row.option_error.isVisible()
+    assert row.option_error.text() == "Samples must be a whole number, not 'lots'."
+    assert window.blocker() == "ort-int8-static: samples must be a whole number, not 'lots'"
+    assert not run.isEnabled() and "samples must be a whole number" in run.toolTip()
+    row.check.setChecked(False)  # an unticked scheme's options do not matter
+    assert window.blocker() is None and run.isEnabled()
+    row.check.setChecked(True)
+    samples.setText("64")
+    assert samples.property("invalid") is False and not row.option_error.isVisible()
+    assert window.blocker() is None and run.isEnabled()
+    # A hand-edited project: a made-up choice is shown as it is and marked, an unknown option is said and left
+    # out; picking a real choice takes the made-up one out of the list.
+    window.schemes_panel.set_selected([SchemeSpec("ort-int8-static", (("calibration", "median"), ("colour", "blue")))])
+    calibration = row.editors["calibration"]
+    assert calibration.currentText() == "median" and calibration.property("invalid") is True
+    assert "calibration must be one of minmax, entropy, percentile, not 'median'" in (window.blocker() or "")
+    assert "left out: colour=blue" in row.option_error.text()
+    calibration.setCurrentText("entropy")
+    assert window.blocker() is None and run.isEnabled()
+    assert [calibration.itemText(i) for i in range(calibration.count())] == ["minmax", "entropy", "percentile"]
+    assert window.schemes_panel.selected() == [SchemeSpec("ort-int8-static", (("calibration", "entropy"),))]
+    assert "left out: colour=blue" in row.option_error.text()  # still said: that option is not in the study
+
+
 def test_recent_models_and_dropped_files(qtbot, window):
     window.open_dropped([str(DEMO_WEIGHTS), str(DEMO_ONNX)])
     assert window.model_panel.busy

@@ -187,11 +187,11 @@ def test_the_command_line_still_names_its_flag(tmp_path):
 def test_a_bad_scheme_parameter_names_the_scheme_not_a_flag():
     from core.errors import BadInput
     from core.schemes import get_scheme
-    from core.schemes.params import check_params, positive_int
+    from core.schemes.params import check_params, number_param
 
     spec = SchemeSpec("ort-int8-static", (("samples", "lots"),))
     with pytest.raises(BadInput) as caught:
-        positive_int(spec, "samples", 200)
+        number_param(spec, get_scheme("ort-int8-static").info, "samples")
     assert str(caught.value) == "scheme ort-int8-static:samples=lots: samples must be a whole number, not 'lots'."
     with pytest.raises(BadInput, match=r"^scheme ort-int8-static:colour=blue: unknown parameter 'colour'"):
         check_params(SchemeSpec("ort-int8-static", (("colour", "blue"),)), get_scheme("ort-int8-static").info)
