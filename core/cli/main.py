@@ -120,7 +120,7 @@ def _cmd_schemes() -> int:
         print(f"{'':<22} needs: {info.needs}")
         for p in info.params:
             choices = f" ({'|'.join(p.choices)})" if p.choices else ""
-            print(f"{'':<22}   {p.name}={p.default}{choices}: {p.help}")
+            print(f"{'':<22}   {p.name}={p.default}{choices}: {p.explained}")
     return EXIT_OK
 
 

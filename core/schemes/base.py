@@ -29,6 +29,11 @@ class SchemeParam:
     kind: str = "text"
     upper: float = 1.0
 
+    @property
+    def explained(self) -> str:
+        """``help`` with the range a fraction takes, as `quantbench schemes` and the window's tooltips show it."""
+        return f"{self.help} (0 to {self.upper:g})" if self.kind == "fraction" and not self.choices else self.help
+
 
 @dataclass(frozen=True)
 class SchemeInfo:

@@ -78,7 +78,7 @@ class PruneL1(Scheme):
         family="pruning",
         runtime="pytorch",
         params=(
-            SchemeParam("sparsity", "0.5", "fraction of each layer's weights set to zero (0 to 0.95)",
+            SchemeParam("sparsity", "0.5", "fraction of each layer's weights set to zero",
                         kind="fraction", upper=0.95),
         ),
     )
@@ -159,7 +159,7 @@ class PruneChannels(Scheme):
         family="pruning",
         runtime="pytorch",
         params=(
-            SchemeParam("ratio", "0.3", "fraction of channels removed from each prunable layer (0 to 0.9)",
+            SchemeParam("ratio", "0.3", "fraction of channels removed from each prunable layer",
                         kind="fraction", upper=0.9),
             SchemeParam("int8", "none", "int8 on top of the pruned model", ("none", "dynamic", "static")),
             SchemeParam("samples", "200", "calibration samples for int8=static", kind="count"),

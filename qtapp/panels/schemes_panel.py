@@ -61,7 +61,7 @@ class SchemeRow(QWidget):
             editor = _editor_for(param, self.options)
             self.editors[param.name] = editor
             label = QLabel(param.name, self.options)
-            label.setToolTip(param.help)
+            label.setToolTip(param.explained)
             form.addRow(label, editor)
             if isinstance(editor, QComboBox):
                 editor.currentTextChanged.connect(self._options_edited)
@@ -156,10 +156,10 @@ def _editor_for(param: SchemeParam, parent: QWidget) -> QComboBox | QLineEdit:
         combo = QComboBox(parent)
         combo.addItems(list(param.choices))
         combo.setCurrentText(param.default)
-        combo.setToolTip(param.help)
+        combo.setToolTip(param.explained)
         return combo
     edit = QLineEdit(param.default, parent)
-    edit.setToolTip(param.help)
+    edit.setToolTip(param.explained)
     return edit
 
 

@@ -182,6 +182,7 @@ def test_option_values_are_checked_by_kind() -> None:
     assert param_problem(SchemeParam("exclude", "", ""), "any;thing") is None  # text: read by the build
     info = get_scheme("prune-channels").info
     assert number_param(SchemeSpec("prune-channels"), info, "ratio") == 0.3  # the default
+    assert info.params[0].explained == "fraction of channels removed from each prunable layer (0 to 0.9)"
     assert number_param(SchemeSpec("prune-channels", (("samples", "64"),)), info, "samples") == 64
     # Every free-text option of the catalogue that holds a number says which kind of number.
     for scheme in catalogue():
