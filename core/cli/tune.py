@@ -83,8 +83,7 @@ def _search(
     cancel: Any,
 ) -> tuple[dict[str, Any], str | None]:
     """The search, recorded in the history; (its ``kind: "tune"`` dict, why --save-best failed or None)."""
-    import tempfile
-
+    from core.files.scratch import Scratch
     from core.study.spec import default_threads
     from core.tune.record import SearchStudy, save_best
     from core.tune.search import tune
@@ -96,7 +95,7 @@ def _search(
         study = SearchStudy(spec, recording.handle)
         threads = args.threads or default_threads()
         study.start(loaded, dataset, threads, {"max_drop": args.max_drop, "objective": args.objective})
-        with tempfile.TemporaryDirectory(prefix="quantbench-tune-") as workdir:
+        with Scratch("tune") as workdir:
             result = tune(
                 loaded.path, dataset.x, dataset.y if dataset.task.value == "classification" else None,
                 lambda n: dataset.calibration_samples(n, args.seed), args.max_drop, args.objective, limit, cancel,

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import gc
 import os
-import tempfile
 import threading
 import time
 from collections.abc import Generator, Iterator
@@ -28,6 +27,7 @@ from core.engine.plan import plan_variants, resolve_task
 from core.engine.state import PlannedVariant, StudyState, baseline_reopens
 from core.engine.verdicts import final_verdicts, grade_variant
 from core.errors import BadInput, Cancelled, QuantBenchError
+from core.files.scratch import Scratch
 from core.memory_limit import give_memory_back
 from core.printable import printable
 from core.study.cancel import CancelToken
@@ -73,8 +73,8 @@ def run_study(
             workdir.mkdir(parents=True, exist_ok=True)
             yield from _run(spec, cancel, workdir)
             return
-        with tempfile.TemporaryDirectory(prefix="quantbench-") as tmp:
-            yield from _run(spec, cancel, Path(tmp))
+        with Scratch("run") as tmp:
+            yield from _run(spec, cancel, tmp)
     except Cancelled:
         # Cancelled while the model or dataset was still loading: nothing ran, say so plainly.
         yield StudyFinished(spec.study_id, _empty_result(spec, "cancelled"), cancelled=True)

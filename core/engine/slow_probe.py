@@ -212,18 +212,18 @@ def _dynamic_int8_slowdown(layers: list[_LayerTime], call_s: float, threads: int
 
 def _dynamic_int8_call_s(layers: list[_LayerTime], threads: int) -> float:
     """Median seconds of one ONNX Runtime call of ``layers`` quantized as ort-int8-dynamic quantizes."""
-    import tempfile
     from pathlib import Path
 
     import onnxruntime as ort
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
+    from core.files.scratch import Scratch
     from core.runtimes.ort_runner import session_options
     from core.schemes.ort_calls import quiet
 
     rng = np.random.default_rng(0)
     feed = {f"x{i}": rng.standard_normal(t.shape, dtype=np.float32) for i, t in enumerate(layers)}
-    with tempfile.TemporaryDirectory(prefix="quantbench-probe-") as tmp:
+    with Scratch("probe") as tmp:
         src, out = Path(tmp) / "layers.onnx", Path(tmp) / "layers_int8.onnx"
         src.write_bytes(_layers_onnx(layers).SerializeToString())
         quiet(quantize_dynamic, str(src), str(out), weight_type=QuantType.QInt8, per_channel=False)

@@ -22,11 +22,25 @@ MEMORY_EXIT_CODE = 75
 
 
 def child_main(conn: Any, control: Any, log_path: str | None, folder: str | None = None) -> None:
-    """Entry point of the spawned process: import the runtimes, wait for a study, run it, send every event."""
-    import faulthandler
+    """Entry point of the spawned process: import the runtimes, wait for a study, run it, send every event.
 
-    if folder:
-        _work_in(folder)
+    ``folder``, the process's own place for temporary files, goes with it when it ends: the parent removes it
+    too, but a parent that was killed (the window ended by SIGKILL: this process then sees its pipe close and
+    stops) never does."""
+    if not folder:
+        _serve(conn, control, log_path)
+        return
+    import shutil
+
+    _work_in(folder)
+    try:
+        _serve(conn, control, log_path)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def _serve(conn: Any, control: Any, log_path: str | None) -> None:
+    import faulthandler
 
     if log_path:
         os.makedirs(os.path.dirname(log_path), exist_ok=True)

@@ -9,6 +9,7 @@ import threading
 from typing import Any
 
 from core.engine.study_child import child_main
+from core.files.scratch import Scratch
 
 #: How long an unused study process may take to end by itself before it is killed (see StudyProcess.discard).
 DISCARD_WAIT_S = 0.3
@@ -19,16 +20,18 @@ class StudyProcess:
 
     It works in a private folder of its own (its current directory and TMPDIR), made here and
     removed here once it has ended, however it ended: a runtime that drops a temporary file in
-    the current directory (ONNX Runtime's shape inference does) leaves nothing behind."""
+    the current directory (ONNX Runtime's shape inference does) leaves nothing behind. The folder is a
+    ``core.files.scratch.Scratch``: should this process and the study process both be killed, the next
+    study process started on the machine removes it."""
 
-    def __init__(self, proc: Any, receiver: Any, control: Any, log_path: str | None, folder: str) -> None:
+    def __init__(self, proc: Any, receiver: Any, control: Any, log_path: str | None, scratch: Scratch) -> None:
         self.proc, self.receiver, self.control, self.log_path = proc, receiver, control, log_path
-        self.folder = folder
+        self.scratch = scratch
+        self.folder = str(scratch.path)
 
     @classmethod
     def spawn(cls, log_path: str | None, allow_fork: bool = False) -> StudyProcess:
         import multiprocessing as mp
-        import tempfile
 
         ctx = mp.get_context(start_method() if allow_fork else "spawn")
         receiver, sender = ctx.Pipe(duplex=False)
@@ -38,15 +41,15 @@ class StudyProcess:
         # A forked child inherits the parent's ends too; holding the control pipe's write end, it would
         # never see the parent go (a window that aborted left its prewarmed child waiting for ever).
         parent_ends = (receiver.fileno(), control_out.fileno()) if ctx.get_start_method() == "fork" else ()
-        folder = tempfile.mkdtemp(prefix="quantbench-study-")
+        scratch = Scratch("study")
         proc = ctx.Process(
-            target=_child_entry, args=(sender, control_in, log_path, folder, parent_ends), name="quantbench-study",
-            daemon=True,
+            target=_child_entry, args=(sender, control_in, log_path, str(scratch.path), parent_ends),
+            name="quantbench-study", daemon=True,
         )
         proc.start()
         sender.close()
         control_in.close()
-        return cls(proc, receiver, control_out, log_path, folder)
+        return cls(proc, receiver, control_out, log_path, scratch)
 
     def request_stop(self) -> None:
         """Ask the child to stop the study (as Cancel does)."""
@@ -69,9 +72,7 @@ class StudyProcess:
 
     def remove_private_folder(self) -> None:
         """Delete the child's folder and whatever it left there (call once the child has ended)."""
-        import shutil
-
-        shutil.rmtree(self.folder, ignore_errors=True)
+        self.scratch.remove()
 
     def discard(self) -> None:
         """End an unused process: closing its pipe ends it once it has imported its runtimes; one still

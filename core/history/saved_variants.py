@@ -33,6 +33,7 @@ from typing import Any
 
 from core.errors import BadInput
 from core.files.atomic import check_folder, could_not_write, os_reason, stage_copy, stage_text
+from core.files.scratch import Scratch
 
 SIDECAR_SUFFIX = ".quantbench.json"
 _LOAD_HINTS = {
@@ -52,12 +53,13 @@ class VariantSaver:
             raise BadInput(f"--save-variants {dest} is a file; give a folder.")
         check_folder(dest, "--save-variants: the folder", create=True)
         try:
-            self.workdir = Path(tempfile.mkdtemp(prefix="quantbench-work-"))
+            self._scratch = Scratch("work")
         except OSError as exc:
             raise BadInput(
                 f"the temporary folder {tempfile.gettempdir()} is not writable ({os_reason(exc)}); "
                 "set TMPDIR to a writable folder."
             ) from None
+        self.workdir = self._scratch.path
         self.dest = dest
         self.saved: dict[str, Path] = {}  # label -> saved model file (or folder)
         self.skipped: dict[str, str] = {}  # label -> why not saved
@@ -79,7 +81,7 @@ class VariantSaver:
 
     def close(self) -> None:
         """Remove the work folder (whatever was saved stays)."""
-        shutil.rmtree(self.workdir, ignore_errors=True)
+        self._scratch.remove()
 
     def _save(self, result: Any) -> None:
         source = Path(result.source_path) if result.source_path else None

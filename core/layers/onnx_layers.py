@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import re
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from core.files.scratch import Scratch
 from core.layers.profile import profile_record
 from core.layers.stats import (
     TensorComparison,
@@ -454,7 +454,7 @@ def profile_onnx(model: Any, samples: np.ndarray, *, threads: int = 1, runs: int
     """Per-node kernel time from ONNX Runtime's profiler, one sample per call, in a session of its own
     (optimized as the timed one is), never mixed with the timed runs."""
     model = _load(model)
-    with tempfile.TemporaryDirectory(prefix="quantbench-profile-") as folder:
+    with Scratch("profile") as folder:
         session = _session(model.SerializeToString(), threads, "all", str(Path(folder) / "ort"))
         feed = _Feed(session)
         count = min(len(samples), runs or PROFILE_RUNS)

@@ -169,22 +169,22 @@ def _spawn() -> tuple[Any, Any]:
     """A study process (``core.engine.study_process.StudyProcess``) whose timing runs ask this process for the
     gate, and this process's end of that pipe."""
     import multiprocessing as mp
-    import tempfile
 
     from core.engine.study_process import StudyProcess
+    from core.files.scratch import Scratch
 
     ctx = mp.get_context("spawn")  # a Ray worker holds threads: never fork it
     receiver, sender = ctx.Pipe(duplex=False)
     control_in, control_out = ctx.Pipe(duplex=False)
     gate_here, gate_there = ctx.Pipe(duplex=True)
-    folder = tempfile.mkdtemp(prefix="quantbench-study-")
-    proc = ctx.Process(target=_child_entry, args=(sender, control_in, gate_there, folder),
+    scratch = Scratch("study")
+    proc = ctx.Process(target=_child_entry, args=(sender, control_in, gate_there, str(scratch.path)),
                        name="quantbench-study", daemon=True)
     proc.start()
     sender.close()
     control_in.close()
     gate_there.close()
-    return StudyProcess(proc, receiver, control_out, None, folder), gate_here
+    return StudyProcess(proc, receiver, control_out, None, scratch), gate_here
 
 
 def _child_entry(sender: Any, control_in: Any, gate: Any, folder: str) -> None:

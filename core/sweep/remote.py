@@ -7,7 +7,6 @@ from __future__ import annotations
 import io
 import socket
 import tarfile
-import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -16,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from core.errors import QuantBenchError
+from core.files.scratch import Scratch
 from core.study.spec import DatasetKind, DatasetSpec, StudySpec
 from core.sweep.load import OtherLoad
 
@@ -187,7 +187,7 @@ def stream_remote_study(job: RemoteStudy, *blobs: bytes) -> Iterator[tuple[str, 
     others: set[str] = set()
     finished = None
     try:
-        with tempfile.TemporaryDirectory(prefix="quantbench-sweep-") as tmp:
+        with Scratch("sweep") as tmp:  # what a task cancelled by force leaves goes when the next one starts
             moved = {}
             placement["shipped"] = []
             for index, (path, blob) in enumerate(zip(job.paths, blobs, strict=True)):

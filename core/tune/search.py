@@ -14,7 +14,6 @@ objective, at the time limit, or when cancelled; the candidates finished by then
 
 from __future__ import annotations
 
-import tempfile
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
@@ -24,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from core.errors import BadInput, Cancelled
+from core.files.scratch import Scratch
 from core.study.cancel import CancelToken
 from core.study.result import VariantResult
 from core.study.spec import SchemeSpec
@@ -110,7 +110,7 @@ def tune(
 
     start = time.monotonic()
     stop = StopToken(cancel, deadline=start + time_limit_s)
-    with tempfile.TemporaryDirectory(prefix="quantbench-tune-") as tmp:
+    with Scratch("tune") as tmp:
         search = _Search(
             Path(model_path), np.asarray(eval_x), eval_y, calib_x, max_drop_pt, objective, stop,
             threads or default_threads(), timing_s, Path(workdir).resolve() if workdir else Path(tmp), on_candidate,

@@ -18,7 +18,6 @@ leave-one-out the points recovered over the fully quantized model) and orders th
 
 from __future__ import annotations
 
-import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -27,6 +26,7 @@ from typing import Any
 
 import numpy as np
 
+from core.files.scratch import Scratch
 from core.study.cancel import CancelToken
 
 PARTS = ("weights", "activation", "leave_one_out")
@@ -182,7 +182,7 @@ def layer_sensitivity(
         raise ValueError(f"unknown sensitivity parts {sorted(unknown)} (known: {', '.join(PARTS)})")
     cancel = cancel or CancelToken()
     threads = threads or default_threads()
-    with tempfile.TemporaryDirectory(prefix="quantbench-tune-") as tmp:
+    with Scratch("tune") as tmp:
         folder = Path(workdir).resolve() if workdir is not None else Path(tmp)
         start = time.perf_counter()
         setup = prepare(Path(model_path).resolve(), calib_x, folder, threads, cancel, calibration, per_channel, shared)

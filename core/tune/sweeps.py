@@ -20,7 +20,6 @@ measured.
 
 from __future__ import annotations
 
-import tempfile
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -29,6 +28,7 @@ from typing import Any
 import numpy as np
 
 from core.errors import BadInput, Cancelled
+from core.files.scratch import Scratch
 from core.study.cancel import CancelToken
 
 METHODS = ("minmax", "entropy", "percentile")
@@ -93,7 +93,7 @@ def calibration_sweep(
     start = time.monotonic()
     points: list[dict[str, Any]] = []
     status = "finished"
-    with tempfile.TemporaryDirectory(prefix="quantbench-sweep-") as tmp:
+    with Scratch("sweep") as tmp:
         search = _search(Path(model_path), eval_x, eval_y, calib_x, cancel, threads, timing_s, Path(tmp))
         notes: list[str] = []
         base = None
@@ -173,7 +173,7 @@ def batch_sweep(
     sizes = sorted(set(int(b) for b in batch_sizes))
     variants: list[dict[str, Any]] = []
     status = "finished"
-    with tempfile.TemporaryDirectory(prefix="quantbench-sweep-") as tmp:
+    with Scratch("sweep") as tmp:
         search = _search(Path(model_path), eval_x, None, calib_x, cancel, threads, timing_s, Path(tmp))
         x = np.asarray(eval_x)
         try:

@@ -7,7 +7,16 @@ from dataclasses import replace
 import shiboken6
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QKeySequence
-from PySide6.QtWidgets import QApplication, QFileDialog, QMainWindow, QScrollArea, QSplitter, QVBoxLayout, QWidget
+from PySide6.QtWidgets import (
+    QApplication,
+    QDialog,
+    QFileDialog,
+    QMainWindow,
+    QScrollArea,
+    QSplitter,
+    QVBoxLayout,
+    QWidget,
+)
 
 from core.errors import BadInput
 from core.printable import printable
@@ -451,6 +460,8 @@ class MainWindow(QMainWindow):
         from qtapp.charts.palette import VariantPalette
         from qtapp.window.tune_dialog import TuneDialog
 
+        if self._raise_open("tune_dialog"):
+            return
         dialog = TuneDialog(self.search_spec, VariantPalette(), self.theme, self)
         dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
         dialog.study_recorded.connect(self.history.refresh_soon)  # the search is a study in the History panel
@@ -461,16 +472,29 @@ class MainWindow(QMainWindow):
         """Study ▸ Run a sweep: many saved studies, here or on a Ray cluster; a finished one opens from its table."""
         from qtapp.window.sweep_dialog import open_sweep_dialog
 
-        self.sweep_dialog = open_sweep_dialog(self)
+        if not self._raise_open("sweep_dialog"):
+            self.sweep_dialog = open_sweep_dialog(self)
 
     def open_sweeps_dialog(self) -> None:
         """Study ▸ Calibration and batch-size sweeps: accuracy against calibration, throughput against batch."""
         from qtapp.window.sweeps_dialog import SweepsDialog
 
+        if self._raise_open("sweeps_dialog"):
+            return
         dialog = SweepsDialog(self.search_spec, self.theme, self)
         dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
         dialog.show()
         self.sweeps_dialog = dialog
+
+    def _raise_open(self, name: str) -> bool:
+        """Bring the dialog kept as ``name`` to the front if it is still open: one of each at a time, so two
+        searches never compete for the cores nor leave the window unsure which one it follows."""
+        dialog = getattr(self, name, None)
+        if dialog is None or not shiboken6.isValid(dialog) or not dialog.isVisible():
+            return False
+        dialog.raise_()
+        dialog.activateWindow()
+        return True
 
     # --- theme, screenshots --------------------------------------------
     def set_theme(self, name: str) -> None:
@@ -535,6 +559,8 @@ class MainWindow(QMainWindow):
             event.ignore()
             return
         self.tasks.wait(30_000)  # a model still loading finishes; its result is dropped
+        for dialog in self.findChildren(QDialog):
+            dialog.close()  # a search or sweep stops, and what it built goes with it
         event.accept()
         self.closed.emit()
 

@@ -11,8 +11,6 @@ candidates arrive, so the live chart and the final result cannot disagree.
 from __future__ import annotations
 
 import logging
-import shutil
-import tempfile
 import uuid
 from collections.abc import Callable
 from dataclasses import replace
@@ -40,6 +38,7 @@ from PySide6.QtWidgets import (
 )
 
 from core.errors import QuantBenchError
+from core.files.scratch import Scratch
 from core.reports.format import format_ms, format_percent
 from core.study.cancel import CancelToken
 from core.study.spec import StudySpec
@@ -174,6 +173,7 @@ class TuneDialog(QDialog):
         self.record = record
         self._study: SearchStudy | None = None
         self._workdir: Path | None = None
+        self._scratch: Scratch | None = None
         self.setWindowTitle("Find the best variant")
         self._spec_provider, self._palette, self._theme = spec_provider, palette, theme
         self._run = 0
@@ -306,7 +306,8 @@ class TuneDialog(QDialog):
         self.apply_theme(self._theme)  # the x-axis follows the objective
         self._cancel = CancelToken()
         self._remove_workdir()
-        self._workdir = Path(tempfile.mkdtemp(prefix="quantbench-search-"))
+        self._scratch = Scratch("search")
+        self._workdir = self._scratch.path
         # Each search is a study of its own in the history, even when the window's spec has not changed.
         spec = replace(spec, study_id=uuid.uuid4().hex[:12])
         self._study = SearchStudy(spec, _drop)
@@ -352,9 +353,9 @@ class TuneDialog(QDialog):
 
     def _remove_workdir(self) -> None:
         """The built candidates of the last search go (called once its thread has finished)."""
-        if self._workdir is not None:
-            shutil.rmtree(self._workdir, ignore_errors=True)
-            self._workdir = None
+        if self._scratch is not None:
+            self._scratch.remove()
+            self._scratch = self._workdir = None
 
     @Slot(str)
     def _store_failed(self, sentence: str) -> None:

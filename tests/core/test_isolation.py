@@ -150,3 +150,20 @@ def test_only_an_untouched_process_may_fork_its_study_process() -> None:
     assert out.returncode == 0, out.stderr
     expected_first = "fork" if sys.platform == "linux" else "spawn"
     assert out.stdout.split() == [expected_first, "spawn"]
+
+
+def test_a_study_process_whose_parent_never_asks_removes_its_own_folder() -> None:
+    """A prewarmed study process left waiting (a Ray worker that ended, a window killed) takes its private
+    folder with it when its pipe closes: its parent is not there to remove it."""
+    from pathlib import Path
+
+    from core.engine.study_process import StudyProcess
+
+    child = StudyProcess.spawn(None)
+    folder = Path(child.folder)
+    assert folder.is_dir()
+    child.control.close()  # what the parent's death does to the pipe
+    child.proc.join(60)
+    assert child.proc.exitcode == 0
+    assert not folder.exists()
+    child.receiver.close()

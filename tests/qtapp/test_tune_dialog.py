@@ -312,6 +312,8 @@ def test_the_window_opens_the_search_on_its_own_model_without_needing_a_scheme(q
     try:
         window.tune_action.trigger()
         dialog = window.tune_dialog
+        window.tune_action.trigger()  # asked again while it is open: the same dialog comes to the front
+        assert window.tune_dialog is dialog and len(window.findChildren(type(dialog))) == 1
         assert dialog.isVisible() and not dialog.start()
         assert dialog.status.text().startswith("Cannot search: ") and "model" in dialog.status.text()
         dialog.close()
@@ -323,3 +325,28 @@ def test_the_window_opens_the_search_on_its_own_model_without_needing_a_scheme(q
         assert spec.model.path.endswith("digits_cnn.pt") and spec.dataset.location == "digits"
     finally:
         close_window(qtbot, window)
+
+
+def test_closing_the_window_mid_search_stops_it_and_removes_its_candidates(qtbot) -> None:
+    """The search dialog does not outlive the window: closing the window cancels the search, waits for its
+    thread and deletes the folder its candidates were built in."""
+    import shiboken6
+    from helpers import close_window
+
+    from qtapp.window.main_window import MainWindow
+    from qtapp.window.theme import LIGHT
+
+    window = MainWindow(LIGHT)
+    window.show()
+    window.open_demo(start=False)
+    qtbot.waitUntil(lambda: not window.model_panel.problem() and not window.dataset_panel.problem(), timeout=60_000)
+    window.tune_action.trigger()
+    dialog = window.tune_dialog
+    with qtbot.waitSignal(dialog.candidate_added, timeout=SEARCH_TIMEOUT_MS):
+        assert dialog.start()
+    folder = dialog._workdir
+    assert folder is not None and folder.is_dir() and dialog.thread_alive
+    window.close()
+    assert not shiboken6.isValid(dialog) or not (dialog.isVisible() or dialog.thread_alive)
+    assert not folder.exists()
+    close_window(qtbot, window)
