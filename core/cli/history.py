@@ -34,7 +34,7 @@ from typing import Any
 from core.cli import EXIT_OK
 from core.cli.parser import run_defaults
 from core.errors import BadInput
-from core.files.atomic import check_folder, check_output_file, write_atomic
+from core.files.atomic import check_distinct, check_folder, check_output_file, write_atomic
 from core.printable import counted
 from core.reports.format import format_bytes, format_ms, format_percent, format_speedup, local_time
 from core.reports.json_text import json_text
@@ -200,8 +200,9 @@ def _targets(args: argparse.Namespace, required: bool = True) -> dict[str, Path]
     targets = {
         kind: check_output_file(f"--{kind}", value)
         for kind in ("html", "json", "csv")
-        if (value := getattr(args, kind))
+        if (value := getattr(args, kind)) is not None
     }
+    check_distinct({f"--{kind}": path for kind, path in targets.items()})
     if required and not targets:
         raise BadInput(f"{args.command} needs at least one of --html FILE, --json FILE or --csv FILE.")
     return targets
@@ -250,9 +251,11 @@ class RunExtras:
 
     def __init__(self, args: argparse.Namespace) -> None:
         self.args = args
-        self.html = check_output_file("--html", args.html) if args.html else None
-        self.csv = check_output_file("--csv", args.csv) if getattr(args, "csv", None) else None
-        self.save_spec_path = check_output_file("--save-spec", args.save_spec) if args.save_spec else None
+        self.html = check_output_file("--html", args.html) if args.html is not None else None
+        self.csv = check_output_file("--csv", args.csv) if getattr(args, "csv", None) is not None else None
+        self.save_spec_path = check_output_file("--save-spec", args.save_spec) if args.save_spec is not None else None
+        if args.save_variants is not None and not args.save_variants.strip():
+            raise BadInput("--save-variants needs a folder name.")
         if not args.no_history:
             from core.files.home import ENV_HOME, resolve_home
 

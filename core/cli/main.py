@@ -258,14 +258,16 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from core.cli.history import RunExtras
     from core.engine.isolation import run_study_isolated
     from core.engine.run import run_study
-    from core.files.atomic import check_output_file, write_atomic
+    from core.files.atomic import check_distinct, check_output_file, write_atomic
     from core.reports.text import format_table, terminal_width
     from core.study.cancel import CancelToken
     from core.study.events import StudyFinished
 
-    json_path = check_output_file("--json", args.json) if args.json else None
+    json_path = check_output_file("--json", args.json) if args.json is not None else None
     limits = safety_limits(args)
     extras = RunExtras(args)  # --html, --spec, --save-spec, --save-variants, the history
+    check_distinct({"--json": json_path, "--html": extras.html, "--csv": extras.csv,
+                    "--save-spec": extras.save_spec_path})
     spec = extras.load_spec() or spec_from_args(args)
     _check_device(args, spec)
     extras.begin(spec)

@@ -31,7 +31,7 @@ def cmd_sweep(args: argparse.Namespace, isolation: dict[str, Any]) -> int:
         raise BadInput(f"--ray: {ray_problem()}.")
     if where.ray and getattr(args, "max_memory", None) is None:
         isolation = {k: v for k, v in isolation.items() if k != "max_memory_bytes"}
-    json_path = check_output_file("--json", args.json) if args.json else None
+    json_path = check_output_file("--json", args.json) if args.json is not None else None
     specs = load_sweep(args.sweep, home=args.home)
     _say(args, f"sweep {args.sweep}: {counted(len(specs), 'study', 'studies')}, run {where.describe()}")
     cancel = CancelToken()

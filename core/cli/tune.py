@@ -51,6 +51,9 @@ def cmd_tune(args: argparse.Namespace) -> int:
     json_path = _checked_output(args.json)
     html_path = _checked_output(args.html, "--html")
     save_path = _checked_save(args.save_best)
+    from core.files.atomic import check_distinct
+
+    check_distinct({"--json": json_path, "--html": html_path, "--save-best": save_path})
     loaded, dataset, spec = _model_and_data(args)
     if dataset.y is None or dataset.task.value != "classification":
         print("quantbench tune: the dataset has no class labels; candidates are judged by agreement with the "
@@ -233,7 +236,7 @@ def _print_batch_sweep(sweep: dict[str, Any]) -> None:
 
 
 def _checked_output(path: str | None, option: str = "--json") -> Path | None:
-    if not path:
+    if path is None:
         return None
     from core.files.atomic import check_output_file
 
@@ -241,7 +244,7 @@ def _checked_output(path: str | None, option: str = "--json") -> Path | None:
 
 
 def _checked_save(path: str | None) -> Path | None:
-    if not path:
+    if path is None:
         return None
     from core.files.atomic import check_output_file
 

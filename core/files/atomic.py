@@ -12,8 +12,11 @@ and checks a folder up front with ``check_folder``:
 ``write_atomic`` writes through a temporary file beside the target, flushed to disk, then
 renamed over it: a reader never sees half a file, and a write that fails (the disk fills up,
 the folder turns out to be read-only) removes its temporary file and leaves whatever was at
-the target before untouched. A file-size limit (``ulimit -f``; EFBIG once SIGXFSZ is
-ignored) is reported like a full disk: to the user both mean "there is no room for this file".
+the target before untouched. A symbolic link is followed (the file it points to is replaced,
+the link stays), and what is not a plain file (``/dev/stdout``, ``/dev/null``, a named pipe)
+is written to as it is: renaming over it would replace a device with a file. A file-size limit
+(``ulimit -f``; EFBIG once SIGXFSZ is ignored) is reported like a full disk: to the user both mean
+"there is no room for this file".
 """
 
 from __future__ import annotations
@@ -88,14 +91,35 @@ def check_folder(folder: Path, name: str, *, create: bool = False, hint: str = "
 
 def write_atomic(path: Path, text: str) -> None:
     """Write ``text`` (UTF-8) to ``path`` atomically; BadInput with ``could_not_write``'s sentence when
-    it cannot be written, and then neither a partial file nor a temporary file is left behind."""
+    it cannot be written, and then neither a partial file nor a temporary file is left behind.
+    A link is followed; a device or a pipe is written to directly (see the module's docstring)."""
     path = Path(path)
-    part = stage_text(path, text)
+    if is_special_file(path):
+        try:
+            with open(path, "w", encoding="utf-8") as fh:
+                fh.write(text)
+        except OSError as exc:
+            raise BadInput(could_not_write(path, exc)) from None
+        return
+    target = Path(os.path.realpath(path)) if path.is_symlink() else path
+    part = stage_text(target, text)
     try:
-        os.replace(part, path)
+        os.replace(part, target)
     except OSError as exc:
         _remove(part)
         raise BadInput(could_not_write(path, exc)) from None
+
+
+def is_special_file(path: Path) -> bool:
+    """Whether ``path`` (its link followed) is there and is neither a plain file nor a folder: a device such
+    as /dev/null or /dev/stdout's terminal, a named pipe, a socket."""
+    import stat
+
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return False
+    return not (stat.S_ISREG(mode) or stat.S_ISDIR(mode))
 
 
 def stage_text(dst: Path, text: str) -> Path:
@@ -149,9 +173,29 @@ def _remove(path: Path) -> None:
 def check_output_file(option: str, path: str) -> Path:
     """The output file of ``option`` as a Path, once its folder is known to take a new file; else BadInput
     naming the option (the one writability check of every output the user asks for)."""
+    if not path.strip():
+        raise BadInput(f"{option} needs a file name.")
     out = Path(path).expanduser()
-    folder = out.parent if str(out.parent) else Path(".")
     if out.is_dir():
         raise BadInput(f"{option} {path} is a folder; give a file name.")
+    if is_special_file(out):  # /dev/stdout, /dev/null, a named pipe: written to as it is
+        if not os.access(out, os.W_OK):
+            raise BadInput(f"{option} {path} is not writable (permission denied).")
+        return out
+    target = Path(os.path.realpath(out)) if out.is_symlink() else out
+    folder = target.parent if str(target.parent) else Path(".")
     check_folder(folder, f"{option} {path}: the folder")
     return out
+
+
+def check_distinct(outputs: dict[str, Path | None]) -> None:
+    """BadInput when two of the outputs (option -> file) are the same file: the second would overwrite the
+    first. Devices and pipes (/dev/null, /dev/stdout) may take several."""
+    seen: dict[Path, str] = {}
+    for option, path in outputs.items():
+        if path is None or is_special_file(path):
+            continue
+        key = Path(os.path.realpath(path))
+        if key in seen:
+            raise BadInput(f"{seen[key]} and {option} both name {path}: give each its own file.")
+        seen[key] = option

@@ -105,6 +105,13 @@ BAD_INPUTS: dict[str, Callable[[Path, Path, Path], tuple[list[str], str]]] = {
         "does not exist",
     ),
     "no model": lambda tmp, model, data: (["--dataset", f"npz:{data}"], "--model"),
+    "empty json name": lambda tmp, model, data: (
+        ["--model", str(model), "--dataset", f"npz:{data}", "--json", ""], "--json needs a file name."
+    ),
+    "one file for two reports": lambda tmp, model, data: (
+        ["--model", str(model), "--dataset", f"npz:{data}", "--json", str(tmp / "r"), "--html", str(tmp / "r")],
+        "--json and --html both name",
+    ),
 }
 
 
