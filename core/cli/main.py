@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import signal
 import sys
@@ -126,7 +127,17 @@ def _cmd_schemes() -> int:
 
 def spec_from_args(args: argparse.Namespace) -> Any:
     """Turn `quantbench run` options into a StudySpec; BadInput names the option at fault."""
-    from core.study.spec import DatasetSpec, Device, ModelSpec, StudySpec, Task, Thresholds, TimingMode, TimingSpec
+    from core.study.spec import (
+        DatasetSpec,
+        Device,
+        ModelSpec,
+        StudySpec,
+        Task,
+        Thresholds,
+        TimingMode,
+        TimingSpec,
+        thresholds_problem,
+    )
 
     trusted = _trust_files(args)
     _check_run_numbers(args)
@@ -140,6 +151,9 @@ def spec_from_args(args: argparse.Namespace) -> Any:
         class_recall_drop_bad=args.class_recall_bad / 100,
         perplexity_ratio_good=args.perplexity_good, perplexity_ratio_bad=args.perplexity_bad,
     )
+    problem = thresholds_problem(thresholds)
+    if problem:
+        raise BadInput(f"{problem}.")
     if args.demo:
         from core.engine.run import demo_study_spec
 
@@ -190,6 +204,11 @@ def _trust_files(args: argparse.Namespace) -> set[str]:
     return trust_files(args.trust, getattr(args, "home", None))
 
 
+#: The verdict's threshold options of `quantbench run` (points, percent or ratios; never negative).
+THRESHOLD_OPTIONS = ("--accuracy-good", "--accuracy-bad", "--size-good", "--speed-good", "--class-recall-bad",
+                     "--perplexity-good", "--perplexity-bad")
+
+
 def _check_run_numbers(args: argparse.Namespace) -> None:
     """BadInput for a numeric `quantbench run` option out of range."""
     if args.threads is not None and args.threads < 1:
@@ -208,6 +227,11 @@ def _check_run_numbers(args: argparse.Namespace) -> None:
         raise BadInput("--layer-samples must be at least 1 (--no-layers turns the layer analysis off).")
     if args.no_layers and (args.layers or args.layer_samples is not None):
         raise BadInput("--no-layers cannot go with --layers or --layer-samples: choose one.")
+    for option in THRESHOLD_OPTIONS:
+        value = getattr(args, option.lstrip("-").replace("-", "_"))
+        ratio = option.startswith("--perplexity")
+        if not (math.isfinite(value) and value >= 0 and (ratio or value <= 100)):
+            raise BadInput(f"{option} must be a number {'of 0 or more' if ratio else 'from 0 to 100'}, not {value:g}.")
 
 
 def _layer_samples(args: argparse.Namespace) -> int | None:

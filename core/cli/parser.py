@@ -83,6 +83,17 @@ def positive_seconds(text: str) -> float:
     return value
 
 
+def seed_number(text: str) -> int:
+    """A seed: a whole number of 0 or more (numpy's generators take no negative seed)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, not {value}")
+    return value
+
+
 def build_parser(window: bool = True) -> argparse.ArgumentParser:
     """The ``quantbench`` parser. ``window``: the command line of the window (MODEL and the window's options;
     the subcommands are listed in its help); else the headless subcommands, each with its options.
@@ -244,7 +255,7 @@ def _add_tune(sub: Any) -> None:
     p.add_argument("--time-limit", default="10m", metavar="T",
                    help="stop searching after T (e.g. 90s, 10m; default 10m)")
     p.add_argument("--threads", type=int, metavar="N", help="intra-op threads (default: all cores but one)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=seed_number, default=0)
     p.add_argument("--json", metavar="FILE", help='write the search (kind: "tune") to FILE')
     p.add_argument("--quiet", action="store_true", help="no line per candidate")
     p.add_argument("--save-best", metavar="FILE",
@@ -304,7 +315,7 @@ def _add_run_timing(run: argparse.ArgumentParser) -> None:
         "the same samples (default: every variant on every sample)",
     )
     run.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
-    run.add_argument("--seed", type=int, default=0)
+    run.add_argument("--seed", type=seed_number, default=0)
 
 
 def _add_run_thresholds(run: argparse.ArgumentParser) -> None:

@@ -67,6 +67,12 @@ def run_study(
     spec: StudySpec, cancel: CancelToken | None = None, workdir: Path | None = None
 ) -> Iterator[Event]:
     """Run ``spec``, yielding events; BadInput escapes only for problems found before any variant runs."""
+    from core.study.spec import spec_problem, threads_problem
+
+    # Whoever made the spec: out-of-range numbers would give wrong figures; the threads, where it runs.
+    problem = spec_problem(spec) or threads_problem(spec.timing.threads)
+    if problem:
+        raise BadInput(f"the study cannot run: {problem}.")
     cancel = cancel or CancelToken()
     try:
         if workdir is not None:

@@ -29,6 +29,7 @@ from core.study.spec import (
     TimingMode,
     TimingSpec,
     VariantSpec,
+    spec_problem,
 )
 
 PROJECT_VERSION = 1
@@ -111,10 +112,14 @@ def spec_from_dict(d: dict[str, Any], base: Path | None = None, source: str = "t
     # that, with 0 or without the field, keeps its analysis off.
     layer_samples = read("layer_samples", lambda: None if d.get("layer_samples", 0) is None
                          else max(0, int(d.get("layer_samples", 0))))
-    return StudySpec(
+    spec = StudySpec(
         model=model, dataset=dataset, variants=variants, timing=timing, thresholds=thresholds, device=device,
         seed=seed, layer_samples=layer_samples,
     )  # study_id left to its default: a new id
+    problem = spec_problem(spec)
+    if problem:
+        raise BadInput(f"{source}: {problem}.")
+    return spec
 
 
 def _model(d: dict[str, Any], base: Path | None) -> ModelSpec:

@@ -6,6 +6,7 @@ command line parses one, and a saved project file is one written as JSON.
 
 from __future__ import annotations
 
+import math
 import os
 import uuid
 from dataclasses import asdict, dataclass, field
@@ -250,6 +251,79 @@ class Thresholds:
     #: first ratio, bad over the second.
     perplexity_ratio_good: float = 1.02
     perplexity_ratio_bad: float = 1.10
+
+
+#: The TimingSpec numbers that may have a fraction.
+_TIMING_FLOATS = ("warmup_s", "report_every_ms")
+#: The lowest value of each TimingSpec number, and whether None (automatic) may stand for it.
+_TIMING_FLOORS: dict[str, tuple[float, bool]] = {
+    "threads": (1, True), "batch_size": (1, False), "warmup_runs": (0, False), "warmup_s": (0, False),
+    "min_samples": (1, False), "max_samples": (1, False), "report_every_ms": (0, False),
+    "eval_batch_size": (1, True), "slow_variant_samples": (1, True),
+}
+
+
+def timing_problem(timing: TimingSpec) -> str | None:
+    """What is wrong with ``timing`` ("batch_size must be at least 1, not 0"), or None. A study with a batch
+    of 0 timed empty calls and reported them as the model's latency."""
+    for name, (floor, automatic) in _TIMING_FLOORS.items():
+        value = getattr(timing, name)
+        if value is None and automatic:
+            continue
+        if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value):
+            return f"{name} must be a number, not {value!r}"
+        if value < floor:
+            return f"{name} must be {f'at least {floor:g}' if floor else 'zero or more'}, not {value!r}"
+        if name not in _TIMING_FLOATS and value != int(value):
+            return f"{name} must be a whole number, not {value!r}"
+    if not (isinstance(timing.max_time_s, (int, float)) and math.isfinite(timing.max_time_s) and timing.max_time_s > 0):
+        return f"max_time_s must be a number of seconds above 0, not {timing.max_time_s!r}"
+    if timing.max_samples < timing.min_samples:
+        return f"max_samples ({timing.max_samples}) must not be below min_samples ({timing.min_samples})"
+    return None
+
+
+def thresholds_problem(t: Thresholds) -> str | None:
+    """What is wrong with the verdict thresholds ("the accuracy drop graded good (50 pt) is above …"), or None:
+    each a number of 0 or more (a fraction at most 1, but the perplexity ratios), good no stricter than bad."""
+    for name, value in asdict(t).items():
+        ratio = name.startswith("perplexity")
+        if not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0 or (not ratio and value > 1):
+            within = "0 or more" if ratio else "from 0 to 1 (a fraction: 0.05 is 5 points or 5 %)"
+            return f"the verdict threshold {name} must be a number {within}, not {value!r}"
+    if t.accuracy_drop_good > t.accuracy_drop_bad:
+        return (f"the accuracy drop graded good (under {t.accuracy_drop_good * 100:g} pt) is above the drop graded "
+                f"bad (over {t.accuracy_drop_bad * 100:g} pt)")
+    if t.perplexity_ratio_good > t.perplexity_ratio_bad:
+        return (f"the perplexity ratio graded good (at most {t.perplexity_ratio_good:g}) is above the ratio graded "
+                f"bad (over {t.perplexity_ratio_bad:g})")
+    return None
+
+
+def threads_problem(threads: int | None) -> str | None:
+    """Why ``threads`` cannot be timed on this machine (more threads than it has logical cores: the timings
+    would measure threads waiting for a core, and thousands crash OpenMP), or None."""
+    cores = os.cpu_count() or 1
+    if threads is not None and threads > cores:
+        return f"{threads} threads are more than the {cores} logical cores of this machine (at most {cores})"
+    return None
+
+
+def spec_problem(spec: StudySpec) -> str | None:
+    """What makes ``spec`` unfit to run, naming the field ("timing: batch_size must be …"), or None: the
+    check every study passes (core.engine.run), whichever face made it; a face says it first in its own
+    words where it can (the command line names its options, the window's controls keep to their ranges)."""
+    problem = timing_problem(spec.timing)
+    if problem:
+        return f"timing: {problem}"
+    problem = thresholds_problem(spec.thresholds)
+    if problem:
+        return problem
+    if not isinstance(spec.seed, int) or isinstance(spec.seed, bool) or not 0 <= spec.seed < 2**63:
+        return f"the seed must be a whole number of 0 or more, not {spec.seed!r}"
+    if spec.layer_samples is not None and (not isinstance(spec.layer_samples, int) or spec.layer_samples < 0):
+        return f"layer_samples must be 0 or more, not {spec.layer_samples!r}"
+    return None
 
 
 def _new_study_id() -> str:

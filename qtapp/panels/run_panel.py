@@ -25,7 +25,7 @@ from PySide6.QtWidgets import (
 from core.printable import printable
 from core.runtimes.devices import cuda_may_be_present
 from core.study.events import Event, StudyStarted
-from core.study.spec import Device, Thresholds, TimingMode, TimingSpec, default_threads
+from core.study.spec import Device, Thresholds, TimingMode, TimingSpec, default_threads, threads_problem
 from qtapp.models.progress import StudyProgress
 from qtapp.models.window_words import in_window_words
 from qtapp.panels.elided_label import ElidedLabel
@@ -133,7 +133,7 @@ class RunPanel(QGroupBox):
             self.device_box.addItem("CUDA GPU", Device.CUDA.value)
         self.device_box.setToolTip("Where the variants run. CUDA needs an NVIDIA GPU and CUDA builds of the runtimes.")
         self.seed_box = QSpinBox(self.settings)
-        self.seed_box.setRange(-(2**31), 2**31 - 1)
+        self.seed_box.setRange(0, 2**31 - 1)  # numpy's generators take no negative seed
         self.seed_box.setToolTip("Seeds synthetic data and calibration sampling, so a re-run draws the same samples.")
         d = Thresholds()
         self.drop_good = _percent_box(d.accuracy_drop_good * 100, 100, " pt", "Accuracy drop under this is good.")
@@ -276,6 +276,11 @@ class RunPanel(QGroupBox):
         """Where the study is measured when the user chose a target device (a core.sweep.Where), else None."""
         name = self.target_box.currentData()
         return None if self._cluster is None or not name else replace(self._cluster, target=name)
+
+    def problem(self) -> str | None:
+        """Why the settings cannot run here (more threads than this machine has cores), or None; a study
+        measured on a cluster's target is checked there."""
+        return None if self.target_where() is not None else threads_problem(self.threads.value())
 
     def seed(self) -> int:
         """The study's random seed."""

@@ -169,6 +169,8 @@ class MainWindow(QMainWindow):
         self.model_panel.variants_changed.connect(self._update_blocker)
         self.dataset_panel.dataset_changed.connect(self._dataset_changed)
         self.schemes_panel.selection_changed.connect(self._update_blocker)
+        self.run_panel.threads.valueChanged.connect(self._update_blocker)
+        self.run_panel.target_box.currentIndexChanged.connect(self._update_blocker)
         self.run_panel.run_requested.connect(self.start_study)
         self.run_panel.cancel_requested.connect(self.cancel_study)
         self.controller.event_received.connect(self.buffer.push)
@@ -218,7 +220,8 @@ class MainWindow(QMainWindow):
 
     def blocker(self) -> str | None:
         """Why Run is disabled (None: it is enabled)."""
-        for problem in (self.model_panel.problem(), self.dataset_panel.problem(), self.schemes_panel.problem()):
+        panels = (self.model_panel, self.dataset_panel, self.schemes_panel, self.run_panel)
+        for problem in (panel.problem() for panel in panels):
             if problem:
                 return problem
         if self.schemes_panel.rows and not self.schemes_panel.selected() and not self.model_panel.variant_specs():
@@ -447,7 +450,7 @@ class MainWindow(QMainWindow):
     # --- the accuracy-budget search ------------------------------------
     def search_spec(self) -> StudySpec:
         """The model and dataset the panels describe, for the search (it picks its own schemes)."""
-        for problem in (self.model_panel.problem(), self.dataset_panel.problem()):
+        for problem in (self.model_panel.problem(), self.dataset_panel.problem(), self.run_panel.problem()):
             if problem:
                 raise BadInput(f"Cannot search: {problem}.")
         model = self.model_panel.model_spec()

@@ -100,6 +100,24 @@ def test_an_option_the_scheme_cannot_take_is_marked_and_keeps_run_disabled(qtbot
     assert "left out: colour=blue" in row.option_error.text()  # still said: that option is not in the study
 
 
+def test_more_threads_than_cores_keeps_run_disabled_and_the_seed_is_never_negative(qtbot, window):
+    import os
+
+    window.open_demo(start=False)
+    _loaded(qtbot, window)
+    run = window.run_panel.run_button
+    assert window.blocker() is None and run.isEnabled()
+    cores = os.cpu_count() or 1
+    window.run_panel.threads.setValue(cores + 1)
+    assert window.blocker() == f"{cores + 1} threads are more than the {cores} logical cores of this machine " \
+                               f"(at most {cores})"
+    assert not run.isEnabled()
+    window.run_panel.threads.setValue(cores)
+    assert window.blocker() is None and run.isEnabled()
+    window.run_panel.seed_box.setValue(-5)
+    assert window.run_panel.seed() == 0  # numpy's generators take no negative seed
+
+
 def test_recent_models_and_dropped_files(qtbot, window):
     window.open_dropped([str(DEMO_WEIGHTS), str(DEMO_ONNX)])
     assert window.model_panel.busy

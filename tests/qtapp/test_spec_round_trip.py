@@ -5,6 +5,7 @@ and errors about a project file name the file and the field, never a command-lin
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import replace
 from pathlib import Path
 
@@ -82,8 +83,8 @@ def _unusual_spec(folder: Path) -> StudySpec:
             VariantSpec(path=str(_linear_onnx(folder / "elsewhere.onnx", 1))),
         ),
         timing=TimingSpec(
-            threads=3, mode=TimingMode.THOROUGH, batch_size=8, warmup_runs=2, warmup_s=0.05, min_samples=40,
-            max_samples=900, max_time_s=0.75, report_every_ms=25.0, eval_batch_size=8,
+            threads=os.cpu_count() or 1, mode=TimingMode.THOROUGH, batch_size=8, warmup_runs=2, warmup_s=0.05,
+            min_samples=40, max_samples=900, max_time_s=0.75, report_every_ms=25.0, eval_batch_size=8,
         ),
         thresholds=Thresholds(
             accuracy_drop_good=0.02, accuracy_drop_bad=0.08, size_reduction_good=0.4,
