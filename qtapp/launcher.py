@@ -16,6 +16,9 @@ from collections.abc import Sequence
 def main(argv: Sequence[str] | None = None) -> int:
     """Run ``quantbench`` with ``argv`` (default: this process's arguments); returns the exit code."""
     from core.cli import main as cli
+    from core.files.logs import quiet_runtime_consoles
+
+    quiet_runtime_consoles()  # before any runtime loads here or in a study process started from here (the window)
 
     args_list = list(sys.argv[1:] if argv is None else argv)
     args = cli.parse_command_line(args_list)  # --help, --version and usage errors end here, before Qt

@@ -71,6 +71,9 @@ def main(argv: Sequence[str] | None = None, args: argparse.Namespace | None = No
         if hasattr(signal, "SIGXFSZ"):
             # Past a file-size limit (ulimit -f) a write should fail and be told in a sentence, not kill us.
             signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        from core.files.logs import quiet_runtime_consoles
+
+        quiet_runtime_consoles()  # before any runtime loads here or in a study process started from here
         return _main(args, argv)
 
 

@@ -56,7 +56,9 @@ def _serve(conn: Any, control: Any, log_path: str | None) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
     from core.engine.run import run_study
+    from core.files.logs import quiet_runtime_consoles
 
+    quiet_runtime_consoles()  # a Ray worker's study process does not inherit the launcher's environment
     import_runtimes(stop_early=control.poll)
     try:
         command = control.recv()

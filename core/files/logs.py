@@ -10,6 +10,15 @@ from pathlib import Path
 LOGGER_NAME = "quantbench"
 
 
+def quiet_runtime_consoles() -> None:
+    """Before a runtime loads: keep its own diagnostics off the terminal. PyTorch's profiler library (the
+    layer analysis uses it) writes "profiler_start", "profiler_stop" and, on a machine without a GPU,
+    "gpuGetDeviceCount failed" lines at every profile; level 6 keeps them all back. A value the user set stays."""
+    import os
+
+    os.environ.setdefault("KINETO_LOG_LEVEL", "6")
+
+
 def log_dir(home: Path | str | None = None) -> Path:
     from core.files.home import resolve_home
 

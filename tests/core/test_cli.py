@@ -38,6 +38,16 @@ def _leftovers(folder: Path, name: str) -> list[Path]:
     return list(folder.glob(f".{name}.*"))
 
 
+def test_the_runtimes_own_chatter_stays_off_the_terminal(tmp_path: Path) -> None:
+    """PyTorch's profiler (the layer analysis of a PyTorch variant) printed "profiler_start" and
+    "gpuGetDeviceCount failed" lines on every run whose study process had no log file (--no-history)."""
+    done = quantbench("run", "--demo", "--scheme", "torch-int8-dynamic", "--layers", "--no-history", "--quiet",
+                      "--limit", "64", *FAST, timeout=120)
+    assert done.returncode == 0, done.stderr
+    for chatter in ("profiler_start", "USDT", "gpuGetDeviceCount"):
+        assert chatter not in done.stderr
+
+
 def test_help_exits_0() -> None:
     for args in (["--help"], ["run", "--help"]):
         done = quantbench(*args)
