@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -29,6 +30,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     from qtapp.models.window_options import WindowOptions
 
     options = WindowOptions.from_namespace(args)
+    problem = _option_problem(options)
+    if problem:
+        print(f"quantbench: {problem}", file=sys.stderr)
+        return 2
     if not _platform_ready(options):
         return 2  # before the study process starts: a window that cannot open leaves nothing running
     # Start the study process first: it imports torch and onnxruntime while Qt starts here.
@@ -39,6 +44,31 @@ def main(argv: Sequence[str] | None = None) -> int:
         return window_main(options)
     finally:
         discard_prewarmed()  # the window's own end discards it too, unless it returned before using it
+
+
+#: What --screenshot can write (by the file's suffix), as Qt's image writers do on every platform.
+SCREENSHOT_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp")
+
+
+def _option_problem(options) -> str | None:
+    """The window's options checked before anything starts, in one sentence (a screenshot that could not be
+    written was only told after the whole study had run)."""
+    import math
+
+    from core.errors import BadInput
+    from core.files.atomic import check_output_file
+
+    if options.max_time is not None and not (math.isfinite(options.max_time) and options.max_time > 0):
+        return "--max-time must be positive."
+    if options.screenshot is not None:
+        try:
+            check_output_file("--screenshot", options.screenshot)
+        except BadInput as exc:
+            return str(exc)
+        if Path(options.screenshot).suffix.lower() not in SCREENSHOT_SUFFIXES:
+            return (f"--screenshot {options.screenshot}: the picture's format is chosen by its suffix, one of "
+                    f"{', '.join(SCREENSHOT_SUFFIXES)}.")
+    return None
 
 
 def _platform_ready(options) -> bool:

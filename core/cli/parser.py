@@ -61,6 +61,10 @@ class _PrintVersion(argparse.Action):
         parser.exit()
 
 
+#: The largest window side --size takes: an 8K screen is 7680 wide.
+MAX_WINDOW_SIDE = 8192
+
+
 def window_size(text: str) -> tuple[int, int]:
     """``"1600x1000"`` as ``(1600, 1000)``; argparse turns the error into one sentence naming --size."""
     try:
@@ -69,6 +73,8 @@ def window_size(text: str) -> tuple[int, int]:
         raise argparse.ArgumentTypeError(f"{text!r}: write it as WIDTHxHEIGHT, e.g. {DEFAULT_WINDOW_SIZE}") from None
     if width < 1 or height < 1:
         raise argparse.ArgumentTypeError(f"{text!r}: the width and the height must be positive")
+    if max(width, height) > MAX_WINDOW_SIDE:  # 100000x100000 was 40 GB of pixels, and the process was killed
+        raise argparse.ArgumentTypeError(f"{text!r}: the width and the height must be at most {MAX_WINDOW_SIDE}")
     return width, height
 
 

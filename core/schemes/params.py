@@ -10,6 +10,10 @@ from core.study.spec import SchemeSpec
 def check_params(spec: SchemeSpec, info: SchemeInfo) -> None:
     """BadInput for a parameter the scheme does not know, or a value it cannot take (``param_problem``)."""
     known = {p.name: p for p in info.params}
+    keys = [key for key, _ in spec.params]
+    twice = next((key for key in keys if keys.count(key) > 1), None)
+    if twice is not None:
+        raise BadInput(f"scheme {spec.label}: {twice} is given more than once; give it one value.")
     for key, value in spec.params:
         if key not in known:
             raise BadInput(f"scheme {spec.label}: unknown parameter {key!r} (known: {', '.join(known) or 'none'}).")

@@ -150,6 +150,7 @@ def test_bad_option_values_are_bad_input(
         ("prune-l1:sparsity=nan", "sparsity must be a number above 0 and at most 0.95, not 'nan'"),
         ("prune-channels:ratio=0.95", "ratio must be a number above 0 and at most 0.9, not '0.95'"),
         ("prune-channels:samples=2.5", "samples must be a whole number, not '2.5'"),
+        ("prune-l1:sparsity=0.5,sparsity=0.9", "sparsity is given more than once; give it one value"),
         ("ort-int8-static:calibration=median", "calibration must be one of minmax, entropy, percentile, not 'median'"),
     ],
 )

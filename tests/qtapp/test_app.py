@@ -34,6 +34,26 @@ def test_screenshot_needs_something_to_study(capsys):
     assert "--screenshot needs --demo or a model" in capsys.readouterr().err
 
 
+def test_the_windows_options_are_checked_before_anything_starts(capsys, tmp_path):
+    """A screenshot that cannot be written was told only after the whole study had run; --max-time -1 ran."""
+    cases = {
+        ("--max-time", "-1"): "quantbench: --max-time must be positive.",
+        ("--screenshot", str(tmp_path / "nowhere" / "s.png")): "the folder",
+        ("--screenshot", str(tmp_path / "s.txt")): "the picture's format is chosen by its suffix, one of .png",
+        ("--screenshot", str(tmp_path)): "is a folder; give a file name.",
+        ("--size", "100000x100000"): "the width and the height must be at most 8192",
+    }
+    for args, expected in cases.items():
+        shot = [] if "--screenshot" in args else ["--screenshot", str(tmp_path / "a.png")]
+        try:
+            code = main(["--demo", *args, *shot])
+        except SystemExit as exc:  # the parser's own refusals end there, as for any bad option
+            code = exc.code
+        err = capsys.readouterr().err
+        assert code == 2 and expected in err and len(err.strip().splitlines()) == 1, (args, err)
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_python_m_qtapp_help_exits_cleanly():
     out = subprocess.run([sys.executable, "-m", "qtapp", "--help"], cwd=REPO, capture_output=True, text=True,
                          timeout=60, env={**os.environ, "QT_QPA_PLATFORM": "offscreen"})
