@@ -122,18 +122,14 @@ def _cmd_compare(args: argparse.Namespace) -> int:
 
 def _load_for_compare(ids: list[str], home: str | None) -> tuple[list[Any], dict[str, str]]:
     from core.history.store import StudyStore
-    from core.study.result import study_from_json
 
     store: StudyStore | None = None
     studies = []
     names: dict[str, str] = {}
     for ident in ids:
         path = Path(ident).expanduser()
-        if ident.endswith(".json") and path.is_file():
-            try:
-                study = study_from_json(json.loads(path.read_text(encoding="utf-8")))
-            except (OSError, ValueError, KeyError, TypeError) as exc:
-                raise BadInput(f"{ident}: not a QuantBench result file ({type(exc).__name__}: {exc}).") from None
+        if path.exists() or ident.endswith(".json"):  # a file named, not a study id of the history
+            study = _result_file(ident, path)
             names[study.study_id] = path.stem
         else:
             store = store or StudyStore(home)
@@ -145,6 +141,36 @@ def _load_for_compare(ids: list[str], home: str | None) -> tuple[list[Any], dict
             raise BadInput(f"study {study.study_id} is given twice.")
         studies.append(study)
     return studies, names
+
+
+def _result_file(ident: str, path: Path) -> Any:
+    """The study in a result file (``run --json``); BadInput says in plain words why ``path`` is not one."""
+    from core.study.result import SCHEMA_VERSION, study_from_json
+
+    if path.is_dir():
+        raise BadInput(f"{ident} is a folder, not a result file.")
+    try:
+        payload = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise BadInput(f"{ident}: no such file.") from None
+    except UnicodeDecodeError:
+        raise BadInput(f"{ident}: not a QuantBench result file (not JSON text).") from None
+    except json.JSONDecodeError as exc:
+        raise BadInput(f"{ident}: not valid JSON (line {exc.lineno}: {exc.msg}).") from None
+    except OSError as exc:
+        raise BadInput(f"{ident}: cannot be read ({exc.strerror or exc}).") from None
+    if not isinstance(payload, dict):
+        raise BadInput(f"{ident}: not a QuantBench result file (not a JSON object).")
+    version = payload.get("schema_version")
+    if isinstance(version, int) and version > SCHEMA_VERSION:
+        raise BadInput(f"{ident}: written by a newer QuantBench (schema_version {version}; this one reads up to "
+                       f"{SCHEMA_VERSION}).")
+    try:
+        return study_from_json(payload)
+    except KeyError as exc:
+        raise BadInput(f"{ident}: not a QuantBench result file (it has no {exc.args[0]!r}).") from None
+    except (ValueError, TypeError, AttributeError) as exc:
+        raise BadInput(f"{ident}: not a QuantBench result file ({exc}).") from None
 
 
 def format_comparison(studies: list[Any], names: dict[str, str]) -> str:

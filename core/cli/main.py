@@ -172,6 +172,8 @@ def spec_from_args(args: argparse.Namespace) -> Any:
                 raise BadInput(
                     f"--input-shape {args.input_shape!r} must be integers separated by commas, e.g. 1,3,224,224."
                 ) from None
+        if not args.model.strip():
+            raise BadInput("--model needs a file name.")
         path = str(Path(args.model).expanduser())
         model = ModelSpec(path=path, arch=args.arch, trusted=str(Path(path).resolve()) in trusted, input_shape=shape,
                           output=args.output or None)

@@ -75,7 +75,7 @@ def _read_table(path: Path, spec: DatasetSpec, text: str) -> tuple[np.ndarray, i
     Nothing but the current chunk of rows is held as text; BadInput names the line at fault.
     """
     if not path.is_file():
-        raise BadInput(f"{text}: no such file.")
+        raise BadInput(f"{text}: {'is a folder, not a CSV file' if path.is_dir() else 'no such file'}.")
     try:
         with path.open(encoding="utf-8-sig", newline="") as fh:
             return _parse(fh, spec, text)

@@ -65,7 +65,9 @@ def load_folder(spec: DatasetSpec, model_input: TensorInfo | None = None, limit:
     text = spec.describe()
     root = Path(spec.location).expanduser()
     if not root.is_dir():
-        raise BadInput(f"{text}: no such folder.")
+        said = "is a file; folder: takes a folder with one sub-folder of images per class" if root.exists() \
+            else "no such folder"
+        raise BadInput(f"{text}: {said}.")
     class_names, per_class, skipped = _scan(root, text)
     files = _take(per_class, limit)
     layout = _layout(model_input, spec.preprocess, text)

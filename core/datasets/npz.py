@@ -36,7 +36,7 @@ def load_npz(
     text = spec.describe()
     path = Path(spec.location).expanduser()
     if not path.is_file():
-        raise BadInput(f"{text}: no such file.")
+        raise BadInput(f"{text}: {'is a folder, not an .npz or .npy file' if path.is_dir() else 'no such file'}.")
     names = [t.name for t in inputs or []]
     if len(names) > 1:
         return _load_named(path, text, inputs or [])

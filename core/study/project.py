@@ -65,6 +65,8 @@ def load_spec(path: Path, source: str | None = None) -> StudySpec:
         payload = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise BadInput(f"{source}: no such file.") from None
+    except IsADirectoryError:
+        raise BadInput(f"{source}: is a folder, not a project file.") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise BadInput(f"{source}: cannot be read ({exc}).") from None
     except json.JSONDecodeError as exc:

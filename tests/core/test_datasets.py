@@ -505,6 +505,9 @@ def test_folder_limit_takes_every_class(tmp_path: Path) -> None:
 
 def test_folder_missing_and_without_classes(tmp_path: Path) -> None:
     assert "no such folder" in bad_input(folder_spec(tmp_path / "nope"))
+    (tmp_path / "a.npz").write_bytes(b"x")
+    assert "is a file; folder: takes a folder" in bad_input(folder_spec(tmp_path / "a.npz"))
+    assert "is a folder, not an .npz or .npy file" in bad_input(npz_spec(tmp_path))
     save(tmp_path / "loose.png", gray(0))
     assert "no class sub-folders" in bad_input(folder_spec(tmp_path))
 

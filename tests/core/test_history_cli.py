@@ -271,3 +271,24 @@ def test_saved_variants_with_crash_isolation(tmp_path: Path, capsys: pytest.Capt
                         "--save-variants", str(out))
     assert code == 0, err
     assert sorted(p.name for p in out.iterdir()) == ["ort-fp16.onnx", "ort-fp16.quantbench.json"]
+
+
+def test_compare_says_why_a_named_file_is_not_a_result(
+    first: SimpleNamespace, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    newer = tmp_path / "newer.json"
+    newer.write_text(json.dumps({**first.result, "schema_version": 99}), encoding="utf-8")
+    binary = tmp_path / "photo.json"
+    binary.write_bytes(bytes(range(256)))
+    other = tmp_path / "other.json"
+    other.write_text('{"a": 1}', encoding="utf-8")
+    cases = {
+        str(tmp_path / "absent.json"): "absent.json: no such file.",
+        str(tmp_path): "is a folder, not a result file.",
+        str(binary): "photo.json: not a QuantBench result file (not JSON text).",
+        str(other): "other.json: not a QuantBench result file (it has no 'study_id').",
+        str(newer): "newer.json: written by a newer QuantBench (schema_version 99; this one reads up to 1).",
+    }
+    for named, expected in cases.items():
+        code, _out, err = _run(capsys, "compare", str(first.json), named, "--home", str(first.home))
+        assert code == 2 and err.strip().endswith(expected) and len(err.strip().splitlines()) == 1, err
