@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 from dataclasses import replace
 from pathlib import Path
@@ -420,7 +421,7 @@ def _apply_overrides(spec: Any, args: argparse.Namespace, given: set[str]) -> An
         raise BadInput("--threads must be at least 1.")
     if "batch_size" in given and args.batch_size < 1:
         raise BadInput("--batch-size must be at least 1.")
-    if "max_time" in given and args.max_time <= 0:
+    if "max_time" in given and not (math.isfinite(args.max_time) and args.max_time > 0):
         raise BadInput("--max-time must be positive.")
     if "limit" in given and args.limit < 1:
         raise BadInput("--limit must be at least 1.")

@@ -224,8 +224,12 @@ def _check_run_numbers(args: argparse.Namespace) -> None:
         raise BadInput("--eval-batch-size must be at least 1.")
     if args.slow_variant_samples is not None and args.slow_variant_samples < 1:
         raise BadInput("--slow-variant-samples must be at least 1.")
-    if args.max_time <= 0:
+    if not (math.isfinite(args.max_time) and args.max_time > 0):
         raise BadInput("--max-time must be positive.")
+    if args.no_history and args.name is not None:
+        raise BadInput("--name names the study in the history, which --no-history turns off: drop one of them.")
+    if args.demo and args.arch is not None:
+        raise BadInput("--arch is for a model file; --demo brings its own model and architecture.")
     if args.limit is not None and args.limit < 1:
         raise BadInput("--limit must be at least 1.")
     if args.layer_samples is not None and args.layer_samples < 1:

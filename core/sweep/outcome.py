@@ -107,7 +107,7 @@ TABLE_HEADERS = ("#", "Model", "Schemes", "Status", "Where", "Timing", "Best", "
 
 def table_row(outcome: StudyOutcome) -> list[str]:
     """One study's row of the sweep table (TABLE_HEADERS), as text."""
-    return [str(outcome.index + 1), outcome.model_name, ", ".join(outcome.schemes) or "(defaults)",
+    return [str(outcome.index + 1), outcome.model_name, ", ".join(outcome.schemes) or "fp32 only",
             outcome.state.value, outcome.where or "-", timing_text(outcome.placement) or "-", outcome.best or "-",
             outcome.study_id or "-"]
 

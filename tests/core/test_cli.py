@@ -48,6 +48,18 @@ def test_the_runtimes_own_chatter_stays_off_the_terminal(tmp_path: Path) -> None
         assert chatter not in done.stderr
 
 
+def test_options_that_would_be_ignored_or_meaningless_are_refused(capsys: pytest.CaptureFixture[str]) -> None:
+    from core.cli.main import main
+
+    for args, expected in (
+        (["--max-time", "nan"], "--max-time must be positive."),
+        (["--max-time", "inf"], "--max-time must be positive."),
+        (["--arch", "resnet18"], "--arch is for a model file; --demo brings its own model and architecture."),
+    ):
+        assert main(["run", "--demo", "--no-history", *args]) == 2
+        assert capsys.readouterr().err.strip() == f"quantbench: {expected}"
+
+
 def test_help_exits_0() -> None:
     for args in (["--help"], ["run", "--help"]):
         done = quantbench(*args)
@@ -125,6 +137,10 @@ BAD_INPUTS: dict[str, Callable[[Path, Path, Path], tuple[list[str], str]]] = {
     "threshold not a number": lambda tmp, model, data: (
         ["--model", str(model), "--dataset", f"npz:{data}", "--speed-good", "nan"],
         "--speed-good must be a number from 0 to 100, not nan.",
+    ),
+    "a name with no history": lambda tmp, model, data: (
+        ["--model", str(model), "--dataset", f"npz:{data}", "--no-history", "--name", "x"],
+        "--name names the study in the history, which --no-history turns off",
     ),
     "empty json name": lambda tmp, model, data: (
         ["--model", str(model), "--dataset", f"npz:{data}", "--json", ""], "--json needs a file name."
