@@ -41,12 +41,19 @@ _HOME_HELP = "QuantBench's data folder holding the history (default: $QUANTBENCH
 
 
 class Parser(argparse.ArgumentParser):
-    """argparse, but a usage error is one sentence and exit code 2."""
+    """argparse, but a usage error is one sentence and exit code 2, and an option given an empty value
+    (``--dataset ''``, as an unset shell variable makes it) is one too: no option of ours takes nothing, and
+    treated as not given it fell back to a default unseen (--dataset '' studied the demo's digits)."""
 
     def error(self, message: str) -> None:  # type: ignore[override]
         command = self.prog.split()[-1] if " " in self.prog else ""
         sys.stderr.write(f"quantbench: {message} (see quantbench {command} --help).\n".replace("  ", " "))
         raise SystemExit(EXIT_BAD_INPUT)
+
+    def _get_value(self, action: argparse.Action, arg_string: str) -> Any:
+        if action.option_strings and not arg_string.strip():
+            self.error(f"argument {'/'.join(action.option_strings)}: needs a value, not an empty one")
+        return super()._get_value(action, arg_string)
 
 
 class _PrintVersion(argparse.Action):

@@ -143,7 +143,7 @@ BAD_INPUTS: dict[str, Callable[[Path, Path, Path], tuple[list[str], str]]] = {
         "--name names the study in the history, which --no-history turns off",
     ),
     "empty json name": lambda tmp, model, data: (
-        ["--model", str(model), "--dataset", f"npz:{data}", "--json", ""], "--json needs a file name."
+        ["--model", str(model), "--dataset", f"npz:{data}", "--json", ""], "argument --json: needs a value",
     ),
     "one file for two reports": lambda tmp, model, data: (
         ["--model", str(model), "--dataset", f"npz:{data}", "--json", str(tmp / "r"), "--html", str(tmp / "r")],
