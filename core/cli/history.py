@@ -267,6 +267,19 @@ def _write_layer_table(studies: list[Any], names: dict[str, str], path: Path, sa
 # ---- what `run` does besides running ----------------------------------------------------------
 
 
+def check_home(args: argparse.Namespace) -> None:
+    """Unless --no-history: QuantBench's home takes a file, else BadInput before any work starts (a study or
+    search that could not be recorded would be told only at its end)."""
+    if args.no_history:
+        return
+    from core.files.home import ENV_HOME, resolve_home
+
+    check_folder(
+        resolve_home(args.home), "QuantBench's home", create=True,
+        hint=f", so the study cannot be recorded: point {ENV_HOME} or --home to a writable folder, or add --no-history",
+    )
+
+
 class RunExtras:
     """`run`'s project file, history record, saved variants and HTML report, around the engine loop.
 
@@ -283,14 +296,7 @@ class RunExtras:
         self.save_spec_path = check_output_file("--save-spec", args.save_spec) if args.save_spec is not None else None
         if args.save_variants is not None and not args.save_variants.strip():
             raise BadInput("--save-variants needs a folder name.")
-        if not args.no_history:
-            from core.files.home import ENV_HOME, resolve_home
-
-            check_folder(
-                resolve_home(args.home), "QuantBench's home", create=True,
-                hint=f", so the study cannot be recorded: point {ENV_HOME} or --home to a writable folder, "
-                "or add --no-history",
-            )
+        check_home(args)
         #: The history record and the saved variants (core.history.recorder.StudyRecording), from ``begin``.
         self.recording: Any = None
 

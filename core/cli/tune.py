@@ -51,9 +51,11 @@ def cmd_tune(args: argparse.Namespace) -> int:
     json_path = _checked_output(args.json)
     html_path = _checked_output(args.html, "--html")
     save_path = _checked_save(args.save_best)
+    from core.cli.history import check_home
     from core.files.atomic import check_distinct
 
     check_distinct({"--json": json_path, "--html": html_path, "--save-best": save_path})
+    check_home(args)
     loaded, dataset, spec = _model_and_data(args)
     if dataset.y is None or dataset.task.value != "classification":
         print("quantbench tune: the dataset has no class labels; candidates are judged by agreement with the "

@@ -109,3 +109,12 @@ def test_bad_sweep_options_get_one_sentence(argv: list[str], option: str, capsys
     assert main(argv) == 2
     err = capsys.readouterr().err.strip()
     assert option in err and "Traceback" not in err and len(err.splitlines()) == 1
+
+
+def test_a_home_that_cannot_record_the_search_is_refused_before_it_starts(tmp_path: Path, capsys) -> None:
+    not_a_folder = tmp_path / "home"
+    not_a_folder.write_text("x")
+    assert main(["tune", "--demo", "--max-drop", "1", "--home", str(not_a_folder)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"quantbench: QuantBench's home {not_a_folder} is not a folder, so the study cannot be ")
+    assert len(err.strip().splitlines()) == 1
