@@ -49,6 +49,7 @@ class TradeoffScatter(pg.PlotWidget):
         self._legend.hide()
         self._min_height = self.minimumHeight()
         self._y_name = "accuracy (%)"
+        self._x_name = "median latency, ms (log)"
         self._scatter = pg.ScatterPlotItem(pxMode=True, hoverable=True, tip=self._tip)
         plot = self.getPlotItem()
         plot.hideButtons()
@@ -90,6 +91,16 @@ class TradeoffScatter(pg.PlotWidget):
             self._tags[label], self._leaders[label] = tag, leader
         self.apply_theme(self._theme)
         self.redraw()
+
+    def set_paired(self, paired: bool) -> None:
+        """Whether the latencies are the paired rounds' (the table's ‡ figures, when the machine's speed changed
+        during the study): the axis says so, as the table's column does."""
+        from core.measures.drift_notes import PAIRED_MARK
+
+        name = f"median latency{PAIRED_MARK}, ms (log)" if paired else "median latency, ms (log)"
+        if name != self._x_name:
+            self._x_name = name
+            set_axis_label(self.getPlotItem(), "bottom", name, self._theme)
 
     def set_point(self, label: str, latency_ms: float, y: float, size_bytes: int) -> None:
         """y is accuracy as a fraction (shown in %), or the MSE (regression), or the perplexity (causal-lm)."""
@@ -229,7 +240,7 @@ class TradeoffScatter(pg.PlotWidget):
         self._theme = theme
         self.setBackground(theme.plot_bg)
         plot = self.getPlotItem()
-        set_axis_label(plot, "bottom", "median latency, ms (log)", theme)  # short: the panel can be narrow
+        set_axis_label(plot, "bottom", self._x_name, theme)  # short: the panel can be narrow
         set_axis_label(plot, "left", self._y_name, theme)
         style_axes(plot, theme)
         self._show_values(bool(self._points))

@@ -393,7 +393,11 @@ class ResultsPanel(QWidget):
             y = {"classification": metrics.get("accuracy"),
                  "causal-lm": metrics.get("perplexity")}.get(self.state.task, metrics.get("mse"))
             if y is not None:
-                self.scatter.set_point(label, r.latency.p50, float(y), r.size_bytes)
+                # Where the machine's speed changed, the table's latencies (‡) come from the paired rounds: so do
+                # the bubbles', or a variant slower in the table would sit left of its baseline here.
+                paired = v.paired.p50_ms if v.paired is not None and v.paired.p50_ms else None
+                self.scatter.set_point(label, paired or r.latency.p50, float(y), r.size_bytes)
+                self.scatter.set_paired(any(s.paired is not None for s in self.state.variants.values()))
         if metrics.get("confusion_matrix") is not None:
             self.matrices.set_matrix(label, np.asarray(metrics["confusion_matrix"]), is_baseline=v.is_baseline)
         if v.index > 0:

@@ -71,6 +71,13 @@ def test_paired_speed_ups_are_marked_and_shown_with_the_latencies_they_come_from
     assert "7 interleaved rounds" in tip and "0.9" in tip and "1.05" in tip and format_ms(first) in tip
     assert panel.drift.isVisible() and PAIRED_MARK in panel.drift.text()
 
+    # The scatter's bubbles sit at the same (paired) latencies as the table's, and its axis says so: from the
+    # first timings, a variant slower in the table could sit left of its baseline.
+    panel.run_pending()
+    for label, p50 in paired["p50_ms"].items():
+        assert abs(panel.scatter.points()[label][0] - p50) < 1e-9 * p50
+    assert PAIRED_MARK in panel.scatter.getPlotItem().getAxis("bottom").labelText
+
     # The column chooser keeps the new column like any other.
     panel.columns.set_shown(rounds_p50, False)
     assert not panel.columns.is_shown(rounds_p50) and panel.columns.is_shown(speed)
