@@ -139,7 +139,6 @@ def spec_from_args(args: argparse.Namespace) -> Any:
         Thresholds,
         TimingMode,
         TimingSpec,
-        thresholds_problem,
     )
 
     trusted = _trust_files(args)
@@ -154,9 +153,6 @@ def spec_from_args(args: argparse.Namespace) -> Any:
         class_recall_drop_bad=args.class_recall_bad / 100,
         perplexity_ratio_good=args.perplexity_good, perplexity_ratio_bad=args.perplexity_bad,
     )
-    problem = thresholds_problem(thresholds)
-    if problem:
-        raise BadInput(f"{problem}.")
     if args.demo:
         from core.engine.run import demo_study_spec
 

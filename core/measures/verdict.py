@@ -26,10 +26,16 @@ class Rule:
     holds: Callable[[float, float], bool]
     #: How the legend says it; ``{limit}`` is filled with the limit in percent (points for accuracy).
     legend: str
+    #: A "bad" rule's "good" counterpart: a bad limit set below the good one counts as the good one, so a
+    #: figure is never both (the window's controls, the command line and a project file all read it so).
+    at_least: str | None = None
 
     def limit(self, thresholds: Thresholds) -> float:
         """The limit this rule compares with under ``thresholds`` (a fraction)."""
-        return float(getattr(thresholds, self.field)) if self.field else 0.0
+        if not self.field:
+            return 0.0
+        own = float(getattr(thresholds, self.field))
+        return max(own, float(getattr(thresholds, self.at_least))) if self.at_least else own
 
     def applies(self, measured: float, thresholds: Thresholds) -> bool:
         """Whether ``measured`` (a fraction) earns this rule's grade."""
@@ -47,14 +53,16 @@ def _slower_than(reduction: float, limit: float) -> bool:
 
 #: Accuracy drop: in accuracy points, R² or disagreement with the baseline's predictions.
 ACCURACY_GOOD = Rule(Grade.GOOD, "accuracy_drop_good", operator.lt, "accuracy drop < {limit} pt")
-ACCURACY_BAD = Rule(Grade.BAD, "accuracy_drop_bad", operator.gt, "accuracy drop > {limit} pt")
+ACCURACY_BAD = Rule(Grade.BAD, "accuracy_drop_bad", operator.gt, "accuracy drop > {limit} pt", "accuracy_drop_good")
 #: Measured as how far 0 lies outside the accuracy change's 95 % interval (0 when inside it).
 WITHIN_NOISE = Rule(Grade.GOOD, None, operator.le, "within noise")
 #: The largest fall in one class's recall (a fraction; the legend says points).
 CLASS_RECALL_BAD = Rule(Grade.BAD, "class_recall_drop_bad", operator.gt, "a class's recall down > {limit} pt")
 #: A language model's perplexity over the baseline's (a ratio, not a percentage): the accuracy axis of task causal-lm.
 PERPLEXITY_GOOD = Rule(Grade.GOOD, "perplexity_ratio_good", operator.le, "perplexity ≤ {limit}× the baseline's")
-PERPLEXITY_BAD = Rule(Grade.BAD, "perplexity_ratio_bad", operator.gt, "perplexity > {limit}× the baseline's")
+PERPLEXITY_BAD = Rule(
+    Grade.BAD, "perplexity_ratio_bad", operator.gt, "perplexity > {limit}× the baseline's", "perplexity_ratio_good"
+)
 #: Measured as 1 when accuracy cannot be judged (no labels and no class predictions), else 0.
 ACCURACY_UNKNOWN = Rule(Grade.UNKNOWN, None, operator.gt, "accuracy cannot be judged")
 #: Size: the fraction of the baseline's bytes saved.

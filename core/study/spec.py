@@ -284,19 +284,13 @@ def timing_problem(timing: TimingSpec) -> str | None:
 
 
 def thresholds_problem(t: Thresholds) -> str | None:
-    """What is wrong with the verdict thresholds ("the accuracy drop graded good (50 pt) is above …"), or None:
-    each a number of 0 or more (a fraction at most 1, but the perplexity ratios), good no stricter than bad."""
+    """What is wrong with the verdict thresholds, or None: each a number of 0 or more, a fraction at most 1 but
+    the perplexity ratios. (A "bad" limit below its "good" one counts as the good one: core.measures.verdict.)"""
     for name, value in asdict(t).items():
         ratio = name.startswith("perplexity")
         if not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0 or (not ratio and value > 1):
             within = "0 or more" if ratio else "from 0 to 1 (a fraction: 0.05 is 5 points or 5 %)"
             return f"the verdict threshold {name} must be a number {within}, not {value!r}"
-    if t.accuracy_drop_good > t.accuracy_drop_bad:
-        return (f"the accuracy drop graded good (under {t.accuracy_drop_good * 100:g} pt) is above the drop graded "
-                f"bad (over {t.accuracy_drop_bad * 100:g} pt)")
-    if t.perplexity_ratio_good > t.perplexity_ratio_bad:
-        return (f"the perplexity ratio graded good (at most {t.perplexity_ratio_good:g}) is above the ratio graded "
-                f"bad (over {t.perplexity_ratio_bad:g})")
     return None
 
 

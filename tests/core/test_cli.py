@@ -130,10 +130,6 @@ BAD_INPUTS: dict[str, Callable[[Path, Path, Path], tuple[list[str], str]]] = {
     "negative seed": lambda tmp, model, data: (
         ["--model", str(model), "--dataset", f"npz:{data}", "--seed", "-1"], "--seed: must be 0 or more, not -1"
     ),
-    "good stricter than bad": lambda tmp, model, data: (
-        ["--model", str(model), "--dataset", f"npz:{data}", "--accuracy-good", "50", "--accuracy-bad", "10"],
-        "the accuracy drop graded good (under 50 pt) is above the drop graded bad (over 10 pt).",
-    ),
     "threshold not a number": lambda tmp, model, data: (
         ["--model", str(model), "--dataset", f"npz:{data}", "--speed-good", "nan"],
         "--speed-good must be a number from 0 to 100, not nan.",

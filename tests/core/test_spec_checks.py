@@ -42,13 +42,15 @@ def test_defaults_and_automatic_values_pass() -> None:
     assert threads_problem(os.cpu_count()) is None and threads_problem(None) is None
 
 
-def test_thresholds_that_contradict_each_other_or_are_not_fractions() -> None:
-    assert thresholds_problem(Thresholds(accuracy_drop_good=0.5, accuracy_drop_bad=0.1)) == (
-        "the accuracy drop graded good (under 50 pt) is above the drop graded bad (over 10 pt)"
-    )
-    assert thresholds_problem(Thresholds(perplexity_ratio_good=2.0, perplexity_ratio_bad=1.5)).startswith(
-        "the perplexity ratio graded good (at most 2)"
-    )
+def test_thresholds_that_are_not_fractions_and_a_bad_limit_below_its_good_one() -> None:
+    from core.measures.verdict import ACCURACY_BAD, PERPLEXITY_BAD
+
+    # A bad limit below the good one counts as the good one, whichever face set it (the window's controls did
+    # so already): a 20-point drop under good < 50 and bad > 10 was graded BAD from the command line.
+    loose = Thresholds(accuracy_drop_good=0.5, accuracy_drop_bad=0.1, perplexity_ratio_good=2.0)
+    assert thresholds_problem(loose) is None
+    assert ACCURACY_BAD.limit(loose) == 0.5 and not ACCURACY_BAD.applies(0.2, loose)
+    assert PERPLEXITY_BAD.limit(loose) == 2.0 and PERPLEXITY_BAD.limit(Thresholds()) == 1.10
     assert "latency_reduction_good must be a number from 0 to 1" in (
         thresholds_problem(Thresholds(latency_reduction_good=-10.0)) or ""
     )
