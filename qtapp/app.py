@@ -67,6 +67,9 @@ def main(options: WindowOptions) -> int:
         print("quantbench: --screenshot needs --demo or a model to study.", file=sys.stderr)
         return 2
     size = _window_size(options.size)
+    if size != tuple(options.size):
+        print(f"quantbench: the window opens at {size[0]}x{size[1]}, not {options.size[0]}x{options.size[1]}: "
+              "smaller, its panels and charts no longer fit side by side.", file=sys.stderr)
     from core.memory_limit import ceiling_from_option
     from core.printable import printable
     from qtapp.threads.worker import set_study_limits

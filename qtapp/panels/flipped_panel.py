@@ -26,6 +26,7 @@ from PySide6.QtWidgets import (
 )
 
 from qtapp.charts.sample_layers import SampleLayersChart
+from qtapp.panels.compact import compact_combos
 from qtapp.threads.tasks import TaskRunner
 from qtapp.window.theme import LIGHT, Theme
 
@@ -89,6 +90,8 @@ class FlippedPanel(QWidget):
         self.variant.currentIndexChanged.connect(self._show_current)
         self.summary = QLabel(self)
         self.summary.setObjectName("mutedLabel")
+        # Wrapped on a line of its own: one line of it was 1,000 px wide, and the window grew to show it.
+        self.summary.setWordWrap(True)
         # Which way each caption reads: the baseline's prediction, then the variant's.
         self.direction = QLabel(self)
         self.direction.setObjectName("mutedLabel")
@@ -115,10 +118,11 @@ class FlippedPanel(QWidget):
         top = QHBoxLayout()
         top.addWidget(QLabel("Variant:", self))
         top.addWidget(self.variant, 1)
-        top.addWidget(self.summary, 2)
         top.addWidget(self.layers_button)
+        compact_combos(self, 16)  # a long variant name must not widen the window either
         layout = QVBoxLayout(self)
         layout.addLayout(top)
+        layout.addWidget(self.summary)
         layout.addWidget(self.direction)
         layout.addWidget(self.list, 1)
         layout.addWidget(self.sample_status)

@@ -154,3 +154,29 @@ def test_the_history_dock_reopens_as_tall_as_it_was_left(qtbot, memory, tmp_path
     finally:
         close_window(qtbot, second)
 
+
+
+def test_no_results_tab_widens_the_window(qtbot):
+    """The Flipped samples tab put its one-line summary beside the variant box: 1,059 px of minimum width,
+    and the window grew from 1280 to 1477 px when the tab was opened, past the edge of a 1280-px screen."""
+    from dataclasses import replace
+
+    from fake_study import DEFAULT_VARIANTS, fake_run_study
+    from helpers import fake_spec
+
+    window = _window(qtbot)
+    try:
+        # A variant that flips nothing: its summary names it ("… predicts the same class as the baseline …").
+        long_named = (DEFAULT_VARIANTS[0], replace(DEFAULT_VARIANTS[1], label=LONG_LABEL), *DEFAULT_VARIANTS[2:])
+        window.results.apply_events(list(fake_run_study(fake_spec(), variants=long_named)))
+        tabs = window.results.tabs
+        for index in range(tabs.count()):
+            tabs.setCurrentIndex(index)
+            window.results.run_pending()
+            flipped = window.results.flipped
+            flipped.variant.setCurrentIndex(max(0, flipped.variant.findData(LONG_LABEL)))
+            qtbot.wait(50)
+            assert window.width() == 1280, f"the {tabs.tabText(index)} tab widened the window"
+            assert window.minimumSizeHint().width() <= 1280
+    finally:
+        close_window(qtbot, window)
