@@ -11,7 +11,7 @@ import os
 from dataclasses import asdict
 
 import numpy as np
-from PySide6.QtCore import Qt, QTimer
+from PySide6.QtCore import QEvent, Qt, QTimer
 from PySide6.QtWidgets import (
     QButtonGroup,
     QHBoxLayout,
@@ -139,6 +139,7 @@ class ResultsPanel(QWidget):
         top_layout.addWidget(self.table, 1)
         self.splitter = QSplitter(Qt.Orientation.Vertical)
         self.splitter.addWidget(top)
+        top.installEventFilter(self)  # narrower (the History dock opened), the warning wraps to more lines
         self.splitter.addWidget(self.tabs)
         self.splitter.setStretchFactor(0, 0)
         self.splitter.setStretchFactor(1, 1)
@@ -344,14 +345,24 @@ class ResultsPanel(QWidget):
         self._fit_top()  # a wrapped warning takes lines: the table below it keeps every row
 
     def _fit_top(self) -> None:
-        """Give the title, the drift warning (at the lines it wraps to), the table and its legend their height."""
+        """Give the title, the drift warning (at the lines it wraps to), the table and its legend their height,
+        and never less: squeezed (a narrower panel wrapping the warning to more lines, the splitter dragged up),
+        the legend line was drawn over the table's last row."""
         total = sum(self.splitter.sizes())
         top = self.splitter.widget(0)
         layout = top.layout()
         width = top.width() if top.width() > 0 else self.width()
         needed = layout.totalHeightForWidth(width) if layout.hasHeightForWidth() else top.sizeHint().height()
         needed = max(needed, top.sizeHint().height())
+        self._top_width = width
+        top.setMinimumHeight(needed)
         self.splitter.setSizes([needed, max(1, total - needed)])
+
+    def eventFilter(self, watched, event) -> bool:
+        if (event.type() == QEvent.Type.Resize and watched is self.splitter.widget(0)
+                and watched.width() != getattr(self, "_top_width", None)):
+            self._fit_top()
+        return super().eventFilter(watched, event)
 
     def _fit_splitters(self, variants: int) -> None:
         """Give the table every row it needs and the charts a readable height per variant."""

@@ -180,3 +180,27 @@ def test_no_results_tab_widens_the_window(qtbot):
             assert window.minimumSizeHint().width() <= 1280
     finally:
         close_window(qtbot, window)
+
+
+def test_the_verdict_legend_never_covers_the_tables_last_row(qtbot):
+    """With the drift warning wrapped to more lines in a narrower window, the results' top part was squeezed and
+    the one-line verdict legend was drawn over the last row (the BAD one, in the demo)."""
+    from fake_study import fake_run_study, with_paired_rounds
+    from helpers import fake_spec
+
+    window = _window(qtbot)
+    try:
+        events = list(fake_run_study(fake_spec()))
+        drifted, _ = with_paired_rounds(events[-1])
+        window.results.apply_events([*events[:-1], drifted])
+        window.results.run_pending()
+        table = window.results.table
+        window.history.dock.show()  # the History dock takes its height from the results
+        for size in ((1280, 800), (1000, 640), (900, 600)):
+            window.resize(*size)
+            qtbot.wait(50)
+            assert window.results.drift.isVisible()
+            view_bottom = table.view.mapTo(window, QPoint(0, table.view.height())).y()
+            assert table.thresholds.mapTo(window, QPoint(0, 0)).y() >= view_bottom, size
+    finally:
+        close_window(qtbot, window)
