@@ -355,7 +355,9 @@ class ResultsPanel(QWidget):
         needed = layout.totalHeightForWidth(width) if layout.hasHeightForWidth() else top.sizeHint().height()
         needed = max(needed, top.sizeHint().height())
         self._top_width = width
-        top.setMinimumHeight(needed)
+        least = (layout.totalMinimumHeightForWidth(width) if layout.hasHeightForWidth()
+                 else layout.totalMinimumSize().height())
+        top.setMinimumHeight(least)
         self.splitter.setSizes([needed, max(1, total - needed)])
 
     def eventFilter(self, watched, event) -> bool:
