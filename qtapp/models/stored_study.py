@@ -152,10 +152,13 @@ def best_verdict(result: StudyResult) -> str:
 
 
 def best_of_verdicts(verdicts: list[tuple[str, str, str]]) -> str:
-    """The same from the store's (label, status, overall) rows, baseline first (``StudyStore.verdicts``)."""
+    """The same from the store's (label, status, overall) rows, baseline first (``StudyStore.verdicts``):
+    "GOOD (onnx-fp32)", or "GOOD (onnx-fp32 +3)" when three more earned it too: the first is not the best of
+    them, only the first listed."""
     order = [g.value for g in _GRADE_ORDER]
     graded = [(label, overall) for label, status, overall in verdicts[1:] if status == "ok" and overall in order]
     if not graded:
         return ""
     label, overall = min(graded, key=lambda lv: order.index(lv[1]))
-    return f"{overall.upper()} ({label})"
+    more = sum(1 for _, grade in graded if grade == overall) - 1
+    return f"{overall.upper()} ({label}{f' +{more}' if more else ''})"

@@ -45,11 +45,12 @@ class HistoryRow:
     summary: Any  # core.history.store.StudySummary
     schemes: str
     best: str
+    failed: int = 0  # variants that failed: "2/2" alone read as two measured
 
 
-#: study id -> (status, variants finished, schemes, best verdict); a study's details change only
-#: while it runs, so a finished one is read from the store once per window.
-_DetailsCache = dict[str, tuple[str, int, str, str]]
+#: study id -> (status, variants finished, schemes, best verdict, variants failed); a study's details change
+#: only while it runs, so a finished one is read from the store once per window.
+_DetailsCache = dict[str, tuple[str, int, str, str, int]]
 
 
 def load_rows(cache: _DetailsCache) -> tuple[list[HistoryRow], _DetailsCache]:
@@ -66,9 +67,10 @@ def load_rows(cache: _DetailsCache) -> tuple[list[HistoryRow], _DetailsCache]:
         else:
             verdicts = store.verdicts(s.id)
             schemes = _schemes(store.spec_dict(s.id), [label for label, _, _ in verdicts])
-            details = (s.status, s.variants_finished, schemes, best_of_verdicts(verdicts))
+            failed = sum(1 for _, status, _ in verdicts if status == "failed")
+            details = (s.status, s.variants_finished, schemes, best_of_verdicts(verdicts), failed)
         fresh[s.id] = details
-        rows.append(HistoryRow(s, details[2], details[3]))
+        rows.append(HistoryRow(s, details[2], details[3], details[4]))
     return rows, fresh
 
 
@@ -198,9 +200,10 @@ class HistoryPanel(QWidget):
         self.table.setRowCount(len(rows))
         for i, row in enumerate(rows):
             s = row.summary
+            failed = f", {row.failed} failed" if row.failed else ""
             texts = {
                 MODEL: model_name(s.model), DATASET: s.dataset, DATE: local_time(s.created), SCHEMES: row.schemes,
-                VARIANTS: f"{s.variants_finished}/{s.variants_planned}", STATUS: s.status, BEST: row.best,
+                VARIANTS: f"{s.variants_finished}/{s.variants_planned}{failed}", STATUS: s.status, BEST: row.best,
                 NAME: s.name, NOTE: s.note.replace("\n", " "),
             }
             for col, text in texts.items():
