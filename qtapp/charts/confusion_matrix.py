@@ -43,6 +43,16 @@ def _harm_map(theme: Theme) -> pg.ColorMap:
     return pg.ColorMap([0.0, 0.5, 1.0], [QColor("#2166ac"), QColor(theme.plot_bg), QColor("#b2182b")])
 
 
+def _title_font():
+    """The font a matrix's title is drawn in (bold, TITLE_POINT_SIZE), to measure it."""
+    from PySide6.QtGui import QFont
+
+    font = QFont()
+    font.setPointSize(TITLE_POINT_SIZE)
+    font.setBold(True)
+    return font
+
+
 @dataclass
 class _Panel:
     plot: pg.PlotItem
@@ -51,6 +61,7 @@ class _Panel:
     matrix: np.ndarray | None = None
     shown: np.ndarray | None = None  # what the cells display in the current mode
     failed: bool = False
+    note: pg.TextItem | None = None  # "identical to the baseline", inside a difference matrix of zeros
 
 
 class ConfusionMatrices(pg.GraphicsLayoutWidget):
@@ -125,19 +136,40 @@ class ConfusionMatrices(pg.GraphicsLayoutWidget):
         set_axis_label(panel.plot, "left", "true", self._theme)
         for side in ("left", "bottom"):  # after setLabel, which shows the axis again
             panel.plot.showAxis(side, not panel.failed)
-        panel.plot.setTitle(
-            self._title(label, panel), color=self._palette.hex(label), size=f"{TITLE_POINT_SIZE}pt", bold=True
-        )
+        self._set_title(label, panel)
+
+    def _set_title(self, label: str, panel: _Panel) -> None:
+        """The matrix's title, shortened in the middle to its column's width: drawn whole, three long titles
+        ("onnx-fp32 − baseline: identical") ran into each other across the columns."""
+        from PySide6.QtCore import Qt
+        from PySide6.QtGui import QFontMetrics
+
+        room = max(40, self.width() // max(1, self._columns) - 16)
+        title = QFontMetrics(_title_font()).elidedText(self._title(label, panel), Qt.TextElideMode.ElideMiddle, room)
+        panel.plot.setTitle(title, color=self._palette.hex(label), size=f"{TITLE_POINT_SIZE}pt", bold=True)
+
+    def resizeEvent(self, event) -> None:
+        super().resizeEvent(event)
+        for label, panel in getattr(self, "_panels", {}).items():  # Qt resizes it once before __init__ ends
+            self._set_title(label, panel)
 
     def _title(self, label: str, panel: _Panel) -> str:
         if panel.failed:
             return f"{label}: failed"
-        if self._mode == DIFFERENCE:
-            if self._is_baseline(label):
-                return f"{label} (baseline counts)"
-            same = panel.shown is not None and not panel.shown.any()
-            return f"{label} − baseline: identical" if same else f"{label} − baseline"
-        return label
+        if self._mode == DIFFERENCE and self._is_baseline(label):
+            return f"{label} (baseline counts)"
+        return label  # the other matrices of the Difference view say so above them, and inside when all zero
+
+    def _note_identical(self, panel: _Panel, identical: bool) -> None:
+        """Say "identical to the baseline" inside a difference matrix of zeros: drawn, it is an empty square."""
+        if identical and panel.note is None:
+            panel.note = pg.TextItem("identical to\nthe baseline", anchor=(0.5, 0.5), color=self._theme.plot_fg)
+            panel.plot.addItem(panel.note)
+        if panel.note is not None:
+            if identical and panel.matrix is not None:
+                rows, cols = panel.matrix.shape
+                panel.note.setPos((cols - 1) / 2, (rows - 1) / 2)
+            panel.note.setVisible(identical)
 
     def _baseline_of(self, label: str) -> str | None:
         if label in self._baselines:
@@ -248,6 +280,7 @@ class ConfusionMatrices(pg.GraphicsLayoutWidget):
                 p.shown = None
                 if p.labels is not None:
                     p.labels.set_cells([], [])
+                self._note_identical(p, False)
                 continue
             if label in harms:
                 diff = p.matrix - bases[label]
@@ -265,9 +298,8 @@ class ConfusionMatrices(pg.GraphicsLayoutWidget):
                 )
                 self._write_cells(p, p.matrix, tint, counts_map, 0.0, 1.0, signed=False)
             if self._mode == DIFFERENCE:
-                p.plot.setTitle(
-                    self._title(label, p), color=self._palette.hex(label), size=f"{TITLE_POINT_SIZE}pt", bold=True
-                )
+                self._set_title(label, p)
+            self._note_identical(p, label in harms and not p.shown.any())
 
     def _write_cells(
         self,
@@ -292,9 +324,22 @@ class ConfusionMatrices(pg.GraphicsLayoutWidget):
     def apply_theme(self, theme: Theme) -> None:
         self._theme = theme
         self.setBackground(theme.plot_bg)
-        for label in self._panels:
+        for label, panel in self._panels.items():
             self._style_panel(label)
+            if panel.note is not None:
+                panel.note.setColor(theme.plot_fg)
         self.redraw()
+
+    def title_item(self, label: str):
+        """``label``'s title as drawn (a QGraphicsTextItem)."""
+        self._sync_if_stale()
+        return self._panels[label].plot.titleLabel.item
+
+    def identical_note(self, label: str) -> bool:
+        """Whether ``label``'s difference matrix says it is identical to the baseline."""
+        self._sync_if_stale()
+        note = self._panels[label].note if label in self._panels else None
+        return note is not None and note.isVisible()
 
     # --- reading -------------------------------------------------------
     def _sync_if_stale(self) -> None:

@@ -269,6 +269,30 @@ def test_the_difference_is_against_the_study_baseline_not_the_first_panel(qtbot)
     np.testing.assert_array_equal(view.cells("fp32"), fp32)
 
 
+def test_an_identical_matrix_says_so_inside_and_titles_keep_to_their_columns(qtbot):
+    """Difference titles ("onnx-fp32 − baseline: identical") ran into the next columns' at 1280 px, and an
+    identical variant's matrix was an empty square."""
+    labels = ["fp32", "onnx-fp32", "prune-channels:ratio=0.35,int8=static,samples=256", "int8"]
+    view = ConfusionMatrices(_palette_for(labels), LIGHT)
+    qtbot.addWidget(view)
+    view.set_variants(labels, ["a", "b"])
+    base = np.array([[5, 1], [0, 6]])
+    for label, matrix in zip(labels, [base, base, base + 1, base], strict=True):
+        view.set_matrix(label, matrix, is_baseline=label == "fp32")
+    view.resize(840, 300)
+    _settle(qtbot, view)
+    view.set_mode(DIFFERENCE)
+    qtbot.wait(20)
+    assert view.identical_note("onnx-fp32") and view.identical_note("int8")
+    assert not view.identical_note(labels[2]) and not view.identical_note("fp32")
+    view.set_matrix("int8", base + np.array([[0, 1], [0, -1]]))
+    assert not view.identical_note("int8")
+    column = view.width() / view.columns_for(len(labels))
+    for label in labels:
+        title = view.title_item(label)
+        assert title.mapRectToScene(title.boundingRect()).width() <= column, label
+
+
 def test_compared_studies_each_differ_from_their_own_baseline(qtbot):
     labels = ["A / fp32", "A / int8", "B / fp32", "B / int8"]
     view = ConfusionMatrices(_palette_for(labels), LIGHT)
