@@ -95,7 +95,7 @@ class ResultsPanel(QWidget):
         self.side.addWidget(_titled("Size on disk", self.sizes))
         self.side.addWidget(_titled("Accuracy against latency (bubble: file size)", self.scatter))
         overview = QSplitter(Qt.Orientation.Horizontal)
-        overview.addWidget(_titled("Latency per call, every sample", self.histogram))
+        overview.addWidget(_titled("Latency per call (ms), every sample", self.histogram))
         overview.addWidget(self.side)
         overview.setStretchFactor(0, 3)
         overview.setStretchFactor(1, 2)
