@@ -248,6 +248,12 @@ class LayersPanel(QWidget):
         the study's baseline's."""
         return float_profile_for(profile, self._float_profile)
 
+    def show_variant(self, label: str) -> None:
+        """Show ``label``'s layers when it has any (the baseline and unanalysed variants leave the choice as is)."""
+        index = self.variant_choice.findText(label)
+        if index >= 0:
+            self.variant_choice.setCurrentIndex(index)
+
     def set_float_profile(self, profile: dict[str, Any] | None) -> None:
         """The float model's profile (made once per study): the "Float ms" column and the float bars."""
         self._float_profile = profile
@@ -389,13 +395,14 @@ class LayersPanel(QWidget):
                     item.setToolTip(f"{name}\ntensor {layer.get('tensor', '')}")
                 self.table.setItem(row, col, item)
         self.table.setSortingEnabled(True)
-        height = self.table.horizontalHeader().sizeHint().height() + 2 * self.table.frameWidth()
-        height += sum(self.table.rowHeight(r) for r in range(min(len(layers), 14)))
-        self.table.setFixedHeight(height + 2)
         self.table.resizeColumnsToContents()
         self.table.setColumnWidth(0, min(self.table.columnWidth(0), LAYER_COLUMN_MAX_PX))  # long names: elided
-        width = sum(self.table.columnWidth(c) for c in range(self.table.columnCount()))
-        self.table.setMinimumWidth(width + 2 * self.table.frameWidth() + 4)  # whole: the page scrolls, not the table
+        # Wider than the tab, the table scrolls sideways on its own: a page as wide as the table (1,237 px in
+        # the demo) carried the charts past the tab's edge, their axes and legends out of sight.
+        height = self.table.horizontalHeader().sizeHint().height() + 2 * self.table.frameWidth()
+        height += sum(self.table.rowHeight(r) for r in range(min(len(layers), 14)))
+        height += self.table.horizontalScrollBar().sizeHint().height()
+        self.table.setFixedHeight(height + 2)
 
     def _draw_bars(self, label: str | None) -> None:
         profile = self._variants[label][1] if label in self._variants else None
@@ -532,7 +539,6 @@ def _table(headers: list[str]) -> QTableWidget:
     table.setAlternatingRowColors(True)
     table.setWordWrap(False)
     table.setTextElideMode(Qt.TextElideMode.ElideMiddle)
-    table.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
     header = table.horizontalHeader()
     header.setSortIndicator(0, Qt.SortOrder.AscendingOrder)  # the Layer column sorts in model order
     table.setSortingEnabled(True)

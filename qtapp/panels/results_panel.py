@@ -258,6 +258,7 @@ class ResultsPanel(QWidget):
         label = self.selected_label()
         if label is not None:
             self.flipped.show_variant(label)
+            self.layers.show_variant(label)  # the Layers tab follows the table, as Details does
         self._show_details()
 
     def _show_details(self) -> None:

@@ -213,6 +213,17 @@ def test_a_study_with_layer_analysis_fills_the_layers_tab(qtbot, tmp_path: Path)
     assert rows and rows[0][0].startswith("/0/Conv")  # model order, the first convolution first
     names, float_ms, variant_ms = panel.layers.bar_widths()
     assert any(f > 0 for f in float_ms) and any(v > 0 for v in variant_ms)  # the float model's bars too
+    # The table's columns scroll within it: the page keeps the tab's width, so the charts and their legends stay
+    # in view (a page as wide as the table carried them past the tab's edge).
+    panel.resize(700, 600)
+    panel.tabs.setCurrentWidget(panel.layers)
+    panel.show()
+    qtbot.wait(50)
+    assert panel.layers.minimumSizeHint().width() < 700 and panel.layers.table.minimumWidth() < 700
+    # Choosing a row of the results table shows its layers, as Details shows its figures.
+    panel.layers.variant_choice.setCurrentIndex(-1)
+    panel.table.view.selectRow(panel.state.labels.index("ort-int8-static"))
+    assert panel.layers.variant_choice.currentText() == "ort-int8-static"
 
 
 def test_the_chart_draws_the_chosen_variants_runtime_only(qtbot, analysis: dict[str, Any]) -> None:
