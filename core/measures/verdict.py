@@ -488,8 +488,10 @@ def _overall_reason(overall: Grade, acc: Grade, size: Grade, speed: Grade, class
         return f"overall good: keeps accuracy and is clearly {gains}"
     if acc is Grade.GOOD and Grade.BAD in (size, speed):
         # A clear gain on one axis does not excuse a clear loss on the other.
-        cost = "slower" if speed is Grade.BAD else "larger"
-        return f"overall acceptable: keeps accuracy, but is clearly {cost} than the baseline"
+        cost, other = ("slower", "larger") if speed is Grade.BAD else ("larger", "slower")
+        # Said, since its own line reads "bad": the overall rule grades BAD only what is both.
+        return (f"overall acceptable: keeps accuracy, but is clearly {cost} than the baseline "
+                f"(bad overall only if {other} as well)")
     if acc is Grade.GOOD:
         return "overall acceptable: keeps accuracy but neither size nor speed improve enough"
     return "overall acceptable: some accuracy is lost"
