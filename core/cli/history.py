@@ -146,20 +146,10 @@ def _load_for_compare(ids: list[str], home: str | None) -> tuple[list[Any], dict
 
 def _result_file(ident: str, path: Path) -> Any:
     """The study in a result file (``run --json``); BadInput says in plain words why ``path`` is not one."""
+    from core.files.atomic import read_json
     from core.study.result import SCHEMA_VERSION, study_from_json
 
-    if path.is_dir():
-        raise BadInput(f"{ident} is a folder, not a result file.")
-    try:
-        payload = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise BadInput(f"{ident}: no such file.") from None
-    except UnicodeDecodeError:
-        raise BadInput(f"{ident}: not a QuantBench result file (not JSON text).") from None
-    except json.JSONDecodeError as exc:
-        raise BadInput(f"{ident}: not valid JSON (line {exc.lineno}: {exc.msg}).") from None
-    except OSError as exc:
-        raise BadInput(f"{ident}: cannot be read ({exc.strerror or exc}).") from None
+    payload = read_json(path, ident, "a QuantBench result file")
     if not isinstance(payload, dict):
         raise BadInput(f"{ident}: not a QuantBench result file (not a JSON object).")
     version = payload.get("schema_version")

@@ -199,3 +199,23 @@ def check_distinct(outputs: dict[str, Path | None]) -> None:
         if key in seen:
             raise BadInput(f"{seen[key]} and {option} both name {path}: give each its own file.")
         seen[key] = option
+
+
+def read_json(path: Path, source: str, what: str) -> object:
+    """The JSON value in ``path``; else BadInput naming ``source`` (the words the user gave for the file) and
+    what was wrong, for a file meant to be ``what`` ("a project file"): missing, a folder, not UTF-8 text,
+    not JSON (with the line), unreadable."""
+    import json
+
+    try:
+        return json.loads(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise BadInput(f"{source}: no such file.") from None
+    except IsADirectoryError:
+        raise BadInput(f"{source}: is a folder, not {what}.") from None
+    except UnicodeDecodeError:
+        raise BadInput(f"{source}: not {what} (not UTF-8 JSON text).") from None
+    except json.JSONDecodeError as exc:
+        raise BadInput(f"{source}: not valid JSON (line {exc.lineno}: {exc.msg}).") from None
+    except OSError as exc:
+        raise BadInput(f"{source}: cannot be read ({os_reason(exc)}).") from None

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from core.errors import BadInput
+from core.files.atomic import read_json
 from core.study.spec import (
     CALIBRATE_ON_SAME,
     DatasetKind,
@@ -61,16 +62,7 @@ def load_spec(path: Path, source: str | None = None) -> StudySpec:
     """
     path = Path(path).expanduser()
     source = source or str(path)
-    try:
-        payload = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise BadInput(f"{source}: no such file.") from None
-    except IsADirectoryError:
-        raise BadInput(f"{source}: is a folder, not a project file.") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise BadInput(f"{source}: cannot be read ({exc}).") from None
-    except json.JSONDecodeError as exc:
-        raise BadInput(f"{source}: not valid JSON (line {exc.lineno}: {exc.msg}).") from None
+    payload = read_json(path, source, "a QuantBench project file")
     if not isinstance(payload, dict) or "spec" not in payload:
         raise BadInput(f"{source}: not a QuantBench project file (no \"spec\" object).")
     version = payload.get("quantbench_project", PROJECT_VERSION)

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from core.errors import BadInput
+from core.files.atomic import read_json
 from core.study.project import PROJECT_VERSION, spec_from_dict
 from core.study.spec import StudySpec
 
@@ -24,16 +25,7 @@ def load_sweep(path: Path | str, source: str | None = None, home: Path | str | N
     the user's trust list (in ``home``) holds its bytes."""
     path = Path(path).expanduser()
     source = source or str(path)
-    try:
-        payload = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise BadInput(f"{source}: no such file.") from None
-    except IsADirectoryError:
-        raise BadInput(f"{source}: is a folder, not a sweep file.") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise BadInput(f"{source}: cannot be read ({exc}).") from None
-    except json.JSONDecodeError as exc:
-        raise BadInput(f"{source}: not valid JSON (line {exc.lineno}: {exc.msg}).") from None
+    payload = read_json(path, source, "a sweep file")
     studies = payload.get("studies") if isinstance(payload, dict) else None
     if not isinstance(studies, list):
         raise BadInput(f"{source}: not a sweep file (it needs a \"studies\" list of study specs).")

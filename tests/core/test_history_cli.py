@@ -284,8 +284,8 @@ def test_compare_says_why_a_named_file_is_not_a_result(
     other.write_text('{"a": 1}', encoding="utf-8")
     cases = {
         str(tmp_path / "absent.json"): "absent.json: no such file.",
-        str(tmp_path): "is a folder, not a result file.",
-        str(binary): "photo.json: not a QuantBench result file (not JSON text).",
+        str(tmp_path): "is a folder, not a QuantBench result file.",
+        str(binary): "photo.json: not a QuantBench result file (not UTF-8 JSON text).",
         str(other): "other.json: not a QuantBench result file (it has no 'study_id').",
         str(newer): "newer.json: written by a newer QuantBench (schema_version 99; this one reads up to 1).",
     }
