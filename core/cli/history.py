@@ -60,16 +60,38 @@ def dispatch(args: argparse.Namespace) -> int | None:
 # ---- history / show / export / compare --------------------------------------------------------
 
 
-def _cmd_history(args: argparse.Namespace) -> int:
+def _reading_store(args: argparse.Namespace) -> Any:
+    """The history to read, or None where there is none yet: a command that only reads makes no folder and no
+    database (`quantbench history --home newdir` created both)."""
+    from core.files.home import resolve_home
+    from core.history.schema import DB_NAME
     from core.history.store import StudyStore
 
-    store = StudyStore(args.home)
-    studies = store.list_studies()
+    return StudyStore(args.home) if (resolve_home(args.home) / DB_NAME).exists() else None
+
+
+def _store_holding(args: argparse.Namespace, ident: str) -> Any:
+    """The history to read ``ident`` from; BadInput when there is no history at all yet."""
+    store = _reading_store(args)
+    if store is None:
+        from core.files.home import resolve_home
+
+        raise BadInput(f"no study {ident!r}: there is no history in {resolve_home(args.home)} yet "
+                       "(quantbench run records one).")
+    return store
+
+
+def _cmd_history(args: argparse.Namespace) -> int:
+    store = _reading_store(args)
+    studies = store.list_studies() if store is not None else []
     if args.json:
         print(json.dumps([s.to_json_dict() for s in studies], indent=1))
         return EXIT_OK
     if not studies:
-        print(f"No studies yet in {store.path}. Run one with: quantbench run --demo")
+        from core.files.home import resolve_home
+        from core.history.schema import DB_NAME
+
+        print(f"No studies yet in {resolve_home(args.home) / DB_NAME}. Run one with: quantbench run --demo")
         return EXIT_OK
     headers = ["ID", "Created", "Status", "Variants", "Model", "Dataset", "Name"]
     rows = [
@@ -84,10 +106,9 @@ def _cmd_history(args: argparse.Namespace) -> int:
 
 
 def _cmd_show(args: argparse.Namespace) -> int:
-    from core.history.store import StudyStore
     from core.reports.text import format_table, terminal_width
 
-    store = StudyStore(args.home)
+    store = _store_holding(args, args.id)
     summary = store.summary(args.id)
     study = store.load_study(summary.id)
     title = f"Study {summary.id}" + (f" \"{summary.name}\"" if summary.name else "")
@@ -101,10 +122,8 @@ def _cmd_show(args: argparse.Namespace) -> int:
 
 
 def _cmd_export(args: argparse.Namespace) -> int:
-    from core.history.store import StudyStore
-
     targets = _targets(args)
-    store = StudyStore(args.home)
+    store = _store_holding(args, args.id)
     summary = store.summary(args.id)
     study = store.load_study(summary.id)
     _write_reports([study], {summary.id: summary.name} if summary.name else {}, targets, single=True)

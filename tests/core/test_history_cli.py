@@ -292,3 +292,15 @@ def test_compare_says_why_a_named_file_is_not_a_result(
     for named, expected in cases.items():
         code, _out, err = _run(capsys, "compare", str(first.json), named, "--home", str(first.home))
         assert code == 2 and err.strip().endswith(expected) and len(err.strip().splitlines()) == 1, err
+
+
+def test_reading_a_history_that_does_not_exist_creates_nothing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    home = tmp_path / "new-home"
+    code, out, _err = _run(capsys, "history", "--home", str(home))
+    assert code == 0 and out.startswith("No studies yet in ")
+    code, _out, err = _run(capsys, "show", "abc", "--home", str(home))
+    assert code == 2 and err.strip() == f"quantbench: no study 'abc': there is no history in {home} yet " \
+                                       "(quantbench run records one)."
+    assert not home.exists()
