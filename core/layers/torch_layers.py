@@ -8,7 +8,9 @@ the float output after the activation it absorbed; modules with no partner are l
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
@@ -251,16 +253,43 @@ _profiler_started = False
 
 
 def _start_profiler_once() -> None:
-    """The first profiler session of a process pays its start-up inside the first ops it records."""
+    """The first profiler session of a process pays its start-up inside the first ops it records.
+
+    Started off the main thread (a layer step runs in a helper thread), PyTorch's profiler library writes
+    "ERROR: External init callback must run in same thread as registerClient" straight to file descriptor 2
+    as it starts: a harmless message (no tracing daemon is used) that no log level holds back, shown on the
+    terminal of a run without a log file. The descriptor points at /dev/null for that one start-up."""
     global _profiler_started
     if _profiler_started:
         return
     import torch
     from torch.profiler import ProfilerActivity, profile
 
-    with profile(activities=[ProfilerActivity.CPU]):
+    with _stderr_silenced(), profile(activities=[ProfilerActivity.CPU]):
         torch.zeros(1).add_(1)
     _profiler_started = True
+
+
+@contextmanager
+def _stderr_silenced() -> Iterator[None]:
+    """File descriptor 2 sent to /dev/null inside the block (what C code writes there, Python's too)."""
+    import os
+    import sys
+
+    with contextlib.suppress(AttributeError, ValueError, OSError):
+        sys.stderr.flush()
+    try:
+        saved = os.dup(2)
+    except OSError:
+        yield
+        return
+    try:
+        with open(os.devnull, "w") as null:
+            os.dup2(null.fileno(), 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
 
 
 def profile_torch(module: Any, samples: np.ndarray, *, runs: int | None = None, cancel: Any = None) -> dict[str, Any]:
