@@ -390,7 +390,7 @@ class LatencyHistogram(pg.GraphicsLayoutWidget):
         if row.failed:
             stats = "failed: no timing"
         elif p50 is not None and p99 is not None:
-            stats = f"p50 {format_ms(p50)} · p99 {format_ms(p99)} ms"
+            stats = f"p50 {format_ms(p50)} · p99 {format_ms(p99)}"
             if row.beyond:
                 stats += f"\n{beyond_text(row.beyond)}"
         else:
