@@ -173,14 +173,18 @@ class TradeoffScatter(pg.PlotWidget):
             ]
         )
         boxes: dict[str, QRectF | None] = {}
-        for points in range(TAG_POINT_SIZE, MIN_TAG_POINT_SIZE - 1, -1):
-            sizes = {}
-            for label in labels:
-                tag = self._tags[label]
-                tag.setFont(bold_font(points))
-                rect = tag.textItem.boundingRect()
-                sizes[label] = (rect.width(), rect.height())
-            boxes = _greedy_boxes(labels, centres, radii, sizes, bubbles, view)
+        # Smaller type before a name nearer another bubble than its own; that before the key under the chart.
+        for strict in (True, False):
+            for points in range(TAG_POINT_SIZE, MIN_TAG_POINT_SIZE - 1, -1):
+                sizes = {}
+                for label in labels:
+                    tag = self._tags[label]
+                    tag.setFont(bold_font(points))
+                    rect = tag.textItem.boundingRect()
+                    sizes[label] = (rect.width(), rect.height())
+                boxes = _greedy_boxes(labels, centres, radii, sizes, bubbles, view, strict)
+                if all(box is not None for box in boxes.values()):
+                    break
             if all(box is not None for box in boxes.values()):
                 break
         self._tag_points = points
@@ -302,14 +306,15 @@ def _greedy_boxes(
     sizes: dict[str, tuple[float, float]],
     bubbles: np.ndarray,
     view: QRectF,
+    strict: bool = True,
 ) -> dict[str, QRectF | None]:
     """Scene rectangles for the name tags, one label after the other: beside the bubble (right, left,
     above, below) if free, else the free spot nearest the bubble; None where no spot is free.
 
-    A name is never nearer another bubble than its own, unless the two bubbles touch (a leader line is too thin
-    to overrule the eye: the demo's "ort-int8-dynamic" sat beside the pruned variant's bubble, 13 points lower,
-    as if it were its name), and the bubbles with the closest neighbours choose first, while the spots beside
-    them are still free."""
+    A name goes where it is nearer its own bubble than any other it does not touch: a leader line is too thin
+    to overrule the eye (the demo's "ort-int8-dynamic" sat beside the pruned variant's bubble, 13 points lower,
+    as if it were its name). Not ``strict``, a name with no such spot free takes the nearest free one. The
+    bubbles with the closest neighbours choose first, while the spots beside them are still free."""
     taken = np.empty((0, 4))
     leaders: list[np.ndarray] = []  # points along the leader lines drawn so far
     out: dict[str, QRectF | None] = {}
@@ -345,8 +350,11 @@ def _greedy_boxes(
             & (rects[:, 3] <= view.bottom())
         )
         apart = gaps[index] > 0  # bubbles that touch this one: which of them a name is nearer says nothing
-        free = inside & ~_hits(rects, bubbles) & ~_hits(rects, taken) & _nearest_own(rects, index, points, apart)
-        hit = np.flatnonzero(free)
+        free = inside & ~_hits(rects, bubbles) & ~_hits(rects, taken)
+        own = free & _nearest_own(rects, index, points, apart)
+        # Not ``strict``: where no free spot is nearer its own bubble, the nearest free one, with its leader line,
+        # still beats sending every name to the key under the chart (out of sight in a scrolling tab).
+        hit = np.flatnonzero(own if strict or own.any() else free)
         if not hit.size:
             out[label] = None
             continue
