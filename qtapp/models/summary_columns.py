@@ -171,6 +171,13 @@ def paired_speedup_tooltip(v: VariantState) -> str:
     return "\n".join(lines)
 
 
+def speedup_vs_float(v: VariantState, base: VariantState | None) -> Cell:
+    """Speed-up against the study's fastest float variant (as the CLI's and the report's "vs best float")."""
+    r = v.result
+    value = r.verdict.speedup_vs_fastest_float if r is not None and r.ok and r.verdict is not None else None
+    return ("" if value is None else format_speedup(value, typographic=True), None)
+
+
 def size(v: VariantState, base: VariantState | None) -> Cell:
     """Bytes on disk, with the change against the baseline in brackets."""
     if v.size_bytes is None:
@@ -215,7 +222,13 @@ VERDICT = Column("Verdict", "Overall grade; hover for the reasons. Thresholds be
 SPEED = Column("Speed", "Speed-up: baseline median latency divided by this variant's.", speedup)
 SIZE = Column("Size", "Bytes on disk of the file a user would ship (change against the baseline).", size)
 LATENCY = Column("p50/p99 ms", "Median and 99th-percentile latency of one call (live estimate while timing).", latency)
-TIMING_AND_SIZE = (SPEED, SIZE, LATENCY)
+VS_FLOAT = Column(
+    "vs float",
+    "Speed-up against the study's fastest float variant (the baseline or, often faster, its ONNX export): what the "
+    "quantization itself buys, apart from a change of runtime.",
+    speedup_vs_float,
+)
+TIMING_AND_SIZE = (SPEED, SIZE, LATENCY, VS_FLOAT)
 #: When the machine's speed changed, the speed-ups come from paired rounds: the table says so in the
 #: Speed column's title, marks each speed-up measured in them, and shows each variant's median in those
 #: rounds beside its first timing.

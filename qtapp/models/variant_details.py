@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from core.measures.drift_notes import DRIFT_PREFIX
-from core.reports.format import MISSING, format_bytes, format_ms, format_percent, format_points
+from core.reports.format import MISSING, format_bytes, format_ms, format_percent, format_points, format_speedup
 from qtapp.models.study_state import Phase, StudyState, VariantState
 
 #: The per-class table's columns: recall first, as the rows are sorted by its change.
@@ -157,6 +157,10 @@ def _figures(v: VariantState) -> list[tuple[str, str]]:
             text = _figure(source.get(key), kind)
             if text is not None:
                 figures.append((name, text))
+    if r.verdict is not None and r.verdict.speedup is not None:
+        figures.append(("Speed-up against the baseline", format_speedup(r.verdict.speedup)))
+    if r.verdict is not None and r.verdict.speedup_vs_fastest_float is not None:
+        figures.append(("Speed-up against the fastest float", format_speedup(r.verdict.speedup_vs_fastest_float)))
     if r.latency is not None:
         figures.append(("Latency p50 (ms)", format_ms(r.latency.p50)))
         figures.append(("Latency p99 (ms)", format_ms(r.latency.p99)))

@@ -155,3 +155,21 @@ def test_a_small_change_of_size_reads_the_same_in_the_window_as_in_the_cli_and_t
         assert window == _cli_cell(text, label, "Size vs base") == _html_cell(html, label, "Size vs base") == change
         assert panel.sizes.bar_text(label).split(" · ")[-1].replace("\u2212", "-") == change
     assert _window_cell(panel, "v3", "Size").endswith("\u221275 %")
+
+
+def test_the_speed_up_against_the_fastest_float_is_in_the_window_as_in_the_report(qtbot) -> None:
+    """The report (and the CLI's JSON, and its table where it has room) had "vs best float": what the
+    quantization buys apart from a change of runtime. The window had no such figure."""
+    from dataclasses import replace
+
+    study = _study([SIZE, 218_250, 400_000])
+    study.results[1].verdict = replace(study.results[1].verdict, speedup_vs_fastest_float=0.4)
+    study.results[2].verdict = replace(study.results[2].verdict, speedup_vs_fastest_float=1.7)
+    panel = _window(qtbot, study)
+    html = render_html([study])
+    for label, expected in (("v1", "0.40"), ("v2", "1.70")):
+        window = _window_cell(panel, label, "vs float")
+        report = _html_cell(html, label, "vs best float")
+        assert window.replace("×", "x") == report.replace("×", "x") == f"{expected}x"
+        panel.table.view.selectRow(panel.state.labels.index(label))
+        assert panel.details.figure_texts()["Speed-up against the fastest float"] == f"{expected}x"
