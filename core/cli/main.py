@@ -226,6 +226,11 @@ def _check_run_numbers(args: argparse.Namespace) -> None:
         raise BadInput("--name names the study in the history, which --no-history turns off: drop one of them.")
     if args.demo and args.arch is not None:
         raise BadInput("--arch is for a model file; --demo brings its own model and architecture.")
+    from core.engine.isolation import DEFAULT_HANG_TIMEOUT_S
+
+    if args.in_process and (args.max_memory is not None or args.hang_timeout != DEFAULT_HANG_TIMEOUT_S):
+        raise BadInput("--max-memory and --hang-timeout guard the study's own process, which --in-process does not "
+                       "start: drop one or the other.")
     if args.limit is not None and args.limit < 1:
         raise BadInput("--limit must be at least 1.")
     if args.layer_samples is not None and args.layer_samples < 1:

@@ -68,6 +68,8 @@ class _PrintVersion(argparse.Action):
         parser.exit()
 
 
+#: The calibration sweep's sample counts unless --sweep-samples says otherwise.
+DEFAULT_SWEEP_SAMPLES = "16,64,256"
 #: The largest window side --size takes: an 8K screen is 7680 wide.
 MAX_WINDOW_SIDE = 8192
 
@@ -278,7 +280,7 @@ def _add_tune(sub: Any) -> None:
     p.add_argument("--name", metavar="TEXT", help="the search's name in the history")
     p.add_argument("--calibration-sweep", action="store_true",
                    help="sweep ort-int8-static's calibration: method x sample count, accuracy and SQNR per point")
-    p.add_argument("--sweep-samples", default="16,64,256", metavar="N,N,...",
+    p.add_argument("--sweep-samples", default=DEFAULT_SWEEP_SAMPLES, metavar="N,N,...",
                    help="calibration sample counts of --calibration-sweep (default 16,64,256)")
     p.add_argument("--batch-sizes", metavar="N,N,...",
                    help="sweep the batch size (e.g. 1,8,32): latency per call and throughput of each variant")

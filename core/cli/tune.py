@@ -129,6 +129,10 @@ def _checked_sweeps(args: argparse.Namespace) -> dict[str, Any]:
     from core.tune.sweeps import parse_sizes
 
     sweeps: dict[str, Any] = {}
+    from core.cli.parser import DEFAULT_SWEEP_SAMPLES
+
+    if not args.calibration_sweep and args.sweep_samples != DEFAULT_SWEEP_SAMPLES:
+        raise BadInput("--sweep-samples sets the calibration sweep's counts: add --calibration-sweep.")
     if args.calibration_sweep:
         sweeps["calibration"] = parse_sizes(args.sweep_samples, "--sweep-samples")
     if args.batch_sizes:

@@ -55,6 +55,10 @@ def test_options_that_would_be_ignored_or_meaningless_are_refused(capsys: pytest
         (["--max-time", "nan"], "--max-time must be positive."),
         (["--max-time", "inf"], "--max-time must be positive."),
         (["--arch", "resnet18"], "--arch is for a model file; --demo brings its own model and architecture."),
+        (["--in-process", "--hang-timeout", "5"], "--max-memory and --hang-timeout guard the study's own process, "
+                                                  "which --in-process does not start: drop one or the other."),
+        (["--in-process", "--max-memory", "8"], "--max-memory and --hang-timeout guard the study's own process, "
+                                                "which --in-process does not start: drop one or the other."),
     ):
         assert main(["run", "--demo", "--no-history", *args]) == 2
         assert capsys.readouterr().err.strip() == f"quantbench: {expected}"

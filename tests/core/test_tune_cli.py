@@ -104,6 +104,7 @@ def test_the_sweeps_alone_write_their_json_and_html(tmp_path: Path, capsys) -> N
     (["tune", "--demo", "--max-drop", "1", "--latency-limit", "5"], "--batch-sizes"),
     (["tune", "--demo", "--batch-sizes", "1", "--scheme", "nonsense"], "--scheme"),
     (["tune", "--demo"], "--max-drop"),
+    (["tune", "--demo", "--max-drop", "1", "--sweep-samples", "16"], "add --calibration-sweep"),  # was ignored
 ])
 def test_bad_sweep_options_get_one_sentence(argv: list[str], option: str, capsys) -> None:
     assert main(argv) == 2
