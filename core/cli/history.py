@@ -60,23 +60,27 @@ def dispatch(args: argparse.Namespace) -> int | None:
 # ---- history / show / export / compare --------------------------------------------------------
 
 
+def _history_file(args: argparse.Namespace) -> Path:
+    """Where the history's database is (or would be) for ``--home``."""
+    from core.files.home import resolve_home
+    from core.history.schema import DB_NAME
+
+    return resolve_home(args.home) / DB_NAME
+
+
 def _reading_store(args: argparse.Namespace) -> Any:
     """The history to read, or None where there is none yet: a command that only reads makes no folder and no
     database (`quantbench history --home newdir` created both)."""
-    from core.files.home import resolve_home
-    from core.history.schema import DB_NAME
     from core.history.store import StudyStore
 
-    return StudyStore(args.home) if (resolve_home(args.home) / DB_NAME).exists() else None
+    return StudyStore(args.home) if _history_file(args).exists() else None
 
 
 def _store_holding(args: argparse.Namespace, ident: str) -> Any:
     """The history to read ``ident`` from; BadInput when there is no history at all yet."""
     store = _reading_store(args)
     if store is None:
-        from core.files.home import resolve_home
-
-        raise BadInput(f"no study {ident!r}: there is no history in {resolve_home(args.home)} yet "
+        raise BadInput(f"no study {ident!r}: there is no history in {_history_file(args).parent} yet "
                        "(quantbench run records one).")
     return store
 
@@ -88,10 +92,7 @@ def _cmd_history(args: argparse.Namespace) -> int:
         print(json.dumps([s.to_json_dict() for s in studies], indent=1))
         return EXIT_OK
     if not studies:
-        from core.files.home import resolve_home
-        from core.history.schema import DB_NAME
-
-        print(f"No studies yet in {resolve_home(args.home) / DB_NAME}. Run one with: quantbench run --demo")
+        print(f"No studies yet in {_history_file(args)}. Run one with: quantbench run --demo")
         return EXIT_OK
     headers = ["ID", "Created", "Status", "Variants", "Model", "Dataset", "Name"]
     rows = [
@@ -303,8 +304,6 @@ class RunExtras:
         self.html = check_output_file("--html", args.html) if args.html is not None else None
         self.csv = check_output_file("--csv", args.csv) if getattr(args, "csv", None) is not None else None
         self.save_spec_path = check_output_file("--save-spec", args.save_spec) if args.save_spec is not None else None
-        if args.save_variants is not None and not args.save_variants.strip():
-            raise BadInput("--save-variants needs a folder name.")
         check_home(args)
         #: The history record and the saved variants (core.history.recorder.StudyRecording), from ``begin``.
         self.recording: Any = None

@@ -41,7 +41,17 @@ from core.study.events import (
     VariantStarted,
 )
 from core.study.result import StudyResult, VariantResult, VariantStatus, find_baseline
-from core.study.spec import DatasetSpec, Device, ModelSpec, SchemeSpec, StudySpec, TimingSpec, VariantSpec
+from core.study.spec import (
+    DatasetSpec,
+    Device,
+    ModelSpec,
+    SchemeSpec,
+    StudySpec,
+    TimingSpec,
+    VariantSpec,
+    spec_problem,
+    threads_problem,
+)
 
 #: The schemes of the bundled demo study, in table order (fp32 baseline first).
 #: The schemes a study runs when none are named (fp32 baseline first).
@@ -67,8 +77,6 @@ def run_study(
     spec: StudySpec, cancel: CancelToken | None = None, workdir: Path | None = None
 ) -> Iterator[Event]:
     """Run ``spec``, yielding events; BadInput escapes only for problems found before any variant runs."""
-    from core.study.spec import spec_problem, threads_problem
-
     # Whoever made the spec: out-of-range numbers would give wrong figures; the threads, where it runs.
     problem = spec_problem(spec) or threads_problem(spec.timing.threads)
     if problem:

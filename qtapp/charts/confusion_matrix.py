@@ -14,13 +14,13 @@ from dataclasses import dataclass
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QRectF
-from PySide6.QtGui import QColor
+from PySide6.QtCore import QRectF, Qt
+from PySide6.QtGui import QColor, QFontMetrics
 
 from qtapp.charts.cell_labels import CellLabels, contrast_colors
 from qtapp.charts.export import install_export_menu
 from qtapp.charts.palette import VariantPalette
-from qtapp.charts.style import TICK_POINT_SIZE, TITLE_POINT_SIZE, set_axis_label, style_axes, tick_font
+from qtapp.charts.style import TICK_POINT_SIZE, TITLE_POINT_SIZE, bold_font, set_axis_label, style_axes, tick_font
 from qtapp.window.theme import Theme
 
 COUNTS = "counts"
@@ -41,16 +41,6 @@ def _counts_map(theme: Theme) -> pg.ColorMap:
 
 def _harm_map(theme: Theme) -> pg.ColorMap:
     return pg.ColorMap([0.0, 0.5, 1.0], [QColor("#2166ac"), QColor(theme.plot_bg), QColor("#b2182b")])
-
-
-def _title_font():
-    """The font a matrix's title is drawn in (bold, TITLE_POINT_SIZE), to measure it."""
-    from PySide6.QtGui import QFont
-
-    font = QFont()
-    font.setPointSize(TITLE_POINT_SIZE)
-    font.setBold(True)
-    return font
 
 
 @dataclass
@@ -141,11 +131,9 @@ class ConfusionMatrices(pg.GraphicsLayoutWidget):
     def _set_title(self, label: str, panel: _Panel) -> None:
         """The matrix's title, shortened in the middle to its column's width: drawn whole, three long titles
         ("onnx-fp32 − baseline: identical") ran into each other across the columns."""
-        from PySide6.QtCore import Qt
-        from PySide6.QtGui import QFontMetrics
-
         room = max(40, self.width() // max(1, self._columns) - 16)
-        title = QFontMetrics(_title_font()).elidedText(self._title(label, panel), Qt.TextElideMode.ElideMiddle, room)
+        metrics = QFontMetrics(bold_font(TITLE_POINT_SIZE))
+        title = metrics.elidedText(self._title(label, panel), Qt.TextElideMode.ElideMiddle, room)
         panel.plot.setTitle(title, color=self._palette.hex(label), size=f"{TITLE_POINT_SIZE}pt", bold=True)
 
     def resizeEvent(self, event) -> None:

@@ -139,6 +139,7 @@ class ResultsPanel(QWidget):
         top_layout.addWidget(self.table, 1)
         self.splitter = QSplitter(Qt.Orientation.Vertical)
         self.splitter.addWidget(top)
+        self._top_width: int | None = None  # the width the top part was last fitted at (_fit_top)
         top.installEventFilter(self)  # narrower (the History dock opened), the warning wraps to more lines
         self.splitter.addWidget(self.tabs)
         self.splitter.setStretchFactor(0, 0)
@@ -363,7 +364,7 @@ class ResultsPanel(QWidget):
 
     def eventFilter(self, watched, event) -> bool:
         if (event.type() == QEvent.Type.Resize and watched is self.splitter.widget(0)
-                and watched.width() != getattr(self, "_top_width", None)):
+                and watched.width() != self._top_width):
             self._fit_top()
         return super().eventFilter(watched, event)
 
